@@ -1,0 +1,231 @@
+//! Typed configuration: `config/default.toml`, then an optional `--config` file, then
+//! `VOLCANION_<SECTION>__<KEY>` environment variables (plus the short aliases
+//! `VOLCANION_LISTEN`, `VOLCANION_DATA_DIR` and `VOLCANION_ADMIN_TOKEN`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs from any directory.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+const ENV_PREFIX: &str = "VOLCANION_";
+
+/// Short environment names the API contract fixes, mapped onto their config keys.
+const ENV_ALIASES: [(&str, &str); 3] = [
+    ("listen", "http.listen"),
+    ("data_dir", "store.data_dir"),
+    ("admin_token", "auth.admin_token"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub ingest: IngestConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub reports: ReportsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Largest request body of a single-event request, after decompression.
+    pub max_request_size: ByteSize,
+    /// Largest batch request body, after decompression.
+    pub max_batch_request_size: ByteSize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Embedded,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestConfig {
+    /// Events the in-memory queue holds before ingestion answers 503.
+    pub queue_capacity: usize,
+    pub writers: usize,
+    pub batch_size: usize,
+    /// How long a writer waits for a batch to fill once its first event arrived.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    pub max_batch_events: usize,
+    pub max_event_size: ByteSize,
+    /// Event timestamps further ahead of the server clock are clamped to the receive time.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_skew: Duration,
+    /// Upper bound on draining the queue at shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthConfig {
+    /// Unset: a random token is generated into `<data_dir>/admin-token` at start.
+    pub admin_token: Option<SecretString>,
+    pub pbkdf2_iterations: u32,
+    #[serde(with = "humantime_serde")]
+    pub key_cache_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub negative_cache_ttl: Duration,
+    /// Failed verifications allowed per key id per minute before hashing is refused.
+    pub max_failed_attempts_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitsConfig {
+    /// Used for partners without their own `rateLimitPerMinute`.
+    pub default_rate_limit_per_minute: u32,
+    /// How long partner and subsystem lookups are cached on the ingest path.
+    #[serde(with = "humantime_serde")]
+    pub directory_cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportsConfig {
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// Widest `from..to` a report may cover.
+    #[serde(with = "humantime_serde")]
+    pub max_range: Duration,
+    pub max_buckets: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info,volcanion=debug`.
+    pub log_filter: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let environment = Env::prefixed(ENV_PREFIX).map(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            let aliased = ENV_ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == key)
+                .map(|(_, target)| target.to_string());
+            aliased.unwrap_or_else(|| key.replace("__", ".")).into()
+        });
+        let config: Config = figment
+            .merge(environment)
+            .extract()
+            .map_err(|error| ConfigError::Load(Box::new(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects values that parse but cannot work, naming the key and the value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ingest = &self.ingest;
+        let checks = [
+            (
+                ingest.queue_capacity == 0,
+                "ingest.queue_capacity must be > 0, got 0".to_string(),
+            ),
+            (
+                ingest.writers == 0,
+                "ingest.writers must be > 0, got 0".to_string(),
+            ),
+            (
+                ingest.batch_size == 0,
+                "ingest.batch_size must be > 0, got 0".to_string(),
+            ),
+            (
+                ingest.max_batch_events == 0 || ingest.max_batch_events > ingest.queue_capacity,
+                format!(
+                    "ingest.max_batch_events must be in 1..=queue_capacity ({}), got {}",
+                    ingest.queue_capacity, ingest.max_batch_events
+                ),
+            ),
+            (
+                self.auth.pbkdf2_iterations == 0,
+                "auth.pbkdf2_iterations must be > 0, got 0".to_string(),
+            ),
+            (
+                self.auth.max_failed_attempts_per_minute == 0,
+                "auth.max_failed_attempts_per_minute must be > 0, got 0".to_string(),
+            ),
+            (
+                self.limits.default_rate_limit_per_minute == 0,
+                "limits.default_rate_limit_per_minute must be > 0, got 0".to_string(),
+            ),
+            (
+                self.http.max_request_size > self.http.max_batch_request_size,
+                format!(
+                    "http.max_request_size ({}) must not exceed http.max_batch_request_size ({})",
+                    self.http.max_request_size, self.http.max_batch_request_size
+                ),
+            ),
+        ];
+        match checks.into_iter().find(|(failed, _)| *failed) {
+            Some((_, message)) => Err(ConfigError::Invalid(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_in_defaults_are_valid() {
+        let config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.store.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.store.backend, StoreBackend::Embedded);
+    }
+
+    #[test]
+    fn validation_names_the_key_and_value() {
+        let mut config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        config.ingest.writers = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("ingest.writers"), "{message}");
+    }
+}

@@ -1,0 +1,113 @@
+//! `GET /api/v1/events`: stored events, newest first, with filters and cursor paging.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::http::extract::{Reader, query};
+use crate::http::read_scope::{resolve_target, time_range};
+use crate::http::state::AppState;
+use crate::store::{EventFilter, EventQuery, EventScope, StoredEvent};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsParams {
+    partner_id: Option<String>,
+    subsystem_id: Option<String>,
+    event_type: Option<String>,
+    user_id: Option<String>,
+    is_valid: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    items: Vec<StoredEvent>,
+    next_cursor: Option<String>,
+}
+
+pub fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<usize>() {
+        Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+        _ => Err(ApiError::field(
+            "limit",
+            format!("must be an integer from 1 to {max}, got '{raw}'"),
+        )),
+    }
+}
+
+fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(ApiError::field(
+            name,
+            format!("must be true or false, got '{other}'"),
+        )),
+    }
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::field(
+        "cursor",
+        "is not a cursor of this query; start again without it",
+    )
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Reader(principal): Reader,
+    params: Result<Query<EventsParams>, QueryRejection>,
+) -> Result<Json<EventsPage>, ApiError> {
+    let params = query(params)?;
+    let target = resolve_target(
+        &state,
+        &principal,
+        params.partner_id.as_deref(),
+        params.subsystem_id.as_deref(),
+    )
+    .await?;
+    let (from, to) = time_range(params.from.as_deref(), params.to.as_deref())?;
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(|raw| URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid_cursor()))
+        .transpose()?;
+    let query = EventQuery {
+        scope: match target.subsystem_id {
+            Some(subsystem) => EventScope::Subsystem(subsystem),
+            None => EventScope::Partner(target.partner_id),
+        },
+        from,
+        to,
+        filter: EventFilter {
+            event_type: params.event_type,
+            user_id: params.user_id,
+            is_valid: parse_bool("isValid", params.is_valid.as_deref())?,
+        },
+        limit: parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
+        cursor,
+    };
+    let page = state.store.query_events(&query).await?;
+    Ok(Json(EventsPage {
+        items: page.items,
+        next_cursor: page
+            .next_cursor
+            .map(|cursor| URL_SAFE_NO_PAD.encode(cursor)),
+    }))
+}

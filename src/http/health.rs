@@ -1,0 +1,98 @@
+//! Health and metrics endpoints (no credentials: expose them only to your network).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::http::state::AppState;
+
+const STORE_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Up,
+    Degraded,
+    Down,
+    Disabled,
+}
+
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "up"}))
+}
+
+async fn store_status(state: &AppState) -> (Status, Option<String>) {
+    match tokio::time::timeout(STORE_PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (Status::Up, None),
+        Ok(Err(error)) => (Status::Down, Some(error.to_string())),
+        Err(_) => (
+            Status::Down,
+            Some("the store did not answer in time".to_string()),
+        ),
+    }
+}
+
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let (store, _) = store_status(&state).await;
+    if state.is_draining() || store != Status::Up {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "down"})),
+        )
+            .into_response();
+    }
+    Json(json!({"status": "up"})).into_response()
+}
+
+pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
+    let (store, store_error) = store_status(&state).await;
+    let queue = state.ingestor.queue();
+    let (depth, capacity) = (queue.depth(), queue.capacity());
+    let queue_status = if depth >= capacity {
+        Status::Degraded
+    } else {
+        Status::Up
+    };
+    let overall = if store != Status::Up || state.is_draining() {
+        Status::Down
+    } else if queue_status != Status::Up {
+        Status::Degraded
+    } else {
+        Status::Up
+    };
+    let body = json!({
+        "status": overall,
+        "components": {
+            "store": {"status": store, "backend": state.store.backend_name(), "error": store_error},
+            "redis": {"status": Status::Disabled},
+            "queue": {"status": queue_status, "depth": depth, "capacity": capacity},
+        }
+    });
+    let code = if overall == Status::Down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(body)).into_response()
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state
+        .metrics
+        .queue_depth
+        .set(state.ingestor.queue().depth() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

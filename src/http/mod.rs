@@ -1,0 +1,127 @@
+//! The HTTP surface: routes, layers, extractors, and one file per resource.
+
+pub mod correlation;
+mod events;
+mod extract;
+mod health;
+mod ingest;
+mod keys;
+mod observe;
+mod partners;
+mod read_scope;
+mod reports;
+pub mod state;
+mod subsystems;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method};
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
+
+use crate::error::{ApiError, ErrorKind};
+use crate::http::state::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let single_limit = state.config.http.max_request_size.as_u64() as usize;
+    let batch_limit = state.config.http.max_batch_request_size.as_u64() as usize;
+    let api = Router::new()
+        .route("/api/v1/events", post(ingest::single).get(events::list))
+        .route(
+            "/api/v1/events/batch",
+            post(ingest::batch).layer(DefaultBodyLimit::max(batch_limit)),
+        )
+        .route("/api/events/ingest", post(ingest::legacy))
+        .route(
+            "/api/v1/partners",
+            post(partners::create).get(partners::list),
+        )
+        .route(
+            "/api/v1/partners/{id}",
+            get(partners::get)
+                .patch(partners::update)
+                .delete(partners::deactivate),
+        )
+        .route(
+            "/api/v1/partners/{id}/subsystems",
+            post(subsystems::create).get(subsystems::list),
+        )
+        .route(
+            "/api/v1/subsystems/{id}",
+            get(subsystems::get)
+                .patch(subsystems::update)
+                .delete(subsystems::deactivate),
+        )
+        .route(
+            "/api/v1/partners/{id}/api-keys",
+            post(keys::create).get(keys::list),
+        )
+        .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
+        .route("/api/v1/api-keys/{id}", delete(keys::revoke))
+        .route("/api/v1/reports/summary", get(reports::summary))
+        .route("/api/v1/reports/timeseries", get(reports::timeseries))
+        .route("/health", get(health::overall))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+
+    api.layer(DefaultBodyLimit::max(single_limit))
+        .layer(RequestDecompressionLayer::new())
+        .layer(cors())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe::middleware,
+        ))
+        .layer(middleware::from_fn(correlation::middleware))
+        .with_state(state)
+}
+
+/// Browsers may call every endpoint from any origin: credentials travel in headers (or
+/// `?apiKey=`), never cookies, so there is nothing ambient for another site to abuse.
+fn cors() -> CorsLayer {
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header("content-type"),
+            header("content-encoding"),
+            header("authorization"),
+            header("x-api-key"),
+            header("x-correlation-id"),
+            header("x-request-timestamp"),
+            header("x-request-nonce"),
+        ])
+        .expose_headers([
+            header("x-correlation-id"),
+            header("retry-after"),
+            header("ratelimit-limit"),
+            header("ratelimit-remaining"),
+            header("ratelimit-reset"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        "this endpoint does not support that method",
+    )
+}

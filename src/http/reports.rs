@@ -1,0 +1,108 @@
+//! `GET /api/v1/reports/summary` and `/timeseries`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::http::extract::{Reader, query};
+use crate::http::read_scope::{resolve_target, time_range};
+use crate::http::state::AppState;
+use crate::reports::{Interval, ReportError, ReportScope, Summary, Timeseries};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportParams {
+    partner_id: Option<String>,
+    subsystem_id: Option<String>,
+    event_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    tz: Option<String>,
+}
+
+async fn report_scope(
+    state: &AppState,
+    reader: &Reader,
+    params: &ReportParams,
+) -> Result<ReportScope, ApiError> {
+    let target = resolve_target(
+        state,
+        &reader.0,
+        params.partner_id.as_deref(),
+        params.subsystem_id.as_deref(),
+    )
+    .await?;
+    let (from, to) = time_range(params.from.as_deref(), params.to.as_deref())?;
+    let max_range = state.config.reports.max_range;
+    if (to - from).to_std().unwrap_or_default() > max_range {
+        return Err(ApiError::field(
+            "from",
+            format!(
+                "a report covers at most {}",
+                humantime::format_duration(max_range)
+            ),
+        ));
+    }
+    Ok(ReportScope {
+        partner_id: target.partner_id,
+        subsystem_id: target.subsystem_id,
+        from,
+        to,
+    })
+}
+
+fn report_error(error: ReportError) -> ApiError {
+    match error {
+        ReportError::TooManyBuckets(_) => ApiError::field("interval", error.to_string()),
+        ReportError::Store(cause) => ApiError::internal(cause.as_ref()),
+    }
+}
+
+pub async fn summary(
+    State(state): State<Arc<AppState>>,
+    reader: Reader,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Json<Summary>, ApiError> {
+    let params = query(params)?;
+    let scope = report_scope(&state, &reader, &params).await?;
+    let summary = state.reports.summary(scope).await.map_err(report_error)?;
+    Ok(Json(summary.as_ref().clone()))
+}
+
+pub async fn timeseries(
+    State(state): State<Arc<AppState>>,
+    reader: Reader,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Json<Timeseries>, ApiError> {
+    let params = query(params)?;
+    let scope = report_scope(&state, &reader, &params).await?;
+    let interval = match params.interval.as_deref() {
+        None | Some("hour") => Interval::Hour,
+        Some("day") => Interval::Day,
+        Some(other) => {
+            return Err(ApiError::field(
+                "interval",
+                format!("must be 'hour' or 'day', got '{other}'"),
+            ));
+        }
+    };
+    let tz_name = params.tz.as_deref().unwrap_or("UTC");
+    let tz: Tz = tz_name.parse().map_err(|_| {
+        ApiError::field(
+            "tz",
+            format!("'{tz_name}' is not an IANA time zone such as Europe/Berlin"),
+        )
+    })?;
+    let series = state
+        .reports
+        .timeseries(scope, interval, tz, params.event_type.clone())
+        .await
+        .map_err(report_error)?;
+    Ok(Json(series.as_ref().clone()))
+}

@@ -1,0 +1,264 @@
+//! The edge of ingestion: one JSON object in, a validated `EventDraft` out (or every field
+//! problem at once). After this, the rest of the pipeline can't see a malformed event.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::FieldError;
+
+const MAX_EVENT_TYPE_CHARS: usize = 200;
+const MAX_ID_CHARS: usize = 255;
+/// Earliest accepted event time; anything before is a client clock or encoding bug.
+const EARLIEST_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
+
+/// A well-formed event whose subsystem is not yet resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDraft {
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    /// Subsystem code or id, as the client sent it.
+    pub subsystem: Option<String>,
+    pub properties: Map<String, Value>,
+    pub context: Map<String, Value>,
+}
+
+/// Field names as the client spelled them (first name wins), so errors point at them.
+struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Fields<'a> {
+    fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+        names.iter().find_map(|name| {
+            self.object
+                .get(*name)
+                .filter(|value| !value.is_null())
+                .map(|value| (*name, value))
+        })
+    }
+
+    fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// A string id; numbers are accepted and kept as their decimal text (Segment allows both).
+    fn identifier(&mut self, names: &[&'static str]) -> Option<String> {
+        let (name, value) = self.find(names)?;
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Number(number) => number.to_string(),
+            _ => {
+                self.fail(name, "must be a string");
+                return None;
+            }
+        };
+        if text.trim().is_empty() {
+            self.fail(name, "must not be blank");
+            None
+        } else if text.chars().count() > MAX_ID_CHARS {
+            self.fail(name, format!("must be at most {MAX_ID_CHARS} characters"));
+            None
+        } else if text.chars().any(char::is_control) {
+            self.fail(name, "must not contain control characters");
+            None
+        } else {
+            Some(text)
+        }
+    }
+
+    fn event_type(&mut self, names: &[&'static str]) -> Option<String> {
+        let Some((name, value)) = self.find(names) else {
+            self.fail(names[0], "is required");
+            return None;
+        };
+        let Value::String(text) = value else {
+            self.fail(name, "must be a string");
+            return None;
+        };
+        let length = text.chars().count();
+        if text.trim().is_empty() {
+            self.fail(name, "must not be blank");
+        } else if length > MAX_EVENT_TYPE_CHARS {
+            self.fail(
+                name,
+                format!("must be at most {MAX_EVENT_TYPE_CHARS} characters, got {length}"),
+            );
+        } else if text.chars().any(char::is_control) {
+            self.fail(name, "must not contain control characters");
+        } else {
+            return Some(text.clone());
+        }
+        None
+    }
+
+    fn timestamp(&mut self, names: &[&'static str]) -> Option<DateTime<Utc>> {
+        let (name, value) = self.find(names)?;
+        let parsed = value
+            .as_str()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok());
+        let Some(parsed) = parsed else {
+            self.fail(
+                name,
+                "must be an RFC 3339 timestamp such as 2026-11-21T10:30:00Z",
+            );
+            return None;
+        };
+        let earliest = DateTime::parse_from_rfc3339(EARLIEST_TIMESTAMP).expect("valid constant");
+        if parsed < earliest {
+            self.fail(name, format!("must not be before {EARLIEST_TIMESTAMP}"));
+            return None;
+        }
+        Some(parsed.with_timezone(&Utc))
+    }
+
+    fn object(&mut self, names: &[&'static str]) -> Map<String, Value> {
+        match self.find(names) {
+            None => Map::new(),
+            Some((_, Value::Object(object))) => object.clone(),
+            Some((name, _)) => {
+                self.fail(name, "must be a JSON object");
+                Map::new()
+            }
+        }
+    }
+}
+
+/// Validates one event object of the native API (`eventType`, `eventName`, …).
+pub fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, Vec<FieldError>> {
+    let mut fields = Fields {
+        object,
+        errors: Vec::new(),
+    };
+    let event_type = fields.event_type(&["eventType", "eventName"]);
+    let event_id = fields.identifier(&["eventId"]);
+    let timestamp = fields.timestamp(&["timestamp", "eventTimestamp"]);
+    let user_id = fields.identifier(&["userId"]);
+    let anonymous_id = fields.identifier(&["anonymousId"]);
+    let subsystem = fields.identifier(&["subsystem", "subsystemId"]);
+    let properties = fields.object(&["properties"]);
+    let context = fields.object(&["context"]);
+    if user_id.is_none()
+        && anonymous_id.is_none()
+        && !fields
+            .errors
+            .iter()
+            .any(|e| e.field == "userId" || e.field == "anonymousId")
+    {
+        fields.fail("userId", "userId or anonymousId is required");
+    }
+    match event_type {
+        Some(event_type) if fields.errors.is_empty() => Ok(EventDraft {
+            event_id,
+            event_type,
+            timestamp,
+            user_id,
+            anonymous_id,
+            subsystem,
+            properties,
+            context,
+        }),
+        _ => Err(fields.errors),
+    }
+}
+
+/// The event time to store: the client's, unless it is further ahead of `received_at`
+/// than the allowed skew, in which case the receive time wins (the event is kept).
+pub fn effective_timestamp(
+    claimed: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    max_skew: chrono::Duration,
+) -> DateTime<Utc> {
+    match claimed {
+        Some(claimed) if claimed <= received_at + max_skew => claimed,
+        _ => received_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<EventDraft, Vec<FieldError>> {
+        parse_event(value.as_object().unwrap())
+    }
+
+    fn fields_of(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|error| error.field).collect()
+    }
+
+    #[test]
+    fn accepts_a_minimal_event_with_aliases() {
+        let draft = parse(json!({"eventName": "Order Completed", "anonymousId": "a1", "eventTimestamp": "2026-11-21T10:30:00+02:00"})).unwrap();
+        assert_eq!(draft.event_type, "Order Completed");
+        assert_eq!(
+            draft.timestamp.unwrap().to_rfc3339(),
+            "2026-11-21T08:30:00+00:00"
+        );
+        assert!(draft.properties.is_empty());
+    }
+
+    #[test]
+    fn numeric_user_ids_are_kept_as_text() {
+        let draft = parse(json!({"eventType": "x", "userId": 42})).unwrap();
+        assert_eq!(draft.user_id.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn requires_event_type_and_an_identity() {
+        let errors = parse(json!({"properties": {}})).unwrap_err();
+        assert_eq!(fields_of(errors), ["eventType", "userId"]);
+    }
+
+    #[test]
+    fn refuses_blank_long_and_control_character_event_types() {
+        for bad in [
+            json!("   "),
+            json!("x".repeat(201)),
+            json!("a\u{0007}b"),
+            json!(5),
+        ] {
+            let errors = parse(json!({"eventType": bad, "userId": "u"})).unwrap_err();
+            assert_eq!(fields_of(errors), ["eventType"], "{bad}");
+        }
+        assert!(parse(json!({"eventType": "x".repeat(200), "userId": "u"})).is_ok());
+    }
+
+    #[test]
+    fn reports_each_malformed_field() {
+        let errors = parse(json!({
+            "eventType": "x", "userId": "u", "timestamp": "yesterday",
+            "properties": [1], "context": "ctx"
+        }))
+        .unwrap_err();
+        assert_eq!(fields_of(errors), ["timestamp", "properties", "context"]);
+    }
+
+    #[test]
+    fn refuses_timestamps_before_2000() {
+        let errors =
+            parse(json!({"eventType": "x", "userId": "u", "timestamp": "1970-01-01T00:00:00Z"}))
+                .unwrap_err();
+        assert_eq!(fields_of(errors), ["timestamp"]);
+    }
+
+    #[test]
+    fn future_timestamps_beyond_the_skew_are_clamped_to_receive_time() {
+        let now = Utc::now();
+        let skew = chrono::Duration::minutes(10);
+        let slightly_ahead = now + chrono::Duration::minutes(5);
+        assert_eq!(
+            effective_timestamp(Some(slightly_ahead), now, skew),
+            slightly_ahead
+        );
+        assert_eq!(
+            effective_timestamp(Some(now + chrono::Duration::days(1)), now, skew),
+            now
+        );
+        assert_eq!(effective_timestamp(None, now, skew), now);
+    }
+}

@@ -1,0 +1,210 @@
+//! Batch writers: drain the queue into the store. A batch is flushed when it is full, when
+//! the linger deadline started by its first event passes, or when the queue closes, so
+//! shutdown drains for free. A failed write is retried with backoff until it succeeds;
+//! meanwhile the queue fills and ingestion answers 503, and no accepted event is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
+
+use crate::error::ErrorChain;
+use crate::ingest::queue::SharedReceiver;
+use crate::store::{EventStore, StoredEvent};
+use crate::telemetry::Metrics;
+
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    pub max_events: usize,
+    pub linger: Duration,
+}
+
+/// Collects the next batch; an empty batch means the queue is closed and drained.
+pub async fn next_batch(receiver: &SharedReceiver, policy: BatchPolicy) -> Vec<StoredEvent> {
+    let mut receiver = receiver.lock().await;
+    let mut batch = Vec::with_capacity(policy.max_events);
+    if receiver.recv_many(&mut batch, policy.max_events).await == 0 {
+        return batch;
+    }
+    let deadline = Instant::now() + policy.linger;
+    while batch.len() < policy.max_events {
+        let room = policy.max_events - batch.len();
+        match timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    batch
+}
+
+/// Writes one batch, retrying with exponential backoff until the store takes it.
+pub async fn write_with_retry(store: &dyn EventStore, batch: &[StoredEvent], metrics: &Metrics) {
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        let started = Instant::now();
+        match store.write_events(batch).await {
+            Ok(outcome) => {
+                metrics
+                    .batch_write_duration
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.batch_size.observe(batch.len() as f64);
+                metrics.events_stored.inc_by(outcome.inserted as u64);
+                metrics.events_duplicate.inc_by(outcome.duplicates as u64);
+                return;
+            }
+            Err(error) => {
+                metrics
+                    .store_errors
+                    .with_label_values(&["write_events"])
+                    .inc();
+                tracing::warn!(error = %ErrorChain(&error), events = batch.len(), retry_in_ms = delay.as_millis() as u64, "batch write failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+/// Starts `count` writers; each ends once the queue is closed and empty.
+pub fn spawn_writers(
+    count: usize,
+    receiver: SharedReceiver,
+    store: Arc<dyn EventStore>,
+    policy: BatchPolicy,
+    metrics: Arc<Metrics>,
+) -> Vec<JoinHandle<()>> {
+    (0..count)
+        .map(|_| {
+            let receiver = Arc::clone(&receiver);
+            let store = Arc::clone(&store);
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                loop {
+                    let batch = next_batch(&receiver, policy).await;
+                    if batch.is_empty() {
+                        return;
+                    }
+                    write_with_retry(store.as_ref(), &batch, &metrics).await;
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::queue::bounded;
+    use crate::ingest::test_support::sample_event;
+    use crate::store::{EventPage, EventQuery, StoreError, WriteOutcome};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const POLICY: BatchPolicy = BatchPolicy {
+        max_events: 3,
+        linger: Duration::from_millis(100),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_when_the_batch_is_full() {
+        let (queue, receiver) = bounded(10);
+        queue
+            .try_enqueue((0..5).map(|i| sample_event(&i.to_string())).collect())
+            .unwrap();
+        assert_eq!(next_batch(&receiver, POLICY).await.len(), 3);
+        assert_eq!(next_batch(&receiver, POLICY).await.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_a_partial_batch_when_linger_expires() {
+        let (queue, receiver) = bounded(10);
+        queue.try_enqueue(vec![sample_event("a")]).unwrap();
+        let started = Instant::now();
+        let batch = next_batch(&receiver, POLICY).await;
+        assert_eq!(batch.len(), 1);
+        assert!(started.elapsed() >= POLICY.linger);
+        drop(queue);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flushes_partial_batch_when_channel_closes() {
+        let (queue, receiver) = bounded(10);
+        queue.try_enqueue(vec![sample_event("a")]).unwrap();
+        drop(queue);
+        let started = Instant::now();
+        assert_eq!(next_batch(&receiver, POLICY).await.len(), 1);
+        assert!(
+            started.elapsed() < POLICY.linger,
+            "closing must not wait for the linger"
+        );
+        assert!(next_batch(&receiver, POLICY).await.is_empty());
+    }
+
+    /// Fails the first `failures` writes, then records what it is given.
+    #[derive(Default)]
+    struct FlakyStore {
+        failures: AtomicUsize,
+        written: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl EventStore for FlakyStore {
+        async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError> {
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            self.written
+                .lock()
+                .unwrap()
+                .extend(events.iter().map(|event| event.event_id.clone()));
+            Ok(WriteOutcome {
+                inserted: events.len(),
+                duplicates: 0,
+            })
+        }
+
+        async fn query_events(&self, _query: &EventQuery) -> Result<EventPage, StoreError> {
+            unreachable!("writers never read")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_a_failed_batch_until_the_store_takes_it() {
+        let store = FlakyStore::default();
+        store.failures.store(4, Ordering::SeqCst);
+        let metrics = Metrics::new();
+        write_with_retry(&store, &[sample_event("a"), sample_event("b")], &metrics).await;
+        assert_eq!(*store.written.lock().unwrap(), ["a", "b"]);
+        assert_eq!(
+            metrics
+                .store_errors
+                .with_label_values(&["write_events"])
+                .get(),
+            4
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writers_drain_everything_queued_before_close() {
+        let store = Arc::new(FlakyStore::default());
+        store.failures.store(2, Ordering::SeqCst);
+        let (queue, receiver) = bounded(100);
+        let handles = spawn_writers(2, receiver, store.clone(), POLICY, Arc::new(Metrics::new()));
+        queue
+            .try_enqueue((0..50).map(|i| sample_event(&i.to_string())).collect())
+            .unwrap();
+        drop(queue);
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        let mut written = store.written.lock().unwrap().clone();
+        written.sort_by_key(|id| id.parse::<u32>().unwrap());
+        assert_eq!(written, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+}

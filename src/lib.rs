@@ -1,0 +1,210 @@
+//! Volcanion Tracking: a self-hosted event tracking backend.
+//!
+//! - `config`    typed configuration: defaults file, `--config` file, environment
+//! - `error`     the one mapping from failures to HTTP status and problem+json
+//! - `telemetry` JSON logs and the Prometheus registry
+//! - `http`      axum router, layers, extractors and one module per resource
+//! - `auth`      API key format, PBKDF2 hashing, the verification cache, the admin token
+//! - `tenants`   partners and subsystems: rules and a cached directory
+//! - `ingest`    event validation, the bounded queue, and the batch writers
+//! - `limits`    per-partner rate limits
+//! - `reports`   summary and time-series aggregation, cached
+//! - `store`     storage traits and the embedded (redb) implementation
+//!
+//! Arrows point one way: http → ingest/auth/limits/reports → store.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod limits;
+pub mod reports;
+pub mod store;
+pub mod telemetry;
+pub mod tenants;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::auth::{AdminToken, KeyVerifier};
+use crate::config::{Config, StoreBackend};
+use crate::http::state::AppState;
+use crate::ingest::Ingestor;
+use crate::ingest::writer::{BatchPolicy, spawn_writers};
+use crate::limits::RateLimiter;
+use crate::reports::ReportService;
+use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
+use crate::telemetry::Metrics;
+use crate::tenants::Directory;
+
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// A bound, ready-to-serve instance: store open, writers running, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    writers: Vec<JoinHandle<()>>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store: Arc<dyn Store> = match config.store.backend {
+            StoreBackend::Embedded => Arc::new(
+                EmbeddedStore::open(&config.store.data_dir)
+                    .context("cannot open the embedded store")?,
+            ),
+        };
+        let admin_token = match &config.auth.admin_token {
+            Some(token) => AdminToken::new(token),
+            None => AdminToken::new(&generated_admin_token(&config.store.data_dir)?),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let (queue, receiver) = ingest::queue::bounded(config.ingest.queue_capacity);
+        let policy = BatchPolicy {
+            max_events: config.ingest.batch_size,
+            linger: config.ingest.linger,
+        };
+        let writers = spawn_writers(
+            config.ingest.writers,
+            receiver,
+            store.clone(),
+            policy,
+            Arc::clone(&metrics),
+        );
+        let directory = Arc::new(Directory::new(
+            Arc::clone(&store),
+            config.limits.directory_cache_ttl,
+            Arc::clone(&metrics),
+        ));
+        let draining = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(AppState {
+            verifier: KeyVerifier::new(Arc::clone(&store), &config.auth, Arc::clone(&metrics)),
+            ingestor: Ingestor::new(
+                Arc::clone(&directory),
+                queue,
+                Arc::clone(&metrics),
+                config.ingest.max_clock_skew,
+            ),
+            reports: ReportService::new(store.clone(), &config.reports, Arc::clone(&metrics)),
+            rate_limiter: RateLimiter::default(),
+            admin_token,
+            directory,
+            store,
+            metrics,
+            draining: Arc::clone(&draining),
+            config,
+        });
+        let listen = state.config.http.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        Ok(Application {
+            listener,
+            state,
+            writers,
+            draining,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
+    /// finish, closes the queue (by dropping the router that owns its sender) and waits
+    /// for the writers to store everything accepted, up to `ingest.shutdown_timeout`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            writers,
+            draining,
+        } = self;
+        let drain_timeout = state.config.ingest.shutdown_timeout;
+        let metrics = Arc::clone(&state.metrics);
+        tracing::info!(address = %listener.local_addr()?, store = state.store.backend_name(), "serving");
+        let router = http::router(state);
+        let signal = async move {
+            shutdown.await;
+            draining.store(true, Ordering::Relaxed);
+            tracing::info!("shutdown requested: no new connections, draining");
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await
+            .context("the HTTP server failed")?;
+        let drained = tokio::time::timeout(drain_timeout, futures_join_all(writers)).await;
+        match drained {
+            Ok(()) => {
+                tracing::info!(
+                    stored = metrics.events_stored.get(),
+                    "queue drained, store closed"
+                );
+                Ok(())
+            }
+            Err(_) => anyhow::bail!(
+                "the ingest queue did not drain within {}; events still queued were not stored",
+                humantime::format_duration(drain_timeout)
+            ),
+        }
+    }
+}
+
+async fn futures_join_all(handles: Vec<JoinHandle<()>>) {
+    for handle in handles {
+        if let Err(error) = handle.await {
+            tracing::error!(%error, "a batch writer panicked");
+        }
+    }
+}
+
+/// Without a configured admin token, one is generated once into `<data_dir>/admin-token`
+/// (mode 0600) and reused; its path is logged, never its value.
+fn generated_admin_token(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_string();
+        if !token.is_empty() {
+            tracing::info!(path = %path.display(), "using the admin token from the data dir");
+            return Ok(SecretString::from(token));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("no randomness for the admin token: {error}"))?;
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private_file(&path, &token)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "no admin token configured: generated one into this file");
+    Ok(SecretString::from(token))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}

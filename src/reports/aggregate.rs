@@ -1,0 +1,344 @@
+//! Pure aggregation over stored events: summary totals and calendar-aligned time buckets.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::StoredEvent;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub partner_id: Uuid,
+    pub subsystem_id: Option<Uuid>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub total_events: u64,
+    pub valid_events: u64,
+    pub invalid_events: u64,
+    pub unique_users: u64,
+    pub event_counts: BTreeMap<String, u64>,
+    pub subsystem_counts: BTreeMap<Uuid, u64>,
+}
+
+pub struct SummaryBuilder {
+    summary: Summary,
+    actors: HashSet<String>,
+}
+
+impl SummaryBuilder {
+    pub fn new(
+        partner_id: Uuid,
+        subsystem_id: Option<Uuid>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> SummaryBuilder {
+        SummaryBuilder {
+            summary: Summary {
+                partner_id,
+                subsystem_id,
+                from,
+                to,
+                total_events: 0,
+                valid_events: 0,
+                invalid_events: 0,
+                unique_users: 0,
+                event_counts: BTreeMap::new(),
+                subsystem_counts: BTreeMap::new(),
+            },
+            actors: HashSet::new(),
+        }
+    }
+
+    pub fn add(&mut self, event: &StoredEvent) {
+        let summary = &mut self.summary;
+        summary.total_events += 1;
+        if event.is_valid {
+            summary.valid_events += 1;
+        } else {
+            summary.invalid_events += 1;
+        }
+        *summary
+            .event_counts
+            .entry(event.event_type.clone())
+            .or_default() += 1;
+        *summary
+            .subsystem_counts
+            .entry(event.subsystem_id)
+            .or_default() += 1;
+        if let Some(actor) = event.actor() {
+            if !self.actors.contains(actor) {
+                self.actors.insert(actor.to_string());
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Summary {
+        self.summary.unique_users = self.actors.len() as u64;
+        self.summary
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Hour,
+    Day,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub count: u64,
+    pub unique_users: u64,
+    pub by_type: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeseries {
+    pub interval: Interval,
+    pub tz: String,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Bucket starts (in UTC) covering `from..to`, aligned to hours or days of `tz`.
+/// `None` when there would be more than `max_buckets`.
+pub fn bucket_starts(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    interval: Interval,
+    tz: Tz,
+    max_buckets: usize,
+) -> Option<Vec<DateTime<Utc>>> {
+    let local_from = from.with_timezone(&tz);
+    let mut starts = Vec::new();
+    let mut start = match interval {
+        Interval::Hour => local_from
+            .with_minute(0)
+            .and_then(|local| local.with_second(0))
+            .and_then(|local| local.with_nanosecond(0))
+            .map_or(from, |local| local.with_timezone(&Utc)),
+        Interval::Day => local_midnight(tz, local_from.date_naive()),
+    };
+    while start < to {
+        if starts.len() >= max_buckets {
+            return None;
+        }
+        starts.push(start);
+        start = match interval {
+            Interval::Hour => start + Duration::hours(1),
+            Interval::Day => {
+                let next_day = start.with_timezone(&tz).date_naive().succ_opt()?;
+                local_midnight(tz, next_day)
+            }
+        };
+    }
+    Some(starts)
+}
+
+/// The first instant of `date` in `tz` (the day may start after 00:00 across a DST gap).
+fn local_midnight(tz: Tz, date: chrono::NaiveDate) -> DateTime<Utc> {
+    (0..24)
+        .find_map(|hour| {
+            tz.from_local_datetime(&date.and_time(NaiveTime::from_hms_opt(hour, 0, 0)?))
+                .earliest()
+        })
+        .map(|local| local.with_timezone(&Utc))
+        .unwrap_or_else(|| date.and_time(NaiveTime::MIN).and_utc())
+}
+
+pub struct TimeseriesBuilder {
+    interval: Interval,
+    tz: Tz,
+    starts: Vec<DateTime<Utc>>,
+    buckets: Vec<(u64, HashSet<String>, BTreeMap<String, u64>)>,
+}
+
+impl TimeseriesBuilder {
+    pub fn new(interval: Interval, tz: Tz, starts: Vec<DateTime<Utc>>) -> TimeseriesBuilder {
+        let buckets = starts.iter().map(|_| Default::default()).collect();
+        TimeseriesBuilder {
+            interval,
+            tz,
+            starts,
+            buckets,
+        }
+    }
+
+    pub fn add(&mut self, event: &StoredEvent) {
+        let after = self
+            .starts
+            .partition_point(|start| *start <= event.timestamp);
+        let Some(index) = after.checked_sub(1) else {
+            return;
+        };
+        let (count, actors, by_type) = &mut self.buckets[index];
+        *count += 1;
+        *by_type.entry(event.event_type.clone()).or_default() += 1;
+        if let Some(actor) = event.actor() {
+            if !actors.contains(actor) {
+                actors.insert(actor.to_string());
+            }
+        }
+    }
+
+    pub fn finish(self) -> Timeseries {
+        let buckets = self
+            .starts
+            .into_iter()
+            .zip(self.buckets)
+            .map(|(start, (count, actors, by_type))| Bucket {
+                start,
+                count,
+                unique_users: actors.len() as u64,
+                by_type,
+            })
+            .collect();
+        Timeseries {
+            interval: self.interval,
+            tz: self.tz.name().to_string(),
+            buckets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::test_support::sample_event;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn event_at(text: &str, event_type: &str, user: &str, valid: bool) -> StoredEvent {
+        let mut event = sample_event(text);
+        event.timestamp = utc(text);
+        event.event_type = event_type.into();
+        event.user_id = Some(user.into());
+        event.is_valid = valid;
+        event
+    }
+
+    #[test]
+    fn summary_counts_types_validity_and_distinct_users() {
+        let mut builder = SummaryBuilder::new(
+            Uuid::nil(),
+            None,
+            utc("2026-11-20T00:00:00Z"),
+            utc("2026-11-21T00:00:00Z"),
+        );
+        builder.add(&event_at("2026-11-20T01:00:00Z", "view", "u1", true));
+        builder.add(&event_at("2026-11-20T02:00:00Z", "view", "u2", false));
+        builder.add(&event_at("2026-11-20T03:00:00Z", "buy", "u1", true));
+        let summary = builder.finish();
+        assert_eq!(
+            (
+                summary.total_events,
+                summary.valid_events,
+                summary.invalid_events
+            ),
+            (3, 2, 1)
+        );
+        assert_eq!(summary.unique_users, 2);
+        assert_eq!(summary.event_counts["view"], 2);
+        assert_eq!(summary.subsystem_counts[&Uuid::nil()], 3);
+    }
+
+    #[test]
+    fn hour_buckets_start_on_the_hour_and_include_empty_ones() {
+        let starts = bucket_starts(
+            utc("2026-11-20T10:17:05Z"),
+            utc("2026-11-20T13:00:00Z"),
+            Interval::Hour,
+            Tz::UTC,
+            100,
+        )
+        .unwrap();
+        assert_eq!(
+            starts,
+            [
+                utc("2026-11-20T10:00:00Z"),
+                utc("2026-11-20T11:00:00Z"),
+                utc("2026-11-20T12:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn day_buckets_follow_local_midnight() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let starts = bucket_starts(
+            utc("2026-11-20T12:00:00Z"),
+            utc("2026-11-22T00:00:00Z"),
+            Interval::Day,
+            tz,
+            100,
+        )
+        .unwrap();
+        assert_eq!(
+            starts,
+            [
+                utc("2026-11-19T23:00:00Z"),
+                utc("2026-11-20T23:00:00Z"),
+                utc("2026-11-21T23:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn day_buckets_are_23_hours_across_spring_forward() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let starts = bucket_starts(
+            utc("2026-03-28T12:00:00Z"),
+            utc("2026-03-30T00:00:00Z"),
+            Interval::Day,
+            tz,
+            100,
+        )
+        .unwrap();
+        assert_eq!(starts[1] - starts[0], Duration::hours(23), "{starts:?}");
+    }
+
+    #[test]
+    fn too_many_buckets_are_refused() {
+        assert!(
+            bucket_starts(
+                utc("2026-01-01T00:00:00Z"),
+                utc("2026-02-01T00:00:00Z"),
+                Interval::Hour,
+                Tz::UTC,
+                100
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn events_land_in_their_bucket() {
+        let starts = bucket_starts(
+            utc("2026-11-20T00:00:00Z"),
+            utc("2026-11-20T03:00:00Z"),
+            Interval::Hour,
+            Tz::UTC,
+            10,
+        )
+        .unwrap();
+        let mut builder = TimeseriesBuilder::new(Interval::Hour, Tz::UTC, starts);
+        builder.add(&event_at("2026-11-20T00:59:59Z", "view", "u1", true));
+        builder.add(&event_at("2026-11-20T02:00:00Z", "view", "u1", true));
+        builder.add(&event_at("2026-11-20T02:30:00Z", "buy", "u2", true));
+        let series = builder.finish();
+        let counts: Vec<u64> = series.buckets.iter().map(|bucket| bucket.count).collect();
+        assert_eq!(counts, [1, 0, 2]);
+        assert_eq!(series.buckets[2].unique_users, 2);
+        assert_eq!(series.buckets[2].by_type["buy"], 1);
+    }
+}

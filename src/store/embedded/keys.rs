@@ -1,0 +1,136 @@
+//! Byte layouts of the embedded tables' keys. Keys sort as bytes, so a time-ordered
+//! scan is one range read: `owner | u64::MAX - micros | event id` is newest first.
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::store::StoreError;
+
+const OWNER_LEN: usize = 16;
+const TIME_LEN: usize = 8;
+
+pub fn event_key(owner: Uuid, timestamp: DateTime<Utc>, event_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(OWNER_LEN + TIME_LEN + event_id.len());
+    key.extend_from_slice(owner.as_bytes());
+    key.extend_from_slice(&reversed_micros(timestamp).to_be_bytes());
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+/// `partner | event id`: the de-duplication index.
+pub fn event_id_key(partner_id: Uuid, event_id: &str) -> Vec<u8> {
+    prefixed(partner_id, event_id.as_bytes())
+}
+
+pub fn prefixed(owner: Uuid, suffix: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(OWNER_LEN + suffix.len());
+    key.extend_from_slice(owner.as_bytes());
+    key.extend_from_slice(suffix);
+    key
+}
+
+/// Every key starting with `owner`.
+pub fn owner_range(owner: Uuid) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (
+        Bound::Included(owner.as_bytes().to_vec()),
+        past_owner(owner),
+    )
+}
+
+/// Keys of `owner` with `from <= timestamp < to`, newest first; resumes after `cursor`.
+pub fn time_range(
+    owner: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    cursor: Option<&[u8]>,
+) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>), StoreError> {
+    let newest_included = reversed_micros(to).saturating_add(1);
+    let start = prefixed(owner, &newest_included.to_be_bytes());
+    let end = match reversed_micros(from).checked_add(1) {
+        Some(past_oldest) => Bound::Excluded(prefixed(owner, &past_oldest.to_be_bytes())),
+        None => past_owner(owner),
+    };
+    let Some(cursor) = cursor else {
+        return Ok((Bound::Included(start), end));
+    };
+    let below_end = match &end {
+        Bound::Excluded(limit) => cursor < limit.as_slice(),
+        _ => true,
+    };
+    let valid = cursor.len() > OWNER_LEN + TIME_LEN
+        && cursor.starts_with(owner.as_bytes())
+        && cursor >= start.as_slice()
+        && below_end;
+    if !valid {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok((Bound::Excluded(cursor.to_vec()), end))
+}
+
+/// Borrows an owned key range the way redb's `range` takes it.
+pub fn borrowed(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (
+        range.0.as_ref().map(Vec::as_slice),
+        range.1.as_ref().map(Vec::as_slice),
+    )
+}
+
+fn past_owner(owner: Uuid) -> Bound<Vec<u8>> {
+    match owner.as_u128().checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    }
+}
+
+fn reversed_micros(timestamp: DateTime<Utc>) -> u64 {
+    let micros = u64::try_from(timestamp.timestamp_micros()).unwrap_or(0);
+    u64::MAX - micros
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ops::RangeBounds;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn newer_events_sort_first() {
+        let owner = Uuid::now_v7();
+        assert!(event_key(owner, at(10), "a") < event_key(owner, at(5), "a"));
+        assert!(event_key(owner, at(5), "a") < event_key(owner, at(5), "b"));
+    }
+
+    #[test]
+    fn time_range_includes_from_and_excludes_to() {
+        let owner = Uuid::now_v7();
+        let range = time_range(owner, at(0), at(10), None).unwrap();
+        assert!(range.contains(&event_key(owner, at(0), "x")));
+        assert!(range.contains(&event_key(owner, at(9), "x")));
+        assert!(!range.contains(&event_key(owner, at(10), "x")));
+        assert!(!range.contains(&event_key(owner, at(-1), "x")));
+        assert!(!range.contains(&event_key(Uuid::now_v7(), at(5), "x")));
+    }
+
+    #[test]
+    fn cursor_of_another_owner_or_range_is_refused() {
+        let owner = Uuid::now_v7();
+        let foreign = event_key(Uuid::now_v7(), at(5), "x");
+        assert!(matches!(
+            time_range(owner, at(0), at(10), Some(&foreign)),
+            Err(StoreError::InvalidCursor)
+        ));
+        let outside = event_key(owner, at(20), "x");
+        assert!(matches!(
+            time_range(owner, at(0), at(10), Some(&outside)),
+            Err(StoreError::InvalidCursor)
+        ));
+        let inside = event_key(owner, at(5), "x");
+        let (start, _) = time_range(owner, at(0), at(10), Some(&inside)).unwrap();
+        assert_eq!(start, Bound::Excluded(inside));
+    }
+}

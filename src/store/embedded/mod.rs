@@ -1,0 +1,115 @@
+//! The embedded store: one redb file under the data dir, holding the same logical tables
+//! as the Cassandra schema. redb is a pure-Rust, ACID, copy-on-write B-tree: a committed
+//! transaction survives a crash, and one write transaction per writer batch gives us group
+//! commit (one fsync for hundreds of events) for free.
+
+mod events;
+mod keys;
+mod metadata;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::{Store, StoreError};
+
+type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const EVENTS_BY_PARTNER: Table = TableDefinition::new("events_by_partner");
+const EVENTS_BY_SUBSYSTEM: Table = TableDefinition::new("events_by_subsystem");
+const EVENT_IDS: Table = TableDefinition::new("event_ids_by_partner");
+const PARTNERS: Table = TableDefinition::new("partners");
+const PARTNER_CODES: Table = TableDefinition::new("partners_by_code");
+const SUBSYSTEMS: Table = TableDefinition::new("subsystems");
+const SUBSYSTEM_CODES: Table = TableDefinition::new("subsystems_by_partner_code");
+const API_KEYS: Table = TableDefinition::new("api_keys");
+const API_KEY_IDS: Table = TableDefinition::new("api_keys_by_key_id");
+const API_KEYS_BY_PARTNER: Table = TableDefinition::new("api_keys_by_partner");
+
+const ALL_TABLES: [Table; 10] = [
+    EVENTS_BY_PARTNER,
+    EVENTS_BY_SUBSYSTEM,
+    EVENT_IDS,
+    PARTNERS,
+    PARTNER_CODES,
+    SUBSYSTEMS,
+    SUBSYSTEM_CODES,
+    API_KEYS,
+    API_KEY_IDS,
+    API_KEYS_BY_PARTNER,
+];
+
+const DATABASE_FILE: &str = "volcanion.redb";
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    database: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `data_dir`; only one process may hold it.
+    pub fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::Unavailable(format!(
+                "cannot create data dir {}: {error}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let database = Database::create(&path).map_err(|error| {
+            StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+        })?;
+        let transaction = database.begin_write().map_err(storage_error)?;
+        for table in ALL_TABLES {
+            transaction.open_table(table).map_err(storage_error)?;
+        }
+        transaction.commit().map_err(storage_error)?;
+        Ok(EmbeddedStore {
+            database: Arc::new(database),
+        })
+    }
+
+    /// Runs blocking redb work on the blocking pool.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let database = Arc::clone(&self.database);
+        tokio::task::spawn_blocking(move || work(&database))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            transaction.open_table(PARTNERS).map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "embedded"
+    }
+}
+
+fn storage_error(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(error.into().to_string())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}

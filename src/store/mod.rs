@@ -1,0 +1,125 @@
+//! Storage traits and the records they hold. Two implementations share one contract:
+//! `embedded` (on-disk, for a single node) and, in production, Cassandra.
+
+pub mod embedded;
+mod event;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::ApiKey;
+use crate::tenants::{Partner, Subsystem};
+
+pub use event::StoredEvent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("the cursor is not valid for this query")]
+    InvalidCursor,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Which logical events table a query reads: by partner or by subsystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventScope {
+    Partner(Uuid),
+    Subsystem(Uuid),
+}
+
+/// Filters applied to the rows of the scoped time range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub user_id: Option<String>,
+    pub is_valid: Option<bool>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &StoredEvent) -> bool {
+        self.event_type
+            .as_ref()
+            .is_none_or(|wanted| *wanted == event.event_type)
+            && self
+                .user_id
+                .as_ref()
+                .is_none_or(|wanted| Some(wanted) == event.user_id.as_ref())
+            && self.is_valid.is_none_or(|wanted| wanted == event.is_valid)
+    }
+}
+
+/// Events of one scope with `from <= timestamp < to`, newest first.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub scope: EventScope,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub filter: EventFilter,
+    pub limit: usize,
+    /// Opaque position from a previous page of the same query.
+    pub cursor: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub items: Vec<StoredEvent>,
+    /// Present when more rows may follow; pass it back as `cursor`.
+    pub next_cursor: Option<Vec<u8>>,
+}
+
+/// What a batch write did: duplicates (same partner and event id) are stored once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub inserted: usize,
+    pub duplicates: usize,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Idempotent: writing an event again (same partner and event id) changes nothing.
+    async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError>;
+    async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+}
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// `Conflict` when the code is taken.
+    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError>;
+    /// `Conflict` when a changed code is taken.
+    async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError>;
+    async fn partner(&self, id: Uuid) -> Result<Option<Partner>, StoreError>;
+    /// Ordered by id (creation time); `after` is the last id of the previous page.
+    async fn partners(&self, after: Option<Uuid>, limit: usize)
+    -> Result<Vec<Partner>, StoreError>;
+
+    /// `Conflict` when the code is taken within the partner.
+    async fn insert_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError>;
+    async fn update_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError>;
+    async fn subsystem(&self, id: Uuid) -> Result<Option<Subsystem>, StoreError>;
+    async fn subsystem_by_code(
+        &self,
+        partner_id: Uuid,
+        code: &str,
+    ) -> Result<Option<Subsystem>, StoreError>;
+    async fn subsystems(&self, partner_id: Uuid) -> Result<Vec<Subsystem>, StoreError>;
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    async fn update_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    async fn api_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
+    async fn api_key_by_key_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError>;
+    async fn api_keys(&self, partner_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: EventStore + MetadataStore {
+    /// A cheap round trip proving the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    fn backend_name(&self) -> &'static str;
+}

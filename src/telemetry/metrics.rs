@@ -1,0 +1,196 @@
+//! Prometheus metrics. One registry per application instance (not a global), so several
+//! instances in one test process don't share counters. Labels stay low-cardinality:
+//! partner and subsystem ids, never user ids.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub const HTTP_REQUESTS: &str = "http_server_requests_total";
+pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
+pub const EVENTS_INGESTED: &str = "volcanion_events_ingested_total";
+pub const EVENTS_REJECTED: &str = "volcanion_events_rejected_total";
+pub const EVENTS_STORED: &str = "volcanion_events_stored_total";
+pub const EVENTS_DUPLICATE: &str = "volcanion_events_duplicate_total";
+pub const VALIDATION_FAILURES: &str = "volcanion_events_validation_failures_total";
+pub const QUEUE_DEPTH: &str = "volcanion_ingest_queue_depth";
+pub const QUEUE_FULL: &str = "volcanion_ingest_queue_full_total";
+pub const BATCH_WRITE_DURATION: &str = "volcanion_batch_write_duration_seconds";
+pub const BATCH_SIZE: &str = "volcanion_batch_size";
+pub const CACHE_HITS: &str = "volcanion_cache_hits_total";
+pub const CACHE_MISSES: &str = "volcanion_cache_misses_total";
+pub const RATE_LIMITED: &str = "volcanion_rate_limited_total";
+pub const STORE_ERRORS: &str = "volcanion_store_errors_total";
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub events_ingested: IntCounterVec,
+    pub events_rejected: IntCounterVec,
+    pub events_stored: IntCounter,
+    pub events_duplicate: IntCounter,
+    pub validation_failures: IntCounterVec,
+    pub queue_depth: IntGauge,
+    pub queue_full: IntCounter,
+    pub batch_write_duration: Histogram,
+    pub batch_size: Histogram,
+    pub cache_hits: IntCounterVec,
+    pub cache_misses: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub store_errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let counter = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(HTTP_DURATION, "HTTP request latency").buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("unique metric");
+        let queue_depth =
+            IntGauge::new(QUEUE_DEPTH, "Events waiting in the ingest queue").expect("valid metric");
+        registry
+            .register(Box::new(queue_depth.clone()))
+            .expect("unique metric");
+
+        Metrics {
+            http_requests: counter_vec(
+                HTTP_REQUESTS,
+                "HTTP requests served",
+                &["method", "route", "status"],
+            ),
+            http_duration,
+            events_ingested: counter_vec(
+                EVENTS_INGESTED,
+                "Events accepted (202) into the queue",
+                &["partner", "subsystem"],
+            ),
+            events_rejected: counter_vec(
+                EVENTS_REJECTED,
+                "Events refused at ingestion",
+                &["reason"],
+            ),
+            events_stored: counter(EVENTS_STORED, "Events written to the store"),
+            events_duplicate: counter(
+                EVENTS_DUPLICATE,
+                "Events skipped as duplicates of a stored event id",
+            ),
+            validation_failures: counter_vec(
+                VALIDATION_FAILURES,
+                "Events failing their event structure",
+                &["partner"],
+            ),
+            queue_depth,
+            queue_full: counter(
+                QUEUE_FULL,
+                "Requests refused because the ingest queue was full",
+            ),
+            batch_write_duration: histogram(
+                BATCH_WRITE_DURATION,
+                "Time to write one batch to the store",
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            ),
+            batch_size: histogram(
+                BATCH_SIZE,
+                "Events per store batch",
+                vec![
+                    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+                ],
+            ),
+            cache_hits: counter_vec(
+                CACHE_HITS,
+                "Cache lookups answered from the cache",
+                &["cache"],
+            ),
+            cache_misses: counter_vec(
+                CACHE_MISSES,
+                "Cache lookups that had to compute",
+                &["cache"],
+            ),
+            rate_limited: counter_vec(RATE_LIMITED, "Requests refused by a rate limit", &["scope"]),
+            store_errors: counter_vec(STORE_ERRORS, "Failed store operations", &["operation"]),
+            registry,
+        }
+    }
+
+    pub fn record_cache_lookup(&self, cache: &str, hit: bool) {
+        let counter = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
+        counter.with_label_values(&[cache]).inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(error) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(%error, "cannot encode metrics");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_registered_counters_with_labels() {
+        let metrics = Metrics::new();
+        metrics
+            .events_ingested
+            .with_label_values(&["p1", "s1"])
+            .inc_by(3);
+        metrics.record_cache_lookup("api_key", true);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"volcanion_events_ingested_total{partner="p1",subsystem="s1"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"volcanion_cache_hits_total{cache="api_key"} 1"#),
+            "{text}"
+        );
+    }
+}

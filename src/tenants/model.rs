@@ -1,0 +1,383 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::FieldError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntityStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubsystemType {
+    Web,
+    Ios,
+    Android,
+    Backend,
+    Iot,
+    Other,
+}
+
+/// A partner or subsystem code: 1..=64 of `[a-z0-9._-]`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Code(String);
+
+impl Code {
+    pub fn parse(raw: &str) -> Result<Code, String> {
+        let valid_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+        let starts_well = raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if raw.is_empty() || raw.len() > 64 || !starts_well || !raw.chars().all(valid_char) {
+            return Err(format!(
+                "'{raw}' is not a valid code: use 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+            ));
+        }
+        Ok(Code(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partner {
+    pub id: Uuid,
+    pub code: Code,
+    pub name: String,
+    pub email: Option<String>,
+    pub contact_person: Option<String>,
+    pub status: EntityStatus,
+    pub rate_limit_per_minute: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Partner {
+    pub fn is_active(&self) -> bool {
+        self.status == EntityStatus::Active
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subsystem {
+    pub id: Uuid,
+    pub partner_id: Uuid,
+    pub code: Code,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub subsystem_type: SubsystemType,
+    pub description: Option<String>,
+    pub status: EntityStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subsystem {
+    pub fn is_active(&self) -> bool {
+        self.status == EntityStatus::Active
+    }
+}
+
+/// `POST /partners` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerDraft {
+    pub code: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub contact_person: Option<String>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub retention_days: Option<u32>,
+}
+
+/// `PATCH /partners/{id}` body: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerChanges {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub contact_person: Option<String>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub status: Option<EntityStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubsystemDraft {
+    pub code: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub subsystem_type: SubsystemType,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubsystemChanges {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub subsystem_type: Option<SubsystemType>,
+    pub description: Option<String>,
+    pub status: Option<EntityStatus>,
+}
+
+const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000_000;
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// Collects every field problem of one request body, so the client sees them all at once.
+#[derive(Default)]
+struct FieldChecks(Vec<FieldError>);
+
+impl FieldChecks {
+    fn code(&mut self, raw: &str) -> Option<Code> {
+        Code::parse(raw)
+            .map_err(|message| self.0.push(FieldError::new("code", message)))
+            .ok()
+    }
+
+    fn text(&mut self, field: &str, value: &str, max_chars: usize) {
+        if value.trim().is_empty() {
+            self.0.push(FieldError::new(field, "must not be blank"));
+        } else if value.chars().count() > max_chars {
+            self.0.push(FieldError::new(
+                field,
+                format!("must be at most {max_chars} characters"),
+            ));
+        } else if value.chars().any(char::is_control) {
+            self.0.push(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
+        }
+    }
+
+    fn email(&mut self, value: &str) {
+        let looks_like_email = value.len() <= 254
+            && value
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+        if !looks_like_email {
+            self.0.push(FieldError::new(
+                "email",
+                format!("'{value}' is not an email address"),
+            ));
+        }
+    }
+
+    fn range(&mut self, field: &str, value: u32, max: u32) {
+        if value == 0 || value > max {
+            self.0.push(FieldError::new(
+                field,
+                format!("must be between 1 and {max}, got {value}"),
+            ));
+        }
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+impl PartnerDraft {
+    pub fn into_partner(self, now: DateTime<Utc>) -> Result<Partner, Vec<FieldError>> {
+        let mut checks = FieldChecks::default();
+        let code = checks.code(&self.code);
+        checks.text("name", &self.name, 200);
+        if let Some(email) = &self.email {
+            checks.email(email);
+        }
+        if let Some(person) = &self.contact_person {
+            checks.text("contactPerson", person, 200);
+        }
+        if let Some(rate) = self.rate_limit_per_minute {
+            checks.range("rateLimitPerMinute", rate, MAX_RATE_LIMIT_PER_MINUTE);
+        }
+        if let Some(days) = self.retention_days {
+            checks.range("retentionDays", days, MAX_RETENTION_DAYS);
+        }
+        let Some(code) = code else {
+            return Err(checks.0);
+        };
+        checks.finish(Partner {
+            id: Uuid::now_v7(),
+            code,
+            name: self.name.trim().to_string(),
+            email: self.email,
+            contact_person: self.contact_person,
+            status: EntityStatus::Active,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            retention_days: self.retention_days,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+impl PartnerChanges {
+    pub fn apply(self, partner: &Partner, now: DateTime<Utc>) -> Result<Partner, Vec<FieldError>> {
+        let mut checks = FieldChecks::default();
+        let mut updated = partner.clone();
+        if let Some(raw) = &self.code {
+            updated.code = checks.code(raw).unwrap_or(updated.code);
+        }
+        if let Some(name) = self.name {
+            checks.text("name", &name, 200);
+            updated.name = name.trim().to_string();
+        }
+        if let Some(email) = self.email {
+            checks.email(&email);
+            updated.email = Some(email);
+        }
+        if let Some(person) = self.contact_person {
+            checks.text("contactPerson", &person, 200);
+            updated.contact_person = Some(person);
+        }
+        if let Some(rate) = self.rate_limit_per_minute {
+            checks.range("rateLimitPerMinute", rate, MAX_RATE_LIMIT_PER_MINUTE);
+            updated.rate_limit_per_minute = Some(rate);
+        }
+        if let Some(days) = self.retention_days {
+            checks.range("retentionDays", days, MAX_RETENTION_DAYS);
+            updated.retention_days = Some(days);
+        }
+        if let Some(status) = self.status {
+            updated.status = status;
+        }
+        updated.updated_at = now;
+        checks.finish(updated)
+    }
+}
+
+impl SubsystemDraft {
+    pub fn into_subsystem(
+        self,
+        partner_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Subsystem, Vec<FieldError>> {
+        let mut checks = FieldChecks::default();
+        let code = checks.code(&self.code);
+        checks.text("name", &self.name, 200);
+        if let Some(description) = &self.description {
+            checks.text("description", description, 2000);
+        }
+        let Some(code) = code else {
+            return Err(checks.0);
+        };
+        checks.finish(Subsystem {
+            id: Uuid::now_v7(),
+            partner_id,
+            code,
+            name: self.name.trim().to_string(),
+            subsystem_type: self.subsystem_type,
+            description: self.description,
+            status: EntityStatus::Active,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+impl SubsystemChanges {
+    pub fn apply(
+        self,
+        subsystem: &Subsystem,
+        now: DateTime<Utc>,
+    ) -> Result<Subsystem, Vec<FieldError>> {
+        let mut checks = FieldChecks::default();
+        let mut updated = subsystem.clone();
+        if let Some(raw) = &self.code {
+            updated.code = checks.code(raw).unwrap_or(updated.code);
+        }
+        if let Some(name) = self.name {
+            checks.text("name", &name, 200);
+            updated.name = name.trim().to_string();
+        }
+        if let Some(kind) = self.subsystem_type {
+            updated.subsystem_type = kind;
+        }
+        if let Some(description) = self.description {
+            checks.text("description", &description, 2000);
+            updated.description = Some(description);
+        }
+        if let Some(status) = self.status {
+            updated.status = status;
+        }
+        updated.updated_at = now;
+        checks.finish(updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(code: &str) -> PartnerDraft {
+        PartnerDraft {
+            code: code.into(),
+            name: "Acme".into(),
+            email: None,
+            contact_person: None,
+            rate_limit_per_minute: None,
+            retention_days: None,
+        }
+    }
+
+    #[test]
+    fn codes_accept_lowercase_slugs_only() {
+        assert!(Code::parse("web-shop_2.eu").is_ok());
+        for bad in ["", "Web", "-shop", "a b", &"x".repeat(65)] {
+            assert!(Code::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn draft_reports_every_bad_field_at_once() {
+        let mut bad = draft("Not Valid");
+        bad.name = "  ".into();
+        bad.email = Some("nope".into());
+        bad.retention_days = Some(0);
+        let errors = bad.into_partner(Utc::now()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["code", "name", "email", "retentionDays"]);
+    }
+
+    #[test]
+    fn new_partner_is_active_with_trimmed_name() {
+        let mut good = draft("acme");
+        good.name = "  Acme Inc ".into();
+        let partner = good.into_partner(Utc::now()).unwrap();
+        assert!(partner.is_active());
+        assert_eq!(partner.name, "Acme Inc");
+    }
+
+    #[test]
+    fn changes_keep_untouched_fields_and_bump_updated_at() {
+        let created = Utc::now();
+        let partner = draft("acme").into_partner(created).unwrap();
+        let later = created + chrono::Duration::seconds(5);
+        let changes = PartnerChanges {
+            status: Some(EntityStatus::Inactive),
+            ..PartnerChanges::default()
+        };
+        let updated = changes.apply(&partner, later).unwrap();
+        assert_eq!(updated.code, partner.code);
+        assert!(!updated.is_active());
+        assert_eq!(updated.updated_at, later);
+    }
+}
