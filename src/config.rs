@@ -158,6 +158,13 @@ impl Config {
         Ok(config)
     }
 
+    /// The compiled-in defaults alone (no file, no environment), e.g. for tests.
+    pub fn defaults() -> Config {
+        Figment::from(Toml::string(DEFAULT_TOML))
+            .extract()
+            .expect("config/default.toml is valid")
+    }
+
     /// Rejects values that parse but cannot work, naming the key and the value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ingest = &self.ingest;
@@ -214,7 +221,7 @@ mod tests {
 
     #[test]
     fn compiled_in_defaults_are_valid() {
-        let config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        let config = Config::defaults();
         config.validate().unwrap();
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.store.data_dir, PathBuf::from("./data"));
@@ -223,7 +230,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_key_and_value() {
-        let mut config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        let mut config = Config::defaults();
         config.ingest.writers = 0;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("ingest.writers"), "{message}");

@@ -239,10 +239,10 @@ impl FromRequestParts<Arc<AppState>> for Reader {
         state: &Arc<AppState>,
     ) -> Result<Reader, ApiError> {
         let principal = authenticate(state, presented_credential(parts)).await?;
-        if let Principal::Key(key) = &principal {
-            if !key.has_scope(Scope::Read) {
-                return Err(ApiError::forbidden("this API key lacks the 'read' scope"));
-            }
+        if let Principal::Key(key) = &principal
+            && !key.has_scope(Scope::Read)
+        {
+            return Err(ApiError::forbidden("this API key lacks the 'read' scope"));
         }
         Ok(Reader(principal))
     }

@@ -129,7 +129,7 @@ pub async fn create(
     }
     if let Some(subsystem_id) = request.subsystem_id {
         let subsystem = state.store.subsystem(subsystem_id).await?;
-        if !subsystem.is_some_and(|subsystem| subsystem.partner_id == partner.id) {
+        if subsystem.is_none_or(|subsystem| subsystem.partner_id != partner.id) {
             errors.push(FieldError::new(
                 "subsystemId",
                 "is not a subsystem of this partner",

@@ -63,7 +63,7 @@ pub async fn resolve_target(
     }
     if let Some(subsystem_id) = requested_subsystem {
         let subsystem = state.directory.subsystem(subsystem_id).await?;
-        if !subsystem.is_some_and(|subsystem| subsystem.partner_id == partner_id) {
+        if subsystem.is_none_or(|subsystem| subsystem.partner_id != partner_id) {
             return Err(ApiError::not_found(format!(
                 "no subsystem {subsystem_id} for partner {partner_id}"
             )));

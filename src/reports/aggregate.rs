@@ -69,10 +69,10 @@ impl SummaryBuilder {
             .subsystem_counts
             .entry(event.subsystem_id)
             .or_default() += 1;
-        if let Some(actor) = event.actor() {
-            if !self.actors.contains(actor) {
-                self.actors.insert(actor.to_string());
-            }
+        if let Some(actor) = event.actor()
+            && !self.actors.contains(actor)
+        {
+            self.actors.insert(actor.to_string());
         }
     }
 
@@ -180,10 +180,10 @@ impl TimeseriesBuilder {
         let (count, actors, by_type) = &mut self.buckets[index];
         *count += 1;
         *by_type.entry(event.event_type.clone()).or_default() += 1;
-        if let Some(actor) = event.actor() {
-            if !actors.contains(actor) {
-                actors.insert(actor.to_string());
-            }
+        if let Some(actor) = event.actor()
+            && !actors.contains(actor)
+        {
+            actors.insert(actor.to_string());
         }
     }
 
@@ -304,7 +304,7 @@ mod tests {
             100,
         )
         .unwrap();
-        assert_eq!(starts[1] - starts[0], Duration::hours(23), "{starts:?}");
+        assert_eq!(starts[2] - starts[1], Duration::hours(23), "{starts:?}");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 use crate::store::StoreError;
 
+/// An owned range of keys, as `(start, end)` bounds.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 const OWNER_LEN: usize = 16;
 const TIME_LEN: usize = 8;
 
@@ -32,7 +35,7 @@ pub fn prefixed(owner: Uuid, suffix: &[u8]) -> Vec<u8> {
 }
 
 /// Every key starting with `owner`.
-pub fn owner_range(owner: Uuid) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+pub fn owner_range(owner: Uuid) -> KeyRange {
     (
         Bound::Included(owner.as_bytes().to_vec()),
         past_owner(owner),
@@ -45,7 +48,7 @@ pub fn time_range(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     cursor: Option<&[u8]>,
-) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>), StoreError> {
+) -> Result<KeyRange, StoreError> {
     let newest_included = reversed_micros(to).saturating_add(1);
     let start = prefixed(owner, &newest_included.to_be_bytes());
     let end = match reversed_micros(from).checked_add(1) {
@@ -70,7 +73,7 @@ pub fn time_range(
 }
 
 /// Borrows an owned key range the way redb's `range` takes it.
-pub fn borrowed(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
+pub fn borrowed(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (
         range.0.as_ref().map(Vec::as_slice),
         range.1.as_ref().map(Vec::as_slice),

@@ -100,10 +100,10 @@ fn claim_unique(
     conflict: impl FnOnce() -> String,
 ) -> Result<(), StoreError> {
     let mut index = transaction.open_table(index).map_err(storage_error)?;
-    if let Some(holder) = index.get(new_key).map_err(storage_error)? {
-        if holder.value() != id.as_bytes() {
-            return Err(StoreError::Conflict(conflict()));
-        }
+    if let Some(holder) = index.get(new_key).map_err(storage_error)?
+        && holder.value() != id.as_bytes()
+    {
+        return Err(StoreError::Conflict(conflict()));
     }
     if let Some(old_key) = old_key.filter(|old| *old != new_key) {
         index.remove(old_key).map_err(storage_error)?;

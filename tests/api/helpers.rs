@@ -1,0 +1,262 @@
+//! `TestApp`: a real instance of the service on an ephemeral port with its own store,
+//! driven over real HTTP. Each test gets a fresh data dir, so tests never share state.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use volcanion::Application;
+use volcanion::config::Config;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// Keeps PBKDF2 cheap in tests; production uses the configured 100k.
+const TEST_PBKDF2_ITERATIONS: u32 = 1_000;
+
+/// Builds a test configuration; tweak it before `spawn`.
+pub struct TestAppBuilder {
+    config: Config,
+    data_dir: TempDir,
+}
+
+impl TestAppBuilder {
+    pub fn new() -> TestAppBuilder {
+        let data_dir = TempDir::new().expect("temp dir");
+        let mut config = Config::defaults();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.store.data_dir = data_dir.path().to_path_buf();
+        config.auth.admin_token = Some(SecretString::from(ADMIN_TOKEN));
+        config.auth.pbkdf2_iterations = TEST_PBKDF2_ITERATIONS;
+        config.ingest.linger = Duration::from_millis(5);
+        TestAppBuilder { config, data_dir }
+    }
+
+    pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> TestAppBuilder {
+        change(&mut self.config);
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let application = Application::build(self.config)
+            .await
+            .expect("the app builds");
+        let address = application.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            application
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the app shuts down cleanly");
+        });
+        TestApp {
+            address,
+            client: Client::new(),
+            stop: Some(stop),
+            _data_dir: self.data_dir,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    TestAppBuilder::new().spawn().await
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: Client,
+    stop: Option<oneshot::Sender<()>>,
+    _data_dir: TempDir,
+}
+
+/// A partner with one subsystem and a key holding both scopes.
+pub struct Tenant {
+    pub partner_id: String,
+    pub subsystem_id: String,
+    pub subsystem_code: String,
+    pub key: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_partner(&self, code: &str) -> Value {
+        let response = self
+            .admin(reqwest::Method::POST, "/api/v1/partners")
+            .json(&json!({"code": code, "name": format!("Partner {code}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "create partner {code}"
+        );
+        response.json().await.unwrap()
+    }
+
+    pub async fn create_subsystem(&self, partner_id: &str, code: &str) -> Value {
+        let response = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/v1/partners/{partner_id}/subsystems"),
+            )
+            .json(&json!({"code": code, "name": code, "type": "web"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "create subsystem {code}"
+        );
+        response.json().await.unwrap()
+    }
+
+    pub async fn create_key(&self, partner_id: &str, body: Value) -> Value {
+        let response = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/v1/partners/{partner_id}/api-keys"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "create key");
+        response.json().await.unwrap()
+    }
+
+    pub async fn tenant(&self, code: &str) -> Tenant {
+        let partner = self.create_partner(code).await;
+        let partner_id = id_of(&partner);
+        let subsystem_code = format!("{code}-web");
+        let subsystem = self.create_subsystem(&partner_id, &subsystem_code).await;
+        let key = self
+            .create_key(&partner_id, json!({"scopes": ["ingest", "read"]}))
+            .await;
+        Tenant {
+            partner_id,
+            subsystem_id: id_of(&subsystem),
+            subsystem_code,
+            key: key["key"].as_str().unwrap().to_string(),
+        }
+    }
+
+    pub async fn send_event(&self, key: &str, event: &Value) -> Response {
+        self.client
+            .post(self.url("/api/v1/events"))
+            .header("x-api-key", key)
+            .json(event)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send_batch(&self, key: &str, events: &[Value]) -> Response {
+        self.client
+            .post(self.url("/api/v1/events/batch"))
+            .header("x-api-key", key)
+            .json(&json!({ "events": events }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_events(&self, key: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/v1/events?{query}")))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every event a query returns, following cursors to the end.
+    pub async fn all_events(&self, key: &str, query: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_query = match &cursor {
+                Some(cursor) => format!("{query}&cursor={cursor}"),
+                None => query.to_string(),
+            };
+            let response = self.get_events(key, &page_query).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return items,
+            }
+        }
+    }
+
+    /// Polls until `query` returns `expected` events: writes land after the 202, once a
+    /// batch writer flushes. Fails after a few seconds.
+    pub async fn await_events(&self, key: &str, query: &str, expected: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let items = self.all_events(key, query).await;
+            if items.len() >= expected || tokio::time::Instant::now() > deadline {
+                assert_eq!(items.len(), expected, "events visible for {query}");
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn id_of(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_string()
+}
+
+/// Asserts a problem+json answer with `status`, returning its body.
+pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let correlation = response.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
+    assert_eq!(body["correlationId"], correlation.as_str());
+    body
+}
+
+/// An event for `tenant` with a fixed time, so ordering and reports are predictable.
+pub fn event(tenant: &Tenant, event_type: &str, user: &str, timestamp: &str) -> Value {
+    json!({
+        "eventType": event_type,
+        "userId": user,
+        "subsystem": tenant.subsystem_code,
+        "timestamp": timestamp,
+        "properties": {"page": "/home"}
+    })
+}

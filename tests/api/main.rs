@@ -1,0 +1,11 @@
+//! The HTTP integration suite: the real router on an ephemeral port, a fresh store per
+//! test, driven over real HTTP (and, for restarts, the real binary).
+
+mod helpers;
+mod ingest;
+mod keys;
+mod management;
+mod operations;
+mod reading;
+mod reports;
+mod restart;

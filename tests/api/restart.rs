@@ -1,0 +1,174 @@
+//! The real `volcanion` binary, stopped with SIGTERM and started again on the same data
+//! dir: every event answered with 202 before the signal must be readable afterwards.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const ADMIN: &str = "restart-admin-token";
+
+struct Process {
+    child: Child,
+    base: String,
+}
+
+/// Starts the binary on an ephemeral port and reads the bound address from its log.
+async fn start(data_dir: &Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_volcanion"))
+        .arg("serve")
+        .env_clear()
+        .env("VOLCANION_LISTEN", "127.0.0.1:0")
+        .env("VOLCANION_DATA_DIR", data_dir)
+        .env("VOLCANION_ADMIN_TOKEN", ADMIN)
+        .env("VOLCANION_AUTH__PBKDF2_ITERATIONS", "1000")
+        // A long linger keeps accepted events in memory when SIGTERM arrives.
+        .env("VOLCANION_INGEST__LINGER", "2s")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if entry["message"] == "serving" {
+                return entry["address"].as_str().unwrap().to_string();
+            }
+        }
+        panic!("the binary exited before serving");
+    })
+    .await
+    .expect("the binary reports its address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Process {
+        child,
+        base: format!("http://{address}"),
+    }
+}
+
+async fn terminate(mut process: Process) {
+    let pid = process.child.id().expect("running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(30), process.child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn events_accepted_before_sigterm_are_readable_after_restart() {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let client = Client::new();
+    let first = start(data_dir.path()).await;
+    let admin = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{}{path}", first.base))
+            .bearer_auth(ADMIN)
+    };
+    let partner: Value = admin(reqwest::Method::POST, "/api/v1/partners")
+        .json(&json!({"code": "acme", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let partner_id = partner["id"].as_str().unwrap();
+    admin(
+        reqwest::Method::POST,
+        &format!("/api/v1/partners/{partner_id}/subsystems"),
+    )
+    .json(&json!({"code": "web", "name": "Web", "type": "web"}))
+    .send()
+    .await
+    .unwrap();
+    let key: Value = admin(
+        reqwest::Method::POST,
+        &format!("/api/v1/partners/{partner_id}/api-keys"),
+    )
+    .json(&json!({"scopes": ["ingest", "read"]}))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+
+    let mut accepted = HashSet::new();
+    for round in 0..5 {
+        let events: Vec<Value> = (0..100)
+            .map(|i| json!({"eventType": "e", "userId": format!("u{i}"), "subsystem": "web", "eventId": format!("r{round}-{i}")}))
+            .collect();
+        let response = client
+            .post(format!("{}/api/v1/events/batch", first.base))
+            .header("x-api-key", &key)
+            .json(&json!({"events": events}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.unwrap();
+        accepted.extend(
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["eventId"].as_str().unwrap().to_string()),
+        );
+    }
+    for i in 0..20 {
+        let response = client
+            .post(format!("{}/api/v1/events", first.base))
+            .header("x-api-key", &key)
+            .json(&json!({"eventType": "single", "anonymousId": "a", "subsystem": "web", "eventId": format!("s{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        accepted.insert(format!("s{i}"));
+    }
+    terminate(first).await;
+
+    let second = start(data_dir.path()).await;
+    let mut stored = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/api/v1/events?limit=1000", second.base);
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Value = client
+            .get(url)
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for item in page["items"].as_array().expect("a page of events") {
+            assert!(
+                stored.insert(item["eventId"].as_str().unwrap().to_string()),
+                "no duplicates"
+            );
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(stored.len(), 520);
+    assert_eq!(stored, accepted);
+    terminate(second).await;
+}
