@@ -9,6 +9,7 @@
 //! - `ingest`    event validation, the bounded queue, and the batch writers
 //! - `limits`    per-partner rate limits
 //! - `reports`   summary and time-series aggregation, cached
+//! - `schemas`   event structures (JSON Schema) and their validation
 //! - `store`     storage traits and the embedded (redb) implementation
 //!
 //! Arrows point one way: http → ingest/auth/limits/reports → store.
@@ -20,6 +21,7 @@ pub mod http;
 pub mod ingest;
 pub mod limits;
 pub mod reports;
+pub mod schemas;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::auth::ApiKey;
+use crate::schemas::EventSchema;
 use crate::tenants::{Partner, Subsystem};
 
 pub use event::StoredEvent;
@@ -115,6 +116,22 @@ pub trait MetadataStore: Send + Sync {
     async fn api_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
     async fn api_key_by_key_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError>;
     async fn api_keys(&self, partner_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Insert or replace the structure for (`partner_id`, `event_type`); `None` is global.
+    async fn put_schema(&self, schema: &EventSchema) -> Result<(), StoreError>;
+    async fn schema(
+        &self,
+        partner_id: Option<Uuid>,
+        event_type: &str,
+    ) -> Result<Option<EventSchema>, StoreError>;
+    /// The global structures (`None`) or one partner's, ordered by event type.
+    async fn schemas(&self, partner_id: Option<Uuid>) -> Result<Vec<EventSchema>, StoreError>;
+    /// Whether there was one to delete.
+    async fn delete_schema(
+        &self,
+        partner_id: Option<Uuid>,
+        event_type: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

@@ -16,6 +16,43 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// Keeps PBKDF2 cheap in tests; production uses the configured 100k.
 const TEST_PBKDF2_ITERATIONS: u32 = 1_000;
 
+/// The store a test runs against. Every test runs once per backend (`backend_tests!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+}
+
+impl Backend {
+    /// Points `config` at this backend's store (a fresh one per test).
+    fn apply(self, _config: &mut Config) {
+        match self {
+            Backend::Embedded => {}
+        }
+    }
+
+    /// The same, as environment variables for a child `volcanion` process.
+    pub fn environment(self) -> Vec<(String, String)> {
+        match self {
+            Backend::Embedded => Vec::new(),
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Embedded).await
+                }
+            )*
+        }
+    };
+}
+
 /// Builds a test configuration; tweak it before `spawn`.
 pub struct TestAppBuilder {
     config: Config,
@@ -23,9 +60,10 @@ pub struct TestAppBuilder {
 }
 
 impl TestAppBuilder {
-    pub fn new() -> TestAppBuilder {
+    pub fn new(backend: Backend) -> TestAppBuilder {
         let data_dir = TempDir::new().expect("temp dir");
         let mut config = Config::defaults();
+        backend.apply(&mut config);
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.store.data_dir = data_dir.path().to_path_buf();
         config.auth.admin_token = Some(SecretString::from(ADMIN_TOKEN));
@@ -62,8 +100,8 @@ impl TestAppBuilder {
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    TestAppBuilder::new().spawn().await
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    TestAppBuilder::new(backend).spawn().await
 }
 
 pub struct TestApp {

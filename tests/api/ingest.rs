@@ -3,13 +3,12 @@ use std::io::Write;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestAppBuilder, assert_problem, event, spawn_app};
+use crate::helpers::{Backend, TestAppBuilder, assert_problem, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
-#[tokio::test]
-async fn a_single_event_is_accepted_and_stored_as_sent() {
-    let app = spawn_app().await;
+async fn a_single_event_is_accepted_and_stored_as_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let mut body = event(&tenant, "page_view", "u1", "2026-11-20T10:30:00.123Z");
     body["anonymousId"] = json!("anon-1");
@@ -36,9 +35,8 @@ async fn a_single_event_is_accepted_and_stored_as_sent() {
     assert!(stored["correlationId"].is_string());
 }
 
-#[tokio::test]
-async fn aliases_and_subsystem_ids_are_accepted() {
-    let app = spawn_app().await;
+async fn aliases_and_subsystem_ids_are_accepted(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let body = json!({
         "eventName": "Order Completed",
@@ -55,9 +53,8 @@ async fn aliases_and_subsystem_ids_are_accepted() {
     assert_eq!(stored[0]["timestamp"], "2026-11-20T11:00:00Z");
 }
 
-#[tokio::test]
-async fn invalid_events_get_400_naming_each_field() {
-    let app = spawn_app().await;
+async fn invalid_events_get_400_naming_each_field(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let body = json!({"eventType": "  ", "timestamp": "noon", "properties": "x", "subsystem": tenant.subsystem_code});
     let problem = assert_problem(
@@ -82,9 +79,8 @@ async fn invalid_events_get_400_naming_each_field() {
     assert_eq!(problem["errors"][0]["field"], "subsystem");
 }
 
-#[tokio::test]
-async fn bodies_that_are_not_json_objects_are_refused() {
-    let app = spawn_app().await;
+async fn bodies_that_are_not_json_objects_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let send = |body: &'static str, content_type: &'static str| {
         app.client
@@ -113,9 +109,8 @@ async fn bodies_that_are_not_json_objects_are_refused() {
     .await;
 }
 
-#[tokio::test]
-async fn oversized_bodies_are_413() {
-    let app = TestAppBuilder::new()
+async fn oversized_bodies_are_413(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
         .configure(|config| config.http.max_request_size = bytesize::ByteSize::kib(4))
         .spawn()
         .await;
@@ -129,9 +124,8 @@ async fn oversized_bodies_are_413() {
     .await;
 }
 
-#[tokio::test]
-async fn gzip_bodies_are_decompressed() {
-    let app = spawn_app().await;
+async fn gzip_bodies_are_decompressed(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let body = serde_json::to_vec(&event(&tenant, "zipped", "u1", "2026-11-20T10:00:00Z")).unwrap();
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -151,9 +145,8 @@ async fn gzip_bodies_are_decompressed() {
     assert_eq!(stored[0]["eventType"], "zipped");
 }
 
-#[tokio::test]
-async fn browsers_send_beacons_as_text_with_the_key_in_the_url() {
-    let app = spawn_app().await;
+async fn browsers_send_beacons_as_text_with_the_key_in_the_url(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let body = event(&tenant, "beacon", "u1", "2026-11-20T10:00:00Z").to_string();
     let response = app
@@ -170,9 +163,8 @@ async fn browsers_send_beacons_as_text_with_the_key_in_the_url() {
     app.await_events(&tenant.key, DAY, 1).await;
 }
 
-#[tokio::test]
-async fn cors_preflight_allows_the_ingest_headers() {
-    let app = spawn_app().await;
+async fn cors_preflight_allows_the_ingest_headers(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/events"))
@@ -193,9 +185,8 @@ async fn cors_preflight_allows_the_ingest_headers() {
     );
 }
 
-#[tokio::test]
-async fn one_bad_event_never_sinks_the_batch() {
-    let app = spawn_app().await;
+async fn one_bad_event_never_sinks_the_batch(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let events = vec![
         event(&tenant, "good", "u1", "2026-11-20T10:00:00Z"),
@@ -225,9 +216,8 @@ async fn one_bad_event_never_sinks_the_batch() {
     assert!(stored.iter().all(|event| event["eventType"] == "good"));
 }
 
-#[tokio::test]
-async fn batch_limits_are_enforced() {
-    let app = spawn_app().await;
+async fn batch_limits_are_enforced(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let too_many: Vec<Value> = (0..1001)
         .map(|i| event(&tenant, "e", &format!("u{i}"), "2026-11-20T10:00:00Z"))
@@ -262,9 +252,8 @@ async fn batch_limits_are_enforced() {
     assert_eq!(body["results"][0]["error"]["status"], 413);
 }
 
-#[tokio::test]
-async fn resending_an_event_id_stores_it_once() {
-    let app = spawn_app().await;
+async fn resending_an_event_id_stores_it_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let mut first = event(&tenant, "purchase", "u1", "2026-11-20T10:00:00Z");
     first["eventId"] = json!("client-id-1");
@@ -300,9 +289,8 @@ async fn resending_an_event_id_stores_it_once() {
     );
 }
 
-#[tokio::test]
-async fn the_legacy_endpoint_takes_the_key_and_json_properties_in_the_body() {
-    let app = spawn_app().await;
+async fn the_legacy_endpoint_takes_the_key_and_json_properties_in_the_body(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let body = json!({
         "apiKey": tenant.key,
@@ -346,9 +334,8 @@ async fn the_legacy_endpoint_takes_the_key_and_json_properties_in_the_body() {
     assert_problem(response, StatusCode::UNAUTHORIZED).await;
 }
 
-#[tokio::test]
-async fn a_partner_over_its_rate_gets_429_with_retry_after() {
-    let app = spawn_app().await;
+async fn a_partner_over_its_rate_gets_429_with_retry_after(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let patched = app
         .admin(
@@ -386,11 +373,10 @@ async fn a_partner_over_its_rate_gets_429_with_retry_after() {
     assert_problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
 }
 
-#[tokio::test]
-async fn a_full_queue_answers_503_and_loses_nothing_it_accepted() {
+async fn a_full_queue_answers_503_and_loses_nothing_it_accepted(backend: Backend) {
     // One writer storing one event per fsync'd transaction drains far slower than
     // requests of 200 events arrive, so the 200-slot queue must overflow.
-    let app = TestAppBuilder::new()
+    let app = TestAppBuilder::new(backend)
         .configure(|config| {
             config.ingest.queue_capacity = 200;
             config.ingest.max_batch_events = 200;
@@ -426,3 +412,20 @@ async fn a_full_queue_answers_503_and_loses_nothing_it_accepted() {
     assert_problem(overloaded, StatusCode::SERVICE_UNAVAILABLE).await;
     app.await_events(&tenant.key, DAY, accepted).await;
 }
+
+crate::backend_tests!(
+    a_single_event_is_accepted_and_stored_as_sent,
+    aliases_and_subsystem_ids_are_accepted,
+    invalid_events_get_400_naming_each_field,
+    bodies_that_are_not_json_objects_are_refused,
+    oversized_bodies_are_413,
+    gzip_bodies_are_decompressed,
+    browsers_send_beacons_as_text_with_the_key_in_the_url,
+    cors_preflight_allows_the_ingest_headers,
+    one_bad_event_never_sinks_the_batch,
+    batch_limits_are_enforced,
+    resending_an_event_id_stores_it_once,
+    the_legacy_endpoint_takes_the_key_and_json_properties_in_the_body,
+    a_partner_over_its_rate_gets_429_with_retry_after,
+    a_full_queue_answers_503_and_loses_nothing_it_accepted,
+);

@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Tenant, assert_problem, event, id_of, spawn_app};
+use crate::helpers::{Backend, Tenant, assert_problem, event, id_of, spawn_app};
 
 const NOW: &str = "2026-11-20T10:00:00Z";
 
@@ -13,9 +13,8 @@ fn now_event(tenant: &Tenant) -> Value {
     body
 }
 
-#[tokio::test]
-async fn a_key_is_shown_once_and_stored_only_as_a_hash() {
-    let app = spawn_app().await;
+async fn a_key_is_shown_once_and_stored_only_as_a_hash(backend: Backend) {
+    let app = spawn_app(backend).await;
     let partner = id_of(&app.create_partner("acme").await);
     let created = app
         .create_key(&partner, json!({"name": "web", "scopes": ["ingest"]}))
@@ -47,9 +46,8 @@ async fn a_key_is_shown_once_and_stored_only_as_a_hash() {
     assert_eq!(listed["items"][0]["status"], "active");
 }
 
-#[tokio::test]
-async fn key_creation_validates_its_fields() {
-    let app = spawn_app().await;
+async fn key_creation_validates_its_fields(backend: Backend) {
+    let app = spawn_app(backend).await;
     let acme = id_of(&app.create_partner("acme").await);
     let globex = id_of(&app.create_partner("globex").await);
     let foreign_subsystem = id_of(&app.create_subsystem(&globex, "shop").await);
@@ -76,9 +74,8 @@ async fn key_creation_validates_its_fields() {
     assert_problem(bad_scope, StatusCode::BAD_REQUEST).await;
 }
 
-#[tokio::test]
-async fn wrong_malformed_and_missing_keys_are_401() {
-    let app = spawn_app().await;
+async fn wrong_malformed_and_missing_keys_are_401(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let (prefix, _) = tenant.key.rsplit_once('_').unwrap();
     let forged = format!("{prefix}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
@@ -96,9 +93,8 @@ async fn wrong_malformed_and_missing_keys_are_401() {
     assert_problem(anonymous, StatusCode::UNAUTHORIZED).await;
 }
 
-#[tokio::test]
-async fn repeated_failures_for_one_key_id_are_throttled_before_hashing() {
-    let app = crate::helpers::TestAppBuilder::new()
+async fn repeated_failures_for_one_key_id_are_throttled_before_hashing(backend: Backend) {
+    let app = crate::helpers::TestAppBuilder::new(backend)
         .configure(|config| {
             config.auth.max_failed_attempts_per_minute = 3;
             config.auth.negative_cache_ttl = Duration::ZERO;
@@ -116,9 +112,8 @@ async fn repeated_failures_for_one_key_id_are_throttled_before_hashing() {
     assert_eq!(&statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 2]);
 }
 
-#[tokio::test]
-async fn the_admin_token_cannot_send_events() {
-    let app = spawn_app().await;
+async fn the_admin_token_cannot_send_events(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let response = app
         .client
@@ -131,9 +126,8 @@ async fn the_admin_token_cannot_send_events() {
     assert_problem(response, StatusCode::FORBIDDEN).await;
 }
 
-#[tokio::test]
-async fn scopes_are_enforced() {
-    let app = spawn_app().await;
+async fn scopes_are_enforced(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let read_only = app
         .create_key(&tenant.partner_id, json!({"scopes": ["read"]}))
@@ -155,9 +149,8 @@ async fn scopes_are_enforced() {
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
 }
 
-#[tokio::test]
-async fn revoked_keys_stop_at_once() {
-    let app = spawn_app().await;
+async fn revoked_keys_stop_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let created = app
         .create_key(&tenant.partner_id, json!({"scopes": ["ingest"]}))
@@ -181,9 +174,8 @@ async fn revoked_keys_stop_at_once() {
     assert!(problem["detail"].as_str().unwrap().contains("revoked"));
 }
 
-#[tokio::test]
-async fn rotation_without_grace_replaces_the_key_at_once() {
-    let app = spawn_app().await;
+async fn rotation_without_grace_replaces_the_key_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let created = app
         .create_key(&tenant.partner_id, json!({"scopes": ["ingest"]}))
@@ -217,9 +209,8 @@ async fn rotation_without_grace_replaces_the_key_at_once() {
     .await;
 }
 
-#[tokio::test]
-async fn rotation_with_grace_keeps_both_keys_working_until_it_ends() {
-    let app = spawn_app().await;
+async fn rotation_with_grace_keeps_both_keys_working_until_it_ends(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let created = app
         .create_key(&tenant.partner_id, json!({"scopes": ["ingest"]}))
@@ -282,9 +273,8 @@ async fn rotation_with_grace_keeps_both_keys_working_until_it_ends() {
     assert_problem(again, StatusCode::BAD_REQUEST).await;
 }
 
-#[tokio::test]
-async fn keys_stop_working_when_they_expire() {
-    let app = spawn_app().await;
+async fn keys_stop_working_when_they_expire(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(1);
     let created = app
@@ -310,9 +300,8 @@ async fn keys_stop_working_when_they_expire() {
     assert!(problem["detail"].as_str().unwrap().contains("expired"));
 }
 
-#[tokio::test]
-async fn deactivating_a_partner_stops_its_keys() {
-    let app = spawn_app().await;
+async fn deactivating_a_partner_stops_its_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     assert_eq!(
         app.send_event(&tenant.key, &now_event(&tenant))
@@ -341,9 +330,8 @@ async fn deactivating_a_partner_stops_its_keys() {
     .await;
 }
 
-#[tokio::test]
-async fn pinned_keys_send_only_to_their_subsystem_which_can_be_deactivated() {
-    let app = spawn_app().await;
+async fn pinned_keys_send_only_to_their_subsystem_which_can_be_deactivated(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let other = app.create_subsystem(&tenant.partner_id, "backend").await;
     let pinned = app
@@ -383,3 +371,18 @@ async fn pinned_keys_send_only_to_their_subsystem_which_can_be_deactivated() {
     )
     .await;
 }
+
+crate::backend_tests!(
+    a_key_is_shown_once_and_stored_only_as_a_hash,
+    key_creation_validates_its_fields,
+    wrong_malformed_and_missing_keys_are_401,
+    repeated_failures_for_one_key_id_are_throttled_before_hashing,
+    the_admin_token_cannot_send_events,
+    scopes_are_enforced,
+    revoked_keys_stop_at_once,
+    rotation_without_grace_replaces_the_key_at_once,
+    rotation_with_grace_keeps_both_keys_working_until_it_ends,
+    keys_stop_working_when_they_expire,
+    deactivating_a_partner_stops_its_keys,
+    pinned_keys_send_only_to_their_subsystem_which_can_be_deactivated,
+);

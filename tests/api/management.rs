@@ -2,11 +2,10 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, id_of, spawn_app};
+use crate::helpers::{Backend, assert_problem, id_of, spawn_app};
 
-#[tokio::test]
-async fn partner_lifecycle_create_get_update_deactivate() {
-    let app = spawn_app().await;
+async fn partner_lifecycle_create_get_update_deactivate(backend: Backend) {
+    let app = spawn_app(backend).await;
     let created = app
         .admin(Method::POST, "/api/v1/partners")
         .json(&json!({"code": "acme", "name": "Acme", "email": "ops@acme.test", "rateLimitPerMinute": 600, "retentionDays": 90}))
@@ -67,9 +66,8 @@ async fn partner_lifecycle_create_get_update_deactivate() {
     assert_eq!(after["status"], "inactive", "deactivated, not deleted");
 }
 
-#[tokio::test]
-async fn duplicate_partner_code_is_a_conflict() {
-    let app = spawn_app().await;
+async fn duplicate_partner_code_is_a_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.create_partner("acme").await;
     let response = app
         .admin(Method::POST, "/api/v1/partners")
@@ -80,9 +78,8 @@ async fn duplicate_partner_code_is_a_conflict() {
     assert_problem(response, StatusCode::CONFLICT).await;
 }
 
-#[tokio::test]
-async fn renaming_a_partner_code_onto_a_taken_one_is_a_conflict() {
-    let app = spawn_app().await;
+async fn renaming_a_partner_code_onto_a_taken_one_is_a_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.create_partner("acme").await;
     let other = app.create_partner("globex").await;
     let response = app
@@ -108,9 +105,8 @@ async fn renaming_a_partner_code_onto_a_taken_one_is_a_conflict() {
     app.create_partner("globex").await;
 }
 
-#[tokio::test]
-async fn invalid_partner_fields_are_all_named() {
-    let app = spawn_app().await;
+async fn invalid_partner_fields_are_all_named(backend: Backend) {
+    let app = spawn_app(backend).await;
     let response = app
         .admin(Method::POST, "/api/v1/partners")
         .json(&json!({"code": "Not Valid", "name": " ", "email": "nope"}))
@@ -127,9 +123,8 @@ async fn invalid_partner_fields_are_all_named() {
     assert_eq!(fields, ["code", "name", "email"]);
 }
 
-#[tokio::test]
-async fn malformed_and_unknown_bodies_are_400() {
-    let app = spawn_app().await;
+async fn malformed_and_unknown_bodies_are_400(backend: Backend) {
+    let app = spawn_app(backend).await;
     let not_json = app
         .admin(Method::POST, "/api/v1/partners")
         .header("content-type", "application/json")
@@ -148,9 +143,8 @@ async fn malformed_and_unknown_bodies_are_400() {
     assert!(problem["detail"].as_str().unwrap().contains("colour"));
 }
 
-#[tokio::test]
-async fn unknown_and_malformed_ids_are_404() {
-    let app = spawn_app().await;
+async fn unknown_and_malformed_ids_are_404(backend: Backend) {
+    let app = spawn_app(backend).await;
     for path in [
         "/api/v1/partners/00000000-0000-0000-0000-000000000000",
         "/api/v1/partners/not-a-uuid",
@@ -170,9 +164,8 @@ async fn unknown_and_malformed_ids_are_404() {
     assert_problem(revoke, StatusCode::NOT_FOUND).await;
 }
 
-#[tokio::test]
-async fn partner_listing_pages_through_every_partner_once() {
-    let app = spawn_app().await;
+async fn partner_listing_pages_through_every_partner_once(backend: Backend) {
+    let app = spawn_app(backend).await;
     for index in 0..5 {
         app.create_partner(&format!("p{index}")).await;
     }
@@ -202,9 +195,8 @@ async fn partner_listing_pages_through_every_partner_once() {
     assert_eq!(codes, ["p0", "p1", "p2", "p3", "p4"]);
 }
 
-#[tokio::test]
-async fn subsystem_codes_are_unique_within_a_partner_only() {
-    let app = spawn_app().await;
+async fn subsystem_codes_are_unique_within_a_partner_only(backend: Backend) {
+    let app = spawn_app(backend).await;
     let acme = id_of(&app.create_partner("acme").await);
     let globex = id_of(&app.create_partner("globex").await);
     let shop = app.create_subsystem(&acme, "shop").await;
@@ -230,9 +222,8 @@ async fn subsystem_codes_are_unique_within_a_partner_only() {
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn subsystem_update_and_deactivate() {
-    let app = spawn_app().await;
+async fn subsystem_update_and_deactivate(backend: Backend) {
+    let app = spawn_app(backend).await;
     let acme = id_of(&app.create_partner("acme").await);
     let shop = id_of(&app.create_subsystem(&acme, "shop").await);
     let path = format!("/api/v1/subsystems/{shop}");
@@ -272,9 +263,8 @@ async fn subsystem_update_and_deactivate() {
     assert_eq!(after["status"], "inactive");
 }
 
-#[tokio::test]
-async fn management_needs_the_admin_token() {
-    let app = spawn_app().await;
+async fn management_needs_the_admin_token(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let anonymous = app
         .client
@@ -301,9 +291,8 @@ async fn management_needs_the_admin_token() {
     assert_problem(with_key, StatusCode::FORBIDDEN).await;
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods_answer_problem_json() {
-    let app = spawn_app().await;
+async fn unknown_routes_and_methods_answer_problem_json(backend: Backend) {
+    let app = spawn_app(backend).await;
     let missing = app
         .client
         .get(app.url("/api/v1/nothing"))
@@ -318,3 +307,17 @@ async fn unknown_routes_and_methods_answer_problem_json() {
         .unwrap();
     assert_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
 }
+
+crate::backend_tests!(
+    partner_lifecycle_create_get_update_deactivate,
+    duplicate_partner_code_is_a_conflict,
+    renaming_a_partner_code_onto_a_taken_one_is_a_conflict,
+    invalid_partner_fields_are_all_named,
+    malformed_and_unknown_bodies_are_400,
+    unknown_and_malformed_ids_are_404,
+    partner_listing_pages_through_every_partner_once,
+    subsystem_codes_are_unique_within_a_partner_only,
+    subsystem_update_and_deactivate,
+    management_needs_the_admin_token,
+    unknown_routes_and_methods_answer_problem_json,
+);

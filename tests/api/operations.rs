@@ -1,11 +1,10 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, event, spawn_app};
+use crate::helpers::{Backend, assert_problem, event, spawn_app};
 
-#[tokio::test]
-async fn correlation_ids_are_echoed_or_generated() {
-    let app = spawn_app().await;
+async fn correlation_ids_are_echoed_or_generated(backend: Backend) {
+    let app = spawn_app(backend).await;
     let echoed = app
         .client
         .get(app.url("/health/live"))
@@ -36,9 +35,8 @@ async fn correlation_ids_are_echoed_or_generated() {
     );
 }
 
-#[tokio::test]
-async fn accepted_events_carry_the_request_correlation_id() {
-    let app = spawn_app().await;
+async fn accepted_events_carry_the_request_correlation_id(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let response = app
         .client
@@ -69,9 +67,8 @@ async fn accepted_events_carry_the_request_correlation_id() {
     assert_eq!(problem["correlationId"], "trace-error");
 }
 
-#[tokio::test]
-async fn health_endpoints_report_components() {
-    let app = spawn_app().await;
+async fn health_endpoints_report_components(backend: Backend) {
+    let app = spawn_app(backend).await;
     let live = app
         .client
         .get(app.url("/health/live"))
@@ -101,9 +98,8 @@ async fn health_endpoints_report_components() {
     assert!(health["components"]["redis"].is_object());
 }
 
-#[tokio::test]
-async fn metrics_count_requests_and_ingested_events() {
-    let app = spawn_app().await;
+async fn metrics_count_requests_and_ingested_events(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let events: Vec<Value> = (0..3)
         .map(|i| event(&tenant, "e", &format!("u{i}"), "2026-11-20T10:00:00Z"))
@@ -135,3 +131,10 @@ async fn metrics_count_requests_and_ingested_events() {
     assert!(text.contains("volcanion_ingest_queue_depth 0"));
     assert!(text.contains("volcanion_batch_write_duration_seconds_count"));
 }
+
+crate::backend_tests!(
+    correlation_ids_are_echoed_or_generated,
+    accepted_events_carry_the_request_correlation_id,
+    health_endpoints_report_components,
+    metrics_count_requests_and_ingested_events,
+);

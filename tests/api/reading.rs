@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Tenant, TestApp, assert_problem, event, spawn_app};
+use crate::helpers::{Backend, Tenant, TestApp, assert_problem, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -31,9 +31,8 @@ async fn seed_events(app: &TestApp, tenant: &Tenant) -> Vec<Value> {
     app.await_events(&tenant.key, DAY, events.len()).await
 }
 
-#[tokio::test]
-async fn paging_visits_every_event_exactly_once_newest_first() {
-    let app = spawn_app().await;
+async fn paging_visits_every_event_exactly_once_newest_first(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let all = seed_events(&app, &tenant).await;
     let paged = app.all_events(&tenant.key, &format!("{DAY}&limit=7")).await;
@@ -56,9 +55,8 @@ async fn paging_visits_every_event_exactly_once_newest_first() {
     );
 }
 
-#[tokio::test]
-async fn the_last_full_page_has_no_cursor() {
-    let app = spawn_app().await;
+async fn the_last_full_page_has_no_cursor(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     for i in 0..4 {
         app.send_event(
@@ -78,9 +76,8 @@ async fn the_last_full_page_has_no_cursor() {
     assert!(page["nextCursor"].is_null());
 }
 
-#[tokio::test]
-async fn filters_narrow_by_type_user_subsystem_and_time() {
-    let app = spawn_app().await;
+async fn filters_narrow_by_type_user_subsystem_and_time(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let backend = app.create_subsystem(&tenant.partner_id, "backend").await;
     seed_events(&app, &tenant).await;
@@ -114,9 +111,8 @@ async fn filters_narrow_by_type_user_subsystem_and_time() {
     assert_eq!(first_minute.len(), 180, "seconds 0..59, three events each");
 }
 
-#[tokio::test]
-async fn bad_query_parameters_are_400() {
-    let app = spawn_app().await;
+async fn bad_query_parameters_are_400(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     for (query, field) in [
         ("limit=0", "limit"),
@@ -137,9 +133,8 @@ async fn bad_query_parameters_are_400() {
     }
 }
 
-#[tokio::test]
-async fn admins_read_any_partner_but_must_name_it() {
-    let app = spawn_app().await;
+async fn admins_read_any_partner_but_must_name_it(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     app.send_event(
         &tenant.key,
@@ -176,9 +171,8 @@ async fn admins_read_any_partner_but_must_name_it() {
     assert_problem(unknown, StatusCode::NOT_FOUND).await;
 }
 
-#[tokio::test]
-async fn a_key_of_partner_a_never_sees_partner_b_data() {
-    let app = spawn_app().await;
+async fn a_key_of_partner_a_never_sees_partner_b_data(backend: Backend) {
+    let app = spawn_app(backend).await;
     let alice = app.tenant("alice").await;
     let bob = app.tenant("bob").await;
     app.send_event(
@@ -246,9 +240,8 @@ async fn a_key_of_partner_a_never_sees_partner_b_data() {
     .await;
 }
 
-#[tokio::test]
-async fn a_pinned_read_key_sees_only_its_subsystem() {
-    let app = spawn_app().await;
+async fn a_pinned_read_key_sees_only_its_subsystem(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let backend = app.create_subsystem(&tenant.partner_id, "backend").await;
     app.send_event(
@@ -278,3 +271,13 @@ async fn a_pinned_read_key_sees_only_its_subsystem() {
         .await;
     assert_problem(other, StatusCode::FORBIDDEN).await;
 }
+
+crate::backend_tests!(
+    paging_visits_every_event_exactly_once_newest_first,
+    the_last_full_page_has_no_cursor,
+    filters_narrow_by_type_user_subsystem_and_time,
+    bad_query_parameters_are_400,
+    admins_read_any_partner_but_must_name_it,
+    a_key_of_partner_a_never_sees_partner_b_data,
+    a_pinned_read_key_sees_only_its_subsystem,
+);

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Tenant, TestApp, assert_problem, event, spawn_app};
+use crate::helpers::{Backend, Tenant, TestApp, assert_problem, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -38,9 +38,8 @@ async fn seed(app: &TestApp, tenant: &Tenant) {
     .await;
 }
 
-#[tokio::test]
-async fn summary_counts_events_users_types_and_subsystems() {
-    let app = spawn_app().await;
+async fn summary_counts_events_users_types_and_subsystems(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     seed(&app, &tenant).await;
     let response = report(&app, &tenant, &format!("summary?{DAY}")).await;
@@ -70,9 +69,8 @@ async fn summary_counts_events_users_types_and_subsystems() {
     assert_eq!(narrowed["subsystemId"], tenant.subsystem_id.as_str());
 }
 
-#[tokio::test]
-async fn hourly_timeseries_includes_empty_buckets() {
-    let app = spawn_app().await;
+async fn hourly_timeseries_includes_empty_buckets(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     seed(&app, &tenant).await;
     let series: Value = report(&app, &tenant, &format!("timeseries?{DAY}&interval=hour"))
@@ -111,9 +109,8 @@ async fn hourly_timeseries_includes_empty_buckets() {
     assert_eq!(total, 1);
 }
 
-#[tokio::test]
-async fn daily_timeseries_follows_the_requested_time_zone() {
-    let app = spawn_app().await;
+async fn daily_timeseries_follows_the_requested_time_zone(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     seed(&app, &tenant).await;
     let series: Value = report(
@@ -149,9 +146,8 @@ async fn daily_timeseries_follows_the_requested_time_zone() {
     );
 }
 
-#[tokio::test]
-async fn bad_report_parameters_are_400() {
-    let app = spawn_app().await;
+async fn bad_report_parameters_are_400(backend: Backend) {
+    let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     for (path, field) in [
         (format!("timeseries?{DAY}&interval=week"), "interval"),
@@ -171,3 +167,10 @@ async fn bad_report_parameters_are_400() {
         assert_eq!(problem["errors"][0]["field"], field, "{path}");
     }
 }
+
+crate::backend_tests!(
+    summary_counts_events_users_types_and_subsystems,
+    hourly_timeseries_includes_empty_buckets,
+    daily_timeseries_follows_the_requested_time_zone,
+    bad_report_parameters_are_400,
+);

@@ -1,6 +1,7 @@
 //! The real `volcanion` binary, stopped with SIGTERM and started again on the same data
 //! dir: every event answered with 202 before the signal must be readable afterwards.
 
+use crate::helpers::Backend;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
@@ -19,7 +20,7 @@ struct Process {
 }
 
 /// Starts the binary on an ephemeral port and reads the bound address from its log.
-async fn start(data_dir: &Path) -> Process {
+async fn start(data_dir: &Path, backend: Backend) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_volcanion"))
         .arg("serve")
         .env_clear()
@@ -29,6 +30,7 @@ async fn start(data_dir: &Path) -> Process {
         .env("VOLCANION_AUTH__PBKDF2_ITERATIONS", "1000")
         // A long linger keeps accepted events in memory when SIGTERM arrives.
         .env("VOLCANION_INGEST__LINGER", "2s")
+        .envs(backend.environment())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -65,11 +67,10 @@ async fn terminate(mut process: Process) {
     assert!(status.success(), "exit status {status}");
 }
 
-#[tokio::test]
-async fn events_accepted_before_sigterm_are_readable_after_restart() {
+async fn events_accepted_before_sigterm_are_readable_after_restart(backend: Backend) {
     let data_dir = tempfile::TempDir::new().unwrap();
     let client = Client::new();
-    let first = start(data_dir.path()).await;
+    let first = start(data_dir.path(), backend).await;
     let admin = |method: reqwest::Method, path: &str| {
         client
             .request(method, format!("{}{path}", first.base))
@@ -140,7 +141,7 @@ async fn events_accepted_before_sigterm_are_readable_after_restart() {
     }
     terminate(first).await;
 
-    let second = start(data_dir.path()).await;
+    let second = start(data_dir.path(), backend).await;
     let mut stored = HashSet::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -172,3 +173,5 @@ async fn events_accepted_before_sigterm_are_readable_after_restart() {
     assert_eq!(stored, accepted);
     terminate(second).await;
 }
+
+crate::backend_tests!(events_accepted_before_sigterm_are_readable_after_restart,);

@@ -4,10 +4,11 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    API_KEY_IDS, API_KEYS, API_KEYS_BY_PARTNER, EmbeddedStore, PARTNER_CODES, PARTNERS,
-    SUBSYSTEM_CODES, SUBSYSTEMS, Table, from_json, keys, storage_error, to_json,
+    API_KEY_IDS, API_KEYS, API_KEYS_BY_PARTNER, EVENT_SCHEMAS, EmbeddedStore, PARTNER_CODES,
+    PARTNERS, SUBSYSTEM_CODES, SUBSYSTEMS, Table, from_json, keys, storage_error, to_json,
 };
 use crate::auth::ApiKey;
+use crate::schemas::EventSchema;
 use crate::store::{MetadataStore, StoreError};
 use crate::tenants::{Partner, Subsystem};
 
@@ -136,6 +137,11 @@ fn existing<T: DeserializeOwned>(
     let value = table.get(id.as_bytes().as_slice()).map_err(storage_error)?;
     let bytes = value.ok_or(StoreError::NotFound)?;
     from_json(bytes.value())
+}
+
+/// `partner | event type`, with the nil id for global structures.
+fn schema_key(partner_id: Option<Uuid>, event_type: &str) -> Vec<u8> {
+    keys::prefixed(partner_id.unwrap_or(Uuid::nil()), event_type.as_bytes())
 }
 
 fn subsystem_code_key(subsystem: &Subsystem) -> Vec<u8> {
@@ -318,5 +324,72 @@ impl MetadataStore for EmbeddedStore {
     async fn api_keys(&self, partner_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
         self.list_indexed(API_KEYS_BY_PARTNER, API_KEYS, partner_id)
             .await
+    }
+
+    async fn put_schema(&self, schema: &EventSchema) -> Result<(), StoreError> {
+        let key = schema_key(schema.partner_id, &schema.event_type);
+        let bytes = to_json(schema)?;
+        self.write(move |transaction| {
+            let mut table = transaction
+                .open_table(EVENT_SCHEMAS)
+                .map_err(storage_error)?;
+            table
+                .insert(key.as_slice(), bytes.as_slice())
+                .map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn schema(
+        &self,
+        partner_id: Option<Uuid>,
+        event_type: &str,
+    ) -> Result<Option<EventSchema>, StoreError> {
+        self.get_json(EVENT_SCHEMAS, schema_key(partner_id, event_type))
+            .await
+    }
+
+    async fn schemas(&self, partner_id: Option<Uuid>) -> Result<Vec<EventSchema>, StoreError> {
+        let owner = partner_id.unwrap_or(Uuid::nil());
+        self.blocking(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let table = transaction
+                .open_table(EVENT_SCHEMAS)
+                .map_err(storage_error)?;
+            let mut schemas = Vec::new();
+            for row in table
+                .range::<&[u8]>(keys::borrowed(&keys::owner_range(owner)))
+                .map_err(storage_error)?
+            {
+                let (_, value) = row.map_err(storage_error)?;
+                schemas.push(from_json(value.value())?);
+            }
+            Ok(schemas)
+        })
+        .await
+    }
+
+    async fn delete_schema(
+        &self,
+        partner_id: Option<Uuid>,
+        event_type: &str,
+    ) -> Result<bool, StoreError> {
+        let key = schema_key(partner_id, event_type);
+        self.blocking(move |database| {
+            let transaction = database.begin_write().map_err(storage_error)?;
+            let existed = {
+                let mut table = transaction
+                    .open_table(EVENT_SCHEMAS)
+                    .map_err(storage_error)?;
+                table
+                    .remove(key.as_slice())
+                    .map_err(storage_error)?
+                    .is_some()
+            };
+            transaction.commit().map_err(storage_error)?;
+            Ok(existed)
+        })
+        .await
     }
 }

@@ -29,8 +29,9 @@ const SUBSYSTEM_CODES: Table = TableDefinition::new("subsystems_by_partner_code"
 const API_KEYS: Table = TableDefinition::new("api_keys");
 const API_KEY_IDS: Table = TableDefinition::new("api_keys_by_key_id");
 const API_KEYS_BY_PARTNER: Table = TableDefinition::new("api_keys_by_partner");
+const EVENT_SCHEMAS: Table = TableDefinition::new("event_schemas");
 
-const ALL_TABLES: [Table; 10] = [
+const ALL_TABLES: [Table; 11] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -41,6 +42,7 @@ const ALL_TABLES: [Table; 10] = [
     API_KEYS,
     API_KEY_IDS,
     API_KEYS_BY_PARTNER,
+    EVENT_SCHEMAS,
 ];
 
 const DATABASE_FILE: &str = "volcanion.redb";

@@ -1,0 +1,30 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What happens to an event whose `properties` break its structure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaMode {
+    /// Store it with `isValid: false` and its errors (tracking data is never lost).
+    #[default]
+    Flag,
+    /// Refuse it: 422 for a single event, a per-event error in a batch.
+    Reject,
+}
+
+/// An event structure: a JSON Schema for the `properties` of one event type, global
+/// (`partner_id` none) or for one partner, which wins over the global one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSchema {
+    pub partner_id: Option<Uuid>,
+    pub event_type: String,
+    pub schema: Value,
+    pub mode: SchemaMode,
+    /// Starts at 1 and grows with every change; validators are cached per version.
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
