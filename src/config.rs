@@ -32,6 +32,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub reports: ReportsConfig,
+    pub schemas: SchemasConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -105,6 +106,14 @@ pub struct ReportsConfig {
     #[serde(with = "humantime_serde")]
     pub max_range: Duration,
     pub max_buckets: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchemasConfig {
+    /// How long the structure in force for an event type is cached on the ingest path
+    /// (changes made through this instance count at once).
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

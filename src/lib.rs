@@ -44,6 +44,7 @@ use crate::ingest::Ingestor;
 use crate::ingest::writer::{BatchPolicy, spawn_writers};
 use crate::limits::RateLimiter;
 use crate::reports::ReportService;
+use crate::schemas::SchemaRegistry;
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry::Metrics;
@@ -89,17 +90,24 @@ impl Application {
             config.limits.directory_cache_ttl,
             Arc::clone(&metrics),
         ));
+        let schemas = Arc::new(SchemaRegistry::new(
+            Arc::clone(&store),
+            config.schemas.cache_ttl,
+            Arc::clone(&metrics),
+        ));
         let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
             verifier: KeyVerifier::new(Arc::clone(&store), &config.auth, Arc::clone(&metrics)),
             ingestor: Ingestor::new(
                 Arc::clone(&directory),
+                Arc::clone(&schemas),
                 queue,
                 Arc::clone(&metrics),
                 config.ingest.max_clock_skew,
             ),
             reports: ReportService::new(store.clone(), &config.reports, Arc::clone(&metrics)),
             rate_limiter: RateLimiter::default(),
+            schemas,
             admin_token,
             directory,
             store,

@@ -149,6 +149,25 @@ fn rejection_error(rejection: Rejection) -> ApiError {
     match rejection {
         Rejection::Invalid(errors) => ApiError::fields(errors),
         Rejection::Forbidden(reason) => ApiError::forbidden(reason),
+        Rejection::SchemaRejected {
+            event_type,
+            violations,
+        } => {
+            let errors = violations
+                .into_iter()
+                .map(|violation| {
+                    FieldError::new(
+                        format!("properties{}", violation.pointer.trim_end_matches('/')),
+                        violation.message,
+                    )
+                })
+                .collect();
+            ApiError::new(
+                ErrorKind::Unprocessable,
+                format!("the properties do not match the event structure for '{event_type}'"),
+            )
+            .with_errors(errors)
+        }
         Rejection::Store(error) => error.into(),
     }
 }

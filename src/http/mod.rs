@@ -10,6 +10,7 @@ mod observe;
 mod partners;
 mod read_scope;
 mod reports;
+mod schemas;
 pub mod state;
 mod subsystems;
 
@@ -62,6 +63,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/api-keys/{id}", delete(keys::revoke))
+        .route("/api/v1/schemas", get(schemas::list_global))
+        .route(
+            "/api/v1/schemas/{event_type}",
+            get(schemas::get_global)
+                .put(schemas::put_global)
+                .delete(schemas::delete_global),
+        )
+        .route("/api/v1/partners/{id}/schemas", get(schemas::list_partner))
+        .route(
+            "/api/v1/partners/{id}/schemas/{event_type}",
+            get(schemas::get_partner)
+                .put(schemas::put_partner)
+                .delete(schemas::delete_partner),
+        )
         .route("/api/v1/reports/summary", get(reports::summary))
         .route("/api/v1/reports/timeseries", get(reports::timeseries))
         .route("/health", get(health::overall))

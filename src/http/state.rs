@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::ingest::Ingestor;
 use crate::limits::RateLimiter;
 use crate::reports::ReportService;
+use crate::schemas::SchemaRegistry;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub rate_limiter: RateLimiter,
     pub reports: ReportService,
+    pub schemas: Arc<SchemaRegistry>,
     pub metrics: Arc<Metrics>,
     /// Set when shutdown begins, so readiness fails before the listener closes.
     pub draining: Arc<AtomicBool>,

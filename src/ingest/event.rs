@@ -21,7 +21,8 @@ pub struct EventDraft {
     pub anonymous_id: Option<String>,
     /// Subsystem code or id, as the client sent it.
     pub subsystem: Option<String>,
-    pub properties: Map<String, Value>,
+    /// Always a JSON object.
+    pub properties: Value,
     pub context: Map<String, Value>,
 }
 
@@ -79,20 +80,13 @@ impl<'a> Fields<'a> {
             self.fail(name, "must be a string");
             return None;
         };
-        let length = text.chars().count();
-        if text.trim().is_empty() {
-            self.fail(name, "must not be blank");
-        } else if length > MAX_EVENT_TYPE_CHARS {
-            self.fail(
-                name,
-                format!("must be at most {MAX_EVENT_TYPE_CHARS} characters, got {length}"),
-            );
-        } else if text.chars().any(char::is_control) {
-            self.fail(name, "must not contain control characters");
-        } else {
-            return Some(text.clone());
+        match check_event_type(text) {
+            Ok(()) => Some(text.clone()),
+            Err(message) => {
+                self.fail(name, message);
+                None
+            }
         }
-        None
     }
 
     fn timestamp(&mut self, names: &[&'static str]) -> Option<DateTime<Utc>> {
@@ -127,6 +121,23 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The rule for event type names: 1..=200 characters, not blank, no control characters
+/// (Segment-style names such as "Order Completed" are fine).
+pub fn check_event_type(text: &str) -> Result<(), String> {
+    let length = text.chars().count();
+    if text.trim().is_empty() {
+        Err("must not be blank".to_string())
+    } else if length > MAX_EVENT_TYPE_CHARS {
+        Err(format!(
+            "must be at most {MAX_EVENT_TYPE_CHARS} characters, got {length}"
+        ))
+    } else if text.chars().any(char::is_control) {
+        Err("must not contain control characters".to_string())
+    } else {
+        Ok(())
+    }
+}
+
 /// Validates one event object of the native API (`eventType`, `eventName`, …).
 pub fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, Vec<FieldError>> {
     let mut fields = Fields {
@@ -139,7 +150,7 @@ pub fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, Vec<FieldE
     let user_id = fields.identifier(&["userId"]);
     let anonymous_id = fields.identifier(&["anonymousId"]);
     let subsystem = fields.identifier(&["subsystem", "subsystemId"]);
-    let properties = fields.object(&["properties"]);
+    let properties = Value::Object(fields.object(&["properties"]));
     let context = fields.object(&["context"]);
     if user_id.is_none()
         && anonymous_id.is_none()
@@ -199,7 +210,7 @@ mod tests {
             draft.timestamp.unwrap().to_rfc3339(),
             "2026-11-21T08:30:00+00:00"
         );
-        assert!(draft.properties.is_empty());
+        assert_eq!(draft.properties, serde_json::json!({}));
     }
 
     #[test]

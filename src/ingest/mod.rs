@@ -26,7 +26,7 @@ pub(crate) mod test_support {
             received_at: Utc::now(),
             user_id: Some("u1".into()),
             anonymous_id: None,
-            properties: Default::default(),
+            properties: serde_json::json!({}),
             context: Default::default(),
             is_valid: true,
             validation_errors: Vec::new(),

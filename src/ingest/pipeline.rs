@@ -13,6 +13,7 @@ use crate::auth::ApiKey;
 use crate::error::FieldError;
 use crate::ingest::event::{EventDraft, effective_timestamp, parse_event};
 use crate::ingest::queue::{EnqueueError, IngestQueue};
+use crate::schemas::{SchemaCheck, SchemaMode, SchemaRegistry, Violation};
 use crate::store::{StoreError, StoredEvent};
 use crate::telemetry::Metrics;
 use crate::tenants::{Directory, Partner, Subsystem};
@@ -32,12 +33,18 @@ pub enum Rejection {
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     Forbidden(String),
+    #[error("the properties do not match the event structure for '{event_type}'")]
+    SchemaRejected {
+        event_type: String,
+        violations: Vec<Violation>,
+    },
     #[error("cannot resolve the subsystem: {0}")]
     Store(#[from] StoreError),
 }
 
 pub struct Ingestor {
     directory: Arc<Directory>,
+    schemas: Arc<SchemaRegistry>,
     queue: IngestQueue,
     metrics: Arc<Metrics>,
     max_clock_skew: chrono::Duration,
@@ -46,12 +53,14 @@ pub struct Ingestor {
 impl Ingestor {
     pub fn new(
         directory: Arc<Directory>,
+        schemas: Arc<SchemaRegistry>,
         queue: IngestQueue,
         metrics: Arc<Metrics>,
         max_clock_skew: std::time::Duration,
     ) -> Ingestor {
         Ingestor {
             directory,
+            schemas,
             queue,
             metrics,
             max_clock_skew: chrono::Duration::from_std(max_clock_skew)
@@ -77,6 +86,32 @@ impl Ingestor {
         let subsystem = self
             .resolve_subsystem(caller, draft.subsystem.as_deref())
             .await?;
+        let check = self
+            .schemas
+            .check(caller.partner.id, &draft.event_type, &draft.properties)
+            .await?;
+        let validation_errors = match check {
+            SchemaCheck::Unchecked | SchemaCheck::Valid => Vec::new(),
+            SchemaCheck::Invalid {
+                mode: SchemaMode::Reject,
+                violations,
+            } => {
+                return Err(Rejection::SchemaRejected {
+                    event_type: draft.event_type,
+                    violations,
+                });
+            }
+            SchemaCheck::Invalid {
+                mode: SchemaMode::Flag,
+                violations,
+            } => {
+                self.metrics
+                    .validation_failures
+                    .with_label_values(&[&caller.partner.id.to_string()])
+                    .inc();
+                violations.iter().map(Violation::to_string).collect()
+            }
+        };
         Ok(StoredEvent {
             event_id: draft.event_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
             partner_id: caller.partner.id,
@@ -92,8 +127,8 @@ impl Ingestor {
             anonymous_id: draft.anonymous_id,
             properties: draft.properties,
             context: draft.context,
-            is_valid: true,
-            validation_errors: Vec::new(),
+            is_valid: validation_errors.is_empty(),
+            validation_errors,
             correlation_id: caller.correlation_id.to_string(),
         })
     }

@@ -16,7 +16,8 @@ pub struct StoredEvent {
     pub received_at: DateTime<Utc>,
     pub user_id: Option<String>,
     pub anonymous_id: Option<String>,
-    pub properties: Map<String, Value>,
+    /// Always a JSON object.
+    pub properties: Value,
     pub context: Map<String, Value>,
     pub is_valid: bool,
     pub validation_errors: Vec<String>,

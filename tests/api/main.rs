@@ -9,3 +9,4 @@ mod operations;
 mod reading;
 mod reports;
 mod restart;
+mod schemas;
