@@ -31,6 +31,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub redis: RedisConfig,
     pub reports: ReportsConfig,
     pub schemas: SchemasConfig,
     pub telemetry: TelemetryConfig,
@@ -93,9 +94,27 @@ pub struct AuthConfig {
 pub struct LimitsConfig {
     /// Used for partners without their own `rateLimitPerMinute`.
     pub default_rate_limit_per_minute: u32,
+    /// Events per minute any single API key may send.
+    pub key_rate_limit_per_minute: u32,
+    /// How far `X-Request-Timestamp` may be from the server clock; nonces are kept twice as long.
+    #[serde(with = "humantime_serde")]
+    pub replay_window: Duration,
     /// How long partner and subsystem lookups are cached on the ingest path.
     #[serde(with = "humantime_serde")]
     pub directory_cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisConfig {
+    /// Unset: limits, nonces and cache invalidation stay in process (one instance).
+    pub url: Option<SecretString>,
+    /// Prefix of every key and channel, so deployments can share a Redis.
+    pub key_prefix: String,
+    /// Upper bound on every Redis call; past it the local fallback answers.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +227,14 @@ impl Config {
             (
                 self.limits.default_rate_limit_per_minute == 0,
                 "limits.default_rate_limit_per_minute must be > 0, got 0".to_string(),
+            ),
+            (
+                self.limits.key_rate_limit_per_minute == 0,
+                "limits.key_rate_limit_per_minute must be > 0, got 0".to_string(),
+            ),
+            (
+                self.redis.command_timeout.is_zero(),
+                "redis.command_timeout must be > 0, got 0s".to_string(),
             ),
             (
                 self.http.max_request_size > self.http.max_batch_request_size,

@@ -7,12 +7,13 @@
 //! - `auth`      API key format, PBKDF2 hashing, the verification cache, the admin token
 //! - `tenants`   partners and subsystems: rules and a cached directory
 //! - `ingest`    event validation, the bounded queue, and the batch writers
-//! - `limits`    per-partner rate limits
+//! - `limits`    per-key and per-partner rate limits, the replay guard
+//! - `redis`     the optional shared Redis: connection, fallbacks, cache invalidation
 //! - `reports`   summary and time-series aggregation, cached
 //! - `schemas`   event structures (JSON Schema) and their validation
 //! - `store`     storage traits and the embedded (redb) implementation
 //!
-//! Arrows point one way: http → ingest/auth/limits/reports → store.
+//! Arrows point one way: http → ingest/auth/limits/reports → store (and redis).
 
 pub mod auth;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod limits;
+pub mod redis;
 pub mod reports;
 pub mod schemas;
 pub mod store;
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -42,7 +44,8 @@ use crate::config::{Config, StoreBackend};
 use crate::http::state::AppState;
 use crate::ingest::Ingestor;
 use crate::ingest::writer::{BatchPolicy, spawn_writers};
-use crate::limits::RateLimiter;
+use crate::limits::{RateLimits, ReplayGuard};
+use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
 use crate::reports::ReportService;
 use crate::schemas::SchemaRegistry;
 use crate::store::Store;
@@ -58,21 +61,33 @@ pub struct Application {
     state: Arc<AppState>,
     writers: Vec<JoinHandle<()>>,
     draining: Arc<AtomicBool>,
+    /// Tasks that live as long as the server (the invalidation listener).
+    background: Vec<JoinHandle<()>>,
+    redis: Option<Arc<Redis>>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store: Arc<dyn Store> = match config.store.backend {
-            StoreBackend::Embedded => Arc::new(
-                EmbeddedStore::open(&config.store.data_dir)
-                    .context("cannot open the embedded store")?,
-            ),
-        };
+        let store = open_store(&config).await?;
+        Application::build_with_store(config, store).await
+    }
+
+    /// Builds an instance on an already open store (several instances may share one).
+    pub async fn build_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Application> {
         let admin_token = match &config.auth.admin_token {
             Some(token) => AdminToken::new(token),
             None => AdminToken::new(&generated_admin_token(&config.store.data_dir)?),
         };
         let metrics = Arc::new(Metrics::new());
+        let redis = match &config.redis.url {
+            Some(url) => Some(Arc::new(
+                Redis::connect(&config.redis, url.expose_secret(), Arc::clone(&metrics)).await?,
+            )),
+            None => None,
+        };
         let (queue, receiver) = ingest::queue::bounded(config.ingest.queue_capacity);
         let policy = BatchPolicy {
             max_events: config.ingest.batch_size,
@@ -95,9 +110,38 @@ impl Application {
             config.schemas.cache_ttl,
             Arc::clone(&metrics),
         ));
+        let verifier = Arc::new(KeyVerifier::new(
+            Arc::clone(&store),
+            &config.auth,
+            Arc::clone(&metrics),
+        ));
+        let forget: invalidation::Handler = {
+            let (directory, verifier, schemas) = (
+                Arc::clone(&directory),
+                Arc::clone(&verifier),
+                Arc::clone(&schemas),
+            );
+            Arc::new(move |change| match change {
+                Invalidation::Identities => {
+                    directory.forget_all();
+                    verifier.forget_all();
+                }
+                Invalidation::Schemas => schemas.forget_all(),
+            })
+        };
+        let listener_task = match &config.redis.url {
+            Some(url) => Some(
+                InvalidationBus::listen(&config.redis, url.expose_secret(), Arc::clone(&forget))
+                    .await
+                    .map_err(|error| {
+                        anyhow::anyhow!("cannot subscribe to cache invalidations: {error}")
+                    })?,
+            ),
+            None => None,
+        };
         let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
-            verifier: KeyVerifier::new(Arc::clone(&store), &config.auth, Arc::clone(&metrics)),
+            verifier,
             ingestor: Ingestor::new(
                 Arc::clone(&directory),
                 Arc::clone(&schemas),
@@ -106,8 +150,10 @@ impl Application {
                 config.ingest.max_clock_skew,
             ),
             reports: ReportService::new(store.clone(), &config.reports, Arc::clone(&metrics)),
-            rate_limiter: RateLimiter::default(),
-            schemas,
+            rate_limits: RateLimits::new(redis.clone()),
+            replay_guard: ReplayGuard::new(config.limits.replay_window, redis.clone()),
+            invalidations: InvalidationBus::new(redis.clone(), forget),
+            redis: redis.clone(),
             admin_token,
             directory,
             store,
@@ -124,6 +170,8 @@ impl Application {
             state,
             writers,
             draining,
+            background: listener_task.into_iter().collect(),
+            redis,
         })
     }
 
@@ -145,6 +193,8 @@ impl Application {
             state,
             writers,
             draining,
+            background,
+            redis,
         } = self;
         let drain_timeout = state.config.ingest.shutdown_timeout;
         let metrics = Arc::clone(&state.metrics);
@@ -160,6 +210,10 @@ impl Application {
             .await
             .context("the HTTP server failed")?;
         let drained = tokio::time::timeout(drain_timeout, futures_join_all(writers)).await;
+        background.iter().for_each(JoinHandle::abort);
+        if let Some(redis) = redis {
+            redis.quit().await;
+        }
         match drained {
             Ok(()) => {
                 tracing::info!(
@@ -173,6 +227,16 @@ impl Application {
                 humantime::format_duration(drain_timeout)
             ),
         }
+    }
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match config.store.backend {
+        StoreBackend::Embedded => Ok(Arc::new(
+            EmbeddedStore::open(&config.store.data_dir)
+                .context("cannot open the embedded store")?,
+        )),
     }
 }
 

@@ -50,8 +50,17 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({"status": "up"})).into_response()
 }
 
+async fn redis_status(state: &AppState) -> Status {
+    match &state.redis {
+        None => Status::Disabled,
+        Some(redis) if redis.ping().await => Status::Up,
+        Some(_) => Status::Down,
+    }
+}
+
 pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
     let (store, store_error) = store_status(&state).await;
+    let redis = redis_status(&state).await;
     let queue = state.ingestor.queue();
     let (depth, capacity) = (queue.depth(), queue.capacity());
     let queue_status = if depth >= capacity {
@@ -61,7 +70,7 @@ pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
     };
     let overall = if store != Status::Up || state.is_draining() {
         Status::Down
-    } else if queue_status != Status::Up {
+    } else if queue_status != Status::Up || redis == Status::Down {
         Status::Degraded
     } else {
         Status::Up
@@ -70,7 +79,7 @@ pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
         "status": overall,
         "components": {
             "store": {"status": store, "backend": state.store.backend_name(), "error": store_error},
-            "redis": {"status": Status::Disabled},
+            "redis": {"status": redis, "fallback": if redis == Status::Down { "in-process limits and caches" } else { "" }},
             "queue": {"status": queue_status, "depth": depth, "capacity": capacity},
         }
     });

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ use crate::http::extract::{
 };
 use crate::http::state::AppState;
 use crate::ingest::{Caller, EnqueueError, Rejection};
-use crate::limits::RateDecision;
+use crate::limits::{LimitScope, RateDecision, ReplayRefusal};
 use crate::store::StoredEvent;
 use crate::tenants::Partner;
 
@@ -80,6 +80,7 @@ impl IngestContext {
 
 async fn authorize(
     state: &AppState,
+    headers: &HeaderMap,
     credential: Option<PresentedCredential>,
     correlation_id: String,
 ) -> Result<IngestContext, ApiError> {
@@ -89,48 +90,85 @@ async fn authorize(
         .partner(key.partner_id)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("the API key's partner no longer exists"))?;
+    let received_at = Utc::now();
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    state
+        .replay_guard
+        .check(
+            partner.id,
+            header("x-request-timestamp"),
+            header("x-request-nonce"),
+            received_at,
+        )
+        .await
+        .map_err(|refusal| match refusal {
+            ReplayRefusal::Replayed => ApiError::new(ErrorKind::Conflict, refusal.to_string()),
+            ReplayRefusal::Malformed { header, message } => ApiError::field(header, message),
+            ReplayRefusal::Stale(_) => ApiError::field("X-Request-Timestamp", refusal.to_string()),
+        })?;
     Ok(IngestContext {
         key,
         partner,
         correlation_id,
-        received_at: Utc::now(),
+        received_at,
         rate_limit: None,
     })
 }
 
-/// Charges `events` to the partner's per-minute budget.
-fn charge(state: &AppState, context: &mut IngestContext, events: usize) -> Result<(), ApiError> {
-    let per_minute = context
+/// Charges `events` to the key's and then the partner's per-minute budget.
+async fn charge(
+    state: &AppState,
+    context: &mut IngestContext,
+    events: usize,
+) -> Result<(), ApiError> {
+    let limits = &state.config.limits;
+    let cost = u32::try_from(events).unwrap_or(u32::MAX);
+    let partner_quota = context
         .partner
         .rate_limit_per_minute
-        .unwrap_or(state.config.limits.default_rate_limit_per_minute);
-    let cost = u32::try_from(events).unwrap_or(u32::MAX);
-    match state
-        .rate_limiter
-        .check(context.partner.id, per_minute, cost)
-    {
-        RateDecision::Allowed(status) => {
-            context.rate_limit = Some(status);
-            Ok(())
-        }
-        RateDecision::Limited {
-            status,
-            retry_after,
-        } => {
-            state
-                .metrics
-                .rate_limited
-                .with_label_values(&["partner"])
-                .inc();
-            let mut error = ApiError::new(
-                ErrorKind::RateLimited,
-                format!("the partner's limit of {per_minute} events per minute is exhausted"),
-            );
-            error.retry_after = Some(retry_after);
-            error.rate_limit = Some(status);
-            Err(error)
+        .unwrap_or(limits.default_rate_limit_per_minute);
+    let budgets = [
+        (
+            LimitScope::Key(context.key.id),
+            limits.key_rate_limit_per_minute,
+            "API key",
+        ),
+        (
+            LimitScope::Partner(context.partner.id),
+            partner_quota,
+            "partner",
+        ),
+    ];
+    for (scope, per_minute, owner) in budgets {
+        match state.rate_limits.check(scope, per_minute, cost).await {
+            RateDecision::Allowed(status) => {
+                let tighter = context
+                    .rate_limit
+                    .is_none_or(|current| status.remaining < current.remaining);
+                if tighter {
+                    context.rate_limit = Some(status);
+                }
+            }
+            RateDecision::Limited {
+                status,
+                retry_after,
+            } => {
+                state
+                    .metrics
+                    .rate_limited
+                    .with_label_values(&[scope.label()])
+                    .inc();
+                let mut error = ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!("the {owner}'s limit of {per_minute} events per minute is exhausted"),
+                );
+                error.retry_after = Some(retry_after);
+                error.rate_limit = Some(status);
+                return Err(error);
+            }
         }
     }
+    Ok(())
 }
 
 fn enqueue(state: &AppState, events: Vec<StoredEvent>) -> Result<(), ApiError> {
@@ -191,10 +229,16 @@ pub async fn single(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let correlation_id = correlation_of(&parts);
-    let mut context = authorize(&state, presented_credential(&parts), correlation_id).await?;
+    let mut context = authorize(
+        &state,
+        &parts.headers,
+        presented_credential(&parts),
+        correlation_id,
+    )
+    .await?;
     let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
     let object = as_object(parse_value(&bytes)?, "the event")?;
-    charge(&state, &mut context, 1)?;
+    charge(&state, &mut context, 1).await?;
     let event = state
         .ingestor
         .prepare(&context.caller(), &object)
@@ -256,7 +300,13 @@ pub async fn batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let correlation_id = correlation_of(&parts);
-    let mut context = authorize(&state, presented_credential(&parts), correlation_id).await?;
+    let mut context = authorize(
+        &state,
+        &parts.headers,
+        presented_credential(&parts),
+        correlation_id,
+    )
+    .await?;
     let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
     let envelope: BatchEnvelope = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
@@ -274,7 +324,7 @@ pub async fn batch(
             ),
         ));
     }
-    charge(&state, &mut context, envelope.events.len())?;
+    charge(&state, &mut context, envelope.events.len()).await?;
     let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
     let mut results = Vec::with_capacity(envelope.events.len());
     let mut accepted = Vec::with_capacity(envelope.events.len());
@@ -347,9 +397,9 @@ pub async fn legacy(
         _ => None,
     };
     let credential = presented_credential(&parts).or(body_key);
-    let mut context = authorize(&state, credential, correlation_of(&parts)).await?;
+    let mut context = authorize(&state, &parts.headers, credential, correlation_of(&parts)).await?;
     translate_legacy_properties(&mut object)?;
-    charge(&state, &mut context, 1)?;
+    charge(&state, &mut context, 1).await?;
     let event = state
         .ingestor
         .prepare(&context.caller(), &object)

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ErrorKind, FieldError};
 use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json};
 use crate::http::partners::{created, existing_partner, path_id};
 use crate::http::state::AppState;
+use crate::redis::Invalidation;
 
 const MAX_GRACE: Duration = Duration::days(30);
 
@@ -232,7 +233,7 @@ pub async fn rotate(
     );
     old.replaced_by = Some(successor.id);
     state.store.update_api_key(&old).await?;
-    state.forget_cached_identities();
+    state.invalidate(Invalidation::Identities).await;
     tracing::info!(old_key = %old.id, new_key = %successor.id, grace_seconds = grace.num_seconds(), "api key rotated");
     Ok(created(
         format!("/api/v1/api-keys/{}", successor.id),
@@ -252,7 +253,7 @@ pub async fn revoke(
     if key.revoked_at.is_none() {
         key.revoked_at = Some(Utc::now());
         state.store.update_api_key(&key).await?;
-        state.forget_cached_identities();
+        state.invalidate(Invalidation::Identities).await;
         tracing::info!(key_id = %key.id, "api key revoked");
     }
     Ok(StatusCode::NO_CONTENT)

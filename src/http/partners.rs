@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::http::events::parse_limit;
 use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json, query};
 use crate::http::state::AppState;
+use crate::redis::Invalidation;
 use crate::tenants::{EntityStatus, Partner, PartnerChanges, PartnerDraft};
 
 const DEFAULT_PAGE: usize = 100;
@@ -123,7 +124,7 @@ pub async fn update(
         .apply(&partner, Utc::now())
         .map_err(ApiError::fields)?;
     state.store.update_partner(&updated).await?;
-    state.forget_cached_identities();
+    state.invalidate(Invalidation::Identities).await;
     Ok(Json(updated))
 }
 
@@ -138,7 +139,7 @@ pub async fn deactivate(
         partner.status = EntityStatus::Inactive;
         partner.updated_at = Utc::now();
         state.store.update_partner(&partner).await?;
-        state.forget_cached_identities();
+        state.invalidate(Invalidation::Identities).await;
         tracing::info!(partner_id = %partner.id, "partner deactivated");
     }
     Ok(StatusCode::NO_CONTENT)

@@ -19,6 +19,7 @@ use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json};
 use crate::http::partners::existing_partner;
 use crate::http::state::AppState;
 use crate::ingest::event::check_event_type;
+use crate::redis::Invalidation;
 use crate::schemas::{EventSchema, SchemaMode, compile};
 
 #[derive(Deserialize)]
@@ -65,7 +66,7 @@ async fn put(
         updated_at: now,
     };
     state.store.put_schema(&schema).await?;
-    state.schemas.forget_all();
+    state.invalidate(Invalidation::Schemas).await;
     tracing::info!(event_type = schema.event_type, partner_id = ?partner_id, version = schema.version, "event structure saved");
     let status = if previous.is_some() {
         StatusCode::OK
@@ -96,7 +97,7 @@ async fn delete(
             "no event structure for '{event_type}'"
         )));
     }
-    state.schemas.forget_all();
+    state.invalidate(Invalidation::Schemas).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::auth::{AdminToken, KeyVerifier};
 use crate::config::Config;
 use crate::ingest::Ingestor;
-use crate::limits::RateLimiter;
+use crate::limits::{RateLimits, ReplayGuard};
+use crate::redis::{Invalidation, InvalidationBus, Redis};
 use crate::reports::ReportService;
-use crate::schemas::SchemaRegistry;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
@@ -17,12 +17,14 @@ pub struct AppState {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub directory: Arc<Directory>,
-    pub verifier: KeyVerifier,
+    pub verifier: Arc<KeyVerifier>,
     pub admin_token: AdminToken,
     pub ingestor: Ingestor,
-    pub rate_limiter: RateLimiter,
+    pub rate_limits: RateLimits,
+    pub replay_guard: ReplayGuard,
+    pub invalidations: InvalidationBus,
+    pub redis: Option<Arc<Redis>>,
     pub reports: ReportService,
-    pub schemas: Arc<SchemaRegistry>,
     pub metrics: Arc<Metrics>,
     /// Set when shutdown begins, so readiness fails before the listener closes.
     pub draining: Arc<AtomicBool>,
@@ -33,9 +35,8 @@ impl AppState {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// After any change to partners, subsystems or keys: stop trusting cached lookups.
-    pub fn forget_cached_identities(&self) {
-        self.directory.forget_all();
-        self.verifier.forget_all();
+    /// After a change: drop the affected caches here at once and on every other instance.
+    pub async fn invalidate(&self, change: Invalidation) {
+        self.invalidations.publish(change).await;
     }
 }

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json};
 use crate::http::partners::{created, existing_partner, path_id};
 use crate::http::state::AppState;
+use crate::redis::Invalidation;
 use crate::tenants::{EntityStatus, Subsystem, SubsystemChanges, SubsystemDraft};
 
 async fn existing_subsystem(state: &AppState, raw_id: &str) -> Result<Subsystem, ApiError> {
@@ -39,7 +40,7 @@ pub async fn create(
         .into_subsystem(partner.id, Utc::now())
         .map_err(ApiError::fields)?;
     state.store.insert_subsystem(&subsystem).await?;
-    state.forget_cached_identities();
+    state.invalidate(Invalidation::Identities).await;
     tracing::info!(subsystem_id = %subsystem.id, partner_id = %partner.id, "subsystem created");
     Ok(created(
         format!("/api/v1/subsystems/{}", subsystem.id),
@@ -83,7 +84,7 @@ pub async fn update(
         .apply(&subsystem, Utc::now())
         .map_err(ApiError::fields)?;
     state.store.update_subsystem(&updated).await?;
-    state.forget_cached_identities();
+    state.invalidate(Invalidation::Identities).await;
     Ok(Json(updated))
 }
 
@@ -98,7 +99,7 @@ pub async fn deactivate(
         subsystem.status = EntityStatus::Inactive;
         subsystem.updated_at = Utc::now();
         state.store.update_subsystem(&subsystem).await?;
-        state.forget_cached_identities();
+        state.invalidate(Invalidation::Identities).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,6 +22,7 @@ pub const CACHE_HITS: &str = "volcanion_cache_hits_total";
 pub const CACHE_MISSES: &str = "volcanion_cache_misses_total";
 pub const RATE_LIMITED: &str = "volcanion_rate_limited_total";
 pub const STORE_ERRORS: &str = "volcanion_store_errors_total";
+pub const REDIS_FALLBACKS: &str = "volcanion_redis_fallbacks_total";
 
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +41,7 @@ pub struct Metrics {
     pub cache_misses: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub store_errors: IntCounterVec,
+    pub redis_fallbacks: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,6 +143,11 @@ impl Metrics {
             ),
             rate_limited: counter_vec(RATE_LIMITED, "Requests refused by a rate limit", &["scope"]),
             store_errors: counter_vec(STORE_ERRORS, "Failed store operations", &["operation"]),
+            redis_fallbacks: counter_vec(
+                REDIS_FALLBACKS,
+                "Redis calls that failed or timed out and were answered locally",
+                &["operation"],
+            ),
             registry,
         }
     }

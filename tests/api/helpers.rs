@@ -2,6 +2,7 @@
 //! driven over real HTTP. Each test gets a fresh data dir, so tests never share state.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
@@ -11,6 +12,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use volcanion::Application;
 use volcanion::config::Config;
+use volcanion::store::Store;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// Keeps PBKDF2 cheap in tests; production uses the configured 100k.
@@ -77,8 +79,38 @@ impl TestAppBuilder {
         self
     }
 
+    /// Shares one Redis (under a key prefix of its own) with other instances of this test.
+    pub fn with_redis(self, url: &str, key_prefix: &str) -> TestAppBuilder {
+        let (url, key_prefix) = (url.to_string(), key_prefix.to_string());
+        self.configure(move |config| {
+            config.redis.url = Some(SecretString::from(url));
+            config.redis.key_prefix = key_prefix;
+        })
+    }
+
     pub async fn spawn(self) -> TestApp {
-        let application = Application::build(self.config)
+        let store = volcanion::open_store(&self.config)
+            .await
+            .expect("the store opens");
+        self.spawn_on(store).await
+    }
+
+    /// Two instances on one store: what a load balancer in front of two servers sees.
+    pub async fn spawn_pair(self) -> (TestApp, TestApp) {
+        let store = volcanion::open_store(&self.config)
+            .await
+            .expect("the store opens");
+        let twin = TestAppBuilder {
+            config: self.config.clone(),
+            data_dir: TempDir::new().expect("temp dir"),
+        };
+        let first = self.spawn_on(Arc::clone(&store)).await;
+        let second = twin.spawn_on(store).await;
+        (first, second)
+    }
+
+    async fn spawn_on(self, store: Arc<dyn Store>) -> TestApp {
+        let application = Application::build_with_store(self.config, store)
             .await
             .expect("the app builds");
         let address = application.local_addr();

@@ -7,6 +7,7 @@ mod keys;
 mod management;
 mod operations;
 mod reading;
+mod redis;
 mod reports;
 mod restart;
 mod schemas;

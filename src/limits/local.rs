@@ -1,5 +1,6 @@
-//! Per-partner event quotas (`rateLimitPerMinute`) with GCRA from `governor`. A batch
-//! costs one unit per event. A partner's limiter is rebuilt when its quota changes.
+//! In-process quotas with GCRA from `governor`: the limiter when Redis is not
+//! configured, and the fallback when it is down. A limiter is keyed by its scope and its
+//! quota, so changing a quota starts a fresh budget.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -10,13 +11,12 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
 use moka::sync::Cache;
-use uuid::Uuid;
 
 use crate::error::RateLimitStatus;
 
-type PartnerLimiter = Gcra<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+type ScopeLimiter = Gcra<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
-const MAX_PARTNERS: u64 = 100_000;
+const MAX_SCOPES: u64 = 100_000;
 const IDLE_EVICTION: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,16 +28,16 @@ pub enum RateDecision {
     },
 }
 
-pub struct RateLimiter {
-    limiters: Cache<(Uuid, u32), Arc<PartnerLimiter>>,
+pub struct LocalRateLimiter {
+    limiters: Cache<(String, u32), Arc<ScopeLimiter>>,
     clock: DefaultClock,
 }
 
-impl Default for RateLimiter {
-    fn default() -> RateLimiter {
-        RateLimiter {
+impl Default for LocalRateLimiter {
+    fn default() -> LocalRateLimiter {
+        LocalRateLimiter {
             limiters: Cache::builder()
-                .max_capacity(MAX_PARTNERS)
+                .max_capacity(MAX_SCOPES)
                 .time_to_idle(IDLE_EVICTION)
                 .build(),
             clock: DefaultClock::default(),
@@ -45,16 +45,18 @@ impl Default for RateLimiter {
     }
 }
 
-impl RateLimiter {
-    /// Takes `cost` units from the partner's per-minute budget, or says how long to wait.
-    pub fn check(&self, partner_id: Uuid, per_minute: u32, cost: u32) -> RateDecision {
+impl LocalRateLimiter {
+    /// Takes `cost` units from `scope`'s per-minute budget, or says how long to wait.
+    pub fn check(&self, scope: &str, per_minute: u32, cost: u32) -> RateDecision {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        let limiter = self.limiters.get_with((partner_id, per_minute.get()), || {
-            Arc::new(
-                Gcra::direct(Quota::per_minute(per_minute))
-                    .with_middleware::<StateInformationMiddleware>(),
-            )
-        });
+        let limiter = self
+            .limiters
+            .get_with((scope.to_string(), per_minute.get()), || {
+                Arc::new(
+                    Gcra::direct(Quota::per_minute(per_minute))
+                        .with_middleware::<StateInformationMiddleware>(),
+                )
+            });
         let per_unit = Duration::from_secs(60) / per_minute.get();
         let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
         let status = |remaining: u32| RateLimitStatus {
@@ -83,8 +85,8 @@ mod tests {
 
     #[test]
     fn allows_the_budget_then_limits_with_a_wait() {
-        let limiter = RateLimiter::default();
-        let partner = Uuid::now_v7();
+        let limiter = LocalRateLimiter::default();
+        let partner = "partner:a";
         let RateDecision::Allowed(status) = limiter.check(partner, 10, 9) else {
             panic!("first 9 must pass")
         };
@@ -106,22 +108,22 @@ mod tests {
 
     #[test]
     fn partners_have_separate_budgets() {
-        let limiter = RateLimiter::default();
+        let limiter = LocalRateLimiter::default();
         assert!(matches!(
-            limiter.check(Uuid::now_v7(), 5, 5),
+            limiter.check(&uuid::Uuid::now_v7().to_string(), 5, 5),
             RateDecision::Allowed(_)
         ));
         assert!(matches!(
-            limiter.check(Uuid::now_v7(), 5, 5),
+            limiter.check(&uuid::Uuid::now_v7().to_string(), 5, 5),
             RateDecision::Allowed(_)
         ));
     }
 
     #[test]
     fn a_batch_larger_than_the_budget_is_limited() {
-        let limiter = RateLimiter::default();
+        let limiter = LocalRateLimiter::default();
         assert!(matches!(
-            limiter.check(Uuid::now_v7(), 5, 6),
+            limiter.check("partner:b", 5, 6),
             RateDecision::Limited { .. }
         ));
     }

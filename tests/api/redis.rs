@@ -1,0 +1,329 @@
+//! Several instances sharing one real Redis behave as one. These tests run when
+//! `VOLCANION_TEST_REDIS_URL` is set (CI sets it, with `VOLCANION_TEST_REQUIRE_REDIS=1`
+//! so that a missing Redis fails instead of skipping).
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{Backend, TestApp, TestAppBuilder, assert_problem, event, id_of};
+
+fn redis_url() -> Option<String> {
+    match std::env::var("VOLCANION_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("VOLCANION_TEST_REQUIRE_REDIS").as_deref() == Ok("1") => {
+            panic!("VOLCANION_TEST_REQUIRE_REDIS=1 but VOLCANION_TEST_REDIS_URL is not set")
+        }
+        _ => {
+            eprintln!("skipping: set VOLCANION_TEST_REDIS_URL to run the Redis tests");
+            None
+        }
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("vt-test-{}:", uuid::Uuid::new_v4().simple())
+}
+
+async fn pair(url: &str) -> (TestApp, TestApp) {
+    TestAppBuilder::new(Backend::Embedded)
+        .with_redis(url, &unique_prefix())
+        .spawn_pair()
+        .await
+}
+
+fn now_event(tenant: &crate::helpers::Tenant) -> Value {
+    let mut body = event(tenant, "e", "u", "2026-11-20T10:00:00Z");
+    body.as_object_mut().unwrap().remove("timestamp");
+    body
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_across_instances() {
+    let Some(url) = redis_url() else { return };
+    let (first, second) = pair(&url).await;
+    let tenant = first.tenant("acme").await;
+    let patched = first
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/partners/{}", tenant.partner_id),
+        )
+        .json(&json!({"rateLimitPerMinute": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let mut statuses = Vec::new();
+    for round in 0..6 {
+        for app in [&first, &second] {
+            statuses.push(
+                app.send_event(&tenant.key, &now_event(&tenant))
+                    .await
+                    .status(),
+            );
+        }
+        let _ = round;
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::ACCEPTED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        (accepted, limited),
+        (10, 2),
+        "one budget of 10, not 2 x 10: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn revocation_on_one_instance_reaches_the_other_within_a_second() {
+    let Some(url) = redis_url() else { return };
+    let (first, second) = pair(&url).await;
+    let tenant = first.tenant("acme").await;
+    let created = first
+        .create_key(&tenant.partner_id, json!({"scopes": ["ingest"]}))
+        .await;
+    let key = created["key"].as_str().unwrap();
+    assert_eq!(
+        second.send_event(key, &now_event(&tenant)).await.status(),
+        StatusCode::ACCEPTED,
+        "now cached on the second"
+    );
+    let revoked = first
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{}", id_of(&created)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    loop {
+        let status = second.send_event(key, &now_event(&tenant)).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "revocation not seen within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "revocation reached the other instance after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_schema_change_on_one_instance_reaches_the_other() {
+    let Some(url) = redis_url() else { return };
+    let (first, second) = pair(&url).await;
+    let tenant = first.tenant("acme").await;
+    assert_eq!(
+        second
+            .send_event(&tenant.key, &now_event(&tenant))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let schema = json!({"mode": "reject", "schema": {"type": "object", "required": ["must"]}});
+    let saved = first
+        .admin(Method::PUT, "/api/v1/schemas/e")
+        .json(&schema)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::CREATED);
+    let started = Instant::now();
+    while second
+        .send_event(&tenant.key, &now_event(&tenant))
+        .await
+        .status()
+        != StatusCode::UNPROCESSABLE_ENTITY
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "schema change not seen within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nonce_used_on_one_instance_is_refused_by_the_other() {
+    let Some(url) = redis_url() else { return };
+    let (first, second) = pair(&url).await;
+    let tenant = first.tenant("acme").await;
+    let send = |app: &TestApp, timestamp: String, nonce: &'static str| {
+        app.client
+            .post(app.url("/api/v1/events"))
+            .header("x-api-key", &tenant.key)
+            .header("x-request-timestamp", timestamp)
+            .header("x-request-nonce", nonce)
+            .json(&now_event(&tenant))
+            .send()
+    };
+    let now = chrono::Utc::now();
+    assert_eq!(
+        send(&first, now.to_rfc3339(), "nonce-1")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let replayed = send(&second, now.timestamp().to_string(), "nonce-1")
+        .await
+        .unwrap();
+    assert_problem(replayed, StatusCode::CONFLICT).await;
+    let stale = send(
+        &second,
+        (now - chrono::Duration::minutes(10)).to_rfc3339(),
+        "nonce-2",
+    )
+    .await
+    .unwrap();
+    assert_problem(stale, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        send(&second, now.to_rfc3339(), "nonce-2")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::ACCEPTED
+    );
+}
+
+/// A `redis-server` of this test's own, so stopping it disturbs no other test.
+struct OwnRedis {
+    port: u16,
+    child: Child,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> OwnRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/redis.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        OwnRedis { port, child }
+    }
+
+    async fn kill(mut self) -> u16 {
+        self.child.kill().await.expect("redis-server stops");
+        self.port
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn health(app: &TestApp) -> Value {
+    app.client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ingestion_survives_a_redis_outage_and_recovers() {
+    let Some(_) = redis_url() else { return };
+    let redis = OwnRedis::start(free_port()).await;
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = TestAppBuilder::new(Backend::Embedded)
+        .with_redis(&url, &unique_prefix())
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme").await;
+    assert_eq!(
+        app.send_event(&tenant.key, &now_event(&tenant))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(health(&app).await["components"]["redis"]["status"], "up");
+
+    let port = redis.kill().await;
+    let fresh_key = app
+        .create_key(&tenant.partner_id, json!({"scopes": ["ingest"]}))
+        .await;
+    for key in [tenant.key.as_str(), fresh_key["key"].as_str().unwrap()] {
+        let response = app.send_event(key, &now_event(&tenant)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "local limits take over, never 401/500"
+        );
+        assert!(response.headers().contains_key("ratelimit-remaining"));
+    }
+    let degraded = health(&app).await;
+    assert_eq!(degraded["status"], "degraded");
+    assert_eq!(degraded["components"]["redis"]["status"], "down");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("volcanion_redis_fallbacks_total{operation=\"rate_limit\"}"),
+        "{metrics}"
+    );
+
+    let _restarted = OwnRedis::start(port).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while health(&app).await["status"] != "up" {
+        assert!(
+            Instant::now() < deadline,
+            "the service did not reconnect to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.send_event(&tenant.key, &now_event(&tenant))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    app.await_events(&tenant.key, "", 4).await;
+}
