@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
 use uuid::Uuid;
 use volcanion::config::Config;
-use volcanion::limits::{LimitScope, RateLimits};
+use volcanion::limits::{Budget, LimitScope, RateLimits};
 use volcanion::redis::Redis;
 use volcanion::telemetry::Metrics;
 
@@ -18,9 +18,19 @@ const GENEROUS_QUOTA: u32 = u32::MAX / 2;
 fn limiter(criterion: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let local = RateLimits::new(None);
-    let scope = LimitScope::Partner(Uuid::now_v7());
+    // What every ingest request charges: its key's and its partner's budgets.
+    let budgets = [
+        Budget {
+            scope: LimitScope::Key(Uuid::now_v7()),
+            per_minute: GENEROUS_QUOTA,
+        },
+        Budget {
+            scope: LimitScope::Partner(Uuid::now_v7()),
+            per_minute: GENEROUS_QUOTA,
+        },
+    ];
     criterion.bench_function("rate_limit_check_local", |bench| {
-        bench.iter(|| runtime.block_on(async { black_box(local.check(scope, GENEROUS_QUOTA, 1).await) }))
+        bench.iter(|| runtime.block_on(async { black_box(local.check(&budgets, 1).await) }))
     });
 
     let Ok(url) = std::env::var("VOLCANION_BENCH_REDIS_URL") else {
@@ -35,7 +45,7 @@ fn limiter(criterion: &mut Criterion) {
         .expect("redis connects");
     let shared = RateLimits::new(Some(Arc::new(redis)));
     criterion.bench_function("rate_limit_check_redis", |bench| {
-        bench.iter(|| runtime.block_on(async { black_box(shared.check(scope, GENEROUS_QUOTA, 1).await) }))
+        bench.iter(|| runtime.block_on(async { black_box(shared.check(&budgets, 1).await) }))
     });
 }
 

@@ -79,6 +79,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))
 }
 
+/// A typed JSON body of a management endpoint (content type, size and shape checked).
+pub fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    parse_json(&json_bytes(headers, body, BodyKind::Json)?)
+}
+
 /// Query-string parameters, failing as problem+json.
 pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(value)| value).map_err(|rejection| {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::{ApiKey, GeneratedKey, Scope, generate};
 use crate::error::{ApiError, ErrorKind, FieldError};
-use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json};
+use crate::http::extract::{Admin, BodyKind, json_body, json_bytes, parse_json};
 use crate::http::partners::{created, existing_partner, path_id};
 use crate::http::state::AppState;
 use crate::redis::Invalidation;
@@ -108,7 +108,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: KeyRequest = parse_json(&json_bytes(&headers, body, BodyKind::Json)?)?;
+    let request: KeyRequest = json_body(&headers, body)?;
     let partner = existing_partner(&state, &partner_id).await?;
     let now = Utc::now();
     let mut errors = Vec::new();

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::http::events::parse_limit;
-use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json, query};
+use crate::http::extract::{Admin, json_body, query};
 use crate::http::state::AppState;
 use crate::redis::Invalidation;
 use crate::tenants::{EntityStatus, Partner, PartnerChanges, PartnerDraft};
@@ -54,7 +54,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let draft: PartnerDraft = parse_json(&json_bytes(&headers, body, BodyKind::Json)?)?;
+    let draft: PartnerDraft = json_body(&headers, body)?;
     let partner = draft.into_partner(Utc::now()).map_err(ApiError::fields)?;
     state.store.insert_partner(&partner).await?;
     tracing::info!(partner_id = %partner.id, code = partner.code.as_str(), "partner created");
@@ -118,7 +118,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Partner>, ApiError> {
-    let changes: PartnerChanges = parse_json(&json_bytes(&headers, body, BodyKind::Json)?)?;
+    let changes: PartnerChanges = json_body(&headers, body)?;
     let partner = existing_partner(&state, &id).await?;
     let updated = changes
         .apply(&partner, Utc::now())

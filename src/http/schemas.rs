@@ -15,7 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json};
+use crate::http::extract::{Admin, json_body};
 use crate::http::partners::existing_partner;
 use crate::http::state::AppState;
 use crate::ingest::event::check_event_type;
@@ -105,7 +105,7 @@ fn request(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<SchemaRequest, ApiError> {
-    parse_json(&json_bytes(headers, body, BodyKind::Json)?)
+    json_body(headers, body)
 }
 
 pub async fn put_global(

@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::http::extract::{Admin, BodyKind, json_bytes, parse_json};
+use crate::http::extract::{Admin, json_body};
 use crate::http::partners::{created, existing_partner, path_id};
 use crate::http::state::AppState;
 use crate::redis::Invalidation;
@@ -34,7 +34,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let draft: SubsystemDraft = parse_json(&json_bytes(&headers, body, BodyKind::Json)?)?;
+    let draft: SubsystemDraft = json_body(&headers, body)?;
     let partner = existing_partner(&state, &partner_id).await?;
     let subsystem = draft
         .into_subsystem(partner.id, Utc::now())
@@ -78,7 +78,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Subsystem>, ApiError> {
-    let changes: SubsystemChanges = parse_json(&json_bytes(&headers, body, BodyKind::Json)?)?;
+    let changes: SubsystemChanges = json_body(&headers, body)?;
     let subsystem = existing_subsystem(&state, &id).await?;
     let updated = changes
         .apply(&subsystem, Utc::now())

@@ -59,41 +59,83 @@ impl RateLimits {
         }
     }
 
-    /// Charges `cost` events to `scope`; shared through Redis when it answers in time.
-    pub async fn check(&self, scope: LimitScope, per_minute: u32, cost: u32) -> RateDecision {
-        let per_minute = per_minute.max(1);
-        let key = format!("{}:{per_minute}", scope.key());
-        if let Some(redis) = &self.redis {
-            let redis_key = redis.key(&format!("rate:{key}"));
-            let arguments = vec![
-                PERIOD.as_micros() as i64,
-                i64::from(per_minute),
-                i64::from(cost),
-            ];
-            let call = self.script.evalsha_with_reload::<Vec<i64>, _, _>(
-                redis.client(),
-                redis_key,
-                arguments,
-            );
-            if let Some(reply) = redis.call("rate_limit", call).await
-                && let [allowed, remaining, retry_after_us, reset_us] = reply[..]
-            {
-                let status = RateLimitStatus {
-                    limit: per_minute,
-                    remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-                    reset: micros(reset_us),
-                };
-                return if allowed == 1 {
-                    RateDecision::Allowed(status)
-                } else {
-                    RateDecision::Limited {
-                        status,
-                        retry_after: micros(retry_after_us),
+    /// Charges `cost` events to every budget (all or none); shared through Redis in one
+    /// round trip when it answers in time, else in process. On refusal, names the
+    /// exhausted budget; on success, reports the tightest one.
+    pub async fn check(&self, budgets: &[Budget], cost: u32) -> (RateDecision, Budget) {
+        debug_assert!(!budgets.is_empty());
+        if let Some(redis) = &self.redis
+            && let Some(outcome) = self.check_shared(redis, budgets, cost).await
+        {
+            return outcome;
+        }
+        let mut tightest: Option<(RateDecision, Budget)> = None;
+        for budget in budgets {
+            let decision = self.local.check(&budget.key(), budget.per_minute, cost);
+            match decision {
+                RateDecision::Limited { .. } => return (decision, *budget),
+                RateDecision::Allowed(status) => {
+                    let tighter = tightest.is_none_or(|(current, _)| match current {
+                        RateDecision::Allowed(current) => status.remaining < current.remaining,
+                        RateDecision::Limited { .. } => false,
+                    });
+                    if tighter {
+                        tightest = Some((decision, *budget));
                     }
-                };
+                }
             }
         }
-        self.local.check(&key, per_minute, cost)
+        tightest.expect("at least one budget")
+    }
+
+    async fn check_shared(
+        &self,
+        redis: &Redis,
+        budgets: &[Budget],
+        cost: u32,
+    ) -> Option<(RateDecision, Budget)> {
+        let keys: Vec<String> = budgets
+            .iter()
+            .map(|budget| redis.key(&format!("rate:{}", budget.key())))
+            .collect();
+        let mut arguments = vec![PERIOD.as_micros() as i64, i64::from(cost)];
+        arguments.extend(budgets.iter().map(|budget| i64::from(budget.per_minute)));
+        let call =
+            self.script
+                .evalsha_with_reload::<Vec<i64>, _, _>(redis.client(), keys, arguments);
+        let reply = redis.call("rate_limit", call).await?;
+        let [allowed, index, limit, remaining, retry_after_us, reset_us] = reply[..] else {
+            return None;
+        };
+        let budget = *budgets.get(usize::try_from(index - 1).ok()?)?;
+        let status = RateLimitStatus {
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            reset: micros(reset_us),
+        };
+        let decision = if allowed == 1 {
+            RateDecision::Allowed(status)
+        } else {
+            RateDecision::Limited {
+                status,
+                retry_after: micros(retry_after_us),
+            }
+        };
+        Some((decision, budget))
+    }
+}
+
+/// One budget to charge: whose, and how many events per minute it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub scope: LimitScope,
+    pub per_minute: u32,
+}
+
+impl Budget {
+    /// The quota is part of the key, so changing it starts a fresh budget.
+    fn key(&self) -> String {
+        format!("{}:{}", self.scope.key(), self.per_minute.max(1))
     }
 }
 

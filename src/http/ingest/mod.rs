@@ -1,18 +1,21 @@
-//! Ingestion endpoints: one event, a batch, and the legacy form. Each authenticates,
+//! Ingestion endpoints: one event, the legacy form, and (in `batch`) many. Each authenticates,
 //! charges the partner's rate limit, validates, and hands the events to the queue.
+
+mod batch;
+
+pub use batch::batch;
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::ApiKey;
@@ -24,7 +27,7 @@ use crate::http::extract::{
 };
 use crate::http::state::AppState;
 use crate::ingest::{Caller, EnqueueError, Rejection};
-use crate::limits::{LimitScope, RateDecision, ReplayRefusal};
+use crate::limits::{Budget, LimitScope, RateDecision, ReplayRefusal};
 use crate::store::StoredEvent;
 use crate::tenants::Partner;
 
@@ -80,9 +83,8 @@ impl IngestContext {
 
 async fn authorize(
     state: &AppState,
-    headers: &HeaderMap,
+    parts: &Parts,
     credential: Option<PresentedCredential>,
-    correlation_id: String,
 ) -> Result<IngestContext, ApiError> {
     let key = require_ingest_key(authenticate(state, credential).await?)?;
     let partner = state
@@ -91,7 +93,12 @@ async fn authorize(
         .await?
         .ok_or_else(|| ApiError::unauthenticated("the API key's partner no longer exists"))?;
     let received_at = Utc::now();
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
     state
         .replay_guard
         .check(
@@ -109,66 +116,66 @@ async fn authorize(
     Ok(IngestContext {
         key,
         partner,
-        correlation_id,
+        correlation_id: correlation_of(parts),
         received_at,
         rate_limit: None,
     })
 }
 
-/// Charges `events` to the key's and then the partner's per-minute budget.
+/// Charges `events` to the key's and the partner's per-minute budgets, together.
 async fn charge(
     state: &AppState,
     context: &mut IngestContext,
     events: usize,
 ) -> Result<(), ApiError> {
     let limits = &state.config.limits;
-    let cost = u32::try_from(events).unwrap_or(u32::MAX);
-    let partner_quota = context
-        .partner
-        .rate_limit_per_minute
-        .unwrap_or(limits.default_rate_limit_per_minute);
     let budgets = [
-        (
-            LimitScope::Key(context.key.id),
-            limits.key_rate_limit_per_minute,
-            "API key",
-        ),
-        (
-            LimitScope::Partner(context.partner.id),
-            partner_quota,
-            "partner",
-        ),
+        Budget {
+            scope: LimitScope::Key(context.key.id),
+            per_minute: limits.key_rate_limit_per_minute,
+        },
+        Budget {
+            scope: LimitScope::Partner(context.partner.id),
+            per_minute: context
+                .partner
+                .rate_limit_per_minute
+                .unwrap_or(limits.default_rate_limit_per_minute),
+        },
     ];
-    for (scope, per_minute, owner) in budgets {
-        match state.rate_limits.check(scope, per_minute, cost).await {
-            RateDecision::Allowed(status) => {
-                let tighter = context
-                    .rate_limit
-                    .is_none_or(|current| status.remaining < current.remaining);
-                if tighter {
-                    context.rate_limit = Some(status);
-                }
-            }
+    let cost = u32::try_from(events).unwrap_or(u32::MAX);
+    match state.rate_limits.check(&budgets, cost).await {
+        (RateDecision::Allowed(status), _) => {
+            context.rate_limit = Some(status);
+            Ok(())
+        }
+        (
             RateDecision::Limited {
                 status,
                 retry_after,
-            } => {
-                state
-                    .metrics
-                    .rate_limited
-                    .with_label_values(&[scope.label()])
-                    .inc();
-                let mut error = ApiError::new(
-                    ErrorKind::RateLimited,
-                    format!("the {owner}'s limit of {per_minute} events per minute is exhausted"),
-                );
-                error.retry_after = Some(retry_after);
-                error.rate_limit = Some(status);
-                return Err(error);
-            }
+            },
+            budget,
+        ) => {
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[budget.scope.label()])
+                .inc();
+            let owner = match budget.scope {
+                LimitScope::Key(_) => "API key",
+                LimitScope::Partner(_) => "partner",
+            };
+            let mut error = ApiError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "the {owner}'s limit of {} events per minute is exhausted",
+                    budget.per_minute
+                ),
+            );
+            error.retry_after = Some(retry_after);
+            error.rate_limit = Some(status);
+            Err(error)
         }
     }
-    Ok(())
 }
 
 fn enqueue(state: &AppState, events: Vec<StoredEvent>) -> Result<(), ApiError> {
@@ -222,162 +229,33 @@ fn parse_value(bytes: &[u8]) -> Result<Value, ApiError> {
         .map_err(|error| ApiError::invalid(format!("the body is not valid JSON: {error}")))
 }
 
+/// Charges, validates and queues one event object: the single-event endpoints' answer.
+async fn accept_one(
+    state: &AppState,
+    mut context: IngestContext,
+    object: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    charge(state, &mut context, 1).await?;
+    let event = state
+        .ingestor
+        .prepare(&context.caller(), object)
+        .await
+        .map_err(rejection_error)?;
+    let accepted = AcceptedEvent::of(&event);
+    enqueue(state, vec![event])?;
+    Ok(context.accepted(accepted))
+}
+
 /// `POST /api/v1/events`
 pub async fn single(
     State(state): State<Arc<AppState>>,
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let correlation_id = correlation_of(&parts);
-    let mut context = authorize(
-        &state,
-        &parts.headers,
-        presented_credential(&parts),
-        correlation_id,
-    )
-    .await?;
+    let context = authorize(&state, &parts, presented_credential(&parts)).await?;
     let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
     let object = as_object(parse_value(&bytes)?, "the event")?;
-    charge(&state, &mut context, 1).await?;
-    let event = state
-        .ingestor
-        .prepare(&context.caller(), &object)
-        .await
-        .map_err(rejection_error)?;
-    let accepted = AcceptedEvent::of(&event);
-    enqueue(&state, vec![event])?;
-    Ok(context.accepted(accepted))
-}
-
-#[derive(Deserialize)]
-struct BatchEnvelope<'a> {
-    #[serde(borrow)]
-    events: Vec<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BatchResult {
-    index: usize,
-    event_id: Option<String>,
-    is_valid: Option<bool>,
-    validation_errors: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<EventError>,
-}
-
-/// Why one event of a batch was refused (the batch itself still succeeds).
-#[derive(Serialize)]
-struct EventError {
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<FieldError>,
-}
-
-impl From<ApiError> for EventError {
-    fn from(error: ApiError) -> EventError {
-        EventError {
-            status: error.status().as_u16(),
-            detail: error.detail,
-            errors: error.errors,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct BatchResponse {
-    accepted: usize,
-    rejected: usize,
-    results: Vec<BatchResult>,
-}
-
-/// `POST /api/v1/events/batch`: events are judged one by one; the good ones are queued
-/// together, and one bad event never sinks the others.
-pub async fn batch(
-    State(state): State<Arc<AppState>>,
-    parts: Parts,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let correlation_id = correlation_of(&parts);
-    let mut context = authorize(
-        &state,
-        &parts.headers,
-        presented_credential(&parts),
-        correlation_id,
-    )
-    .await?;
-    let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
-    let envelope: BatchEnvelope = serde_json::from_slice(&bytes).map_err(|error| {
-        ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
-    })?;
-    let max_events = state.config.ingest.max_batch_events;
-    if envelope.events.is_empty() {
-        return Err(ApiError::field("events", "must contain at least one event"));
-    }
-    if envelope.events.len() > max_events {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!(
-                "a batch holds at most {max_events} events, got {}",
-                envelope.events.len()
-            ),
-        ));
-    }
-    charge(&state, &mut context, envelope.events.len()).await?;
-    let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
-    let mut results = Vec::with_capacity(envelope.events.len());
-    let mut accepted = Vec::with_capacity(envelope.events.len());
-    for (index, raw) in envelope.events.into_iter().enumerate() {
-        let prepared = prepare_raw(&state, &context, raw, max_event_bytes).await;
-        results.push(match prepared {
-            Ok(event) => {
-                let result = BatchResult {
-                    index,
-                    event_id: Some(event.event_id.clone()),
-                    is_valid: Some(event.is_valid),
-                    validation_errors: event.validation_errors.clone(),
-                    error: None,
-                };
-                accepted.push(event);
-                result
-            }
-            Err(error) => BatchResult {
-                index,
-                event_id: None,
-                is_valid: None,
-                validation_errors: Vec::new(),
-                error: Some(error.into()),
-            },
-        });
-    }
-    let accepted_count = accepted.len();
-    enqueue(&state, accepted)?;
-    Ok(context.accepted(BatchResponse {
-        accepted: accepted_count,
-        rejected: results.len() - accepted_count,
-        results,
-    }))
-}
-
-async fn prepare_raw(
-    state: &AppState,
-    context: &IngestContext,
-    raw: &RawValue,
-    max_bytes: usize,
-) -> Result<StoredEvent, ApiError> {
-    if raw.get().len() > max_bytes {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("the event is larger than {max_bytes} bytes"),
-        ));
-    }
-    let object = as_object(parse_value(raw.get().as_bytes())?, "each event")?;
-    state
-        .ingestor
-        .prepare(&context.caller(), &object)
-        .await
-        .map_err(rejection_error)
+    accept_one(&state, context, &object).await
 }
 
 /// `POST /api/events/ingest`: the legacy shape, with `apiKey` in the body and
@@ -397,17 +275,9 @@ pub async fn legacy(
         _ => None,
     };
     let credential = presented_credential(&parts).or(body_key);
-    let mut context = authorize(&state, &parts.headers, credential, correlation_of(&parts)).await?;
+    let context = authorize(&state, &parts, credential).await?;
     translate_legacy_properties(&mut object)?;
-    charge(&state, &mut context, 1).await?;
-    let event = state
-        .ingestor
-        .prepare(&context.caller(), &object)
-        .await
-        .map_err(rejection_error)?;
-    let accepted = AcceptedEvent::of(&event);
-    enqueue(&state, vec![event])?;
-    Ok(context.accepted(accepted))
+    accept_one(&state, context, &object).await
 }
 
 fn translate_legacy_properties(object: &mut Map<String, Value>) -> Result<(), ApiError> {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Throughput of the service on this machine, back to back with the same load generator:
+#   L1  GET /health/live (the HTTP stack alone)
+#   E2E POST /api/v1/events (one event per request) and /api/v1/events/batch (BATCH events)
+# Starts its own release build on 127.0.0.1 with a fresh data dir; needs wrk (apt) and jq.
+# Usage: load-tests/bench.sh [duration, default 15s] [connections, default 64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-15s}
+CONNECTIONS=${2:-64}
+PORT=${PORT:-18080}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+export BATCH=${BATCH:-100}
+
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
+DATA=$(mktemp -d)
+export VOLCANION_LISTEN=127.0.0.1:$PORT VOLCANION_DATA_DIR=$DATA VOLCANION_ADMIN_TOKEN=bench-admin
+export VOLCANION_TELEMETRY__LOG_FILTER=warn VOLCANION_LIMITS__KEY_RATE_LIMIT_PER_MINUTE=1000000000
+"$TARGET_DIR/release/volcanion" serve &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
+API=http://127.0.0.1:$PORT
+for _ in $(seq 1 100); do curl -sf $API/health/ready >/dev/null && break; sleep 0.1; done
+
+ADMIN="Authorization: Bearer bench-admin"
+PARTNER=$(curl -sf -X POST $API/api/v1/partners -H "$ADMIN" -H 'Content-Type: application/json' \
+  -d '{"code":"bench","name":"Bench","rateLimitPerMinute":100000000}' | jq -r .id)
+curl -sf -X POST $API/api/v1/partners/$PARTNER/subsystems -H "$ADMIN" -H 'Content-Type: application/json' \
+  -d '{"code":"web","name":"Web","type":"web"}' >/dev/null
+KEY=$(curl -sf -X POST $API/api/v1/partners/$PARTNER/api-keys -H "$ADMIN" -H 'Content-Type: application/json' \
+  -d '{"scopes":["ingest","read"]}' | jq -r .key)
+export KEY
+
+# Runs wrk and prints "<2xx responses per second>" (429/503 answers are not counted).
+run() {
+  local output requests non_2xx seconds
+  output=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
+  echo "$output" >&2
+  requests=$(echo "$output" | awk '/requests in/ {print $1}')
+  seconds=$(echo "$output" | awk '/requests in/ {gsub("s,", "", $4); print $4}')
+  non_2xx=$(echo "$output" | awk '/Non-2xx/ {print $5}')
+  awk -v r="$requests" -v n="${non_2xx:-0}" -v s="$seconds" 'BEGIN {printf "%.0f", (r - n) / s}'
+}
+stored() { curl -sf $API/metrics | awk '/^volcanion_events_stored_total/ {print $2}'; }
+echo "machine: $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+L1=$(run $API/health/live)
+SINGLE=$(run -s load-tests/wrk/single.lua $API/api/v1/events)
+BEFORE=$(stored); STARTED=$(date +%s.%N)
+BATCHED=$(run -s load-tests/wrk/batch.lua $API/api/v1/events/batch)
+# Let the writers catch up, then the sustained store rate over the whole batch phase.
+for _ in $(seq 1 600); do
+  [ "$(curl -sf $API/metrics | awk '/^volcanion_ingest_queue_depth/ {print $2}')" = "0" ] && break; sleep 0.1
+done
+AFTER=$(stored); FINISHED=$(date +%s.%N)
+echo
+echo "L1  no-op GET                 $L1 req/s"
+echo "E2E single event POST (202)   $SINGLE events/s"
+echo "E2E batches of $BATCH (202)     $((BATCHED * BATCH)) events/s accepted ($BATCHED req/s)"
+echo "store: $(awk -v a="$AFTER" -v b="$BEFORE" -v f="$FINISHED" -v s="$STARTED" 'BEGIN {printf "%.0f", (a - b) / (f - s)}') events/s written during the batch phase (incl. drain)"
