@@ -149,7 +149,12 @@ impl Application {
                 Arc::clone(&metrics),
                 config.ingest.max_clock_skew,
             ),
-            reports: ReportService::new(store.clone(), &config.reports, Arc::clone(&metrics)),
+            reports: ReportService::new(
+                store.clone(),
+                redis.clone(),
+                &config.reports,
+                Arc::clone(&metrics),
+            ),
             rate_limits: RateLimits::new(redis.clone()),
             replay_guard: ReplayGuard::new(config.limits.replay_window, redis.clone()),
             invalidations: InvalidationBus::new(redis.clone(), forget),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::store::StoredEvent;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub partner_id: Uuid,
@@ -89,7 +89,7 @@ pub enum Interval {
     Day,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Bucket {
     pub start: DateTime<Utc>,
@@ -98,7 +98,7 @@ pub struct Bucket {
     pub by_type: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Timeseries {
     pub interval: Interval,

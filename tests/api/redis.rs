@@ -327,3 +327,38 @@ async fn ingestion_survives_a_redis_outage_and_recovers() {
     );
     app.await_events(&tenant.key, "", 4).await;
 }
+
+#[tokio::test]
+async fn report_results_are_shared_through_redis_within_their_ttl() {
+    let Some(url) = redis_url() else { return };
+    let (first, second) = pair(&url).await;
+    let tenant = first.tenant("acme").await;
+    let day = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
+    first
+        .send_event(
+            &tenant.key,
+            &event(&tenant, "e", "u1", "2026-11-20T10:00:00Z"),
+        )
+        .await;
+    first.await_events(&tenant.key, day, 1).await;
+    let summary = |app: &TestApp| {
+        app.client
+            .get(app.url(&format!("/api/v1/reports/summary?{day}")))
+            .header("x-api-key", &tenant.key)
+            .send()
+    };
+    let computed: Value = summary(&first).await.unwrap().json().await.unwrap();
+    assert_eq!(computed["totalEvents"], 1);
+    second
+        .send_event(
+            &tenant.key,
+            &event(&tenant, "e", "u2", "2026-11-20T11:00:00Z"),
+        )
+        .await;
+    second.await_events(&tenant.key, day, 2).await;
+    let shared: Value = summary(&second).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        shared, computed,
+        "the second instance reuses the first one's result"
+    );
+}
