@@ -10,7 +10,7 @@
 //! - `limits`    per-partner rate limits
 //! - `reports`   summary and time-series aggregation, cached
 //! - `schemas`   event structures (JSON Schema) and their validation
-//! - `store`     storage traits and the embedded (redb) implementation
+//! - `store`     storage traits, the embedded (redb) and the Cassandra implementations
 //!
 //! Arrows point one way: http → ingest/auth/limits/reports → store.
 
@@ -45,6 +45,7 @@ use crate::ingest::writer::{BatchPolicy, spawn_writers};
 use crate::limits::RateLimiter;
 use crate::reports::ReportService;
 use crate::store::Store;
+use crate::store::cassandra::CassandraStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
@@ -65,6 +66,11 @@ impl Application {
             StoreBackend::Embedded => Arc::new(
                 EmbeddedStore::open(&config.store.data_dir)
                     .context("cannot open the embedded store")?,
+            ),
+            StoreBackend::Cassandra => Arc::new(
+                CassandraStore::open(&config.cassandra)
+                    .await
+                    .context("cannot open the cassandra store")?,
             ),
         };
         let admin_token = match &config.auth.admin_token {
