@@ -246,7 +246,8 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let mut sorted = by_partition;
     sorted.sort_by_key(|row| row.partner_id);
-    let elapsed = batch_inserts(&session, &insert, sorted, args.batch_rows, args.concurrency).await?;
+    let elapsed =
+        batch_inserts(&session, &insert, sorted, args.batch_rows, args.concurrency).await?;
     report("batch", args.events, elapsed);
 
     let run = Uuid::now_v7().simple().to_string();

@@ -332,15 +332,19 @@ impl CassandraConfig {
                 "cassandra.connect_timeout must be > 0, got 0s".to_string(),
             ),
             (
-                self.max_batch_size < ByteSize::kib(1) || self.max_batch_size > MAX_CASSANDRA_BATCH_SIZE,
+                self.max_batch_size < ByteSize::kib(1)
+                    || self.max_batch_size > MAX_CASSANDRA_BATCH_SIZE,
                 format!(
                     "cassandra.max_batch_size must be in 1KiB..={MAX_CASSANDRA_BATCH_SIZE}, got {}",
                     self.max_batch_size
                 ),
             ),
             (
-                self.local_datacenter.as_deref().is_some_and(|dc| dc.trim().is_empty() || dc.contains('\'')),
-                "cassandra.local_datacenter must be a datacenter name, got a blank or quoted value".to_string(),
+                self.local_datacenter
+                    .as_deref()
+                    .is_some_and(|dc| dc.trim().is_empty() || dc.contains('\'')),
+                "cassandra.local_datacenter must be a datacenter name, got a blank or quoted value"
+                    .to_string(),
             ),
         ];
         match checks.into_iter().find(|(failed, _)| *failed) {
@@ -359,7 +363,9 @@ fn is_host_and_port(node: &str) -> bool {
 /// Keyspace names are substituted into CQL text, so only plain identifiers are allowed.
 pub fn is_keyspace_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic())
         && name.len() <= MAX_KEYSPACE_NAME_CHARS
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -72,7 +72,13 @@ struct LoadReport {
     stop: AtomicBool,
 }
 
-async fn send_load(app: Arc<TestApp>, key: String, subsystem: String, sender: usize, report: Arc<LoadReport>) {
+async fn send_load(
+    app: Arc<TestApp>,
+    key: String,
+    subsystem: String,
+    sender: usize,
+    report: Arc<LoadReport>,
+) {
     let mut request_number = 0usize;
     while !report.stop.load(Ordering::Relaxed) {
         request_number += 1;
@@ -155,7 +161,11 @@ async fn accepted_events_survive_a_cassandra_pause() {
     let app = TestAppBuilder::new(backend)
         .configure(|config| {
             assert!(
-                config.cassandra.nodes.iter().all(|node| node.starts_with("127.0.0.1:")),
+                config
+                    .cassandra
+                    .nodes
+                    .iter()
+                    .all(|node| node.starts_with("127.0.0.1:")),
                 "the outage test pauses the local node only, got {:?}",
                 config.cassandra.nodes
             );
@@ -240,7 +250,10 @@ async fn accepted_events_survive_a_cassandra_pause() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(report.refused_without_retry_after.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        report.refused_without_retry_after.load(Ordering::Relaxed),
+        0
+    );
     assert!(refused_during_outage > 0);
     eprintln!(
         "outage: {} events accepted ({accepted_while_paused} while frozen), {refused_during_outage} requests refused with 503 + Retry-After, all stored",

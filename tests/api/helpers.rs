@@ -24,7 +24,9 @@ pub enum Backend {
     Embedded,
     /// Its own keyspace (named after `keyspace_id`, created by the app at start) on the
     /// cluster named by `VOLCANION_TEST_CASSANDRA_NODES`.
-    Cassandra { keyspace_id: u64 },
+    Cassandra {
+        keyspace_id: u64,
+    },
 }
 
 /// Where the Cassandra suite runs; unset: the Cassandra variants return at once.

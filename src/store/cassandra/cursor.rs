@@ -200,7 +200,7 @@ mod tests {
         let bytes = encode(identity(owner), &position());
         let other_owner = identity(Uuid::now_v7());
         let mut other_range = identity(owner);
-        other_range.to = other_range.to + chrono::Duration::seconds(1);
+        other_range.to += chrono::Duration::seconds(1);
         let other_scope = QueryIdentity {
             scope: EventScope::Subsystem(owner),
             ..identity(owner)
@@ -223,7 +223,12 @@ mod tests {
         let bytes = encode(identity(owner), &position());
         let mut padded = bytes.clone();
         padded.push(0);
-        for broken in [&bytes[..bytes.len() - 1], &padded[..], &[][..], &[0, 0, 0][..]] {
+        for broken in [
+            &bytes[..bytes.len() - 1],
+            &padded[..],
+            &[][..],
+            &[0, 0, 0][..],
+        ] {
             assert!(matches!(
                 decode(broken, identity(owner), 3),
                 Err(StoreError::InvalidCursor)

@@ -70,7 +70,11 @@ pub async fn query_events(
         lower: millisecond_time(query.from),
         upper: millisecond_ceiling(query.to),
         day_offset: position.day_offset,
-        buckets: position.buckets.into_iter().map(BucketReader::resuming).collect(),
+        buckets: position
+            .buckets
+            .into_iter()
+            .map(BucketReader::resuming)
+            .collect(),
         resumed_from_cursor: query.cursor.is_some(),
     };
 
@@ -92,7 +96,10 @@ pub async fn query_events(
         }
     }
     let next_cursor = if reader.has_more().await? {
-        Some(cursor::encode(identity, &reader.position(position.page_size)))
+        Some(cursor::encode(
+            identity,
+            &reader.position(position.page_size),
+        ))
     } else {
         None
     };
@@ -157,7 +164,9 @@ struct BucketReader {
 enum BucketState {
     /// The page at `page_start` still has to be (re)read, skipping `consumed` rows.
     Unread,
-    Read { next_page: Option<Vec<u8>> },
+    Read {
+        next_page: Option<Vec<u8>>,
+    },
     Exhausted,
 }
 
@@ -302,7 +311,9 @@ impl PartitionQuery<'_> {
                 }
             };
             let from_cursor = self.resumed_from_cursor && page_start.is_some();
-            let (mut rows, next_page) = self.read_page(bucket_index, page_start, from_cursor).await?;
+            let (mut rows, next_page) = self
+                .read_page(bucket_index, page_start, from_cursor)
+                .await?;
             let skip = (bucket.consumed as usize).min(rows.len());
             rows.drain(..skip);
             bucket.rows = rows;

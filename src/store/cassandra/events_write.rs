@@ -47,7 +47,7 @@ struct PartitionKey {
 
 enum Claim {
     /// First write of this id, or a retry of that same write: store the rows.
-    Store(EventRow, i32),
+    Store(Box<EventRow>, i32),
     Duplicate,
 }
 
@@ -81,6 +81,7 @@ pub async fn write_events(
             outcome.duplicates += 1;
             continue;
         };
+        let row = *row;
         outcome.inserted += 1;
         let by_subsystem = PartitionKey {
             table: EventsTable::BySubsystem,
@@ -93,10 +94,13 @@ pub async fn write_events(
             owner: row.partner_id,
             ..by_subsystem
         };
-        partitions.entry(by_subsystem).or_default().push(EventInsert {
-            row: row.clone(),
-            ttl_seconds,
-        });
+        partitions
+            .entry(by_subsystem)
+            .or_default()
+            .push(EventInsert {
+                row: row.clone(),
+                ttl_seconds,
+            });
         partitions
             .entry(by_partner)
             .or_default()
@@ -144,7 +148,7 @@ async fn claim(store: &CassandraStore, event: &StoredEvent) -> Result<Claim, Sto
         return Ok(Claim::Duplicate);
     }
     Ok(Claim::Store(
-        EventRow::from_event(event, placement)?,
+        Box::new(EventRow::from_event(event, placement)?),
         ttl_seconds,
     ))
 }

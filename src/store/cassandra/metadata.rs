@@ -99,7 +99,10 @@ impl MetadataStore for CassandraStore {
     }
 
     async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        let previous = self.partner(partner.id).await?.ok_or(StoreError::NotFound)?;
+        let previous = self
+            .partner(partner.id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let code = partner.code.as_str();
         let code_changed = previous.code.as_str() != code;
         if code_changed {
@@ -226,7 +229,8 @@ impl MetadataStore for CassandraStore {
             .select(&self.statements.list_subsystem_ids, (partner_id,))
             .await?;
         let ids = ids.into_iter().map(|(id,)| id).collect();
-        self.records_of(&self.statements.select_subsystem, ids).await
+        self.records_of(&self.statements.select_subsystem, ids)
+            .await
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {

@@ -10,9 +10,18 @@ use crate::store::StoreError;
 
 /// In the order they must be applied.
 pub const MIGRATIONS: [(&str, &str); 3] = [
-    ("001_keyspace.cql", include_str!("../../../cql/001_keyspace.cql")),
-    ("002_events.cql", include_str!("../../../cql/002_events.cql")),
-    ("003_metadata.cql", include_str!("../../../cql/003_metadata.cql")),
+    (
+        "001_keyspace.cql",
+        include_str!("../../../cql/001_keyspace.cql"),
+    ),
+    (
+        "002_events.cql",
+        include_str!("../../../cql/002_events.cql"),
+    ),
+    (
+        "003_metadata.cql",
+        include_str!("../../../cql/003_metadata.cql"),
+    ),
 ];
 
 const KEYSPACE_PLACEHOLDER: &str = "volcanion";
