@@ -69,6 +69,8 @@ struct LoadReport {
     accepted: AtomicUsize,
     refused_with_retry_after: AtomicUsize,
     refused_without_retry_after: AtomicUsize,
+    /// The distinct `detail`s of the 503 answers.
+    refusal_details: Mutex<HashSet<String>>,
     stop: AtomicBool,
 }
 
@@ -112,6 +114,14 @@ async fn send_load(
                     &report.refused_without_retry_after
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                let problem: Value = response.json().await.unwrap_or_default();
+                if let Some(detail) = problem["detail"].as_str() {
+                    report
+                        .refusal_details
+                        .lock()
+                        .unwrap()
+                        .insert(detail.to_string());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             other => panic!("unexpected ingest status {other}"),
@@ -172,6 +182,10 @@ async fn accepted_events_survive_a_cassandra_pause() {
             config.ingest.queue_capacity = QUEUE_CAPACITY;
             config.ingest.batch_size = 200;
             config.cassandra.request_timeout = Duration::from_secs(1);
+            // Keys and tenants stay cached, so only the writers meet the frozen store and
+            // the 503s come from the queue filling up.
+            config.auth.key_cache_ttl = Duration::from_secs(600);
+            config.limits.directory_cache_ttl = Duration::from_secs(600);
         })
         .spawn()
         .await;
@@ -197,9 +211,18 @@ async fn accepted_events_survive_a_cassandra_pause() {
     let mut paused = PausedCassandra::pause();
     let accepted_before_pause = report.accepted.load(Ordering::Relaxed);
 
-    wait_until("ingestion answers 503 with Retry-After", || async {
-        report.refused_with_retry_after.load(Ordering::Relaxed) > 0
-    })
+    wait_until(
+        "the queue fills and ingestion answers 503 with Retry-After",
+        || async {
+            report.refused_with_retry_after.load(Ordering::Relaxed) > 0
+                && report
+                    .refusal_details
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|detail| detail.contains("queue is full"))
+        },
+    )
     .await;
     wait_until("/health reports the store down", || async {
         let (status, store) = store_health(&app).await;
@@ -256,7 +279,8 @@ async fn accepted_events_survive_a_cassandra_pause() {
     );
     assert!(refused_during_outage > 0);
     eprintln!(
-        "outage: {} events accepted ({accepted_while_paused} while frozen), {refused_during_outage} requests refused with 503 + Retry-After, all stored",
-        accepted.len()
+        "outage: {} events accepted ({accepted_while_paused} while frozen), {refused_during_outage} requests refused with 503 + Retry-After ({:?}), all stored",
+        accepted.len(),
+        report.refusal_details.lock().unwrap()
     );
 }
