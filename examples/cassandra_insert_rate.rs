@@ -5,7 +5,8 @@
 //! - `single`: one INSERT per event into `events_by_partner_day`, `--concurrency` in flight
 //! - `batch`:  unlogged batches of `--batch-rows` events of one partition, same concurrency
 //! - `claim`:  the de-duplication claim alone (`INSERT ... IF NOT EXISTS`, a Paxos round)
-//! - `store`:  `CassandraStore::write_events` in writer-sized batches: claim + both tables
+//! - `store`:  `CassandraStore::write_events` in writer-sized batches from `--writers`
+//!   concurrent writers: the claim plus both events tables, as the service writes
 //!
 //! cargo run --release --example cassandra_insert_rate -- --nodes 127.0.0.1:9042 --events 50000
 
@@ -45,6 +46,9 @@ struct Args {
     /// Events per `write_events` call in the `store` mode (the writers' batch size).
     #[arg(long, default_value_t = 500)]
     store_batch: usize,
+    /// Concurrent `write_events` calls in the `store` mode (the service's `ingest.writers`).
+    #[arg(long, default_value_t = 2)]
+    writers: usize,
     /// Drop the keyspace at the end.
     #[arg(long)]
     drop: bool,
@@ -265,9 +269,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|i| event(partner, Uuid::from_u128(7), i, &run))
         .collect();
     let started = Instant::now();
-    for chunk in events.chunks(args.store_batch) {
-        store.write_events(chunk).await?;
-    }
+    futures::stream::iter(events.chunks(args.store_batch))
+        .map(|chunk| store.write_events(chunk))
+        .buffer_unordered(args.writers)
+        .try_collect::<Vec<_>>()
+        .await?;
     report("store", args.events, started.elapsed());
 
     if args.drop {

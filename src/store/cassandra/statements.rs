@@ -61,7 +61,9 @@ impl Statements {
         let ks = keyspace;
         let prepare = |cql: String, retry: Retry| async move {
             let mut statement = session.prepare(cql).await.map_err(|error| {
-                StoreError::Unavailable(format!("cannot prepare a statement: {error}"))
+                StoreError::Unavailable(format!(
+                    "cannot prepare a statement (are the tables there? run `volcanion migrate`): {error}"
+                ))
             })?;
             statement.set_is_idempotent(retry == Retry::Idempotent);
             Ok::<_, StoreError>(statement)
