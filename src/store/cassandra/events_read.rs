@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::response::{PagingState, PagingStateResponse};
@@ -13,6 +13,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::cursor::{self, BucketPosition, QueryIdentity, ReadPosition};
+use super::day_range::{DayRange, millisecond_ceiling};
 use super::rows::{EventRow, millisecond_time};
 use super::{CassandraStore, driver_error};
 use crate::store::{EventPage, EventQuery, EventScope, StoreError};
@@ -42,7 +43,7 @@ pub async fn query_events(
         });
     }
     let days = DayRange::of(query.from, query.to);
-    let position = match &query.cursor {
+    let mut position = match &query.cursor {
         Some(bytes) => {
             let position = cursor::decode(bytes, identity, store.buckets)?;
             if position.day_offset >= days.count {
@@ -56,9 +57,26 @@ pub async fn query_events(
             buckets: vec![BucketPosition::START; store.buckets as usize],
         },
     };
-    let (statement, owner) = match query.scope {
-        EventScope::Partner(id) => (&store.statements.select_events_by_partner, id),
-        EventScope::Subsystem(id) => (&store.statements.select_events_by_subsystem, id),
+    let owner = match query.scope {
+        EventScope::Partner(id) | EventScope::Subsystem(id) => id,
+    };
+    let mut days_with_events = days_with_events(store, owner, days, position.day_offset).await?;
+    if query.cursor.is_none() {
+        match days_with_events.pop_front() {
+            Some(newest_with_events) => position.day_offset = newest_with_events,
+            None => {
+                return Ok(EventPage {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+        }
+    } else {
+        days_with_events.retain(|offset| *offset > position.day_offset);
+    }
+    let statement = match query.scope {
+        EventScope::Partner(_) => &store.statements.select_events_by_partner,
+        EventScope::Subsystem(_) => &store.statements.select_events_by_subsystem,
     };
     let mut statement = statement.clone();
     statement.set_page_size(i32::try_from(position.page_size).unwrap_or(i32::MAX));
@@ -67,6 +85,7 @@ pub async fn query_events(
         statement,
         owner,
         days,
+        days_with_events,
         lower: millisecond_time(query.from),
         upper: millisecond_ceiling(query.to),
         day_offset: position.day_offset,
@@ -106,38 +125,23 @@ pub async fn query_events(
     Ok(EventPage { items, next_cursor })
 }
 
-/// The UTC days of `from <= t < to`, newest first.
-#[derive(Clone, Copy)]
-struct DayRange {
-    newest: NaiveDate,
-    count: u32,
-}
-
-impl DayRange {
-    fn of(from: DateTime<Utc>, to: DateTime<Utc>) -> DayRange {
-        let last_instant = to - chrono::Duration::nanoseconds(1);
-        let newest = last_instant.date_naive();
-        let span = (newest - from.date_naive()).num_days().max(0);
-        DayRange {
-            newest,
-            count: u32::try_from(span + 1).unwrap_or(u32::MAX),
-        }
-    }
-
-    fn day(&self, offset: u32) -> NaiveDate {
-        self.newest
-            .checked_sub_days(Days::new(u64::from(offset)))
-            .unwrap_or(NaiveDate::MIN)
-    }
-}
-
-fn millisecond_ceiling(time: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = millisecond_time(time);
-    if floor == time {
-        floor
-    } else {
-        floor + chrono::Duration::milliseconds(1)
-    }
+/// Offsets (days back from the newest day of the range) of the days from `from_offset`
+/// back to the start of the range on which `owner` has events, newest first.
+async fn days_with_events(
+    store: &CassandraStore,
+    owner: Uuid,
+    days: DayRange,
+    from_offset: u32,
+) -> Result<VecDeque<u32>, StoreError> {
+    let newest = days.day(from_offset);
+    let oldest = days.day(days.count - 1);
+    let rows: Vec<(NaiveDate,)> = store
+        .select(&store.statements.select_event_days, (owner, oldest, newest))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(day,)| days.offset_of(day))
+        .collect())
 }
 
 struct DayReader<'a> {
@@ -145,6 +149,8 @@ struct DayReader<'a> {
     statement: PreparedStatement,
     owner: Uuid,
     days: DayRange,
+    /// Offsets of the older days still to read that have events (from `event_days`).
+    days_with_events: VecDeque<u32>,
     lower: DateTime<Utc>,
     upper: DateTime<Utc>,
     day_offset: u32,
@@ -249,10 +255,10 @@ impl DayReader<'_> {
             if first.is_some() {
                 return Ok(first);
             }
-            if self.day_offset + 1 >= self.days.count {
+            let Some(older_day) = self.days_with_events.pop_front() else {
                 return Ok(None);
-            }
-            self.day_offset += 1;
+            };
+            self.day_offset = older_day;
             self.resumed_from_cursor = false;
             for bucket in &mut self.buckets {
                 *bucket = BucketReader::resuming(BucketPosition::START);
@@ -369,37 +375,5 @@ fn cursor_or_driver_error(error: ExecutionError, from_cursor: bool) -> StoreErro
         StoreError::InvalidCursor
     } else {
         driver_error(error)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn a_range_ending_at_midnight_does_not_read_the_next_day() {
-        let days = DayRange::of(at("2026-11-20T00:00:00Z"), at("2026-11-21T00:00:00Z"));
-        assert_eq!(days.count, 1);
-        assert_eq!(days.day(0).to_string(), "2026-11-20");
-    }
-
-    #[test]
-    fn days_are_listed_newest_first() {
-        let days = DayRange::of(at("2026-11-18T23:00:00Z"), at("2026-11-20T01:00:00Z"));
-        assert_eq!(days.count, 3);
-        assert_eq!(days.day(0).to_string(), "2026-11-20");
-        assert_eq!(days.day(2).to_string(), "2026-11-18");
-    }
-
-    #[test]
-    fn the_upper_bound_rounds_up_to_whole_milliseconds() {
-        let exact = at("2026-11-20T00:00:00.001Z");
-        assert_eq!(millisecond_ceiling(exact), exact);
-        let inside = at("2026-11-20T00:00:00.001500Z");
-        assert_eq!(millisecond_ceiling(inside), at("2026-11-20T00:00:00.002Z"));
     }
 }

@@ -106,6 +106,7 @@ pub async fn write_events(
             .or_default()
             .push(EventInsert { row, ttl_seconds });
     }
+    record_event_days(store, &partitions).await?;
     let batches: Vec<(EventsTable, Vec<EventInsert>)> = partitions
         .into_iter()
         .flat_map(|(key, inserts)| {
@@ -151,6 +152,44 @@ async fn claim(store: &CassandraStore, event: &StoredEvent) -> Result<Claim, Sto
         Box::new(EventRow::from_event(event, placement)?),
         ttl_seconds,
     ))
+}
+
+/// Marks the days the rows fall on, per owner, before the rows are written (a day marked
+/// but left empty by a failed write only costs readers one empty partition read). The
+/// mark lives as long as the longest-lived row written with it (TTL 0: forever).
+async fn record_event_days(
+    store: &CassandraStore,
+    partitions: &HashMap<PartitionKey, Vec<EventInsert>>,
+) -> Result<(), StoreError> {
+    let mut days: HashMap<(Uuid, NaiveDate), i32> = HashMap::new();
+    for (key, inserts) in partitions {
+        for insert in inserts {
+            let ttl = days
+                .entry((key.owner, key.day))
+                .or_insert(insert.ttl_seconds);
+            if *ttl != 0 {
+                *ttl = if insert.ttl_seconds == 0 {
+                    0
+                } else {
+                    (*ttl).max(insert.ttl_seconds)
+                };
+            }
+        }
+    }
+    let pending: Vec<_> = days
+        .into_iter()
+        .map(|((owner, day), ttl_seconds)| {
+            store.execute(
+                &store.statements.insert_event_day,
+                (owner, day, ttl_seconds),
+            )
+        })
+        .collect();
+    futures::stream::iter(pending)
+        .buffer_unordered(store.write_concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }
 
 /// The partner's `retentionDays` in seconds (0: kept until deleted), cached briefly.

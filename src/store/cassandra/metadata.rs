@@ -4,6 +4,8 @@
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -21,8 +23,8 @@ impl CassandraStore {
     /// The JSON `record` of the single row `statement` selects, decoded.
     async fn record<T: DeserializeOwned>(
         &self,
-        statement: &scylla::statement::prepared::PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
     ) -> Result<Option<T>, StoreError> {
         let rows: Vec<(String,)> = self.select(statement, values).await?;
         rows.into_iter()
@@ -34,7 +36,7 @@ impl CassandraStore {
     /// The records of `ids`, in the order given, skipping ids whose record is gone.
     async fn records_of<T: DeserializeOwned + Send>(
         &self,
-        statement: &scylla::statement::prepared::PreparedStatement,
+        statement: &PreparedStatement,
         ids: Vec<Uuid>,
     ) -> Result<Vec<T>, StoreError> {
         let records: Vec<Option<T>> = futures::stream::iter(ids)
@@ -48,8 +50,8 @@ impl CassandraStore {
     /// Points a unique index row at `id`. `Ok` if it is free or already ours (a retry).
     async fn claim_unique(
         &self,
-        statement: &scylla::statement::prepared::PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
         holder_column: &str,
         id: Uuid,
         conflict: impl FnOnce() -> String,

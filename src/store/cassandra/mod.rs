@@ -10,6 +10,7 @@
 //! - `metadata`   partners, subsystems, API keys and event structures
 
 mod cursor;
+mod day_range;
 mod events_read;
 mod events_write;
 mod metadata;

@@ -17,6 +17,8 @@ pub struct Statements {
     pub select_events_by_partner: PreparedStatement,
     pub select_events_by_subsystem: PreparedStatement,
     pub claim_event_id: PreparedStatement,
+    pub insert_event_day: PreparedStatement,
+    pub select_event_days: PreparedStatement,
 
     pub claim_partner_code: PreparedStatement,
     pub release_partner_code: PreparedStatement,
@@ -94,6 +96,16 @@ impl Statements {
             claim_event_id: prepare(
                 format!("INSERT INTO {ks}.event_ids_by_partner (partner_id, event_id, day, event_time, bucket, fingerprint) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"),
                 NotIdempotent,
+            )
+            .await?,
+            insert_event_day: prepare(
+                format!("INSERT INTO {ks}.event_days (owner, day) VALUES (?, ?) USING TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_event_days: prepare(
+                format!("SELECT day FROM {ks}.event_days WHERE owner = ? AND day >= ? AND day <= ?"),
+                Idempotent,
             )
             .await?,
 
