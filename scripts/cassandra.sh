@@ -5,6 +5,9 @@
 #   scripts/cassandra.sh stop              kill the JVM (pidfile) and wait until the port is closed
 #   scripts/cassandra.sh status            exit 0 iff `SELECT release_version FROM system.local` works
 #   scripts/cassandra.sh cqlsh [ARGS...]   run the cqlsh this script uses against 127.0.0.1:PORT
+#   scripts/cassandra.sh pause|resume      SIGSTOP / SIGCONT the JVM (outage tests: the port stays
+#                                          open but nothing answers, like a hung node)
+#   scripts/cassandra.sh pid               print the JVM's pid (exit 1 if not running)
 #
 # Launch method: `cassandra-all` and its runtime dependencies from Maven Central (copied by
 # maven-dependency-plugin), started with a plain `java ... CassandraDaemon` command line. The
@@ -225,6 +228,18 @@ status() {
   say "not running"; return 1
 }
 
+pause() {
+  local pid
+  pid=$(jvm_pid) || die "not running (no live JVM in $PIDFILE)"
+  kill -STOP "$pid"; say "paused (pid $pid); resume with: $0 resume"
+}
+
+resume() {
+  local pid
+  pid=$(jvm_pid) || die "not running (no live JVM in $PIDFILE)"
+  kill -CONT "$pid"; say "resumed (pid $pid)"
+}
+
 cmd=${1:-}; [ $# -gt 0 ] && shift
 case "$cmd" in
   start)
@@ -236,5 +251,8 @@ case "$cmd" in
   status) status ;;
   restart) stop; start ;;
   cqlsh) ensure_cqlsh; exec "$CQLSH_BIN" "$HOST" "$PORT" "$@" ;;
-  *) echo "usage: $0 start [--fresh]|stop|status|restart|cqlsh [ARGS...]" >&2; exit 2 ;;
+  pause) pause ;;
+  resume) resume ;;
+  pid) jvm_pid || { say "not running"; exit 1; } ;;
+  *) echo "usage: $0 start [--fresh]|stop|status|restart|pause|resume|pid|cqlsh [ARGS...]" >&2; exit 2 ;;
 esac

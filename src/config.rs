@@ -28,6 +28,7 @@ const ENV_ALIASES: [(&str, &str); 3] = [
 pub struct Config {
     pub http: HttpConfig,
     pub store: StoreConfig,
+    pub cassandra: CassandraConfig,
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
@@ -50,12 +51,75 @@ pub struct HttpConfig {
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
     Embedded,
+    Cassandra,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoreConfig {
     pub backend: StoreBackend,
     pub data_dir: PathBuf,
+}
+
+/// How the Cassandra backend connects and lays out its data (used when
+/// `store.backend = "cassandra"`, and by `volcanion migrate`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CassandraConfig {
+    /// Contact points, `host:port`; a TOML array or one comma-separated string (env).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub nodes: Vec<String>,
+    pub keyspace: String,
+    /// Used only when the keyspace is created (by `volcanion migrate` or at start).
+    pub replication_factor: u32,
+    pub consistency: CassandraConsistency,
+    /// Prefer this datacenter's nodes (and `NetworkTopologyStrategy` when creating the keyspace).
+    pub local_datacenter: Option<String>,
+    /// Splits each (partner, day) and (subsystem, day) partition into this many buckets by
+    /// a hash of the event id; readers fan out over all of them. Fixed for a keyspace's life.
+    pub partner_buckets: u32,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Requests one batch write keeps in flight (claims and partition batches).
+    pub write_concurrency: usize,
+    /// Unlogged batches are split above this size (Cassandra refuses batches over 50 KiB).
+    pub max_batch_size: ByteSize,
+}
+
+/// Consistency of reads and writes (lightweight transactions use `LOCAL_SERIAL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CassandraConsistency {
+    One,
+    Two,
+    Three,
+    Quorum,
+    All,
+    LocalOne,
+    LocalQuorum,
+    EachQuorum,
+}
+
+/// Accepts `["a:9042", "b:9042"]` as well as `"a:9042,b:9042"` (what an env var carries).
+fn list_or_comma_separated<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,9 +310,100 @@ impl Config {
         ];
         match checks.into_iter().find(|(failed, _)| *failed) {
             Some((_, message)) => Err(ConfigError::Invalid(message)),
+            None => self.cassandra.validate(),
+        }
+    }
+}
+
+/// Cassandra rejects batches over 50 KiB by default; stay clear of it.
+const MAX_CASSANDRA_BATCH_SIZE: ByteSize = ByteSize::kib(48);
+const MAX_PARTNER_BUCKETS: u32 = 1024;
+/// Cassandra's own limit on keyspace names.
+const MAX_KEYSPACE_NAME_CHARS: usize = 48;
+
+impl CassandraConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid_node = self.nodes.iter().find(|node| !is_host_and_port(node));
+        let checks = [
+            (
+                self.nodes.is_empty(),
+                "cassandra.nodes must name at least one host:port, got none".to_string(),
+            ),
+            (
+                invalid_node.is_some(),
+                format!(
+                    "cassandra.nodes entries must be host:port, got '{}'",
+                    invalid_node.map(String::as_str).unwrap_or_default()
+                ),
+            ),
+            (
+                !is_keyspace_name(&self.keyspace),
+                format!(
+                    "cassandra.keyspace must be a letter then up to {} letters, digits or '_', got '{}'",
+                    MAX_KEYSPACE_NAME_CHARS - 1,
+                    self.keyspace
+                ),
+            ),
+            (
+                self.replication_factor == 0,
+                "cassandra.replication_factor must be > 0, got 0".to_string(),
+            ),
+            (
+                self.partner_buckets == 0 || self.partner_buckets > MAX_PARTNER_BUCKETS,
+                format!(
+                    "cassandra.partner_buckets must be in 1..={MAX_PARTNER_BUCKETS}, got {}",
+                    self.partner_buckets
+                ),
+            ),
+            (
+                self.write_concurrency == 0,
+                "cassandra.write_concurrency must be > 0, got 0".to_string(),
+            ),
+            (
+                self.request_timeout.is_zero(),
+                "cassandra.request_timeout must be > 0, got 0s".to_string(),
+            ),
+            (
+                self.connect_timeout.is_zero(),
+                "cassandra.connect_timeout must be > 0, got 0s".to_string(),
+            ),
+            (
+                self.max_batch_size < ByteSize::kib(1)
+                    || self.max_batch_size > MAX_CASSANDRA_BATCH_SIZE,
+                format!(
+                    "cassandra.max_batch_size must be in 1KiB..={MAX_CASSANDRA_BATCH_SIZE}, got {}",
+                    self.max_batch_size
+                ),
+            ),
+            (
+                self.local_datacenter
+                    .as_deref()
+                    .is_some_and(|dc| dc.trim().is_empty() || dc.contains('\'')),
+                "cassandra.local_datacenter must be a datacenter name, got a blank or quoted value"
+                    .to_string(),
+            ),
+        ];
+        match checks.into_iter().find(|(failed, _)| *failed) {
+            Some((_, message)) => Err(ConfigError::Invalid(message)),
             None => Ok(()),
         }
     }
+}
+
+fn is_host_and_port(node: &str) -> bool {
+    node.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
+    })
+}
+
+/// Keyspace names are substituted into CQL text, so only plain identifiers are allowed.
+pub fn is_keyspace_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic())
+        && name.len() <= MAX_KEYSPACE_NAME_CHARS
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -270,5 +425,44 @@ mod tests {
         config.ingest.writers = 0;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("ingest.writers"), "{message}");
+    }
+
+    #[test]
+    fn cassandra_nodes_accept_a_comma_separated_string_or_a_list() {
+        let from_text: CassandraConfig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("cassandra.nodes", "127.0.0.1:9042, 127.0.0.2:9042"))
+            .extract_inner("cassandra")
+            .unwrap();
+        let from_list: CassandraConfig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("cassandra.nodes", ["127.0.0.1:9042", "127.0.0.2:9042"]))
+            .extract_inner("cassandra")
+            .unwrap();
+        assert_eq!(from_text.nodes, ["127.0.0.1:9042", "127.0.0.2:9042"]);
+        assert_eq!(from_list.nodes, from_text.nodes);
+    }
+
+    #[test]
+    fn cassandra_defaults_match_the_contract() {
+        let cassandra = Config::defaults().cassandra;
+        assert_eq!(cassandra.keyspace, "volcanion");
+        assert_eq!(cassandra.replication_factor, 1);
+        assert_eq!(cassandra.partner_buckets, 1);
+        assert_eq!(cassandra.consistency, CassandraConsistency::LocalQuorum);
+    }
+
+    #[test]
+    fn cassandra_validation_names_the_key() {
+        let mut config = Config::defaults();
+        config.cassandra.keyspace = "bad-name;".to_string();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("cassandra.keyspace"), "{message}");
+        let mut config = Config::defaults();
+        config.cassandra.nodes = vec!["localhost".to_string()];
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("cassandra.nodes"), "{message}");
+        let mut config = Config::defaults();
+        config.cassandra.partner_buckets = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("cassandra.partner_buckets"), "{message}");
     }
 }

@@ -11,7 +11,7 @@
 //! - `redis`     the optional shared Redis: connection, fallbacks, cache invalidation
 //! - `reports`   summary and time-series aggregation, cached
 //! - `schemas`   event structures (JSON Schema) and their validation
-//! - `store`     storage traits and the embedded (redb) implementation
+//! - `store`     storage traits, the embedded (redb) and the Cassandra implementations
 //!
 //! Arrows point one way: http → ingest/auth/limits/reports → store (and redis).
 
@@ -49,6 +49,7 @@ use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
 use crate::reports::ReportService;
 use crate::schemas::SchemaRegistry;
 use crate::store::Store;
+use crate::store::cassandra::CassandraStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
@@ -241,6 +242,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         StoreBackend::Embedded => Ok(Arc::new(
             EmbeddedStore::open(&config.store.data_dir)
                 .context("cannot open the embedded store")?,
+        )),
+        StoreBackend::Cassandra => Ok(Arc::new(
+            CassandraStore::open(&config.cassandra)
+                .await
+                .context("cannot open the cassandra store")?,
         )),
     }
 }

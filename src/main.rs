@@ -27,6 +27,9 @@ enum Command {
     Serve,
     /// Load and validate the configuration, print it (secrets redacted) and exit.
     CheckConfig,
+    /// Create or update the Cassandra keyspace and tables from `cql/` (idempotent), using
+    /// the `[cassandra]` settings, then exit.
+    Migrate,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +38,18 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
             println!("{config:#?}");
+            Ok(())
+        }
+        Command::Migrate => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let keyspace = config.cassandra.keyspace.clone();
+            let applied = runtime
+                .block_on(volcanion::store::cassandra::CassandraStore::migrate(
+                    &config.cassandra,
+                ))
+                .context("migration failed")?;
+            println!("keyspace {keyspace}: {applied} statements applied, schema in agreement");
             Ok(())
         }
         Command::Serve => {

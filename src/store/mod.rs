@@ -1,6 +1,7 @@
 //! Storage traits and the records they hold. Two implementations share one contract:
 //! `embedded` (on-disk, for a single node) and, in production, Cassandra.
 
+pub mod cassandra;
 pub mod embedded;
 mod event;
 

@@ -1,5 +1,6 @@
 //! `TestApp`: a real instance of the service on an ephemeral port with its own store,
-//! driven over real HTTP. Each test gets a fresh data dir, so tests never share state.
+//! driven over real HTTP. Each test gets a fresh data dir (and, on Cassandra, a fresh
+//! keyspace), so tests never share state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use volcanion::Application;
-use volcanion::config::Config;
+use volcanion::config::{Config, StoreBackend};
 use volcanion::store::Store;
+use volcanion::store::cassandra::CassandraStore;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// Keeps PBKDF2 cheap in tests; production uses the configured 100k.
@@ -22,13 +24,52 @@ const TEST_PBKDF2_ITERATIONS: u32 = 1_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Embedded,
+    /// Its own keyspace (named after `keyspace_id`, created by the app at start) on the
+    /// cluster named by `VOLCANION_TEST_CASSANDRA_NODES`.
+    Cassandra {
+        keyspace_id: u64,
+    },
 }
 
+/// Where the Cassandra suite runs; unset: the Cassandra variants return at once.
+const CASSANDRA_NODES_ENV: &str = "VOLCANION_TEST_CASSANDRA_NODES";
+/// `1` (CI): a missing `VOLCANION_TEST_CASSANDRA_NODES` fails the tests instead.
+const REQUIRE_CASSANDRA_ENV: &str = "VOLCANION_TEST_REQUIRE_CASSANDRA";
+/// More than one bucket, so every test also exercises the readers' fan-out and merge.
+const TEST_PARTNER_BUCKETS: u32 = 3;
+
 impl Backend {
+    /// A Cassandra backend with a fresh keyspace, or `None` (after a one-line note) when
+    /// no cluster is configured. Panics instead when Cassandra is required.
+    pub fn cassandra_from_env(test: &str) -> Option<Backend> {
+        if cassandra_nodes().is_none() {
+            let required = std::env::var(REQUIRE_CASSANDRA_ENV).is_ok_and(|value| value == "1");
+            assert!(
+                !required,
+                "{REQUIRE_CASSANDRA_ENV}=1 but {CASSANDRA_NODES_ENV} is not set ({test})"
+            );
+            eprintln!("skipping cassandra variant of {test}: {CASSANDRA_NODES_ENV} is not set");
+            return None;
+        }
+        Some(Backend::Cassandra {
+            keyspace_id: uuid::Uuid::new_v4().as_u64_pair().0,
+        })
+    }
+
     /// Points `config` at this backend's store (a fresh one per test).
-    fn apply(self, _config: &mut Config) {
+    pub fn apply(self, config: &mut Config) {
         match self {
             Backend::Embedded => {}
+            Backend::Cassandra { .. } => {
+                config.store.backend = StoreBackend::Cassandra;
+                config.cassandra.nodes = cassandra_nodes()
+                    .expect("checked by cassandra_from_env")
+                    .split(',')
+                    .map(|node| node.trim().to_string())
+                    .collect();
+                config.cassandra.keyspace = self.keyspace();
+                config.cassandra.partner_buckets = TEST_PARTNER_BUCKETS;
+            }
         }
     }
 
@@ -36,11 +77,67 @@ impl Backend {
     pub fn environment(self) -> Vec<(String, String)> {
         match self {
             Backend::Embedded => Vec::new(),
+            Backend::Cassandra { .. } => vec![
+                ("VOLCANION_STORE__BACKEND".into(), "cassandra".into()),
+                (
+                    "VOLCANION_CASSANDRA__NODES".into(),
+                    cassandra_nodes().expect("checked by cassandra_from_env"),
+                ),
+                ("VOLCANION_CASSANDRA__KEYSPACE".into(), self.keyspace()),
+                (
+                    "VOLCANION_CASSANDRA__PARTNER_BUCKETS".into(),
+                    TEST_PARTNER_BUCKETS.to_string(),
+                ),
+            ],
+        }
+    }
+
+    fn keyspace(self) -> String {
+        match self {
+            Backend::Embedded => String::new(),
+            Backend::Cassandra { keyspace_id } => format!("vt_test_{keyspace_id:016x}"),
         }
     }
 }
 
-/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`.
+fn cassandra_nodes() -> Option<String> {
+    std::env::var(CASSANDRA_NODES_ENV)
+        .ok()
+        .filter(|nodes| !nodes.trim().is_empty())
+}
+
+/// Drops a test's keyspace when the test ends, passed or failed (best effort).
+pub struct KeyspaceCleanup {
+    backend: Backend,
+}
+
+impl KeyspaceCleanup {
+    pub fn new(backend: Backend) -> KeyspaceCleanup {
+        KeyspaceCleanup { backend }
+    }
+}
+
+impl Drop for KeyspaceCleanup {
+    fn drop(&mut self) {
+        let mut config = Config::defaults();
+        self.backend.apply(&mut config);
+        // Drop runs inside the test's runtime, which can't be blocked on: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the clean-up");
+            runtime.block_on(CassandraStore::drop_keyspace(&config.cassandra))
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("could not drop the test keyspace: {error}");
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`: in
+/// `mod embedded`, and in `mod cassandra` (see `Backend::cassandra_from_env`).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -49,6 +146,21 @@ macro_rules! backend_tests {
                 #[tokio::test]
                 async fn $name() {
                     super::$name($crate::helpers::Backend::Embedded).await
+                }
+            )*
+        }
+
+        mod cassandra {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(backend) =
+                        $crate::helpers::Backend::cassandra_from_env(stringify!($name))
+                    else {
+                        return;
+                    };
+                    let _cleanup = $crate::helpers::KeyspaceCleanup::new(backend);
+                    super::$name(backend).await
                 }
             )*
         }

@@ -1,0 +1,293 @@
+//! Writing events. Each event first claims its (partner, event id) with a lightweight
+//! transaction, so only the first write of an id is stored, across writers and instances;
+//! a claim holding the same fingerprint is this very write being retried (e.g. after a
+//! timeout mid-batch) and its rows are written again, which is idempotent. The rows then
+//! go out as unlogged batches, one partition per batch, split to stay under the size limit.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use scylla::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use uuid::Uuid;
+
+use super::rows::{EventRow, Placement, fingerprint};
+use super::{CassandraStore, driver_error};
+use crate::store::{StoreError, StoredEvent, WriteOutcome};
+
+/// Cassandra's largest TTL (20 years).
+const MAX_TTL_SECONDS: i64 = 630_720_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Bind values of an events insert: the row, then `USING TTL ?` (0 = never expires).
+#[derive(SerializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct EventInsert {
+    #[scylla(flatten)]
+    row: EventRow,
+    ttl_seconds: i32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum EventsTable {
+    ByPartner,
+    BySubsystem,
+}
+
+/// One partition of one events table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PartitionKey {
+    table: EventsTable,
+    owner: Uuid,
+    day: NaiveDate,
+    bucket: i32,
+}
+
+enum Claim {
+    /// First write of this id, or a retry of that same write: store the rows.
+    Store(Box<EventRow>, i32),
+    Duplicate,
+}
+
+pub async fn write_events(
+    store: &CassandraStore,
+    events: &[StoredEvent],
+) -> Result<WriteOutcome, StoreError> {
+    let mut outcome = WriteOutcome::default();
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut first_writes = Vec::with_capacity(events.len());
+    for event in events {
+        if seen.insert((event.partner_id, event.event_id.as_str())) {
+            first_writes.push(event);
+        } else {
+            outcome.duplicates += 1;
+        }
+    }
+    // Futures built up front: a closure over borrowed events inside the stream would not
+    // be `Send` for every lifetime, which the async trait requires.
+    let pending_claims: Vec<_> = first_writes
+        .into_iter()
+        .map(|event| claim(store, event))
+        .collect();
+    let claims: Vec<Claim> = futures::stream::iter(pending_claims)
+        .buffer_unordered(store.write_concurrency)
+        .try_collect()
+        .await?;
+    let mut partitions: HashMap<PartitionKey, Vec<EventInsert>> = HashMap::new();
+    for claim in claims {
+        let Claim::Store(row, ttl_seconds) = claim else {
+            outcome.duplicates += 1;
+            continue;
+        };
+        let row = *row;
+        outcome.inserted += 1;
+        let by_subsystem = PartitionKey {
+            table: EventsTable::BySubsystem,
+            owner: row.subsystem_id,
+            day: row.day,
+            bucket: row.bucket,
+        };
+        let by_partner = PartitionKey {
+            table: EventsTable::ByPartner,
+            owner: row.partner_id,
+            ..by_subsystem
+        };
+        partitions
+            .entry(by_subsystem)
+            .or_default()
+            .push(EventInsert {
+                row: row.clone(),
+                ttl_seconds,
+            });
+        partitions
+            .entry(by_partner)
+            .or_default()
+            .push(EventInsert { row, ttl_seconds });
+    }
+    record_event_days(store, &partitions).await?;
+    let batches: Vec<(EventsTable, Vec<EventInsert>)> = partitions
+        .into_iter()
+        .flat_map(|(key, inserts)| {
+            split_by_size(inserts, store.max_batch_bytes)
+                .into_iter()
+                .map(move |chunk| (key.table, chunk))
+        })
+        .collect();
+    let pending_batches: Vec<_> = batches
+        .into_iter()
+        .map(|(table, inserts)| write_batch(store, table, inserts))
+        .collect();
+    futures::stream::iter(pending_batches)
+        .buffer_unordered(store.write_concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(outcome)
+}
+
+async fn claim(store: &CassandraStore, event: &StoredEvent) -> Result<Claim, StoreError> {
+    let placement = Placement::of(event, store.buckets);
+    let fingerprint = fingerprint(event)?;
+    let ttl_seconds = ttl_seconds(store, event.partner_id).await?;
+    let outcome = store
+        .transaction(
+            &store.statements.claim_event_id,
+            (
+                event.partner_id,
+                event.event_id.as_str(),
+                placement.day,
+                placement.event_time,
+                placement.bucket,
+                fingerprint.as_slice(),
+                ttl_seconds,
+            ),
+        )
+        .await?;
+    let same_write = outcome.applied || outcome.existing_blob("fingerprint") == Some(&fingerprint);
+    if !same_write {
+        return Ok(Claim::Duplicate);
+    }
+    Ok(Claim::Store(
+        Box::new(EventRow::from_event(event, placement)?),
+        ttl_seconds,
+    ))
+}
+
+/// Marks the days the rows fall on, per owner, before the rows are written (a day marked
+/// but left empty by a failed write only costs readers one empty partition read). The
+/// mark lives as long as the longest-lived row written with it (TTL 0: forever).
+async fn record_event_days(
+    store: &CassandraStore,
+    partitions: &HashMap<PartitionKey, Vec<EventInsert>>,
+) -> Result<(), StoreError> {
+    let mut days: HashMap<(Uuid, NaiveDate), i32> = HashMap::new();
+    for (key, inserts) in partitions {
+        for insert in inserts {
+            let ttl = days
+                .entry((key.owner, key.day))
+                .or_insert(insert.ttl_seconds);
+            if *ttl != 0 {
+                *ttl = if insert.ttl_seconds == 0 {
+                    0
+                } else {
+                    (*ttl).max(insert.ttl_seconds)
+                };
+            }
+        }
+    }
+    let pending: Vec<_> = days
+        .into_iter()
+        .map(|((owner, day), ttl_seconds)| {
+            store.execute(
+                &store.statements.insert_event_day,
+                (owner, day, ttl_seconds),
+            )
+        })
+        .collect();
+    futures::stream::iter(pending)
+        .buffer_unordered(store.write_concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// The partner's `retentionDays` in seconds (0: kept until deleted), cached briefly.
+async fn ttl_seconds(store: &CassandraStore, partner_id: Uuid) -> Result<i32, StoreError> {
+    use crate::store::MetadataStore;
+    let retention_days = store
+        .retention_days
+        .try_get_with(partner_id, async {
+            let partner = store.partner(partner_id).await?;
+            Ok::<_, StoreError>(partner.and_then(|partner| partner.retention_days))
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+    let seconds = retention_days.map_or(0, |days| {
+        (i64::from(days) * SECONDS_PER_DAY).min(MAX_TTL_SECONDS)
+    });
+    Ok(i32::try_from(seconds).unwrap_or(i32::MAX))
+}
+
+/// Groups of consecutive inserts whose rows together stay under `max_bytes` (a single
+/// larger row still goes alone: Cassandra decides about it).
+fn split_by_size(inserts: Vec<EventInsert>, max_bytes: usize) -> Vec<Vec<EventInsert>> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<EventInsert> = Vec::new();
+    let mut current_bytes = 0;
+    for insert in inserts {
+        let size = insert.row.approximate_size();
+        if !current.is_empty() && current_bytes + size > max_bytes {
+            chunks.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current_bytes += size;
+        current.push(insert);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+async fn write_batch(
+    store: &CassandraStore,
+    table: EventsTable,
+    inserts: Vec<EventInsert>,
+) -> Result<(), StoreError> {
+    let statement: &PreparedStatement = match table {
+        EventsTable::ByPartner => &store.statements.insert_event_by_partner,
+        EventsTable::BySubsystem => &store.statements.insert_event_by_subsystem,
+    };
+    if let [single] = inserts.as_slice() {
+        return store.execute(statement, single).await;
+    }
+    let mut batch = Batch::new(BatchType::Unlogged);
+    for _ in &inserts {
+        batch.append_statement(statement.clone());
+    }
+    // Every statement is an idempotent upsert into the same partition.
+    batch.set_is_idempotent(true);
+    store
+        .session
+        .batch(&batch, &inserts)
+        .await
+        .map_err(driver_error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::test_support::sample_event;
+
+    fn insert(properties_bytes: usize) -> EventInsert {
+        let mut event = sample_event("x");
+        event.properties.insert(
+            "blob".to_string(),
+            serde_json::Value::String("a".repeat(properties_bytes)),
+        );
+        let placement = Placement::of(&event, 1);
+        EventInsert {
+            row: EventRow::from_event(&event, placement).unwrap(),
+            ttl_seconds: 0,
+        }
+    }
+
+    #[test]
+    fn batches_are_split_to_stay_under_the_size_limit() {
+        let inserts: Vec<EventInsert> = (0..10).map(|_| insert(10_000)).collect();
+        let chunks = split_by_size(inserts, 40 * 1024);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 10);
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(|i| i.row.approximate_size()).sum();
+            assert!(bytes <= 40 * 1024, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_row_goes_alone() {
+        let chunks = split_by_size(vec![insert(10), insert(60_000), insert(10)], 40 * 1024);
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+    }
+}

@@ -1,0 +1,141 @@
+//! The `cql/` files, compiled in, applied in order. They name the keyspace `volcanion` and
+//! a single-node replication map; both are substituted with the configured values, so the
+//! same files serve `volcanion migrate` and an operator's `cqlsh -f`.
+
+use scylla::client::session::Session;
+
+use super::driver_error;
+use crate::config::CassandraConfig;
+use crate::store::StoreError;
+
+/// In the order they must be applied.
+pub const MIGRATIONS: [(&str, &str); 3] = [
+    (
+        "001_keyspace.cql",
+        include_str!("../../../cql/001_keyspace.cql"),
+    ),
+    (
+        "002_events.cql",
+        include_str!("../../../cql/002_events.cql"),
+    ),
+    (
+        "003_metadata.cql",
+        include_str!("../../../cql/003_metadata.cql"),
+    ),
+];
+
+const KEYSPACE_PLACEHOLDER: &str = "volcanion";
+const REPLICATION_PLACEHOLDER: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+
+/// Whether the configured keyspace exists (then `serve` does not run DDL at start).
+pub async fn keyspace_exists(session: &Session, keyspace: &str) -> Result<bool, StoreError> {
+    let result = session
+        .query_unpaged(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .map_err(driver_error)?;
+    let rows = result
+        .into_rows_result()
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok(rows.rows_num() > 0)
+}
+
+/// Applies every statement of every file (each is `IF NOT EXISTS`), then waits until all
+/// nodes agree on the schema. Returns how many statements ran.
+pub async fn apply(session: &Session, config: &CassandraConfig) -> Result<usize, StoreError> {
+    let mut applied = 0;
+    for (file, text) in MIGRATIONS {
+        for statement in statements(text, config) {
+            session
+                .query_unpaged(statement.as_str(), ())
+                .await
+                .map_err(|error| {
+                    StoreError::Unavailable(format!("migration {file} failed: {error}"))
+                })?;
+            applied += 1;
+        }
+    }
+    session
+        .await_schema_agreement()
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("no schema agreement: {error}")))?;
+    Ok(applied)
+}
+
+/// The statements of one file, comments dropped, names and replication substituted.
+pub fn statements(file_text: &str, config: &CassandraConfig) -> Vec<String> {
+    let without_comments: String = file_text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(|statement| {
+            let replicated = statement.replace(REPLICATION_PLACEHOLDER, &replication(config));
+            replace_word(&replicated, KEYSPACE_PLACEHOLDER, &config.keyspace)
+        })
+        .collect()
+}
+
+fn replication(config: &CassandraConfig) -> String {
+    let factor = config.replication_factor;
+    match &config.local_datacenter {
+        Some(datacenter) => {
+            format!("{{'class': 'NetworkTopologyStrategy', '{datacenter}': {factor}}}")
+        }
+        None => format!("{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}"),
+    }
+}
+
+/// Replaces `word` where it stands alone (not inside `volcanion_x` or `xvolcanion`).
+fn replace_word(text: &str, word: &str, replacement: &str) -> String {
+    let is_identifier = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(position) = rest.find(word) {
+        let before = rest[..position].chars().next_back();
+        let after = rest[position + word.len()..].chars().next();
+        let standalone = !before.is_some_and(is_identifier) && !after.is_some_and(is_identifier);
+        result.push_str(&rest[..position]);
+        result.push_str(if standalone { replacement } else { word });
+        rest = &rest[position + word.len()..];
+    }
+    result.push_str(rest);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn keyspace_and_replication_are_substituted() {
+        let mut config = Config::defaults().cassandra;
+        config.keyspace = "tracking_eu".to_string();
+        config.replication_factor = 3;
+        config.local_datacenter = Some("dc1".to_string());
+        let all: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|(_, text)| statements(text, &config))
+            .collect();
+        assert!(all[0].starts_with("CREATE KEYSPACE IF NOT EXISTS tracking_eu"));
+        assert!(all[0].contains("'NetworkTopologyStrategy', 'dc1': 3"));
+        assert!(all.iter().skip(1).all(|s| s.contains("tracking_eu.")));
+        assert!(all.iter().all(|s| !s.contains("volcanion")));
+        assert!(all.iter().all(|s| s.contains("IF NOT EXISTS")));
+    }
+
+    #[test]
+    fn only_standalone_words_are_replaced() {
+        assert_eq!(
+            replace_word("volcanion.t volcanion_x xvolcanion", "volcanion", "ks"),
+            "ks.t volcanion_x xvolcanion"
+        );
+    }
+}

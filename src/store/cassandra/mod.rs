@@ -1,0 +1,218 @@
+//! The production store: Apache Cassandra 4.1+/5.0 (or ScyllaDB) through the `scylla`
+//! driver, with the tables of `cql/`.
+//!
+//! - `session`    connecting with the configured consistency, timeouts and routing
+//! - `migrate`    the compiled-in `cql/` files and how they are applied
+//! - `statements` every prepared statement, marked idempotent where it is
+//! - `rows`       the events row shape, day/bucket placement, write fingerprints
+//! - `events_write` de-duplication claims and per-partition unlogged batches
+//! - `events_read`  day/bucket fan-out, merge, and the cursor it resumes from (`cursor`)
+//! - `metadata`   partners, subsystems, API keys and event structures
+
+mod cursor;
+mod day_range;
+mod events_read;
+mod events_write;
+mod metadata;
+pub mod migrate;
+mod rows;
+mod session;
+mod statements;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scylla::client::session::Session;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
+use uuid::Uuid;
+
+use crate::config::CassandraConfig;
+use crate::store::{
+    EventPage, EventQuery, EventStore, Store, StoreError, StoredEvent, WriteOutcome,
+};
+use statements::Statements;
+
+/// How long a partner's `retentionDays` (the events' TTL) is cached by the writers.
+const RETENTION_CACHE_TTL: Duration = Duration::from_secs(30);
+const RETENTION_CACHE_CAPACITY: u64 = 100_000;
+
+pub struct CassandraStore {
+    session: Session,
+    statements: Statements,
+    buckets: u32,
+    write_concurrency: usize,
+    max_batch_bytes: usize,
+    retention_days: moka::future::Cache<Uuid, Option<u32>>,
+}
+
+impl CassandraStore {
+    /// Connects, creates the keyspace and tables if the keyspace is missing, and prepares
+    /// every statement.
+    pub async fn open(config: &CassandraConfig) -> Result<CassandraStore, StoreError> {
+        let session = session::connect(config).await?;
+        if !migrate::keyspace_exists(&session, &config.keyspace).await? {
+            let applied = migrate::apply(&session, config).await?;
+            tracing::info!(keyspace = %config.keyspace, statements = applied, "created the cassandra keyspace and tables");
+        }
+        let statements = Statements::prepare(&session, &config.keyspace).await?;
+        Ok(CassandraStore {
+            session,
+            statements,
+            buckets: config.partner_buckets,
+            write_concurrency: config.write_concurrency,
+            max_batch_bytes: usize::try_from(config.max_batch_size.as_u64()).unwrap_or(usize::MAX),
+            retention_days: moka::future::Cache::builder()
+                .max_capacity(RETENTION_CACHE_CAPACITY)
+                .time_to_live(RETENTION_CACHE_TTL)
+                .build(),
+        })
+    }
+
+    /// `volcanion migrate`: applies every `cql/` statement (idempotent), whether or not
+    /// the keyspace exists. Returns how many statements ran.
+    pub async fn migrate(config: &CassandraConfig) -> Result<usize, StoreError> {
+        let session = session::connect(config).await?;
+        migrate::apply(&session, config).await
+    }
+
+    /// Drops the configured keyspace and everything in it (test clean-up).
+    pub async fn drop_keyspace(config: &CassandraConfig) -> Result<(), StoreError> {
+        let session = session::connect(config).await?;
+        session
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", config.keyspace), ())
+            .await
+            .map_err(driver_error)?;
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(driver_error)?;
+        Ok(())
+    }
+
+    /// The rows of a read, each decoded as `R`.
+    async fn select<R>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+    {
+        let result = self
+            .session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(driver_error)?;
+        let rows = result.into_rows_result().map_err(corrupt)?;
+        rows.rows::<R>()
+            .map_err(corrupt)?
+            .collect::<Result<Vec<R>, _>>()
+            .map_err(corrupt)
+    }
+
+    /// Runs a lightweight transaction (`IF NOT EXISTS`, `IF col = ?`, `IF EXISTS`).
+    async fn transaction(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<TransactionOutcome, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(driver_error)?;
+        let rows = result.into_rows_result().map_err(corrupt)?;
+        let names: Vec<String> = rows
+            .column_specs()
+            .iter()
+            .map(|spec| spec.name().to_string())
+            .collect();
+        let row: Row = rows.first_row().map_err(corrupt)?;
+        let columns: HashMap<String, CqlValue> = names
+            .into_iter()
+            .zip(row.columns)
+            .filter_map(|(name, value)| value.map(|value| (name, value)))
+            .collect();
+        let applied = matches!(columns.get("[applied]"), Some(CqlValue::Boolean(true)));
+        Ok(TransactionOutcome { applied, columns })
+    }
+}
+
+/// What a lightweight transaction did; when not applied, the current row's columns.
+struct TransactionOutcome {
+    applied: bool,
+    columns: HashMap<String, CqlValue>,
+}
+
+impl TransactionOutcome {
+    fn existing_uuid(&self, column: &str) -> Option<Uuid> {
+        match self.columns.get(column) {
+            Some(CqlValue::Uuid(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn existing_blob(&self, column: &str) -> Option<&[u8]> {
+        match self.columns.get(column) {
+            Some(CqlValue::Blob(bytes)) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for CassandraStore {
+    async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError> {
+        events_write::write_events(self, events).await
+    }
+
+    async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        events_read::query_events(self, query).await
+    }
+}
+
+#[async_trait]
+impl Store for CassandraStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.execute(&self.statements.ping, ()).await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "cassandra"
+    }
+}
+
+/// Every driver failure means the store could not do the work right now (no node, a
+/// timeout, an overloaded or unavailable replica set); the cause stays in the message.
+fn driver_error(error: ExecutionError) -> StoreError {
+    let kind = match &error {
+        ExecutionError::RequestTimeout(_) => "client timeout",
+        ExecutionError::ConnectionPoolError(_) | ExecutionError::EmptyPlan => "no connection",
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db_error, _)) => {
+            match db_error {
+                DbError::Unavailable { .. } => "replicas unavailable",
+                DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => "server timeout",
+                DbError::Overloaded | DbError::IsBootstrapping => "overloaded",
+                _ => "request refused",
+            }
+        }
+        _ => "request failed",
+    };
+    StoreError::Unavailable(format!("cassandra {kind}: {error}"))
+}
+
+fn corrupt(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}

@@ -1,0 +1,286 @@
+//! Cassandra outage under load: with a steady ingest load running, the Cassandra JVM is
+//! frozen (SIGSTOP, via `scripts/cassandra.sh pause`), so every store request hangs. The
+//! queue must fill and ingestion answer 503 with `Retry-After`, `/health` must report the
+//! store down, and after the JVM resumes every event that got a 202 must be stored.
+//!
+//! A separate test binary, so freezing Cassandra can't disturb the parallel API suite.
+//! Gated like the Cassandra API suite: `VOLCANION_TEST_CASSANDRA_NODES=127.0.0.1:9042`
+//! (the script's local node), `VOLCANION_TEST_REQUIRE_CASSANDRA=1` to fail when unset.
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use helpers::{Backend, KeyspaceCleanup, TestApp, TestAppBuilder};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cassandra.sh");
+const QUEUE_CAPACITY: usize = 3_000;
+const EVENTS_PER_REQUEST: usize = 50;
+const SENDERS: usize = 4;
+const PHASE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Freezes the local Cassandra JVM; thaws it when dropped, so a failing test can't leave
+/// it paused for the next run.
+struct PausedCassandra {
+    resumed: bool,
+}
+
+impl PausedCassandra {
+    fn pause() -> PausedCassandra {
+        run_script("pause");
+        PausedCassandra { resumed: false }
+    }
+
+    fn resume(&mut self) {
+        run_script("resume");
+        self.resumed = true;
+    }
+}
+
+impl Drop for PausedCassandra {
+    fn drop(&mut self) {
+        if !self.resumed {
+            run_script("resume");
+        }
+    }
+}
+
+fn run_script(command: &str) {
+    let status = Command::new(SCRIPT)
+        .arg(command)
+        .status()
+        .unwrap_or_else(|error| panic!("cannot run {SCRIPT} {command}: {error}"));
+    assert!(status.success(), "{SCRIPT} {command} failed: {status}");
+}
+
+/// What the load generator saw.
+#[derive(Default)]
+struct LoadReport {
+    accepted_ids: Mutex<HashSet<String>>,
+    accepted: AtomicUsize,
+    refused_with_retry_after: AtomicUsize,
+    refused_without_retry_after: AtomicUsize,
+    /// The distinct `detail`s of the 503 answers.
+    refusal_details: Mutex<HashSet<String>>,
+    stop: AtomicBool,
+}
+
+async fn send_load(
+    app: Arc<TestApp>,
+    key: String,
+    subsystem: String,
+    sender: usize,
+    report: Arc<LoadReport>,
+) {
+    let mut request_number = 0usize;
+    while !report.stop.load(Ordering::Relaxed) {
+        request_number += 1;
+        let ids: Vec<String> = (0..EVENTS_PER_REQUEST)
+            .map(|i| format!("outage-{sender}-{request_number}-{i}"))
+            .collect();
+        let events: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"eventType": "load", "eventId": id, "userId": "u", "subsystem": subsystem}))
+            .collect();
+        let sent = app
+            .client
+            .post(app.url("/api/v1/events/batch"))
+            .header("x-api-key", &key)
+            .json(&json!({ "events": events }))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let Ok(response) = sent else {
+            continue;
+        };
+        match response.status() {
+            StatusCode::ACCEPTED => {
+                report.accepted.fetch_add(ids.len(), Ordering::Relaxed);
+                report.accepted_ids.lock().unwrap().extend(ids);
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let counter = if response.headers().contains_key("retry-after") {
+                    &report.refused_with_retry_after
+                } else {
+                    &report.refused_without_retry_after
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let problem: Value = response.json().await.unwrap_or_default();
+                if let Some(detail) = problem["detail"].as_str() {
+                    report
+                        .refusal_details
+                        .lock()
+                        .unwrap()
+                        .insert(detail.to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("unexpected ingest status {other}"),
+        }
+    }
+}
+
+/// Polls `condition` until it holds, failing with `what` after `PHASE_TIMEOUT`.
+async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn store_health(app: &TestApp) -> (StatusCode, String) {
+    let Ok(response) = app
+        .client
+        .get(app.url("/health"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    else {
+        return (StatusCode::REQUEST_TIMEOUT, String::new());
+    };
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    let store = body["components"]["store"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (status, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_events_survive_a_cassandra_pause() {
+    let Some(backend) = Backend::cassandra_from_env("accepted_events_survive_a_cassandra_pause")
+    else {
+        return;
+    };
+    let _cleanup = KeyspaceCleanup::new(backend);
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| {
+            assert!(
+                config
+                    .cassandra
+                    .nodes
+                    .iter()
+                    .all(|node| node.starts_with("127.0.0.1:")),
+                "the outage test pauses the local node only, got {:?}",
+                config.cassandra.nodes
+            );
+            config.ingest.queue_capacity = QUEUE_CAPACITY;
+            config.ingest.batch_size = 200;
+            config.cassandra.request_timeout = Duration::from_secs(1);
+            // Keys and tenants stay cached, so only the writers meet the frozen store and
+            // the 503s come from the queue filling up.
+            config.auth.key_cache_ttl = Duration::from_secs(600);
+            config.limits.directory_cache_ttl = Duration::from_secs(600);
+        })
+        .spawn()
+        .await;
+    let app = Arc::new(app);
+    let tenant = app.tenant("outage").await;
+    let report = Arc::new(LoadReport::default());
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            tokio::spawn(send_load(
+                Arc::clone(&app),
+                tenant.key.clone(),
+                tenant.subsystem_code.clone(),
+                sender,
+                Arc::clone(&report),
+            ))
+        })
+        .collect();
+
+    wait_until("the load is flowing", || async {
+        report.accepted.load(Ordering::Relaxed) >= 2_000
+    })
+    .await;
+    let mut paused = PausedCassandra::pause();
+    let accepted_before_pause = report.accepted.load(Ordering::Relaxed);
+
+    wait_until(
+        "the queue fills and ingestion answers 503 with Retry-After",
+        || async {
+            report.refused_with_retry_after.load(Ordering::Relaxed) > 0
+                && report
+                    .refusal_details
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|detail| detail.contains("queue is full"))
+        },
+    )
+    .await;
+    wait_until("/health reports the store down", || async {
+        let (status, store) = store_health(&app).await;
+        status == StatusCode::SERVICE_UNAVAILABLE && store == "down"
+    })
+    .await;
+    let accepted_while_paused = report.accepted.load(Ordering::Relaxed) - accepted_before_pause;
+    assert!(
+        accepted_while_paused <= QUEUE_CAPACITY + EVENTS_PER_REQUEST * SENDERS,
+        "accepted {accepted_while_paused} events while the store was frozen: more than the queue holds"
+    );
+
+    paused.resume();
+    let refused_during_outage = report.refused_with_retry_after.load(Ordering::Relaxed);
+    let accepted_at_resume = report.accepted.load(Ordering::Relaxed);
+    wait_until("ingestion accepts again", || async {
+        report.accepted.load(Ordering::Relaxed) >= accepted_at_resume + 1_000
+    })
+    .await;
+    wait_until("/health reports the store up", || async {
+        store_health(&app).await == (StatusCode::OK, "up".to_string())
+    })
+    .await;
+    report.stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.expect("a load sender panicked");
+    }
+
+    let accepted: HashSet<String> = report.accepted_ids.lock().unwrap().clone();
+    let window = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1000";
+    let query = format!("partnerId={}&{window}", tenant.partner_id);
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let stored: HashSet<String> = app
+            .all_events(&tenant.key, &query)
+            .await
+            .iter()
+            .map(|event| event["eventId"].as_str().unwrap().to_string())
+            .collect();
+        let missing = accepted.difference(&stored).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} events answered with 202 were never stored",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        report.refused_without_retry_after.load(Ordering::Relaxed),
+        0
+    );
+    assert!(refused_during_outage > 0);
+    eprintln!(
+        "outage: {} events accepted ({accepted_while_paused} while frozen), {refused_during_outage} requests refused with 503 + Retry-After ({:?}), all stored",
+        accepted.len(),
+        report.refusal_details.lock().unwrap()
+    );
+}

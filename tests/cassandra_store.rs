@@ -1,0 +1,154 @@
+//! The Cassandra store's de-duplication, below HTTP: the first write of an event id wins
+//! across concurrent writers, a resend is a duplicate, and a batch retried after its rows
+//! were lost (claim written, rows not) stores them. Gated like the other Cassandra tests.
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use chrono::{DateTime, Utc};
+use helpers::{Backend, KeyspaceCleanup};
+use scylla::client::session_builder::SessionBuilder;
+use uuid::Uuid;
+use volcanion::config::Config;
+use volcanion::store::cassandra::CassandraStore;
+use volcanion::store::{
+    EventFilter, EventQuery, EventScope, EventStore, StoredEvent, WriteOutcome,
+};
+
+fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> StoredEvent {
+    let timestamp: DateTime<Utc> = "2026-11-20T10:00:00.123456789Z".parse().unwrap();
+    StoredEvent {
+        event_id: event_id.to_string(),
+        partner_id,
+        subsystem_id: Uuid::now_v7(),
+        event_type: "order".to_string(),
+        timestamp,
+        received_at: Utc::now(),
+        user_id: Some("u1".to_string()),
+        anonymous_id: None,
+        properties: serde_json::Map::new(),
+        context: serde_json::Map::new(),
+        is_valid: true,
+        validation_errors: Vec::new(),
+        correlation_id: correlation_id.to_string(),
+    }
+}
+
+async fn stored(store: &CassandraStore, partner_id: Uuid) -> Vec<StoredEvent> {
+    let query = EventQuery {
+        scope: EventScope::Partner(partner_id),
+        from: "2026-11-20T00:00:00Z".parse().unwrap(),
+        to: "2026-11-21T00:00:00Z".parse().unwrap(),
+        filter: EventFilter::default(),
+        limit: 100,
+        cursor: None,
+    };
+    store.query_events(&query).await.unwrap().items
+}
+
+async fn open(test: &str) -> Option<(CassandraStore, Config, KeyspaceCleanup)> {
+    let backend = Backend::cassandra_from_env(test)?;
+    let cleanup = KeyspaceCleanup::new(backend);
+    let mut config = Config::defaults();
+    backend.apply(&mut config);
+    let store = CassandraStore::open(&config.cassandra).await.unwrap();
+    Some((store, config, cleanup))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_of_one_event_id_store_it_once() {
+    let Some((store, _config, _cleanup)) =
+        open("concurrent_writers_of_one_event_id_store_it_once").await
+    else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let partner_id = Uuid::now_v7();
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let store = std::sync::Arc::clone(&store);
+            let resend = event(partner_id, "order-1", &format!("writer-{writer}"));
+            tokio::spawn(async move { store.write_events(&[resend]).await.unwrap() })
+        })
+        .collect();
+    let mut total = WriteOutcome::default();
+    for writer in writers {
+        let outcome = writer.await.unwrap();
+        total.inserted += outcome.inserted;
+        total.duplicates += outcome.duplicates;
+    }
+    assert_eq!(
+        total,
+        WriteOutcome {
+            inserted: 1,
+            duplicates: 7
+        }
+    );
+    let events = stored(&store, partner_id).await;
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn a_resend_is_a_duplicate_and_a_retried_batch_restores_lost_rows() {
+    let Some((store, config, _cleanup)) =
+        open("a_resend_is_a_duplicate_and_a_retried_batch_restores_lost_rows").await
+    else {
+        return;
+    };
+    let partner_id = Uuid::now_v7();
+    let first = event(partner_id, "order-2", "first");
+    let outcome = store
+        .write_events(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            inserted: 1,
+            duplicates: 0
+        }
+    );
+
+    let resend = event(partner_id, "order-2", "second");
+    let outcome = store.write_events(&[resend]).await.unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            inserted: 0,
+            duplicates: 1
+        }
+    );
+    assert_eq!(stored(&store, partner_id).await, vec![first.clone()]);
+
+    // A writer that died after its claim but before its rows: the claim stays, rows vanish.
+    let session = SessionBuilder::new()
+        .known_nodes(&config.cassandra.nodes)
+        .build()
+        .await
+        .unwrap();
+    let keyspace = &config.cassandra.keyspace;
+    for bucket in 0..config.cassandra.partner_buckets as i32 {
+        session
+            .query_unpaged(
+                format!("DELETE FROM {keyspace}.events_by_partner_day WHERE partner_id = ? AND day = ? AND bucket = ?"),
+                (partner_id, first.timestamp.date_naive(), bucket),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(stored(&store, partner_id).await.is_empty());
+
+    let outcome = store
+        .write_events(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            inserted: 1,
+            duplicates: 0
+        }
+    );
+    assert_eq!(stored(&store, partner_id).await, vec![first]);
+}
