@@ -92,11 +92,13 @@ fn event(partner_id: Uuid, subsystem_id: Uuid, index: usize, run: &str) -> Store
         received_at: now,
         user_id: Some(format!("user_{}", index % 1000)),
         anonymous_id: None,
-        properties: properties.as_object().cloned().unwrap_or_default(),
+        properties,
         context: context.as_object().cloned().unwrap_or_else(Map::new),
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: Uuid::now_v7().to_string(),
+        // Client-chosen ids: the full write path, de-duplication claim included.
+        client_event_id: true,
     }
 }
 
@@ -112,7 +114,7 @@ fn row(event: &StoredEvent) -> Row {
         event_type: event.event_type.clone(),
         user_id: event.user_id.clone(),
         anonymous_id: event.anonymous_id.clone(),
-        properties: serde_json::Value::Object(event.properties.clone()).to_string(),
+        properties: event.properties.to_string(),
         context: serde_json::Value::Object(event.context.clone()).to_string(),
         is_valid: event.is_valid,
         validation_errors: event.validation_errors.clone(),

@@ -31,6 +31,7 @@ pub(crate) mod test_support {
             is_valid: true,
             validation_errors: Vec::new(),
             correlation_id: "c1".into(),
+            client_event_id: true,
         }
     }
 }

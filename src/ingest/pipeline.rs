@@ -113,6 +113,7 @@ impl Ingestor {
             }
         };
         Ok(StoredEvent {
+            client_event_id: draft.event_id.is_some(),
             event_id: draft.event_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
             partner_id: caller.partner.id,
             subsystem_id: subsystem.id,

@@ -22,6 +22,10 @@ pub struct StoredEvent {
     pub is_valid: bool,
     pub validation_errors: Vec<String>,
     pub correlation_id: String,
+    /// Whether the client chose `event_id` (a resend may repeat it). Server-made ids are
+    /// unique by construction, so stores may skip de-duplication for them. Not stored.
+    #[serde(skip)]
+    pub client_event_id: bool,
 }
 
 impl StoredEvent {

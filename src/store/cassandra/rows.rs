@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use scylla::{DeserializeRow, SerializeRow};
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -116,6 +115,7 @@ impl EventRow {
             is_valid: self.is_valid,
             validation_errors: self.validation_errors.unwrap_or_default(),
             correlation_id: self.correlation_id,
+            client_event_id: false,
         })
     }
 
@@ -139,11 +139,11 @@ impl EventRow {
     }
 }
 
-fn json_text(object: &Map<String, Value>) -> Result<String, StoreError> {
-    serde_json::to_string(object).map_err(|error| StoreError::Corrupt(error.to_string()))
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
-fn json_object(text: &str) -> Result<Map<String, Value>, StoreError> {
+fn json_object<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
@@ -171,10 +171,15 @@ mod tests {
 
     #[test]
     fn a_row_round_trips_to_the_same_event() {
+        use crate::store::StoredEvent;
         let event = sample_event("round-trip");
         let placement = Placement::of(&event, 4);
         let row = EventRow::from_event(&event, placement).unwrap();
-        assert_eq!(row.into_event().unwrap(), event);
+        let expected = StoredEvent {
+            client_event_id: false,
+            ..event
+        };
+        assert_eq!(row.into_event().unwrap(), expected);
     }
 
     #[test]
