@@ -58,7 +58,7 @@ async fn the_rate_limit_holds_across_instances() {
         .unwrap();
     assert_eq!(patched.status(), StatusCode::OK);
     let mut statuses = Vec::new();
-    for round in 0..6 {
+    for _ in 0..6 {
         for app in [&first, &second] {
             statuses.push(
                 app.send_event(&tenant.key, &now_event(&tenant))
@@ -66,7 +66,6 @@ async fn the_rate_limit_holds_across_instances() {
                     .status(),
             );
         }
-        let _ = round;
     }
     let accepted = statuses
         .iter()
