@@ -25,7 +25,7 @@ pub struct Redis {
     client: Client,
     prefix: String,
     command_timeout: Duration,
-    /// The outcome of the latest call: false after a failure, true after a success.
+    /// The outcome of the latest call, so a failure streak is logged once, not per call.
     healthy: AtomicBool,
     metrics: Arc<Metrics>,
 }
@@ -91,10 +91,6 @@ impl Redis {
     /// A key in this deployment's namespace.
     pub fn key(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
-    }
-
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Runs one Redis call with the timeout; `None` (counted as a fallback for

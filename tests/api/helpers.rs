@@ -432,6 +432,16 @@ pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
     body
 }
 
+/// The `field` of every entry in a problem's `errors`, in order.
+pub fn error_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("a problem with errors")
+        .iter()
+        .map(|error| error["field"].as_str().expect("a field name"))
+        .collect()
+}
+
 /// An event for `tenant` with a fixed time, so ordering and reports are predictable.
 pub fn event(tenant: &Tenant, event_type: &str, user: &str, timestamp: &str) -> Value {
     json!({

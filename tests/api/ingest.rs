@@ -3,7 +3,7 @@ use std::io::Write;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestAppBuilder, assert_problem, event, spawn_app};
+use crate::helpers::{Backend, TestAppBuilder, assert_problem, error_fields, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -62,13 +62,10 @@ async fn invalid_events_get_400_naming_each_field(backend: Backend) {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["eventType", "timestamp", "properties", "userId"]);
+    assert_eq!(
+        error_fields(&problem),
+        ["eventType", "timestamp", "properties", "userId"]
+    );
 
     let unknown_subsystem = json!({"eventType": "x", "userId": "u", "subsystem": "nope"});
     let problem = assert_problem(

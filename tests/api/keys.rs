@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Tenant, assert_problem, event, id_of, spawn_app};
+use crate::helpers::{Backend, Tenant, assert_problem, error_fields, event, id_of, spawn_app};
 
 const NOW: &str = "2026-11-20T10:00:00Z";
 
@@ -58,13 +58,10 @@ async fn key_creation_validates_its_fields(backend: Backend) {
         .await
         .unwrap();
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["scopes", "expiresAt", "subsystemId"]);
+    assert_eq!(
+        error_fields(&problem),
+        ["scopes", "expiresAt", "subsystemId"]
+    );
     let bad_scope = app
         .admin(Method::POST, &format!("/api/v1/partners/{acme}/api-keys"))
         .json(&json!({"scopes": ["admin"]}))

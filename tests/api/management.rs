@@ -2,7 +2,7 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, assert_problem, id_of, spawn_app};
+use crate::helpers::{Backend, assert_problem, error_fields, id_of, spawn_app};
 
 async fn partner_lifecycle_create_get_update_deactivate(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -114,13 +114,7 @@ async fn invalid_partner_fields_are_all_named(backend: Backend) {
         .await
         .unwrap();
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["code", "name", "email"]);
+    assert_eq!(error_fields(&problem), ["code", "name", "email"]);
 }
 
 async fn malformed_and_unknown_bodies_are_400(backend: Backend) {
