@@ -5,8 +5,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::hint::black_box;
-use volcanion::ingest::event::parse_event;
-use volcanion::schemas::{SchemaMode, compile};
+use volcanion::ingest::event::{event_fields, parse_event};
+use volcanion::model::SchemaMode;
+use volcanion::schemas::compile;
 
 fn order_schema() -> Value {
     json!({
@@ -52,10 +53,9 @@ fn validation(criterion: &mut Criterion) {
     .unwrap();
     criterion.bench_function("parse_and_check_event", |bench| {
         bench.iter(|| {
-            let object: serde_json::Map<String, Value> =
-                serde_json::from_slice(black_box(&body)).unwrap();
-            let draft = parse_event(&object).unwrap();
-            black_box(compiled.violations(&draft.properties))
+            let fields = event_fields(black_box(&body)).unwrap();
+            let draft = parse_event(&fields).unwrap();
+            black_box(compiled.violations(&draft.properties.to_value()))
         })
     });
 }

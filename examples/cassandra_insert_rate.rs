@@ -22,11 +22,12 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use serde_json::{Map, json};
+use serde_json::json;
 use uuid::Uuid;
 use volcanion::config::Config;
+use volcanion::model::{Event, JsonObject};
+use volcanion::store::EventStore;
 use volcanion::store::cassandra::CassandraStore;
-use volcanion::store::{EventStore, StoredEvent};
 
 #[derive(Parser)]
 struct Args {
@@ -79,11 +80,11 @@ const INSERT_COLUMNS: &str = "partner_id, day, bucket, event_time, event_id, eve
     subsystem_id, event_type, user_id, anonymous_id, properties, context, is_valid, \
     validation_errors, correlation_id, received_at, received_at_ns";
 
-fn event(partner_id: Uuid, subsystem_id: Uuid, index: usize, run: &str) -> StoredEvent {
+fn event(partner_id: Uuid, subsystem_id: Uuid, index: usize, run: &str) -> Event {
     let properties = json!({"page": "/products/42", "referrer": "https://example.com/search?q=shoes", "price": 42.5, "currency": "EUR"});
     let context = json!({"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", "locale": "en-GB"});
     let now = Utc::now();
-    StoredEvent {
+    Event {
         event_id: format!("{run}-{index}"),
         partner_id,
         subsystem_id,
@@ -92,8 +93,8 @@ fn event(partner_id: Uuid, subsystem_id: Uuid, index: usize, run: &str) -> Store
         received_at: now,
         user_id: Some(format!("user_{}", index % 1000)),
         anonymous_id: None,
-        properties,
-        context: context.as_object().cloned().unwrap_or_else(Map::new),
+        properties: JsonObject::parse(properties.to_string()).expect("an object"),
+        context: JsonObject::parse(context.to_string()).expect("an object"),
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: Uuid::now_v7().to_string(),
@@ -102,7 +103,7 @@ fn event(partner_id: Uuid, subsystem_id: Uuid, index: usize, run: &str) -> Store
     }
 }
 
-fn row(event: &StoredEvent) -> Row {
+fn row(event: &Event) -> Row {
     Row {
         partner_id: event.partner_id,
         day: event.timestamp.date_naive(),
@@ -114,8 +115,8 @@ fn row(event: &StoredEvent) -> Row {
         event_type: event.event_type.clone(),
         user_id: event.user_id.clone(),
         anonymous_id: event.anonymous_id.clone(),
-        properties: event.properties.to_string(),
-        context: serde_json::Value::Object(event.context.clone()).to_string(),
+        properties: event.properties.as_str().to_string(),
+        context: event.context.as_str().to_string(),
         is_valid: event.is_valid,
         validation_errors: event.validation_errors.clone(),
         correlation_id: event.correlation_id.clone(),
@@ -178,7 +179,7 @@ async fn batch_inserts(
 async fn claims(
     session: &Arc<Session>,
     claim: &PreparedStatement,
-    events: &[StoredEvent],
+    events: &[Event],
     concurrency: usize,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
@@ -258,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
 
     let run = Uuid::now_v7().simple().to_string();
     let partner = Uuid::now_v7();
-    let events: Vec<StoredEvent> = (0..args.events)
+    let events: Vec<Event> = (0..args.events)
         .map(|i| event(partner, partner, i, &run))
         .collect();
     let elapsed = claims(&session, &claim, &events, args.concurrency).await?;
@@ -267,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
     // The whole store write path: the keyspace has no partner row, so no TTL lookups hit.
     let store = CassandraStore::open(&config).await?;
     let run = Uuid::now_v7().simple().to_string();
-    let events: Vec<StoredEvent> = (0..args.events)
+    let events: Vec<Event> = (0..args.events)
         .map(|i| event(partner, Uuid::from_u128(7), i, &run))
         .collect();
     let started = Instant::now();

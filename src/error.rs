@@ -1,14 +1,11 @@
-//! The one place where failures become HTTP answers: `ErrorKind` picks the status,
-//! `ApiError` renders RFC 9457 problem+json. 5xx bodies stay generic; the log gets the cause.
+//! The ground floor of error handling: the closed set of `ErrorKind`s a failure can be,
+//! the per-field problems a client is told about, and the `ServiceError` trait through
+//! which every module's error names its own kind. Rendering (problem+json, status codes,
+//! `Retry-After`) is `http::problem`'s job; nothing here knows about HTTP or storage.
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-use crate::http::correlation;
-use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -27,24 +24,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn status(self) -> StatusCode {
+    /// The HTTP status code this kind is answered with.
+    pub fn http_status_code(self) -> u16 {
         match self {
-            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::Conflict => 409,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::Unprocessable => 422,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
         }
     }
 
-    fn slug(self) -> &'static str {
+    /// The stable name used in problem types (`urn:volcanion:problem:<slug>`).
+    pub fn slug(self) -> &'static str {
         match self {
             ErrorKind::InvalidRequest => "invalid-request",
             ErrorKind::Unauthenticated => "unauthenticated",
@@ -59,6 +58,31 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
         }
+    }
+
+    /// Server-side failures: their details go to the log, not to the client.
+    pub fn is_server_side(self) -> bool {
+        matches!(self, ErrorKind::Internal)
+    }
+}
+
+/// A module's error, as the one error mapping (`http::problem`) sees it.
+pub trait ServiceError: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind;
+
+    /// What the client is told; the log always gets the whole error chain.
+    fn client_detail(&self) -> String {
+        self.to_string()
+    }
+
+    /// The fields at fault, when the client can fix them.
+    fn field_errors(&self) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// When retrying can succeed (rate limits, overload), how soon.
+    fn retry_after(&self) -> Option<Duration> {
+        None
     }
 }
 
@@ -78,180 +102,103 @@ impl FieldError {
     }
 }
 
-/// The state of a rate limit, sent as `RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitStatus {
-    pub limit: u32,
-    pub remaining: u32,
-    pub reset: Duration,
-}
+/// Every bad field of one request, reported together (a 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<FieldError>);
 
-impl RateLimitStatus {
-    pub fn write_headers(&self, headers: &mut HeaderMap) {
-        let pairs = [
-            ("ratelimit-limit", self.limit.to_string()),
-            ("ratelimit-remaining", self.remaining.to_string()),
-            (
-                "ratelimit-reset",
-                whole_seconds_rounded_up(self.reset).to_string(),
-            ),
-        ];
-        for (name, value) in pairs {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        }
+impl FieldErrors {
+    pub fn one(field: &str, message: impl Into<String>) -> FieldErrors {
+        FieldErrors(vec![FieldError::new(field, message)])
     }
 }
 
-fn whole_seconds_rounded_up(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-#[derive(Debug)]
-pub struct ApiError {
-    pub kind: ErrorKind,
-    pub detail: String,
-    pub errors: Vec<FieldError>,
-    pub retry_after: Option<Duration>,
-    pub rate_limit: Option<RateLimitStatus>,
-}
-
-impl ApiError {
-    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> ApiError {
-        ApiError {
-            kind,
-            detail: detail.into(),
-            errors: Vec::new(),
-            retry_after: None,
-            rate_limit: None,
-        }
-    }
-
-    pub fn invalid(detail: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::InvalidRequest, detail)
-    }
-
-    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError::fields(vec![FieldError::new(field, message)])
-    }
-
-    /// A 400 naming every bad field, in `detail` and in `errors`.
-    pub fn fields(errors: Vec<FieldError>) -> ApiError {
-        let detail = errors
-            .iter()
-            .map(|error| format!("{}: {}", error.field, error.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        ApiError::invalid(detail).with_errors(errors)
-    }
-
-    pub fn not_found(detail: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::NotFound, detail)
-    }
-
-    pub fn forbidden(detail: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::Forbidden, detail)
-    }
-
-    pub fn unauthenticated(detail: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::Unauthenticated, detail)
-    }
-
-    /// A server-side failure: the client sees a generic message, the log sees `cause`.
-    pub fn internal(cause: &dyn std::error::Error) -> ApiError {
-        tracing::error!(error = %ErrorChain(cause), "request failed");
-        ApiError::new(
-            ErrorKind::Internal,
-            "the server could not complete the request",
-        )
-    }
-
-    pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> ApiError {
-        let mut error = ApiError::new(ErrorKind::Unavailable, detail);
-        error.retry_after = Some(retry_after);
-        error
-    }
-
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> ApiError {
-        self.errors = errors;
-        self
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.kind.status()
-    }
-}
-
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for FieldErrors {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "{}: {}", self.kind.slug(), self.detail)
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ProblemBody<'a> {
-    #[serde(rename = "type")]
-    problem_type: String,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
-    correlation_id: Option<String>,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
-}
-
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = ProblemBody {
-            problem_type: format!("urn:volcanion:problem:{}", self.kind.slug()),
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: &self.detail,
-            correlation_id: correlation::current(),
-            errors: &self.errors,
-        };
-        let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = (status, json).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(retry_after) = self.retry_after {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(whole_seconds_rounded_up(retry_after).max(1)),
-            );
-        }
-        if let Some(rate_limit) = self.rate_limit {
-            rate_limit.write_headers(headers);
-        }
-        response
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        match error {
-            StoreError::Conflict(detail) => ApiError::new(ErrorKind::Conflict, detail),
-            StoreError::NotFound => ApiError::not_found("no such resource"),
-            StoreError::InvalidCursor => ApiError::field(
-                "cursor",
-                "is not a cursor of this query; start again without it",
-            ),
-            StoreError::Unavailable(_) => {
-                tracing::warn!(error = %error, "store unavailable");
-                ApiError::unavailable(
-                    "the store is unavailable; retry shortly",
-                    Duration::from_secs(1),
-                )
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                formatter.write_str("; ")?;
             }
-            StoreError::Corrupt(_) => ApiError::internal(&error),
+            write!(formatter, "{}: {}", error.field, error.message)?;
         }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FieldErrors {}
+
+impl ServiceError for FieldErrors {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidRequest
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        self.0.clone()
+    }
+}
+
+/// A request refused for a reason the client can act on, in words for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl ServiceError for Refusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Refusal::Forbidden(_) => ErrorKind::Forbidden,
+            Refusal::NotFound(_) => ErrorKind::NotFound,
+            Refusal::Conflict(_) => ErrorKind::Conflict,
+        }
+    }
+}
+
+/// A failure of our own (a task that panicked, a broken invariant): a 500 for the client,
+/// the whole story for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InternalError(pub String);
+
+impl ServiceError for InternalError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// Any module's `ServiceError`, type-erased: what a use-case that can fail in several
+/// layers (rules, store, cache) returns. `?` turns every `ServiceError` into one.
+#[derive(Debug)]
+pub struct Failure(Box<dyn ServiceError>);
+
+impl Failure {
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind()
+    }
+
+    pub fn as_service_error(&self) -> &dyn ServiceError {
+        self.0.as_ref()
+    }
+}
+
+impl<E: ServiceError> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure(Box::new(error))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -275,20 +222,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        assert_eq!(whole_seconds_rounded_up(Duration::from_millis(1)), 1);
-        assert_eq!(whole_seconds_rounded_up(Duration::from_secs(2)), 2);
-        assert_eq!(whole_seconds_rounded_up(Duration::from_millis(2001)), 3);
+    fn field_errors_name_every_field_in_their_message() {
+        let errors = FieldErrors(vec![
+            FieldError::new("eventType", "must not be blank"),
+            FieldError::new("userId", "is required"),
+        ]);
+        assert_eq!(
+            errors.to_string(),
+            "eventType: must not be blank; userId: is required"
+        );
+        assert_eq!(errors.kind().http_status_code(), 400);
+        assert_eq!(errors.field_errors().len(), 2);
     }
 
     #[test]
-    fn field_error_names_the_field_in_detail_and_errors() {
-        let error = ApiError::field("eventType", "must not be blank");
-        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    fn a_failure_keeps_the_kind_of_what_failed() {
+        let failure: Failure = Refusal::NotFound("no partner".into()).into();
+        assert_eq!(failure.kind(), ErrorKind::NotFound);
+        assert_eq!(failure.to_string(), "no partner");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write the batch")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_chains_show_every_cause() {
+        let outer = Outer(std::io::Error::other("disk full"));
         assert_eq!(
-            error.errors,
-            vec![FieldError::new("eventType", "must not be blank")]
+            ErrorChain(&outer).to_string(),
+            "cannot write the batch: disk full"
         );
-        assert!(error.detail.contains("eventType"));
     }
 }

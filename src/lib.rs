@@ -1,26 +1,37 @@
 //! Volcanion Tracking: a self-hosted event tracking backend.
 //!
+//! - `cache`     the read-through cache (single-flight, hit/miss metrics) lookups use
 //! - `config`    typed configuration: defaults file, `--config` file, environment
-//! - `error`     the one mapping from failures to HTTP status and problem+json
+//! - `error`     the closed `ErrorKind`s, field errors, and `ServiceError` (no HTTP)
+//! - `model`     the records every layer shares: event, partner, subsystem, API key,
+//!   event structure, validated newtypes (`Code`, `JsonObject`)
 //! - `telemetry` JSON logs and the Prometheus registry
-//! - `http`      axum router, layers, extractors and one module per resource
-//! - `auth`      API key format, PBKDF2 hashing, the verification cache, the admin token
-//! - `tenants`   partners and subsystems: rules and a cached directory
-//! - `ingest`    event validation, the bounded queue, and the batch writers
+//! - `http`      axum router, layers, extractors, problem+json (`http::problem`), one
+//!   module per resource, and `http::ingest` with one file per wire format
+//! - `auth`      API key format and hashing, verification cache, admin token,
+//!   `authenticate` (credential → caller), read access, key creation/rotation rules
+//! - `tenants`   partner and subsystem field rules, and a cached directory
+//! - `manage`    management use-cases: write, then invalidate caches everywhere
+//! - `ingest`    admission (replay, rate charge), event validation, the bounded queue,
+//!   and the batch writers
 //! - `limits`    per-key and per-partner rate limits, the replay guard
 //! - `redis`     the optional shared Redis: connection, fallbacks, cache invalidation
 //! - `reports`   summary and time-series aggregation, cached
-//! - `schemas`   event structures (JSON Schema) and their validation
-//! - `store`     storage traits, the embedded (redb) and the Cassandra implementations
+//! - `schemas`   event structures (JSON Schema): compiling and checking
+//! - `store`     storage traits over `model`, the embedded (redb) and Cassandra stores
 //!
-//! Arrows point one way: http → ingest/auth/limits/reports → store (and redis).
+//! Arrows point one way: http → manage/ingest/auth/reports → limits/tenants/schemas →
+//! store → model (and redis beside them). Nothing below `http` imports axum.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod limits;
+pub mod manage;
+pub mod model;
 pub mod redis;
 pub mod reports;
 pub mod schemas;
@@ -39,12 +50,13 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::auth::{AdminToken, KeyVerifier};
+use crate::auth::{AdminToken, Authenticator, KeyVerifier};
 use crate::config::{Config, StoreBackend};
 use crate::http::state::AppState;
-use crate::ingest::Ingestor;
 use crate::ingest::writer::{BatchPolicy, spawn_writers};
+use crate::ingest::{Admission, Ingestor};
 use crate::limits::{RateLimits, ReplayGuard};
+use crate::manage::Management;
 use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
 use crate::reports::ReportService;
 use crate::schemas::SchemaRegistry;
@@ -78,17 +90,8 @@ impl Application {
         config: Config,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Application> {
-        let admin_token = match &config.auth.admin_token {
-            Some(token) => AdminToken::new(token),
-            None => AdminToken::new(&generated_admin_token(&config.store.data_dir)?),
-        };
         let metrics = Arc::new(Metrics::new());
-        let redis = match &config.redis.url {
-            Some(url) => Some(Arc::new(
-                Redis::connect(&config.redis, url.expose_secret(), Arc::clone(&metrics)).await?,
-            )),
-            None => None,
-        };
+        let redis = connect_redis(&config, &metrics).await?;
         let (queue, receiver) = ingest::queue::bounded(config.ingest.queue_capacity);
         let policy = BatchPolicy {
             max_events: config.ingest.batch_size,
@@ -101,35 +104,8 @@ impl Application {
             policy,
             Arc::clone(&metrics),
         );
-        let directory = Arc::new(Directory::new(
-            Arc::clone(&store),
-            config.limits.directory_cache_ttl,
-            Arc::clone(&metrics),
-        ));
-        let schemas = Arc::new(SchemaRegistry::new(
-            Arc::clone(&store),
-            config.schemas.cache_ttl,
-            Arc::clone(&metrics),
-        ));
-        let verifier = Arc::new(KeyVerifier::new(
-            Arc::clone(&store),
-            &config.auth,
-            Arc::clone(&metrics),
-        ));
-        let forget: invalidation::Handler = {
-            let (directory, verifier, schemas) = (
-                Arc::clone(&directory),
-                Arc::clone(&verifier),
-                Arc::clone(&schemas),
-            );
-            Arc::new(move |change| match change {
-                Invalidation::Identities => {
-                    directory.forget_all();
-                    verifier.forget_all();
-                }
-                Invalidation::Schemas => schemas.forget_all(),
-            })
-        };
+        let caches = Caches::new(&config, &store, &metrics);
+        let forget = caches.invalidation_handler();
         let listener_task = match &config.redis.url {
             Some(url) => Some(
                 InvalidationBus::listen(&config.redis, url.expose_secret(), Arc::clone(&forget))
@@ -142,13 +118,28 @@ impl Application {
         };
         let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
-            verifier,
+            authenticator: Authenticator::new(
+                admin_token(&config)?,
+                Arc::clone(&caches.verifier),
+                Arc::clone(&caches.directory),
+            ),
+            admission: Admission::new(
+                RateLimits::new(redis.clone()),
+                ReplayGuard::new(config.limits.replay_window, redis.clone()),
+                &config.limits,
+                Arc::clone(&metrics),
+            ),
             ingestor: Ingestor::new(
-                Arc::clone(&directory),
-                Arc::clone(&schemas),
+                Arc::clone(&caches.directory),
+                caches.schemas,
                 queue,
                 Arc::clone(&metrics),
                 config.ingest.max_clock_skew,
+            ),
+            management: Management::new(
+                Arc::clone(&store),
+                InvalidationBus::new(redis.clone(), forget),
+                config.auth.pbkdf2_iterations,
             ),
             reports: ReportService::new(
                 store.clone(),
@@ -156,12 +147,8 @@ impl Application {
                 &config.reports,
                 Arc::clone(&metrics),
             ),
-            rate_limits: RateLimits::new(redis.clone()),
-            replay_guard: ReplayGuard::new(config.limits.replay_window, redis.clone()),
-            invalidations: InvalidationBus::new(redis.clone(), forget),
             redis: redis.clone(),
-            admin_token,
-            directory,
+            directory: caches.directory,
             store,
             metrics,
             draining: Arc::clone(&draining),
@@ -215,7 +202,7 @@ impl Application {
             .with_graceful_shutdown(signal)
             .await
             .context("the HTTP server failed")?;
-        let drained = tokio::time::timeout(drain_timeout, futures_join_all(writers)).await;
+        let drained = tokio::time::timeout(drain_timeout, join_writers(writers)).await;
         background.iter().for_each(JoinHandle::abort);
         if let Some(redis) = redis {
             redis.quit().await;
@@ -251,12 +238,74 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-async fn futures_join_all(handles: Vec<JoinHandle<()>>) {
-    for handle in handles {
-        if let Err(error) = handle.await {
+async fn join_writers(writers: Vec<JoinHandle<()>>) {
+    for outcome in futures::future::join_all(writers).await {
+        if let Err(error) = outcome {
             tracing::error!(%error, "a batch writer panicked");
         }
     }
+}
+
+async fn connect_redis(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Redis>>> {
+    let Some(url) = &config.redis.url else {
+        return Ok(None);
+    };
+    let redis = Redis::connect(&config.redis, url.expose_secret(), Arc::clone(metrics)).await?;
+    Ok(Some(Arc::new(redis)))
+}
+
+/// The request path's caches of stored records, and what drops them on a change.
+struct Caches {
+    directory: Arc<Directory>,
+    schemas: Arc<SchemaRegistry>,
+    verifier: Arc<KeyVerifier>,
+}
+
+impl Caches {
+    fn new(config: &Config, store: &Arc<dyn Store>, metrics: &Arc<Metrics>) -> Caches {
+        Caches {
+            directory: Arc::new(Directory::new(
+                Arc::clone(store),
+                config.limits.directory_cache_ttl,
+                Arc::clone(metrics),
+            )),
+            schemas: Arc::new(SchemaRegistry::new(
+                Arc::clone(store),
+                config.schemas.cache_ttl,
+                Arc::clone(metrics),
+            )),
+            verifier: Arc::new(KeyVerifier::new(
+                Arc::clone(store),
+                &config.auth,
+                Arc::clone(metrics),
+            )),
+        }
+    }
+
+    fn invalidation_handler(&self) -> invalidation::Handler {
+        let (directory, verifier, schemas) = (
+            Arc::clone(&self.directory),
+            Arc::clone(&self.verifier),
+            Arc::clone(&self.schemas),
+        );
+        Arc::new(move |change| match change {
+            Invalidation::Identities => {
+                directory.forget_all();
+                verifier.forget_all();
+            }
+            Invalidation::Schemas => schemas.forget_all(),
+        })
+    }
+}
+
+fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
+    Ok(match &config.auth.admin_token {
+        Some(token) => AdminToken::new(token),
+        None => AdminToken::new(&generated_admin_token(&config.store.data_dir)?),
+    })
 }
 
 /// Without a configured admin token, one is generated once into `<data_dir>/admin-token`
@@ -273,7 +322,7 @@ fn generated_admin_token(data_dir: &Path) -> anyhow::Result<SecretString> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|error| anyhow::anyhow!("no randomness for the admin token: {error}"))?;
-    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let token = hex::encode(bytes);
     write_private_file(&path, &token)
         .with_context(|| format!("cannot write {}", path.display()))?;
     tracing::warn!(path = %path.display(), "no admin token configured: generated one into this file");

@@ -11,14 +11,13 @@ use helpers::{Backend, KeyspaceCleanup};
 use scylla::client::session_builder::SessionBuilder;
 use uuid::Uuid;
 use volcanion::config::Config;
+use volcanion::model::{Event, JsonObject};
 use volcanion::store::cassandra::CassandraStore;
-use volcanion::store::{
-    EventFilter, EventQuery, EventScope, EventStore, StoredEvent, WriteOutcome,
-};
+use volcanion::store::{EventFilter, EventQuery, EventScope, EventStore, WriteOutcome};
 
-fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> StoredEvent {
+fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> Event {
     let timestamp: DateTime<Utc> = "2026-11-20T10:00:00.123456789Z".parse().unwrap();
-    StoredEvent {
+    Event {
         event_id: event_id.to_string(),
         partner_id,
         subsystem_id: Uuid::now_v7(),
@@ -27,8 +26,8 @@ fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> StoredEvent 
         received_at: Utc::now(),
         user_id: Some("u1".to_string()),
         anonymous_id: None,
-        properties: serde_json::json!({}),
-        context: serde_json::Map::new(),
+        properties: JsonObject::empty(),
+        context: JsonObject::empty(),
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: correlation_id.to_string(),
@@ -37,14 +36,14 @@ fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> StoredEvent 
 }
 
 /// An event as a read returns it (whether the client chose the id is not stored).
-fn as_read(event: &StoredEvent) -> StoredEvent {
-    StoredEvent {
+fn as_read(event: &Event) -> Event {
+    Event {
         client_event_id: false,
         ..event.clone()
     }
 }
 
-async fn stored(store: &CassandraStore, partner_id: Uuid) -> Vec<StoredEvent> {
+async fn stored(store: &CassandraStore, partner_id: Uuid) -> Vec<Event> {
     let query = EventQuery {
         scope: EventScope::Partner(partner_id),
         from: "2026-11-20T00:00:00Z".parse().unwrap(),

@@ -3,75 +3,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
-const PREFIX: &str = "vt_";
+use crate::model::{KEY_PREFIX as PREFIX, SecretHash};
+
 const KEY_ID_BYTES: usize = 8;
 const KEY_ID_CHARS: usize = KEY_ID_BYTES * 2;
 const SECRET_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
 const HASH_BYTES: usize = 32;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Ingest,
-    Read,
-}
-
-/// A key as stored: public id, owner, permissions and the hash of its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiKey {
-    pub id: Uuid,
-    pub partner_id: Uuid,
-    /// Public part of the key, used to find this row.
-    pub key_id: String,
-    pub name: Option<String>,
-    pub scopes: Vec<Scope>,
-    pub subsystem_id: Option<Uuid>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// Set on the old key when it was rotated: the key that replaced it.
-    pub replaced_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub secret_hash: SecretHash,
-}
-
-impl ApiKey {
-    pub fn key_prefix(&self) -> String {
-        format!("{PREFIX}{}", self.key_id)
-    }
-
-    pub fn has_scope(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
-    }
-
-    /// Why this key can't be used at `now`, if it can't.
-    pub fn unusable_reason(&self, now: DateTime<Utc>) -> Option<&'static str> {
-        if self.revoked_at.is_some_and(|revoked| revoked <= now) {
-            return Some("the API key has been revoked");
-        }
-        if self.expires_at.is_some_and(|expires| expires <= now) {
-            return Some("the API key has expired");
-        }
-        None
-    }
-}
-
-/// Salted PBKDF2-HMAC-SHA256 of a key's secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretHash {
-    pub iterations: u32,
-    /// Standard base64, no padding.
-    pub salt: String,
-    pub hash: String,
-}
 
 impl SecretHash {
     pub fn compute(secret: &str, iterations: u32) -> SecretHash {
@@ -117,7 +58,7 @@ pub struct GeneratedKey {
 }
 
 pub fn generate(iterations: u32) -> GeneratedKey {
-    let key_id = hex_lower(&random_bytes::<KEY_ID_BYTES>());
+    let key_id = hex::encode(random_bytes::<KEY_ID_BYTES>());
     let secret = URL_SAFE_NO_PAD.encode(random_bytes::<SECRET_BYTES>());
     let secret_hash = SecretHash::compute(&secret, iterations);
     GeneratedKey {
@@ -125,10 +66,6 @@ pub fn generate(iterations: u32) -> GeneratedKey {
         key_id,
         secret_hash,
     }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The two halves of a presented key. Parsing needs no I/O and no hashing, so garbage
@@ -166,6 +103,9 @@ impl<'a> PresentedKey<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ApiKey, Scope};
+    use chrono::Utc;
+    use uuid::Uuid;
 
     #[test]
     fn generated_key_parses_and_verifies() {

@@ -1,10 +1,22 @@
-//! Who is calling: API key format and hashing, the verification cache, the admin token.
-//! No HTTP here; the extractors that read credentials from requests live in `http/`.
+//! Who is calling and what they may do: the API key format and hashing, the verification
+//! cache, the admin token, `authenticate` (credential → caller with its partner), the
+//! read-access rule, and the rules for creating and rotating keys. No HTTP here: the
+//! adapters in `http/` hand over header values and map `AuthError` to a status.
 
+mod access;
 mod admin;
 mod api_key;
+mod authenticate;
+mod credential;
+mod error;
+mod key_rules;
 mod verifier;
 
+pub use access::{ReadTarget, read_target};
 pub use admin::AdminToken;
-pub use api_key::{ApiKey, GeneratedKey, PresentedKey, Scope, SecretHash, generate};
-pub use verifier::{AuthFailure, KeyVerifier};
+pub use api_key::{GeneratedKey, PresentedKey, generate};
+pub use authenticate::{Authenticator, Caller, KeyHolder};
+pub use credential::{CredentialSources, PresentedCredential};
+pub use error::AuthError;
+pub use key_rules::{CheckedKeyDraft, KeyDraft, RotateRequest, Rotation, rotate};
+pub use verifier::KeyVerifier;

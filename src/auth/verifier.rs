@@ -12,23 +12,15 @@ use moka::Expiry;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{ApiKey, PresentedKey};
+use crate::auth::{AuthError, PresentedKey};
+use crate::cache::ReadThrough;
 use crate::config::AuthConfig;
+use crate::model::ApiKey;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const MAX_CACHED_VERDICTS: u64 = 100_000;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthFailure {
-    #[error("{0}")]
-    Rejected(&'static str),
-    #[error("too many failed attempts for this key id")]
-    TooManyAttempts { retry_after: Duration },
-    #[error("cannot verify the key: {0}")]
-    Unavailable(#[source] Arc<StoreError>),
-}
 
 #[derive(Clone)]
 enum Verdict {
@@ -57,10 +49,9 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
 
 pub struct KeyVerifier {
     store: Arc<dyn Store>,
-    verdicts: Cache<[u8; 32], Verdict>,
+    verdicts: ReadThrough<[u8; 32], Verdict>,
     failures_by_key_id: Cache<String, Arc<AtomicU32>>,
     max_failures: u32,
-    metrics: Arc<Metrics>,
 }
 
 impl KeyVerifier {
@@ -78,53 +69,46 @@ impl KeyVerifier {
             .build();
         KeyVerifier {
             store,
-            verdicts,
+            verdicts: ReadThrough::wrap("api_key", verdicts, metrics),
             failures_by_key_id,
             max_failures: config.max_failed_attempts_per_minute,
-            metrics,
         }
     }
 
     /// The stored key behind `presented`, if it is genuine and usable now.
-    pub async fn verify(&self, presented: &str) -> Result<Arc<ApiKey>, AuthFailure> {
+    pub async fn verify(&self, presented: &str) -> Result<Arc<ApiKey>, AuthError> {
         let Some(parsed) = PresentedKey::parse(presented) else {
-            return Err(AuthFailure::Rejected("the API key is not valid"));
+            return Err(AuthError::Rejected("the API key is not valid"));
         };
         let fingerprint: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let entry = self
+        let verdict = self
             .verdicts
-            .entry(fingerprint)
-            .or_try_insert_with(
+            .get_or_load(
+                fingerprint,
                 self.verify_uncached(parsed.key_id.to_string(), parsed.secret.to_string()),
             )
             .await
             .map_err(|shared| shared.as_ref().clone())?;
-        self.metrics
-            .record_cache_lookup("api_key", !entry.is_fresh());
-        match entry.into_value() {
+        match verdict {
             Verdict::Valid(key) => match key.unusable_reason(Utc::now()) {
-                Some(reason) => Err(AuthFailure::Rejected(reason)),
+                Some(reason) => Err(AuthError::Rejected(reason)),
                 None => Ok(key),
             },
-            Verdict::Invalid => Err(AuthFailure::Rejected("the API key is not valid")),
+            Verdict::Invalid => Err(AuthError::Rejected("the API key is not valid")),
         }
     }
 
     /// Drops every cached verdict, so changed keys, partners or subsystems count at once.
     pub fn forget_all(&self) {
-        self.verdicts.invalidate_all();
+        self.verdicts.forget_all();
     }
 
-    async fn verify_uncached(
-        &self,
-        key_id: String,
-        secret: String,
-    ) -> Result<Verdict, AuthFailure> {
+    async fn verify_uncached(&self, key_id: String, secret: String) -> Result<Verdict, AuthError> {
         let stored = self
             .store
             .api_key_by_key_id(&key_id)
             .await
-            .map_err(|error| AuthFailure::Unavailable(Arc::new(error)))?;
+            .map_err(|error| AuthError::Unavailable(Arc::new(error)))?;
         let Some(stored) = stored else {
             return Ok(Verdict::Invalid);
         };
@@ -133,7 +117,7 @@ impl KeyVerifier {
             .get_with(key_id, async { Arc::new(AtomicU32::new(0)) })
             .await;
         if failures.load(Ordering::Relaxed) >= self.max_failures {
-            return Err(AuthFailure::TooManyAttempts {
+            return Err(AuthError::TooManyAttempts {
                 retry_after: FAILURE_WINDOW,
             });
         }
@@ -141,7 +125,7 @@ impl KeyVerifier {
         let genuine = tokio::task::spawn_blocking(move || hash.matches(&secret))
             .await
             .map_err(|error| {
-                AuthFailure::Unavailable(Arc::new(StoreError::Unavailable(error.to_string())))
+                AuthError::Unavailable(Arc::new(StoreError::Unavailable(error.to_string())))
             })?;
         if genuine {
             Ok(Verdict::Valid(Arc::new(stored)))

@@ -9,11 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
 use crate::http::extract::{Reader, query};
+use crate::http::problem::ApiError;
 use crate::http::read_scope::{resolve_target, time_range};
 use crate::http::state::AppState;
-use crate::store::{EventFilter, EventQuery, EventScope, StoredEvent};
+use crate::model::Event;
+use crate::store::{EventFilter, EventQuery, EventScope, StoreError};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -35,7 +36,7 @@ pub struct EventsParams {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsPage {
-    items: Vec<StoredEvent>,
+    items: Vec<Event>,
     next_cursor: Option<String>,
 }
 
@@ -63,21 +64,18 @@ fn parse_bool(name: &str, raw: Option<&str>) -> Result<Option<bool>, ApiError> {
 }
 
 fn invalid_cursor() -> ApiError {
-    ApiError::field(
-        "cursor",
-        "is not a cursor of this query; start again without it",
-    )
+    StoreError::InvalidCursor.into()
 }
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Reader(principal): Reader,
+    Reader(caller): Reader,
     params: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let params = query(params)?;
     let target = resolve_target(
         &state,
-        &principal,
+        &caller,
         params.partner_id.as_deref(),
         params.subsystem_id.as_deref(),
     )

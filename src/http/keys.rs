@@ -8,33 +8,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::{ApiKey, GeneratedKey, Scope, generate};
-use crate::error::{ApiError, ErrorKind, FieldError};
-use crate::http::extract::{Admin, BodyKind, json_body, json_bytes, parse_json};
-use crate::http::partners::{created, existing_partner, path_id};
+use crate::auth::RotateRequest;
+use crate::http::extract::{Admin, BodyKind, json_body, json_bytes, parse_json, path_id};
+use crate::http::problem::ApiError;
+use crate::http::respond::{Items, created};
 use crate::http::state::AppState;
-use crate::redis::Invalidation;
-
-const MAX_GRACE: Duration = Duration::days(30);
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeyRequest {
-    name: Option<String>,
-    scopes: Vec<Scope>,
-    subsystem_id: Option<Uuid>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RotateRequest {
-    grace_seconds: Option<u64>,
-}
+use crate::manage::IssuedKey;
+use crate::model::{ApiKey, Scope};
 
 /// A key as listed: never the secret or its hash.
 #[derive(Serialize)]
@@ -85,20 +69,16 @@ pub struct CreatedKey {
     view: KeyView,
 }
 
-/// PBKDF2 is deliberately slow: generate off the async threads.
-async fn generate_key(iterations: u32) -> Result<GeneratedKey, ApiError> {
-    tokio::task::spawn_blocking(move || generate(iterations))
-        .await
-        .map_err(|error| ApiError::internal(&error))
-}
-
-async fn existing_key(state: &AppState, raw_id: &str) -> Result<ApiKey, ApiError> {
-    let id = path_id(raw_id, "API key")?;
-    state
-        .store
-        .api_key(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no API key with id '{id}'")))
+fn issued(issued: IssuedKey) -> Response {
+    let location = format!("/api/v1/api-keys/{}", issued.key.id);
+    let view = KeyView::of(&issued.key, Utc::now());
+    created(
+        location,
+        CreatedKey {
+            key: issued.clear,
+            view,
+        },
+    )
 }
 
 pub async fn create(
@@ -108,87 +88,27 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: KeyRequest = json_body(&headers, body)?;
-    let partner = existing_partner(&state, &partner_id).await?;
-    let now = Utc::now();
-    let mut errors = Vec::new();
-    if request.scopes.is_empty() {
-        errors.push(FieldError::new(
-            "scopes",
-            "must name at least one of 'ingest', 'read'",
-        ));
-    }
-    if request.expires_at.is_some_and(|expires| expires <= now) {
-        errors.push(FieldError::new("expiresAt", "must be in the future"));
-    }
-    if request
-        .name
-        .as_ref()
-        .is_some_and(|name| name.chars().count() > 200)
-    {
-        errors.push(FieldError::new("name", "must be at most 200 characters"));
-    }
-    if let Some(subsystem_id) = request.subsystem_id {
-        let subsystem = state.store.subsystem(subsystem_id).await?;
-        if subsystem.is_none_or(|subsystem| subsystem.partner_id != partner.id) {
-            errors.push(FieldError::new(
-                "subsystemId",
-                "is not a subsystem of this partner",
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
-    let mut scopes = request.scopes;
-    scopes.sort_by_key(|scope| *scope as u8);
-    scopes.dedup();
-    let generated = generate_key(state.config.auth.pbkdf2_iterations).await?;
-    let key = ApiKey {
-        id: Uuid::now_v7(),
-        partner_id: partner.id,
-        key_id: generated.key_id,
-        name: request.name,
-        scopes,
-        subsystem_id: request.subsystem_id,
-        expires_at: request.expires_at,
-        revoked_at: None,
-        replaced_by: None,
-        created_at: now,
-        secret_hash: generated.secret_hash,
-    };
-    state.store.insert_api_key(&key).await?;
-    tracing::info!(key_id = %key.id, partner_id = %partner.id, "api key created");
-    let view = KeyView::of(&key, now);
-    Ok(created(
-        format!("/api/v1/api-keys/{}", key.id),
-        CreatedKey {
-            key: generated.clear,
-            view,
-        },
+    let draft = json_body(&headers, body)?;
+    let partner_id = path_id(&partner_id, "partner")?;
+    Ok(issued(
+        state.management.create_key(partner_id, draft).await?,
     ))
-}
-
-#[derive(Serialize)]
-pub struct KeyList {
-    items: Vec<KeyView>,
 }
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
     _: Admin,
     Path(partner_id): Path<String>,
-) -> Result<Json<KeyList>, ApiError> {
-    let partner = existing_partner(&state, &partner_id).await?;
+) -> Result<Json<Items<KeyView>>, ApiError> {
+    let partner_id = path_id(&partner_id, "partner")?;
+    let keys = state.management.keys(partner_id).await?;
     let now = Utc::now();
-    let keys = state.store.api_keys(partner.id).await?;
-    Ok(Json(KeyList {
-        items: keys.iter().map(|key| KeyView::of(key, now)).collect(),
-    }))
+    Ok(Items::json(
+        keys.iter().map(|key| KeyView::of(key, now)).collect(),
+    ))
 }
 
-/// Issues a successor with the same partner, scopes and subsystem; the old key keeps
-/// working for `graceSeconds` (default 0) and then stops.
+/// The body is optional: an empty one rotates without grace.
 pub async fn rotate(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -202,46 +122,8 @@ pub async fn rotate(
     } else {
         parse_json(&bytes)?
     };
-    let grace = Duration::seconds(
-        i64::try_from(request.grace_seconds.unwrap_or(0))
-            .unwrap_or(i64::MAX)
-            .min(MAX_GRACE.num_seconds()),
-    );
-    let mut old = existing_key(&state, &id).await?;
-    let now = Utc::now();
-    if let Some(reason) = old.unusable_reason(now) {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            format!("cannot rotate: {reason}"),
-        ));
-    }
-    let generated = generate_key(state.config.auth.pbkdf2_iterations).await?;
-    let successor = ApiKey {
-        id: Uuid::now_v7(),
-        key_id: generated.key_id,
-        revoked_at: None,
-        replaced_by: None,
-        created_at: now,
-        secret_hash: generated.secret_hash,
-        ..old.clone()
-    };
-    state.store.insert_api_key(&successor).await?;
-    let grace_end = now + grace;
-    old.expires_at = Some(
-        old.expires_at
-            .map_or(grace_end, |expires| expires.min(grace_end)),
-    );
-    old.replaced_by = Some(successor.id);
-    state.store.update_api_key(&old).await?;
-    state.invalidate(Invalidation::Identities).await;
-    tracing::info!(old_key = %old.id, new_key = %successor.id, grace_seconds = grace.num_seconds(), "api key rotated");
-    Ok(created(
-        format!("/api/v1/api-keys/{}", successor.id),
-        CreatedKey {
-            key: generated.clear,
-            view: KeyView::of(&successor, now),
-        },
-    ))
+    let id = path_id(&id, "API key")?;
+    Ok(issued(state.management.rotate_key(id, request).await?))
 }
 
 pub async fn revoke(
@@ -249,12 +131,7 @@ pub async fn revoke(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut key = existing_key(&state, &id).await?;
-    if key.revoked_at.is_none() {
-        key.revoked_at = Some(Utc::now());
-        state.store.update_api_key(&key).await?;
-        state.invalidate(Invalidation::Identities).await;
-        tracing::info!(key_id = %key.id, "api key revoked");
-    }
+    let id = path_id(&id, "API key")?;
+    state.management.revoke_key(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

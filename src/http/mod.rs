@@ -1,4 +1,6 @@
-//! The HTTP surface: routes, layers, extractors, and one file per resource.
+//! The HTTP surface: routes, layers, extractors (`extract`), the one error mapping
+//! (`problem`), and one file per resource; `ingest/` holds one file per wire format.
+//! Handlers extract, call a use-case, and respond.
 
 pub mod correlation;
 mod events;
@@ -8,8 +10,10 @@ mod ingest;
 mod keys;
 mod observe;
 mod partners;
+pub mod problem;
 mod read_scope;
 mod reports;
+mod respond;
 mod schemas;
 pub mod state;
 mod subsystems;
@@ -24,7 +28,8 @@ use axum::routing::{delete, get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ErrorKind;
+use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -8,11 +8,11 @@ use axum::extract::{Query, State};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::error::ApiError;
 use crate::http::extract::{Reader, query};
+use crate::http::problem::ApiError;
 use crate::http::read_scope::{resolve_target, time_range};
 use crate::http::state::AppState;
-use crate::reports::{Interval, ReportError, ReportScope, Summary, Timeseries};
+use crate::reports::{Interval, ReportScope, Summary, Timeseries};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,13 +57,6 @@ async fn report_scope(
     })
 }
 
-fn report_error(error: ReportError) -> ApiError {
-    match error {
-        ReportError::TooManyBuckets(_) => ApiError::field("interval", error.to_string()),
-        ReportError::Store(cause) => ApiError::internal(cause.as_ref()),
-    }
-}
-
 pub async fn summary(
     State(state): State<Arc<AppState>>,
     reader: Reader,
@@ -71,7 +64,7 @@ pub async fn summary(
 ) -> Result<Json<Summary>, ApiError> {
     let params = query(params)?;
     let scope = report_scope(&state, &reader, &params).await?;
-    let summary = state.reports.summary(scope).await.map_err(report_error)?;
+    let summary = state.reports.summary(scope).await?;
     Ok(Json(summary.as_ref().clone()))
 }
 
@@ -102,7 +95,6 @@ pub async fn timeseries(
     let series = state
         .reports
         .timeseries(scope, interval, tz, params.event_type.clone())
-        .await
-        .map_err(report_error)?;
+        .await?;
     Ok(Json(series.as_ref().clone()))
 }

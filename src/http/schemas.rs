@@ -9,103 +9,26 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::Utc;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::http::extract::{Admin, json_body};
-use crate::http::partners::existing_partner;
+use crate::http::extract::{Admin, json_body, path_id};
+use crate::http::problem::ApiError;
+use crate::http::respond::Items;
 use crate::http::state::AppState;
-use crate::ingest::event::check_event_type;
-use crate::redis::Invalidation;
-use crate::schemas::{EventSchema, SchemaMode, compile};
+use crate::manage::SavedSchema;
+use crate::model::EventSchema;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SchemaRequest {
-    schema: Value,
-    #[serde(default)]
-    mode: SchemaMode,
+fn partner(raw_id: &str) -> Result<Option<Uuid>, ApiError> {
+    path_id(raw_id, "partner").map(Some)
 }
 
-#[derive(Serialize)]
-pub struct SchemaList {
-    items: Vec<EventSchema>,
-}
-
-fn checked_event_type(event_type: &str) -> Result<(), ApiError> {
-    check_event_type(event_type).map_err(|message| ApiError::field("eventType", message))
-}
-
-async fn put(
-    state: &AppState,
-    partner_id: Option<Uuid>,
-    event_type: String,
-    request: SchemaRequest,
-) -> Result<Response, ApiError> {
-    checked_event_type(&event_type)?;
-    if let Err(reason) = compile(&request.schema, request.mode, 1) {
-        return Err(ApiError::field(
-            "schema",
-            format!("is not a valid JSON Schema (2020-12): {reason}"),
-        ));
-    }
-    let now = Utc::now();
-    let previous = state.store.schema(partner_id, &event_type).await?;
-    let schema = EventSchema {
-        partner_id,
-        event_type,
-        schema: request.schema,
-        mode: request.mode,
-        version: previous.as_ref().map_or(1, |previous| previous.version + 1),
-        created_at: previous
-            .as_ref()
-            .map_or(now, |previous| previous.created_at),
-        updated_at: now,
-    };
-    state.store.put_schema(&schema).await?;
-    state.invalidate(Invalidation::Schemas).await;
-    tracing::info!(event_type = schema.event_type, partner_id = ?partner_id, version = schema.version, "event structure saved");
-    let status = if previous.is_some() {
-        StatusCode::OK
-    } else {
+fn saved(saved: SavedSchema) -> Response {
+    let status = if saved.created {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    Ok((status, Json(schema)).into_response())
-}
-
-async fn get(
-    state: &AppState,
-    partner_id: Option<Uuid>,
-    event_type: &str,
-) -> Result<Json<EventSchema>, ApiError> {
-    let schema = state.store.schema(partner_id, event_type).await?;
-    schema
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no event structure for '{event_type}'")))
-}
-
-async fn delete(
-    state: &AppState,
-    partner_id: Option<Uuid>,
-    event_type: &str,
-) -> Result<StatusCode, ApiError> {
-    if !state.store.delete_schema(partner_id, event_type).await? {
-        return Err(ApiError::not_found(format!(
-            "no event structure for '{event_type}'"
-        )));
-    }
-    state.invalidate(Invalidation::Schemas).await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-fn request(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<SchemaRequest, ApiError> {
-    json_body(headers, body)
+    (status, Json(saved.schema)).into_response()
 }
 
 pub async fn put_global(
@@ -115,7 +38,13 @@ pub async fn put_global(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    put(&state, None, event_type, request(&headers, body)?).await
+    let request = json_body(&headers, body)?;
+    Ok(saved(
+        state
+            .management
+            .put_schema(None, event_type, request)
+            .await?,
+    ))
 }
 
 pub async fn get_global(
@@ -123,7 +52,7 @@ pub async fn get_global(
     _: Admin,
     Path(event_type): Path<String>,
 ) -> Result<Json<EventSchema>, ApiError> {
-    get(&state, None, &event_type).await
+    Ok(Json(state.management.schema(None, &event_type).await?))
 }
 
 pub async fn delete_global(
@@ -131,16 +60,15 @@ pub async fn delete_global(
     _: Admin,
     Path(event_type): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    delete(&state, None, &event_type).await
+    state.management.delete_schema(None, &event_type).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_global(
     State(state): State<Arc<AppState>>,
     _: Admin,
-) -> Result<Json<SchemaList>, ApiError> {
-    Ok(Json(SchemaList {
-        items: state.store.schemas(None).await?,
-    }))
+) -> Result<Json<Items<EventSchema>>, ApiError> {
+    Ok(Items::json(state.management.schemas(None).await?))
 }
 
 pub async fn put_partner(
@@ -150,9 +78,14 @@ pub async fn put_partner(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request = request(&headers, body)?;
-    let partner = existing_partner(&state, &partner_id).await?;
-    put(&state, Some(partner.id), event_type, request).await
+    let request = json_body(&headers, body)?;
+    let partner_id = partner(&partner_id)?;
+    Ok(saved(
+        state
+            .management
+            .put_schema(partner_id, event_type, request)
+            .await?,
+    ))
 }
 
 pub async fn get_partner(
@@ -160,8 +93,10 @@ pub async fn get_partner(
     _: Admin,
     Path((partner_id, event_type)): Path<(String, String)>,
 ) -> Result<Json<EventSchema>, ApiError> {
-    let partner = existing_partner(&state, &partner_id).await?;
-    get(&state, Some(partner.id), &event_type).await
+    let partner_id = partner(&partner_id)?;
+    Ok(Json(
+        state.management.schema(partner_id, &event_type).await?,
+    ))
 }
 
 pub async fn delete_partner(
@@ -169,17 +104,19 @@ pub async fn delete_partner(
     _: Admin,
     Path((partner_id, event_type)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let partner = existing_partner(&state, &partner_id).await?;
-    delete(&state, Some(partner.id), &event_type).await
+    let partner_id = partner(&partner_id)?;
+    state
+        .management
+        .delete_schema(partner_id, &event_type)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_partner(
     State(state): State<Arc<AppState>>,
     _: Admin,
     Path(partner_id): Path<String>,
-) -> Result<Json<SchemaList>, ApiError> {
-    let partner = existing_partner(&state, &partner_id).await?;
-    Ok(Json(SchemaList {
-        items: state.store.schemas(Some(partner.id)).await?,
-    }))
+) -> Result<Json<Items<EventSchema>>, ApiError> {
+    let partner_id = partner(&partner_id)?;
+    Ok(Items::json(state.management.schemas(partner_id).await?))
 }

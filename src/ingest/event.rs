@@ -1,15 +1,28 @@
-//! The edge of ingestion: one JSON object in, a validated `EventDraft` out (or every field
-//! problem at once). After this, the rest of the pipeline can't see a malformed event.
+//! The edge of ingestion: one event object in, a validated `EventDraft` out (or every
+//! field problem at once). Fields arrive as raw JSON (`EventFields`): small ones are
+//! decoded, `properties` and `context` are only checked to be objects and kept as the
+//! text they came in. After this, the rest of the pipeline can't see a malformed event.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::FieldError;
+use crate::model::{JsonObject, check_event_type};
 
-const MAX_EVENT_TYPE_CHARS: usize = 200;
 const MAX_ID_CHARS: usize = 255;
 /// Earliest accepted event time; anything before is a client clock or encoding bug.
 const EARLIEST_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
+
+/// An event object's top-level fields, as raw JSON borrowed from the request body.
+pub type EventFields<'a> = HashMap<String, &'a RawValue>;
+
+/// Splits one JSON object into its fields without decoding their values.
+pub fn event_fields(json: &[u8]) -> Result<EventFields<'_>, serde_json::Error> {
+    serde_json::from_slice(json)
+}
 
 /// A well-formed event whose subsystem is not yet resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,24 +34,23 @@ pub struct EventDraft {
     pub anonymous_id: Option<String>,
     /// Subsystem code or id, as the client sent it.
     pub subsystem: Option<String>,
-    /// Always a JSON object.
-    pub properties: Value,
-    pub context: Map<String, Value>,
+    pub properties: JsonObject,
+    pub context: JsonObject,
 }
 
 /// Field names as the client spelled them (first name wins), so errors point at them.
-struct Fields<'a> {
-    object: &'a Map<String, Value>,
+struct Fields<'a, 'b> {
+    fields: &'b EventFields<'a>,
     errors: Vec<FieldError>,
 }
 
-impl<'a> Fields<'a> {
-    fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+impl<'a> Fields<'a, '_> {
+    fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a RawValue)> {
         names.iter().find_map(|name| {
-            self.object
+            self.fields
                 .get(*name)
-                .filter(|value| !value.is_null())
-                .map(|value| (*name, value))
+                .filter(|raw| raw.get().trim() != "null")
+                .map(|raw| (*name, *raw))
         })
     }
 
@@ -46,11 +58,18 @@ impl<'a> Fields<'a> {
         self.errors.push(FieldError::new(field, message));
     }
 
+    /// The decoded value of a small field (ids, names, timestamps).
+    fn value(&self, names: &[&'static str]) -> Option<(&'static str, Value)> {
+        let (name, raw) = self.find(names)?;
+        let value = serde_json::from_str(raw.get()).expect("checked by the parser");
+        Some((name, value))
+    }
+
     /// A string id; numbers are accepted and kept as their decimal text (Segment allows both).
     fn identifier(&mut self, names: &[&'static str]) -> Option<String> {
-        let (name, value) = self.find(names)?;
+        let (name, value) = self.value(names)?;
         let text = match value {
-            Value::String(text) => text.clone(),
+            Value::String(text) => text,
             Value::Number(number) => number.to_string(),
             _ => {
                 self.fail(name, "must be a string");
@@ -72,7 +91,7 @@ impl<'a> Fields<'a> {
     }
 
     fn event_type(&mut self, names: &[&'static str]) -> Option<String> {
-        let Some((name, value)) = self.find(names) else {
+        let Some((name, value)) = self.value(names) else {
             self.fail(names[0], "is required");
             return None;
         };
@@ -80,8 +99,8 @@ impl<'a> Fields<'a> {
             self.fail(name, "must be a string");
             return None;
         };
-        match check_event_type(text) {
-            Ok(()) => Some(text.clone()),
+        match check_event_type(&text) {
+            Ok(()) => Some(text),
             Err(message) => {
                 self.fail(name, message);
                 None
@@ -90,7 +109,7 @@ impl<'a> Fields<'a> {
     }
 
     fn timestamp(&mut self, names: &[&'static str]) -> Option<DateTime<Utc>> {
-        let (name, value) = self.find(names)?;
+        let (name, value) = self.value(names)?;
         let parsed = value
             .as_str()
             .and_then(|text| DateTime::parse_from_rfc3339(text).ok());
@@ -109,39 +128,21 @@ impl<'a> Fields<'a> {
         Some(parsed.with_timezone(&Utc))
     }
 
-    fn object(&mut self, names: &[&'static str]) -> Map<String, Value> {
-        match self.find(names) {
-            None => Map::new(),
-            Some((_, Value::Object(object))) => object.clone(),
-            Some((name, _)) => {
-                self.fail(name, "must be a JSON object");
-                Map::new()
-            }
-        }
-    }
-}
-
-/// The rule for event type names: 1..=200 characters, not blank, no control characters
-/// (Segment-style names such as "Order Completed" are fine).
-pub fn check_event_type(text: &str) -> Result<(), String> {
-    let length = text.chars().count();
-    if text.trim().is_empty() {
-        Err("must not be blank".to_string())
-    } else if length > MAX_EVENT_TYPE_CHARS {
-        Err(format!(
-            "must be at most {MAX_EVENT_TYPE_CHARS} characters, got {length}"
-        ))
-    } else if text.chars().any(char::is_control) {
-        Err("must not contain control characters".to_string())
-    } else {
-        Ok(())
+    fn object(&mut self, names: &[&'static str]) -> JsonObject {
+        let Some((name, raw)) = self.find(names) else {
+            return JsonObject::empty();
+        };
+        JsonObject::from_raw(raw).unwrap_or_else(|| {
+            self.fail(name, "must be a JSON object");
+            JsonObject::empty()
+        })
     }
 }
 
 /// Validates one event object of the native API (`eventType`, `eventName`, …).
-pub fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, Vec<FieldError>> {
+pub fn parse_event(fields: &EventFields<'_>) -> Result<EventDraft, Vec<FieldError>> {
     let mut fields = Fields {
-        object,
+        fields,
         errors: Vec::new(),
     };
     let event_type = fields.event_type(&["eventType", "eventName"]);
@@ -150,7 +151,7 @@ pub fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, Vec<FieldE
     let user_id = fields.identifier(&["userId"]);
     let anonymous_id = fields.identifier(&["anonymousId"]);
     let subsystem = fields.identifier(&["subsystem", "subsystemId"]);
-    let properties = Value::Object(fields.object(&["properties"]));
+    let properties = fields.object(&["properties"]);
     let context = fields.object(&["context"]);
     if user_id.is_none()
         && anonymous_id.is_none()
@@ -195,7 +196,8 @@ mod tests {
     use serde_json::json;
 
     fn parse(value: Value) -> Result<EventDraft, Vec<FieldError>> {
-        parse_event(value.as_object().unwrap())
+        let json = serde_json::to_vec(&value).unwrap();
+        parse_event(&event_fields(&json).unwrap())
     }
 
     fn fields_of(errors: Vec<FieldError>) -> Vec<String> {
@@ -210,7 +212,7 @@ mod tests {
             draft.timestamp.unwrap().to_rfc3339(),
             "2026-11-21T08:30:00+00:00"
         );
-        assert_eq!(draft.properties, serde_json::json!({}));
+        assert_eq!(draft.properties, JsonObject::empty());
     }
 
     #[test]
@@ -237,6 +239,13 @@ mod tests {
             assert_eq!(fields_of(errors), ["eventType"], "{bad}");
         }
         assert!(parse(json!({"eventType": "x".repeat(200), "userId": "u"})).is_ok());
+    }
+
+    #[test]
+    fn properties_are_kept_as_sent() {
+        let json = br#"{"eventType": "x", "userId": "u", "properties": {"b": 2,  "a": 1.50}}"#;
+        let draft = parse_event(&event_fields(json).unwrap()).unwrap();
+        assert_eq!(draft.properties.as_str(), r#"{"b": 2,  "a": 1.50}"#);
     }
 
     #[test]

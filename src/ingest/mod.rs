@@ -1,12 +1,15 @@
-//! The write path: validated events (`event`), the bounded queue (`queue`), the
-//! pipeline that feeds it (`pipeline`) and the batch writers that drain it (`writer`).
+//! The write path: admission (`admission`: replay guard, rate charge), the edge that
+//! validates events (`event`), the pipeline that resolves and checks them (`pipeline`),
+//! the bounded queue (`queue`) and the batch writers that drain it (`writer`).
 
+pub mod admission;
 pub mod event;
 pub mod pipeline;
 pub mod queue;
 pub mod writer;
 
-pub use pipeline::{Caller, Ingestor, Rejection};
+pub use admission::{Admission, RateLimited, ReplayHeaders};
+pub use pipeline::{Ingestor, Origin, Rejection};
 pub use queue::{EnqueueError, IngestQueue};
 
 #[cfg(test)]
@@ -14,10 +17,10 @@ pub(crate) mod test_support {
     use chrono::Utc;
     use uuid::Uuid;
 
-    use crate::store::StoredEvent;
+    use crate::model::{Event, JsonObject};
 
-    pub fn sample_event(event_id: &str) -> StoredEvent {
-        StoredEvent {
+    pub fn sample_event(event_id: &str) -> Event {
+        Event {
             event_id: event_id.to_string(),
             partner_id: Uuid::nil(),
             subsystem_id: Uuid::nil(),
@@ -26,8 +29,8 @@ pub(crate) mod test_support {
             received_at: Utc::now(),
             user_id: Some("u1".into()),
             anonymous_id: None,
-            properties: serde_json::json!({}),
-            context: Default::default(),
+            properties: JsonObject::empty(),
+            context: JsonObject::empty(),
             is_valid: true,
             validation_errors: Vec::new(),
             correlation_id: "c1".into(),

@@ -1,27 +1,26 @@
-//! From a caller's JSON event to a queued `StoredEvent`: field rules, subsystem
-//! resolution against the caller's key, then the bounded queue. Every endpoint flavour
-//! (native, batch, legacy) goes through here.
+//! From a sender's event to a queued `Event`: field rules, subsystem resolution against
+//! the sender's key, the event structure check, then the bounded queue. Every wire format
+//! (native, batch, legacy, Segment) translates into an `EventDraft` and comes through here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::auth::ApiKey;
-use crate::error::FieldError;
-use crate::ingest::event::{EventDraft, effective_timestamp, parse_event};
+use crate::auth::KeyHolder;
+use crate::error::{ErrorKind, FieldError, ServiceError};
+use crate::ingest::event::{EventDraft, EventFields, effective_timestamp, parse_event};
 use crate::ingest::queue::{EnqueueError, IngestQueue};
-use crate::schemas::{SchemaCheck, SchemaMode, SchemaRegistry, Violation};
-use crate::store::{StoreError, StoredEvent};
+use crate::model::{Event, SchemaMode, Subsystem};
+use crate::schemas::{SchemaCheck, SchemaRegistry, Violation};
+use crate::store::StoreError;
 use crate::telemetry::Metrics;
-use crate::tenants::{Directory, Partner, Subsystem};
+use crate::tenants::Directory;
 
-/// Who sends, as established by authentication.
-pub struct Caller<'a> {
-    pub key: &'a ApiKey,
-    pub partner: &'a Partner,
+/// Who sent a request's events, and when and under which correlation id it arrived.
+pub struct Origin<'a> {
+    pub sender: &'a KeyHolder,
     pub correlation_id: &'a str,
     pub received_at: DateTime<Utc>,
 }
@@ -40,6 +39,54 @@ pub enum Rejection {
     },
     #[error("cannot resolve the subsystem: {0}")]
     Store(#[from] StoreError),
+}
+
+impl ServiceError for Rejection {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Rejection::Invalid(_) => ErrorKind::InvalidRequest,
+            Rejection::Forbidden(_) => ErrorKind::Forbidden,
+            Rejection::SchemaRejected { .. } => ErrorKind::Unprocessable,
+            Rejection::Store(error) => error.kind(),
+        }
+    }
+
+    fn client_detail(&self) -> String {
+        match self {
+            Rejection::Invalid(errors) => crate::error::FieldErrors(errors.clone()).to_string(),
+            Rejection::Store(error) => error.client_detail(),
+            other => other.to_string(),
+        }
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            Rejection::Invalid(errors) => errors.clone(),
+            Rejection::SchemaRejected { violations, .. } => violations
+                .iter()
+                .map(|violation| {
+                    FieldError::new(
+                        format!("properties{}", violation.pointer.trim_end_matches('/')),
+                        violation.message.clone(),
+                    )
+                })
+                .collect(),
+            Rejection::Forbidden(_) | Rejection::Store(_) => Vec::new(),
+        }
+    }
+}
+
+impl ServiceError for EnqueueError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Unavailable
+    }
+
+    fn client_detail(&self) -> String {
+        match self {
+            EnqueueError::Full => "the ingest queue is full; retry shortly".to_string(),
+            EnqueueError::Closed => "the service is shutting down".to_string(),
+        }
+    }
 }
 
 pub struct Ingestor {
@@ -68,27 +115,28 @@ impl Ingestor {
         }
     }
 
-    /// Validates one native-format event object and turns it into the row to store.
+    /// Validates one native-format event object and turns it into the event to store.
     pub async fn prepare(
         &self,
-        caller: &Caller<'_>,
-        object: &Map<String, Value>,
-    ) -> Result<StoredEvent, Rejection> {
-        let draft = parse_event(object).map_err(Rejection::Invalid)?;
-        self.prepare_draft(caller, draft).await
+        origin: &Origin<'_>,
+        fields: &EventFields<'_>,
+    ) -> Result<Event, Rejection> {
+        let draft = parse_event(fields).map_err(Rejection::Invalid)?;
+        self.prepare_draft(origin, draft).await
     }
 
     pub async fn prepare_draft(
         &self,
-        caller: &Caller<'_>,
+        origin: &Origin<'_>,
         draft: EventDraft,
-    ) -> Result<StoredEvent, Rejection> {
+    ) -> Result<Event, Rejection> {
+        let partner = &origin.sender.partner;
         let subsystem = self
-            .resolve_subsystem(caller, draft.subsystem.as_deref())
+            .resolve_subsystem(origin.sender, draft.subsystem.as_deref())
             .await?;
         let check = self
             .schemas
-            .check(caller.partner.id, &draft.event_type, &draft.properties)
+            .check(partner.id, &draft.event_type, &draft.properties)
             .await?;
         let validation_errors = match check {
             SchemaCheck::Unchecked | SchemaCheck::Valid => Vec::new(),
@@ -107,43 +155,43 @@ impl Ingestor {
             } => {
                 self.metrics
                     .validation_failures
-                    .with_label_values(&[&caller.partner.id.to_string()])
+                    .with_label_values(&[&partner.id.to_string()])
                     .inc();
                 violations.iter().map(Violation::to_string).collect()
             }
         };
-        Ok(StoredEvent {
+        Ok(Event {
             client_event_id: draft.event_id.is_some(),
             event_id: draft.event_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
-            partner_id: caller.partner.id,
+            partner_id: partner.id,
             subsystem_id: subsystem.id,
             event_type: draft.event_type,
             timestamp: effective_timestamp(
                 draft.timestamp,
-                caller.received_at,
+                origin.received_at,
                 self.max_clock_skew,
             ),
-            received_at: caller.received_at,
+            received_at: origin.received_at,
             user_id: draft.user_id,
             anonymous_id: draft.anonymous_id,
             properties: draft.properties,
             context: draft.context,
             is_valid: validation_errors.is_empty(),
             validation_errors,
-            correlation_id: caller.correlation_id.to_string(),
+            correlation_id: origin.correlation_id.to_string(),
         })
     }
 
     async fn resolve_subsystem(
         &self,
-        caller: &Caller<'_>,
+        sender: &KeyHolder,
         reference: Option<&str>,
     ) -> Result<Arc<Subsystem>, Rejection> {
-        let pinned = caller.key.subsystem_id;
+        let pinned = sender.key.subsystem_id;
         let found = match (reference, pinned) {
             (Some(reference), _) => {
                 self.directory
-                    .subsystem_of(caller.partner.id, reference)
+                    .subsystem_of(sender.partner.id, reference)
                     .await?
             }
             (None, Some(pinned)) => self.directory.subsystem(pinned).await?,
@@ -178,7 +226,7 @@ impl Ingestor {
     }
 
     /// Queues the events of one request together; on success they will be stored.
-    pub fn enqueue(&self, events: Vec<StoredEvent>) -> Result<(), EnqueueError> {
+    pub fn enqueue(&self, events: Vec<Event>) -> Result<(), EnqueueError> {
         let mut per_subsystem: HashMap<(Uuid, Uuid), u64> = HashMap::new();
         for event in &events {
             *per_subsystem

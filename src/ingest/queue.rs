@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc};
 
-use crate::store::StoredEvent;
+use crate::model::Event;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnqueueError {
@@ -19,12 +19,12 @@ pub enum EnqueueError {
 /// The handlers' side; the queue closes when the last clone is dropped.
 #[derive(Clone)]
 pub struct IngestQueue {
-    sender: mpsc::Sender<StoredEvent>,
+    sender: mpsc::Sender<Event>,
     capacity: usize,
 }
 
 /// The writers' side, shared: one writer at a time collects a batch.
-pub type SharedReceiver = Arc<Mutex<mpsc::Receiver<StoredEvent>>>;
+pub type SharedReceiver = Arc<Mutex<mpsc::Receiver<Event>>>;
 
 pub fn bounded(capacity: usize) -> (IngestQueue, SharedReceiver) {
     let (sender, receiver) = mpsc::channel(capacity);
@@ -35,7 +35,7 @@ pub fn bounded(capacity: usize) -> (IngestQueue, SharedReceiver) {
 }
 
 impl IngestQueue {
-    pub fn try_enqueue(&self, events: Vec<StoredEvent>) -> Result<(), EnqueueError> {
+    pub fn try_enqueue(&self, events: Vec<Event>) -> Result<(), EnqueueError> {
         if events.is_empty() {
             return Ok(());
         }

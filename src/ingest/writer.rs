@@ -11,7 +11,8 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::error::ErrorChain;
 use crate::ingest::queue::SharedReceiver;
-use crate::store::{EventStore, StoredEvent};
+use crate::model::Event;
+use crate::store::EventStore;
 use crate::telemetry::Metrics;
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -24,7 +25,7 @@ pub struct BatchPolicy {
 }
 
 /// Collects the next batch; an empty batch means the queue is closed and drained.
-pub async fn next_batch(receiver: &SharedReceiver, policy: BatchPolicy) -> Vec<StoredEvent> {
+pub async fn next_batch(receiver: &SharedReceiver, policy: BatchPolicy) -> Vec<Event> {
     let mut receiver = receiver.lock().await;
     let mut batch = Vec::with_capacity(policy.max_events);
     if receiver.recv_many(&mut batch, policy.max_events).await == 0 {
@@ -42,7 +43,7 @@ pub async fn next_batch(receiver: &SharedReceiver, policy: BatchPolicy) -> Vec<S
 }
 
 /// Writes one batch, retrying with exponential backoff until the store takes it.
-pub async fn write_with_retry(store: &dyn EventStore, batch: &[StoredEvent], metrics: &Metrics) {
+pub async fn write_with_retry(store: &dyn EventStore, batch: &[Event], metrics: &Metrics) {
     let mut delay = FIRST_RETRY_DELAY;
     loop {
         let started = Instant::now();
@@ -154,7 +155,7 @@ mod tests {
 
     #[async_trait]
     impl EventStore for FlakyStore {
-        async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError> {
+        async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
             if self.failures.load(Ordering::SeqCst) > 0 {
                 self.failures.fetch_sub(1, Ordering::SeqCst);
                 return Err(StoreError::Unavailable("down".into()));

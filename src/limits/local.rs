@@ -12,7 +12,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
 use moka::sync::Cache;
 
-use crate::error::RateLimitStatus;
+use crate::limits::RateLimitStatus;
 
 type ScopeLimiter = Gcra<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 

@@ -14,10 +14,18 @@ use uuid::Uuid;
 pub use local::{LocalRateLimiter, RateDecision};
 pub use replay::{ReplayGuard, ReplayRefusal};
 
-use crate::error::RateLimitStatus;
 use crate::redis::Redis;
 
 const PERIOD: Duration = Duration::from_secs(60);
+
+/// The state of a rate limit after a check (sent as `RateLimit-*` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Until the budget is whole again.
+    pub reset: Duration,
+}
 
 /// Whose budget a request is charged to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 use uuid::Uuid;
 
+use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::redis::Redis;
 use fred::prelude::{Expiration, KeysInterface, SetOptions};
 
@@ -27,6 +28,23 @@ pub enum ReplayRefusal {
     Stale(String),
     #[error("X-Request-Nonce was already used")]
     Replayed,
+}
+
+impl ServiceError for ReplayRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ReplayRefusal::Replayed => ErrorKind::Conflict,
+            ReplayRefusal::Malformed { .. } | ReplayRefusal::Stale(_) => ErrorKind::InvalidRequest,
+        }
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            ReplayRefusal::Malformed { header, message } => vec![FieldError::new(*header, message)],
+            ReplayRefusal::Stale(_) => vec![FieldError::new(TIMESTAMP, self.to_string())],
+            ReplayRefusal::Replayed => Vec::new(),
+        }
+    }
 }
 
 pub struct ReplayGuard {

@@ -1,9 +1,11 @@
 //! The optional Redis that makes several instances behave as one: shared rate limits,
-//! the replay guard's nonces, and cache invalidation over pub/sub. Every call has a
+//! the replay guard's nonces, cache invalidation over pub/sub, and computed results
+//! shared between instances (`shared_cache`). Every call has a
 //! timeout and every failure is absorbed by the caller's local fallback, so Redis being
 //! down or slow degrades the service (reported in `/health`), never breaks it.
 
 pub mod invalidation;
+pub mod shared_cache;
 
 use std::future::Future;
 use std::sync::Arc;

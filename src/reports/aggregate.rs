@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::StoredEvent;
+use crate::model::Event;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -53,7 +53,7 @@ impl SummaryBuilder {
         }
     }
 
-    pub fn add(&mut self, event: &StoredEvent) {
+    pub fn add(&mut self, event: &Event) {
         let summary = &mut self.summary;
         summary.total_events += 1;
         if event.is_valid {
@@ -170,7 +170,7 @@ impl TimeseriesBuilder {
         }
     }
 
-    pub fn add(&mut self, event: &StoredEvent) {
+    pub fn add(&mut self, event: &Event) {
         let after = self
             .starts
             .partition_point(|start| *start <= event.timestamp);
@@ -218,7 +218,7 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn event_at(text: &str, event_type: &str, user: &str, valid: bool) -> StoredEvent {
+    fn event_at(text: &str, event_type: &str, user: &str, valid: bool) -> Event {
         let mut event = sample_event(text);
         event.timestamp = utc(text);
         event.event_type = event_type.into();

@@ -8,32 +8,29 @@ mod aggregate;
 use std::future::Future;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fred::prelude::{Expiration, KeysInterface};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use moka::future::Cache;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use aggregate::{
     Bucket, Interval, Summary, SummaryBuilder, Timeseries, TimeseriesBuilder, bucket_starts,
 };
 
+use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;
-use crate::redis::Redis;
-use crate::store::{EventFilter, EventQuery, EventScope, EventStore, StoreError, StoredEvent};
+use crate::error::{ErrorKind, FieldError, ServiceError};
+use crate::model::Event;
+use crate::redis::{Redis, shared_cache};
+use crate::store::{EventFilter, EventQuery, EventScope, EventStore, StoreError};
 use crate::telemetry::Metrics;
 
 const PAGE_SIZE: usize = 5_000;
 const MAX_CACHED_REPORTS: u64 = 10_000;
 
 /// What a report covers: a partner, optionally narrowed to one of its subsystems.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ReportScope {
     pub partner_id: Uuid,
     pub subsystem_id: Option<Uuid>,
@@ -66,14 +63,36 @@ pub enum ReportError {
     Store(#[from] Arc<StoreError>),
 }
 
+impl ServiceError for ReportError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ReportError::TooManyBuckets(_) => ErrorKind::InvalidRequest,
+            ReportError::Store(error) => error.kind(),
+        }
+    }
+
+    fn client_detail(&self) -> String {
+        match self {
+            ReportError::TooManyBuckets(_) => format!("interval: {self}"),
+            ReportError::Store(error) => error.client_detail(),
+        }
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            ReportError::TooManyBuckets(_) => vec![FieldError::new("interval", self.to_string())],
+            ReportError::Store(error) => error.field_errors(),
+        }
+    }
+}
+
 pub struct ReportService {
     store: Arc<dyn EventStore>,
     redis: Option<Arc<Redis>>,
     shared_ttl_seconds: i64,
-    summaries: Cache<ReportScope, Arc<Summary>>,
-    series: Cache<TimeseriesKey, Arc<Timeseries>>,
+    summaries: ReadThrough<ReportScope, Arc<Summary>>,
+    series: ReadThrough<TimeseriesKey, Arc<Timeseries>>,
     max_buckets: usize,
-    metrics: Arc<Metrics>,
 }
 
 impl ReportService {
@@ -83,38 +102,30 @@ impl ReportService {
         config: &ReportsConfig,
         metrics: Arc<Metrics>,
     ) -> ReportService {
+        let ttl = config.cache_ttl;
         ReportService {
             store,
             redis,
-            shared_ttl_seconds: i64::try_from(config.cache_ttl.as_secs().max(1)).unwrap_or(1),
-            summaries: Cache::builder()
-                .max_capacity(MAX_CACHED_REPORTS)
-                .time_to_live(config.cache_ttl)
-                .build(),
-            series: Cache::builder()
-                .max_capacity(MAX_CACHED_REPORTS)
-                .time_to_live(config.cache_ttl)
-                .build(),
+            shared_ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(1),
+            summaries: ReadThrough::new("report", MAX_CACHED_REPORTS, ttl, Arc::clone(&metrics)),
+            series: ReadThrough::new("report", MAX_CACHED_REPORTS, ttl, metrics),
             max_buckets: config.max_buckets,
-            metrics,
         }
     }
 
     pub async fn summary(&self, scope: ReportScope) -> Result<Arc<Summary>, ReportError> {
-        let entry = self
+        let compute = async {
+            let mut builder =
+                SummaryBuilder::new(scope.partner_id, scope.subsystem_id, scope.from, scope.to);
+            self.for_each_event(scope, EventFilter::default(), |event| builder.add(event))
+                .await?;
+            Ok(builder.finish())
+        };
+        let report = self
             .summaries
-            .entry(scope)
-            .or_try_insert_with(self.shared(format!("{scope:?}"), async {
-                let mut builder =
-                    SummaryBuilder::new(scope.partner_id, scope.subsystem_id, scope.from, scope.to);
-                self.for_each_event(scope, EventFilter::default(), |event| builder.add(event))
-                    .await?;
-                Ok(builder.finish())
-            }))
+            .get_or_load(scope, self.shared(("summary", scope), compute))
             .await?;
-        self.metrics
-            .record_cache_lookup("report", !entry.is_fresh());
-        Ok(entry.into_value())
+        Ok(report)
     }
 
     pub async fn timeseries(
@@ -126,63 +137,52 @@ impl ReportService {
     ) -> Result<Arc<Timeseries>, ReportError> {
         let starts = bucket_starts(scope.from, scope.to, interval, tz, self.max_buckets)
             .ok_or(ReportError::TooManyBuckets(self.max_buckets))?;
+        let shared_key = ("timeseries", scope, interval, tz.name(), event_type.clone());
         let key = TimeseriesKey {
             scope,
             interval,
             tz,
             event_type: event_type.clone(),
         };
-        let shared_key = format!("{key:?}");
-        let entry = self
+        let compute = async {
+            let mut builder = TimeseriesBuilder::new(interval, tz, starts);
+            let filter = EventFilter {
+                event_type,
+                ..EventFilter::default()
+            };
+            self.for_each_event(scope, filter, |event| builder.add(event))
+                .await?;
+            Ok(builder.finish())
+        };
+        let report = self
             .series
-            .entry(key)
-            .or_try_insert_with(self.shared(shared_key, async {
-                let mut builder = TimeseriesBuilder::new(interval, tz, starts);
-                let filter = EventFilter {
-                    event_type,
-                    ..EventFilter::default()
-                };
-                self.for_each_event(scope, filter, |event| builder.add(event))
-                    .await?;
-                Ok(builder.finish())
-            }))
+            .get_or_load(key, self.shared(shared_key, compute))
             .await?;
-        self.metrics
-            .record_cache_lookup("report", !entry.is_fresh());
-        Ok(entry.into_value())
+        Ok(report)
     }
 
-    /// A report another instance computed within the TTL, else `compute` (then shared).
+    /// A report another instance computed within the TTL (through Redis), else `compute`.
     async fn shared<T>(
         &self,
-        description: String,
+        key: impl Serialize,
         compute: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<Arc<T>, StoreError>
     where
         T: Serialize + DeserializeOwned,
     {
-        let Some(redis) = &self.redis else {
-            return compute.await.map(Arc::new);
+        let report = match &self.redis {
+            Some(redis) => {
+                shared_cache::get_or_compute(
+                    redis,
+                    "report",
+                    &key,
+                    self.shared_ttl_seconds,
+                    compute,
+                )
+                .await?
+            }
+            None => compute.await?,
         };
-        let digest: [u8; 32] = Sha256::digest(description.as_bytes()).into();
-        let key = redis.key(&format!("report:{}", URL_SAFE_NO_PAD.encode(digest)));
-        let cached = redis
-            .call("report_get", redis.client().get::<Option<String>, _>(&key))
-            .await;
-        if let Some(report) = cached
-            .flatten()
-            .and_then(|json| serde_json::from_str(&json).ok())
-        {
-            return Ok(Arc::new(report));
-        }
-        let report = compute.await?;
-        if let Ok(json) = serde_json::to_string(&report) {
-            let expiry = Some(Expiration::EX(self.shared_ttl_seconds));
-            let set = redis
-                .client()
-                .set::<(), _, _>(&key, json, expiry, None, false);
-            redis.call("report_set", set).await;
-        }
         Ok(Arc::new(report))
     }
 
@@ -190,7 +190,7 @@ impl ReportService {
         &self,
         scope: ReportScope,
         filter: EventFilter,
-        mut visit: impl FnMut(&StoredEvent),
+        mut visit: impl FnMut(&Event),
     ) -> Result<(), StoreError> {
         let mut query = EventQuery {
             scope: scope.event_scope(),

@@ -1,10 +1,8 @@
 //! Event structures: JSON Schemas per event type (global or per partner), how they are
 //! checked, and the registry that caches compiled validators for the ingest path.
 
-mod model;
 mod registry;
 mod validation;
 
-pub use model::{EventSchema, SchemaMode};
 pub use registry::{SchemaCheck, SchemaRegistry};
 pub use validation::{CompiledSchema, MAX_ERRORS_PER_EVENT, Violation, compile};

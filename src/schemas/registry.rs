@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use serde_json::Value;
 use uuid::Uuid;
 
+use crate::cache::ReadThrough;
+use crate::model::{EventSchema, JsonObject, SchemaMode};
 use crate::schemas::validation::{CompiledSchema, Violation, compile};
-use crate::schemas::{EventSchema, SchemaMode};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
+use crate::tenants::unshare;
 
 const MAX_CACHED: u64 = 50_000;
 
@@ -34,21 +35,16 @@ type CompiledKey = (Option<Uuid>, String, u32);
 pub struct SchemaRegistry {
     store: Arc<dyn Store>,
     /// (partner, event type) → the structure in force, if any.
-    effective: Cache<(Uuid, String), Option<Arc<EventSchema>>>,
+    effective: ReadThrough<(Uuid, String), Option<Arc<EventSchema>>>,
     compiled: Cache<CompiledKey, Arc<CompiledSchema>>,
-    metrics: Arc<Metrics>,
 }
 
 impl SchemaRegistry {
     pub fn new(store: Arc<dyn Store>, ttl: Duration, metrics: Arc<Metrics>) -> SchemaRegistry {
         SchemaRegistry {
             store,
-            effective: Cache::builder()
-                .max_capacity(MAX_CACHED)
-                .time_to_live(ttl)
-                .build(),
+            effective: ReadThrough::new("schema", MAX_CACHED, ttl, metrics),
             compiled: Cache::builder().max_capacity(MAX_CACHED).build(),
-            metrics,
         }
     }
 
@@ -56,7 +52,7 @@ impl SchemaRegistry {
         &self,
         partner_id: Uuid,
         event_type: &str,
-        properties: &Value,
+        properties: &JsonObject,
     ) -> Result<SchemaCheck, StoreError> {
         let Some(schema) = self.effective_schema(partner_id, event_type).await? else {
             return Ok(SchemaCheck::Unchecked);
@@ -64,7 +60,8 @@ impl SchemaRegistry {
         let Some(compiled) = self.compiled(&schema).await else {
             return Ok(SchemaCheck::Unchecked);
         };
-        let violations = compiled.violations(properties);
+        // Only events that have a structure pay for a parsed tree.
+        let violations = compiled.violations(&properties.to_value());
         if violations.is_empty() {
             return Ok(SchemaCheck::Valid);
         }
@@ -79,20 +76,16 @@ impl SchemaRegistry {
         partner_id: Uuid,
         event_type: &str,
     ) -> Result<Option<Arc<EventSchema>>, StoreError> {
-        let entry = self
-            .effective
-            .entry((partner_id, event_type.to_string()))
-            .or_try_insert_with(async {
-                if let Some(own) = self.store.schema(Some(partner_id), event_type).await? {
-                    return Ok::<_, StoreError>(Some(Arc::new(own)));
-                }
-                Ok(self.store.schema(None, event_type).await?.map(Arc::new))
-            })
+        let load = async {
+            if let Some(own) = self.store.schema(Some(partner_id), event_type).await? {
+                return Ok(Some(Arc::new(own)));
+            }
+            Ok(self.store.schema(None, event_type).await?.map(Arc::new))
+        };
+        self.effective
+            .get_or_load((partner_id, event_type.to_string()), load)
             .await
-            .map_err(|shared| StoreError::Unavailable(shared.to_string()))?;
-        self.metrics
-            .record_cache_lookup("schema", !entry.is_fresh());
-        Ok(entry.into_value())
+            .map_err(unshare)
     }
 
     /// Compiled once per (scope, event type, version). A stored schema that no longer
@@ -115,6 +108,6 @@ impl SchemaRegistry {
     }
 
     pub fn forget_all(&self) {
-        self.effective.invalidate_all();
+        self.effective.forget_all();
     }
 }

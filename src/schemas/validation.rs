@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::schemas::SchemaMode;
+use crate::model::SchemaMode;
 
 /// At most this many violations are reported (and stored) per event.
 pub const MAX_ERRORS_PER_EVENT: usize = 10;

@@ -1,19 +1,16 @@
-//! Storage traits and the records they hold. Two implementations share one contract:
-//! `embedded` (on-disk, for a single node) and, in production, Cassandra.
+//! Storage traits over the records of `model`. Two implementations share one contract:
+//! `embedded` (on-disk, for a single node) and, in production, Cassandra; each has its own
+//! row encoding. Nothing here depends on the layers above.
 
 pub mod cassandra;
 pub mod embedded;
-mod event;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::auth::ApiKey;
-use crate::schemas::EventSchema;
-use crate::tenants::{Partner, Subsystem};
-
-pub use event::StoredEvent;
+use crate::error::{ErrorKind, FieldError, ServiceError};
+use crate::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +25,36 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
+
+impl ServiceError for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::NotFound => ErrorKind::NotFound,
+            StoreError::InvalidCursor => ErrorKind::InvalidRequest,
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::Corrupt(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn client_detail(&self) -> String {
+        match self {
+            StoreError::NotFound => "no such resource".to_string(),
+            StoreError::InvalidCursor => format!("cursor: {INVALID_CURSOR}"),
+            StoreError::Unavailable(_) => "the store is unavailable; retry shortly".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            StoreError::InvalidCursor => vec![FieldError::new("cursor", INVALID_CURSOR)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+const INVALID_CURSOR: &str = "is not a cursor of this query; start again without it";
 
 /// Which logical events table a query reads: by partner or by subsystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,7 +72,7 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    pub fn matches(&self, event: &StoredEvent) -> bool {
+    pub fn matches(&self, event: &Event) -> bool {
         self.event_type
             .as_ref()
             .is_none_or(|wanted| *wanted == event.event_type)
@@ -71,7 +98,7 @@ pub struct EventQuery {
 
 #[derive(Debug, Clone)]
 pub struct EventPage {
-    pub items: Vec<StoredEvent>,
+    pub items: Vec<Event>,
     /// Present when more rows may follow; pass it back as `cursor`.
     pub next_cursor: Option<Vec<u8>>,
 }
@@ -86,7 +113,7 @@ pub struct WriteOutcome {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Idempotent: writing an event again (same partner and event id) changes nothing.
-    async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError>;
+    async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError>;
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
 }
 

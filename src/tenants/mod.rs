@@ -1,11 +1,8 @@
-//! Partners (tenants) and their subsystems: the records, the rules for their fields,
-//! and a cached directory the request path uses to look them up.
+//! Partners (tenants) and their subsystems: the rules for their fields, and a cached
+//! directory the request path uses to look them up. The records are in `model`.
 
 mod directory;
-mod model;
+mod drafts;
 
-pub use directory::Directory;
-pub use model::{
-    Code, EntityStatus, Partner, PartnerChanges, PartnerDraft, Subsystem, SubsystemChanges,
-    SubsystemDraft, SubsystemType,
-};
+pub use directory::{Directory, unshare};
+pub use drafts::{PartnerChanges, PartnerDraft, SubsystemChanges, SubsystemDraft};

@@ -11,11 +11,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{IngestContext, as_object, authorize, charge, enqueue, parse_value, rejection_error};
-use crate::error::{ApiError, ErrorKind, FieldError};
+use super::{IngestRequest, fields_of};
+use crate::error::{ErrorKind, FieldError};
 use crate::http::extract::{BodyKind, json_bytes, presented_credential};
+use crate::http::problem::ApiError;
 use crate::http::state::AppState;
-use crate::store::StoredEvent;
+use crate::model::Event;
 
 #[derive(Deserialize)]
 struct BatchEnvelope<'a> {
@@ -53,6 +54,28 @@ impl From<ApiError> for EventError {
     }
 }
 
+impl BatchResult {
+    fn accepted(index: usize, event: &Event) -> BatchResult {
+        BatchResult {
+            index,
+            event_id: Some(event.event_id.clone()),
+            is_valid: Some(event.is_valid),
+            validation_errors: event.validation_errors.clone(),
+            error: None,
+        }
+    }
+
+    fn refused(index: usize, error: ApiError) -> BatchResult {
+        BatchResult {
+            index,
+            event_id: None,
+            is_valid: None,
+            validation_errors: Vec::new(),
+            error: Some(error.into()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct BatchResponse {
     accepted: usize,
@@ -65,76 +88,59 @@ pub async fn batch(
     parts: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let mut context = authorize(&state, &parts, presented_credential(&parts)).await?;
+    let mut request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
     let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
     let envelope: BatchEnvelope = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
     })?;
-    let max_events = state.config.ingest.max_batch_events;
-    if envelope.events.is_empty() {
-        return Err(ApiError::field("events", "must contain at least one event"));
-    }
-    if envelope.events.len() > max_events {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!(
-                "a batch holds at most {max_events} events, got {}",
-                envelope.events.len()
-            ),
-        ));
-    }
-    charge(&state, &mut context, envelope.events.len()).await?;
+    check_count(envelope.events.len(), state.config.ingest.max_batch_events)?;
+    request.charge(&state, envelope.events.len()).await?;
     let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
     let mut results = Vec::with_capacity(envelope.events.len());
     let mut accepted = Vec::with_capacity(envelope.events.len());
     for (index, raw) in envelope.events.into_iter().enumerate() {
-        let prepared = prepare_raw(&state, &context, raw, max_event_bytes).await;
-        results.push(match prepared {
+        match prepare(&state, &request, raw, max_event_bytes).await {
             Ok(event) => {
-                let result = BatchResult {
-                    index,
-                    event_id: Some(event.event_id.clone()),
-                    is_valid: Some(event.is_valid),
-                    validation_errors: event.validation_errors.clone(),
-                    error: None,
-                };
+                results.push(BatchResult::accepted(index, &event));
                 accepted.push(event);
-                result
             }
-            Err(error) => BatchResult {
-                index,
-                event_id: None,
-                is_valid: None,
-                validation_errors: Vec::new(),
-                error: Some(error.into()),
-            },
-        });
+            Err(error) => results.push(BatchResult::refused(index, error)),
+        }
     }
     let accepted_count = accepted.len();
-    enqueue(&state, accepted)?;
-    Ok(context.accepted(BatchResponse {
+    state.ingestor.enqueue(accepted)?;
+    Ok(request.accepted(BatchResponse {
         accepted: accepted_count,
         rejected: results.len() - accepted_count,
         results,
     }))
 }
 
-async fn prepare_raw(
+fn check_count(events: usize, max_events: usize) -> Result<(), ApiError> {
+    if events == 0 {
+        return Err(ApiError::field("events", "must contain at least one event"));
+    }
+    if events > max_events {
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("a batch holds at most {max_events} events, got {events}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn prepare(
     state: &AppState,
-    context: &IngestContext,
+    request: &IngestRequest,
     raw: &RawValue,
     max_bytes: usize,
-) -> Result<StoredEvent, ApiError> {
+) -> Result<Event, ApiError> {
     if raw.get().len() > max_bytes {
         return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
             format!("the event is larger than {max_bytes} bytes"),
         ));
     }
-    let object = as_object(parse_value(raw.get().as_bytes())?, "each event")?;
-    state
-        .ingestor
-        .prepare(&context.caller(), &object)
-        .await
-        .map_err(rejection_error)
+    let fields = fields_of(raw.get().as_bytes(), "each event")?;
+    Ok(state.ingestor.prepare(&request.origin(), &fields).await?)
 }

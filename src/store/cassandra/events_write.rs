@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use super::rows::{EventRow, Placement, fingerprint};
 use super::{CassandraStore, driver_error};
-use crate::store::{StoreError, StoredEvent, WriteOutcome};
+use crate::model::Event;
+use crate::store::{StoreError, WriteOutcome};
 
 /// Cassandra's largest TTL (20 years).
 const MAX_TTL_SECONDS: i64 = 630_720_000;
@@ -55,7 +56,7 @@ enum Claim {
 
 pub async fn write_events(
     store: &CassandraStore,
-    events: &[StoredEvent],
+    events: &[Event],
 ) -> Result<WriteOutcome, StoreError> {
     let mut outcome = WriteOutcome::default();
     let mut seen = HashSet::with_capacity(events.len());
@@ -128,7 +129,7 @@ pub async fn write_events(
     Ok(outcome)
 }
 
-async fn claim(store: &CassandraStore, event: &StoredEvent) -> Result<Claim, StoreError> {
+async fn claim(store: &CassandraStore, event: &Event) -> Result<Claim, StoreError> {
     let placement = Placement::of(event, store.buckets);
     let ttl_seconds = ttl_seconds(store, event.partner_id).await?;
     if !event.client_event_id {
@@ -269,10 +270,14 @@ async fn write_batch(
 mod tests {
     use super::*;
     use crate::ingest::test_support::sample_event;
+    use crate::model::JsonObject;
 
     fn insert(properties_bytes: usize) -> EventInsert {
         let mut event = sample_event("x");
-        event.properties = serde_json::json!({ "blob": "a".repeat(properties_bytes) });
+        event.properties = JsonObject::parse(
+            serde_json::json!({ "blob": "a".repeat(properties_bytes) }).to_string(),
+        )
+        .unwrap();
         let placement = Placement::of(&event, 1);
         EventInsert {
             row: EventRow::from_event(&event, placement).unwrap(),

@@ -11,10 +11,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::CassandraStore;
-use crate::auth::ApiKey;
-use crate::schemas::EventSchema;
+use crate::model::{ApiKey, EventSchema, Partner, Subsystem};
 use crate::store::{MetadataStore, StoreError};
-use crate::tenants::{Partner, Subsystem};
 
 /// Record reads a listing keeps in flight.
 const LISTING_CONCURRENCY: usize = 16;

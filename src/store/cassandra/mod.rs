@@ -31,9 +31,8 @@ use scylla::value::{CqlValue, Row};
 use uuid::Uuid;
 
 use crate::config::CassandraConfig;
-use crate::store::{
-    EventPage, EventQuery, EventStore, Store, StoreError, StoredEvent, WriteOutcome,
-};
+use crate::model::Event;
+use crate::store::{EventPage, EventQuery, EventStore, Store, StoreError, WriteOutcome};
 use statements::Statements;
 
 /// How long a partner's `retentionDays` (the events' TTL) is cached by the writers.
@@ -174,7 +173,7 @@ impl TransactionOutcome {
 
 #[async_trait]
 impl EventStore for CassandraStore {
-    async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError> {
+    async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
         events_write::write_events(self, events).await
     }
 

@@ -6,7 +6,8 @@ use scylla::{DeserializeRow, SerializeRow};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{StoreError, StoredEvent};
+use crate::model::{Event, JsonObject};
+use crate::store::StoreError;
 
 /// One row of `events_by_partner_day` / `events_by_subsystem_day`, in
 /// `statements::EVENT_COLUMNS` order (the same struct serves both tables).
@@ -42,7 +43,7 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub fn of(event: &StoredEvent, buckets: u32) -> Placement {
+    pub fn of(event: &Event, buckets: u32) -> Placement {
         Placement {
             day: event.timestamp.date_naive(),
             event_time: millisecond_time(event.timestamp),
@@ -72,13 +73,13 @@ pub fn bucket_of(event_id: &str, buckets: u32) -> i32 {
 
 /// 16 bytes of SHA-256 over the event's JSON: equal only for the very same write (a
 /// retried batch), different for a resend (it has its own receive time and correlation id).
-pub fn fingerprint(event: &StoredEvent) -> Result<Vec<u8>, StoreError> {
+pub fn fingerprint(event: &Event) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(event).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     Ok(Sha256::digest(&json)[..16].to_vec())
 }
 
 impl EventRow {
-    pub fn from_event(event: &StoredEvent, placement: Placement) -> Result<EventRow, StoreError> {
+    pub fn from_event(event: &Event, placement: Placement) -> Result<EventRow, StoreError> {
         Ok(EventRow {
             event_time: placement.event_time,
             event_id: event.event_id.clone(),
@@ -90,8 +91,8 @@ impl EventRow {
             event_type: event.event_type.clone(),
             user_id: event.user_id.clone(),
             anonymous_id: event.anonymous_id.clone(),
-            properties: json_text(&event.properties)?,
-            context: json_text(&event.context)?,
+            properties: event.properties.as_str().to_string(),
+            context: event.context.as_str().to_string(),
             is_valid: event.is_valid,
             validation_errors: Some(event.validation_errors.clone()),
             correlation_id: event.correlation_id.clone(),
@@ -100,8 +101,8 @@ impl EventRow {
         })
     }
 
-    pub fn into_event(self) -> Result<StoredEvent, StoreError> {
-        Ok(StoredEvent {
+    pub fn into_event(self) -> Result<Event, StoreError> {
+        Ok(Event {
             event_id: self.event_id,
             partner_id: self.partner_id,
             subsystem_id: self.subsystem_id,
@@ -110,8 +111,8 @@ impl EventRow {
             received_at: DateTime::from_timestamp_nanos(self.received_at_ns),
             user_id: self.user_id,
             anonymous_id: self.anonymous_id,
-            properties: json_object(&self.properties)?,
-            context: json_object(&self.context)?,
+            properties: json_object(self.properties)?,
+            context: json_object(self.context)?,
             is_valid: self.is_valid,
             validation_errors: self.validation_errors.unwrap_or_default(),
             correlation_id: self.correlation_id,
@@ -139,12 +140,8 @@ impl EventRow {
     }
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
-fn json_object<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
+fn json_object(text: String) -> Result<JsonObject, StoreError> {
+    JsonObject::parse(text).map_err(StoreError::Corrupt)
 }
 
 /// Exact times are kept as nanoseconds (what `Utc::now()` gives), covering 1677..2262.
@@ -171,11 +168,11 @@ mod tests {
 
     #[test]
     fn a_row_round_trips_to_the_same_event() {
-        use crate::store::StoredEvent;
+        use crate::model::Event;
         let event = sample_event("round-trip");
         let placement = Placement::of(&event, 4);
         let row = EventRow::from_event(&event, placement).unwrap();
-        let expected = StoredEvent {
+        let expected = Event {
             client_event_id: false,
             ..event
         };

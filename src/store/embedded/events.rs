@@ -1,21 +1,66 @@
+//! Events in the embedded store. The by-partner table holds each event's row; the
+//! by-subsystem table holds only the partner id, since the rest of its key is the same
+//! as the partner row's (time and event id): an event's body is stored once. Client-chosen
+//! ids are de-duplicated through the id index; server-made ids (UUIDv7) are unique by
+//! construction and skip it, as in the Cassandra store.
+
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
+use uuid::Uuid;
 
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, from_json, keys,
-    storage_error, to_json,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, keys, rows, storage_error,
 };
-use crate::store::{
-    EventPage, EventQuery, EventScope, EventStore, StoreError, StoredEvent, WriteOutcome,
-};
+use crate::model::Event;
+use crate::store::{EventPage, EventQuery, EventScope, EventStore, StoreError, WriteOutcome};
 
 /// Rows one page may read past filters before it returns early with a cursor, so a
 /// selective filter over a long range can't hold a read for long.
 const MAX_ROWS_SCANNED_PER_PAGE: usize = 50_000;
 
+type EventTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
+
+/// Inserts one event's rows unless its id was stored before; whether it was new.
+fn insert_event(
+    event: &Event,
+    by_partner: &mut EventTable<'_>,
+    by_subsystem: &mut EventTable<'_>,
+    event_ids: &mut EventTable<'_>,
+) -> Result<bool, StoreError> {
+    let id_bytes = rows::event_id_bytes(&event.event_id);
+    if event.client_event_id {
+        let id_key = keys::prefixed(event.partner_id, &id_bytes);
+        if event_ids
+            .get(id_key.as_slice())
+            .map_err(storage_error)?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let micros = event.timestamp.timestamp_micros().to_be_bytes();
+        event_ids
+            .insert(id_key.as_slice(), micros.as_slice())
+            .map_err(storage_error)?;
+    }
+    let row = rows::encode(event)?;
+    let partner_key = keys::event_key(event.partner_id, event.timestamp, &id_bytes);
+    let replaced = by_partner
+        .insert(partner_key.as_slice(), row.as_slice())
+        .map_err(storage_error)?
+        .is_some();
+    let subsystem_key = keys::event_key(event.subsystem_id, event.timestamp, &id_bytes);
+    by_subsystem
+        .insert(
+            subsystem_key.as_slice(),
+            event.partner_id.as_bytes().as_slice(),
+        )
+        .map_err(storage_error)?;
+    Ok(!replaced)
+}
+
 #[async_trait]
 impl EventStore for EmbeddedStore {
-    async fn write_events(&self, events: &[StoredEvent]) -> Result<WriteOutcome, StoreError> {
+    async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
         let events = events.to_vec();
         self.blocking(move |database| {
             let transaction = database.begin_write().map_err(storage_error)?;
@@ -29,31 +74,11 @@ impl EventStore for EmbeddedStore {
                     .map_err(storage_error)?;
                 let mut event_ids = transaction.open_table(EVENT_IDS).map_err(storage_error)?;
                 for event in &events {
-                    let id_key = keys::event_id_key(event.partner_id, &event.event_id);
-                    if event_ids
-                        .get(id_key.as_slice())
-                        .map_err(storage_error)?
-                        .is_some()
-                    {
+                    if insert_event(event, &mut by_partner, &mut by_subsystem, &mut event_ids)? {
+                        outcome.inserted += 1;
+                    } else {
                         outcome.duplicates += 1;
-                        continue;
                     }
-                    let row = to_json(event)?;
-                    let micros = event.timestamp.timestamp_micros().to_be_bytes();
-                    event_ids
-                        .insert(id_key.as_slice(), micros.as_slice())
-                        .map_err(storage_error)?;
-                    let partner_key =
-                        keys::event_key(event.partner_id, event.timestamp, &event.event_id);
-                    by_partner
-                        .insert(partner_key.as_slice(), row.as_slice())
-                        .map_err(storage_error)?;
-                    let subsystem_key =
-                        keys::event_key(event.subsystem_id, event.timestamp, &event.event_id);
-                    by_subsystem
-                        .insert(subsystem_key.as_slice(), row.as_slice())
-                        .map_err(storage_error)?;
-                    outcome.inserted += 1;
                 }
             }
             transaction.commit().map_err(storage_error)?;
@@ -71,8 +96,11 @@ impl EventStore for EmbeddedStore {
             };
             let range = keys::time_range(owner, query.from, query.to, query.cursor.as_deref())?;
             let transaction = database.begin_read().map_err(storage_error)?;
-            let table = transaction.open_table(table).map_err(storage_error)?;
-            let mut rows = table
+            let index = transaction.open_table(table).map_err(storage_error)?;
+            let bodies = transaction
+                .open_table(EVENTS_BY_PARTNER)
+                .map_err(storage_error)?;
+            let mut rows = index
                 .range::<&[u8]>(keys::borrowed(&range))
                 .map_err(storage_error)?;
             let mut items = Vec::with_capacity(query.limit.min(1024));
@@ -87,8 +115,23 @@ impl EventStore for EmbeddedStore {
                 };
                 let (key, value) = row.map_err(storage_error)?;
                 scanned += 1;
-                let event: StoredEvent = from_json(value.value())?;
-                last_key = Some(key.value().to_vec());
+                let key = key.value();
+                let event = match query.scope {
+                    EventScope::Partner(partner_id) => decode(partner_id, key, value.value())?,
+                    EventScope::Subsystem(_) => {
+                        let partner_id = Uuid::from_slice(value.value())
+                            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                        let partner_key = keys::reowned(partner_id, key);
+                        let body = bodies
+                            .get(partner_key.as_slice())
+                            .map_err(storage_error)?
+                            .ok_or_else(|| {
+                                StoreError::Corrupt("a subsystem row without its event".into())
+                            })?;
+                        decode(partner_id, key, body.value())?
+                    }
+                };
+                last_key = Some(key.to_vec());
                 if query.filter.matches(&event) {
                     items.push(event);
                 }
@@ -99,4 +142,15 @@ impl EventStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// The event of a row whose key is `owner | time | event id` (any owner).
+fn decode(partner_id: Uuid, key: &[u8], row: &[u8]) -> Result<Event, StoreError> {
+    let (micros, id_bytes) = keys::split_event_key(key)?;
+    let parts = rows::KeyParts {
+        partner_id,
+        micros,
+        event_id: rows::event_id_from_bytes(id_bytes)?,
+    };
+    rows::decode(parts, row)
 }

@@ -14,17 +14,30 @@ pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 const OWNER_LEN: usize = 16;
 const TIME_LEN: usize = 8;
 
-pub fn event_key(owner: Uuid, timestamp: DateTime<Utc>, event_id: &str) -> Vec<u8> {
+/// `owner | u64::MAX - micros | event id` (the id as `rows::event_id_bytes` encodes it).
+pub fn event_key(owner: Uuid, timestamp: DateTime<Utc>, event_id: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(OWNER_LEN + TIME_LEN + event_id.len());
     key.extend_from_slice(owner.as_bytes());
     key.extend_from_slice(&reversed_micros(timestamp).to_be_bytes());
-    key.extend_from_slice(event_id.as_bytes());
+    key.extend_from_slice(event_id);
     key
 }
 
-/// `partner | event id`: the de-duplication index.
-pub fn event_id_key(partner_id: Uuid, event_id: &str) -> Vec<u8> {
-    prefixed(partner_id, event_id.as_bytes())
+/// The event time (micros) and the encoded event id of an event key.
+pub fn split_event_key(key: &[u8]) -> Result<(i64, &[u8]), StoreError> {
+    if key.len() <= OWNER_LEN + TIME_LEN {
+        return Err(StoreError::Corrupt("an event key that is too short".into()));
+    }
+    let (time, event_id) = key[OWNER_LEN..].split_at(TIME_LEN);
+    let reversed = u64::from_be_bytes(time.try_into().expect("eight bytes"));
+    let micros = i64::try_from(u64::MAX - reversed)
+        .map_err(|_| StoreError::Corrupt("an event time out of range".into()))?;
+    Ok((micros, event_id))
+}
+
+/// The same event key under another owner (subsystem row → partner row).
+pub fn reowned(owner: Uuid, key: &[u8]) -> Vec<u8> {
+    prefixed(owner, &key[OWNER_LEN..])
 }
 
 pub fn prefixed(owner: Uuid, suffix: &[u8]) -> Vec<u8> {
@@ -104,35 +117,45 @@ mod tests {
     #[test]
     fn newer_events_sort_first() {
         let owner = Uuid::now_v7();
-        assert!(event_key(owner, at(10), "a") < event_key(owner, at(5), "a"));
-        assert!(event_key(owner, at(5), "a") < event_key(owner, at(5), "b"));
+        assert!(event_key(owner, at(10), b"a") < event_key(owner, at(5), b"a"));
+        assert!(event_key(owner, at(5), b"a") < event_key(owner, at(5), b"b"));
+    }
+
+    #[test]
+    fn an_event_key_splits_back_into_its_time_and_id() {
+        let key = event_key(Uuid::now_v7(), at(5), b"id");
+        let (micros, id) = split_event_key(&key).unwrap();
+        assert_eq!(micros, at(5).timestamp_micros());
+        assert_eq!(id, b"id");
+        let other = Uuid::now_v7();
+        assert_eq!(&reowned(other, &key)[..16], other.as_bytes());
     }
 
     #[test]
     fn time_range_includes_from_and_excludes_to() {
         let owner = Uuid::now_v7();
         let range = time_range(owner, at(0), at(10), None).unwrap();
-        assert!(range.contains(&event_key(owner, at(0), "x")));
-        assert!(range.contains(&event_key(owner, at(9), "x")));
-        assert!(!range.contains(&event_key(owner, at(10), "x")));
-        assert!(!range.contains(&event_key(owner, at(-1), "x")));
-        assert!(!range.contains(&event_key(Uuid::now_v7(), at(5), "x")));
+        assert!(range.contains(&event_key(owner, at(0), b"x")));
+        assert!(range.contains(&event_key(owner, at(9), b"x")));
+        assert!(!range.contains(&event_key(owner, at(10), b"x")));
+        assert!(!range.contains(&event_key(owner, at(-1), b"x")));
+        assert!(!range.contains(&event_key(Uuid::now_v7(), at(5), b"x")));
     }
 
     #[test]
     fn cursor_of_another_owner_or_range_is_refused() {
         let owner = Uuid::now_v7();
-        let foreign = event_key(Uuid::now_v7(), at(5), "x");
+        let foreign = event_key(Uuid::now_v7(), at(5), b"x");
         assert!(matches!(
             time_range(owner, at(0), at(10), Some(&foreign)),
             Err(StoreError::InvalidCursor)
         ));
-        let outside = event_key(owner, at(20), "x");
+        let outside = event_key(owner, at(20), b"x");
         assert!(matches!(
             time_range(owner, at(0), at(10), Some(&outside)),
             Err(StoreError::InvalidCursor)
         ));
-        let inside = event_key(owner, at(5), "x");
+        let inside = event_key(owner, at(5), b"x");
         let (start, _) = time_range(owner, at(0), at(10), Some(&inside)).unwrap();
         assert_eq!(start, Bound::Excluded(inside));
     }

@@ -7,10 +7,8 @@ use super::{
     API_KEY_IDS, API_KEYS, API_KEYS_BY_PARTNER, EVENT_SCHEMAS, EmbeddedStore, PARTNER_CODES,
     PARTNERS, SUBSYSTEM_CODES, SUBSYSTEMS, Table, from_json, keys, storage_error, to_json,
 };
-use crate::auth::ApiKey;
-use crate::schemas::EventSchema;
+use crate::model::{ApiKey, EventSchema, Partner, Subsystem};
 use crate::store::{MetadataStore, StoreError};
-use crate::tenants::{Partner, Subsystem};
 
 impl EmbeddedStore {
     async fn get_json<T>(&self, table: Table, key: Vec<u8>) -> Result<Option<T>, StoreError>

@@ -1,11 +1,12 @@
 //! The embedded store: one redb file under the data dir, holding the same logical tables
-//! as the Cassandra schema. redb is a pure-Rust, ACID, copy-on-write B-tree: a committed
+//! as the Cassandra schema, with its own compact row encoding (`rows`). redb is a pure-Rust, ACID, copy-on-write B-tree: a committed
 //! transaction survives a crash, and one write transaction per writer batch gives us group
 //! commit (one fsync for hundreds of events) for free.
 
 mod events;
 mod keys;
 mod metadata;
+mod rows;
 
 use std::path::Path;
 use std::sync::Arc;

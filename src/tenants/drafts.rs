@@ -1,91 +1,12 @@
+//! The rules for partner and subsystem fields: request drafts and changes, checked all at
+//! once so the client sees every problem in one answer.
+
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::error::FieldError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntityStatus {
-    Active,
-    Inactive,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubsystemType {
-    Web,
-    Ios,
-    Android,
-    Backend,
-    Iot,
-    Other,
-}
-
-/// A partner or subsystem code: 1..=64 of `[a-z0-9._-]`, starting with a letter or digit.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Code(String);
-
-impl Code {
-    pub fn parse(raw: &str) -> Result<Code, String> {
-        let valid_char =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
-        let starts_well = raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if raw.is_empty() || raw.len() > 64 || !starts_well || !raw.chars().all(valid_char) {
-            return Err(format!(
-                "'{raw}' is not a valid code: use 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
-            ));
-        }
-        Ok(Code(raw.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Partner {
-    pub id: Uuid,
-    pub code: Code,
-    pub name: String,
-    pub email: Option<String>,
-    pub contact_person: Option<String>,
-    pub status: EntityStatus,
-    pub rate_limit_per_minute: Option<u32>,
-    pub retention_days: Option<u32>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Partner {
-    pub fn is_active(&self) -> bool {
-        self.status == EntityStatus::Active
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Subsystem {
-    pub id: Uuid,
-    pub partner_id: Uuid,
-    pub code: Code,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub subsystem_type: SubsystemType,
-    pub description: Option<String>,
-    pub status: EntityStatus,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl Subsystem {
-    pub fn is_active(&self) -> bool {
-        self.status == EntityStatus::Active
-    }
-}
+use crate::error::{FieldError, FieldErrors};
+use crate::model::{Code, EntityStatus, Partner, Subsystem, SubsystemType};
 
 /// `POST /partners` body.
 #[derive(Debug, Deserialize)]
@@ -185,17 +106,17 @@ impl FieldChecks {
         }
     }
 
-    fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+    fn finish<T>(self, value: T) -> Result<T, FieldErrors> {
         if self.0.is_empty() {
             Ok(value)
         } else {
-            Err(self.0)
+            Err(FieldErrors(self.0))
         }
     }
 }
 
 impl PartnerDraft {
-    pub fn into_partner(self, now: DateTime<Utc>) -> Result<Partner, Vec<FieldError>> {
+    pub fn into_partner(self, now: DateTime<Utc>) -> Result<Partner, FieldErrors> {
         let mut checks = FieldChecks::default();
         let code = checks.code(&self.code);
         checks.text("name", &self.name, 200);
@@ -212,7 +133,7 @@ impl PartnerDraft {
             checks.range("retentionDays", days, MAX_RETENTION_DAYS);
         }
         let Some(code) = code else {
-            return Err(checks.0);
+            return Err(FieldErrors(checks.0));
         };
         checks.finish(Partner {
             id: Uuid::now_v7(),
@@ -230,7 +151,7 @@ impl PartnerDraft {
 }
 
 impl PartnerChanges {
-    pub fn apply(self, partner: &Partner, now: DateTime<Utc>) -> Result<Partner, Vec<FieldError>> {
+    pub fn apply(self, partner: &Partner, now: DateTime<Utc>) -> Result<Partner, FieldErrors> {
         let mut checks = FieldChecks::default();
         let mut updated = partner.clone();
         if let Some(raw) = &self.code {
@@ -269,7 +190,7 @@ impl SubsystemDraft {
         self,
         partner_id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<Subsystem, Vec<FieldError>> {
+    ) -> Result<Subsystem, FieldErrors> {
         let mut checks = FieldChecks::default();
         let code = checks.code(&self.code);
         checks.text("name", &self.name, 200);
@@ -277,7 +198,7 @@ impl SubsystemDraft {
             checks.text("description", description, 2000);
         }
         let Some(code) = code else {
-            return Err(checks.0);
+            return Err(FieldErrors(checks.0));
         };
         checks.finish(Subsystem {
             id: Uuid::now_v7(),
@@ -298,7 +219,7 @@ impl SubsystemChanges {
         self,
         subsystem: &Subsystem,
         now: DateTime<Utc>,
-    ) -> Result<Subsystem, Vec<FieldError>> {
+    ) -> Result<Subsystem, FieldErrors> {
         let mut checks = FieldChecks::default();
         let mut updated = subsystem.clone();
         if let Some(raw) = &self.code {
@@ -339,21 +260,13 @@ mod tests {
     }
 
     #[test]
-    fn codes_accept_lowercase_slugs_only() {
-        assert!(Code::parse("web-shop_2.eu").is_ok());
-        for bad in ["", "Web", "-shop", "a b", &"x".repeat(65)] {
-            assert!(Code::parse(bad).is_err(), "{bad:?} should be refused");
-        }
-    }
-
-    #[test]
     fn draft_reports_every_bad_field_at_once() {
         let mut bad = draft("Not Valid");
         bad.name = "  ".into();
         bad.email = Some("nope".into());
         bad.retention_days = Some(0);
         let errors = bad.into_partner(Utc::now()).unwrap_err();
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["code", "name", "email", "retentionDays"]);
     }
 

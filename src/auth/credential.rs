@@ -1,0 +1,111 @@
+//! Where a request's credential is found, from the header and query values an adapter
+//! hands over: `X-API-Key`, `Authorization: Bearer`, Basic auth's username (Segment's
+//! write key), or `?apiKey=` (browsers' `sendBeacon` can't set headers).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// A credential as presented. The admin token is accepted only as a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCredential {
+    pub token: String,
+    pub bearer: bool,
+}
+
+impl PresentedCredential {
+    /// A key sent in a body field (`apiKey`, Segment's `writeKey`).
+    pub fn in_body(token: String) -> PresentedCredential {
+        PresentedCredential {
+            token,
+            bearer: false,
+        }
+    }
+}
+
+/// The raw values a credential may come in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CredentialSources<'a> {
+    pub x_api_key: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    /// The URL's query string, without `?`.
+    pub query: Option<&'a str>,
+}
+
+impl CredentialSources<'_> {
+    pub fn credential(&self) -> Option<PresentedCredential> {
+        if let Some(key) = self.x_api_key {
+            return Some(PresentedCredential::in_body(key.trim().to_string()));
+        }
+        if let Some(authorization) = self.authorization {
+            let (scheme, value) = authorization
+                .trim()
+                .split_once(' ')
+                .unwrap_or((authorization, ""));
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(PresentedCredential {
+                    token: value.trim().to_string(),
+                    bearer: true,
+                });
+            }
+            if scheme.eq_ignore_ascii_case("basic") {
+                let decoded = STANDARD
+                    .decode(value.trim())
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())?;
+                let username = decoded
+                    .split_once(':')
+                    .map_or(decoded.as_str(), |(user, _)| user);
+                return Some(PresentedCredential::in_body(username.to_string()));
+            }
+        }
+        let query = self.query?;
+        form_urlencoded::parse(query.as_bytes())
+            .find_map(|(key, value)| (key == "apiKey").then(|| value.into_owned()))
+            .map(PresentedCredential::in_body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_key_in_each_supported_place() {
+        let basic = format!("Basic {}", STANDARD.encode("vt_a:"));
+        let cases = [
+            CredentialSources {
+                x_api_key: Some("vt_a"),
+                ..Default::default()
+            },
+            CredentialSources {
+                authorization: Some("Bearer vt_a"),
+                ..Default::default()
+            },
+            CredentialSources {
+                authorization: Some(&basic),
+                ..Default::default()
+            },
+            CredentialSources {
+                query: Some("apiKey=vt_a"),
+                ..Default::default()
+            },
+        ];
+        for sources in cases {
+            assert_eq!(sources.credential().unwrap().token, "vt_a");
+        }
+    }
+
+    #[test]
+    fn only_bearer_credentials_count_as_bearer() {
+        let bearer = CredentialSources {
+            authorization: Some("bearer tok"),
+            ..Default::default()
+        };
+        assert!(bearer.credential().unwrap().bearer);
+        let header = CredentialSources {
+            x_api_key: Some("tok"),
+            ..Default::default()
+        };
+        assert!(!header.credential().unwrap().bearer);
+    }
+}

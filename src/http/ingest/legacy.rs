@@ -1,0 +1,59 @@
+//! `POST /api/events/ingest`: the legacy shape, with `apiKey` in the body and
+//! `eventProperties` (an object) or `eventPropertiesJson` (a JSON string) for properties.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::request::Parts;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::{IngestRequest, fields_of};
+use crate::auth::PresentedCredential;
+use crate::http::extract::{BodyKind, json_bytes, presented_credential};
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
+use crate::ingest::event::EventFields;
+
+pub async fn legacy(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
+    let mut fields = fields_of(&bytes, "the event")?;
+    let body_key = fields
+        .remove("apiKey")
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .map(PresentedCredential::in_body);
+    let credential = presented_credential(&parts).or(body_key);
+    let request = IngestRequest::open(&state, &parts, credential).await?;
+    let decoded_properties = legacy_properties_json(&mut fields)?;
+    if let Some(properties) = &decoded_properties {
+        fields.insert("properties".into(), properties);
+    }
+    request.accept_one(&state, &fields).await
+}
+
+/// Moves `eventProperties` to `properties`, and decodes `eventPropertiesJson` (a string
+/// holding JSON), which the caller then uses as `properties`.
+fn legacy_properties_json(fields: &mut EventFields<'_>) -> Result<Option<Box<RawValue>>, ApiError> {
+    if let Some(properties) = fields.remove("eventProperties") {
+        fields.insert("properties".into(), properties);
+    }
+    let Some(raw) = fields.remove("eventPropertiesJson") else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Option<String>>(raw.get()) {
+        Ok(None) => Ok(None),
+        Ok(Some(text)) => RawValue::from_string(text).map(Some).map_err(|error| {
+            ApiError::field("eventPropertiesJson", format!("is not valid JSON: {error}"))
+        }),
+        Err(_) => Err(ApiError::field(
+            "eventPropertiesJson",
+            "must be a string holding a JSON object",
+        )),
+    }
+}

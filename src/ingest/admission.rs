@@ -1,0 +1,125 @@
+//! Admission control for a request's events, before they are validated: the replay guard
+//! (timestamp window and one-time nonce) and the per-minute budgets of the key and its
+//! partner, charged together. Every ingest format admits through here.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::KeyHolder;
+use crate::config::LimitsConfig;
+use crate::error::{ErrorKind, ServiceError};
+use crate::limits::{
+    Budget, LimitScope, RateDecision, RateLimitStatus, RateLimits, ReplayGuard, ReplayRefusal,
+};
+use crate::telemetry::Metrics;
+
+/// A request's replay-guard headers, as sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayHeaders<'a> {
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+}
+
+/// A budget that had no room for the request's events.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the {owner}'s limit of {per_minute} events per minute is exhausted")]
+pub struct RateLimited {
+    owner: &'static str,
+    per_minute: u32,
+    pub status: RateLimitStatus,
+    retry_after: Duration,
+}
+
+impl ServiceError for RateLimited {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::RateLimited
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Some(self.retry_after)
+    }
+}
+
+pub struct Admission {
+    rate_limits: RateLimits,
+    replay_guard: ReplayGuard,
+    key_rate_limit_per_minute: u32,
+    default_partner_rate_limit_per_minute: u32,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl Admission {
+    pub fn new(
+        rate_limits: RateLimits,
+        replay_guard: ReplayGuard,
+        limits: &LimitsConfig,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Admission {
+        Admission {
+            rate_limits,
+            replay_guard,
+            key_rate_limit_per_minute: limits.key_rate_limit_per_minute,
+            default_partner_rate_limit_per_minute: limits.default_rate_limit_per_minute,
+            metrics,
+        }
+    }
+
+    pub async fn check_replay(
+        &self,
+        sender: &KeyHolder,
+        headers: ReplayHeaders<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ReplayRefusal> {
+        self.replay_guard
+            .check(sender.partner.id, headers.timestamp, headers.nonce, now)
+            .await
+    }
+
+    /// Charges `events` to the key's and the partner's per-minute budgets, together;
+    /// on success, the state of the tightest budget.
+    pub async fn charge(
+        &self,
+        sender: &KeyHolder,
+        events: usize,
+    ) -> Result<RateLimitStatus, RateLimited> {
+        let budgets = [
+            Budget {
+                scope: LimitScope::Key(sender.key.id),
+                per_minute: self.key_rate_limit_per_minute,
+            },
+            Budget {
+                scope: LimitScope::Partner(sender.partner.id),
+                per_minute: sender
+                    .partner
+                    .rate_limit_per_minute
+                    .unwrap_or(self.default_partner_rate_limit_per_minute),
+            },
+        ];
+        let cost = u32::try_from(events).unwrap_or(u32::MAX);
+        match self.rate_limits.check(&budgets, cost).await {
+            (RateDecision::Allowed(status), _) => Ok(status),
+            (
+                RateDecision::Limited {
+                    status,
+                    retry_after,
+                },
+                budget,
+            ) => {
+                self.metrics
+                    .rate_limited
+                    .with_label_values(&[budget.scope.label()])
+                    .inc();
+                Err(RateLimited {
+                    owner: match budget.scope {
+                        LimitScope::Key(_) => "API key",
+                        LimitScope::Partner(_) => "partner",
+                    },
+                    per_minute: budget.per_minute,
+                    status,
+                    retry_after,
+                })
+            }
+        }
+    }
+}

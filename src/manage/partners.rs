@@ -1,0 +1,56 @@
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{Management, found};
+use crate::error::Failure;
+use crate::model::{EntityStatus, Partner};
+use crate::redis::Invalidation;
+use crate::tenants::{PartnerChanges, PartnerDraft};
+
+impl Management {
+    pub async fn create_partner(&self, draft: PartnerDraft) -> Result<Partner, Failure> {
+        let partner = draft.into_partner(Utc::now())?;
+        self.store.insert_partner(&partner).await?;
+        tracing::info!(partner_id = %partner.id, code = partner.code.as_str(), "partner created");
+        Ok(partner)
+    }
+
+    pub async fn partner(&self, id: Uuid) -> Result<Partner, Failure> {
+        found(self.store.partner(id).await?, "partner", id)
+    }
+
+    /// Ordered by id (creation time); `after` is the last id of the previous page.
+    pub async fn partners(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Partner>, Failure> {
+        Ok(self.store.partners(after, limit).await?)
+    }
+
+    pub async fn update_partner(
+        &self,
+        id: Uuid,
+        changes: PartnerChanges,
+    ) -> Result<Partner, Failure> {
+        let partner = self.partner(id).await?;
+        let updated = changes.apply(&partner, Utc::now())?;
+        self.store.update_partner(&updated).await?;
+        self.invalidate(Invalidation::Identities).await;
+        Ok(updated)
+    }
+
+    /// The partner's keys stop working; its data stays.
+    pub async fn deactivate_partner(&self, id: Uuid) -> Result<(), Failure> {
+        let partner = self.partner(id).await?;
+        if partner.is_active() {
+            let inactive = PartnerChanges {
+                status: Some(EntityStatus::Inactive),
+                ..PartnerChanges::default()
+            };
+            self.update_partner(id, inactive).await?;
+            tracing::info!(partner_id = %id, "partner deactivated");
+        }
+        Ok(())
+    }
+}

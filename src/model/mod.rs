@@ -1,0 +1,17 @@
+//! The records every layer shares, and the validated newtypes they are made of. Nothing
+//! here does I/O or knows about HTTP or storage: `store/` depends on this and on nothing
+//! above it, and the services (`auth/`, `tenants/`, `schemas/`, `ingest/`) add the rules.
+
+mod api_key;
+mod code;
+mod event;
+mod json;
+mod schema;
+mod tenant;
+
+pub use api_key::{ApiKey, KEY_PREFIX, Scope, SecretHash};
+pub use code::Code;
+pub use event::{Event, check_event_type};
+pub use json::JsonObject;
+pub use schema::{EventSchema, SchemaMode};
+pub use tenant::{EntityStatus, Partner, Subsystem, SubsystemType};

@@ -1,0 +1,67 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntityStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubsystemType {
+    Web,
+    Ios,
+    Android,
+    Backend,
+    Iot,
+    Other,
+}
+
+/// A tenant: owns subsystems, API keys and events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partner {
+    pub id: Uuid,
+    pub code: Code,
+    pub name: String,
+    pub email: Option<String>,
+    pub contact_person: Option<String>,
+    pub status: EntityStatus,
+    pub rate_limit_per_minute: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Partner {
+    pub fn is_active(&self) -> bool {
+        self.status == EntityStatus::Active
+    }
+}
+
+/// One of a partner's sources of events: a web shop, an app, a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subsystem {
+    pub id: Uuid,
+    pub partner_id: Uuid,
+    pub code: Code,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub subsystem_type: SubsystemType,
+    pub description: Option<String>,
+    pub status: EntityStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subsystem {
+    pub fn is_active(&self) -> bool {
+        self.status == EntityStatus::Active
+    }
+}

@@ -1,0 +1,203 @@
+//! The embedded store's own row encoding: a version byte, then the event's fields in
+//! postcard (a compact serde binary format). What the row's key already says (owner,
+//! time to the microsecond, event id) is not repeated, `properties` and `context` are the
+//! JSON text they arrived as, and ids that are canonical UUIDs take 16 bytes, not 36.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::{Event, JsonObject};
+use crate::store::StoreError;
+
+/// Bumped whenever the layout below changes; older rows are refused as unreadable.
+const ROW_FORMAT_V1: u8 = 1;
+
+/// Text that is usually a UUID: those are kept as their 16 bytes.
+#[derive(Serialize, Deserialize)]
+enum CompactId<'a> {
+    Uuid([u8; 16]),
+    Text(&'a str),
+}
+
+impl<'a> CompactId<'a> {
+    fn of(text: &'a str) -> CompactId<'a> {
+        match Uuid::try_parse(text) {
+            Ok(uuid) if uuid.hyphenated().to_string() == text => CompactId::Uuid(*uuid.as_bytes()),
+            _ => CompactId::Text(text),
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            CompactId::Uuid(bytes) => Uuid::from_bytes(bytes).hyphenated().to_string(),
+            CompactId::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// The bytes of an event id inside a key: a tag, then 16 bytes or the text.
+pub fn event_id_bytes(event_id: &str) -> Vec<u8> {
+    match CompactId::of(event_id) {
+        CompactId::Uuid(bytes) => {
+            let mut encoded = Vec::with_capacity(17);
+            encoded.push(0);
+            encoded.extend_from_slice(&bytes);
+            encoded
+        }
+        CompactId::Text(text) => {
+            let mut encoded = Vec::with_capacity(text.len() + 1);
+            encoded.push(1);
+            encoded.extend_from_slice(text.as_bytes());
+            encoded
+        }
+    }
+}
+
+pub fn event_id_from_bytes(bytes: &[u8]) -> Result<String, StoreError> {
+    match bytes.split_first() {
+        Some((0, uuid)) => Uuid::from_slice(uuid)
+            .map(|uuid| uuid.hyphenated().to_string())
+            .map_err(|error| StoreError::Corrupt(error.to_string())),
+        Some((1, text)) => {
+            String::from_utf8(text.to_vec()).map_err(|error| StoreError::Corrupt(error.to_string()))
+        }
+        _ => Err(StoreError::Corrupt(
+            "an event key without an event id".into(),
+        )),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventRow<'a> {
+    subsystem_id: [u8; 16],
+    event_type: &'a str,
+    /// The nanoseconds below the key's microsecond.
+    timestamp_sub_micros: u16,
+    received_at_nanos: i64,
+    user_id: Option<&'a str>,
+    anonymous_id: Option<&'a str>,
+    properties: &'a str,
+    context: &'a str,
+    is_valid: bool,
+    validation_errors: Vec<&'a str>,
+    #[serde(borrow)]
+    correlation_id: CompactId<'a>,
+}
+
+pub fn encode(event: &Event) -> Result<Vec<u8>, StoreError> {
+    let row = EventRow {
+        subsystem_id: *event.subsystem_id.as_bytes(),
+        event_type: &event.event_type,
+        timestamp_sub_micros: (event.timestamp.timestamp_subsec_nanos() % 1_000) as u16,
+        received_at_nanos: nanos_of(event.received_at)?,
+        user_id: event.user_id.as_deref(),
+        anonymous_id: event.anonymous_id.as_deref(),
+        properties: event.properties.as_str(),
+        context: event.context.as_str(),
+        is_valid: event.is_valid,
+        validation_errors: event.validation_errors.iter().map(String::as_str).collect(),
+        correlation_id: CompactId::of(&event.correlation_id),
+    };
+    let mut bytes = vec![ROW_FORMAT_V1];
+    postcard::to_io(&row, &mut bytes).map_err(corrupt)?;
+    Ok(bytes)
+}
+
+/// The part of an event its key holds.
+pub struct KeyParts {
+    pub partner_id: Uuid,
+    pub micros: i64,
+    pub event_id: String,
+}
+
+pub fn decode(key: KeyParts, bytes: &[u8]) -> Result<Event, StoreError> {
+    let Some((&ROW_FORMAT_V1, encoded)) = bytes.split_first() else {
+        return Err(StoreError::Corrupt(
+            "an event row in an unknown format (written by an older release?)".into(),
+        ));
+    };
+    let row: EventRow = postcard::from_bytes(encoded).map_err(corrupt)?;
+    let timestamp_nanos = key.micros * 1_000 + i64::from(row.timestamp_sub_micros);
+    Ok(Event {
+        event_id: key.event_id,
+        partner_id: key.partner_id,
+        subsystem_id: Uuid::from_bytes(row.subsystem_id),
+        event_type: row.event_type.to_string(),
+        timestamp: DateTime::from_timestamp_nanos(timestamp_nanos),
+        received_at: DateTime::from_timestamp_nanos(row.received_at_nanos),
+        user_id: row.user_id.map(str::to_string),
+        anonymous_id: row.anonymous_id.map(str::to_string),
+        properties: JsonObject::parse(row.properties.to_string()).map_err(StoreError::Corrupt)?,
+        context: JsonObject::parse(row.context.to_string()).map_err(StoreError::Corrupt)?,
+        is_valid: row.is_valid,
+        validation_errors: row
+            .validation_errors
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        correlation_id: row.correlation_id.into_string(),
+        client_event_id: false,
+    })
+}
+
+/// Exact times are kept as nanoseconds (what `Utc::now()` gives), covering 1677..2262.
+fn nanos_of(time: DateTime<Utc>) -> Result<i64, StoreError> {
+    time.timestamp_nanos_opt()
+        .ok_or_else(|| StoreError::Corrupt(format!("time out of the storable range: {time}")))
+}
+
+fn corrupt(error: postcard::Error) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::test_support::sample_event;
+
+    fn round_trip(event: &Event) -> Event {
+        let key = KeyParts {
+            partner_id: event.partner_id,
+            micros: event.timestamp.timestamp_micros(),
+            event_id: event_id_from_bytes(&event_id_bytes(&event.event_id)).unwrap(),
+        };
+        decode(key, &encode(event).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_row_round_trips_to_the_same_event() {
+        let mut event = sample_event("client-id-1");
+        event.properties = JsonObject::parse(r#"{"b": 2,  "a": [1.50]}"#.into()).unwrap();
+        event.validation_errors = vec!["/a: bad".into()];
+        event.correlation_id = Uuid::new_v4().to_string();
+        let expected = Event {
+            client_event_id: false,
+            ..event.clone()
+        };
+        assert_eq!(round_trip(&event), expected);
+    }
+
+    #[test]
+    fn uuid_ids_are_compact_and_other_text_is_kept_exactly() {
+        let uuid = Uuid::now_v7().to_string();
+        assert_eq!(event_id_bytes(&uuid).len(), 17);
+        assert_eq!(event_id_from_bytes(&event_id_bytes(&uuid)).unwrap(), uuid);
+        for text in [uuid.to_uppercase(), "order-42".to_string(), String::new()] {
+            assert_eq!(event_id_from_bytes(&event_id_bytes(&text)).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn rows_of_an_unknown_format_are_refused() {
+        let key = KeyParts {
+            partner_id: Uuid::nil(),
+            micros: 0,
+            event_id: "x".into(),
+        };
+        assert!(matches!(
+            decode(key, b"{\"json\":1}"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
