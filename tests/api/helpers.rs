@@ -263,6 +263,26 @@ pub struct Tenant {
     pub key: String,
 }
 
+/// Sends `request`; only a request that never reaches the app fails the test here.
+async fn send(request: RequestBuilder) -> Response {
+    request.send().await.expect("the request reaches the app")
+}
+
+/// The JSON body of a `200 OK` response.
+async fn ok_json(response: Response, what: &str) -> Value {
+    json_with_status(response, StatusCode::OK, what).await
+}
+
+/// The JSON body of a response that must have `status`.
+async fn json_with_status(response: Response, status: StatusCode, what: &str) -> Value {
+    assert_eq!(response.status(), status, "{what}");
+    response.json().await.expect("a JSON body")
+}
+
+/// Every management call of the API (API.md), one method each. Those named
+/// after the HTTP method (`post_partner`, `patch_subsystem`, …) return the response for
+/// the test to check; the others (`partner`, `subsystems`, …) assert success and return
+/// the parsed body.
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
@@ -274,52 +294,154 @@ impl TestApp {
             .bearer_auth(ADMIN_TOKEN)
     }
 
-    pub async fn create_partner(&self, code: &str) -> Value {
-        let response = self
-            .admin(reqwest::Method::POST, "/api/v1/partners")
-            .json(&json!({"code": code, "name": format!("Partner {code}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::CREATED,
-            "create partner {code}"
-        );
-        response.json().await.unwrap()
+    fn with_key(&self, method: reqwest::Method, path: &str, key: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("x-api-key", key)
     }
 
-    pub async fn create_subsystem(&self, partner_id: &str, code: &str) -> Value {
-        let response = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/api/v1/partners/{partner_id}/subsystems"),
-            )
-            .json(&json!({"code": code, "name": code, "type": "web"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
+    /// `GET` without credentials: health, metrics, unknown routes.
+    pub async fn get(&self, path: &str) -> Response {
+        send(self.client.get(self.url(path))).await
+    }
+
+    // Partners.
+
+    pub async fn post_partner(&self, body: &Value) -> Response {
+        send(
+            self.admin(reqwest::Method::POST, "/api/v1/partners")
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn list_partners(&self, query: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/partners?{query}"))).await
+    }
+
+    pub async fn get_partner(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/partners/{id}"))).await
+    }
+
+    pub async fn patch_partner(&self, id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/partners/{id}");
+        send(self.admin(reqwest::Method::PATCH, &path).json(body)).await
+    }
+
+    pub async fn delete_partner(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::DELETE, &format!("/api/v1/partners/{id}"))).await
+    }
+
+    pub async fn create_partner(&self, code: &str) -> Value {
+        let body = json!({"code": code, "name": format!("Partner {code}")});
+        let response = self.post_partner(&body).await;
+        json_with_status(
+            response,
             StatusCode::CREATED,
-            "create subsystem {code}"
+            &format!("create partner {code}"),
+        )
+        .await
+    }
+
+    pub async fn partner(&self, id: &str) -> Value {
+        ok_json(self.get_partner(id).await, "get partner").await
+    }
+
+    /// One page of partners (`query`: `limit`, `cursor`).
+    pub async fn partners(&self, query: &str) -> Value {
+        ok_json(self.list_partners(query).await, "list partners").await
+    }
+
+    // Subsystems.
+
+    pub async fn post_subsystem(&self, partner_id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/subsystems");
+        send(self.admin(reqwest::Method::POST, &path).json(body)).await
+    }
+
+    pub async fn list_subsystems(&self, partner_id: &str) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/subsystems");
+        send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    pub async fn get_subsystem(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/subsystems/{id}"))).await
+    }
+
+    pub async fn patch_subsystem(&self, id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/subsystems/{id}");
+        send(self.admin(reqwest::Method::PATCH, &path).json(body)).await
+    }
+
+    pub async fn delete_subsystem(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::DELETE, &format!("/api/v1/subsystems/{id}"))).await
+    }
+
+    /// A `web` subsystem named after its code.
+    pub async fn create_subsystem(&self, partner_id: &str, code: &str) -> Value {
+        let body = json!({"code": code, "name": code, "type": "web"});
+        let response = self.post_subsystem(partner_id, &body).await;
+        json_with_status(
+            response,
+            StatusCode::CREATED,
+            &format!("create subsystem {code}"),
+        )
+        .await
+    }
+
+    pub async fn subsystem(&self, id: &str) -> Value {
+        ok_json(self.get_subsystem(id).await, "get subsystem").await
+    }
+
+    pub async fn subsystems(&self, partner_id: &str) -> Value {
+        let response = self.list_subsystems(partner_id).await;
+        ok_json(response, "list subsystems").await
+    }
+
+    pub async fn update_subsystem(&self, id: &str, body: &Value) -> Value {
+        let response = self.patch_subsystem(id, body).await;
+        ok_json(response, "update subsystem").await
+    }
+
+    // API keys.
+
+    pub async fn post_key(&self, partner_id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/api-keys");
+        send(self.admin(reqwest::Method::POST, &path).json(body)).await
+    }
+
+    pub async fn list_keys(&self, partner_id: &str) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/api-keys");
+        send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    /// `body`: `{graceSeconds?}`; `None` sends no body at all.
+    pub async fn rotate_key(&self, id: &str, body: Option<&Value>) -> Response {
+        let request = self.admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/api-keys/{id}/rotate"),
         );
-        response.json().await.unwrap()
+        send(match body {
+            Some(body) => request.json(body),
+            None => request,
+        })
+        .await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::DELETE, &format!("/api/v1/api-keys/{id}"))).await
     }
 
     pub async fn create_key(&self, partner_id: &str, body: Value) -> Value {
-        let response = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/api/v1/partners/{partner_id}/api-keys"),
-            )
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED, "create key");
-        response.json().await.unwrap()
+        let response = self.post_key(partner_id, &body).await;
+        json_with_status(response, StatusCode::CREATED, "create key").await
     }
+
+    pub async fn keys(&self, partner_id: &str) -> Value {
+        ok_json(self.list_keys(partner_id).await, "list keys").await
+    }
+
+    // Tenant set-up and ingestion.
 
     pub async fn tenant(&self, code: &str) -> Tenant {
         let partner = self.create_partner(code).await;
@@ -338,32 +460,32 @@ impl TestApp {
     }
 
     pub async fn send_event(&self, key: &str, event: &Value) -> Response {
-        self.client
-            .post(self.url("/api/v1/events"))
-            .header("x-api-key", key)
-            .json(event)
-            .send()
-            .await
-            .unwrap()
+        send(
+            self.with_key(reqwest::Method::POST, "/api/v1/events", key)
+                .json(event),
+        )
+        .await
     }
 
     pub async fn send_batch(&self, key: &str, events: &[Value]) -> Response {
-        self.client
-            .post(self.url("/api/v1/events/batch"))
-            .header("x-api-key", key)
-            .json(&json!({ "events": events }))
-            .send()
-            .await
-            .unwrap()
+        let body = json!({ "events": events });
+        send(
+            self.with_key(reqwest::Method::POST, "/api/v1/events/batch", key)
+                .json(&body),
+        )
+        .await
     }
 
+    /// The legacy endpoint: the key travels in the body, as `apiKey`.
+    pub async fn send_legacy(&self, body: &Value) -> Response {
+        send(self.client.post(self.url("/api/events/ingest")).json(body)).await
+    }
+
+    // Reading.
+
     pub async fn get_events(&self, key: &str, query: &str) -> Response {
-        self.client
-            .get(self.url(&format!("/api/v1/events?{query}")))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
+        let path = format!("/api/v1/events?{query}");
+        send(self.with_key(reqwest::Method::GET, &path, key)).await
     }
 
     /// Every event a query returns, following cursors to the end.
