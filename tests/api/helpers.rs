@@ -263,6 +263,43 @@ pub struct Tenant {
     pub key: String,
 }
 
+/// Where an event structure applies: to every partner, or to one (where it wins).
+#[derive(Debug, Clone, Copy)]
+pub enum SchemaScope<'a> {
+    Global,
+    Partner(&'a str),
+}
+
+impl SchemaScope<'_> {
+    /// The structure for `event_type`, given in clear: the URL parser encodes it.
+    fn path_of(self, event_type: &str) -> String {
+        format!("{}/{event_type}", self.path())
+    }
+
+    fn path(self) -> String {
+        match self {
+            SchemaScope::Global => "/api/v1/schemas".to_string(),
+            SchemaScope::Partner(partner_id) => format!("/api/v1/partners/{partner_id}/schemas"),
+        }
+    }
+}
+
+/// The reports under `/api/v1/reports`.
+#[derive(Debug, Clone, Copy)]
+pub enum Report {
+    Summary,
+    Timeseries,
+}
+
+impl Report {
+    fn path(self) -> &'static str {
+        match self {
+            Report::Summary => "/api/v1/reports/summary",
+            Report::Timeseries => "/api/v1/reports/timeseries",
+        }
+    }
+}
+
 /// Sends `request`; only a request that never reaches the app fails the test here.
 async fn send(request: RequestBuilder) -> Response {
     request.send().await.expect("the request reaches the app")
@@ -279,7 +316,7 @@ async fn json_with_status(response: Response, status: StatusCode, what: &str) ->
     response.json().await.expect("a JSON body")
 }
 
-/// Every management call of the API (API.md), one method each. Those named
+/// Every management and reading call of the API (API.md), one method each. Those named
 /// after the HTTP method (`post_partner`, `patch_subsystem`, …) return the response for
 /// the test to check; the others (`partner`, `subsystems`, …) assert success and return
 /// the parsed body.
@@ -303,6 +340,18 @@ impl TestApp {
     /// `GET` without credentials: health, metrics, unknown routes.
     pub async fn get(&self, path: &str) -> Response {
         send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn health(&self) -> Value {
+        self.get("/health").await.json().await.expect("a JSON body")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("a text body")
     }
 
     // Partners.
@@ -441,6 +490,41 @@ impl TestApp {
         ok_json(self.list_keys(partner_id).await, "list keys").await
     }
 
+    // Event structures.
+
+    pub async fn put_schema(
+        &self,
+        scope: SchemaScope<'_>,
+        event_type: &str,
+        body: &Value,
+    ) -> Response {
+        let path = scope.path_of(event_type);
+        send(self.admin(reqwest::Method::PUT, &path).json(body)).await
+    }
+
+    pub async fn get_schema(&self, scope: SchemaScope<'_>, event_type: &str) -> Response {
+        let path = scope.path_of(event_type);
+        send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    pub async fn list_schemas(&self, scope: SchemaScope<'_>) -> Response {
+        send(self.admin(reqwest::Method::GET, &scope.path())).await
+    }
+
+    pub async fn delete_schema(&self, scope: SchemaScope<'_>, event_type: &str) -> Response {
+        let path = scope.path_of(event_type);
+        send(self.admin(reqwest::Method::DELETE, &path)).await
+    }
+
+    pub async fn schema(&self, scope: SchemaScope<'_>, event_type: &str) -> Value {
+        let response = self.get_schema(scope, event_type).await;
+        ok_json(response, "get schema").await
+    }
+
+    pub async fn schemas(&self, scope: SchemaScope<'_>) -> Value {
+        ok_json(self.list_schemas(scope).await, "list schemas").await
+    }
+
     // Tenant set-up and ingestion.
 
     pub async fn tenant(&self, code: &str) -> Tenant {
@@ -488,6 +572,11 @@ impl TestApp {
         send(self.with_key(reqwest::Method::GET, &path, key)).await
     }
 
+    /// Events read with the admin token, which must name the partner in `query`.
+    pub async fn get_events_as_admin(&self, query: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/events?{query}"))).await
+    }
+
     /// Every event a query returns, following cursors to the end.
     pub async fn all_events(&self, key: &str, query: &str) -> Vec<Value> {
         let mut items = Vec::new();
@@ -520,6 +609,21 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    pub async fn report(&self, key: &str, report: Report, query: &str) -> Response {
+        let path = format!("{}?{query}", report.path());
+        send(self.with_key(reqwest::Method::GET, &path, key)).await
+    }
+
+    pub async fn summary(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Summary, query).await;
+        ok_json(response, "summary").await
+    }
+
+    pub async fn timeseries(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Timeseries, query).await;
+        ok_json(response, "timeseries").await
     }
 }
 
