@@ -321,6 +321,17 @@ async fn json_with_status(response: Response, status: StatusCode, what: &str) ->
 /// the test to check; the others (`partner`, `subsystems`, …) assert success and return
 /// the parsed body.
 impl TestApp {
+    /// A handle on a service started elsewhere (the real binary, in `restart.rs`), which
+    /// must take `ADMIN_TOKEN`. Dropping it leaves that service running.
+    pub fn attach(address: SocketAddr) -> TestApp {
+        TestApp {
+            address,
+            client: Client::new(),
+            stop: None,
+            _data_dir: TempDir::new().expect("temp dir"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }
