@@ -263,7 +263,75 @@ pub struct Tenant {
     pub key: String,
 }
 
+/// Where an event structure applies: to every partner, or to one (where it wins).
+#[derive(Debug, Clone, Copy)]
+pub enum SchemaScope<'a> {
+    Global,
+    Partner(&'a str),
+}
+
+impl SchemaScope<'_> {
+    /// The structure for `event_type`, given in clear: the URL parser encodes it.
+    fn path_of(self, event_type: &str) -> String {
+        format!("{}/{event_type}", self.path())
+    }
+
+    fn path(self) -> String {
+        match self {
+            SchemaScope::Global => "/api/v1/schemas".to_string(),
+            SchemaScope::Partner(partner_id) => format!("/api/v1/partners/{partner_id}/schemas"),
+        }
+    }
+}
+
+/// The reports under `/api/v1/reports`.
+#[derive(Debug, Clone, Copy)]
+pub enum Report {
+    Summary,
+    Timeseries,
+}
+
+impl Report {
+    fn path(self) -> &'static str {
+        match self {
+            Report::Summary => "/api/v1/reports/summary",
+            Report::Timeseries => "/api/v1/reports/timeseries",
+        }
+    }
+}
+
+/// Sends `request`; only a request that never reaches the app fails the test here.
+async fn send(request: RequestBuilder) -> Response {
+    request.send().await.expect("the request reaches the app")
+}
+
+/// The JSON body of a `200 OK` response.
+async fn ok_json(response: Response, what: &str) -> Value {
+    json_with_status(response, StatusCode::OK, what).await
+}
+
+/// The JSON body of a response that must have `status`.
+async fn json_with_status(response: Response, status: StatusCode, what: &str) -> Value {
+    assert_eq!(response.status(), status, "{what}");
+    response.json().await.expect("a JSON body")
+}
+
+/// Every management and reading call of the API (API.md), one method each. Those named
+/// after the HTTP method (`post_partner`, `patch_subsystem`, …) return the response for
+/// the test to check; the others (`partner`, `subsystems`, …) assert success and return
+/// the parsed body.
 impl TestApp {
+    /// A handle on a service started elsewhere (the real binary, in `restart.rs`), which
+    /// must take `ADMIN_TOKEN`. Dropping it leaves that service running.
+    pub fn attach(address: SocketAddr) -> TestApp {
+        TestApp {
+            address,
+            client: Client::new(),
+            stop: None,
+            _data_dir: TempDir::new().expect("temp dir"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }
@@ -274,52 +342,201 @@ impl TestApp {
             .bearer_auth(ADMIN_TOKEN)
     }
 
-    pub async fn create_partner(&self, code: &str) -> Value {
-        let response = self
-            .admin(reqwest::Method::POST, "/api/v1/partners")
-            .json(&json!({"code": code, "name": format!("Partner {code}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::CREATED,
-            "create partner {code}"
-        );
-        response.json().await.unwrap()
+    fn with_key(&self, method: reqwest::Method, path: &str, key: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("x-api-key", key)
     }
 
-    pub async fn create_subsystem(&self, partner_id: &str, code: &str) -> Value {
-        let response = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/api/v1/partners/{partner_id}/subsystems"),
-            )
-            .json(&json!({"code": code, "name": code, "type": "web"}))
-            .send()
+    /// `GET` without credentials: health, metrics, unknown routes.
+    pub async fn get(&self, path: &str) -> Response {
+        send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn health(&self) -> Value {
+        self.get("/health").await.json().await.expect("a JSON body")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
             .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
+            .text()
+            .await
+            .expect("a text body")
+    }
+
+    // Partners.
+
+    pub async fn post_partner(&self, body: &Value) -> Response {
+        send(
+            self.admin(reqwest::Method::POST, "/api/v1/partners")
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn list_partners(&self, query: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/partners?{query}"))).await
+    }
+
+    pub async fn get_partner(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/partners/{id}"))).await
+    }
+
+    pub async fn patch_partner(&self, id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/partners/{id}");
+        send(self.admin(reqwest::Method::PATCH, &path).json(body)).await
+    }
+
+    pub async fn delete_partner(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::DELETE, &format!("/api/v1/partners/{id}"))).await
+    }
+
+    pub async fn create_partner(&self, code: &str) -> Value {
+        let body = json!({"code": code, "name": format!("Partner {code}")});
+        let response = self.post_partner(&body).await;
+        json_with_status(
+            response,
             StatusCode::CREATED,
-            "create subsystem {code}"
+            &format!("create partner {code}"),
+        )
+        .await
+    }
+
+    pub async fn partner(&self, id: &str) -> Value {
+        ok_json(self.get_partner(id).await, "get partner").await
+    }
+
+    /// One page of partners (`query`: `limit`, `cursor`).
+    pub async fn partners(&self, query: &str) -> Value {
+        ok_json(self.list_partners(query).await, "list partners").await
+    }
+
+    // Subsystems.
+
+    pub async fn post_subsystem(&self, partner_id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/subsystems");
+        send(self.admin(reqwest::Method::POST, &path).json(body)).await
+    }
+
+    pub async fn list_subsystems(&self, partner_id: &str) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/subsystems");
+        send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    pub async fn get_subsystem(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/subsystems/{id}"))).await
+    }
+
+    pub async fn patch_subsystem(&self, id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/subsystems/{id}");
+        send(self.admin(reqwest::Method::PATCH, &path).json(body)).await
+    }
+
+    pub async fn delete_subsystem(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::DELETE, &format!("/api/v1/subsystems/{id}"))).await
+    }
+
+    /// A `web` subsystem named after its code.
+    pub async fn create_subsystem(&self, partner_id: &str, code: &str) -> Value {
+        let body = json!({"code": code, "name": code, "type": "web"});
+        let response = self.post_subsystem(partner_id, &body).await;
+        json_with_status(
+            response,
+            StatusCode::CREATED,
+            &format!("create subsystem {code}"),
+        )
+        .await
+    }
+
+    pub async fn subsystem(&self, id: &str) -> Value {
+        ok_json(self.get_subsystem(id).await, "get subsystem").await
+    }
+
+    pub async fn subsystems(&self, partner_id: &str) -> Value {
+        let response = self.list_subsystems(partner_id).await;
+        ok_json(response, "list subsystems").await
+    }
+
+    pub async fn update_subsystem(&self, id: &str, body: &Value) -> Value {
+        let response = self.patch_subsystem(id, body).await;
+        ok_json(response, "update subsystem").await
+    }
+
+    // API keys.
+
+    pub async fn post_key(&self, partner_id: &str, body: &Value) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/api-keys");
+        send(self.admin(reqwest::Method::POST, &path).json(body)).await
+    }
+
+    pub async fn list_keys(&self, partner_id: &str) -> Response {
+        let path = format!("/api/v1/partners/{partner_id}/api-keys");
+        send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    /// `body`: `{graceSeconds?}`; `None` sends no body at all.
+    pub async fn rotate_key(&self, id: &str, body: Option<&Value>) -> Response {
+        let request = self.admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/api-keys/{id}/rotate"),
         );
-        response.json().await.unwrap()
+        send(match body {
+            Some(body) => request.json(body),
+            None => request,
+        })
+        .await
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Response {
+        send(self.admin(reqwest::Method::DELETE, &format!("/api/v1/api-keys/{id}"))).await
     }
 
     pub async fn create_key(&self, partner_id: &str, body: Value) -> Value {
-        let response = self
-            .admin(
-                reqwest::Method::POST,
-                &format!("/api/v1/partners/{partner_id}/api-keys"),
-            )
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED, "create key");
-        response.json().await.unwrap()
+        let response = self.post_key(partner_id, &body).await;
+        json_with_status(response, StatusCode::CREATED, "create key").await
     }
+
+    pub async fn keys(&self, partner_id: &str) -> Value {
+        ok_json(self.list_keys(partner_id).await, "list keys").await
+    }
+
+    // Event structures.
+
+    pub async fn put_schema(
+        &self,
+        scope: SchemaScope<'_>,
+        event_type: &str,
+        body: &Value,
+    ) -> Response {
+        let path = scope.path_of(event_type);
+        send(self.admin(reqwest::Method::PUT, &path).json(body)).await
+    }
+
+    pub async fn get_schema(&self, scope: SchemaScope<'_>, event_type: &str) -> Response {
+        let path = scope.path_of(event_type);
+        send(self.admin(reqwest::Method::GET, &path)).await
+    }
+
+    pub async fn list_schemas(&self, scope: SchemaScope<'_>) -> Response {
+        send(self.admin(reqwest::Method::GET, &scope.path())).await
+    }
+
+    pub async fn delete_schema(&self, scope: SchemaScope<'_>, event_type: &str) -> Response {
+        let path = scope.path_of(event_type);
+        send(self.admin(reqwest::Method::DELETE, &path)).await
+    }
+
+    pub async fn schema(&self, scope: SchemaScope<'_>, event_type: &str) -> Value {
+        let response = self.get_schema(scope, event_type).await;
+        ok_json(response, "get schema").await
+    }
+
+    pub async fn schemas(&self, scope: SchemaScope<'_>) -> Value {
+        ok_json(self.list_schemas(scope).await, "list schemas").await
+    }
+
+    // Tenant set-up and ingestion.
 
     pub async fn tenant(&self, code: &str) -> Tenant {
         let partner = self.create_partner(code).await;
@@ -338,32 +555,37 @@ impl TestApp {
     }
 
     pub async fn send_event(&self, key: &str, event: &Value) -> Response {
-        self.client
-            .post(self.url("/api/v1/events"))
-            .header("x-api-key", key)
-            .json(event)
-            .send()
-            .await
-            .unwrap()
+        send(
+            self.with_key(reqwest::Method::POST, "/api/v1/events", key)
+                .json(event),
+        )
+        .await
     }
 
     pub async fn send_batch(&self, key: &str, events: &[Value]) -> Response {
-        self.client
-            .post(self.url("/api/v1/events/batch"))
-            .header("x-api-key", key)
-            .json(&json!({ "events": events }))
-            .send()
-            .await
-            .unwrap()
+        let body = json!({ "events": events });
+        send(
+            self.with_key(reqwest::Method::POST, "/api/v1/events/batch", key)
+                .json(&body),
+        )
+        .await
     }
 
+    /// The legacy endpoint: the key travels in the body, as `apiKey`.
+    pub async fn send_legacy(&self, body: &Value) -> Response {
+        send(self.client.post(self.url("/api/events/ingest")).json(body)).await
+    }
+
+    // Reading.
+
     pub async fn get_events(&self, key: &str, query: &str) -> Response {
-        self.client
-            .get(self.url(&format!("/api/v1/events?{query}")))
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
+        let path = format!("/api/v1/events?{query}");
+        send(self.with_key(reqwest::Method::GET, &path, key)).await
+    }
+
+    /// Events read with the admin token, which must name the partner in `query`.
+    pub async fn get_events_as_admin(&self, query: &str) -> Response {
+        send(self.admin(reqwest::Method::GET, &format!("/api/v1/events?{query}"))).await
     }
 
     /// Every event a query returns, following cursors to the end.
@@ -398,6 +620,21 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    pub async fn report(&self, key: &str, report: Report, query: &str) -> Response {
+        let path = format!("{}?{query}", report.path());
+        send(self.with_key(reqwest::Method::GET, &path, key)).await
+    }
+
+    pub async fn summary(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Summary, query).await;
+        ok_json(response, "summary").await
+    }
+
+    pub async fn timeseries(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Timeseries, query).await;
+        ok_json(response, "timeseries").await
     }
 }
 

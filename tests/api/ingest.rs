@@ -297,13 +297,7 @@ async fn the_legacy_endpoint_takes_the_key_and_json_properties_in_the_body(backe
         "subsystem": tenant.subsystem_code,
         "eventPropertiesJson": "{\"button\":\"buy\"}"
     });
-    let response = app
-        .client
-        .post(app.url("/api/events/ingest"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_legacy(&body).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let stored = app.await_events(&tenant.key, DAY, 1).await;
     assert_eq!(stored[0]["eventType"], "legacy_click");
@@ -311,23 +305,11 @@ async fn the_legacy_endpoint_takes_the_key_and_json_properties_in_the_body(backe
 
     let mut broken = body.clone();
     broken["eventPropertiesJson"] = json!("{not json");
-    let response = app
-        .client
-        .post(app.url("/api/events/ingest"))
-        .json(&broken)
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_legacy(&broken).await;
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(problem["errors"][0]["field"], "eventPropertiesJson");
     let keyless = json!({"eventName": "x", "userId": "u"});
-    let response = app
-        .client
-        .post(app.url("/api/events/ingest"))
-        .json(&keyless)
-        .send()
-        .await
-        .unwrap();
+    let response = app.send_legacy(&keyless).await;
     assert_problem(response, StatusCode::UNAUTHORIZED).await;
 }
 
@@ -335,14 +317,8 @@ async fn a_partner_over_its_rate_gets_429_with_retry_after(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     let patched = app
-        .admin(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/partners/{}", tenant.partner_id),
-        )
-        .json(&json!({"rateLimitPerMinute": 5}))
-        .send()
-        .await
-        .unwrap();
+        .patch_partner(&tenant.partner_id, &json!({"rateLimitPerMinute": 5}))
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     let events: Vec<Value> = (0..4)
         .map(|i| event(&tenant, "e", &format!("u{i}"), "2026-11-20T10:00:00Z"))

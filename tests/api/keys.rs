@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Tenant, assert_problem, error_fields, event, id_of, spawn_app};
@@ -31,14 +31,7 @@ async fn a_key_is_shown_once_and_stored_only_as_a_hash(backend: Backend) {
     ] {
         assert!(created.get(field).is_some(), "missing {field}");
     }
-    let listed: Value = app
-        .admin(Method::GET, &format!("/api/v1/partners/{partner}/api-keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.keys(&partner).await;
     let text = listed.to_string();
     // vt_<hex keyId>_<secret>: the secret is everything after the second `_`.
     let secret = key.splitn(3, '_').nth(2).unwrap();
@@ -53,22 +46,14 @@ async fn key_creation_validates_its_fields(backend: Backend) {
     let globex = id_of(&app.create_partner("globex").await);
     let foreign_subsystem = id_of(&app.create_subsystem(&globex, "shop").await);
     let response = app
-        .admin(Method::POST, &format!("/api/v1/partners/{acme}/api-keys"))
-        .json(&json!({"scopes": [], "expiresAt": "2001-01-01T00:00:00Z", "subsystemId": foreign_subsystem}))
-        .send()
-        .await
-        .unwrap();
+        .post_key(&acme, &json!({"scopes": [], "expiresAt": "2001-01-01T00:00:00Z", "subsystemId": foreign_subsystem}))
+        .await;
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(
         error_fields(&problem),
         ["scopes", "expiresAt", "subsystemId"]
     );
-    let bad_scope = app
-        .admin(Method::POST, &format!("/api/v1/partners/{acme}/api-keys"))
-        .json(&json!({"scopes": ["admin"]}))
-        .send()
-        .await
-        .unwrap();
+    let bad_scope = app.post_key(&acme, &json!({"scopes": ["admin"]})).await;
     assert_problem(bad_scope, StatusCode::BAD_REQUEST).await;
 }
 
@@ -158,14 +143,7 @@ async fn revoked_keys_stop_at_once(backend: Backend) {
         app.send_event(key, &now_event(&tenant)).await.status(),
         StatusCode::ACCEPTED
     );
-    let revoked = app
-        .admin(
-            Method::DELETE,
-            &format!("/api/v1/api-keys/{}", id_of(&created)),
-        )
-        .send()
-        .await
-        .unwrap();
+    let revoked = app.revoke_key(&id_of(&created)).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let refused = app.send_event(key, &now_event(&tenant)).await;
     let problem = assert_problem(refused, StatusCode::UNAUTHORIZED).await;
@@ -183,14 +161,7 @@ async fn rotation_without_grace_replaces_the_key_at_once(backend: Backend) {
         app.send_event(old_key, &now_event(&tenant)).await.status(),
         StatusCode::ACCEPTED
     );
-    let rotated = app
-        .admin(
-            Method::POST,
-            &format!("/api/v1/api-keys/{}/rotate", id_of(&created)),
-        )
-        .send()
-        .await
-        .unwrap();
+    let rotated = app.rotate_key(&id_of(&created), None).await;
     assert_eq!(rotated.status(), StatusCode::CREATED);
     let rotated: Value = rotated.json().await.unwrap();
     let new_key = rotated["key"].as_str().unwrap();
@@ -214,15 +185,10 @@ async fn rotation_with_grace_keeps_both_keys_working_until_it_ends(backend: Back
         .create_key(&tenant.partner_id, json!({"scopes": ["ingest"]}))
         .await;
     let old_key = created["key"].as_str().unwrap();
+    let grace = json!({"graceSeconds": 3600});
     let rotated: Value = app
-        .admin(
-            Method::POST,
-            &format!("/api/v1/api-keys/{}/rotate", id_of(&created)),
-        )
-        .json(&json!({"graceSeconds": 3600}))
-        .send()
+        .rotate_key(&id_of(&created), Some(&grace))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -236,17 +202,7 @@ async fn rotation_with_grace_keeps_both_keys_working_until_it_ends(backend: Back
             .status(),
         StatusCode::ACCEPTED
     );
-    let listed: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/v1/partners/{}/api-keys", tenant.partner_id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.keys(&tenant.partner_id).await;
     let old = listed["items"]
         .as_array()
         .unwrap()
@@ -260,14 +216,8 @@ async fn rotation_with_grace_keeps_both_keys_working_until_it_ends(backend: Back
         "the grace period ends the old key"
     );
     let again = app
-        .admin(
-            Method::POST,
-            &format!("/api/v1/api-keys/{}/rotate", id_of(&created)),
-        )
-        .json(&json!({"graceSeconds": "soon"}))
-        .send()
-        .await
-        .unwrap();
+        .rotate_key(&id_of(&created), Some(&json!({"graceSeconds": "soon"})))
+        .await;
     assert_problem(again, StatusCode::BAD_REQUEST).await;
 }
 
@@ -307,14 +257,7 @@ async fn deactivating_a_partner_stops_its_keys(backend: Backend) {
             .status(),
         StatusCode::ACCEPTED
     );
-    let deactivated = app
-        .admin(
-            Method::DELETE,
-            &format!("/api/v1/partners/{}", tenant.partner_id),
-        )
-        .send()
-        .await
-        .unwrap();
+    let deactivated = app.delete_partner(&tenant.partner_id).await;
     assert_eq!(deactivated.status(), StatusCode::NO_CONTENT);
     assert_problem(
         app.send_event(&tenant.key, &now_event(&tenant)).await,
@@ -349,14 +292,7 @@ async fn pinned_keys_send_only_to_their_subsystem_which_can_be_deactivated(backe
     elsewhere["subsystem"] = other["code"].clone();
     assert_problem(app.send_event(key, &elsewhere).await, StatusCode::FORBIDDEN).await;
 
-    let deactivate = app
-        .admin(
-            Method::DELETE,
-            &format!("/api/v1/subsystems/{}", tenant.subsystem_id),
-        )
-        .send()
-        .await
-        .unwrap();
+    let deactivate = app.delete_subsystem(&tenant.subsystem_id).await;
     assert_eq!(deactivate.status(), StatusCode::NO_CONTENT);
     assert_problem(
         app.send_event(key, &implicit).await,

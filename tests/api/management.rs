@@ -1,17 +1,15 @@
-use reqwest::Method;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, assert_problem, error_fields, id_of, spawn_app};
 
+const UNKNOWN_ID: &str = "00000000-0000-0000-0000-000000000000";
+
 async fn partner_lifecycle_create_get_update_deactivate(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app
-        .admin(Method::POST, "/api/v1/partners")
-        .json(&json!({"code": "acme", "name": "Acme", "email": "ops@acme.test", "rateLimitPerMinute": 600, "retentionDays": 90}))
-        .send()
-        .await
-        .unwrap();
+        .post_partner(&json!({"code": "acme", "name": "Acme", "email": "ops@acme.test", "rateLimitPerMinute": 600, "retentionDays": 90}))
+        .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let location = created.headers()["location"].to_str().unwrap().to_string();
     let partner: Value = created.json().await.unwrap();
@@ -32,37 +30,19 @@ async fn partner_lifecycle_create_get_update_deactivate(backend: Backend) {
         assert!(partner.get(field).is_some(), "missing {field}");
     }
 
-    let fetched: Value = app
-        .admin(Method::GET, &location)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(fetched, partner);
+    assert_eq!(app.partner(&id).await, partner);
 
     let patched = app
-        .admin(Method::PATCH, &location)
-        .json(&json!({"name": "Acme GmbH", "contactPerson": "Ada"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_partner(&id, &json!({"name": "Acme GmbH", "contactPerson": "Ada"}))
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     let patched: Value = patched.json().await.unwrap();
     assert_eq!(patched["name"], "Acme GmbH");
     assert_eq!(patched["code"], "acme");
 
-    let deleted = app.admin(Method::DELETE, &location).send().await.unwrap();
+    let deleted = app.delete_partner(&id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let after: Value = app
-        .admin(Method::GET, &location)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = app.partner(&id).await;
     assert_eq!(after["status"], "inactive", "deactivated, not deleted");
 }
 
@@ -70,37 +50,20 @@ async fn duplicate_partner_code_is_a_conflict(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_partner("acme").await;
     let response = app
-        .admin(Method::POST, "/api/v1/partners")
-        .json(&json!({"code": "acme", "name": "Another"}))
-        .send()
-        .await
-        .unwrap();
+        .post_partner(&json!({"code": "acme", "name": "Another"}))
+        .await;
     assert_problem(response, StatusCode::CONFLICT).await;
 }
 
 async fn renaming_a_partner_code_onto_a_taken_one_is_a_conflict(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_partner("acme").await;
-    let other = app.create_partner("globex").await;
-    let response = app
-        .admin(
-            Method::PATCH,
-            &format!("/api/v1/partners/{}", id_of(&other)),
-        )
-        .json(&json!({"code": "acme"}))
-        .send()
-        .await
-        .unwrap();
+    let other = id_of(&app.create_partner("globex").await);
+    let response = app.patch_partner(&other, &json!({"code": "acme"})).await;
     assert_problem(response, StatusCode::CONFLICT).await;
     let renamed = app
-        .admin(
-            Method::PATCH,
-            &format!("/api/v1/partners/{}", id_of(&other)),
-        )
-        .json(&json!({"code": "globex-2"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_partner(&other, &json!({"code": "globex-2"}))
+        .await;
     assert_eq!(renamed.status(), StatusCode::OK);
     app.create_partner("globex").await;
 }
@@ -108,11 +71,8 @@ async fn renaming_a_partner_code_onto_a_taken_one_is_a_conflict(backend: Backend
 async fn invalid_partner_fields_are_all_named(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app
-        .admin(Method::POST, "/api/v1/partners")
-        .json(&json!({"code": "Not Valid", "name": " ", "email": "nope"}))
-        .send()
-        .await
-        .unwrap();
+        .post_partner(&json!({"code": "Not Valid", "name": " ", "email": "nope"}))
+        .await;
     let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(error_fields(&problem), ["code", "name", "email"]);
 }
@@ -128,33 +88,23 @@ async fn malformed_and_unknown_bodies_are_400(backend: Backend) {
         .unwrap();
     assert_problem(not_json, StatusCode::BAD_REQUEST).await;
     let unknown_field = app
-        .admin(Method::POST, "/api/v1/partners")
-        .json(&json!({"code": "acme", "name": "Acme", "colour": "red"}))
-        .send()
-        .await
-        .unwrap();
+        .post_partner(&json!({"code": "acme", "name": "Acme", "colour": "red"}))
+        .await;
     let problem = assert_problem(unknown_field, StatusCode::BAD_REQUEST).await;
     assert!(problem["detail"].as_str().unwrap().contains("colour"));
 }
 
 async fn unknown_and_malformed_ids_are_404(backend: Backend) {
     let app = spawn_app(backend).await;
-    for path in [
-        "/api/v1/partners/00000000-0000-0000-0000-000000000000",
-        "/api/v1/partners/not-a-uuid",
-        "/api/v1/subsystems/00000000-0000-0000-0000-000000000000",
-    ] {
-        let response = app.admin(Method::GET, path).send().await.unwrap();
+    let lookups = [
+        app.get_partner(UNKNOWN_ID).await,
+        app.get_partner("not-a-uuid").await,
+        app.get_subsystem(UNKNOWN_ID).await,
+    ];
+    for response in lookups {
         assert_problem(response, StatusCode::NOT_FOUND).await;
     }
-    let revoke = app
-        .admin(
-            Method::DELETE,
-            "/api/v1/api-keys/00000000-0000-0000-0000-000000000000",
-        )
-        .send()
-        .await
-        .unwrap();
+    let revoke = app.revoke_key(UNKNOWN_ID).await;
     assert_problem(revoke, StatusCode::NOT_FOUND).await;
 }
 
@@ -164,16 +114,9 @@ async fn partner_listing_pages_through_every_partner_once(backend: Backend) {
         app.create_partner(&format!("p{index}")).await;
     }
     let mut codes = Vec::new();
-    let mut path = "/api/v1/partners?limit=2".to_string();
+    let mut query = "limit=2".to_string();
     loop {
-        let page: Value = app
-            .admin(Method::GET, &path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = app.partners(&query).await;
         codes.extend(
             page["items"]
                 .as_array()
@@ -182,7 +125,7 @@ async fn partner_listing_pages_through_every_partner_once(backend: Backend) {
                 .map(|p| p["code"].as_str().unwrap().to_string()),
         );
         match page["nextCursor"].as_str() {
-            Some(cursor) => path = format!("/api/v1/partners?limit=2&cursor={cursor}"),
+            Some(cursor) => query = format!("limit=2&cursor={cursor}"),
             None => break,
         }
     }
@@ -197,22 +140,15 @@ async fn subsystem_codes_are_unique_within_a_partner_only(backend: Backend) {
     assert_eq!(shop["partnerId"], acme.as_str());
     assert_eq!(shop["type"], "web");
     let duplicate = app
-        .admin(Method::POST, &format!("/api/v1/partners/{acme}/subsystems"))
-        .json(&json!({"code": "shop", "name": "Shop again", "type": "ios"}))
-        .send()
-        .await
-        .unwrap();
+        .post_subsystem(
+            &acme,
+            &json!({"code": "shop", "name": "Shop again", "type": "ios"}),
+        )
+        .await;
     assert_problem(duplicate, StatusCode::CONFLICT).await;
     app.create_subsystem(&globex, "shop").await;
 
-    let listed: Value = app
-        .admin(Method::GET, &format!("/api/v1/partners/{acme}/subsystems"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.subsystems(&acme).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
 
@@ -220,52 +156,26 @@ async fn subsystem_update_and_deactivate(backend: Backend) {
     let app = spawn_app(backend).await;
     let acme = id_of(&app.create_partner("acme").await);
     let shop = id_of(&app.create_subsystem(&acme, "shop").await);
-    let path = format!("/api/v1/subsystems/{shop}");
     let bad_type = app
-        .admin(Method::PATCH, &path)
-        .json(&json!({"type": "mainframe"}))
-        .send()
-        .await
-        .unwrap();
+        .patch_subsystem(&shop, &json!({"type": "mainframe"}))
+        .await;
     assert_problem(bad_type, StatusCode::BAD_REQUEST).await;
-    let updated: Value = app
-        .admin(Method::PATCH, &path)
-        .json(&json!({"type": "ios", "description": "the app"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let updated = app
+        .update_subsystem(&shop, &json!({"type": "ios", "description": "the app"}))
+        .await;
     assert_eq!(updated["type"], "ios");
     assert_eq!(
-        app.admin(Method::DELETE, &path)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.delete_subsystem(&shop).await.status(),
         StatusCode::NO_CONTENT
     );
-    let after: Value = app
-        .admin(Method::GET, &path)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = app.subsystem(&shop).await;
     assert_eq!(after["status"], "inactive");
 }
 
 async fn management_needs_the_admin_token(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    let anonymous = app
-        .client
-        .get(app.url("/api/v1/partners"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.get("/api/v1/partners").await;
     assert_problem(anonymous, StatusCode::UNAUTHORIZED).await;
     let wrong = app
         .client
@@ -287,12 +197,7 @@ async fn management_needs_the_admin_token(backend: Backend) {
 
 async fn unknown_routes_and_methods_answer_problem_json(backend: Backend) {
     let app = spawn_app(backend).await;
-    let missing = app
-        .client
-        .get(app.url("/api/v1/nothing"))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.get("/api/v1/nothing").await;
     assert_problem(missing, StatusCode::NOT_FOUND).await;
     let wrong_method = app
         .admin(Method::PUT, "/api/v1/partners")

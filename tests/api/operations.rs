@@ -13,12 +13,7 @@ async fn correlation_ids_are_echoed_or_generated(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(echoed.headers()["x-correlation-id"], "req-42");
-    let generated = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
+    let generated = app.get("/health/live").await;
     let id = generated.headers()["x-correlation-id"].to_str().unwrap();
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let insane = app
@@ -69,29 +64,9 @@ async fn accepted_events_carry_the_request_correlation_id(backend: Backend) {
 
 async fn health_endpoints_report_components(backend: Backend) {
     let app = spawn_app(backend).await;
-    let live = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), StatusCode::OK);
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
-    let health: Value = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    let health = app.health().await;
     assert_eq!(health["status"], "up");
     assert_eq!(health["components"]["store"]["status"], "up");
     assert_eq!(health["components"]["queue"]["depth"], 0);
@@ -111,7 +86,7 @@ async fn metrics_count_requests_and_ingested_events(backend: Backend) {
         3,
     )
     .await;
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get("/metrics").await;
     assert!(
         response.headers()["content-type"]
             .to_str()

@@ -1,9 +1,9 @@
 use std::collections::HashSet;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Tenant, TestApp, assert_problem, event, spawn_app};
+use crate::helpers::{Backend, Report, Tenant, TestApp, assert_problem, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -142,32 +142,18 @@ async fn admins_read_any_partner_but_must_name_it(backend: Backend) {
     )
     .await;
     app.await_events(&tenant.key, DAY, 1).await;
-    let unnamed = app
-        .admin(Method::GET, &format!("/api/v1/events?{DAY}"))
-        .send()
-        .await
-        .unwrap();
+    let unnamed = app.get_events_as_admin(DAY).await;
     assert_problem(unnamed, StatusCode::BAD_REQUEST).await;
     let named: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/v1/events?{DAY}&partnerId={}", tenant.partner_id),
-        )
-        .send()
+        .get_events_as_admin(&format!("{DAY}&partnerId={}", tenant.partner_id))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(named["items"].as_array().unwrap().len(), 1);
     let unknown = app
-        .admin(
-            Method::GET,
-            "/api/v1/events?partnerId=00000000-0000-0000-0000-000000000000",
-        )
-        .send()
-        .await
-        .unwrap();
+        .get_events_as_admin("partnerId=00000000-0000-0000-0000-000000000000")
+        .await;
     assert_problem(unknown, StatusCode::NOT_FOUND).await;
 }
 
@@ -207,17 +193,9 @@ async fn a_key_of_partner_a_never_sees_partner_b_data(backend: Backend) {
         )
         .await;
     assert_problem(cross_subsystem, StatusCode::NOT_FOUND).await;
-    for report in ["summary", "timeseries"] {
-        let response = app
-            .client
-            .get(app.url(&format!(
-                "/api/v1/reports/{report}?{DAY}&partnerId={}",
-                bob.partner_id
-            )))
-            .header("x-api-key", &alice.key)
-            .send()
-            .await
-            .unwrap();
+    for report in [Report::Summary, Report::Timeseries] {
+        let query = format!("{DAY}&partnerId={}", bob.partner_id);
+        let response = app.report(&alice.key, report, &query).await;
         assert_problem(response, StatusCode::FORBIDDEN).await;
     }
     let bob_page: Value = app

@@ -6,11 +6,11 @@ use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{Backend, TestApp, TestAppBuilder, assert_problem, event, id_of};
+use crate::helpers::{Backend, SchemaScope, TestApp, TestAppBuilder, assert_problem, event, id_of};
 
 fn redis_url() -> Option<String> {
     match std::env::var("VOLCANION_TEST_REDIS_URL") {
@@ -48,14 +48,8 @@ async fn the_rate_limit_holds_across_instances() {
     let (first, second) = pair(&url).await;
     let tenant = first.tenant("acme").await;
     let patched = first
-        .admin(
-            Method::PATCH,
-            &format!("/api/v1/partners/{}", tenant.partner_id),
-        )
-        .json(&json!({"rateLimitPerMinute": 10}))
-        .send()
-        .await
-        .unwrap();
+        .patch_partner(&tenant.partner_id, &json!({"rateLimitPerMinute": 10}))
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -96,14 +90,7 @@ async fn revocation_on_one_instance_reaches_the_other_within_a_second() {
         StatusCode::ACCEPTED,
         "now cached on the second"
     );
-    let revoked = first
-        .admin(
-            Method::DELETE,
-            &format!("/api/v1/api-keys/{}", id_of(&created)),
-        )
-        .send()
-        .await
-        .unwrap();
+    let revoked = first.revoke_key(&id_of(&created)).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let started = Instant::now();
     loop {
@@ -137,12 +124,7 @@ async fn a_schema_change_on_one_instance_reaches_the_other() {
         StatusCode::ACCEPTED
     );
     let schema = json!({"mode": "reject", "schema": {"type": "object", "required": ["must"]}});
-    let saved = first
-        .admin(Method::PUT, "/api/v1/schemas/e")
-        .json(&schema)
-        .send()
-        .await
-        .unwrap();
+    let saved = first.put_schema(SchemaScope::Global, "e", &schema).await;
     assert_eq!(saved.status(), StatusCode::CREATED);
     let started = Instant::now();
     while second
@@ -250,17 +232,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn health(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn ingestion_survives_a_redis_outage_and_recovers() {
     let Some(_) = redis_url() else { return };
@@ -277,7 +248,7 @@ async fn ingestion_survives_a_redis_outage_and_recovers() {
             .status(),
         StatusCode::ACCEPTED
     );
-    assert_eq!(health(&app).await["components"]["redis"]["status"], "up");
+    assert_eq!(app.health().await["components"]["redis"]["status"], "up");
 
     let port = redis.kill().await;
     let fresh_key = app
@@ -292,18 +263,10 @@ async fn ingestion_survives_a_redis_outage_and_recovers() {
         );
         assert!(response.headers().contains_key("ratelimit-remaining"));
     }
-    let degraded = health(&app).await;
+    let degraded = app.health().await;
     assert_eq!(degraded["status"], "degraded");
     assert_eq!(degraded["components"]["redis"]["status"], "down");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("volcanion_redis_fallbacks_total{operation=\"rate_limit\"}"),
         "{metrics}"
@@ -311,7 +274,7 @@ async fn ingestion_survives_a_redis_outage_and_recovers() {
 
     let _restarted = OwnRedis::start(port).await;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while health(&app).await["status"] != "up" {
+    while app.health().await["status"] != "up" {
         assert!(
             Instant::now() < deadline,
             "the service did not reconnect to Redis"
@@ -340,13 +303,7 @@ async fn report_results_are_shared_through_redis_within_their_ttl() {
         )
         .await;
     first.await_events(&tenant.key, day, 1).await;
-    let summary = |app: &TestApp| {
-        app.client
-            .get(app.url(&format!("/api/v1/reports/summary?{day}")))
-            .header("x-api-key", &tenant.key)
-            .send()
-    };
-    let computed: Value = summary(&first).await.unwrap().json().await.unwrap();
+    let computed = first.summary(&tenant.key, day).await;
     assert_eq!(computed["totalEvents"], 1);
     second
         .send_event(
@@ -355,7 +312,7 @@ async fn report_results_are_shared_through_redis_within_their_ttl() {
         )
         .await;
     second.await_events(&tenant.key, day, 2).await;
-    let shared: Value = summary(&second).await.unwrap().json().await.unwrap();
+    let shared = second.summary(&tenant.key, day).await;
     assert_eq!(
         shared, computed,
         "the second instance reuses the first one's result"

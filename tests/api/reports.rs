@@ -1,18 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Tenant, TestApp, assert_problem, event, spawn_app};
+use crate::helpers::{Backend, Report, Tenant, TestApp, assert_problem, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
-
-async fn report(app: &TestApp, tenant: &Tenant, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&format!("/api/v1/reports/{path}")))
-        .header("x-api-key", &tenant.key)
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn seed(app: &TestApp, tenant: &Tenant) {
     let backend = app.create_subsystem(&tenant.partner_id, "backend").await;
@@ -42,7 +33,7 @@ async fn summary_counts_events_users_types_and_subsystems(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     seed(&app, &tenant).await;
-    let response = report(&app, &tenant, &format!("summary?{DAY}")).await;
+    let response = app.report(&tenant.key, Report::Summary, DAY).await;
     assert_eq!(response.status(), StatusCode::OK);
     let summary: Value = response.json().await.unwrap();
     assert_eq!(summary["partnerId"], tenant.partner_id.as_str());
@@ -56,15 +47,12 @@ async fn summary_counts_events_users_types_and_subsystems(backend: Backend) {
     );
     assert_eq!(summary["subsystemCounts"][&tenant.subsystem_id], 4);
 
-    let narrowed: Value = report(
-        &app,
-        &tenant,
-        &format!("summary?{DAY}&subsystemId={}", tenant.subsystem_id),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let narrowed = app
+        .summary(
+            &tenant.key,
+            &format!("{DAY}&subsystemId={}", tenant.subsystem_id),
+        )
+        .await;
     assert_eq!(narrowed["totalEvents"], 4);
     assert_eq!(narrowed["subsystemId"], tenant.subsystem_id.as_str());
 }
@@ -73,11 +61,9 @@ async fn hourly_timeseries_includes_empty_buckets(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     seed(&app, &tenant).await;
-    let series: Value = report(&app, &tenant, &format!("timeseries?{DAY}&interval=hour"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let series = app
+        .timeseries(&tenant.key, &format!("{DAY}&interval=hour"))
+        .await;
     assert_eq!(series["interval"], "hour");
     assert_eq!(series["tz"], "UTC");
     let buckets = series["buckets"].as_array().unwrap();
@@ -91,15 +77,12 @@ async fn hourly_timeseries_includes_empty_buckets(backend: Backend) {
         json!({"page_view": 1, "purchase": 1})
     );
 
-    let purchases: Value = report(
-        &app,
-        &tenant,
-        &format!("timeseries?{DAY}&interval=hour&eventType=purchase"),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let purchases = app
+        .timeseries(
+            &tenant.key,
+            &format!("{DAY}&interval=hour&eventType=purchase"),
+        )
+        .await;
     let total: u64 = purchases["buckets"]
         .as_array()
         .unwrap()
@@ -113,15 +96,12 @@ async fn daily_timeseries_follows_the_requested_time_zone(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
     seed(&app, &tenant).await;
-    let series: Value = report(
-        &app,
-        &tenant,
-        "timeseries?from=2026-11-20T00:00:00Z&to=2026-11-22T00:00:00Z&interval=day&tz=Europe/Berlin",
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let series = app
+        .timeseries(
+            &tenant.key,
+            "from=2026-11-20T00:00:00Z&to=2026-11-22T00:00:00Z&interval=day&tz=Europe/Berlin",
+        )
+        .await;
     let buckets = series["buckets"].as_array().unwrap();
     let starts: Vec<&str> = buckets
         .iter()
@@ -149,22 +129,27 @@ async fn daily_timeseries_follows_the_requested_time_zone(backend: Backend) {
 async fn bad_report_parameters_are_400(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    for (path, field) in [
-        (format!("timeseries?{DAY}&interval=week"), "interval"),
-        (format!("timeseries?{DAY}&tz=Mars/Olympus"), "tz"),
+    for (report, query, field) in [
         (
-            "timeseries?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=hour"
-                .to_string(),
+            Report::Timeseries,
+            format!("{DAY}&interval=week"),
+            "interval",
+        ),
+        (Report::Timeseries, format!("{DAY}&tz=Mars/Olympus"), "tz"),
+        (
+            Report::Timeseries,
+            "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&interval=hour".to_string(),
             "from",
         ),
         (
-            "summary?from=2026-11-21T00:00:00Z&to=2026-11-20T00:00:00Z".to_string(),
+            Report::Summary,
+            "from=2026-11-21T00:00:00Z&to=2026-11-20T00:00:00Z".to_string(),
             "from",
         ),
     ] {
-        let problem =
-            assert_problem(report(&app, &tenant, &path).await, StatusCode::BAD_REQUEST).await;
-        assert_eq!(problem["errors"][0]["field"], field, "{path}");
+        let response = app.report(&tenant.key, report, &query).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{report:?} {query}");
     }
 }
 

@@ -1,22 +1,21 @@
 //! The real `volcanion` binary, stopped with SIGTERM and started again on the same data
 //! dir: every event answered with 202 before the signal must be readable afterwards.
 
-use crate::helpers::Backend;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const ADMIN: &str = "restart-admin-token";
+use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, id_of};
 
 struct Process {
     child: Child,
-    base: String,
+    app: TestApp,
 }
 
 /// Starts the binary on an ephemeral port and reads the bound address from its log.
@@ -26,7 +25,7 @@ async fn start(data_dir: &Path, backend: Backend) -> Process {
         .env_clear()
         .env("VOLCANION_LISTEN", "127.0.0.1:0")
         .env("VOLCANION_DATA_DIR", data_dir)
-        .env("VOLCANION_ADMIN_TOKEN", ADMIN)
+        .env("VOLCANION_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("VOLCANION_AUTH__PBKDF2_ITERATIONS", "1000")
         // A long linger keeps accepted events in memory when SIGTERM arrives.
         .env("VOLCANION_INGEST__LINGER", "2s")
@@ -42,7 +41,7 @@ async fn start(data_dir: &Path, backend: Backend) -> Process {
                 continue;
             };
             if entry["message"] == "serving" {
-                return entry["address"].as_str().unwrap().to_string();
+                return entry["address"].as_str().unwrap().parse().unwrap();
             }
         }
         panic!("the binary exited before serving");
@@ -52,7 +51,7 @@ async fn start(data_dir: &Path, backend: Backend) -> Process {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Process {
         child,
-        base: format!("http://{address}"),
+        app: TestApp::attach(address),
     }
 }
 
@@ -69,55 +68,21 @@ async fn terminate(mut process: Process) {
 
 async fn events_accepted_before_sigterm_are_readable_after_restart(backend: Backend) {
     let data_dir = tempfile::TempDir::new().unwrap();
-    let client = Client::new();
     let first = start(data_dir.path(), backend).await;
-    let admin = |method: reqwest::Method, path: &str| {
-        client
-            .request(method, format!("{}{path}", first.base))
-            .bearer_auth(ADMIN)
-    };
-    let partner: Value = admin(reqwest::Method::POST, "/api/v1/partners")
-        .json(&json!({"code": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let partner_id = partner["id"].as_str().unwrap();
-    admin(
-        reqwest::Method::POST,
-        &format!("/api/v1/partners/{partner_id}/subsystems"),
-    )
-    .json(&json!({"code": "web", "name": "Web", "type": "web"}))
-    .send()
-    .await
-    .unwrap();
-    let key: Value = admin(
-        reqwest::Method::POST,
-        &format!("/api/v1/partners/{partner_id}/api-keys"),
-    )
-    .json(&json!({"scopes": ["ingest", "read"]}))
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let key = key["key"].as_str().unwrap().to_string();
+    let partner_id = id_of(&first.app.create_partner("acme").await);
+    first.app.create_subsystem(&partner_id, "web").await;
+    let key = first
+        .app
+        .create_key(&partner_id, json!({"scopes": ["ingest", "read"]}))
+        .await;
+    let key = key["key"].as_str().unwrap();
 
     let mut accepted = HashSet::new();
     for round in 0..5 {
         let events: Vec<Value> = (0..100)
             .map(|i| json!({"eventType": "e", "userId": format!("u{i}"), "subsystem": "web", "eventId": format!("r{round}-{i}")}))
             .collect();
-        let response = client
-            .post(format!("{}/api/v1/events/batch", first.base))
-            .header("x-api-key", &key)
-            .json(&json!({"events": events}))
-            .send()
-            .await
-            .unwrap();
+        let response = first.app.send_batch(key, &events).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         let body: Value = response.json().await.unwrap();
         accepted.extend(
@@ -129,13 +94,8 @@ async fn events_accepted_before_sigterm_are_readable_after_restart(backend: Back
         );
     }
     for i in 0..20 {
-        let response = client
-            .post(format!("{}/api/v1/events", first.base))
-            .header("x-api-key", &key)
-            .json(&json!({"eventType": "single", "anonymousId": "a", "subsystem": "web", "eventId": format!("s{i}")}))
-            .send()
-            .await
-            .unwrap();
+        let single = json!({"eventType": "single", "anonymousId": "a", "subsystem": "web", "eventId": format!("s{i}")});
+        let response = first.app.send_event(key, &single).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         accepted.insert(format!("s{i}"));
     }
@@ -143,31 +103,11 @@ async fn events_accepted_before_sigterm_are_readable_after_restart(backend: Back
 
     let second = start(data_dir.path(), backend).await;
     let mut stored = HashSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{}/api/v1/events?limit=1000", second.base);
-        if let Some(cursor) = &cursor {
-            url.push_str(&format!("&cursor={cursor}"));
-        }
-        let page: Value = client
-            .get(url)
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for item in page["items"].as_array().expect("a page of events") {
-            assert!(
-                stored.insert(item["eventId"].as_str().unwrap().to_string()),
-                "no duplicates"
-            );
-        }
-        match page["nextCursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => break,
-        }
+    for item in second.app.all_events(key, "limit=1000").await {
+        assert!(
+            stored.insert(item["eventId"].as_str().unwrap().to_string()),
+            "no duplicates"
+        );
     }
     assert_eq!(stored.len(), 520);
     assert_eq!(stored, accepted);

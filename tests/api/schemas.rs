@@ -1,7 +1,8 @@
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_problem, event, spawn_app};
+use crate::helpers::SchemaScope::{Global, Partner};
+use crate::helpers::{Backend, assert_problem, event, spawn_app};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -16,14 +17,6 @@ fn amount_schema(mode: &str) -> Value {
     })
 }
 
-async fn put_schema(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
-    app.admin(Method::PUT, path)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 fn purchase(tenant: &crate::helpers::Tenant, amount: i64, at: &str) -> Value {
     let mut body = event(tenant, "purchase", "u1", at);
     body["properties"] = json!({"amount": amount, "currency": "EUR"});
@@ -33,7 +26,9 @@ fn purchase(tenant: &crate::helpers::Tenant, amount: i64, at: &str) -> Value {
 async fn flagged_events_are_stored_with_their_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    let created = put_schema(&app, "/api/v1/schemas/purchase", &amount_schema("flag")).await;
+    let created = app
+        .put_schema(Global, "purchase", &amount_schema("flag"))
+        .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["version"], 1);
@@ -69,16 +64,7 @@ async fn flagged_events_are_stored_with_their_errors(backend: Backend) {
         invalid_only[0]["validationErrors"],
         accepted["validationErrors"]
     );
-    let summary: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/reports/summary?{DAY}")))
-        .header("x-api-key", &tenant.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let summary = app.summary(&tenant.key, DAY).await;
     assert_eq!(
         (
             summary["validEvents"].as_u64(),
@@ -86,15 +72,7 @@ async fn flagged_events_are_stored_with_their_errors(backend: Backend) {
         ),
         (Some(1), Some(1))
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let failures = format!(
         "volcanion_events_validation_failures_total{{partner=\"{}\"}} 1",
         tenant.partner_id
@@ -105,11 +83,14 @@ async fn flagged_events_are_stored_with_their_errors(backend: Backend) {
 async fn rejected_events_get_422_naming_the_property(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    let path = format!("/api/v1/partners/{}/schemas/purchase", tenant.partner_id);
     assert_eq!(
-        put_schema(&app, &path, &amount_schema("reject"))
-            .await
-            .status(),
+        app.put_schema(
+            Partner(&tenant.partner_id),
+            "purchase",
+            &amount_schema("reject")
+        )
+        .await
+        .status(),
         StatusCode::CREATED
     );
     let response = app
@@ -136,15 +117,12 @@ async fn rejected_events_get_422_naming_the_property(backend: Backend) {
 async fn a_batch_mixes_valid_flagged_and_rejected_events(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    put_schema(&app, "/api/v1/schemas/purchase", &amount_schema("flag")).await;
+    app.put_schema(Global, "purchase", &amount_schema("flag"))
+        .await;
     let signup_schema =
         json!({"mode": "reject", "schema": {"type": "object", "required": ["plan"]}});
-    put_schema(
-        &app,
-        &format!("/api/v1/partners/{}/schemas/signup", tenant.partner_id),
-        &signup_schema,
-    )
-    .await;
+    app.put_schema(Partner(&tenant.partner_id), "signup", &signup_schema)
+        .await;
     let mut signup_ok = event(&tenant, "signup", "u2", "2026-11-20T12:00:00Z");
     signup_ok["properties"] = json!({"plan": "pro"});
     let signup_bad = event(&tenant, "signup", "u3", "2026-11-20T12:00:01Z");
@@ -185,11 +163,13 @@ async fn a_partner_structure_wins_over_the_global_one(backend: Backend) {
     let app = spawn_app(backend).await;
     let acme = app.tenant("acme").await;
     let globex = app.tenant("globex").await;
-    put_schema(&app, "/api/v1/schemas/purchase", &amount_schema("flag")).await;
+    app.put_schema(Global, "purchase", &amount_schema("flag"))
+        .await;
     let lenient = json!({"schema": {"type": "object"}});
-    let path = format!("/api/v1/partners/{}/schemas/purchase", acme.partner_id);
     assert_eq!(
-        put_schema(&app, &path, &lenient).await.status(),
+        app.put_schema(Partner(&acme.partner_id), "purchase", &lenient)
+            .await
+            .status(),
         StatusCode::CREATED
     );
     let mut without_amount = purchase(&acme, 0, "2026-11-20T10:00:00Z");
@@ -210,37 +190,21 @@ async fn a_partner_structure_wins_over_the_global_one(backend: Backend) {
         .unwrap();
     assert_eq!(globex_result["isValid"], false);
 
-    let partner_list: Value = app
-        .admin(
-            Method::GET,
-            &format!("/api/v1/partners/{}/schemas", acme.partner_id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let partner_list = app.schemas(Partner(&acme.partner_id)).await;
     assert_eq!(partner_list["items"].as_array().unwrap().len(), 1);
     assert_eq!(
         partner_list["items"][0]["partnerId"],
         acme.partner_id.as_str()
     );
-    let global_list: Value = app
-        .admin(Method::GET, "/api/v1/schemas")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let global_list = app.schemas(Global).await;
     assert_eq!(global_list["items"].as_array().unwrap().len(), 1);
 }
 
 async fn updates_and_deletes_take_effect_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    put_schema(&app, "/api/v1/schemas/purchase", &amount_schema("flag")).await;
+    app.put_schema(Global, "purchase", &amount_schema("flag"))
+        .await;
     let flagged: Value = app
         .send_event(&tenant.key, &purchase(&tenant, -1, "2026-11-20T10:00:00Z"))
         .await
@@ -251,7 +215,7 @@ async fn updates_and_deletes_take_effect_at_once(backend: Backend) {
 
     let relaxed =
         json!({"schema": {"type": "object", "properties": {"amount": {"type": "number"}}}});
-    let updated = put_schema(&app, "/api/v1/schemas/purchase", &relaxed).await;
+    let updated = app.put_schema(Global, "purchase", &relaxed).await;
     assert_eq!(updated.status(), StatusCode::OK);
     let updated: Value = updated.json().await.unwrap();
     assert_eq!(updated["version"], 2);
@@ -263,16 +227,13 @@ async fn updates_and_deletes_take_effect_at_once(backend: Backend) {
         .unwrap();
     assert_eq!(now_valid["isValid"], true);
 
-    put_schema(&app, "/api/v1/schemas/purchase", &amount_schema("reject")).await;
+    app.put_schema(Global, "purchase", &amount_schema("reject"))
+        .await;
     let refused = app
         .send_event(&tenant.key, &purchase(&tenant, -1, "2026-11-20T10:00:02Z"))
         .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let deleted = app
-        .admin(Method::DELETE, "/api/v1/schemas/purchase")
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_schema(Global, "purchase").await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.send_event(&tenant.key, &purchase(&tenant, -1, "2026-11-20T10:00:03Z"))
@@ -280,11 +241,7 @@ async fn updates_and_deletes_take_effect_at_once(backend: Backend) {
             .status(),
         StatusCode::ACCEPTED
     );
-    let again = app
-        .admin(Method::DELETE, "/api/v1/schemas/purchase")
-        .send()
-        .await
-        .unwrap();
+    let again = app.delete_schema(Global, "purchase").await;
     assert_problem(again, StatusCode::NOT_FOUND).await;
 }
 
@@ -296,24 +253,23 @@ async fn invalid_structures_are_refused_with_the_reason(backend: Backend) {
         json!({"$ref": "https://example.com/remote.json"}),
         json!(12),
     ] {
-        let response =
-            put_schema(&app, "/api/v1/schemas/purchase", &json!({"schema": schema})).await;
+        let response = app
+            .put_schema(Global, "purchase", &json!({"schema": schema}))
+            .await;
         let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
         assert_eq!(problem["errors"][0]["field"], "schema", "{schema}");
     }
-    let bad_mode = put_schema(
-        &app,
-        "/api/v1/schemas/purchase",
-        &json!({"schema": {}, "mode": "maybe"}),
-    )
-    .await;
+    let bad_mode = app
+        .put_schema(Global, "purchase", &json!({"schema": {}, "mode": "maybe"}))
+        .await;
     assert_problem(bad_mode, StatusCode::BAD_REQUEST).await;
-    let unknown_partner = put_schema(
-        &app,
-        "/api/v1/partners/00000000-0000-0000-0000-000000000000/schemas/purchase",
-        &amount_schema("flag"),
-    )
-    .await;
+    let unknown_partner = app
+        .put_schema(
+            Partner("00000000-0000-0000-0000-000000000000"),
+            "purchase",
+            &amount_schema("flag"),
+        )
+        .await;
     assert_problem(unknown_partner, StatusCode::NOT_FOUND).await;
     let with_key = app
         .client
@@ -329,21 +285,11 @@ async fn invalid_structures_are_refused_with_the_reason(backend: Backend) {
 async fn event_types_with_spaces_work_in_paths(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    let response = put_schema(
-        &app,
-        "/api/v1/schemas/Order%20Completed",
-        &amount_schema("reject"),
-    )
-    .await;
+    let response = app
+        .put_schema(Global, "Order Completed", &amount_schema("reject"))
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let fetched: Value = app
-        .admin(Method::GET, "/api/v1/schemas/Order%20Completed")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.schema(Global, "Order Completed").await;
     assert_eq!(fetched["eventType"], "Order Completed");
     let mut order = event(&tenant, "Order Completed", "u1", "2026-11-20T10:00:00Z");
     order["properties"] = json!({});
