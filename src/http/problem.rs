@@ -104,7 +104,7 @@ impl ApiError {
             return ApiError::internal(error);
         }
         if kind == ErrorKind::Unavailable {
-            tracing::warn!(error = %ErrorChain(error), "dependency unavailable");
+            tracing::debug!(error = %ErrorChain(error), "answered unavailable");
         }
         ApiError {
             kind,

@@ -102,7 +102,8 @@ impl EventStore for EmbeddedStore {
                 .map_err(storage_error)?;
             let mut rows = index
                 .range::<&[u8]>(keys::borrowed(&range))
-                .map_err(storage_error)?;
+                .map_err(storage_error)?
+                .rev();
             let mut items = Vec::with_capacity(query.limit.min(1024));
             let mut last_key: Option<Vec<u8>> = None;
             let mut scanned = 0usize;

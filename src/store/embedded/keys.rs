@@ -1,5 +1,8 @@
 //! Byte layouts of the embedded tables' keys. Keys sort as bytes, so a time-ordered
-//! scan is one range read: `owner | u64::MAX - micros | event id` is newest first.
+//! scan is one range read: `owner | micros | event id`, read backwards for newest first.
+//! Time ascends in the key because events arrive roughly in time order (and server ids
+//! are UUIDv7): inserts then land past the last key, where redb leaves full leaves behind
+//! instead of half-empty ones.
 
 use std::ops::Bound;
 
@@ -14,11 +17,11 @@ pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 const OWNER_LEN: usize = 16;
 const TIME_LEN: usize = 8;
 
-/// `owner | u64::MAX - micros | event id` (the id as `rows::event_id_bytes` encodes it).
+/// `owner | micros | event id` (the id as `rows::event_id_bytes` encodes it).
 pub fn event_key(owner: Uuid, timestamp: DateTime<Utc>, event_id: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(OWNER_LEN + TIME_LEN + event_id.len());
     key.extend_from_slice(owner.as_bytes());
-    key.extend_from_slice(&reversed_micros(timestamp).to_be_bytes());
+    key.extend_from_slice(&micros(timestamp).to_be_bytes());
     key.extend_from_slice(event_id);
     key
 }
@@ -29,8 +32,7 @@ pub fn split_event_key(key: &[u8]) -> Result<(i64, &[u8]), StoreError> {
         return Err(StoreError::Corrupt("an event key that is too short".into()));
     }
     let (time, event_id) = key[OWNER_LEN..].split_at(TIME_LEN);
-    let reversed = u64::from_be_bytes(time.try_into().expect("eight bytes"));
-    let micros = i64::try_from(u64::MAX - reversed)
+    let micros = i64::try_from(u64::from_be_bytes(time.try_into().expect("eight bytes")))
         .map_err(|_| StoreError::Corrupt("an event time out of range".into()))?;
     Ok((micros, event_id))
 }
@@ -55,34 +57,27 @@ pub fn owner_range(owner: Uuid) -> KeyRange {
     )
 }
 
-/// Keys of `owner` with `from <= timestamp < to`, newest first; resumes after `cursor`.
+/// Keys of `owner` with `from <= timestamp < to`, to be read backwards (newest first);
+/// with a cursor (the last key of the previous page), the keys before it.
 pub fn time_range(
     owner: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     cursor: Option<&[u8]>,
 ) -> Result<KeyRange, StoreError> {
-    let newest_included = reversed_micros(to).saturating_add(1);
-    let start = prefixed(owner, &newest_included.to_be_bytes());
-    let end = match reversed_micros(from).checked_add(1) {
-        Some(past_oldest) => Bound::Excluded(prefixed(owner, &past_oldest.to_be_bytes())),
-        None => past_owner(owner),
-    };
+    let start = prefixed(owner, &micros(from).to_be_bytes());
+    let end = prefixed(owner, &micros(to).to_be_bytes());
     let Some(cursor) = cursor else {
-        return Ok((Bound::Included(start), end));
-    };
-    let below_end = match &end {
-        Bound::Excluded(limit) => cursor < limit.as_slice(),
-        _ => true,
+        return Ok((Bound::Included(start), Bound::Excluded(end)));
     };
     let valid = cursor.len() > OWNER_LEN + TIME_LEN
         && cursor.starts_with(owner.as_bytes())
         && cursor >= start.as_slice()
-        && below_end;
+        && cursor < end.as_slice();
     if !valid {
         return Err(StoreError::InvalidCursor);
     }
-    Ok((Bound::Excluded(cursor.to_vec()), end))
+    Ok((Bound::Included(start), Bound::Excluded(cursor.to_vec())))
 }
 
 /// Borrows an owned key range the way redb's `range` takes it.
@@ -100,9 +95,8 @@ fn past_owner(owner: Uuid) -> Bound<Vec<u8>> {
     }
 }
 
-fn reversed_micros(timestamp: DateTime<Utc>) -> u64 {
-    let micros = u64::try_from(timestamp.timestamp_micros()).unwrap_or(0);
-    u64::MAX - micros
+fn micros(timestamp: DateTime<Utc>) -> u64 {
+    u64::try_from(timestamp.timestamp_micros()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -115,9 +109,9 @@ mod tests {
     }
 
     #[test]
-    fn newer_events_sort_first() {
+    fn newer_events_sort_last() {
         let owner = Uuid::now_v7();
-        assert!(event_key(owner, at(10), b"a") < event_key(owner, at(5), b"a"));
+        assert!(event_key(owner, at(5), b"a") < event_key(owner, at(10), b"a"));
         assert!(event_key(owner, at(5), b"a") < event_key(owner, at(5), b"b"));
     }
 
@@ -156,7 +150,7 @@ mod tests {
             Err(StoreError::InvalidCursor)
         ));
         let inside = event_key(owner, at(5), b"x");
-        let (start, _) = time_range(owner, at(0), at(10), Some(&inside)).unwrap();
-        assert_eq!(start, Bound::Excluded(inside));
+        let (_, end) = time_range(owner, at(0), at(10), Some(&inside)).unwrap();
+        assert_eq!(end, Bound::Excluded(inside));
     }
 }
