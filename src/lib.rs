@@ -41,12 +41,11 @@ pub mod tenants;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -65,8 +64,6 @@ use crate::store::cassandra::CassandraStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
-
-const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// A bound, ready-to-serve instance: store open, writers running, listener bound.
 pub struct Application {
@@ -304,41 +301,6 @@ impl Caches {
 fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
     Ok(match &config.auth.admin_token {
         Some(token) => AdminToken::new(token),
-        None => AdminToken::new(&generated_admin_token(&config.store.data_dir)?),
+        None => AdminToken::new(&auth::generated_admin_token(&config.store.data_dir)?),
     })
-}
-
-/// Without a configured admin token, one is generated once into `<data_dir>/admin-token`
-/// (mode 0600) and reused; its path is logged, never its value.
-fn generated_admin_token(data_dir: &Path) -> anyhow::Result<SecretString> {
-    let path = data_dir.join(ADMIN_TOKEN_FILE);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let token = existing.trim().to_string();
-        if !token.is_empty() {
-            tracing::info!(path = %path.display(), "using the admin token from the data dir");
-            return Ok(SecretString::from(token));
-        }
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| anyhow::anyhow!("no randomness for the admin token: {error}"))?;
-    let token = hex::encode(bytes);
-    write_private_file(&path, &token)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tracing::warn!(path = %path.display(), "no admin token configured: generated one into this file");
-    Ok(SecretString::from(token))
-}
-
-fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }

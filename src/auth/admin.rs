@@ -1,3 +1,6 @@
+use std::path::Path;
+
+use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,6 +29,43 @@ impl std::fmt::Debug for AdminToken {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("AdminToken(<redacted>)")
     }
+}
+
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Without a configured admin token, one is generated once into `<data_dir>/admin-token`
+/// (mode 0600) and reused; its path is logged, never its value.
+pub fn generated_admin_token(data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_string();
+        if !token.is_empty() {
+            tracing::info!(path = %path.display(), "using the admin token from the data dir");
+            return Ok(SecretString::from(token));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("no randomness for the admin token: {error}"))?;
+    let token = hex::encode(bytes);
+    write_private_file(&path, &token)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "no admin token configured: generated one into this file");
+    Ok(SecretString::from(token))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(test)]

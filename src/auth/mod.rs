@@ -13,7 +13,7 @@ mod key_rules;
 mod verifier;
 
 pub use access::{ReadTarget, read_target};
-pub use admin::AdminToken;
+pub use admin::{AdminToken, generated_admin_token};
 pub use api_key::{GeneratedKey, PresentedKey, generate};
 pub use authenticate::{Authenticator, Caller, KeyHolder};
 pub use credential::{CredentialSources, PresentedCredential};

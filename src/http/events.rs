@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::ReadTarget;
 use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::{resolve_target, time_range};
@@ -80,13 +81,26 @@ pub async fn list(
         params.subsystem_id.as_deref(),
     )
     .await?;
+    let page = state
+        .store
+        .query_events(&event_query(params, target)?)
+        .await?;
+    Ok(Json(EventsPage {
+        items: page.items,
+        next_cursor: page
+            .next_cursor
+            .map(|cursor| URL_SAFE_NO_PAD.encode(cursor)),
+    }))
+}
+
+fn event_query(params: EventsParams, target: ReadTarget) -> Result<EventQuery, ApiError> {
     let (from, to) = time_range(params.from.as_deref(), params.to.as_deref())?;
     let cursor = params
         .cursor
         .as_deref()
         .map(|raw| URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid_cursor()))
         .transpose()?;
-    let query = EventQuery {
+    Ok(EventQuery {
         scope: match target.subsystem_id {
             Some(subsystem) => EventScope::Subsystem(subsystem),
             None => EventScope::Partner(target.partner_id),
@@ -100,12 +114,5 @@ pub async fn list(
         },
         limit: parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
         cursor,
-    };
-    let page = state.store.query_events(&query).await?;
-    Ok(Json(EventsPage {
-        items: page.items,
-        next_cursor: page
-            .next_cursor
-            .map(|cursor| URL_SAFE_NO_PAD.encode(cursor)),
-    }))
+    })
 }

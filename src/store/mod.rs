@@ -54,6 +54,26 @@ impl ServiceError for StoreError {
     }
 }
 
+/// The conflict message when a partner's or subsystem's code is already taken.
+pub trait HasCode {
+    fn code_taken_message(&self) -> String;
+}
+
+impl HasCode for Partner {
+    fn code_taken_message(&self) -> String {
+        format!("partner code '{}' is already taken", self.code.as_str())
+    }
+}
+
+impl HasCode for Subsystem {
+    fn code_taken_message(&self) -> String {
+        format!(
+            "subsystem code '{}' is already taken for this partner",
+            self.code.as_str()
+        )
+    }
+}
+
 const INVALID_CURSOR: &str = "is not a cursor of this query; start again without it";
 
 /// Which logical events table a query reads: by partner or by subsystem.

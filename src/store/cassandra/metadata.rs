@@ -2,6 +2,8 @@
 //! (`record`); uniqueness of codes and key ids is claimed with lightweight transactions,
 //! and listings read small index partitions, then the records they name.
 
+use std::future::Future;
+
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use scylla::serialize::row::SerializeRow;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 
 use super::CassandraStore;
 use crate::model::{ApiKey, EventSchema, Partner, Subsystem};
-use crate::store::{MetadataStore, StoreError};
+use crate::store::{HasCode, MetadataStore, StoreError};
 
 /// Record reads a listing keeps in flight.
 const LISTING_CONCURRENCY: usize = 16;
@@ -71,12 +73,22 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
-fn partner_code_taken(code: &str) -> String {
-    format!("partner code '{code}' is already taken")
-}
-
-fn subsystem_code_taken(code: &str) -> String {
-    format!("subsystem code '{code}' is already taken for this partner")
+/// Saves a record under a possibly changed unique code: claim the new code first (a
+/// taken code changes nothing), write the record, then release the old code.
+async fn recode<T>(
+    code_changed: bool,
+    claim: impl Future<Output = Result<(), StoreError>>,
+    write: impl Future<Output = Result<(), StoreError>>,
+    release: impl Future<Output = Result<T, StoreError>>,
+) -> Result<(), StoreError> {
+    if code_changed {
+        claim.await?;
+    }
+    write.await?;
+    if code_changed {
+        release.await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -89,7 +101,7 @@ impl MetadataStore for CassandraStore {
             (code, partner.id),
             "partner_id",
             partner.id,
-            || partner_code_taken(code),
+            || partner.code_taken_message(),
         )
         .await?;
         self.execute(&self.statements.insert_partner, (partner.id, code, &record))
@@ -103,28 +115,22 @@ impl MetadataStore for CassandraStore {
             .partner(partner.id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let code = partner.code.as_str();
-        let code_changed = previous.code.as_str() != code;
-        if code_changed {
+        let (code, old_code) = (partner.code.as_str(), previous.code.as_str());
+        let record = to_json(partner)?;
+        let statements = &self.statements;
+        recode(
+            code != old_code,
             self.claim_unique(
-                &self.statements.claim_partner_code,
+                &statements.claim_partner_code,
                 (code, partner.id),
                 "partner_id",
                 partner.id,
-                || partner_code_taken(code),
-            )
-            .await?;
-        }
-        let record = to_json(partner)?;
-        self.execute(&self.statements.insert_partner, (partner.id, code, &record))
-            .await?;
-        if code_changed {
-            self.transaction(
-                &self.statements.release_partner_code,
-                (previous.code.as_str(), partner.id),
-            )
-            .await?;
-        }
+                || partner.code_taken_message(),
+            ),
+            self.execute(&statements.insert_partner, (partner.id, code, &record)),
+            self.transaction(&statements.release_partner_code, (old_code, partner.id)),
+        )
+        .await?;
         self.retention_days.invalidate(&partner.id).await;
         Ok(())
     }
@@ -159,7 +165,7 @@ impl MetadataStore for CassandraStore {
             (subsystem.partner_id, code, subsystem.id),
             "subsystem_id",
             subsystem.id,
-            || subsystem_code_taken(code),
+            || subsystem.code_taken_message(),
         )
         .await?;
         let record = to_json(subsystem)?;
@@ -175,32 +181,29 @@ impl MetadataStore for CassandraStore {
             .subsystem(subsystem.id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let code = subsystem.code.as_str();
-        let code_changed = previous.code.as_str() != code;
-        if code_changed {
-            self.claim_unique(
-                &self.statements.claim_subsystem_code,
-                (subsystem.partner_id, code, subsystem.id),
-                "subsystem_id",
-                subsystem.id,
-                || subsystem_code_taken(code),
-            )
-            .await?;
-        }
+        let (id, partner_id) = (subsystem.id, subsystem.partner_id);
+        let (code, old_code) = (subsystem.code.as_str(), previous.code.as_str());
         let record = to_json(subsystem)?;
-        self.execute(
-            &self.statements.insert_subsystem,
-            (subsystem.id, subsystem.partner_id, code, &record),
-        )
-        .await?;
-        if code_changed {
+        let statements = &self.statements;
+        recode(
+            code != old_code,
+            self.claim_unique(
+                &statements.claim_subsystem_code,
+                (partner_id, code, id),
+                "subsystem_id",
+                id,
+                || subsystem.code_taken_message(),
+            ),
+            self.execute(
+                &statements.insert_subsystem,
+                (id, partner_id, code, &record),
+            ),
             self.transaction(
-                &self.statements.release_subsystem_code,
-                (previous.partner_id, previous.code.as_str(), subsystem.id),
-            )
-            .await?;
-        }
-        Ok(())
+                &statements.release_subsystem_code,
+                (partner_id, old_code, id),
+            ),
+        )
+        .await
     }
 
     async fn subsystem(&self, id: Uuid) -> Result<Option<Subsystem>, StoreError> {

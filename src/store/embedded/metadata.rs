@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -8,7 +9,7 @@ use super::{
     PARTNERS, SUBSYSTEM_CODES, SUBSYSTEMS, Table, from_json, keys, storage_error, to_json,
 };
 use crate::model::{ApiKey, EventSchema, Partner, Subsystem};
-use crate::store::{MetadataStore, StoreError};
+use crate::store::{HasCode, MetadataStore, StoreError};
 
 impl EmbeddedStore {
     async fn get_json<T>(&self, table: Table, key: Vec<u8>) -> Result<Option<T>, StoreError>
@@ -89,6 +90,71 @@ impl EmbeddedStore {
     }
 }
 
+/// A record whose code is unique in its scope: partners (globally), subsystems (within
+/// their partner). Both are saved the same way, see `save_coded`.
+trait CodedRecord: HasCode + Serialize + DeserializeOwned + Clone + Send + 'static {
+    const RECORDS: Table;
+    const CODES: Table;
+    fn id(&self) -> Uuid;
+    /// The key of its row in `CODES`.
+    fn code_key(&self) -> Vec<u8>;
+}
+
+impl CodedRecord for Partner {
+    const RECORDS: Table = PARTNERS;
+    const CODES: Table = PARTNER_CODES;
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn code_key(&self) -> Vec<u8> {
+        self.code.as_str().as_bytes().to_vec()
+    }
+}
+
+impl CodedRecord for Subsystem {
+    const RECORDS: Table = SUBSYSTEMS;
+    const CODES: Table = SUBSYSTEM_CODES;
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn code_key(&self) -> Vec<u8> {
+        subsystem_code_key(self)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Save {
+    Insert,
+    Update,
+}
+
+impl EmbeddedStore {
+    /// Claims the record's code (releasing the one it had), then writes the record, in one
+    /// transaction: a taken code changes nothing.
+    async fn save_coded<R: CodedRecord>(&self, record: &R, save: Save) -> Result<(), StoreError> {
+        let record = record.clone();
+        let bytes = to_json(&record)?;
+        self.write(move |transaction| {
+            let previous_key = match save {
+                Save::Insert => None,
+                Save::Update => {
+                    Some(existing::<R>(transaction, R::RECORDS, record.id())?.code_key())
+                }
+            };
+            claim_unique(
+                transaction,
+                R::CODES,
+                record.id(),
+                previous_key.as_deref(),
+                &record.code_key(),
+                || record.code_taken_message(),
+            )?;
+            put_record(transaction, R::RECORDS, record.id(), &bytes)
+        })
+        .await
+    }
+}
+
 /// Points `index[new_key]` at `id`, failing if another record holds it, and drops `old_key`.
 fn claim_unique(
     transaction: &WriteTransaction,
@@ -149,40 +215,11 @@ fn subsystem_code_key(subsystem: &Subsystem) -> Vec<u8> {
 #[async_trait]
 impl MetadataStore for EmbeddedStore {
     async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        let partner = partner.clone();
-        let bytes = to_json(&partner)?;
-        self.write(move |transaction| {
-            let code = partner.code.as_str();
-            claim_unique(
-                transaction,
-                PARTNER_CODES,
-                partner.id,
-                None,
-                code.as_bytes(),
-                || format!("partner code '{code}' is already taken"),
-            )?;
-            put_record(transaction, PARTNERS, partner.id, &bytes)
-        })
-        .await
+        self.save_coded(partner, Save::Insert).await
     }
 
     async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        let partner = partner.clone();
-        let bytes = to_json(&partner)?;
-        self.write(move |transaction| {
-            let previous: Partner = existing(transaction, PARTNERS, partner.id)?;
-            let code = partner.code.as_str();
-            claim_unique(
-                transaction,
-                PARTNER_CODES,
-                partner.id,
-                Some(previous.code.as_str().as_bytes()),
-                code.as_bytes(),
-                || format!("partner code '{code}' is already taken"),
-            )?;
-            put_record(transaction, PARTNERS, partner.id, &bytes)
-        })
-        .await
+        self.save_coded(partner, Save::Update).await
     }
 
     async fn partner(&self, id: Uuid) -> Result<Option<Partner>, StoreError> {
@@ -217,40 +254,11 @@ impl MetadataStore for EmbeddedStore {
     }
 
     async fn insert_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
-        let subsystem = subsystem.clone();
-        let bytes = to_json(&subsystem)?;
-        self.write(move |transaction| {
-            let code = subsystem.code.as_str();
-            claim_unique(
-                transaction,
-                SUBSYSTEM_CODES,
-                subsystem.id,
-                None,
-                &subsystem_code_key(&subsystem),
-                || format!("subsystem code '{code}' is already taken for this partner"),
-            )?;
-            put_record(transaction, SUBSYSTEMS, subsystem.id, &bytes)
-        })
-        .await
+        self.save_coded(subsystem, Save::Insert).await
     }
 
     async fn update_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
-        let subsystem = subsystem.clone();
-        let bytes = to_json(&subsystem)?;
-        self.write(move |transaction| {
-            let previous: Subsystem = existing(transaction, SUBSYSTEMS, subsystem.id)?;
-            let code = subsystem.code.as_str();
-            claim_unique(
-                transaction,
-                SUBSYSTEM_CODES,
-                subsystem.id,
-                Some(&subsystem_code_key(&previous)),
-                &subsystem_code_key(&subsystem),
-                || format!("subsystem code '{code}' is already taken for this partner"),
-            )?;
-            put_record(transaction, SUBSYSTEMS, subsystem.id, &bytes)
-        })
-        .await
+        self.save_coded(subsystem, Save::Update).await
     }
 
     async fn subsystem(&self, id: Uuid) -> Result<Option<Subsystem>, StoreError> {
