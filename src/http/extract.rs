@@ -76,8 +76,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; a JSON object is expected",
         ));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::invalid(format!("invalid JSON body: {error}")))?;
+    Ok(value)
+}
+
+/// A body that is JSON but not of the expected shape names the field at fault, as the
+/// client wrote it (`scopes[0]`, `name`); broken JSON says where it breaks.
+fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return ApiError::invalid(format!("invalid JSON body: {inner}"));
+    }
+    let text = inner.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text);
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    // The path of a missing field stops at its parent; an unknown one's includes it.
+    let field = match (named, path.as_str()) {
+        (Some(name), ".") => name.to_string(),
+        (Some(name), parent) if !parent.ends_with(name) => format!("{parent}.{name}"),
+        (_, ".") => "body".to_string(),
+        (_, path) => path.to_string(),
+    };
+    let message = match named {
+        Some(_) if message.starts_with("missing") => "is required".to_string(),
+        Some(_) => format!(
+            "is not a known field ({})",
+            message.trim_start_matches("unknown field ")
+        ),
+        None => message.to_string(),
+    };
+    ApiError::field(&field, message)
 }
 
 /// A typed JSON body of a management endpoint (content type, size and shape checked).
@@ -156,6 +192,45 @@ pub fn path_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Draft {
+        name: String,
+        rate_limit_per_minute: Option<u32>,
+        scopes: Option<Vec<u8>>,
+    }
+
+    fn field_of(body: &str) -> (String, String) {
+        let error = parse_json::<Draft>(body.as_bytes()).unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        let first = error.errors.first().expect("a field error").clone();
+        (first.field, first.message)
+    }
+
+    #[test]
+    fn shape_errors_name_the_field_as_the_client_wrote_it() {
+        assert_eq!(field_of(r#"{"rateLimitPerMinute": 5}"#).0, "name");
+        assert_eq!(field_of(r#"{"rateLimitPerMinute": 5}"#).1, "is required");
+        let (field, message) = field_of(r#"{"name": "a", "rateLimitPerMinute": "many"}"#);
+        assert_eq!(field, "rateLimitPerMinute");
+        assert!(message.starts_with("invalid type"), "{message}");
+        assert_eq!(
+            field_of(r#"{"name": "a", "scopes": [1, "x"]}"#).0,
+            "scopes[1]"
+        );
+        let (field, message) = field_of(r#"{"name": "a", "colour": 1}"#);
+        assert_eq!(field, "colour");
+        assert!(message.contains("expected one of"), "{message}");
+    }
+
+    #[test]
+    fn broken_json_is_refused_without_a_field() {
+        let error = parse_json::<Draft>(br#"{"name": "#).unwrap_err();
+        assert!(error.errors.is_empty());
+        assert!(error.detail.starts_with("invalid JSON body"));
+    }
 
     #[test]
     fn form_and_text_bodies_are_refused_unless_beacon() {

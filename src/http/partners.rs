@@ -40,6 +40,8 @@ pub async fn create(
 pub struct PageParams {
     limit: Option<String>,
     cursor: Option<String>,
+    /// Only the partner with this code (an empty page when there is none).
+    code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +57,14 @@ pub async fn list(
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Json<PartnerPage>, ApiError> {
     let params = query(params)?;
+    if let Some(code) = &params.code {
+        let items = state.management.partner_by_code(code).await?;
+        let items = items.into_iter().collect();
+        return Ok(Json(PartnerPage {
+            items,
+            next_cursor: None,
+        }));
+    }
     let limit = parse_limit(params.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     let items = state.management.partners(after, limit).await?;

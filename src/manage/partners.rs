@@ -19,6 +19,11 @@ impl Management {
         found(self.store.partner(id).await?, "partner", id)
     }
 
+    /// The partner with this code, if any (lets scripts find what they created before).
+    pub async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, Failure> {
+        Ok(self.store.partner_by_code(code).await?)
+    }
+
     /// Ordered by id (creation time); `after` is the last id of the previous page.
     pub async fn partners(
         &self,

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -93,6 +93,9 @@ pub enum Interval {
 #[serde(rename_all = "camelCase")]
 pub struct Bucket {
     pub start: DateTime<Utc>,
+    /// The same instant in the report's time zone, with its offset
+    /// (`2026-11-30T00:00:00+01:00`), so a client needs no time-zone database.
+    pub local_start: DateTime<FixedOffset>,
     pub count: u64,
     pub unique_users: u64,
     pub by_type: BTreeMap<String, u64>,
@@ -188,12 +191,14 @@ impl TimeseriesBuilder {
     }
 
     pub fn finish(self) -> Timeseries {
+        let tz = self.tz;
         let buckets = self
             .starts
             .into_iter()
             .zip(self.buckets)
             .map(|(start, (count, actors, by_type))| Bucket {
                 start,
+                local_start: start.with_timezone(&tz).fixed_offset(),
                 count,
                 unique_users: actors.len() as u64,
                 by_type,

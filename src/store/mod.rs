@@ -144,6 +144,7 @@ pub trait MetadataStore: Send + Sync {
     /// `Conflict` when a changed code is taken.
     async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError>;
     async fn partner(&self, id: Uuid) -> Result<Option<Partner>, StoreError>;
+    async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, StoreError>;
     /// Ordered by id (creation time); `after` is the last id of the previous page.
     async fn partners(&self, after: Option<Uuid>, limit: usize)
     -> Result<Vec<Partner>, StoreError>;

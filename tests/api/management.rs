@@ -94,6 +94,37 @@ async fn malformed_and_unknown_bodies_are_400(backend: Backend) {
     assert!(problem["detail"].as_str().unwrap().contains("colour"));
 }
 
+async fn body_shape_errors_name_the_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let missing = app.post_partner(&json!({"code": "acme"})).await;
+    let problem = assert_problem(missing, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["name"]);
+    assert_eq!(problem["errors"][0]["message"], "is required");
+    let wrong_type = app
+        .post_partner(&json!({"code": "acme", "name": "Acme", "rateLimitPerMinute": "lots"}))
+        .await;
+    let problem = assert_problem(wrong_type, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["rateLimitPerMinute"]);
+    let partner = app.create_partner("acme").await;
+    let bad_scope = app
+        .post_key(&id_of(&partner), &json!({"scopes": ["ingest", "write"]}))
+        .await;
+    let problem = assert_problem(bad_scope, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["scopes[1]"]);
+}
+
+async fn partners_can_be_found_by_code(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let acme = app.create_partner("acme").await;
+    app.create_partner("globex").await;
+    let found = app.partners("code=acme").await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    assert_eq!(found["items"][0]["id"], acme["id"]);
+    assert!(found["nextCursor"].is_null());
+    let none = app.partners("code=initech").await;
+    assert_eq!(none["items"], json!([]));
+}
+
 async fn unknown_and_malformed_ids_are_404(backend: Backend) {
     let app = spawn_app(backend).await;
     let lookups = [
@@ -213,6 +244,8 @@ crate::backend_tests!(
     renaming_a_partner_code_onto_a_taken_one_is_a_conflict,
     invalid_partner_fields_are_all_named,
     malformed_and_unknown_bodies_are_400,
+    body_shape_errors_name_the_field,
+    partners_can_be_found_by_code,
     unknown_and_malformed_ids_are_404,
     partner_listing_pages_through_every_partner_once,
     subsystem_codes_are_unique_within_a_partner_only,

@@ -124,6 +124,18 @@ async fn daily_timeseries_follows_the_requested_time_zone(backend: Backend) {
         [4, 2, 0],
         "23:30 UTC and midnight UTC are the 21st in Berlin"
     );
+    let local_starts: Vec<&str> = buckets
+        .iter()
+        .map(|b| b["localStart"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        local_starts,
+        [
+            "2026-11-20T00:00:00+01:00",
+            "2026-11-21T00:00:00+01:00",
+            "2026-11-22T00:00:00+01:00"
+        ]
+    );
 }
 
 async fn bad_report_parameters_are_400(backend: Backend) {

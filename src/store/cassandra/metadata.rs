@@ -139,6 +139,16 @@ impl MetadataStore for CassandraStore {
         self.record(&self.statements.select_partner, (id,)).await
     }
 
+    async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, StoreError> {
+        let ids: Vec<(Uuid,)> = self
+            .select(&self.statements.select_partner_id_by_code, (code,))
+            .await?;
+        match ids.first() {
+            Some((id,)) => self.partner(*id).await,
+            None => Ok(None),
+        }
+    }
+
     async fn partners(
         &self,
         after: Option<Uuid>,

@@ -25,6 +25,7 @@ pub struct Statements {
     pub insert_partner: PreparedStatement,
     pub select_partner: PreparedStatement,
     pub list_partner_ids: PreparedStatement,
+    pub select_partner_id_by_code: PreparedStatement,
     pub insert_partner_id: PreparedStatement,
 
     pub claim_subsystem_code: PreparedStatement,
@@ -157,6 +158,11 @@ impl Statements {
             .await?,
             select_subsystem: prepare(
                 format!("SELECT record FROM {ks}.subsystems WHERE id = ?"),
+                Idempotent,
+            )
+            .await?,
+            select_partner_id_by_code: prepare(
+                format!("SELECT partner_id FROM {ks}.partners_by_code WHERE code = ?"),
                 Idempotent,
             )
             .await?,

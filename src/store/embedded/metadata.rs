@@ -226,6 +226,11 @@ impl MetadataStore for EmbeddedStore {
         self.get_json(PARTNERS, id.as_bytes().to_vec()).await
     }
 
+    async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, StoreError> {
+        self.get_indexed(PARTNER_CODES, PARTNERS, code.as_bytes().to_vec())
+            .await
+    }
+
     async fn partners(
         &self,
         after: Option<Uuid>,
