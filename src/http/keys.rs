@@ -158,7 +158,7 @@ pub async fn create(
         secret_hash: generated.secret_hash,
     };
     state.store.insert_api_key(&key).await?;
-    tracing::info!(key_id = %key.id, partner_id = %partner.id, "api key created");
+    tracing::info!(api_key_id = %key.id, key_id = key.key_id.as_str(), partner_id = %partner.id, "api key created");
     let view = KeyView::of(&key, now);
     Ok(created(
         format!("/api/v1/api-keys/{}", key.id),
@@ -234,7 +234,7 @@ pub async fn rotate(
     old.replaced_by = Some(successor.id);
     state.store.update_api_key(&old).await?;
     state.invalidate(Invalidation::Identities).await;
-    tracing::info!(old_key = %old.id, new_key = %successor.id, grace_seconds = grace.num_seconds(), "api key rotated");
+    tracing::info!(api_key_id = %old.id, key_id = old.key_id.as_str(), new_api_key_id = %successor.id, new_key_id = successor.key_id.as_str(), grace_seconds = grace.num_seconds(), "api key rotated");
     Ok(created(
         format!("/api/v1/api-keys/{}", successor.id),
         CreatedKey {
@@ -254,7 +254,7 @@ pub async fn revoke(
         key.revoked_at = Some(Utc::now());
         state.store.update_api_key(&key).await?;
         state.invalidate(Invalidation::Identities).await;
-        tracing::info!(key_id = %key.id, "api key revoked");
+        tracing::info!(api_key_id = %key.id, key_id = key.key_id.as_str(), "api key revoked");
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -67,7 +67,12 @@ async fn put(
     };
     state.store.put_schema(&schema).await?;
     state.invalidate(Invalidation::Schemas).await;
-    tracing::info!(event_type = schema.event_type, partner_id = ?partner_id, version = schema.version, "event structure saved");
+    tracing::info!(
+        event_type = schema.event_type,
+        partner_id = partner_id.map(tracing::field::display),
+        version = schema.version,
+        "event structure saved"
+    );
     let status = if previous.is_some() {
         StatusCode::OK
     } else {
