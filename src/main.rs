@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use volcanion::Application;
 use volcanion::config::Config;
+use volcanion::store::cassandra::migrate::{self, MigrationReport};
 
 /// The exit status of a configuration that does not load or validate.
 const CONFIG_ERROR: u8 = 2;
@@ -79,14 +80,27 @@ fn main() -> ExitCode {
 
 fn run_migrations(config: &Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let keyspace = config.cassandra.keyspace.clone();
-    let applied = runtime
-        .block_on(volcanion::store::cassandra::CassandraStore::migrate(
-            &config.cassandra,
-        ))
+    let report = runtime
+        .block_on(migrate::run(&config.cassandra))
         .context("migration failed")?;
-    println!("keyspace {keyspace}: {applied} statements applied, schema in agreement");
+    println!(
+        "keyspace {}: {}; schema in agreement",
+        config.cassandra.keyspace,
+        describe(&report)
+    );
     Ok(())
+}
+
+fn describe(report: &MigrationReport) -> String {
+    if report.keyspace_created {
+        return format!("created, with {} tables", report.tables_created);
+    }
+    match (report.tables_created, report.tables_already_present()) {
+        (0, present) => {
+            format!("up to date, all {present} tables already present; nothing changed")
+        }
+        (created, present) => format!("{created} tables created, {present} already present"),
+    }
 }
 
 async fn serve(config: Config) -> ExitCode {
