@@ -258,7 +258,11 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then `file` if given, then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        Config::load_from(file, std::env::vars())
+        // `vars()` would panic on a variable that is not UTF-8, even an unrelated one.
+        let variables = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Config::load_from(file, variables)
     }
 
     /// Defaults, then `file` if given, then `variables` (those named `VOLCANION_…`).
