@@ -93,13 +93,18 @@ fn run_migrations(config: &Config) -> anyhow::Result<()> {
 
 fn describe(report: &MigrationReport) -> String {
     if report.keyspace_created {
-        return format!("created, with {} tables", report.tables_created);
+        return format!("created, with {}", tables(report.tables_created));
     }
     match (report.tables_created, report.tables_already_present()) {
-        (0, present) => {
-            format!("up to date, all {present} tables already present; nothing changed")
-        }
-        (created, present) => format!("{created} tables created, {present} already present"),
+        (0, present) => format!("up to date, {} already present", tables(present)),
+        (created, present) => format!("{} created, {present} already present", tables(created)),
+    }
+}
+
+fn tables(count: usize) -> String {
+    match count {
+        1 => "1 table".to_string(),
+        _ => format!("{count} tables"),
     }
 }
 
