@@ -1,6 +1,7 @@
 //! Raw Cassandra insert rate for the events row shape, with the scylla driver and no HTTP
-//! (the "L4" limit of DESIGN.md). Creates (or reuses) a throw-away keyspace with the
-//! project's `cql/` tables, then measures, one after the other:
+//! (the "raw Cassandra ceiling" in the README's "Measured on this kind of machine").
+//! Creates (or reuses) a throw-away keyspace with the project's `cql/` tables, then
+//! measures, one after the other:
 //!
 //! - `single`: one INSERT per event into `events_by_partner_day`, `--concurrency` in flight
 //! - `batch`:  unlogged batches of `--batch-rows` events of one partition, same concurrency

@@ -15,7 +15,9 @@ export BATCH=${BATCH:-100}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
 DATA=$(mktemp -d)
 export VOLCANION_LISTEN=127.0.0.1:$PORT VOLCANION_DATA_DIR=$DATA VOLCANION_ADMIN_TOKEN=bench-admin
-export VOLCANION_TELEMETRY__LOG_FILTER=warn VOLCANION_LIMITS__KEY_RATE_LIMIT_PER_MINUTE=1000000000
+# Quiet server: no access line per request (hundreds of thousands of them), warnings only.
+export VOLCANION_TELEMETRY__LOG_FILTER=warn VOLCANION_TELEMETRY__ACCESS_LOG=false
+export VOLCANION_LIMITS__KEY_RATE_LIMIT_PER_MINUTE=1000000000
 "$TARGET_DIR/release/volcanion" serve &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT

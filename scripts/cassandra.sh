@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Local single-node Cassandra 5.0 on 127.0.0.1:9042 without Docker (Java 17 + Maven Central).
+# Several can run side by side with their own CASSANDRA_STATE_DIR and ports (.ci/run does).
 #
 #   scripts/cassandra.sh start [--fresh]   download (once, cached), launch, wait for a real CQL query
 #   scripts/cassandra.sh stop              kill the JVM (pidfile) and wait until the port is closed
@@ -19,7 +20,9 @@
 #   CASSANDRA_CACHE_DIR      ${XDG_CACHE_HOME:-$HOME/.cache}/volcanion/cassandra (downloads, state)
 #   CASSANDRA_HOME           $CASSANDRA_CACHE_DIR/dist/$CASSANDRA_VERSION (holds lib/*.jar)
 #   CASSANDRA_STATE_DIR      $CASSANDRA_CACHE_DIR/state (conf/, data/, logs/, cassandra.pid)
-#   CASSANDRA_PORT           9042 (CQL native port; storage 7000 and JMX 7199 are fixed)
+#   CASSANDRA_PORT           9042 (CQL native port)
+#   CASSANDRA_STORAGE_PORT   7000 (inter-node storage port; also the seed address)
+#   CASSANDRA_JMX_PORT       7199 (local JMX, for nodetool)
 #   CASSANDRA_HEAP           1G   (-Xms/-Xmx)
 #   CASSANDRA_START_TIMEOUT  240  (seconds to wait for CQL)
 #   CASSANDRA_FRESH=1        same as `start --fresh`: wipe data/ before starting
@@ -34,6 +37,8 @@ CACHE=${CASSANDRA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/volcanion/cassandra
 HOME_DIR=${CASSANDRA_HOME:-$CACHE/dist/$V}
 STATE=${CASSANDRA_STATE_DIR:-$CACHE/state}
 PORT=${CASSANDRA_PORT:-9042}
+STORAGE_PORT=${CASSANDRA_STORAGE_PORT:-7000}
+JMX_PORT=${CASSANDRA_JMX_PORT:-7199}
 HEAP=${CASSANDRA_HEAP:-1G}
 TIMEOUT=${CASSANDRA_START_TIMEOUT:-240}
 FRESH=${CASSANDRA_FRESH:-0}
@@ -112,6 +117,19 @@ ensure_cqlsh() {
   CQLSH_BIN=$venv/bin/cqlsh
 }
 
+# cqlsh 6.2.2 prints "WARNING: cqlsh was built against 5.0.x, but this server is 5.0.5" on
+# every connection; it is harmless (same major version), so non-interactive runs drop it.
+run_cqlsh() {
+  ensure_cqlsh
+  if [ $# -eq 0 ] && [ -t 0 ] && [ -t 1 ]; then exec "$CQLSH_BIN" "$HOST" "$PORT"; fi
+  local statuses
+  set +e
+  "$CQLSH_BIN" "$HOST" "$PORT" "$@" | grep -v '^WARNING: cqlsh was built against'
+  statuses=("${PIPESTATUS[@]}")
+  set -e
+  return "${statuses[0]}"
+}
+
 cql_ok() {
   ensure_cqlsh
   timeout 20 "$CQLSH_BIN" "$HOST" "$PORT" --connect-timeout=3 --request-timeout=5 -e "$QUERY" >/dev/null 2>&1 </dev/null
@@ -141,7 +159,9 @@ start() {
     die "port $PORT is in use by something that does not answer CQL"
   fi
   if pid=$(jvm_pid); then say "JVM (pid $pid) is starting; waiting"; wait_ready "$pid"; return; fi
-  for p in 7000 7199; do port_open "$p" && die "port $p (storage/JMX) is already in use; another Cassandra?"; done
+  for p in "$STORAGE_PORT" "$JMX_PORT"; do
+    port_open "$p" && die "port $p (storage/JMX) is already in use; another Cassandra? Set CASSANDRA_STORAGE_PORT / CASSANDRA_JMX_PORT"
+  done
 
   ensure_java
   ensure_dist
@@ -150,7 +170,10 @@ start() {
   if [ "$FRESH" = 1 ]; then say "wiping $STATE/data (fresh start)"; rm -rf "$STATE/data"; fi
   mkdir -p "$STATE/conf" "$STATE/data" "$STATE/logs"
   cp "$SRC/conf/jvm17.args" "$SRC/conf/logback.xml" "$STATE/conf/"
-  sed -e "s/^native_transport_port:.*/native_transport_port: $PORT/" "$SRC/conf/cassandra.yaml" >"$STATE/conf/cassandra.yaml"
+  sed -e "s/^native_transport_port:.*/native_transport_port: $PORT/" \
+    -e "s/^storage_port:.*/storage_port: $STORAGE_PORT/" \
+    -e "s/\"127.0.0.1:7000\"/\"127.0.0.1:$STORAGE_PORT\"/" \
+    "$SRC/conf/cassandra.yaml" >"$STATE/conf/cassandra.yaml"
   [ -f "$LOG" ] && mv -f "$LOG" "$LOG.1"
 
   local jamms extra=()
@@ -166,7 +189,7 @@ start() {
     -Dcassandra.config=file://"$STATE/conf/cassandra.yaml" \
     -Dcassandra.storagedir="$STATE/data" -Dcassandra.logdir="$STATE/logs" \
     -Dlogback.configurationFile=file://"$STATE/conf/logback.xml" \
-    -Dcassandra.jmx.local.port=7199 \
+    -Dcassandra.jmx.local.port="$JMX_PORT" \
     -Dcassandra-foreground=yes \
     -Dcassandra.skip_wait_for_gossip_to_settle=0 \
     -Dcassandra.shutdown_announce_in_ms=0 \
@@ -250,7 +273,7 @@ case "$cmd" in
   stop) stop ;;
   status) status ;;
   restart) stop; start ;;
-  cqlsh) ensure_cqlsh; exec "$CQLSH_BIN" "$HOST" "$PORT" "$@" ;;
+  cqlsh) run_cqlsh "$@" ;;
   pause) pause ;;
   resume) resume ;;
   pid) jvm_pid || { say "not running"; exit 1; } ;;

@@ -1,6 +1,13 @@
 //! Typed configuration: `config/default.toml`, then an optional `--config` file, then
 //! `VOLCANION_<SECTION>__<KEY>` environment variables (plus the short aliases
 //! `VOLCANION_LISTEN`, `VOLCANION_DATA_DIR` and `VOLCANION_ADMIN_TOKEN`).
+//!
+//! Every section denies unknown keys: a typo is an error naming the key as written and the
+//! nearest valid one (`sources`), never a setting silently left at its default.
+//! `Config::to_toml` prints the result back as TOML that loads again (`render`).
+
+mod render;
+mod sources;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,23 +15,18 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
-use secrecy::SecretString;
-use serde::Deserialize;
+use figment::providers::{Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use self::render::{bytes, duration};
+use self::sources::Environment;
 
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
-const ENV_PREFIX: &str = "VOLCANION_";
-
-/// Short environment names the API contract fixes, mapped onto their config keys.
-const ENV_ALIASES: [(&str, &str); 3] = [
-    ("listen", "http.listen"),
-    ("data_dir", "store.data_dir"),
-    ("admin_token", "auth.admin_token"),
-];
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
     pub store: StoreConfig,
@@ -38,23 +40,27 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest request body of a single-event request, after decompression.
+    #[serde(with = "bytes")]
     pub max_request_size: ByteSize,
     /// Largest batch request body, after decompression.
+    #[serde(with = "bytes")]
     pub max_batch_request_size: ByteSize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
     Embedded,
     Cassandra,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub backend: StoreBackend,
     pub data_dir: PathBuf,
@@ -62,7 +68,8 @@ pub struct StoreConfig {
 
 /// How the Cassandra backend connects and lays out its data (used when
 /// `store.backend = "cassandra"`, and by `volcanion migrate`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct CassandraConfig {
     /// Contact points, `host:port`; a TOML array or one comma-separated string (env).
     #[serde(deserialize_with = "list_or_comma_separated")]
@@ -72,22 +79,24 @@ pub struct CassandraConfig {
     pub replication_factor: u32,
     pub consistency: CassandraConsistency,
     /// Prefer this datacenter's nodes (and `NetworkTopologyStrategy` when creating the keyspace).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_datacenter: Option<String>,
     /// Splits each (partner, day) and (subsystem, day) partition into this many buckets by
     /// a hash of the event id; readers fan out over all of them. Fixed for a keyspace's life.
     pub partner_buckets: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub request_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub connect_timeout: Duration,
     /// Requests one batch write keeps in flight (claims and partition batches).
     pub write_concurrency: usize,
     /// Unlogged batches are split above this size (Cassandra refuses batches over 50 KiB).
+    #[serde(with = "bytes")]
     pub max_batch_size: ByteSize,
 }
 
 /// Consistency of reads and writes (lightweight transactions use `LOCAL_SERIAL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CassandraConsistency {
     One,
@@ -122,130 +131,160 @@ where
         .collect())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     /// Events the in-memory queue holds before ingestion answers 503.
     pub queue_capacity: usize,
     pub writers: usize,
     pub batch_size: usize,
     /// How long a writer waits for a batch to fill once its first event arrived.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub linger: Duration,
     pub max_batch_events: usize,
+    #[serde(with = "bytes")]
     pub max_event_size: ByteSize,
     /// Event timestamps further ahead of the server clock are clamped to the receive time.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_clock_skew: Duration,
     /// Upper bound on draining the queue at shutdown.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Unset: a random token is generated into `<data_dir>/admin-token` at start.
+    /// Secret: `to_toml` leaves it out.
+    #[serde(skip_serializing)]
     pub admin_token: Option<SecretString>,
     pub pbkdf2_iterations: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub key_cache_ttl: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub negative_cache_ttl: Duration,
     /// Failed verifications allowed per key id per minute before hashing is refused.
     pub max_failed_attempts_per_minute: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Used for partners without their own `rateLimitPerMinute`.
     pub default_rate_limit_per_minute: u32,
     /// Events per minute any single API key may send.
     pub key_rate_limit_per_minute: u32,
     /// How far `X-Request-Timestamp` may be from the server clock; nonces are kept twice as long.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub replay_window: Duration,
     /// How long partner and subsystem lookups are cached on the ingest path.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub directory_cache_ttl: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// Unset: limits, nonces and cache invalidation stay in process (one instance).
+    /// Secret (it may carry a password): `to_toml` leaves it out.
+    #[serde(skip_serializing)]
     pub url: Option<SecretString>,
     /// Prefix of every key and channel, so deployments can share a Redis.
     pub key_prefix: String,
     /// Upper bound on every Redis call; past it the local fallback answers.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub command_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportsConfig {
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub cache_ttl: Duration,
     /// Widest `from..to` a report may cover.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_range: Duration,
     pub max_buckets: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SchemasConfig {
     /// How long the structure in force for an event type is cached on the ingest path
     /// (changes made through this instance count at once).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub cache_ttl: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// `pretty` when stderr is a terminal, `json` otherwise.
+    Auto,
+    /// One JSON object per line (for log shippers).
     Json,
+    /// Human-readable lines, coloured on a terminal.
     Pretty,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// A `tracing` filter directive, e.g. `info,volcanion=debug`.
     pub log_filter: String,
+    /// One `info` line per request: method, route, status, duration, correlation id.
+    pub access_log: bool,
 }
 
+/// What is wrong with a configuration, in words that name the key as it was written.
+/// Each message is complete on its own (no cause chain to print after it).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// A key or `VOLCANION_…` variable that is no setting (a typo, usually).
+    #[error("{0}")]
+    UnknownKey(String),
+    /// The `--config` file is missing or not TOML, or a value has the wrong type or form.
+    #[error("{0}")]
+    Unreadable(String),
+    /// Values that parse but cannot work together or at all.
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
 
 impl Config {
-    /// Defaults, then `file` if given, then the environment.
+    /// Defaults, then `file` if given, then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        // `vars()` would panic on a variable that is not UTF-8, even an unrelated one.
+        let variables = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Config::load_from(file, variables)
+    }
+
+    /// Defaults, then `file` if given, then `variables` (those named `VOLCANION_…`).
+    pub fn load_from(
+        file: Option<&Path>,
+        variables: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
+            if !path.is_file() {
+                return Err(ConfigError::Unreadable(format!(
                     "config file {} does not exist",
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file(path));
+            figment = figment.merge(Toml::file_exact(path));
         }
-        let environment = Env::prefixed(ENV_PREFIX).map(|key| {
-            let key = key.as_str().to_ascii_lowercase();
-            let aliased = ENV_ALIASES
-                .iter()
-                .find(|(alias, _)| *alias == key)
-                .map(|(_, target)| target.to_string());
-            aliased.unwrap_or_else(|| key.replace("__", ".")).into()
-        });
+        let environment = Environment::from_variables(variables);
         let config: Config = figment
-            .merge(environment)
+            .merge(&environment)
             .extract()
-            .map_err(|error| ConfigError::Load(Box::new(error)))?;
+            .map_err(|error| sources::explain(error, &environment))?;
         config.validate()?;
         Ok(config)
     }
@@ -260,6 +299,13 @@ impl Config {
     /// Rejects values that parse but cannot work, naming the key and the value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ingest = &self.ingest;
+        let log_filter_error = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_filter)
+            .err()
+            .map(|error| error.to_string());
+        let redis_url_invalid =
+            self.redis.url.as_ref().is_some_and(|url| {
+                fred::types::config::Config::from_url(url.expose_secret()).is_err()
+            });
         let checks = [
             (
                 ingest.queue_capacity == 0,
@@ -299,6 +345,18 @@ impl Config {
             (
                 self.redis.command_timeout.is_zero(),
                 "redis.command_timeout must be > 0, got 0s".to_string(),
+            ),
+            (
+                log_filter_error.is_some(),
+                format!(
+                    "telemetry.log_filter must be a tracing filter such as 'info,volcanion=debug', got '{}': {}",
+                    self.telemetry.log_filter,
+                    log_filter_error.unwrap_or_default()
+                ),
+            ),
+            (
+                redis_url_invalid,
+                "redis.url must look like redis://[user:password@]host:port[/db]; the value is not shown (it may hold a password)".to_string(),
             ),
             (
                 self.http.max_request_size > self.http.max_batch_request_size,
@@ -417,6 +475,14 @@ mod tests {
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.store.data_dir, PathBuf::from("./data"));
         assert_eq!(config.store.backend, StoreBackend::Embedded);
+    }
+
+    #[test]
+    fn a_log_filter_that_serve_would_refuse_is_refused_at_load() {
+        let mut config = Config::defaults();
+        config.telemetry.log_filter = "info,[broken".to_string();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("telemetry.log_filter"), "{message}");
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! `volcanion`: parse the command line, load config, start telemetry, serve until a signal.
+//!
+//! Errors are printed here, as one `error: …` line with their causes, never as a Rust
+//! debug dump or a backtrace: a configuration mistake exits 2, any other failure 1.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use volcanion::Application;
 use volcanion::config::Config;
+use volcanion::store::cassandra::migrate::{self, MigrationReport};
+
+/// The exit status of a configuration that does not load or validate.
+const CONFIG_ERROR: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -25,50 +33,96 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Serve,
-    /// Load and validate the configuration, print it (secrets redacted) and exit.
+    /// Load and validate the configuration as `serve` would, print it as TOML that
+    /// `--config` accepts (secrets left out), and exit.
     CheckConfig,
     /// Create or update the Cassandra keyspace and tables from `cql/` (idempotent), using
     /// the `[cassandra]` settings, then exit.
     Migrate,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref())?;
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
-            println!("{config:#?}");
-            Ok(())
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
         }
-        Command::Migrate => {
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let keyspace = config.cassandra.keyspace.clone();
-            let applied = runtime
-                .block_on(volcanion::store::cassandra::CassandraStore::migrate(
-                    &config.cassandra,
-                ))
-                .context("migration failed")?;
-            println!("keyspace {keyspace}: {applied} statements applied, schema in agreement");
-            Ok(())
-        }
+        Command::Migrate => match run_migrations(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve => {
-            volcanion::telemetry::init_logging(&config.telemetry)?;
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(serve(config))
+            if let Err(error) = volcanion::telemetry::init_logging(&config.telemetry) {
+                eprintln!("error: {error:#}");
+                return ExitCode::FAILURE;
+            }
+            match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(serve(config)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the async runtime");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let application = Application::build(config).await?;
-    application
-        .run_until(shutdown_signal())
-        .await
-        .inspect_err(|error| {
+fn run_migrations(config: &Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime
+        .block_on(migrate::run(&config.cassandra))
+        .context("migration failed")?;
+    println!(
+        "keyspace {}: {}; schema in agreement",
+        config.cassandra.keyspace,
+        describe(&report)
+    );
+    Ok(())
+}
+
+fn describe(report: &MigrationReport) -> String {
+    if report.keyspace_created {
+        return format!("created, with {}", tables(report.tables_created));
+    }
+    match (report.tables_created, report.tables_already_present()) {
+        (0, present) => format!("up to date, {} already present", tables(present)),
+        (created, present) => format!("{} created, {present} already present", tables(created)),
+    }
+}
+
+fn tables(count: usize) -> String {
+    match count {
+        1 => "1 table".to_string(),
+        _ => format!("{count} tables"),
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let application = match Application::build(config).await {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    match application.run_until(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "shutdown incomplete");
-        })
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

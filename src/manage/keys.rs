@@ -33,7 +33,7 @@ impl Management {
         let generated = self.generate_key().await?;
         let key = checked.into_key(partner.id, &generated, now);
         self.store.insert_api_key(&key).await?;
-        tracing::info!(key_id = %key.id, partner_id = %partner.id, "api key created");
+        tracing::info!(api_key_id = %key.id, key_id = key.key_id.as_str(), partner_id = %partner.id, "api key created");
         Ok(IssuedKey {
             key,
             clear: generated.clear,
@@ -58,7 +58,8 @@ impl Management {
         self.store.insert_api_key(&rotation.successor).await?;
         self.store.update_api_key(&rotation.retired).await?;
         self.invalidate(Invalidation::Identities).await;
-        tracing::info!(old_key = %old.id, new_key = %rotation.successor.id, grace_seconds = request.grace().num_seconds(), "api key rotated");
+        let successor = &rotation.successor;
+        tracing::info!(api_key_id = %old.id, key_id = old.key_id.as_str(), new_api_key_id = %successor.id, new_key_id = successor.key_id.as_str(), grace_seconds = request.grace().num_seconds(), "api key rotated");
         Ok(IssuedKey {
             key: rotation.successor,
             clear: generated.clear,
@@ -72,7 +73,7 @@ impl Management {
             key.revoked_at = Some(Utc::now());
             self.store.update_api_key(&key).await?;
             self.invalidate(Invalidation::Identities).await;
-            tracing::info!(key_id = %key.id, "api key revoked");
+            tracing::info!(api_key_id = %key.id, key_id = key.key_id.as_str(), "api key revoked");
         }
         Ok(())
     }

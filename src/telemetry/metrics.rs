@@ -1,6 +1,11 @@
 //! Prometheus metrics. One registry per application instance (not a global), so several
 //! instances in one test process don't share counters. Labels stay low-cardinality:
 //! partner and subsystem ids, never user ids.
+//!
+//! Every counter is exported from the start: plain counters at 0, and labelled ones at 0
+//! for each label value known in advance (`KNOWN_*`), so a dashboard's `rate()` has a
+//! series before the first increment. On Linux the registry also carries the standard
+//! `process_*` metrics (CPU, memory, open file descriptors, start time).
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -23,6 +28,15 @@ pub const CACHE_MISSES: &str = "volcanion_cache_misses_total";
 pub const RATE_LIMITED: &str = "volcanion_rate_limited_total";
 pub const STORE_ERRORS: &str = "volcanion_store_errors_total";
 pub const REDIS_FALLBACKS: &str = "volcanion_redis_fallbacks_total";
+
+/// The caches that report hits and misses (`record_cache_lookup`).
+pub const KNOWN_CACHES: [&str; 5] = ["api_key", "partner", "subsystem", "schema", "report"];
+/// `LimitScope::label` values.
+pub const KNOWN_RATE_LIMIT_SCOPES: [&str; 2] = ["key", "partner"];
+/// The store operations that count their failures.
+pub const KNOWN_STORE_OPERATIONS: [&str; 1] = ["write_events"];
+/// The operations `Redis::call` is asked for.
+pub const KNOWN_REDIS_OPERATIONS: [&str; 4] = ["ping", "rate_limit", "replay_guard", "publish"];
 
 pub struct Metrics {
     registry: Registry,
@@ -85,7 +99,14 @@ impl Metrics {
             .register(Box::new(queue_depth.clone()))
             .expect("unique metric");
 
-        Metrics {
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+
+        let metrics = Metrics {
             http_requests: counter_vec(
                 HTTP_REQUESTS,
                 "HTTP requests served",
@@ -149,6 +170,24 @@ impl Metrics {
                 &["operation"],
             ),
             registry,
+        };
+        metrics.start_known_series_at_zero();
+        metrics
+    }
+
+    fn start_known_series_at_zero(&self) {
+        for cache in KNOWN_CACHES {
+            self.cache_hits.with_label_values(&[cache]);
+            self.cache_misses.with_label_values(&[cache]);
+        }
+        for scope in KNOWN_RATE_LIMIT_SCOPES {
+            self.rate_limited.with_label_values(&[scope]);
+        }
+        for operation in KNOWN_STORE_OPERATIONS {
+            self.store_errors.with_label_values(&[operation]);
+        }
+        for operation in KNOWN_REDIS_OPERATIONS {
+            self.redis_fallbacks.with_label_values(&[operation]);
         }
     }
 
@@ -199,5 +238,38 @@ mod tests {
             text.contains(r#"volcanion_cache_hits_total{cache="api_key"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_counter_is_exported_at_zero_before_its_first_increment() {
+        let text = Metrics::new().render();
+        for line in [
+            "volcanion_events_stored_total 0",
+            "volcanion_events_duplicate_total 0",
+            "volcanion_ingest_queue_full_total 0",
+            r#"volcanion_cache_misses_total{cache="report"} 0"#,
+            r#"volcanion_rate_limited_total{scope="partner"} 0"#,
+            r#"volcanion_store_errors_total{operation="write_events"} 0"#,
+            r#"volcanion_redis_fallbacks_total{operation="rate_limit"} 0"#,
+        ] {
+            assert!(
+                text.lines().any(|rendered| rendered == line),
+                "{line} in:\n{text}"
+            );
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_exported() {
+        let text = Metrics::new().render();
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} in:\n{text}");
+        }
     }
 }

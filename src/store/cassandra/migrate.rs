@@ -42,6 +42,56 @@ pub async fn keyspace_exists(session: &Session, keyspace: &str) -> Result<bool, 
     Ok(rows.rows_num() > 0)
 }
 
+/// What `volcanion migrate` changed. The files are all `IF NOT EXISTS`, so running them
+/// again is harmless; this says whether it did anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub keyspace_created: bool,
+    pub tables_created: usize,
+    /// The tables the `cql/` files define.
+    pub tables_defined: usize,
+}
+
+impl MigrationReport {
+    pub fn tables_already_present(&self) -> usize {
+        self.tables_defined.saturating_sub(self.tables_created)
+    }
+}
+
+/// `volcanion migrate`: connects, applies every statement (whether or not the keyspace
+/// exists), and tells what changed by counting the keyspace's tables before and after.
+pub async fn run(config: &CassandraConfig) -> Result<MigrationReport, StoreError> {
+    let session = super::session::connect(config).await?;
+    let keyspace_existed = keyspace_exists(&session, &config.keyspace).await?;
+    let tables_before = table_count(&session, &config.keyspace).await?;
+    apply(&session, config).await?;
+    let tables_after = table_count(&session, &config.keyspace).await?;
+    let tables_defined = MIGRATIONS
+        .iter()
+        .flat_map(|(_, text)| statements(text, config))
+        .filter(|statement| statement.starts_with("CREATE TABLE"))
+        .count();
+    Ok(MigrationReport {
+        keyspace_created: !keyspace_existed,
+        tables_created: tables_after.saturating_sub(tables_before),
+        tables_defined,
+    })
+}
+
+async fn table_count(session: &Session, keyspace: &str) -> Result<usize, StoreError> {
+    let result = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .map_err(driver_error)?;
+    let rows = result
+        .into_rows_result()
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok(rows.rows_num())
+}
+
 /// Applies every statement of every file (each is `IF NOT EXISTS`), then waits until all
 /// nodes agree on the schema. Returns how many statements ran.
 pub async fn apply(session: &Session, config: &CassandraConfig) -> Result<usize, StoreError> {
@@ -129,6 +179,16 @@ mod tests {
         assert!(all.iter().skip(1).all(|s| s.contains("tracking_eu.")));
         assert!(all.iter().all(|s| !s.contains("volcanion")));
         assert!(all.iter().all(|s| s.contains("IF NOT EXISTS")));
+    }
+
+    #[test]
+    fn a_report_counts_the_tables_left_as_they_were() {
+        let report = MigrationReport {
+            keyspace_created: false,
+            tables_created: 2,
+            tables_defined: 13,
+        };
+        assert_eq!(report.tables_already_present(), 11);
     }
 
     #[test]
