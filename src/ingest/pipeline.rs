@@ -41,6 +41,18 @@ pub enum Rejection {
     Store(#[from] StoreError),
 }
 
+impl Rejection {
+    /// The `reason` label of `volcanion_events_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Invalid(_) => "invalid",
+            Rejection::Forbidden(_) => "forbidden",
+            Rejection::SchemaRejected { .. } => "schema",
+            Rejection::Store(_) => "store",
+        }
+    }
+}
+
 impl ServiceError for Rejection {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -121,15 +133,32 @@ impl Ingestor {
         origin: &Origin<'_>,
         fields: &EventFields<'_>,
     ) -> Result<Event, Rejection> {
-        let draft = parse_event(fields).map_err(Rejection::Invalid)?;
-        self.prepare_draft(origin, draft).await
+        match parse_event(fields) {
+            Ok(draft) => self.prepare_draft(origin, draft).await,
+            Err(errors) => Err(self.rejected(Rejection::Invalid(errors))),
+        }
     }
 
+    /// Turns a translated event (any wire format) into the event to store.
     pub async fn prepare_draft(
         &self,
         origin: &Origin<'_>,
         draft: EventDraft,
     ) -> Result<Event, Rejection> {
+        self.checked(origin, draft)
+            .await
+            .map_err(|rejection| self.rejected(rejection))
+    }
+
+    fn rejected(&self, rejection: Rejection) -> Rejection {
+        self.metrics
+            .events_rejected
+            .with_label_values(&[rejection.reason()])
+            .inc();
+        rejection
+    }
+
+    async fn checked(&self, origin: &Origin<'_>, draft: EventDraft) -> Result<Event, Rejection> {
         let partner = &origin.sender.partner;
         let subsystem = self
             .resolve_subsystem(origin.sender, draft.subsystem.as_deref())

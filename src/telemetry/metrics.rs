@@ -36,7 +36,17 @@ pub const KNOWN_RATE_LIMIT_SCOPES: [&str; 2] = ["key", "partner"];
 /// The store operations that count their failures.
 pub const KNOWN_STORE_OPERATIONS: [&str; 1] = ["write_events"];
 /// The operations `Redis::call` is asked for.
-pub const KNOWN_REDIS_OPERATIONS: [&str; 4] = ["ping", "rate_limit", "replay_guard", "publish"];
+pub const KNOWN_REDIS_OPERATIONS: [&str; 6] = [
+    "ping",
+    "rate_limit",
+    "replay_guard",
+    "publish",
+    "cache_get",
+    "cache_set",
+];
+
+/// `reason` values of `volcanion_events_rejected_total` (see `ingest::Rejection::reason`).
+const KNOWN_REJECTION_REASONS: [&str; 4] = ["invalid", "forbidden", "schema", "store"];
 
 pub struct Metrics {
     registry: Registry,
@@ -188,6 +198,9 @@ impl Metrics {
         }
         for operation in KNOWN_REDIS_OPERATIONS {
             self.redis_fallbacks.with_label_values(&[operation]);
+        }
+        for reason in KNOWN_REJECTION_REASONS {
+            self.events_rejected.with_label_values(&[reason]);
         }
     }
 

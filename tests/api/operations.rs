@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, assert_problem, event, spawn_app};
 
@@ -76,9 +76,10 @@ async fn health_endpoints_report_components(backend: Backend) {
 async fn metrics_count_requests_and_ingested_events(backend: Backend) {
     let app = spawn_app(backend).await;
     let tenant = app.tenant("acme").await;
-    let events: Vec<Value> = (0..3)
+    let mut events: Vec<Value> = (0..3)
         .map(|i| event(&tenant, "e", &format!("u{i}"), "2026-11-20T10:00:00Z"))
         .collect();
+    events.push(json!({"eventType": "", "userId": "u9", "subsystem": tenant.subsystem_code}));
     app.send_batch(&tenant.key, &events).await;
     app.await_events(
         &tenant.key,
@@ -105,6 +106,8 @@ async fn metrics_count_requests_and_ingested_events(backend: Backend) {
     ));
     assert!(text.contains("volcanion_ingest_queue_depth 0"));
     assert!(text.contains("volcanion_batch_write_duration_seconds_count"));
+    assert!(text.contains(r#"volcanion_events_rejected_total{reason="invalid"} 1"#));
+    assert!(text.contains(r#"volcanion_events_rejected_total{reason="schema"} 0"#));
 }
 
 crate::backend_tests!(
