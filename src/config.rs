@@ -50,6 +50,22 @@ pub struct HttpConfig {
     /// Largest batch request body, after decompression.
     #[serde(with = "bytes")]
     pub max_batch_request_size: ByteSize,
+    /// A connection that sends no complete request head within this (including an idle
+    /// keep-alive connection between requests) is closed.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// The whole body of a request must arrive within this, or it is answered `408`.
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Connections open at once; lowered at start to fit the open-files limit.
+    pub max_connections: usize,
+    /// Request bodies held in memory at once, summed over all requests (after
+    /// decompression); past it, new requests are answered `503`.
+    #[serde(with = "bytes")]
+    pub max_body_bytes_in_flight: ByteSize,
+    /// At shutdown, how long requests in flight may take before their connections close.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -144,6 +144,10 @@ impl Application {
                 &config.reports,
                 Arc::clone(&metrics),
             ),
+            bodies: http::body::BodyGuard::new(
+                config.http.max_body_bytes_in_flight.as_u64(),
+                config.http.body_read_timeout,
+            ),
             redis: redis.clone(),
             directory: caches.directory,
             store,
@@ -187,6 +191,12 @@ impl Application {
             redis,
         } = self;
         let drain_timeout = state.config.ingest.shutdown_timeout;
+        let http_config = &state.config.http;
+        let server_limits = http::server::ServerLimits {
+            header_read_timeout: http_config.header_read_timeout,
+            max_connections: http::server::fit_connection_cap(http_config.max_connections),
+            shutdown_grace: http_config.shutdown_grace,
+        };
         let metrics = Arc::clone(&state.metrics);
         tracing::info!(address = %listener.local_addr()?, store = state.store.backend_name(), "serving");
         let router = http::router(state);
@@ -195,10 +205,7 @@ impl Application {
             draining.store(true, Ordering::Relaxed);
             tracing::info!("shutdown requested: no new connections, draining");
         };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("the HTTP server failed")?;
+        http::server::serve(listener, router, server_limits, signal).await;
         let drained = tokio::time::timeout(drain_timeout, join_writers(writers)).await;
         background.iter().for_each(JoinHandle::abort);
         if let Some(redis) = redis {

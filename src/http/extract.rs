@@ -30,6 +30,21 @@ pub fn json_bytes(
     body: Result<Bytes, BytesRejection>,
     kind: BodyKind,
 ) -> Result<Bytes, ApiError> {
+    check_content_type(headers, kind)?;
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "the request body is larger than this endpoint accepts",
+        ),
+        _ => ApiError::invalid(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        )),
+    })
+}
+
+/// `415` unless the body is declared as JSON (or `text/plain`, where beacons are allowed).
+pub fn check_content_type(headers: &HeaderMap, kind: BodyKind) -> Result<(), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -57,16 +72,7 @@ pub fn json_bytes(
             ),
         ));
     }
-    body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            "the request body is larger than this endpoint accepts",
-        ),
-        _ => ApiError::invalid(format!(
-            "cannot read the request body: {}",
-            rejection.body_text()
-        )),
-    })
+    Ok(())
 }
 
 /// Parses a typed JSON body, naming the offending field when serde can.

@@ -2,6 +2,7 @@
 //! (`problem`), and one file per resource; `ingest/` holds one file per wire format.
 //! Handlers extract, call a use-case, and respond.
 
+pub mod body;
 pub mod correlation;
 mod events;
 mod extract;
@@ -15,6 +16,7 @@ mod read_scope;
 mod reports;
 mod respond;
 mod schemas;
+pub mod server;
 pub mod state;
 mod subsystems;
 
@@ -34,13 +36,9 @@ use crate::http::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let single_limit = state.config.http.max_request_size.as_u64() as usize;
-    let batch_limit = state.config.http.max_batch_request_size.as_u64() as usize;
     let api = Router::new()
         .route("/api/v1/events", post(ingest::single).get(events::list))
-        .route(
-            "/api/v1/events/batch",
-            post(ingest::batch).layer(DefaultBodyLimit::max(batch_limit)),
-        )
+        .route("/api/v1/events/batch", post(ingest::batch))
         .route("/api/events/ingest", post(ingest::legacy))
         .route(
             "/api/v1/partners",

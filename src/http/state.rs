@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::http::body::BodyGuard;
 use crate::ingest::{Admission, Ingestor};
 use crate::manage::Management;
 use crate::redis::Redis;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub management: Management,
     pub reports: ReportService,
+    /// The in-flight budget and deadline every ingest body is read under.
+    pub bodies: BodyGuard,
     pub redis: Option<Arc<Redis>>,
     pub metrics: Arc<Metrics>,
     /// Set when shutdown begins, so readiness fails before the listener closes.

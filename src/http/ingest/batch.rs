@@ -3,17 +3,16 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
 use axum::response::Response;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{IngestRequest, fields_of};
+use super::{IngestRequest, fields_of, read_json};
 use crate::error::{ErrorKind, FieldError};
-use crate::http::extract::{BodyKind, json_bytes, presented_credential};
+use crate::http::extract::presented_credential;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::model::Event;
@@ -86,11 +85,13 @@ struct BatchResponse {
 pub async fn batch(
     State(state): State<Arc<AppState>>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // The key is checked before a byte of the body is read.
     let mut request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
-    let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
-    let envelope: BatchEnvelope = serde_json::from_slice(&bytes).map_err(|error| {
+    let max_bytes = state.config.http.max_batch_request_size.as_u64() as usize;
+    let body = read_json(&state, &parts, body, max_bytes).await?;
+    let envelope: BatchEnvelope = serde_json::from_slice(&body.bytes).map_err(|error| {
         ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
     })?;
     check_count(envelope.events.len(), state.config.ingest.max_batch_events)?;

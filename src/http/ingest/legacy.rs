@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
 use axum::response::Response;
-use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::{IngestRequest, fields_of};
+use super::{IngestRequest, fields_of, read_json, single_event_limit};
 use crate::auth::PresentedCredential;
-use crate::http::extract::{BodyKind, json_bytes, presented_credential};
+use crate::http::extract::presented_credential;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::ingest::event::EventFields;
@@ -20,10 +19,11 @@ use crate::ingest::event::EventFields;
 pub async fn legacy(
     State(state): State<Arc<AppState>>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
-    let mut fields = fields_of(&bytes, "the event")?;
+    // The key may be in the body, so it is read first: at most one event's worth.
+    let body = read_json(&state, &parts, body, single_event_limit(&state)).await?;
+    let mut fields = fields_of(&body.bytes, "the event")?;
     let body_key = fields
         .remove("apiKey")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())

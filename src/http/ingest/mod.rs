@@ -11,6 +11,7 @@ pub use legacy::legacy;
 pub use native::single;
 
 use axum::Json;
+use axum::body::Body;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,9 @@ use serde::Serialize;
 use serde_json::error::Category;
 
 use crate::auth::{KeyHolder, PresentedCredential};
+use crate::http::body::GuardedBody;
 use crate::http::correlation::CorrelationId;
+use crate::http::extract::{BodyKind, check_content_type};
 use crate::http::problem::{ApiError, write_rate_limit_headers};
 use crate::http::state::AppState;
 use crate::ingest::event::{EventFields, event_fields};
@@ -132,6 +135,24 @@ impl AcceptedEvent {
             received_at: event.received_at,
         }
     }
+}
+
+/// A JSON (or beacon `text/plain`) body, read under the in-flight budget and deadline.
+async fn read_json(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+    max_bytes: usize,
+) -> Result<GuardedBody, ApiError> {
+    check_content_type(&parts.headers, BodyKind::JsonOrBeacon)?;
+    state.bodies.read(&parts.headers, body, max_bytes).await
+}
+
+/// The largest body of a one-event endpoint: one event (`ingest.max_event_size`).
+fn single_event_limit(state: &AppState) -> usize {
+    let config = &state.config;
+    let event = config.ingest.max_event_size.as_u64();
+    usize::try_from(event.min(config.http.max_request_size.as_u64())).unwrap_or(usize::MAX)
 }
 
 /// The fields of one event object; `what` names it in the error ("the event").

@@ -2,24 +2,24 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::request::Parts;
 use axum::response::Response;
-use bytes::Bytes;
 
-use super::{IngestRequest, fields_of};
-use crate::http::extract::{BodyKind, json_bytes, presented_credential};
+use super::{IngestRequest, fields_of, read_json, single_event_limit};
+use crate::http::extract::presented_credential;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
 pub async fn single(
     State(state): State<Arc<AppState>>,
     parts: Parts,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // The key is checked before a byte of the body is read.
     let request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
-    let bytes = json_bytes(&parts.headers, body, BodyKind::JsonOrBeacon)?;
-    let fields = fields_of(&bytes, "the event")?;
+    let body = read_json(&state, &parts, body, single_event_limit(&state)).await?;
+    let fields = fields_of(&body.bytes, "the event")?;
     request.accept_one(&state, &fields).await
 }
