@@ -2,11 +2,13 @@
 //! test, driven over real HTTP (and, for restarts, the real binary).
 
 mod cassandra_store;
+mod hardening;
 mod helpers;
 mod ingest;
 mod keys;
 mod management;
 mod operations;
+mod process;
 mod reading;
 mod redis;
 mod reports;

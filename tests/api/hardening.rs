@@ -1,0 +1,223 @@
+//! Attacks on connections and bodies, made as an attacker would over raw TCP: bodies that
+//! never finish, idle and half-sent connections, more connections than allowed, huge
+//! declared lengths. Each test asserts the service refuses the attack and keeps serving.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestApp, TestAppBuilder, spawn_app};
+use crate::process::{start, terminate};
+
+/// Bounds every wait on the server, so a broken protection fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(10);
+const SHORT_TIMEOUT: Duration = Duration::from_millis(300);
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.address).await.expect("connects")
+}
+
+/// Everything the server sends until it closes the connection (or `PATIENCE` runs out).
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut received))
+        .await
+        .expect("the server answers and closes within the patience")
+        .expect("reads");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// The status line's code of a raw HTTP/1.1 answer.
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP answer, got {answer:?}"))
+}
+
+fn post_head(path: &str, extra: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n{extra}\r\n"
+    )
+}
+
+async fn a_body_without_a_key_is_never_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut stream = connect(&app).await;
+    let head = post_head(
+        "/api/v1/events/batch",
+        "Content-Encoding: gzip\r\nContent-Length: 5000000\r\n",
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[0x1f, 0x8b, 0x08, 0, 0]).await.unwrap();
+    // The answer comes while almost all of the declared body is still unsent.
+    assert_eq!(status_of(&read_until_closed(&mut stream).await), 401);
+}
+
+async fn a_declared_length_over_the_limit_is_refused_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let mut stream = connect(&app).await;
+    let head = post_head(
+        "/api/v1/events/batch",
+        &format!(
+            "X-API-Key: {}\r\nContent-Length: 10000000000\r\n",
+            tenant.key
+        ),
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(status_of(&read_until_closed(&mut stream).await), 413);
+}
+
+async fn a_body_that_never_finishes_gets_408(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| config.http.body_read_timeout = SHORT_TIMEOUT)
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme").await;
+    let mut stream = connect(&app).await;
+    let head = post_head(
+        "/api/v1/events",
+        &format!("X-API-Key: {}\r\nContent-Length: 1000\r\n", tenant.key),
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{\"eventType\": ").await.unwrap();
+    assert_eq!(status_of(&read_until_closed(&mut stream).await), 408);
+    let healthy = app
+        .send_event(
+            &tenant.key,
+            &json!({"eventType": "e", "userId": "u", "subsystem": tenant.subsystem_code}),
+        )
+        .await;
+    assert_eq!(healthy.status(), StatusCode::ACCEPTED);
+}
+
+async fn one_event_endpoints_refuse_bodies_over_the_event_size(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let big = json!({
+        "eventType": "e", "userId": "u", "subsystem": tenant.subsystem_code,
+        "properties": {"blob": "x".repeat(100 * 1024)}
+    });
+    let single = app.send_event(&tenant.key, &big).await;
+    assert_eq!(single.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let mut legacy_body = big.clone();
+    legacy_body["apiKey"] = json!(tenant.key);
+    let legacy = app.send_legacy(&legacy_body).await;
+    assert_eq!(legacy.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+async fn silent_idle_and_half_sent_connections_are_closed(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| config.http.header_read_timeout = SHORT_TIMEOUT)
+        .spawn()
+        .await;
+    let mut silent = connect(&app).await;
+    let mut half_sent = connect(&app).await;
+    half_sent
+        .write_all(b"GET /health/live HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let mut idle = connect(&app).await;
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, "");
+    let half_answer = read_until_closed(&mut half_sent).await;
+    assert!(!half_answer.contains("200 OK"), "{half_answer}");
+    // The idle keep-alive connection got its answer, then was closed for idling.
+    assert_eq!(status_of(&read_until_closed(&mut idle).await), 200);
+}
+
+async fn connections_over_the_cap_wait_until_a_slot_frees(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| {
+            config.http.max_connections = 3;
+            config.http.header_read_timeout = SHORT_TIMEOUT;
+        })
+        .spawn()
+        .await;
+    let mut hogs = Vec::new();
+    for _ in 0..3 {
+        hogs.push(connect(&app).await);
+    }
+    // Served once the idle connections are closed: the cap held them, not the process.
+    let served = tokio::time::timeout(PATIENCE, app.get("/health/live"))
+        .await
+        .expect("served once a slot frees");
+    assert_eq!(served.status(), StatusCode::OK);
+    for mut hog in hogs {
+        assert_eq!(read_until_closed(&mut hog).await, "");
+    }
+}
+
+/// Both `Content-Length` and `Transfer-Encoding`: the chunked framing alone counts (RFC
+/// 9112 §6.3) and the connection closes after the answer, so nothing can be smuggled
+/// behind the body as a second request.
+async fn a_request_framed_two_ways_cannot_smuggle_another(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut stream = connect(&app).await;
+    let smuggled = "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answers = read_until_closed(&mut stream).await;
+    assert_eq!(status_of(&answers), 401);
+    assert_eq!(answers.matches("HTTP/1.1 ").count(), 1, "{answers}");
+}
+
+/// 150 connections with unfinished gzip bodies and no key: the process stays small and
+/// answers others at once; then a SIGTERM with a half-sent request still exits.
+async fn unfinished_bodies_cost_no_memory_and_do_not_block_shutdown(backend: Backend) {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let settings = [
+        ("VOLCANION_HTTP__SHUTDOWN_GRACE", "1s"),
+        // Only the shutdown grace, not the header timeout, can end the half-sent request.
+        ("VOLCANION_HTTP__HEADER_READ_TIMEOUT", "60s"),
+    ];
+    let process = start(data_dir.path(), backend, &settings).await;
+    let before = process.resident_bytes();
+    let mut attackers = Vec::new();
+    for _ in 0..150 {
+        let mut stream = TcpStream::connect(process.app.address).await.unwrap();
+        let head = post_head(
+            "/api/v1/events/batch",
+            "Content-Encoding: gzip\r\nContent-Length: 5000000\r\n",
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The server may answer 401 and close before all of this is sent: that is the point.
+        let _ = stream
+            .write_all(&[0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3])
+            .await;
+        let _ = stream.write_all(&vec![0u8; 5000]).await;
+        attackers.push(stream);
+    }
+    let live = process.app.get("/health/live").await;
+    assert_eq!(live.status(), StatusCode::OK);
+    let grown = process.resident_bytes().saturating_sub(before);
+    eprintln!("resident memory growth under 150 unfinished unauthenticated bodies: {grown} bytes");
+    assert!(grown < 64 << 20, "resident memory grew by {grown} bytes");
+    let mut half_sent = TcpStream::connect(process.app.address).await.unwrap();
+    half_sent
+        .write_all(b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .await
+        .unwrap();
+    terminate(process).await;
+    drop(attackers);
+}
+
+crate::backend_tests!(
+    a_body_without_a_key_is_never_read,
+    a_declared_length_over_the_limit_is_refused_at_once,
+    a_body_that_never_finishes_gets_408,
+    one_event_endpoints_refuse_bodies_over_the_event_size,
+    silent_idle_and_half_sent_connections_are_closed,
+    connections_over_the_cap_wait_until_a_slot_frees,
+    a_request_framed_two_ways_cannot_smuggle_another,
+    unfinished_bodies_cost_no_memory_and_do_not_block_shutdown,
+);
