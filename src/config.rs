@@ -152,6 +152,9 @@ where
 pub struct IngestConfig {
     /// Events the in-memory queue holds before ingestion answers 503.
     pub queue_capacity: usize,
+    /// Bytes the queued events may hold at most (they are freed once stored).
+    #[serde(with = "bytes")]
+    pub queue_max_bytes: ByteSize,
     pub writers: usize,
     pub batch_size: usize,
     /// How long a writer waits for a batch to fill once its first event arrived.

@@ -89,7 +89,10 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new());
         let redis = connect_redis(&config, &metrics).await?;
-        let (queue, receiver) = ingest::queue::bounded(config.ingest.queue_capacity);
+        let (queue, receiver) = ingest::queue::bounded(
+            config.ingest.queue_capacity,
+            usize::try_from(config.ingest.queue_max_bytes.as_u64()).unwrap_or(usize::MAX),
+        );
         let policy = BatchPolicy {
             max_events: config.ingest.batch_size,
             linger: config.ingest.linger,

@@ -114,5 +114,6 @@ fn event_query(params: EventsParams, target: ReadTarget) -> Result<EventQuery, A
         },
         limit: parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
         cursor,
+        with_payload: true,
     })
 }

@@ -80,7 +80,7 @@ pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
         "components": {
             "store": {"status": store, "backend": state.store.backend_name(), "error": store_error},
             "redis": {"status": redis, "fallback": if redis == Status::Down { "in-process limits and caches" } else { "" }},
-            "queue": {"status": queue_status, "depth": depth, "capacity": capacity},
+            "queue": {"status": queue_status, "depth": depth, "capacity": capacity, "bytes": queue.bytes()},
         }
     });
     let code = if overall == Status::Down {

@@ -13,6 +13,10 @@ use crate::error::FieldError;
 use crate::model::{JsonObject, check_event_type};
 
 const MAX_ID_CHARS: usize = 255;
+/// How deep `properties` and `context` may nest, and how many values each may hold: a
+/// parsed tree (for schema validation) then stays a small multiple of the event's bytes.
+pub const MAX_JSON_DEPTH: usize = 32;
+pub const MAX_JSON_VALUES: usize = 10_000;
 /// Earliest accepted event time; anything before is a client clock or encoding bug.
 const EARLIEST_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
 
@@ -132,11 +136,51 @@ impl<'a> Fields<'a, '_> {
         let Some((name, raw)) = self.find(names) else {
             return JsonObject::empty();
         };
-        JsonObject::from_raw(raw).unwrap_or_else(|| {
+        let Some(object) = JsonObject::from_raw(raw) else {
             self.fail(name, "must be a JSON object");
-            JsonObject::empty()
-        })
+            return JsonObject::empty();
+        };
+        if let Some(problem) = shape_problem(object.as_str()) {
+            self.fail(name, problem);
+            return JsonObject::empty();
+        }
+        object
     }
+}
+
+/// Why JSON text nests too deep or holds too many values, if it does. One pass over the
+/// bytes (strings skipped), no tree built.
+fn shape_problem(text: &str) -> Option<String> {
+    let (mut depth, mut values) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                values += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Some(format!("must not nest deeper than {MAX_JSON_DEPTH} levels"));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => values += 1,
+            _ => {}
+        }
+        if values > MAX_JSON_VALUES {
+            return Some(format!("must hold at most {MAX_JSON_VALUES} values"));
+        }
+    }
+    None
 }
 
 /// Validates one event object of the native API (`eventType`, `eventName`, …).
@@ -246,6 +290,20 @@ mod tests {
         let json = br#"{"eventType": "x", "userId": "u", "properties": {"b": 2,  "a": 1.50}}"#;
         let draft = parse_event(&event_fields(json).unwrap()).unwrap();
         assert_eq!(draft.properties.as_str(), r#"{"b": 2,  "a": 1.50}"#);
+    }
+
+    #[test]
+    fn deep_or_huge_properties_are_refused_by_field() {
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let json = format!(r#"{{"eventType": "x", "userId": "u", "properties": {{"a": {deep}}}}}"#);
+        let errors = parse_event(&event_fields(json.as_bytes()).unwrap()).unwrap_err();
+        assert_eq!(fields_of(errors), ["properties"]);
+        let zeros = vec!["0"; MAX_JSON_VALUES + 1].join(",");
+        let json = format!(r#"{{"eventType": "x", "userId": "u", "context": {{"a": [{zeros}]}}}}"#);
+        let errors = parse_event(&event_fields(json.as_bytes()).unwrap()).unwrap_err();
+        assert_eq!(fields_of(errors), ["context"]);
+        let strings = r#"{"eventType": "x", "userId": "u", "properties": {"a": "[[[[,,,\"]]"}}"#;
+        assert!(parse_event(&event_fields(strings.as_bytes()).unwrap()).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 
 use crate::error::ErrorChain;
-use crate::ingest::queue::SharedReceiver;
+use crate::ingest::queue::QueueReceiver;
 use crate::model::Event;
 use crate::store::EventStore;
 use crate::telemetry::Metrics;
@@ -25,8 +25,8 @@ pub struct BatchPolicy {
 }
 
 /// Collects the next batch; an empty batch means the queue is closed and drained.
-pub async fn next_batch(receiver: &SharedReceiver, policy: BatchPolicy) -> Vec<Event> {
-    let mut receiver = receiver.lock().await;
+pub async fn next_batch(receiver: &QueueReceiver, policy: BatchPolicy) -> Vec<Event> {
+    let mut receiver = receiver.receiver.lock().await;
     let mut batch = Vec::with_capacity(policy.max_events);
     if receiver.recv_many(&mut batch, policy.max_events).await == 0 {
         return batch;
@@ -73,14 +73,14 @@ pub async fn write_with_retry(store: &dyn EventStore, batch: &[Event], metrics: 
 /// Starts `count` writers; each ends once the queue is closed and empty.
 pub fn spawn_writers(
     count: usize,
-    receiver: SharedReceiver,
+    receiver: QueueReceiver,
     store: Arc<dyn EventStore>,
     policy: BatchPolicy,
     metrics: Arc<Metrics>,
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|_| {
-            let receiver = Arc::clone(&receiver);
+            let receiver = receiver.clone();
             let store = Arc::clone(&store);
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
@@ -90,6 +90,7 @@ pub fn spawn_writers(
                         return;
                     }
                     write_with_retry(store.as_ref(), &batch, &metrics).await;
+                    receiver.stored(&batch);
                 }
             })
         })
@@ -113,7 +114,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn flushes_when_the_batch_is_full() {
-        let (queue, receiver) = bounded(10);
+        let (queue, receiver) = bounded(10, 1 << 20);
         queue
             .try_enqueue((0..5).map(|i| sample_event(&i.to_string())).collect())
             .unwrap();
@@ -123,7 +124,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn flushes_a_partial_batch_when_linger_expires() {
-        let (queue, receiver) = bounded(10);
+        let (queue, receiver) = bounded(10, 1 << 20);
         queue.try_enqueue(vec![sample_event("a")]).unwrap();
         let started = Instant::now();
         let batch = next_batch(&receiver, POLICY).await;
@@ -134,7 +135,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn flushes_partial_batch_when_channel_closes() {
-        let (queue, receiver) = bounded(10);
+        let (queue, receiver) = bounded(10, 1 << 20);
         queue.try_enqueue(vec![sample_event("a")]).unwrap();
         drop(queue);
         let started = Instant::now();
@@ -195,7 +196,7 @@ mod tests {
     async fn writers_drain_everything_queued_before_close() {
         let store = Arc::new(FlakyStore::default());
         store.failures.store(2, Ordering::SeqCst);
-        let (queue, receiver) = bounded(100);
+        let (queue, receiver) = bounded(100, 1 << 20);
         let handles = spawn_writers(2, receiver, store.clone(), POLICY, Arc::new(Metrics::new()));
         queue
             .try_enqueue((0..50).map(|i| sample_event(&i.to_string())).collect())

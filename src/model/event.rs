@@ -30,6 +30,24 @@ pub struct Event {
 }
 
 impl Event {
+    /// About how many bytes of memory this event holds (for queue budgets).
+    pub fn approximate_size(&self) -> usize {
+        const FIXED: usize = 160;
+        FIXED
+            + self.event_id.len()
+            + self.event_type.len()
+            + self.user_id.as_ref().map_or(0, String::len)
+            + self.anonymous_id.as_ref().map_or(0, String::len)
+            + self.properties.as_str().len()
+            + self.context.as_str().len()
+            + self
+                .validation_errors
+                .iter()
+                .map(String::len)
+                .sum::<usize>()
+            + self.correlation_id.len()
+    }
+
     /// The identity used for unique-user counts: the user id, else the anonymous id.
     pub fn actor(&self) -> Option<&str> {
         self.user_id.as_deref().or(self.anonymous_id.as_deref())

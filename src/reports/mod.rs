@@ -26,7 +26,7 @@ use crate::redis::{Redis, shared_cache};
 use crate::store::{EventFilter, EventQuery, EventScope, EventStore, StoreError};
 use crate::telemetry::Metrics;
 
-const PAGE_SIZE: usize = 5_000;
+const PAGE_SIZE: usize = 1_000;
 const MAX_CACHED_REPORTS: u64 = 10_000;
 
 /// What a report covers: a partner, optionally narrowed to one of its subsystems.
@@ -199,6 +199,7 @@ impl ReportService {
             filter,
             limit: PAGE_SIZE,
             cursor: None,
+            with_payload: false,
         };
         loop {
             let page = self.store.query_events(&query).await?;

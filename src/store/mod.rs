@@ -114,6 +114,9 @@ pub struct EventQuery {
     pub limit: usize,
     /// Opaque position from a previous page of the same query.
     pub cursor: Option<Vec<u8>>,
+    /// Whether `properties` and `context` are wanted; aggregations leave them out (they
+    /// come back empty), so a page of large events costs no more than a page of small ones.
+    pub with_payload: bool,
 }
 
 #[derive(Debug, Clone)]

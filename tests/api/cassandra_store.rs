@@ -49,6 +49,7 @@ async fn stored(store: &CassandraStore, partner_id: Uuid) -> Vec<Event> {
         filter: EventFilter::default(),
         limit: 100,
         cursor: None,
+        with_payload: true,
     };
     store.query_events(&query).await.unwrap().items
 }

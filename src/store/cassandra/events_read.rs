@@ -107,7 +107,7 @@ pub async fn query_events(
             });
         };
         scanned += 1;
-        let event = row.into_event()?;
+        let event = row.into_event(query.with_payload)?;
         // `event_time` has millisecond precision; the exact bounds apply to the full time.
         let in_range = (query.from..query.to).contains(&event.timestamp);
         if in_range && query.filter.matches(&event) {

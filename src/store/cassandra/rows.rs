@@ -101,7 +101,13 @@ impl EventRow {
         })
     }
 
-    pub fn into_event(self) -> Result<Event, StoreError> {
+    /// The event; without `payload`, `properties` and `context` are left empty.
+    pub fn into_event(self, payload: bool) -> Result<Event, StoreError> {
+        let (properties, context) = if payload {
+            (json_object(self.properties)?, json_object(self.context)?)
+        } else {
+            (JsonObject::empty(), JsonObject::empty())
+        };
         Ok(Event {
             event_id: self.event_id,
             partner_id: self.partner_id,
@@ -111,8 +117,8 @@ impl EventRow {
             received_at: DateTime::from_timestamp_nanos(self.received_at_ns),
             user_id: self.user_id,
             anonymous_id: self.anonymous_id,
-            properties: json_object(self.properties)?,
-            context: json_object(self.context)?,
+            properties,
+            context,
             is_valid: self.is_valid,
             validation_errors: self.validation_errors.unwrap_or_default(),
             correlation_id: self.correlation_id,
@@ -176,7 +182,7 @@ mod tests {
             client_event_id: false,
             ..event
         };
-        assert_eq!(row.into_event().unwrap(), expected);
+        assert_eq!(row.into_event(true).unwrap(), expected);
     }
 
     #[test]

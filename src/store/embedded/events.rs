@@ -118,7 +118,9 @@ impl EventStore for EmbeddedStore {
                 scanned += 1;
                 let key = key.value();
                 let event = match query.scope {
-                    EventScope::Partner(partner_id) => decode(partner_id, key, value.value())?,
+                    EventScope::Partner(partner_id) => {
+                        decode(partner_id, key, value.value(), query.with_payload)?
+                    }
                     EventScope::Subsystem(_) => {
                         let partner_id = Uuid::from_slice(value.value())
                             .map_err(|error| StoreError::Corrupt(error.to_string()))?;
@@ -129,7 +131,7 @@ impl EventStore for EmbeddedStore {
                             .ok_or_else(|| {
                                 StoreError::Corrupt("a subsystem row without its event".into())
                             })?;
-                        decode(partner_id, key, body.value())?
+                        decode(partner_id, key, body.value(), query.with_payload)?
                     }
                 };
                 last_key = Some(key.to_vec());
@@ -146,12 +148,12 @@ impl EventStore for EmbeddedStore {
 }
 
 /// The event of a row whose key is `owner | time | event id` (any owner).
-fn decode(partner_id: Uuid, key: &[u8], row: &[u8]) -> Result<Event, StoreError> {
+fn decode(partner_id: Uuid, key: &[u8], row: &[u8], payload: bool) -> Result<Event, StoreError> {
     let (micros, id_bytes) = keys::split_event_key(key)?;
     let parts = rows::KeyParts {
         partner_id,
         micros,
         event_id: rows::event_id_from_bytes(id_bytes)?,
     };
-    rows::decode(parts, row)
+    rows::decode(parts, row, payload)
 }

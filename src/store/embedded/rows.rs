@@ -111,7 +111,8 @@ pub struct KeyParts {
     pub event_id: String,
 }
 
-pub fn decode(key: KeyParts, bytes: &[u8]) -> Result<Event, StoreError> {
+/// The event of a row; without `payload`, `properties` and `context` are left empty.
+pub fn decode(key: KeyParts, bytes: &[u8], payload: bool) -> Result<Event, StoreError> {
     let Some((&ROW_FORMAT_V1, encoded)) = bytes.split_first() else {
         return Err(StoreError::Corrupt(
             "an event row in an unknown format (written by an older release?)".into(),
@@ -119,6 +120,10 @@ pub fn decode(key: KeyParts, bytes: &[u8]) -> Result<Event, StoreError> {
     };
     let row: EventRow = postcard::from_bytes(encoded).map_err(corrupt)?;
     let timestamp_nanos = key.micros * 1_000 + i64::from(row.timestamp_sub_micros);
+    let object = |text: &str| match payload {
+        true => JsonObject::parse(text.to_string()).map_err(StoreError::Corrupt),
+        false => Ok(JsonObject::empty()),
+    };
     Ok(Event {
         event_id: key.event_id,
         partner_id: key.partner_id,
@@ -128,8 +133,8 @@ pub fn decode(key: KeyParts, bytes: &[u8]) -> Result<Event, StoreError> {
         received_at: DateTime::from_timestamp_nanos(row.received_at_nanos),
         user_id: row.user_id.map(str::to_string),
         anonymous_id: row.anonymous_id.map(str::to_string),
-        properties: JsonObject::parse(row.properties.to_string()).map_err(StoreError::Corrupt)?,
-        context: JsonObject::parse(row.context.to_string()).map_err(StoreError::Corrupt)?,
+        properties: object(row.properties)?,
+        context: object(row.context)?,
         is_valid: row.is_valid,
         validation_errors: row
             .validation_errors
@@ -162,7 +167,7 @@ mod tests {
             micros: event.timestamp.timestamp_micros(),
             event_id: event_id_from_bytes(&event_id_bytes(&event.event_id)).unwrap(),
         };
-        decode(key, &encode(event).unwrap()).unwrap()
+        decode(key, &encode(event).unwrap(), true).unwrap()
     }
 
     #[test]
@@ -196,7 +201,7 @@ mod tests {
             event_id: "x".into(),
         };
         assert!(matches!(
-            decode(key, b"{\"json\":1}"),
+            decode(key, b"{\"json\":1}", true),
             Err(StoreError::Corrupt(_))
         ));
     }
