@@ -195,10 +195,13 @@ impl Application {
             draining.store(true, Ordering::Relaxed);
             tracing::info!("shutdown requested: no new connections, draining");
         };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("the HTTP server failed")?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await
+        .context("the HTTP server failed")?;
         let drained = tokio::time::timeout(drain_timeout, join_writers(writers)).await;
         background.iter().for_each(JoinHandle::abort);
         if let Some(redis) = redis {

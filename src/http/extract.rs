@@ -134,6 +134,10 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> 
 /// The credential of a request: `X-API-Key`, `Authorization` (Bearer, or Basic's
 /// username), or `?apiKey=`.
 pub fn presented_credential(parts: &Parts) -> Option<PresentedCredential> {
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|connect_info| connect_info.0.ip());
     let header = |name| {
         parts
             .headers
@@ -146,6 +150,7 @@ pub fn presented_credential(parts: &Parts) -> Option<PresentedCredential> {
         query: parts.uri.query(),
     }
     .credential()
+    .map(|credential| credential.with_client(client))
 }
 
 /// Extractor for management endpoints: the admin token, nothing else.
