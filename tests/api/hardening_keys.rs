@@ -1,14 +1,15 @@
-//! Issue 9, finding 4: nobody who knows a key id can lock its genuine key out or make
-//! the server hash without bound, and a wrong secret costs the same whether the key id
-//! exists or not.
+//! Issue 9, findings 4 and 5: nobody who knows a key id can lock its genuine key out or
+//! make the server hash without bound, a wrong secret costs the same whether the key id
+//! exists or not, and a schema deleted and put again is checked as the new one.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::helpers::SchemaScope::Global;
 use crate::helpers::{Backend, Tenant, TestApp, TestAppBuilder, event};
 
 const HASHES: &str = "volcanion_auth_hashes_total";
@@ -155,9 +156,46 @@ async fn unknown_key_ids_cost_one_hash_like_wrong_secrets(backend: Backend) {
     assert_eq!(hashes(&app).await, 2);
 }
 
+async fn a_schema_deleted_and_put_again_is_checked_as_the_new_one(backend: Backend) {
+    let app = TestAppBuilder::new(backend).spawn().await;
+    let tenant = app.tenant("acme").await;
+    let at_least_zero = json!({"mode": "flag", "schema": {
+        "type": "object", "properties": {"amount": {"type": "number", "minimum": 0}}
+    }});
+    let at_most_zero = json!({"mode": "flag", "schema": {
+        "type": "object", "properties": {"amount": {"type": "number", "maximum": 0}}
+    }});
+    let mut negative = event(&tenant, "purchase", "u1", "2026-11-20T10:00:00Z");
+    negative["properties"] = json!({"amount": -3});
+    negative.as_object_mut().unwrap().remove("timestamp");
+
+    let first = app.put_schema(Global, "purchase", &at_least_zero).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let against_first: Value = app
+        .send_event(&tenant.key, &negative)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(against_first["isValid"], false);
+    let deleted = app.delete_schema(Global, "purchase").await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let second = app.put_schema(Global, "purchase", &at_most_zero).await;
+    assert_eq!(second.status(), StatusCode::CREATED);
+
+    let against_second: Value = app
+        .send_event(&tenant.key, &negative)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(against_second["isValid"], true, "{against_second}");
+}
+
 crate::backend_tests!(
     wrong_secrets_from_another_address_do_not_lock_out_the_genuine_key,
     a_verified_key_keeps_working_while_its_key_id_is_attacked,
     concurrent_wrong_secrets_never_hash_more_than_the_client_budget,
     unknown_key_ids_cost_one_hash_like_wrong_secrets,
+    a_schema_deleted_and_put_again_is_checked_as_the_new_one,
 );
