@@ -179,12 +179,20 @@ pub struct AuthConfig {
     #[serde(skip_serializing)]
     pub admin_token: Option<SecretString>,
     pub pbkdf2_iterations: u32,
+    /// How long a key's verdict is trusted before its stored record is read again. A key
+    /// proven genuine is not hashed again for the longer of this and 12 hours.
     #[serde(with = "duration")]
     pub key_cache_ttl: Duration,
     #[serde(with = "duration")]
     pub negative_cache_ttl: Duration,
-    /// Failed verifications allowed per key id per minute before hashing is refused.
+    /// Key verifications that may fail per client address (IPv6: per /64) per minute;
+    /// past it that address gets 429 until the minute ends. Attempts are charged before
+    /// hashing and refunded when the key proves genuine, so the budget is exact. Requests
+    /// whose address is unknown share one budget.
     pub max_failed_attempts_per_minute: u32,
+    /// PBKDF2 runs per second for the whole instance (the burst is the same); past it
+    /// keys not yet proven genuine get 429. Keys proven genuine are never hashed again.
+    pub max_hashes_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -354,6 +362,10 @@ impl Config {
                 "auth.max_failed_attempts_per_minute must be > 0, got 0".to_string(),
             ),
             (
+                self.auth.max_hashes_per_second == 0,
+                "auth.max_hashes_per_second must be > 0, got 0".to_string(),
+            ),
+            (
                 self.limits.default_rate_limit_per_minute == 0,
                 "limits.default_rate_limit_per_minute must be > 0, got 0".to_string(),
             ),
@@ -510,6 +522,14 @@ mod tests {
         config.ingest.writers = 0;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("ingest.writers"), "{message}");
+    }
+
+    #[test]
+    fn a_zero_hash_budget_is_refused_with_its_key() {
+        let mut config = Config::defaults();
+        config.auth.max_hashes_per_second = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("auth.max_hashes_per_second"), "{message}");
     }
 
     #[test]

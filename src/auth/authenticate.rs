@@ -56,7 +56,10 @@ impl Authenticator {
                 Err(AuthError::Rejected("the credentials are not valid"))
             };
         }
-        let key = self.verifier.verify(&credential.token).await?;
+        let key = self
+            .verifier
+            .verify(&credential.token, credential.client)
+            .await?;
         let partner = self
             .directory
             .partner(key.partner_id)

@@ -2,6 +2,8 @@
 //! hands over: `X-API-Key`, `Authorization: Bearer`, Basic auth's username (Segment's
 //! write key), or `?apiKey=` (browsers' `sendBeacon` can't set headers).
 
+use std::net::IpAddr;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -10,6 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 pub struct PresentedCredential {
     pub token: String,
     pub bearer: bool,
+    /// The address it came from, which wrong keys are counted against; `None` when the
+    /// adapter does not know it (all such requests share one budget).
+    pub client: Option<IpAddr>,
 }
 
 impl PresentedCredential {
@@ -18,7 +23,13 @@ impl PresentedCredential {
         PresentedCredential {
             token,
             bearer: false,
+            client: None,
         }
+    }
+
+    /// The same credential, as sent from `client`.
+    pub fn with_client(self, client: Option<IpAddr>) -> PresentedCredential {
+        PresentedCredential { client, ..self }
     }
 }
 
@@ -45,6 +56,7 @@ impl CredentialSources<'_> {
                 return Some(PresentedCredential {
                     token: value.trim().to_string(),
                     bearer: true,
+                    client: None,
                 });
             }
             if scheme.eq_ignore_ascii_case("basic") {
@@ -93,6 +105,18 @@ mod tests {
         for sources in cases {
             assert_eq!(sources.credential().unwrap().token, "vt_a");
         }
+    }
+
+    #[test]
+    fn a_credential_knows_its_client_only_once_told() {
+        let sources = CredentialSources {
+            x_api_key: Some("vt_a"),
+            ..Default::default()
+        };
+        let found = sources.credential().unwrap();
+        assert_eq!(found.client, None);
+        let client = Some(IpAddr::from([192, 0, 2, 7]));
+        assert_eq!(found.with_client(client).client, client);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub enum AuthError {
     Missing,
     #[error("{0}")]
     Rejected(&'static str),
-    #[error("too many failed attempts with this API key id; try later")]
+    #[error("too many API key attempts; try again after Retry-After")]
     TooManyAttempts { retry_after: Duration },
     #[error("cannot check credentials: {0}")]
     Unavailable(#[source] Arc<StoreError>),

@@ -140,6 +140,7 @@ pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> 
 /// The credential of a request: `X-API-Key`, `Authorization` (Bearer, or Basic's
 /// username), or `?apiKey=`.
 pub fn presented_credential(parts: &Parts) -> Option<PresentedCredential> {
+    let client = client_address(parts);
     let header = |name| {
         parts
             .headers
@@ -152,6 +153,15 @@ pub fn presented_credential(parts: &Parts) -> Option<PresentedCredential> {
         query: parts.uri.query(),
     }
     .credential()
+    .map(|credential| credential.with_client(client))
+}
+
+/// The address the request came from (set by `http::server` on every request).
+pub fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|connect_info| connect_info.0.ip())
 }
 
 /// Extractor for management endpoints: the admin token, nothing else.

@@ -28,6 +28,7 @@ pub const CACHE_MISSES: &str = "volcanion_cache_misses_total";
 pub const RATE_LIMITED: &str = "volcanion_rate_limited_total";
 pub const STORE_ERRORS: &str = "volcanion_store_errors_total";
 pub const REDIS_FALLBACKS: &str = "volcanion_redis_fallbacks_total";
+pub const AUTH_HASHES: &str = "volcanion_auth_hashes_total";
 
 /// The caches that report hits and misses (`record_cache_lookup`).
 pub const KNOWN_CACHES: [&str; 5] = ["api_key", "partner", "subsystem", "schema", "report"];
@@ -66,6 +67,7 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub redis_fallbacks: IntCounterVec,
+    pub auth_hashes: IntCounter,
 }
 
 impl Metrics {
@@ -134,6 +136,10 @@ impl Metrics {
                 &["reason"],
             ),
             events_stored: counter(EVENTS_STORED, "Events written to the store"),
+            auth_hashes: counter(
+                AUTH_HASHES,
+                "PBKDF2 runs checking presented API keys (unknown key ids included)",
+            ),
             events_duplicate: counter(
                 EVENTS_DUPLICATE,
                 "Events skipped as duplicates of a stored event id",

@@ -3,6 +3,7 @@
 
 mod cassandra_store;
 mod hardening;
+mod hardening_keys;
 mod helpers;
 mod ingest;
 mod keys;

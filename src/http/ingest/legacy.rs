@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::{IngestRequest, fields_of, read_json, single_event_limit};
 use crate::auth::PresentedCredential;
-use crate::http::extract::presented_credential;
+use crate::http::extract::{client_address, presented_credential};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::ingest::event::EventFields;
@@ -27,7 +27,7 @@ pub async fn legacy(
     let body_key = fields
         .remove("apiKey")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-        .map(PresentedCredential::in_body);
+        .map(|token| PresentedCredential::in_body(token).with_client(client_address(&parts)));
     let credential = presented_credential(&parts).or(body_key);
     let request = IngestRequest::open(&state, &parts, credential).await?;
     let decoded_properties = legacy_properties_json(&mut fields)?;
