@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, TestApp, TestAppBuilder, spawn_app};
+use crate::helpers::{Backend, TestApp, TestAppBuilder, assert_problem, error_fields, spawn_app};
 use crate::process::{start, terminate};
 
 /// Bounds every wait on the server, so a broken protection fails instead of hanging.
@@ -211,6 +211,72 @@ async fn unfinished_bodies_cost_no_memory_and_do_not_block_shutdown(backend: Bac
     drop(attackers);
 }
 
+/// Big events fill the queue's byte budget long before its event count: the overflow is
+/// a `503`, and every event accepted before it is stored.
+async fn the_queue_is_bounded_by_the_bytes_events_hold(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| {
+            config.ingest.queue_max_bytes = bytesize::ByteSize::kib(512);
+            config.ingest.writers = 1;
+            config.ingest.batch_size = 1;
+        })
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme").await;
+    let blob = "x".repeat(30 * 1024);
+    let mut accepted = 0;
+    let mut overloaded = false;
+    for round in 0..40 {
+        let events: Vec<_> = (0..10)
+            .map(|i| {
+                json!({
+                    "eventType": "big", "userId": format!("u{round}-{i}"),
+                    "subsystem": tenant.subsystem_code, "timestamp": "2026-11-20T10:00:00Z",
+                    "properties": {"blob": blob}
+                })
+            })
+            .collect();
+        let response = app.send_batch(&tenant.key, &events).await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            overloaded = true;
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        accepted += 10;
+    }
+    assert!(
+        overloaded,
+        "512 KiB of queue can't hold 40 batches of 300 KiB"
+    );
+    app.await_events(
+        &tenant.key,
+        "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z&limit=1000",
+        accepted,
+    )
+    .await;
+}
+
+async fn deeply_nested_properties_are_refused_by_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let deep = format!("{}0{}", "[".repeat(100), "]".repeat(100));
+    let body = format!(
+        r#"{{"eventType": "e", "userId": "u", "subsystem": "{}", "properties": {{"a": {deep}}}}}"#,
+        tenant.subsystem_code
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .header("x-api-key", &tenant.key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["properties"]);
+}
+
 crate::backend_tests!(
     a_body_without_a_key_is_never_read,
     a_declared_length_over_the_limit_is_refused_at_once,
@@ -220,4 +286,6 @@ crate::backend_tests!(
     connections_over_the_cap_wait_until_a_slot_frees,
     a_request_framed_two_ways_cannot_smuggle_another,
     unfinished_bodies_cost_no_memory_and_do_not_block_shutdown,
+    the_queue_is_bounded_by_the_bytes_events_hold,
+    deeply_nested_properties_are_refused_by_field,
 );
