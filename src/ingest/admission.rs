@@ -10,7 +10,8 @@ use crate::auth::KeyHolder;
 use crate::config::LimitsConfig;
 use crate::error::{ErrorKind, ServiceError};
 use crate::limits::{
-    Budget, LimitScope, RateDecision, RateLimitStatus, RateLimits, ReplayGuard, ReplayRefusal,
+    Budget, LimitScope, NonceClaim, RateDecision, RateLimitStatus, RateLimits, ReplayGuard,
+    ReplayRefusal,
 };
 use crate::telemetry::Metrics;
 
@@ -70,10 +71,15 @@ impl Admission {
         sender: &KeyHolder,
         headers: ReplayHeaders<'_>,
         now: DateTime<Utc>,
-    ) -> Result<(), ReplayRefusal> {
+    ) -> Result<Option<NonceClaim>, ReplayRefusal> {
         self.replay_guard
             .check(sender.partner.id, headers.timestamp, headers.nonce, now)
             .await
+    }
+
+    /// A nonce is spent only by a request that was accepted: give back a refused one's.
+    pub async fn release_nonce(&self, claim: NonceClaim) {
+        self.replay_guard.release(claim).await;
     }
 
     /// Charges `events` to the key's and the partner's per-minute budgets, together;

@@ -12,7 +12,7 @@ use fred::types::scripts::Script;
 use uuid::Uuid;
 
 pub use local::{LocalRateLimiter, RateDecision};
-pub use replay::{ReplayGuard, ReplayRefusal};
+pub use replay::{NonceClaim, ReplayGuard, ReplayRefusal};
 
 use crate::redis::Redis;
 

@@ -47,6 +47,11 @@ impl ServiceError for ReplayRefusal {
     }
 }
 
+/// A nonce taken by a request; give it back with `ReplayGuard::release` if the request
+/// is refused after all, so the corrected retry is not taken for a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceClaim(String);
+
 pub struct ReplayGuard {
     window: Duration,
     local_nonces: Cache<String, ()>,
@@ -72,11 +77,11 @@ impl ReplayGuard {
         timestamp: Option<&str>,
         nonce: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<(), ReplayRefusal> {
+    ) -> Result<Option<NonceClaim>, ReplayRefusal> {
         let Some(timestamp) = timestamp else {
             return match nonce {
                 Some(_) => Err(malformed(NONCE, "needs an X-Request-Timestamp")),
-                None => Ok(()),
+                None => Ok(None),
             };
         };
         let sent_at = parse_timestamp(timestamp)?;
@@ -86,7 +91,7 @@ impl ReplayGuard {
                 humantime::format_duration(self.window).to_string(),
             ));
         }
-        let Some(nonce) = nonce else { return Ok(()) };
+        let Some(nonce) = nonce else { return Ok(None) };
         if nonce.is_empty()
             || nonce.len() > MAX_NONCE_LENGTH
             || !nonce.bytes().all(|byte| byte.is_ascii_graphic())
@@ -98,9 +103,18 @@ impl ReplayGuard {
         }
         let key = format!("nonce:{partner_id}:{nonce}");
         if self.first_use(&key).await {
-            Ok(())
+            Ok(Some(NonceClaim(key)))
         } else {
             Err(ReplayRefusal::Replayed)
+        }
+    }
+
+    /// Makes a claimed nonce usable again (its request was refused).
+    pub async fn release(&self, claim: NonceClaim) {
+        self.local_nonces.invalidate(&claim.0);
+        if let Some(redis) = &self.redis {
+            let delete = redis.client().del::<i64, _>(redis.key(&claim.0));
+            redis.call("replay_guard", delete).await;
         }
     }
 
@@ -157,7 +171,7 @@ mod tests {
     async fn requests_without_headers_pass() {
         assert_eq!(
             guard().check(Uuid::nil(), None, None, Utc::now()).await,
-            Ok(())
+            Ok(None)
         );
     }
 
@@ -172,7 +186,7 @@ mod tests {
         let seconds = now.timestamp().to_string();
         assert_eq!(
             guard().check(Uuid::nil(), Some(&seconds), None, now).await,
-            Ok(())
+            Ok(None)
         );
     }
 
@@ -181,24 +195,29 @@ mod tests {
         let guard = guard();
         let now = Utc::now();
         let stamp = now.to_rfc3339();
-        assert_eq!(
-            guard
-                .check(Uuid::nil(), Some(&stamp), Some("n-1"), now)
-                .await,
-            Ok(())
-        );
+        let claim = guard
+            .check(Uuid::nil(), Some(&stamp), Some("n-1"), now)
+            .await;
+        assert!(matches!(claim, Ok(Some(_))));
         assert_eq!(
             guard
                 .check(Uuid::nil(), Some(&stamp), Some("n-1"), now)
                 .await,
             Err(ReplayRefusal::Replayed)
         );
-        assert_eq!(
+        assert!(matches!(
             guard
                 .check(Uuid::max(), Some(&stamp), Some("n-1"), now)
                 .await,
-            Ok(())
-        );
+            Ok(Some(_))
+        ));
+        guard.release(claim.unwrap().unwrap()).await;
+        assert!(matches!(
+            guard
+                .check(Uuid::nil(), Some(&stamp), Some("n-1"), now)
+                .await,
+            Ok(Some(_))
+        ));
     }
 
     #[tokio::test]

@@ -277,6 +277,33 @@ async fn deeply_nested_properties_are_refused_by_field(backend: Backend) {
     assert_eq!(error_fields(&problem), ["properties"]);
 }
 
+/// Only an accepted request spends its nonce: the corrected retry of a refused one passes,
+/// and a true replay of the accepted one is still a `409`.
+async fn a_refused_request_does_not_spend_its_nonce(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let send = |event: serde_json::Value| {
+        app.client
+            .post(app.url("/api/v1/events"))
+            .header("x-api-key", &tenant.key)
+            .header("x-request-timestamp", chrono::Utc::now().to_rfc3339())
+            .header("x-request-nonce", "nonce-7")
+            .json(&event)
+            .send()
+    };
+    let broken = json!({"eventType": "", "userId": "u", "subsystem": tenant.subsystem_code});
+    assert_eq!(
+        send(broken).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let fixed = json!({"eventType": "e", "userId": "u", "subsystem": tenant.subsystem_code});
+    assert_eq!(
+        send(fixed.clone()).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(send(fixed).await.unwrap().status(), StatusCode::CONFLICT);
+}
+
 crate::backend_tests!(
     a_body_without_a_key_is_never_read,
     a_declared_length_over_the_limit_is_refused_at_once,
@@ -288,4 +315,5 @@ crate::backend_tests!(
     unfinished_bodies_cost_no_memory_and_do_not_block_shutdown,
     the_queue_is_bounded_by_the_bytes_events_hold,
     deeply_nested_properties_are_refused_by_field,
+    a_refused_request_does_not_spend_its_nonce,
 );

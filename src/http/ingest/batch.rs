@@ -89,18 +89,28 @@ pub async fn batch(
 ) -> Result<Response, ApiError> {
     // The key is checked before a byte of the body is read.
     let mut request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
+    let outcome = accept_batch(&state, &parts, body, &mut request).await;
+    request.settle(&state, outcome).await
+}
+
+async fn accept_batch(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+    request: &mut IngestRequest,
+) -> Result<Response, ApiError> {
     let max_bytes = state.config.http.max_batch_request_size.as_u64() as usize;
-    let body = read_json(&state, &parts, body, max_bytes).await?;
+    let body = read_json(state, parts, body, max_bytes).await?;
     let envelope: BatchEnvelope = serde_json::from_slice(&body.bytes).map_err(|error| {
         ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
     })?;
     check_count(envelope.events.len(), state.config.ingest.max_batch_events)?;
-    request.charge(&state, envelope.events.len()).await?;
+    request.charge(state, envelope.events.len()).await?;
     let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
     let mut results = Vec::with_capacity(envelope.events.len());
     let mut accepted = Vec::with_capacity(envelope.events.len());
     for (index, raw) in envelope.events.into_iter().enumerate() {
-        match prepare(&state, &request, raw, max_event_bytes).await {
+        match prepare(state, request, raw, max_event_bytes).await {
             Ok(event) => {
                 results.push(BatchResult::accepted(index, &event));
                 accepted.push(event);

@@ -29,12 +29,17 @@ pub async fn legacy(
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .map(|token| PresentedCredential::in_body(token).with_client(client_address(&parts)));
     let credential = presented_credential(&parts).or(body_key);
-    let request = IngestRequest::open(&state, &parts, credential).await?;
-    let decoded_properties = legacy_properties_json(&mut fields)?;
-    if let Some(properties) = &decoded_properties {
-        fields.insert("properties".into(), properties);
-    }
-    request.accept_one(&state, &fields).await
+    let mut request = IngestRequest::open(&state, &parts, credential).await?;
+    let outcome = match legacy_properties_json(&mut fields) {
+        Ok(decoded_properties) => {
+            if let Some(properties) = &decoded_properties {
+                fields.insert("properties".into(), properties);
+            }
+            request.accept_one(&state, &fields).await
+        }
+        Err(error) => Err(error),
+    };
+    request.settle(&state, outcome).await
 }
 
 /// Moves `eventProperties` to `properties`, and decodes `eventPropertiesJson` (a string

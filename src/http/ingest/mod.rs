@@ -27,7 +27,7 @@ use crate::http::problem::{ApiError, write_rate_limit_headers};
 use crate::http::state::AppState;
 use crate::ingest::event::{EventFields, event_fields};
 use crate::ingest::{Origin, ReplayHeaders};
-use crate::limits::RateLimitStatus;
+use crate::limits::{NonceClaim, RateLimitStatus};
 use crate::model::Event;
 
 /// An authenticated ingest request that passed the replay guard.
@@ -36,6 +36,8 @@ struct IngestRequest {
     correlation_id: String,
     received_at: DateTime<Utc>,
     rate_limit: Option<RateLimitStatus>,
+    /// The nonce this request took, given back if it ends up refused.
+    nonce: Option<NonceClaim>,
 }
 
 impl IngestRequest {
@@ -57,7 +59,7 @@ impl IngestRequest {
             timestamp: header("x-request-timestamp"),
             nonce: header("x-request-nonce"),
         };
-        state
+        let nonce = state
             .admission
             .check_replay(&sender, replay, received_at)
             .await?;
@@ -70,7 +72,23 @@ impl IngestRequest {
                 .unwrap_or_default(),
             received_at,
             rate_limit: None,
+            nonce,
         })
+    }
+
+    /// The answer to the request: a refusal gives its nonce back (only an accepted request
+    /// spends one), so the client's corrected retry is not mistaken for a replay.
+    async fn settle(
+        self,
+        state: &AppState,
+        outcome: Result<Response, ApiError>,
+    ) -> Result<Response, ApiError> {
+        if outcome.is_err()
+            && let Some(claim) = self.nonce
+        {
+            state.admission.release_nonce(claim).await;
+        }
+        outcome
     }
 
     /// Charges `events` to the key's and the partner's budgets.
@@ -105,7 +123,7 @@ impl IngestRequest {
 
     /// Charges, validates and queues one event: the single-event endpoints' answer.
     async fn accept_one(
-        mut self,
+        &mut self,
         state: &AppState,
         fields: &EventFields<'_>,
     ) -> Result<Response, ApiError> {

@@ -18,8 +18,12 @@ pub async fn single(
     body: Body,
 ) -> Result<Response, ApiError> {
     // The key is checked before a byte of the body is read.
-    let request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
-    let body = read_json(&state, &parts, body, single_event_limit(&state)).await?;
-    let fields = fields_of(&body.bytes, "the event")?;
-    request.accept_one(&state, &fields).await
+    let mut request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
+    let outcome = async {
+        let body = read_json(&state, &parts, body, single_event_limit(&state)).await?;
+        let fields = fields_of(&body.bytes, "the event")?;
+        request.accept_one(&state, &fields).await
+    }
+    .await;
+    request.settle(&state, outcome).await
 }
