@@ -1,21 +1,18 @@
-//! In-process quotas with GCRA from `governor`: the limiter when Redis is not
-//! configured, and the fallback when it is down. A limiter is keyed by its scope and its
-//! quota, so changing a quota starts a fresh budget.
+//! In-process quotas: the limiter when Redis is not configured, and the fallback when it
+//! is down. The same GCRA as the shared Lua script (`gcra.lua`), over several budgets at
+//! once under one lock: a request's cost is taken from every budget or from none, so a
+//! request the partner's budget refuses is not charged to its key's. (`governor` checks
+//! one limiter at a time and can't give a charge back, hence this small state machine.)
+//! A budget is keyed by its scope and its quota, so changing a quota starts afresh.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter as Gcra};
 use moka::sync::Cache;
 
 use crate::limits::RateLimitStatus;
 
-type ScopeLimiter = Gcra<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
-
+const PERIOD: Duration = Duration::from_secs(60);
 const MAX_SCOPES: u64 = 100_000;
 const IDLE_EVICTION: Duration = Duration::from_secs(600);
 
@@ -29,53 +26,82 @@ pub enum RateDecision {
 }
 
 pub struct LocalRateLimiter {
-    limiters: Cache<(String, u32), Arc<ScopeLimiter>>,
-    clock: DefaultClock,
+    /// Each budget's theoretical arrival time (GCRA's TAT), since `epoch`.
+    arrivals: Cache<(String, u32), Duration>,
+    /// Held while budgets are read and charged, so a charge is all or nothing.
+    charging: Mutex<()>,
+    epoch: Instant,
 }
 
 impl Default for LocalRateLimiter {
     fn default() -> LocalRateLimiter {
         LocalRateLimiter {
-            limiters: Cache::builder()
+            arrivals: Cache::builder()
                 .max_capacity(MAX_SCOPES)
                 .time_to_idle(IDLE_EVICTION)
                 .build(),
-            clock: DefaultClock::default(),
+            charging: Mutex::new(()),
+            epoch: Instant::now(),
         }
     }
 }
 
 impl LocalRateLimiter {
-    /// Takes `cost` units from `scope`'s per-minute budget, or says how long to wait.
+    /// Takes `cost` units from one per-minute budget, or says how long to wait.
     pub fn check(&self, scope: &str, per_minute: u32, cost: u32) -> RateDecision {
-        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        let limiter = self
-            .limiters
-            .get_with((scope.to_string(), per_minute.get()), || {
-                Arc::new(
-                    Gcra::direct(Quota::per_minute(per_minute))
-                        .with_middleware::<StateInformationMiddleware>(),
-                )
+        self.check_all(&[(scope, per_minute)], cost).0
+    }
+
+    /// Takes `cost` from every `(scope, per_minute)` budget, or from none: on refusal, the
+    /// decision and index of the exhausted budget; on success, those of the tightest.
+    pub fn check_all(&self, budgets: &[(&str, u32)], cost: u32) -> (RateDecision, usize) {
+        let _charging = self
+            .charging
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // One period past the epoch, so `arrival - PERIOD` never goes below zero.
+        let now = self.epoch.elapsed() + PERIOD;
+        let mut charged = Vec::with_capacity(budgets.len());
+        let mut tightest: Option<(RateDecision, usize)> = None;
+        for (index, &(scope, per_minute)) in budgets.iter().enumerate() {
+            let limit = per_minute.max(1);
+            let key = (scope.to_string(), limit);
+            let interval = PERIOD / limit;
+            let arrival = self.arrivals.get(&key).unwrap_or(now).max(now);
+            let next_arrival = arrival + interval.saturating_mul(cost);
+            let status = |remaining: u32, reset: Duration| RateLimitStatus {
+                limit,
+                remaining,
+                reset,
+            };
+            let allowed_at = next_arrival.saturating_sub(PERIOD);
+            if allowed_at > now || cost > limit {
+                let retry_after = if cost > limit {
+                    PERIOD
+                } else {
+                    allowed_at - now
+                };
+                let decision = RateDecision::Limited {
+                    status: status(0, arrival - now),
+                    retry_after,
+                };
+                return (decision, index);
+            }
+            let remaining = ((now - allowed_at).as_nanos() / interval.as_nanos().max(1)) as u32;
+            let decision = RateDecision::Allowed(status(remaining.min(limit), next_arrival - now));
+            let tighter = tightest.is_none_or(|(current, _)| match current {
+                RateDecision::Allowed(current) => remaining < current.remaining,
+                RateDecision::Limited { .. } => false,
             });
-        let per_unit = Duration::from_secs(60) / per_minute.get();
-        let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        let status = |remaining: u32| RateLimitStatus {
-            limit: per_minute.get(),
-            remaining,
-            reset: per_unit * (per_minute.get() - remaining),
-        };
-        match limiter.check_n(cost) {
-            Ok(Ok(snapshot)) => RateDecision::Allowed(status(snapshot.remaining_burst_capacity())),
-            Ok(Err(not_until)) => RateDecision::Limited {
-                status: status(0),
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            },
-            // The request alone is larger than the whole budget: it can never pass.
-            Err(_) => RateDecision::Limited {
-                status: status(0),
-                retry_after: Duration::from_secs(60),
-            },
+            if tighter {
+                tightest = Some((decision, index));
+            }
+            charged.push((key, next_arrival));
         }
+        for (key, next_arrival) in charged {
+            self.arrivals.insert(key, next_arrival);
+        }
+        tightest.expect("at least one budget")
     }
 }
 
@@ -117,6 +143,25 @@ mod tests {
             limiter.check(&uuid::Uuid::now_v7().to_string(), 5, 5),
             RateDecision::Allowed(_)
         ));
+    }
+
+    #[test]
+    fn a_refusal_by_one_budget_charges_none() {
+        let limiter = LocalRateLimiter::default();
+        let budgets = [("key:k", 100), ("partner:p", 10)];
+        let (decision, index) = limiter.check_all(&budgets, 8);
+        assert!(matches!(decision, RateDecision::Allowed(_)));
+        assert_eq!(index, 1, "the partner's budget is the tightest");
+        let (refused, index) = limiter.check_all(&budgets, 5);
+        assert!(matches!(refused, RateDecision::Limited { .. }));
+        assert_eq!(index, 1);
+        let RateDecision::Allowed(key) = limiter.check("key:k", 100, 1) else {
+            panic!("the key still has room")
+        };
+        assert_eq!(
+            key.remaining, 91,
+            "only the accepted 8 (and this 1) were charged"
+        );
     }
 
     #[test]

@@ -77,23 +77,14 @@ impl RateLimits {
         {
             return outcome;
         }
-        let mut tightest: Option<(RateDecision, Budget)> = None;
-        for budget in budgets {
-            let decision = self.local.check(&budget.key(), budget.per_minute, cost);
-            match decision {
-                RateDecision::Limited { .. } => return (decision, *budget),
-                RateDecision::Allowed(status) => {
-                    let tighter = tightest.is_none_or(|(current, _)| match current {
-                        RateDecision::Allowed(current) => status.remaining < current.remaining,
-                        RateDecision::Limited { .. } => false,
-                    });
-                    if tighter {
-                        tightest = Some((decision, *budget));
-                    }
-                }
-            }
-        }
-        tightest.expect("at least one budget")
+        let keys: Vec<String> = budgets.iter().map(Budget::key).collect();
+        let local: Vec<(&str, u32)> = keys
+            .iter()
+            .zip(budgets)
+            .map(|(key, budget)| (key.as_str(), budget.per_minute))
+            .collect();
+        let (decision, index) = self.local.check_all(&local, cost);
+        (decision, budgets[index])
     }
 
     async fn check_shared(

@@ -304,6 +304,37 @@ async fn a_refused_request_does_not_spend_its_nonce(backend: Backend) {
     assert_eq!(send(fixed).await.unwrap().status(), StatusCode::CONFLICT);
 }
 
+/// A request the partner's budget refuses costs its key nothing (all budgets or none).
+async fn a_request_refused_by_the_partner_is_not_charged_to_the_key(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| config.limits.key_rate_limit_per_minute = 10)
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme").await;
+    let patched = app
+        .patch_partner(&tenant.partner_id, &json!({"rateLimitPerMinute": 5}))
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let batch: Vec<_> = (0..5)
+        .map(|i| json!({"eventType": "e", "userId": format!("u{i}"), "subsystem": tenant.subsystem_code}))
+        .collect();
+    assert_eq!(
+        app.send_batch(&tenant.key, &batch).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let refused = app.send_batch(&tenant.key, &batch).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A new partner quota is a fresh budget; the key's has 5 of its 10 left, not 0.
+    let raised = app
+        .patch_partner(&tenant.partner_id, &json!({"rateLimitPerMinute": 1000}))
+        .await;
+    assert_eq!(raised.status(), StatusCode::OK);
+    assert_eq!(
+        app.send_batch(&tenant.key, &batch).await.status(),
+        StatusCode::ACCEPTED
+    );
+}
+
 crate::backend_tests!(
     a_body_without_a_key_is_never_read,
     a_declared_length_over_the_limit_is_refused_at_once,
@@ -316,4 +347,5 @@ crate::backend_tests!(
     the_queue_is_bounded_by_the_bytes_events_hold,
     deeply_nested_properties_are_refused_by_field,
     a_refused_request_does_not_spend_its_nonce,
+    a_request_refused_by_the_partner_is_not_charged_to_the_key,
 );
