@@ -80,6 +80,9 @@ pub enum StoreBackend {
 pub struct StoreConfig {
     pub backend: StoreBackend,
     pub data_dir: PathBuf,
+    /// The embedded store's page cache in memory (the OS caches the file as well).
+    #[serde(with = "bytes")]
+    pub cache_size: ByteSize,
 }
 
 /// How the Cassandra backend connects and lays out its data (used when

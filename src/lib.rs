@@ -234,8 +234,11 @@ impl Application {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.store.backend {
         StoreBackend::Embedded => Ok(Arc::new(
-            EmbeddedStore::open(&config.store.data_dir)
-                .context("cannot open the embedded store")?,
+            EmbeddedStore::open_with_cache(
+                &config.store.data_dir,
+                usize::try_from(config.store.cache_size.as_u64()).unwrap_or(usize::MAX),
+            )
+            .context("cannot open the embedded store")?,
         )),
         StoreBackend::Cassandra => Ok(Arc::new(
             CassandraStore::open(&config.cassandra)

@@ -349,3 +349,89 @@ crate::backend_tests!(
     a_refused_request_does_not_spend_its_nonce,
     a_request_refused_by_the_partner_is_not_charged_to_the_key,
 );
+
+/// The amplification attack with a valid (public) ingest key: gzip batches of events
+/// whose properties are long `[0,0,…]` arrays, from 12 connections at once. Memory stays
+/// bounded by the byte budgets (bodies in flight, queued events), whatever the senders do.
+#[tokio::test]
+async fn compressed_batches_of_large_events_keep_memory_bounded() {
+    use std::io::Write;
+
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let settings = [
+        ("VOLCANION_HTTP__MAX_BODY_BYTES_IN_FLIGHT", "32MiB"),
+        ("VOLCANION_INGEST__QUEUE_MAX_BYTES", "32MiB"),
+    ];
+    let process = start(data_dir.path(), Backend::Embedded, &settings).await;
+    let tenant = process.app.tenant("acme").await;
+    let zeros = vec![0u8; 9_000];
+    let events: Vec<_> = (0..200)
+        .map(|_| json!({"eventType": "e", "userId": "u", "subsystem": tenant.subsystem_code, "properties": {"a": zeros}}))
+        .collect();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(&serde_json::to_vec(&json!({"events": events})).unwrap())
+        .unwrap();
+    let gzipped = encoder.finish().unwrap();
+    let before = process.resident_bytes();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let pid = process.pid();
+    let sampler = {
+        let peak = std::sync::Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    let kib: u64 = status
+                        .lines()
+                        .find_map(|line| line.strip_prefix("VmRSS:"))
+                        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+                        .unwrap_or(0);
+                    peak.fetch_max(kib * 1024, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let senders: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url, key, body) = (
+                process.app.client.clone(),
+                process.app.url("/api/v1/events/batch"),
+                tenant.key.clone(),
+                gzipped.clone(),
+            );
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..5 {
+                    let response = client
+                        .post(&url)
+                        .header("x-api-key", &key)
+                        .header("content-type", "application/json")
+                        .header("content-encoding", "gzip")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(response.status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    for sender in senders {
+        for status in sender.await.unwrap() {
+            assert!([202, 503].contains(&status), "status {status}");
+        }
+    }
+    let live = process.app.get("/health/live").await;
+    assert_eq!(live.status(), StatusCode::OK);
+    sampler.abort();
+    let grown = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    eprintln!(
+        "peak resident memory growth under 12 senders of gzip [0,0,…] batches: {grown} bytes"
+    );
+    assert!(grown < 256 << 20, "resident memory grew by {grown} bytes");
+    terminate(process).await;
+}

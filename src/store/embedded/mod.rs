@@ -47,6 +47,7 @@ const ALL_TABLES: [Table; 11] = [
 ];
 
 const DATABASE_FILE: &str = "volcanion.redb";
+const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -54,8 +55,17 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `data_dir`; only one process may hold it.
+    /// Opens (or creates) the store in `data_dir` with redb's default page cache.
     pub fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        EmbeddedStore::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store in `data_dir`, caching at most `cache_bytes` of pages
+    /// in memory; only one process may hold it.
+    pub fn open_with_cache(
+        data_dir: &Path,
+        cache_bytes: usize,
+    ) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::Unavailable(format!(
                 "cannot create data dir {}: {error}",
@@ -63,9 +73,12 @@ impl EmbeddedStore {
             ))
         })?;
         let path = data_dir.join(DATABASE_FILE);
-        let database = Database::create(&path).map_err(|error| {
-            StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
-        })?;
+        let database = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+            })?;
         let transaction = database.begin_write().map_err(storage_error)?;
         for table in ALL_TABLES {
             transaction.open_table(table).map_err(storage_error)?;
