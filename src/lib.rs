@@ -6,8 +6,10 @@
 //! - `model`     the records every layer shares: event, partner, subsystem, API key,
 //!   event structure, validated newtypes (`Code`, `JsonObject`)
 //! - `telemetry` JSON logs and the Prometheus registry
-//! - `http`      axum router, layers, extractors, problem+json (`http::problem`), one
-//!   module per resource, and `http::ingest` with one file per wire format
+//! - `http`      the accept loop with its timeouts and cap (`http::server`), axum router,
+//!   layers, extractors, bodies read under a deadline and byte budget (`http::body`),
+//!   problem+json (`http::problem`), one module per resource, and `http::ingest` with
+//!   one file per wire format
 //! - `auth`      API key format and hashing, verification cache, admin token,
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
 //! - `tenants`   partner and subsystem field rules, and a cached directory
