@@ -13,25 +13,9 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 export BATCH=${BATCH:-100}
 
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
-DATA=$(mktemp -d)
-export VOLCANION_LISTEN=127.0.0.1:$PORT VOLCANION_DATA_DIR=$DATA VOLCANION_ADMIN_TOKEN=bench-admin
-# Quiet server: no access line per request (hundreds of thousands of them), warnings only.
-export VOLCANION_TELEMETRY__LOG_FILTER=warn VOLCANION_TELEMETRY__ACCESS_LOG=false
-export VOLCANION_LIMITS__KEY_RATE_LIMIT_PER_MINUTE=1000000000
-"$TARGET_DIR/release/volcanion" serve &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
-API=http://127.0.0.1:$PORT
-for _ in $(seq 1 100); do curl -sf $API/health/ready >/dev/null && break; sleep 0.1; done
-
-ADMIN="Authorization: Bearer bench-admin"
-PARTNER=$(curl -sf -X POST $API/api/v1/partners -H "$ADMIN" -H 'Content-Type: application/json' \
-  -d '{"code":"bench","name":"Bench","rateLimitPerMinute":100000000}' | jq -r .id)
-curl -sf -X POST $API/api/v1/partners/$PARTNER/subsystems -H "$ADMIN" -H 'Content-Type: application/json' \
-  -d '{"code":"web","name":"Web","type":"web"}' >/dev/null
-KEY=$(curl -sf -X POST $API/api/v1/partners/$PARTNER/api-keys -H "$ADMIN" -H 'Content-Type: application/json' \
-  -d '{"scopes":["ingest","read"]}' | jq -r .key)
-export KEY
+. load-tests/service.sh
+start_service "$TARGET_DIR/release/volcanion" "$PORT"
+create_tenant
 
 # Runs wrk and prints "<2xx responses per second>" (429/503 answers are not counted).
 run() {

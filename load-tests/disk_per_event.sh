@@ -11,22 +11,10 @@ PORT=${PORT:-18081}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BINARY=${BINARY:-$TARGET_DIR/release/volcanion}
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion
-DATA=$(mktemp -d)
-export VOLCANION_LISTEN=127.0.0.1:$PORT VOLCANION_DATA_DIR=$DATA VOLCANION_ADMIN_TOKEN=disk-admin
-export VOLCANION_TELEMETRY__LOG_FILTER=warn VOLCANION_LIMITS__KEY_RATE_LIMIT_PER_MINUTE=1000000000
-"$BINARY" serve &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
-API=http://127.0.0.1:$PORT
-for _ in $(seq 1 100); do curl -sf $API/health/ready >/dev/null && break; sleep 0.1; done
-
-ADMIN="Authorization: Bearer disk-admin"
-PARTNER=$(curl -sf -X POST $API/api/v1/partners -H "$ADMIN" -H 'Content-Type: application/json' \
-  -d '{"code":"disk","name":"Disk","rateLimitPerMinute":100000000}' | jq -r .id)
-curl -sf -X POST $API/api/v1/partners/$PARTNER/subsystems -H "$ADMIN" -H 'Content-Type: application/json' \
-  -d '{"code":"web","name":"Web","type":"web"}' >/dev/null
-KEY=$(curl -sf -X POST $API/api/v1/partners/$PARTNER/api-keys -H "$ADMIN" -H 'Content-Type: application/json' \
-  -d '{"scopes":["ingest","read"],"subsystemId":null}' | jq -r .key)
+. load-tests/service.sh
+start_service "$BINARY" "$PORT"
+create_tenant
+# Partner and subsystem as in load-tests/bench.sh: the subsystem code is "web".
 
 python3 - "$API" "$KEY" "$EVENTS" <<'PY'
 import http.client, json, sys, time, urllib.parse

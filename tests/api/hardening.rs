@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{Backend, TestApp, TestAppBuilder, assert_problem, error_fields, spawn_app};
-use crate::process::{start, terminate};
+use crate::process::{resident_bytes_of, start, terminate};
 
 /// Bounds every wait on the server, so a broken protection fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -379,15 +379,8 @@ async fn compressed_batches_of_large_events_keep_memory_bounded() {
     let sampler = {
         let peak = std::sync::Arc::clone(&peak);
         tokio::spawn(async move {
-            loop {
-                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    let kib: u64 = status
-                        .lines()
-                        .find_map(|line| line.strip_prefix("VmRSS:"))
-                        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-                        .unwrap_or(0);
-                    peak.fetch_max(kib * 1024, std::sync::atomic::Ordering::Relaxed);
-                }
+            while let Some(resident) = resident_bytes_of(pid) {
+                peak.fetch_max(resident, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

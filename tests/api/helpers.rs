@@ -606,11 +606,16 @@ impl TestApp {
 
     /// Polls until `query` returns `expected` events: writes land after the 202, once a
     /// batch writer flushes. Fails after a few seconds.
+    /// A listing taken while writers are still inserting may see a row on two pages (the
+    /// pages are separate reads), so only a listing of distinct events counts as settled.
     pub async fn await_events(&self, key: &str, query: &str, expected: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let items = self.all_events(key, query).await;
-            if items.len() >= expected || tokio::time::Instant::now() > deadline {
+            let distinct: std::collections::HashSet<&Value> =
+                items.iter().map(|item| &item["eventId"]).collect();
+            let settled = items.len() >= expected && distinct.len() == items.len();
+            if settled || tokio::time::Instant::now() > deadline {
                 assert_eq!(items.len(), expected, "events visible for {query}");
                 return items;
             }

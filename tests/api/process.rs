@@ -75,12 +75,16 @@ impl Process {
 
     /// The child's resident memory, from `/proc/PID/status`.
     pub fn resident_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status");
-        kib * 1024
+        resident_bytes_of(self.pid()).expect("VmRSS in /proc/PID/status")
     }
+}
+
+/// A process's resident memory (`VmRSS`), while it runs.
+pub fn resident_bytes_of(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(kib * 1024)
 }
