@@ -62,11 +62,17 @@ impl<'a> Fields<'a, '_> {
         self.errors.push(FieldError::new(field, message));
     }
 
-    /// The decoded value of a small field (ids, names, timestamps).
-    fn value(&self, names: &[&'static str]) -> Option<(&'static str, Value)> {
+    /// The decoded value of a small field (ids, names, timestamps). The body's parser
+    /// only skimmed it, so decoding can still fail (`1e400`, a lone surrogate escape).
+    fn value(&mut self, names: &[&'static str]) -> Option<(&'static str, Value)> {
         let (name, raw) = self.find(names)?;
-        let value = serde_json::from_str(raw.get()).expect("checked by the parser");
-        Some((name, value))
+        match serde_json::from_str(raw.get()) {
+            Ok(value) => Some((name, value)),
+            Err(error) => {
+                self.fail(name, format!("is not valid JSON: {error}"));
+                None
+            }
+        }
     }
 
     /// A string id; numbers are accepted and kept as their decimal text (Segment allows both).
@@ -95,10 +101,11 @@ impl<'a> Fields<'a, '_> {
     }
 
     fn event_type(&mut self, names: &[&'static str]) -> Option<String> {
-        let Some((name, value)) = self.value(names) else {
+        if self.find(names).is_none() {
             self.fail(names[0], "is required");
             return None;
-        };
+        }
+        let (name, value) = self.value(names)?;
         let Value::String(text) = value else {
             self.fail(name, "must be a string");
             return None;
@@ -136,9 +143,12 @@ impl<'a> Fields<'a, '_> {
         let Some((name, raw)) = self.find(names) else {
             return JsonObject::empty();
         };
-        let Some(object) = JsonObject::from_raw(raw) else {
-            self.fail(name, "must be a JSON object");
-            return JsonObject::empty();
+        let object = match JsonObject::from_raw(raw) {
+            Ok(object) => object,
+            Err(problem) => {
+                self.fail(name, problem);
+                return JsonObject::empty();
+            }
         };
         if let Some(problem) = shape_problem(object.as_str()) {
             self.fail(name, problem);
@@ -290,6 +300,13 @@ mod tests {
         let json = br#"{"eventType": "x", "userId": "u", "properties": {"b": 2,  "a": 1.50}}"#;
         let draft = parse_event(&event_fields(json).unwrap()).unwrap();
         assert_eq!(draft.properties.as_str(), r#"{"b": 2,  "a": 1.50}"#);
+    }
+
+    #[test]
+    fn values_a_full_parse_refuses_are_field_errors_not_panics() {
+        let json = br#"{"eventType": "\ud800", "userId": 1e400, "properties": {"n": 1e400}}"#;
+        let errors = parse_event(&event_fields(json).unwrap()).unwrap_err();
+        assert_eq!(fields_of(errors), ["eventType", "userId", "properties"]);
     }
 
     #[test]

@@ -12,19 +12,17 @@ impl JsonObject {
         JsonObject(RawValue::from_string("{}".to_string()).expect("valid JSON"))
     }
 
-    /// `raw` if it is an object (the parser that produced it has checked its syntax).
-    pub fn from_raw(raw: &RawValue) -> Option<JsonObject> {
-        is_object(raw.get()).then(|| JsonObject(raw.to_owned()))
+    /// `raw` if it is an object of strict JSON (see `check_strict`).
+    pub fn from_raw(raw: &RawValue) -> Result<JsonObject, String> {
+        check_object(raw.get())?;
+        Ok(JsonObject(raw.to_owned()))
     }
 
     /// Checks `text` (e.g. a JSON string inside a body, or a stored row) and keeps it.
     pub fn parse(text: String) -> Result<JsonObject, String> {
         let raw = RawValue::from_string(text).map_err(|error| error.to_string())?;
-        if is_object(raw.get()) {
-            Ok(JsonObject(raw))
-        } else {
-            Err("must be a JSON object".to_string())
-        }
+        check_object(raw.get())?;
+        Ok(JsonObject(raw))
     }
 
     /// Encodes a tree built in code (translated formats, tests).
@@ -46,8 +44,66 @@ impl JsonObject {
     }
 }
 
-fn is_object(text: &str) -> bool {
-    text.trim_start().starts_with('{')
+fn check_object(text: &str) -> Result<(), String> {
+    if !text.trim_start().starts_with('{') {
+        return Err("must be a JSON object".to_string());
+    }
+    check_strict(text)
+}
+
+/// The raw-value parser that splits a body skips over values without decoding them, so
+/// it lets through what a full parse refuses (a lone surrogate escape, `1e400`). Walking
+/// the value with `deserialize_any` decodes every string and number without building a
+/// tree, so what is kept here always parses later (schema checks, readers of the API).
+fn check_strict(text: &str) -> Result<(), String> {
+    serde_json::from_str::<Strict>(text)
+        .map(|_| ())
+        .map_err(|error| format!("is not valid JSON: {error}"))
+}
+
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Strict, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
 }
 
 impl PartialEq for JsonObject {
@@ -74,9 +130,20 @@ mod tests {
             r#"{"b": 1, "a": [2]}"#
         );
         let array: Box<RawValue> = serde_json::from_str("[1]").unwrap();
-        assert!(JsonObject::from_raw(&array).is_none());
+        assert!(JsonObject::from_raw(&array).is_err());
         assert!(JsonObject::parse("\"text\"".into()).is_err());
         assert!(JsonObject::parse("{\"open\": ".into()).is_err());
         assert_eq!(JsonObject::parse("{}".into()).unwrap(), JsonObject::empty());
+    }
+
+    #[test]
+    fn text_a_full_parse_would_refuse_is_refused_at_once() {
+        for lenient in [r#"{"a": "\ud800"}"#, r#"{"a": 1e400}"#] {
+            let raw: Box<RawValue> = serde_json::from_str(lenient).unwrap();
+            assert!(JsonObject::from_raw(&raw).is_err(), "{lenient}");
+        }
+        let fine: Box<RawValue> =
+            serde_json::from_str(r#"{"a": "\u00e9", "b": [1.5, null]}"#).unwrap();
+        assert_eq!(JsonObject::from_raw(&fine).unwrap().to_value()["a"], "é");
     }
 }

@@ -335,6 +335,38 @@ async fn a_request_refused_by_the_partner_is_not_charged_to_the_key(backend: Bac
     );
 }
 
+/// JSON the body's first pass skims but a full parse refuses (a lone surrogate escape, a
+/// number past f64) is a field error of its event, never a dropped connection.
+async fn undecodable_values_are_refused_per_event(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let subsystem = &tenant.subsystem_code;
+    let body = format!(
+        r#"{{"events": [
+            {{"eventType": "\ud800", "userId": "u", "subsystem": "{subsystem}"}},
+            {{"eventType": "e", "userId": 1e400, "subsystem": "{subsystem}"}},
+            {{"eventType": "e", "userId": "u", "subsystem": "{subsystem}", "properties": {{"n": 1e400}}}},
+            {{"eventType": "e", "userId": "u", "subsystem": "{subsystem}"}}
+        ]}}"#
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/events/batch"))
+        .header("x-api-key", &tenant.key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["accepted"], 1);
+    assert_eq!(answer["rejected"], 3);
+    for index in 0..3 {
+        assert_eq!(answer["results"][index]["error"]["status"], 400, "{answer}");
+    }
+}
+
 crate::backend_tests!(
     a_body_without_a_key_is_never_read,
     a_declared_length_over_the_limit_is_refused_at_once,
@@ -348,6 +380,7 @@ crate::backend_tests!(
     deeply_nested_properties_are_refused_by_field,
     a_refused_request_does_not_spend_its_nonce,
     a_request_refused_by_the_partner_is_not_charged_to_the_key,
+    undecodable_values_are_refused_per_event,
 );
 
 /// The amplification attack with a valid (public) ingest key: gzip batches of events
