@@ -393,6 +393,32 @@ impl Config {
                 "redis.url must look like redis://[user:password@]host:port[/db]; the value is not shown (it may hold a password)".to_string(),
             ),
             (
+                self.http.header_read_timeout.is_zero() || self.http.body_read_timeout.is_zero(),
+                format!(
+                    "http.header_read_timeout and http.body_read_timeout must be > 0, got {} and {}",
+                    humantime::format_duration(self.http.header_read_timeout),
+                    humantime::format_duration(self.http.body_read_timeout)
+                ),
+            ),
+            (
+                self.http.max_connections == 0,
+                "http.max_connections must be > 0, got 0".to_string(),
+            ),
+            (
+                self.http.max_body_bytes_in_flight < self.http.max_batch_request_size,
+                format!(
+                    "http.max_body_bytes_in_flight ({}) must be at least http.max_batch_request_size ({}), or the largest batch could never be read",
+                    self.http.max_body_bytes_in_flight, self.http.max_batch_request_size
+                ),
+            ),
+            (
+                self.ingest.queue_max_bytes < self.http.max_batch_request_size,
+                format!(
+                    "ingest.queue_max_bytes ({}) must be at least http.max_batch_request_size ({}), or the largest batch could never be queued",
+                    self.ingest.queue_max_bytes, self.http.max_batch_request_size
+                ),
+            ),
+            (
                 self.http.max_request_size > self.http.max_batch_request_size,
                 format!(
                     "http.max_request_size ({}) must not exceed http.max_batch_request_size ({})",

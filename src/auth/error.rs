@@ -31,6 +31,10 @@ impl ServiceError for AuthError {
         match self {
             AuthError::Missing | AuthError::Rejected(_) => ErrorKind::Unauthenticated,
             AuthError::TooManyAttempts { .. } => ErrorKind::RateLimited,
+            // Corrupt stored data is our failure (500), not a reason to retry.
+            AuthError::Unavailable(error) if error.kind() == ErrorKind::Internal => {
+                ErrorKind::Internal
+            }
             AuthError::Unavailable(_) => ErrorKind::Unavailable,
             AuthError::Forbidden(_) => ErrorKind::Forbidden,
         }

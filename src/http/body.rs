@@ -20,8 +20,20 @@ use crate::http::problem::ApiError;
 /// The budget counts in KiB, so a semaphore's permit count can hold any sane budget.
 const UNIT: usize = 1024;
 
+/// Whose body is read: a known sender's, or one whose credential is inside the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    Authenticated,
+    /// Read from a budget of its own (an eighth of the whole), so unauthenticated
+    /// clients can never starve the senders with keys.
+    Unknown,
+}
+
 pub struct BodyGuard {
     budget: Arc<Semaphore>,
+    unknown_senders: Arc<Semaphore>,
+    /// The whole budget, in units: a body larger than this could never be read.
+    total_units: usize,
     read_timeout: Duration,
 }
 
@@ -33,9 +45,12 @@ pub struct GuardedBody {
 
 impl BodyGuard {
     pub fn new(max_bytes_in_flight: u64, read_timeout: Duration) -> BodyGuard {
-        let units = usize::try_from(max_bytes_in_flight).unwrap_or(usize::MAX) / UNIT;
+        let units = (usize::try_from(max_bytes_in_flight).unwrap_or(usize::MAX) / UNIT)
+            .clamp(1, Semaphore::MAX_PERMITS);
         BodyGuard {
-            budget: Arc::new(Semaphore::new(units.clamp(1, Semaphore::MAX_PERMITS))),
+            budget: Arc::new(Semaphore::new(units)),
+            unknown_senders: Arc::new(Semaphore::new((units / 8).max(1))),
+            total_units: units,
             read_timeout,
         }
     }
@@ -46,7 +61,12 @@ impl BodyGuard {
         headers: &HeaderMap,
         body: Body,
         max_bytes: usize,
+        sender: Sender,
     ) -> Result<GuardedBody, ApiError> {
+        let budget = match sender {
+            Sender::Authenticated => &self.budget,
+            Sender::Unknown => &self.unknown_senders,
+        };
         if declared_length(headers).is_some_and(|declared| declared > max_bytes as u64) {
             return Err(too_large(max_bytes));
         }
@@ -69,7 +89,7 @@ impl BodyGuard {
             if size > max_bytes {
                 return Err(too_large(max_bytes));
             }
-            self.reserve(&mut held, size)?;
+            self.reserve(budget, &mut held, size)?;
             buffer.extend_from_slice(&data);
         }
         Ok(GuardedBody {
@@ -81,16 +101,21 @@ impl BodyGuard {
     /// Grows `held` to cover `size` bytes, or answers that too much is in flight.
     fn reserve(
         &self,
+        budget: &Arc<Semaphore>,
         held: &mut Option<OwnedSemaphorePermit>,
         size: usize,
     ) -> Result<(), ApiError> {
         let wanted = size.div_ceil(UNIT);
+        if wanted > self.total_units {
+            // Retrying could never help: this body alone is larger than the whole budget.
+            return Err(too_large(self.total_units * UNIT));
+        }
         let have = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
         if wanted <= have {
             return Ok(());
         }
         let more = u32::try_from(wanted - have).unwrap_or(u32::MAX);
-        let extra = Arc::clone(&self.budget)
+        let extra = Arc::clone(budget)
             .try_acquire_many_owned(more)
             .map_err(|_| {
                 ApiError::new(
@@ -147,7 +172,7 @@ mod tests {
             HeaderValue::from_static("10000000000"),
         );
         let error = guard(1 << 20)
-            .read(&headers, Body::from("{}"), 1000)
+            .read(&headers, Body::from("{}"), 1000, Sender::Authenticated)
             .await
             .err()
             .unwrap();
@@ -159,12 +184,22 @@ mod tests {
         let guard = guard(4 * 1024);
         let headers = HeaderMap::new();
         let first = guard
-            .read(&headers, Body::from(vec![b'x'; 3 * 1024]), 1 << 20)
+            .read(
+                &headers,
+                Body::from(vec![b'x'; 3 * 1024]),
+                1 << 20,
+                Sender::Authenticated,
+            )
             .await
             .ok()
             .unwrap();
         let refused = guard
-            .read(&headers, Body::from(vec![b'x'; 2 * 1024]), 1 << 20)
+            .read(
+                &headers,
+                Body::from(vec![b'x'; 2 * 1024]),
+                1 << 20,
+                Sender::Authenticated,
+            )
             .await
             .err()
             .unwrap();
@@ -172,16 +207,39 @@ mod tests {
         drop(first);
         assert!(
             guard
-                .read(&headers, Body::from(vec![b'x'; 2 * 1024]), 1 << 20)
+                .read(
+                    &headers,
+                    Body::from(vec![b'x'; 2 * 1024]),
+                    1 << 20,
+                    Sender::Authenticated
+                )
                 .await
                 .is_ok()
         );
     }
 
     #[tokio::test]
+    async fn unknown_senders_have_a_budget_of_their_own() {
+        let guard = guard(64 * 1024);
+        let headers = HeaderMap::new();
+        let body = || Body::from(vec![b'x'; 9 * 1024]);
+        let refused = guard.read(&headers, body(), 1 << 20, Sender::Unknown).await;
+        assert_eq!(refused.err().unwrap().kind, ErrorKind::Unavailable);
+        let known = guard
+            .read(&headers, body(), 1 << 20, Sender::Authenticated)
+            .await;
+        assert!(known.is_ok(), "the senders with keys keep their budget");
+    }
+
+    #[tokio::test]
     async fn a_body_over_the_limit_is_refused_as_it_arrives() {
         let error = guard(1 << 20)
-            .read(&HeaderMap::new(), Body::from(vec![b'x'; 2000]), 1000)
+            .read(
+                &HeaderMap::new(),
+                Body::from(vec![b'x'; 2000]),
+                1000,
+                Sender::Authenticated,
+            )
             .await
             .err()
             .unwrap();
@@ -193,7 +251,7 @@ mod tests {
         let (_sender, body) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
         let stalled = Body::from_stream(tokio_stream_of(body));
         let error = guard(1 << 20)
-            .read(&HeaderMap::new(), stalled, 1000)
+            .read(&HeaderMap::new(), stalled, 1000, Sender::Authenticated)
             .await
             .err()
             .unwrap();

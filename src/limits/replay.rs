@@ -50,7 +50,12 @@ impl ServiceError for ReplayRefusal {
 /// A nonce taken by a request; give it back with `ReplayGuard::release` if the request
 /// is refused after all, so the corrected retry is not taken for a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NonceClaim(String);
+pub struct NonceClaim {
+    key: String,
+    /// Taken in Redis (shared), or in process because Redis did not answer: it is given
+    /// back only where it was taken, never deleting another instance's claim.
+    in_redis: bool,
+}
 
 pub struct ReplayGuard {
     window: Duration,
@@ -102,23 +107,25 @@ impl ReplayGuard {
             ));
         }
         let key = format!("nonce:{partner_id}:{nonce}");
-        if self.first_use(&key).await {
-            Ok(Some(NonceClaim(key)))
-        } else {
-            Err(ReplayRefusal::Replayed)
+        match self.first_use(&key).await {
+            (true, in_redis) => Ok(Some(NonceClaim { key, in_redis })),
+            (false, _) => Err(ReplayRefusal::Replayed),
         }
     }
 
     /// Makes a claimed nonce usable again (its request was refused).
     pub async fn release(&self, claim: NonceClaim) {
-        self.local_nonces.invalidate(&claim.0);
-        if let Some(redis) = &self.redis {
-            let delete = redis.client().del::<i64, _>(redis.key(&claim.0));
-            redis.call("replay_guard", delete).await;
+        match &self.redis {
+            Some(redis) if claim.in_redis => {
+                let delete = redis.client().del::<i64, _>(redis.key(&claim.key));
+                redis.call("replay_guard", delete).await;
+            }
+            _ => self.local_nonces.invalidate(&claim.key),
         }
     }
 
-    async fn first_use(&self, key: &str) -> bool {
+    /// Whether `key` was not seen before (taking it), and whether Redis answered.
+    async fn first_use(&self, key: &str) -> (bool, bool) {
         if let Some(redis) = &self.redis {
             let ttl_seconds = i64::try_from((self.window * 2).as_secs()).unwrap_or(i64::MAX);
             let set = redis.client().set::<Option<String>, _, _>(
@@ -129,13 +136,15 @@ impl ReplayGuard {
                 false,
             );
             if let Some(reply) = redis.call("replay_guard", set).await {
-                return reply.is_some();
+                return (reply.is_some(), true);
             }
         }
-        self.local_nonces
+        let fresh = self
+            .local_nonces
             .entry(key.to_string())
             .or_insert(())
-            .is_fresh()
+            .is_fresh();
+        (fresh, false)
     }
 }
 

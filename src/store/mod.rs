@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
     Conflict(String),

@@ -75,7 +75,7 @@ impl Directory {
     }
 }
 
-/// A load failure shared by every waiter of a single-flight lookup.
+/// A load failure shared by every waiter of a single-flight lookup, as it was.
 pub fn unshare(error: Arc<StoreError>) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+    StoreError::clone(&error)
 }

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use super::{IngestRequest, fields_of, read_json};
 use crate::error::{ErrorKind, FieldError};
+use crate::http::body::Sender;
 use crate::http::extract::presented_credential;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
@@ -100,7 +101,7 @@ async fn accept_batch(
     request: &mut IngestRequest,
 ) -> Result<Response, ApiError> {
     let max_bytes = state.config.http.max_batch_request_size.as_u64() as usize;
-    let body = read_json(state, parts, body, max_bytes).await?;
+    let body = read_json(state, parts, body, max_bytes, Sender::Authenticated).await?;
     let envelope: BatchEnvelope = serde_json::from_slice(&body.bytes).map_err(|error| {
         ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
     })?;
@@ -119,6 +120,10 @@ async fn accept_batch(
         }
     }
     let accepted_count = accepted.len();
+    if accepted_count == 0 {
+        // Nothing was accepted: the corrected batch may reuse the request's nonce.
+        request.give_back_nonce(state).await;
+    }
     state.ingestor.enqueue(accepted)?;
     Ok(request.accepted(BatchResponse {
         accepted: accepted_count,

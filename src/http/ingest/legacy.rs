@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::{IngestRequest, fields_of, read_json, single_event_limit};
 use crate::auth::PresentedCredential;
+use crate::http::body::Sender;
 use crate::http::extract::{client_address, presented_credential};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
@@ -21,15 +22,25 @@ pub async fn legacy(
     parts: Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // The key may be in the body, so it is read first: at most one event's worth.
-    let body = read_json(&state, &parts, body, single_event_limit(&state)).await?;
+    // A key in the headers is checked first, as elsewhere. A key in the body can only be
+    // checked after reading it: at most one event's worth, from the unknown senders' budget.
+    let (early, sender) = match presented_credential(&parts) {
+        Some(credential) => {
+            let request = IngestRequest::open(&state, &parts, Some(credential)).await?;
+            (Some(request), Sender::Authenticated)
+        }
+        None => (None, Sender::Unknown),
+    };
+    let body = read_json(&state, &parts, body, single_event_limit(&state), sender).await?;
     let mut fields = fields_of(&body.bytes, "the event")?;
     let body_key = fields
         .remove("apiKey")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .map(|token| PresentedCredential::in_body(token).with_client(client_address(&parts)));
-    let credential = presented_credential(&parts).or(body_key);
-    let mut request = IngestRequest::open(&state, &parts, credential).await?;
+    let mut request = match early {
+        Some(request) => request,
+        None => IngestRequest::open(&state, &parts, body_key).await?,
+    };
     let outcome = match legacy_properties_json(&mut fields) {
         Ok(decoded_properties) => {
             if let Some(properties) = &decoded_properties {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::error::Category;
 
 use crate::auth::{KeyHolder, PresentedCredential};
-use crate::http::body::GuardedBody;
+use crate::http::body::{GuardedBody, Sender};
 use crate::http::correlation::CorrelationId;
 use crate::http::extract::{BodyKind, check_content_type};
 use crate::http::problem::{ApiError, write_rate_limit_headers};
@@ -79,16 +79,20 @@ impl IngestRequest {
     /// The answer to the request: a refusal gives its nonce back (only an accepted request
     /// spends one), so the client's corrected retry is not mistaken for a replay.
     async fn settle(
-        self,
+        mut self,
         state: &AppState,
         outcome: Result<Response, ApiError>,
     ) -> Result<Response, ApiError> {
-        if outcome.is_err()
-            && let Some(claim) = self.nonce
-        {
-            state.admission.release_nonce(claim).await;
+        if outcome.is_err() {
+            self.give_back_nonce(state).await;
         }
         outcome
+    }
+
+    async fn give_back_nonce(&mut self, state: &AppState) {
+        if let Some(claim) = self.nonce.take() {
+            state.admission.release_nonce(claim).await;
+        }
     }
 
     /// Charges `events` to the key's and the partner's budgets.
@@ -161,9 +165,13 @@ async fn read_json(
     parts: &Parts,
     body: Body,
     max_bytes: usize,
+    sender: Sender,
 ) -> Result<GuardedBody, ApiError> {
     check_content_type(&parts.headers, BodyKind::JsonOrBeacon)?;
-    state.bodies.read(&parts.headers, body, max_bytes).await
+    state
+        .bodies
+        .read(&parts.headers, body, max_bytes, sender)
+        .await
 }
 
 /// The largest body of a one-event endpoint: one event (`ingest.max_event_size`).

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use super::{IngestRequest, fields_of, read_json, single_event_limit};
+use crate::http::body::Sender;
 use crate::http::extract::presented_credential;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
@@ -20,7 +21,14 @@ pub async fn single(
     // The key is checked before a byte of the body is read.
     let mut request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
     let outcome = async {
-        let body = read_json(&state, &parts, body, single_event_limit(&state)).await?;
+        let body = read_json(
+            &state,
+            &parts,
+            body,
+            single_event_limit(&state),
+            Sender::Authenticated,
+        )
+        .await?;
         let fields = fields_of(&body.bytes, "the event")?;
         request.accept_one(&state, &fields).await
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -31,8 +31,15 @@ const API_KEYS: Table = TableDefinition::new("api_keys");
 const API_KEY_IDS: Table = TableDefinition::new("api_keys_by_key_id");
 const API_KEYS_BY_PARTNER: Table = TableDefinition::new("api_keys_by_partner");
 const EVENT_SCHEMAS: Table = TableDefinition::new("event_schemas");
+/// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
+const STORE_META: Table = TableDefinition::new("store_meta");
 
-const ALL_TABLES: [Table; 11] = [
+/// Bumped when keys or rows change shape; a data dir of another layout is refused at
+/// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
+const LAYOUT_VERSION: u8 = 2;
+const LAYOUT_KEY: &[u8] = b"format";
+
+const ALL_TABLES: [Table; 12] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -44,6 +51,7 @@ const ALL_TABLES: [Table; 11] = [
     API_KEY_IDS,
     API_KEYS_BY_PARTNER,
     EVENT_SCHEMAS,
+    STORE_META,
 ];
 
 const DATABASE_FILE: &str = "volcanion.redb";
@@ -83,6 +91,7 @@ impl EmbeddedStore {
         for table in ALL_TABLES {
             transaction.open_table(table).map_err(storage_error)?;
         }
+        check_layout(&transaction, &path)?;
         transaction.commit().map_err(storage_error)?;
         Ok(EmbeddedStore {
             database: Arc::new(database),
@@ -118,6 +127,37 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// Marks a new file with our layout; refuses a file written in another one (including the
+/// unmarked first layout, whose events would otherwise look absent).
+fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<(), StoreError> {
+    let mut meta = transaction.open_table(STORE_META).map_err(storage_error)?;
+    let found = meta
+        .get(LAYOUT_KEY)
+        .map_err(storage_error)?
+        .map(|value| value.value().first().copied());
+    let has_events = !transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?
+        .is_empty()
+        .map_err(storage_error)?;
+    match found {
+        Some(Some(LAYOUT_VERSION)) => Ok(()),
+        None if !has_events => {
+            meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
+                .map_err(storage_error)?;
+            Ok(())
+        }
+        other => Err(StoreError::Unavailable(format!(
+            "{} was written in store layout {} and this release reads layout {LAYOUT_VERSION}; \
+             start with an empty VOLCANION_DATA_DIR (no release has shipped the old layout)",
+            path.display(),
+            other
+                .flatten()
+                .map_or("1".to_string(), |version| version.to_string()),
+        ))),
+    }
+}
+
 fn storage_error(error: impl Into<redb::Error>) -> StoreError {
     StoreError::Unavailable(error.into().to_string())
 }
@@ -128,4 +168,33 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_of_the_unmarked_first_layout_is_refused() {
+        let dir = tempfile::TempDir::new().unwrap();
+        {
+            let database = Database::create(dir.path().join(DATABASE_FILE)).unwrap();
+            let transaction = database.begin_write().unwrap();
+            transaction
+                .open_table(EVENTS_BY_PARTNER)
+                .unwrap()
+                .insert(b"old-key".as_slice(), b"{\"json\":1}".as_slice())
+                .unwrap();
+            transaction.commit().unwrap();
+        }
+        let refused = EmbeddedStore::open(dir.path()).err().expect("refused");
+        assert!(refused.to_string().contains("layout 1"), "{refused}");
+    }
+
+    #[test]
+    fn a_new_data_dir_is_marked_and_opens_again() {
+        let dir = tempfile::TempDir::new().unwrap();
+        drop(EmbeddedStore::open(dir.path()).unwrap());
+        assert!(EmbeddedStore::open(dir.path()).is_ok());
+    }
 }
