@@ -1,7 +1,7 @@
 //! From a presented credential to the caller it proves: the operator (admin token) or a
 //! usable API key of an active partner (and active pinned subsystem), with that partner
 //! looked up once for the whole request. Scope checks for each kind of endpoint live
-//! here too, so every entry point (native, Segment, dashboard, export) shares them.
+//! here too, so every entry point, today's and those to come, shares them.
 
 use std::sync::Arc;
 

@@ -57,23 +57,10 @@ impl ApiError {
         ApiError::new(ErrorKind::NotFound, detail)
     }
 
-    pub fn forbidden(detail: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::Forbidden, detail)
-    }
-
-    pub fn unauthenticated(detail: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::Unauthenticated, detail)
-    }
-
     /// A server-side failure: the client sees a generic message, the log sees `cause`.
     pub fn internal(cause: &dyn std::error::Error) -> ApiError {
         tracing::error!(error = %ErrorChain(cause), "request failed");
         ApiError::new(ErrorKind::Internal, GENERIC_INTERNAL_DETAIL)
-    }
-
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> ApiError {
-        self.errors = errors;
-        self
     }
 
     /// Adds the `RateLimit-*` headers of the budget that refused the request.

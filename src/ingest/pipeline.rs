@@ -1,6 +1,6 @@
 //! From a sender's event to a queued `Event`: field rules, subsystem resolution against
 //! the sender's key, the event structure check, then the bounded queue. Every wire format
-//! (native, batch, legacy, Segment) translates into an `EventDraft` and comes through here.
+//! (native, batch, legacy, and any added later) translates into an `EventDraft` and comes through here.
 
 use std::collections::HashMap;
 use std::sync::Arc;

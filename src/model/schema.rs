@@ -23,7 +23,7 @@ pub struct EventSchema {
     pub event_type: String,
     pub schema: Value,
     pub mode: SchemaMode,
-    /// Starts at 1 and grows with every change; validators are cached per version.
+    /// Starts at 1 and grows with every change (validators are cached by content).
     pub version: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

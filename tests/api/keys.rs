@@ -76,7 +76,7 @@ async fn wrong_malformed_and_missing_keys_are_401(backend: Backend) {
     assert_problem(anonymous, StatusCode::UNAUTHORIZED).await;
 }
 
-async fn repeated_failures_for_one_key_id_are_throttled_before_hashing(backend: Backend) {
+async fn repeated_failures_from_one_client_are_throttled_before_hashing(backend: Backend) {
     let app = crate::helpers::TestAppBuilder::new(backend)
         .configure(|config| {
             config.auth.max_failed_attempts_per_minute = 3;
@@ -310,7 +310,7 @@ crate::backend_tests!(
     a_key_is_shown_once_and_stored_only_as_a_hash,
     key_creation_validates_its_fields,
     wrong_malformed_and_missing_keys_are_401,
-    repeated_failures_for_one_key_id_are_throttled_before_hashing,
+    repeated_failures_from_one_client_are_throttled_before_hashing,
     the_admin_token_cannot_send_events,
     scopes_are_enforced,
     revoked_keys_stop_at_once,
