@@ -29,17 +29,8 @@ const REPLICATION_PLACEHOLDER: &str = "{'class': 'SimpleStrategy', 'replication_
 
 /// Whether the configured keyspace exists (then `serve` does not run DDL at start).
 pub async fn keyspace_exists(session: &Session, keyspace: &str) -> Result<bool, StoreError> {
-    let result = session
-        .query_unpaged(
-            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
-            (keyspace,),
-        )
-        .await
-        .map_err(driver_error)?;
-    let rows = result
-        .into_rows_result()
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    Ok(rows.rows_num() > 0)
+    let query = "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?";
+    Ok(schema_rows(session, query, keyspace).await? > 0)
 }
 
 /// What `volcanion migrate` changed. The files are all `IF NOT EXISTS`, so running them
@@ -79,11 +70,14 @@ pub async fn run(config: &CassandraConfig) -> Result<MigrationReport, StoreError
 }
 
 async fn table_count(session: &Session, keyspace: &str) -> Result<usize, StoreError> {
+    let query = "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?";
+    schema_rows(session, query, keyspace).await
+}
+
+/// How many rows a query of the schema tables for `keyspace` returns.
+async fn schema_rows(session: &Session, query: &str, keyspace: &str) -> Result<usize, StoreError> {
     let result = session
-        .query_unpaged(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
-            (keyspace,),
-        )
+        .query_unpaged(query, (keyspace,))
         .await
         .map_err(driver_error)?;
     let rows = result
