@@ -9,10 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::ReadTarget;
+use crate::auth::{ReadTarget, read_target};
 use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
-use crate::http::read_scope::{resolve_target, time_range};
+use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
 use crate::model::Event;
 use crate::store::{EventFilter, EventQuery, EventScope, StoreError};
@@ -74,8 +74,8 @@ pub async fn list(
     params: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let params = query(params)?;
-    let target = resolve_target(
-        &state,
+    let target = read_target(
+        &state.directory,
         &caller,
         params.partner_id.as_deref(),
         params.subsystem_id.as_deref(),

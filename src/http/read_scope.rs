@@ -1,23 +1,10 @@
-//! The parameters every read shares: the partner (and subsystem) it targets, checked
-//! against the caller by `auth`, and the time range it covers.
+//! The time range every read covers (the partner it targets is `auth::read_target`'s).
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::{Caller, ReadTarget, read_target};
 use crate::http::problem::ApiError;
-use crate::http::state::AppState;
 
 const DEFAULT_RANGE: Duration = Duration::hours(24);
-
-/// The partner (and subsystem) a read request may see: `auth::read_target`'s rule.
-pub async fn resolve_target(
-    state: &AppState,
-    caller: &Caller,
-    partner_id: Option<&str>,
-    subsystem_id: Option<&str>,
-) -> Result<ReadTarget, ApiError> {
-    Ok(read_target(&state.directory, caller, partner_id, subsystem_id).await?)
-}
 
 /// `from..to` (RFC 3339); missing values default to the last 24 hours.
 pub fn time_range(

@@ -8,9 +8,10 @@ use axum::extract::{Query, State};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use crate::auth::read_target;
 use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
-use crate::http::read_scope::{resolve_target, time_range};
+use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
 use crate::reports::{Interval, ReportScope, Summary, Timeseries};
 
@@ -31,8 +32,8 @@ async fn report_scope(
     reader: &Reader,
     params: &ReportParams,
 ) -> Result<ReportScope, ApiError> {
-    let target = resolve_target(
-        state,
+    let target = read_target(
+        &state.directory,
         &reader.0,
         params.partner_id.as_deref(),
         params.subsystem_id.as_deref(),

@@ -48,6 +48,7 @@ impl Default for LocalRateLimiter {
 
 impl LocalRateLimiter {
     /// Takes `cost` units from one per-minute budget, or says how long to wait.
+    #[cfg(test)]
     pub fn check(&self, scope: &str, per_minute: u32, cost: u32) -> RateDecision {
         self.check_all(&[(scope, per_minute)], cost).0
     }
