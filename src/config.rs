@@ -68,6 +68,17 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
 }
 
+/// When ingestion answers 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Acknowledge {
+    /// Once the request's events are in the store (durable).
+    Stored,
+    /// Once they are in the in-memory queue: lost if the process dies before a writer
+    /// stores them.
+    Queued,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
@@ -153,12 +164,18 @@ where
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
+    /// What a 202 promises: the events are stored, or only queued in memory.
+    pub acknowledge: Acknowledge,
+    /// How long a `stored` acknowledgement waits for the store before answering 503.
+    #[serde(with = "duration")]
+    pub ack_timeout: Duration,
     /// Events the in-memory queue holds before ingestion answers 503.
     pub queue_capacity: usize,
     /// Bytes the queued events may hold at most (they are freed once stored).
     #[serde(with = "bytes")]
     pub queue_max_bytes: ByteSize,
     pub writers: usize,
+    /// Events per store write (a request's events are never split across writes).
     pub batch_size: usize,
     /// How long a writer waits for a batch to fill once its first event arrived.
     #[serde(with = "duration")]
@@ -344,6 +361,10 @@ impl Config {
             (
                 ingest.writers == 0,
                 "ingest.writers must be > 0, got 0".to_string(),
+            ),
+            (
+                ingest.ack_timeout.is_zero(),
+                "ingest.ack_timeout must be > 0, got 0s".to_string(),
             ),
             (
                 ingest.batch_size == 0,

@@ -54,8 +54,9 @@ use tokio::task::JoinHandle;
 use crate::auth::{AdminToken, Authenticator, KeyVerifier};
 use crate::config::{Config, StoreBackend};
 use crate::http::state::AppState;
-use crate::ingest::writer::{BatchPolicy, spawn_writers};
-use crate::ingest::{Admission, Ingestor};
+use crate::ingest::queue::BatchPolicy;
+use crate::ingest::writer::spawn_writers;
+use crate::ingest::{AckPolicy, Admission, Ingestor};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
@@ -95,7 +96,7 @@ impl Application {
             config.ingest.queue_capacity,
             usize::try_from(config.ingest.queue_max_bytes.as_u64()).unwrap_or(usize::MAX),
         );
-        let policy = BatchPolicy {
+        let batches = BatchPolicy {
             max_events: config.ingest.batch_size,
             linger: config.ingest.linger,
         };
@@ -103,7 +104,7 @@ impl Application {
             config.ingest.writers,
             receiver,
             store.clone(),
-            policy,
+            batches,
             Arc::clone(&metrics),
         );
         let caches = Caches::new(&config, &store, &metrics);
@@ -135,6 +136,10 @@ impl Application {
                 Arc::clone(&caches.directory),
                 caches.schemas,
                 queue,
+                AckPolicy {
+                    acknowledge: config.ingest.acknowledge,
+                    timeout: config.ingest.ack_timeout,
+                },
                 Arc::clone(&metrics),
                 config.ingest.max_clock_skew,
             ),

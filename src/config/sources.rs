@@ -296,7 +296,7 @@ mod tests {
     fn a_key_far_from_any_lists_the_valid_ones() {
         let text = message(load(Some("[ingest]\nbanana = 1\n"), &[]));
         assert!(
-            text.contains("the keys of [ingest] are queue_capacity, queue_max_bytes, writers"),
+            text.contains("the keys of [ingest] are acknowledge, ack_timeout, queue_capacity"),
             "{text}"
         );
     }

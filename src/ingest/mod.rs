@@ -1,6 +1,7 @@
 //! The write path: admission (`admission`: replay guard, rate charge), the edge that
-//! validates events (`event`), the pipeline that resolves and checks them (`pipeline`),
-//! the bounded queue (`queue`) and the batch writers that drain it (`writer`).
+//! validates events (`event`), the pipeline that resolves and checks them and waits for
+//! their acknowledgement (`pipeline`), the bounded queue with its receipts (`queue`) and
+//! the batch writers that drain it (`writer`).
 
 pub mod admission;
 pub mod event;
@@ -9,7 +10,7 @@ pub mod queue;
 pub mod writer;
 
 pub use admission::{Admission, RateLimited, ReplayHeaders};
-pub use pipeline::{Ingestor, Origin, Rejection};
+pub use pipeline::{AckPolicy, Ingestor, NotStored, Origin, Rejection};
 pub use queue::{EnqueueError, IngestQueue};
 
 #[cfg(test)]

@@ -1,17 +1,21 @@
-//! From a sender's event to a queued `Event`: field rules, subsystem resolution against
-//! the sender's key, the event structure check, then the bounded queue. Every wire format
-//! (native, batch, legacy, and any added later) translates into an `EventDraft` and comes through here.
+//! From a sender's event to a stored `Event`: field rules, subsystem resolution against
+//! the sender's key, the event structure check, then the bounded queue and, when the 202
+//! promises durability (the default), the wait until a writer has stored the request's
+//! events. Every wire format (native, batch, legacy, and any added later) translates into
+//! an `EventDraft` and comes through here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::auth::KeyHolder;
+use crate::config::Acknowledge;
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::ingest::event::{EventDraft, EventFields, effective_timestamp, parse_event};
-use crate::ingest::queue::{EnqueueError, IngestQueue};
+use crate::ingest::queue::{EnqueueError, IngestQueue, Unconfirmed};
 use crate::model::{Event, SchemaMode, Subsystem};
 use crate::schemas::{SchemaCheck, SchemaRegistry, Violation};
 use crate::store::StoreError;
@@ -88,23 +92,51 @@ impl ServiceError for Rejection {
     }
 }
 
-impl ServiceError for EnqueueError {
+/// Why a request's accepted events were not acknowledged (503: the client retries).
+#[derive(Debug, thiserror::Error)]
+pub enum NotStored {
+    #[error(transparent)]
+    Queue(#[from] EnqueueError),
+    #[error("the store is failing writes")]
+    StoreFailing,
+    #[error(transparent)]
+    Unconfirmed(#[from] Unconfirmed),
+}
+
+impl ServiceError for NotStored {
     fn kind(&self) -> ErrorKind {
         ErrorKind::Unavailable
     }
 
     fn client_detail(&self) -> String {
         match self {
-            EnqueueError::Full => "the ingest queue is full; retry shortly".to_string(),
-            EnqueueError::Closed => "the service is shutting down".to_string(),
+            NotStored::Queue(EnqueueError::Full) => {
+                "the ingest queue is full; retry shortly".to_string()
+            }
+            NotStored::Queue(EnqueueError::Closed) => "the service is shutting down".to_string(),
+            NotStored::StoreFailing => {
+                "the store is not taking writes at the moment; nothing was accepted; retry shortly"
+                    .to_string()
+            }
+            NotStored::Unconfirmed(reason) => format!(
+                "{reason}; they may still be stored, so retry with the same eventId to have them stored once"
+            ),
         }
     }
+}
+
+/// What the 202 waits for, and how long at most.
+#[derive(Debug, Clone, Copy)]
+pub struct AckPolicy {
+    pub acknowledge: Acknowledge,
+    pub timeout: Duration,
 }
 
 pub struct Ingestor {
     directory: Arc<Directory>,
     schemas: Arc<SchemaRegistry>,
     queue: IngestQueue,
+    ack: AckPolicy,
     metrics: Arc<Metrics>,
     max_clock_skew: chrono::Duration,
 }
@@ -114,13 +146,15 @@ impl Ingestor {
         directory: Arc<Directory>,
         schemas: Arc<SchemaRegistry>,
         queue: IngestQueue,
+        ack: AckPolicy,
         metrics: Arc<Metrics>,
-        max_clock_skew: std::time::Duration,
+        max_clock_skew: Duration,
     ) -> Ingestor {
         Ingestor {
             directory,
             schemas,
             queue,
+            ack,
             metrics,
             max_clock_skew: chrono::Duration::from_std(max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX),
@@ -254,15 +288,15 @@ impl Ingestor {
         Ok(subsystem)
     }
 
-    /// Queues the events of one request together; on success they will be stored.
-    pub fn enqueue(&self, events: Vec<Event>) -> Result<(), EnqueueError> {
-        let mut per_subsystem: HashMap<(Uuid, Uuid), u64> = HashMap::new();
-        for event in &events {
-            *per_subsystem
-                .entry((event.partner_id, event.subsystem_id))
-                .or_default() += 1;
-        }
-        match self.queue.try_enqueue(events) {
+    /// Hands one request's events to the writers, all together or none. Returns once they
+    /// are stored (`Acknowledge::Stored`, the default) or queued (`Acknowledge::Queued`).
+    pub async fn accept(&self, events: Vec<Event>) -> Result<(), NotStored> {
+        let per_subsystem = count_per_subsystem(&events);
+        let outcome = match self.ack.acknowledge {
+            Acknowledge::Queued => self.queue.try_enqueue(events).map_err(NotStored::from),
+            Acknowledge::Stored => self.store(events).await,
+        };
+        match &outcome {
             Ok(()) => {
                 for ((partner, subsystem), count) in per_subsystem {
                     self.metrics
@@ -270,16 +304,45 @@ impl Ingestor {
                         .with_label_values(&[&partner.to_string(), &subsystem.to_string()])
                         .inc_by(count);
                 }
-                Ok(())
             }
-            Err(error) => {
-                self.metrics.queue_full.inc();
-                Err(error)
-            }
+            Err(NotStored::Queue(EnqueueError::Full)) => self.metrics.queue_full.inc(),
+            Err(NotStored::Unconfirmed(_)) => self.metrics.ingest_unconfirmed.inc(),
+            Err(_) => {}
         }
+        outcome
+    }
+
+    /// Refuses a request up front (before it is charged) while durable acknowledgement
+    /// could only make it wait out the timeout: the last store write failed.
+    pub fn check_store_writable(&self) -> Result<(), NotStored> {
+        match self.ack.acknowledge {
+            Acknowledge::Stored if self.queue.write_failing() => Err(NotStored::StoreFailing),
+            _ => Ok(()),
+        }
+    }
+
+    async fn store(&self, events: Vec<Event>) -> Result<(), NotStored> {
+        self.check_store_writable()?;
+        let started = tokio::time::Instant::now();
+        let receipt = self.queue.try_enqueue_with_receipt(events)?;
+        receipt.stored_within(self.ack.timeout).await?;
+        self.metrics
+            .ack_wait
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     pub fn queue(&self) -> &IngestQueue {
         &self.queue
     }
+}
+
+fn count_per_subsystem(events: &[Event]) -> HashMap<(Uuid, Uuid), u64> {
+    let mut per_subsystem = HashMap::new();
+    for event in events {
+        *per_subsystem
+            .entry((event.partner_id, event.subsystem_id))
+            .or_default() += 1;
+    }
+    per_subsystem
 }

@@ -1,13 +1,20 @@
-//! The bounded ingest queue between request handlers and batch writers. Handlers never
-//! wait on it: a request's events go in all together or not at all, and a full queue is
-//! reported at once so the caller can answer 503. It is bounded twice: by events, and by
-//! the bytes those events hold (released once a writer has stored them), so large events
-//! can't fill memory while the event count looks small.
+//! The bounded ingest queue between request handlers and batch writers. A request's events
+//! go in together or not at all, and a full queue is reported at once so the caller can
+//! answer 503. It is bounded twice, by events and by the bytes those events hold, both
+//! released only once a writer has stored them, so large events can't fill memory while
+//! the event count looks small.
+//!
+//! A request may carry a receipt: the writer completes it once the request's events are in
+//! the store, and that is what a durable 202 waits for. A request whose handler stopped
+//! waiting before a writer took it (it answered 503, or the client went away) is dropped
+//! unwritten, so a client's retry of it can't become a second copy.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::{Instant, timeout_at};
 
 use crate::model::Event;
 
@@ -19,110 +26,268 @@ pub enum EnqueueError {
     Closed,
 }
 
-/// The bytes held by queued events, against a maximum.
-pub struct ByteBudget {
+/// An amount in use against a maximum (events or bytes).
+struct Budget {
     used: AtomicUsize,
     max: usize,
 }
 
-impl ByteBudget {
-    fn try_take(&self, bytes: usize) -> bool {
+impl Budget {
+    fn new(max: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    fn try_take(&self, amount: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                let total = used.checked_add(bytes)?;
+                let total = used.checked_add(amount)?;
                 (total <= self.max).then_some(total)
             })
             .is_ok()
     }
 
-    fn give_back(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    fn give_back(&self, amount: usize) {
+        self.used.fetch_sub(amount, Ordering::AcqRel);
     }
 
-    pub fn used(&self) -> usize {
+    fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
+    }
+}
+
+/// What both sides share: the budgets, and whether the last store write failed.
+struct Shared {
+    events: Budget,
+    bytes: Budget,
+    write_failing: AtomicBool,
+    abandoned: AtomicUsize,
+}
+
+impl Shared {
+    fn release(&self, events: usize, bytes: usize) {
+        self.events.give_back(events);
+        self.bytes.give_back(bytes);
+    }
+}
+
+/// One request's events on their way to the store.
+struct Pending {
+    events: Vec<Event>,
+    bytes: usize,
+    receipt: Option<oneshot::Sender<()>>,
+}
+
+impl Pending {
+    /// Whether the handler stopped waiting for this request's receipt.
+    fn abandoned(&self) -> bool {
+        self.receipt
+            .as_ref()
+            .is_some_and(oneshot::Sender::is_closed)
+    }
+}
+
+/// Resolves once the request's events are in the store.
+pub struct Receipt(oneshot::Receiver<()>);
+
+/// Why a receipt did not arrive.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Unconfirmed {
+    #[error("the events were not stored within {}", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+    #[error("the service stopped before the events were stored")]
+    Stopped,
+}
+
+impl Receipt {
+    /// Waits until the events are stored, at most `patience`. Giving up (or being dropped)
+    /// before a writer took them means they will never be written.
+    pub async fn stored_within(self, patience: Duration) -> Result<(), Unconfirmed> {
+        match tokio::time::timeout(patience, self.0).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Unconfirmed::Stopped),
+            Err(_) => Err(Unconfirmed::TimedOut(patience)),
+        }
     }
 }
 
 /// The handlers' side; the queue closes when the last clone is dropped.
 #[derive(Clone)]
 pub struct IngestQueue {
-    sender: mpsc::Sender<Event>,
-    capacity: usize,
-    bytes: Arc<ByteBudget>,
+    sender: mpsc::Sender<Pending>,
+    shared: Arc<Shared>,
 }
 
-/// The writers' side, shared: one writer at a time collects a batch, and gives its bytes
-/// back once it is stored.
+/// The writers' side, shared: one writer at a time collects a batch.
 #[derive(Clone)]
 pub struct QueueReceiver {
-    pub receiver: Arc<Mutex<mpsc::Receiver<Event>>>,
-    bytes: Arc<ByteBudget>,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    shared: Arc<Shared>,
 }
 
-impl QueueReceiver {
-    /// Frees the budget `events` held: call once they are stored.
-    pub fn stored(&self, events: &[Event]) {
-        self.bytes
-            .give_back(events.iter().map(Event::approximate_size).sum());
-    }
+/// When a writer stops collecting and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// Events per store write; one request's events are never split, so a batch may
+    /// hold more when a single request does.
+    pub max_events: usize,
+    /// How long to wait for more once the first request is in hand (0: take only what
+    /// is already queued: while one write is under way the next batch gathers anyway).
+    pub linger: Duration,
+}
+
+/// The events a writer stores together, with the receipts they complete.
+pub struct Batch {
+    pub events: Vec<Event>,
+    bytes: usize,
+    receipts: Vec<oneshot::Sender<()>>,
 }
 
 pub fn bounded(capacity: usize, max_bytes: usize) -> (IngestQueue, QueueReceiver) {
+    // Every request holds at least one event, so the event budget fills before the channel.
     let (sender, receiver) = mpsc::channel(capacity);
-    let bytes = Arc::new(ByteBudget {
-        used: AtomicUsize::new(0),
-        max: max_bytes,
+    let shared = Arc::new(Shared {
+        events: Budget::new(capacity),
+        bytes: Budget::new(max_bytes),
+        write_failing: AtomicBool::new(false),
+        abandoned: AtomicUsize::new(0),
     });
     (
         IngestQueue {
             sender,
-            capacity,
-            bytes: Arc::clone(&bytes),
+            shared: Arc::clone(&shared),
         },
         QueueReceiver {
             receiver: Arc::new(Mutex::new(receiver)),
-            bytes,
+            shared,
         },
     )
 }
 
 impl IngestQueue {
+    /// Queues `events` with nothing to wait for (the in-memory acknowledgement).
     pub fn try_enqueue(&self, events: Vec<Event>) -> Result<(), EnqueueError> {
+        self.push(events, None)
+    }
+
+    /// Queues `events` with a receipt that resolves once they are stored.
+    pub fn try_enqueue_with_receipt(&self, events: Vec<Event>) -> Result<Receipt, EnqueueError> {
+        let (sender, receiver) = oneshot::channel();
+        self.push(events, Some(sender))?;
+        Ok(Receipt(receiver))
+    }
+
+    fn push(
+        &self,
+        events: Vec<Event>,
+        receipt: Option<oneshot::Sender<()>>,
+    ) -> Result<(), EnqueueError> {
         if events.is_empty() {
+            if let Some(receipt) = receipt {
+                let _ = receipt.send(());
+            }
             return Ok(());
         }
+        let count = events.len();
         let bytes = events.iter().map(Event::approximate_size).sum();
-        if !self.bytes.try_take(bytes) {
+        if !self.shared.events.try_take(count) {
             return Err(EnqueueError::Full);
         }
-        let permits = self
-            .sender
-            .try_reserve_many(events.len())
-            .map_err(|error| {
-                self.bytes.give_back(bytes);
-                match error {
-                    mpsc::error::TrySendError::Full(()) => EnqueueError::Full,
-                    mpsc::error::TrySendError::Closed(()) => EnqueueError::Closed,
-                }
-            })?;
-        for (permit, event) in permits.zip(events) {
-            permit.send(event);
+        if !self.shared.bytes.try_take(bytes) {
+            self.shared.events.give_back(count);
+            return Err(EnqueueError::Full);
         }
-        Ok(())
+        let pending = Pending {
+            events,
+            bytes,
+            receipt,
+        };
+        self.sender.try_send(pending).map_err(|error| {
+            self.shared.release(count, bytes);
+            match error {
+                mpsc::error::TrySendError::Full(_) => EnqueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => EnqueueError::Closed,
+            }
+        })
+    }
+
+    /// Events queued and not yet stored.
+    pub fn depth(&self) -> usize {
+        self.shared.events.used()
     }
 
     /// Bytes held by queued events (not yet stored).
     pub fn bytes(&self) -> usize {
-        self.bytes.used()
-    }
-
-    pub fn depth(&self) -> usize {
-        self.capacity - self.sender.capacity()
+        self.shared.bytes.used()
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.shared.events.max
+    }
+
+    /// Whether the last store write failed (and its retry has not yet succeeded).
+    pub fn write_failing(&self) -> bool {
+        self.shared.write_failing.load(Ordering::Acquire)
+    }
+}
+
+impl QueueReceiver {
+    /// Collects the next batch; `None` once the queue is closed and drained.
+    pub async fn next_batch(&self, policy: BatchPolicy) -> Option<Batch> {
+        let mut receiver = self.receiver.lock().await;
+        let mut batch = Batch {
+            events: Vec::new(),
+            bytes: 0,
+            receipts: Vec::new(),
+        };
+        loop {
+            let pending = receiver.recv().await?;
+            self.add(&mut batch, pending);
+            if !batch.events.is_empty() {
+                break;
+            }
+        }
+        let deadline = Instant::now() + policy.linger;
+        while batch.events.len() < policy.max_events {
+            // A deadline already passed still takes what is queued: `timeout_at` polls first.
+            match timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(pending)) => self.add(&mut batch, pending),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn add(&self, batch: &mut Batch, mut pending: Pending) {
+        if pending.abandoned() {
+            self.shared.abandoned.fetch_add(1, Ordering::Relaxed);
+            self.shared.release(pending.events.len(), pending.bytes);
+            return;
+        }
+        batch.bytes += pending.bytes;
+        batch.events.append(&mut pending.events);
+        batch.receipts.extend(pending.receipt);
+    }
+
+    /// The batch is in the store: frees what it held and completes its receipts.
+    pub fn stored(&self, batch: Batch) {
+        self.shared.write_failing.store(false, Ordering::Release);
+        self.shared.release(batch.events.len(), batch.bytes);
+        for receipt in batch.receipts {
+            let _ = receipt.send(());
+        }
+    }
+
+    /// A write failed and will be retried: durable ingestion refuses new events meanwhile.
+    pub fn write_failed(&self) {
+        self.shared.write_failing.store(true, Ordering::Release);
+    }
+
+    /// Requests dropped unwritten because their handler stopped waiting, since the start.
+    pub fn abandoned(&self) -> usize {
+        self.shared.abandoned.load(Ordering::Relaxed)
     }
 }
 
@@ -130,6 +295,19 @@ impl IngestQueue {
 mod tests {
     use super::*;
     use crate::ingest::test_support::sample_event;
+
+    const POLICY: BatchPolicy = BatchPolicy {
+        max_events: 3,
+        linger: Duration::from_millis(100),
+    };
+
+    fn ids(batch: &Batch) -> Vec<&str> {
+        batch
+            .events
+            .iter()
+            .map(|event| event.event_id.as_str())
+            .collect()
+    }
 
     #[tokio::test]
     async fn a_request_that_does_not_fit_is_refused_whole() {
@@ -143,18 +321,8 @@ mod tests {
         );
         assert_eq!(queue.depth(), 2);
         queue.try_enqueue(vec![sample_event("c")]).unwrap();
-        let mut received = Vec::new();
-        receiver
-            .receiver
-            .lock()
-            .await
-            .recv_many(&mut received, 10)
-            .await;
-        let ids: Vec<_> = received
-            .iter()
-            .map(|event| event.event_id.as_str())
-            .collect();
-        assert_eq!(ids, ["a", "b", "c"]);
+        let batch = receiver.next_batch(POLICY).await.unwrap();
+        assert_eq!(ids(&batch), ["a", "b", "c"]);
     }
 
     #[tokio::test]
@@ -168,7 +336,104 @@ mod tests {
             queue.try_enqueue(vec![event.clone()]),
             Err(EnqueueError::Full)
         );
-        receiver.stored(std::slice::from_ref(&event));
+        let batch = receiver.next_batch(POLICY).await.unwrap();
+        assert_eq!(
+            queue.try_enqueue(vec![event.clone()]),
+            Err(EnqueueError::Full),
+            "a batch being written still holds its bytes"
+        );
+        receiver.stored(batch);
         queue.try_enqueue(vec![event]).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_flushes_when_full_and_never_splits_a_request() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        queue
+            .try_enqueue((0..2).map(|i| sample_event(&i.to_string())).collect())
+            .unwrap();
+        queue
+            .try_enqueue((2..5).map(|i| sample_event(&i.to_string())).collect())
+            .unwrap();
+        queue.try_enqueue(vec![sample_event("5")]).unwrap();
+        let first = receiver.next_batch(POLICY).await.unwrap();
+        assert_eq!(ids(&first), ["0", "1", "2", "3", "4"]);
+        let second = receiver.next_batch(POLICY).await.unwrap();
+        assert_eq!(ids(&second), ["5"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_waits_for_the_linger_only() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        queue.try_enqueue(vec![sample_event("a")]).unwrap();
+        let started = Instant::now();
+        assert_eq!(receiver.next_batch(POLICY).await.unwrap().events.len(), 1);
+        assert!(started.elapsed() >= POLICY.linger);
+        let no_linger = BatchPolicy {
+            linger: Duration::ZERO,
+            ..POLICY
+        };
+        queue.try_enqueue(vec![sample_event("b")]).unwrap();
+        queue.try_enqueue(vec![sample_event("c")]).unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            ids(&receiver.next_batch(no_linger).await.unwrap()),
+            ["b", "c"]
+        );
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_flushes_at_once_then_ends() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        queue.try_enqueue(vec![sample_event("a")]).unwrap();
+        drop(queue);
+        let started = Instant::now();
+        assert_eq!(receiver.next_batch(POLICY).await.unwrap().events.len(), 1);
+        assert!(started.elapsed() < POLICY.linger);
+        assert!(receiver.next_batch(POLICY).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_receipt_resolves_once_its_batch_is_stored() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        let receipt = queue
+            .try_enqueue_with_receipt(vec![sample_event("a")])
+            .unwrap();
+        let batch = receiver.next_batch(POLICY).await.unwrap();
+        receiver.stored(batch);
+        assert_eq!(receipt.stored_within(Duration::from_secs(5)).await, Ok(()));
+        assert_eq!(queue.depth(), 0);
+        assert_eq!(queue.bytes(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_given_up_on_before_a_writer_took_it_is_never_written() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        let receipt = queue
+            .try_enqueue_with_receipt(vec![sample_event("gone")])
+            .unwrap();
+        assert_eq!(
+            receipt.stored_within(Duration::from_millis(10)).await,
+            Err(Unconfirmed::TimedOut(Duration::from_millis(10)))
+        );
+        queue.try_enqueue(vec![sample_event("kept")]).unwrap();
+        let batch = receiver.next_batch(POLICY).await.unwrap();
+        assert_eq!(ids(&batch), ["kept"]);
+        assert_eq!(receiver.abandoned(), 1);
+        assert_eq!(queue.depth(), 1, "the abandoned event's budget came back");
+    }
+
+    #[tokio::test]
+    async fn a_receipt_whose_batch_is_dropped_reports_the_stop() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        let receipt = queue
+            .try_enqueue_with_receipt(vec![sample_event("a")])
+            .unwrap();
+        drop(receiver.next_batch(POLICY).await);
+        assert_eq!(
+            receipt.stored_within(Duration::from_secs(5)).await,
+            Err(Unconfirmed::Stopped)
+        );
     }
 }

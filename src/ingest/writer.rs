@@ -1,16 +1,17 @@
-//! Batch writers: drain the queue into the store. A batch is flushed when it is full, when
-//! the linger deadline started by its first event passes, or when the queue closes, so
-//! shutdown drains for free. A failed write is retried with backoff until it succeeds;
-//! meanwhile the queue fills and ingestion answers 503, and no accepted event is dropped.
+//! Batch writers: drain the queue into the store. A batch is what is queued when a writer
+//! is free (plus whatever arrives within the linger), so many requests share one store
+//! write: the group commit behind durable acknowledgement. A failed write is retried with
+//! backoff until it succeeds; meanwhile durable ingestion answers 503, and no accepted
+//! event is dropped. Writers end once the queue is closed and drained.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use crate::error::ErrorChain;
-use crate::ingest::queue::QueueReceiver;
+use crate::ingest::queue::{BatchPolicy, QueueReceiver};
 use crate::model::Event;
 use crate::store::EventStore;
 use crate::telemetry::Metrics;
@@ -18,32 +19,13 @@ use crate::telemetry::Metrics;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Copy)]
-pub struct BatchPolicy {
-    pub max_events: usize,
-    pub linger: Duration,
-}
-
-/// Collects the next batch; an empty batch means the queue is closed and drained.
-pub async fn next_batch(receiver: &QueueReceiver, policy: BatchPolicy) -> Vec<Event> {
-    let mut receiver = receiver.receiver.lock().await;
-    let mut batch = Vec::with_capacity(policy.max_events);
-    if receiver.recv_many(&mut batch, policy.max_events).await == 0 {
-        return batch;
-    }
-    let deadline = Instant::now() + policy.linger;
-    while batch.len() < policy.max_events {
-        let room = policy.max_events - batch.len();
-        match timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    batch
-}
-
 /// Writes one batch, retrying with exponential backoff until the store takes it.
-pub async fn write_with_retry(store: &dyn EventStore, batch: &[Event], metrics: &Metrics) {
+pub async fn write_with_retry(
+    store: &dyn EventStore,
+    batch: &[Event],
+    receiver: &QueueReceiver,
+    metrics: &Metrics,
+) {
     let mut delay = FIRST_RETRY_DELAY;
     loop {
         let started = Instant::now();
@@ -58,6 +40,7 @@ pub async fn write_with_retry(store: &dyn EventStore, batch: &[Event], metrics: 
                 return;
             }
             Err(error) => {
+                receiver.write_failed();
                 metrics
                     .store_errors
                     .with_label_values(&["write_events"])
@@ -84,13 +67,9 @@ pub fn spawn_writers(
             let store = Arc::clone(&store);
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
-                loop {
-                    let batch = next_batch(&receiver, policy).await;
-                    if batch.is_empty() {
-                        return;
-                    }
-                    write_with_retry(store.as_ref(), &batch, &metrics).await;
-                    receiver.stored(&batch);
+                while let Some(batch) = receiver.next_batch(policy).await {
+                    write_with_retry(store.as_ref(), &batch.events, &receiver, &metrics).await;
+                    receiver.stored(batch);
                 }
             })
         })
@@ -111,41 +90,6 @@ mod tests {
         max_events: 3,
         linger: Duration::from_millis(100),
     };
-
-    #[tokio::test(start_paused = true)]
-    async fn flushes_when_the_batch_is_full() {
-        let (queue, receiver) = bounded(10, 1 << 20);
-        queue
-            .try_enqueue((0..5).map(|i| sample_event(&i.to_string())).collect())
-            .unwrap();
-        assert_eq!(next_batch(&receiver, POLICY).await.len(), 3);
-        assert_eq!(next_batch(&receiver, POLICY).await.len(), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn flushes_a_partial_batch_when_linger_expires() {
-        let (queue, receiver) = bounded(10, 1 << 20);
-        queue.try_enqueue(vec![sample_event("a")]).unwrap();
-        let started = Instant::now();
-        let batch = next_batch(&receiver, POLICY).await;
-        assert_eq!(batch.len(), 1);
-        assert!(started.elapsed() >= POLICY.linger);
-        drop(queue);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn flushes_partial_batch_when_channel_closes() {
-        let (queue, receiver) = bounded(10, 1 << 20);
-        queue.try_enqueue(vec![sample_event("a")]).unwrap();
-        drop(queue);
-        let started = Instant::now();
-        assert_eq!(next_batch(&receiver, POLICY).await.len(), 1);
-        assert!(
-            started.elapsed() < POLICY.linger,
-            "closing must not wait for the linger"
-        );
-        assert!(next_batch(&receiver, POLICY).await.is_empty());
-    }
 
     /// Fails the first `failures` writes, then records what it is given.
     #[derive(Default)]
@@ -181,7 +125,18 @@ mod tests {
         let store = FlakyStore::default();
         store.failures.store(4, Ordering::SeqCst);
         let metrics = Metrics::new();
-        write_with_retry(&store, &[sample_event("a"), sample_event("b")], &metrics).await;
+        let (queue, receiver) = bounded(10, 1 << 20);
+        queue
+            .try_enqueue(vec![sample_event("a"), sample_event("b")])
+            .unwrap();
+        let batch = receiver.next_batch(POLICY).await.unwrap();
+        write_with_retry(&store, &batch.events, &receiver, &metrics).await;
+        assert!(
+            queue.write_failing(),
+            "failing until the batch is marked stored"
+        );
+        receiver.stored(batch);
+        assert!(!queue.write_failing());
         assert_eq!(*store.written.lock().unwrap(), ["a", "b"]);
         assert_eq!(
             metrics

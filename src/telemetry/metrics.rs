@@ -21,6 +21,8 @@ pub const EVENTS_DUPLICATE: &str = "volcanion_events_duplicate_total";
 pub const VALIDATION_FAILURES: &str = "volcanion_events_validation_failures_total";
 pub const QUEUE_DEPTH: &str = "volcanion_ingest_queue_depth";
 pub const QUEUE_FULL: &str = "volcanion_ingest_queue_full_total";
+pub const ACK_WAIT: &str = "volcanion_ingest_ack_wait_seconds";
+pub const INGEST_UNCONFIRMED: &str = "volcanion_ingest_unconfirmed_total";
 pub const BATCH_WRITE_DURATION: &str = "volcanion_batch_write_duration_seconds";
 pub const BATCH_SIZE: &str = "volcanion_batch_size";
 pub const CACHE_HITS: &str = "volcanion_cache_hits_total";
@@ -60,6 +62,8 @@ pub struct Metrics {
     pub validation_failures: IntCounterVec,
     pub queue_depth: IntGauge,
     pub queue_full: IntCounter,
+    pub ack_wait: Histogram,
+    pub ingest_unconfirmed: IntCounter,
     pub batch_write_duration: Histogram,
     pub batch_size: Histogram,
     pub cache_hits: IntCounterVec,
@@ -153,6 +157,17 @@ impl Metrics {
             queue_full: counter(
                 QUEUE_FULL,
                 "Requests refused because the ingest queue was full",
+            ),
+            ack_wait: histogram(
+                ACK_WAIT,
+                "Time from queueing a request's events to their being stored (durable 202s)",
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ],
+            ),
+            ingest_unconfirmed: counter(
+                INGEST_UNCONFIRMED,
+                "Requests answered 503 because their events were not stored within ingest.ack_timeout",
             ),
             batch_write_duration: histogram(
                 BATCH_WRITE_DURATION,

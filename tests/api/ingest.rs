@@ -2,6 +2,7 @@ use std::io::Write;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use volcanion::config::Acknowledge;
 
 use crate::helpers::{Backend, TestAppBuilder, assert_problem, error_fields, event, spawn_app};
 
@@ -348,9 +349,11 @@ async fn a_partner_over_its_rate_gets_429_with_retry_after(backend: Backend) {
 
 async fn a_full_queue_answers_503_and_loses_nothing_it_accepted(backend: Backend) {
     // One writer storing one event per fsync'd transaction drains far slower than
-    // requests of 200 events arrive, so the 200-slot queue must overflow.
+    // requests of 200 events arrive, so the 200-slot queue must overflow (acknowledging
+    // queued events, so that one client's requests don't wait for the store).
     let app = TestAppBuilder::new(backend)
         .configure(|config| {
+            config.ingest.acknowledge = Acknowledge::Queued;
             config.ingest.queue_capacity = 200;
             config.ingest.max_batch_events = 200;
             config.ingest.writers = 1;

@@ -1,5 +1,5 @@
 //! The real `volcanion` binary as a child process: started on an ephemeral port with its
-//! own settings, observed through `/proc`, and stopped with SIGTERM.
+//! own settings, observed through `/proc`, and stopped with SIGTERM (or killed).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,8 +25,6 @@ pub async fn start(data_dir: &Path, backend: Backend, settings: &[(&str, &str)])
         .env("VOLCANION_DATA_DIR", data_dir)
         .env("VOLCANION_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("VOLCANION_AUTH__PBKDF2_ITERATIONS", "1000")
-        // A long linger keeps accepted events in memory when SIGTERM arrives.
-        .env("VOLCANION_INGEST__LINGER", "2s")
         .envs(backend.environment())
         .envs(settings.iter().copied())
         .stderr(Stdio::piped())
@@ -66,6 +64,14 @@ pub async fn terminate(mut process: Process) {
 impl Process {
     pub fn pid(&self) -> i32 {
         self.child.id().expect("running") as i32
+    }
+
+    /// SIGKILL, as an OOM kill or a crash would end it: no shutdown code runs.
+    #[allow(dead_code, reason = "used by the drills binary, not the API suite")]
+    pub async fn kill(mut self) {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGKILL) }, 0);
+        self.child.wait().await.expect("the killed child is reaped");
     }
 
     pub fn signal_terminate(&self) {

@@ -1,4 +1,4 @@
-//! `POST /api/v1/events/batch`: events are judged one by one; the good ones are queued
+//! `POST /api/v1/events/batch`: events are judged one by one; the good ones are stored
 //! together, and one bad event never sinks the others.
 
 use std::sync::Arc;
@@ -124,7 +124,8 @@ async fn accept_batch(
         // Nothing was accepted: the corrected batch may reuse the request's nonce.
         request.give_back_nonce(state).await;
     }
-    state.ingestor.enqueue(accepted)?;
+    drop(body);
+    state.ingestor.accept(accepted).await?;
     Ok(request.accepted(BatchResponse {
         accepted: accepted_count,
         rejected: results.len() - accepted_count,

@@ -41,13 +41,19 @@ pub async fn legacy(
         Some(request) => request,
         None => IngestRequest::open(&state, &parts, body_key).await?,
     };
-    let outcome = match legacy_properties_json(&mut fields) {
+    let prepared = match legacy_properties_json(&mut fields) {
         Ok(decoded_properties) => {
+            let mut fields = fields;
             if let Some(properties) = &decoded_properties {
                 fields.insert("properties".into(), properties);
             }
-            request.accept_one(&state, &fields).await
+            request.prepare_one(&state, &fields).await
         }
+        Err(error) => Err(error),
+    };
+    drop(body);
+    let outcome = match prepared {
+        Ok(event) => request.accept_one(&state, event).await,
         Err(error) => Err(error),
     };
     request.settle(&state, outcome).await

@@ -1,6 +1,7 @@
 //! Ingestion endpoints, one file per wire format (`native`, `batch`, `legacy`), each
 //! translating its body into `EventFields`/`EventDraft` and sharing this context:
-//! authenticate the sender, pass admission, answer 202 with the rate-limit state.
+//! authenticate the sender, pass admission, hand the events over (waiting until they are
+//! stored, by default), answer 202 with the rate-limit state.
 
 mod batch;
 mod legacy;
@@ -95,8 +96,10 @@ impl IngestRequest {
         }
     }
 
-    /// Charges `events` to the key's and the partner's budgets.
+    /// Charges `events` to the key's and the partner's budgets (not while the store fails
+    /// writes: such a request is refused before it costs the sender any quota).
     async fn charge(&mut self, state: &AppState, events: usize) -> Result<(), ApiError> {
+        state.ingestor.check_store_writable()?;
         match state.admission.charge(&self.sender, events).await {
             Ok(status) => {
                 self.rate_limit = Some(status);
@@ -125,17 +128,22 @@ impl IngestRequest {
         response
     }
 
-    /// Charges, validates and queues one event: the single-event endpoints' answer.
-    async fn accept_one(
+    /// Charges and validates one event of a single-event endpoint.
+    async fn prepare_one(
         &mut self,
         state: &AppState,
         fields: &EventFields<'_>,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Event, ApiError> {
         self.charge(state, 1).await?;
-        let event = state.ingestor.prepare(&self.origin(), fields).await?;
-        let accepted = AcceptedEvent::of(&event);
-        state.ingestor.enqueue(vec![event])?;
-        Ok(self.accepted(accepted))
+        Ok(state.ingestor.prepare(&self.origin(), fields).await?)
+    }
+
+    /// Stores one event and answers 202 with it. Called once the body is dropped, so a
+    /// request waiting for the store holds no body bytes.
+    async fn accept_one(&self, state: &AppState, event: Event) -> Result<Response, ApiError> {
+        let answer = AcceptedEvent::of(&event);
+        state.ingestor.accept(vec![event]).await?;
+        Ok(self.accepted(answer))
     }
 }
 

@@ -30,7 +30,9 @@ pub async fn single(
         )
         .await?;
         let fields = fields_of(&body.bytes, "the event")?;
-        request.accept_one(&state, &fields).await
+        let event = request.prepare_one(&state, &fields).await?;
+        drop(body);
+        request.accept_one(&state, event).await
     }
     .await;
     request.settle(&state, outcome).await
