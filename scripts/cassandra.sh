@@ -8,6 +8,8 @@
 #   scripts/cassandra.sh cqlsh [ARGS...]   run the cqlsh this script uses against 127.0.0.1:PORT
 #   scripts/cassandra.sh pause|resume      SIGSTOP / SIGCONT the JVM (outage tests: the port stays
 #                                          open but nothing answers, like a hung node)
+#   scripts/cassandra.sh kill              SIGKILL the JVM (a crashed node: no flush, no drain) and
+#                                          wait until the port is closed; `start` brings it back
 #   scripts/cassandra.sh pid               print the JVM's pid (exit 1 if not running)
 #
 # Launch method: `cassandra-all` and its runtime dependencies from Maven Central (copied by
@@ -257,6 +259,16 @@ pause() {
   kill -STOP "$pid"; say "paused (pid $pid); resume with: $0 resume"
 }
 
+kill_jvm() {
+  local pid i
+  pid=$(jvm_pid) || die "not running (no live JVM in $PIDFILE)"
+  kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for ((i = 0; i < 100; i++)); do port_open "$PORT" || break; sleep 0.1; done
+  port_open "$PORT" && die "port $PORT still open after SIGKILL of pid $pid"
+  rm -f "$PIDFILE"; say "killed (pid $pid)"
+}
+
 resume() {
   local pid
   pid=$(jvm_pid) || die "not running (no live JVM in $PIDFILE)"
@@ -276,6 +288,7 @@ case "$cmd" in
   cqlsh) run_cqlsh "$@" ;;
   pause) pause ;;
   resume) resume ;;
+  kill) kill_jvm ;;
   pid) jvm_pid || { say "not running"; exit 1; } ;;
-  *) echo "usage: $0 start [--fresh]|stop|status|restart|pause|resume|pid|cqlsh [ARGS...]" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--fresh]|stop|status|restart|pause|resume|kill|pid|cqlsh [ARGS...]" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ mod ingest;
 mod keys;
 mod management;
 mod operations;
+mod own_redis;
 mod process;
 mod reading;
 mod redis;

@@ -2,15 +2,13 @@
 //! these tests are listed as ignored by a plain `cargo test`; `--include-ignored` runs them,
 //! and then they need `VOLCANION_TEST_REDIS_URL` (CI sets both), failing without it.
 
-use std::net::TcpListener;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use crate::helpers::{Backend, SchemaScope, TestApp, TestAppBuilder, assert_problem, event, id_of};
+use crate::own_redis::{OwnRedis, free_port};
 
 /// The Redis these tests share; they only run when asked for, so a missing one fails.
 fn redis_url() -> String {
@@ -184,54 +182,6 @@ async fn a_nonce_used_on_one_instance_is_refused_by_the_other() {
             .status(),
         StatusCode::ACCEPTED
     );
-}
-
-/// A `redis-server` of this test's own, so stopping it disturbs no other test.
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed (scripts/redis.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        OwnRedis { port, child }
-    }
-
-    async fn kill(mut self) -> u16 {
-        self.child.kill().await.expect("redis-server stops");
-        self.port
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
