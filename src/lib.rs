@@ -18,12 +18,14 @@
 //!   and the batch writers
 //! - `limits`    per-key and per-partner rate limits, the replay guard
 //! - `redis`     the optional shared Redis: connection, fallbacks, cache invalidation
-//! - `reports`   summary and time-series aggregation, cached
+//! - `reports`   summary and time series: whole hours from rollups, the edges from raw
+//!   events, cached
+//! - `rollups`   hourly counts and actor sketches, the data reports read (no store, no HTTP)
 //! - `schemas`   event structures (JSON Schema): compiling and checking
 //! - `store`     storage traits over `model`, the embedded (redb) and Cassandra stores
 //!
 //! Arrows point one way: http → manage/ingest/auth/reports → limits/tenants/schemas →
-//! store → model (and redis beside them). Nothing below `http` imports axum.
+//! store → rollups/model (and redis beside them). Nothing below `http` imports axum.
 
 pub mod auth;
 pub mod cache;
@@ -36,6 +38,7 @@ pub mod manage;
 pub mod model;
 pub mod redis;
 pub mod reports;
+pub mod rollups;
 pub mod schemas;
 pub mod store;
 pub mod telemetry;
@@ -47,20 +50,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+use chrono::Utc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::auth::{AdminToken, Authenticator, KeyVerifier};
-use crate::config::{Config, StoreBackend};
+use crate::config::{Acknowledge, Config, StoreBackend};
 use crate::http::state::AppState;
-use crate::ingest::queue::BatchPolicy;
+use crate::ingest::queue::{BatchPolicy, Unstored};
 use crate::ingest::writer::spawn_writers;
 use crate::ingest::{AckPolicy, Admission, Ingestor};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
-use crate::reports::ReportService;
+use crate::reports::{DataAsOf, ReportService};
 use crate::schemas::SchemaRegistry;
 use crate::store::Store;
 use crate::store::cassandra::CassandraStore;
@@ -107,6 +111,7 @@ impl Application {
             batches,
             Arc::clone(&metrics),
         );
+        let data_as_of = data_as_of(config.ingest.acknowledge, queue.unstored());
         let caches = Caches::new(&config, &store, &metrics);
         let forget = caches.invalidation_handler();
         let listener_task = match &config.redis.url {
@@ -150,6 +155,7 @@ impl Application {
             ),
             reports: ReportService::new(
                 store.clone(),
+                data_as_of,
                 redis.clone(),
                 &config.reports,
                 Arc::clone(&metrics),
@@ -234,6 +240,19 @@ impl Application {
                 humantime::format_duration(drain_timeout)
             ),
         }
+    }
+}
+
+/// `dataAsOf` of reports: with durable acknowledgement every acknowledged event is stored
+/// before its 202, so a report includes all of them as of when it starts reading; with
+/// in-memory acknowledgement, only those received before the oldest one still queued.
+fn data_as_of(acknowledge: Acknowledge, unstored: Unstored) -> DataAsOf {
+    match acknowledge {
+        Acknowledge::Stored => Arc::new(Utc::now),
+        Acknowledge::Queued => Arc::new(move || {
+            let now = Utc::now();
+            unstored.oldest().map_or(now, |oldest| oldest.min(now))
+        }),
     }
 }
 

@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use uuid::Uuid;
 use volcanion::Application;
 use volcanion::config::Config;
+use volcanion::manage::{self, rollups::RollupRange};
 use volcanion::store::cassandra::migrate::{self, MigrationReport};
 
 /// The exit status of a configuration that does not load or validate.
@@ -39,6 +42,31 @@ enum Command {
     /// Create or update the Cassandra keyspace and tables from `cql/` (idempotent), using
     /// the `[cassandra]` settings, then exit.
     Migrate,
+    /// Recount report rollups from raw events (`rebuild`), or compare them with a recount
+    /// (`verify`: exit status 1 when any hour differs).
+    Rollups {
+        #[command(subcommand)]
+        action: RollupsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RollupsAction {
+    Rebuild(RollupArgs),
+    Verify(RollupArgs),
+}
+
+#[derive(clap::Args)]
+struct RollupArgs {
+    /// One partner's id (default: every partner).
+    #[arg(long)]
+    partner: Option<Uuid>,
+    /// RFC 3339 instant; whole hours from the one it falls in.
+    #[arg(long, default_value = "2000-01-01T00:00:00Z")]
+    from: DateTime<Utc>,
+    /// RFC 3339 instant; whole hours up to the one it falls in (default: now).
+    #[arg(long)]
+    to: Option<DateTime<Utc>>,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +83,7 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             ExitCode::SUCCESS
         }
+        Command::Rollups { action } => run_rollups(&config, action),
         Command::Migrate => match run_migrations(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -89,6 +118,53 @@ fn run_migrations(config: &Config) -> anyhow::Result<()> {
         describe(&report)
     );
     Ok(())
+}
+
+fn run_rollups(config: &Config, action: RollupsAction) -> ExitCode {
+    let outcome = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(rollups(config, action)));
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn rollups(config: &Config, action: RollupsAction) -> anyhow::Result<ExitCode> {
+    let store = volcanion::open_store(config).await?;
+    let (RollupsAction::Rebuild(args) | RollupsAction::Verify(args)) = &action;
+    let range = RollupRange {
+        partner: args.partner,
+        from: args.from,
+        to: args.to.unwrap_or_else(Utc::now),
+    };
+    match action {
+        RollupsAction::Rebuild(_) => {
+            for (partner, events) in manage::rollups::rebuild(store.as_ref(), &range).await? {
+                println!("partner {partner}: rollups rebuilt from {events} events");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RollupsAction::Verify(_) => {
+            let differences = manage::rollups::verify(store.as_ref(), &range).await?;
+            for (partner, difference) in &differences {
+                println!(
+                    "partner {partner}, hour starting {}: rollups count {} events, the raw events {}",
+                    difference.hour.start().to_rfc3339(),
+                    difference.stored.total(),
+                    difference.recounted.total()
+                );
+            }
+            if differences.is_empty() {
+                println!("rollups agree with the raw events");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn describe(report: &MigrationReport) -> String {

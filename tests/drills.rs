@@ -229,6 +229,24 @@ async fn assert_stored_exactly_once(app: &TestApp, tenant: &Tenant, tally: &Tall
     );
 }
 
+/// `volcanion rollups verify` on a stopped service's data dir: the rollups equal a recount
+/// of the raw events, whatever was cut short.
+fn assert_rollups_agree(data_dir: &std::path::Path) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_volcanion"))
+        .args(["rollups", "verify"])
+        .env_clear()
+        .env("VOLCANION_DATA_DIR", data_dir)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("rollups agree"),
+        "rollups verify: {}\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 async fn tenant_of(process: &Process) -> Tenant {
     process.app.tenant("drill").await
 }
@@ -244,6 +262,9 @@ async fn a_killed_service_keeps_every_acknowledged_event(backend: Backend) {
     first.kill().await;
     let tally = load.stop().await;
     tally.assert_only(&[202]);
+    if backend == Backend::Embedded {
+        assert_rollups_agree(data_dir.path());
+    }
 
     let second = start(data_dir.path(), backend, &[]).await;
     assert_stored_exactly_once(&second.app, &tenant, &tally).await;

@@ -9,10 +9,12 @@
 //! waiting before a writer took it (it answered 503, or the client went away) is dropped
 //! unwritten, so a client's retry of it can't become a second copy.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 
@@ -58,18 +60,55 @@ impl Budget {
     }
 }
 
-/// What both sides share: the budgets, and whether the last store write failed.
+/// What both sides share: the budgets, when the requests not yet stored arrived, and
+/// whether the last store write failed.
 struct Shared {
     events: Budget,
     bytes: Budget,
+    /// Receive times of the requests queued and not yet stored (a multiset).
+    unstored_since: SyncMutex<BTreeMap<DateTime<Utc>, usize>>,
     write_failing: AtomicBool,
     abandoned: AtomicUsize,
 }
 
 impl Shared {
-    fn release(&self, events: usize, bytes: usize) {
+    fn hold(&self, received_at: DateTime<Utc>) {
+        *self
+            .unstored_since
+            .lock()
+            .expect("not poisoned")
+            .entry(received_at)
+            .or_default() += 1;
+    }
+
+    fn release(&self, events: usize, bytes: usize, received: &[DateTime<Utc>]) {
         self.events.give_back(events);
         self.bytes.give_back(bytes);
+        let mut unstored = self.unstored_since.lock().expect("not poisoned");
+        for instant in received {
+            if let Some(count) = unstored.get_mut(instant) {
+                *count -= 1;
+                if *count == 0 {
+                    unstored.remove(instant);
+                }
+            }
+        }
+    }
+}
+
+/// When the oldest request still waiting to be stored arrived (none: all are stored).
+#[derive(Clone)]
+pub struct Unstored(Arc<Shared>);
+
+impl Unstored {
+    pub fn oldest(&self) -> Option<DateTime<Utc>> {
+        self.0
+            .unstored_since
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .next()
+            .copied()
     }
 }
 
@@ -77,6 +116,7 @@ impl Shared {
 struct Pending {
     events: Vec<Event>,
     bytes: usize,
+    received_at: DateTime<Utc>,
     receipt: Option<oneshot::Sender<()>>,
 }
 
@@ -142,6 +182,7 @@ pub struct BatchPolicy {
 pub struct Batch {
     pub events: Vec<Event>,
     bytes: usize,
+    received: Vec<DateTime<Utc>>,
     receipts: Vec<oneshot::Sender<()>>,
 }
 
@@ -151,6 +192,7 @@ pub fn bounded(capacity: usize, max_bytes: usize) -> (IngestQueue, QueueReceiver
     let shared = Arc::new(Shared {
         events: Budget::new(capacity),
         bytes: Budget::new(max_bytes),
+        unstored_since: SyncMutex::new(BTreeMap::new()),
         write_failing: AtomicBool::new(false),
         abandoned: AtomicUsize::new(0),
     });
@@ -192,6 +234,11 @@ impl IngestQueue {
         }
         let count = events.len();
         let bytes = events.iter().map(Event::approximate_size).sum();
+        let received_at = events
+            .iter()
+            .map(|event| event.received_at)
+            .min()
+            .expect("not empty");
         if !self.shared.events.try_take(count) {
             return Err(EnqueueError::Full);
         }
@@ -202,10 +249,12 @@ impl IngestQueue {
         let pending = Pending {
             events,
             bytes,
+            received_at,
             receipt,
         };
+        self.shared.hold(received_at);
         self.sender.try_send(pending).map_err(|error| {
-            self.shared.release(count, bytes);
+            self.shared.release(count, bytes, &[received_at]);
             match error {
                 mpsc::error::TrySendError::Full(_) => EnqueueError::Full,
                 mpsc::error::TrySendError::Closed(_) => EnqueueError::Closed,
@@ -227,6 +276,11 @@ impl IngestQueue {
         self.shared.events.max
     }
 
+    /// Watches when the oldest unstored request arrived (without keeping the queue open).
+    pub fn unstored(&self) -> Unstored {
+        Unstored(Arc::clone(&self.shared))
+    }
+
     /// Whether the last store write failed (and its retry has not yet succeeded).
     pub fn write_failing(&self) -> bool {
         self.shared.write_failing.load(Ordering::Acquire)
@@ -240,6 +294,7 @@ impl QueueReceiver {
         let mut batch = Batch {
             events: Vec::new(),
             bytes: 0,
+            received: Vec::new(),
             receipts: Vec::new(),
         };
         loop {
@@ -263,10 +318,12 @@ impl QueueReceiver {
     fn add(&self, batch: &mut Batch, mut pending: Pending) {
         if pending.abandoned() {
             self.shared.abandoned.fetch_add(1, Ordering::Relaxed);
-            self.shared.release(pending.events.len(), pending.bytes);
+            self.shared
+                .release(pending.events.len(), pending.bytes, &[pending.received_at]);
             return;
         }
         batch.bytes += pending.bytes;
+        batch.received.push(pending.received_at);
         batch.events.append(&mut pending.events);
         batch.receipts.extend(pending.receipt);
     }
@@ -274,7 +331,8 @@ impl QueueReceiver {
     /// The batch is in the store: frees what it held and completes its receipts.
     pub fn stored(&self, batch: Batch) {
         self.shared.write_failing.store(false, Ordering::Release);
-        self.shared.release(batch.events.len(), batch.bytes);
+        self.shared
+            .release(batch.events.len(), batch.bytes, &batch.received);
         for receipt in batch.receipts {
             let _ = receipt.send(());
         }
@@ -422,6 +480,22 @@ mod tests {
         assert_eq!(ids(&batch), ["kept"]);
         assert_eq!(receiver.abandoned(), 1);
         assert_eq!(queue.depth(), 1, "the abandoned event's budget came back");
+    }
+
+    #[tokio::test]
+    async fn the_oldest_unstored_request_is_known_until_stored() {
+        let (queue, receiver) = bounded(10, 1 << 20);
+        let unstored = queue.unstored();
+        assert_eq!(unstored.oldest(), None);
+        let first = sample_event("a");
+        let mut second = sample_event("b");
+        second.received_at = first.received_at + chrono::Duration::seconds(1);
+        queue.try_enqueue(vec![first.clone()]).unwrap();
+        queue.try_enqueue(vec![second]).unwrap();
+        assert_eq!(unstored.oldest(), Some(first.received_at));
+        let batch = receiver.next_batch(POLICY).await.unwrap();
+        receiver.stored(batch);
+        assert_eq!(unstored.oldest(), None);
     }
 
     #[tokio::test]

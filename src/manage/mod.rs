@@ -2,9 +2,11 @@
 //! structures. Each change is checked by its module's rules, written to the store, and
 //! then the caches it affects are dropped, here at once and on every other instance
 //! through the invalidation bus. HTTP handlers (and any future CLI) call these in one line.
+//! `rollups` holds the operator's rebuild and verify of report rollups.
 
 mod keys;
 mod partners;
+pub mod rollups;
 mod schemas;
 mod subsystems;
 

@@ -1,6 +1,7 @@
-//! Pure aggregation over stored events: summary totals and calendar-aligned time buckets.
+//! Pure aggregation: summary totals and calendar-aligned time buckets, from whole-hour
+//! rollups and from raw events (the range's partial hours), which add up the same way.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::Event;
+use crate::rollups::{ActorUnion, HourRollup};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,11 +24,20 @@ pub struct Summary {
     pub unique_users: u64,
     pub event_counts: BTreeMap<String, u64>,
     pub subsystem_counts: BTreeMap<Uuid, u64>,
+    /// Every event acknowledged before this instant is counted.
+    pub data_as_of: DateTime<Utc>,
+}
+
+/// What reports are built from: raw events and whole-hour rollups add up the same way.
+pub trait Aggregate {
+    fn add(&mut self, event: &Event);
+    /// Adds a whole hour from its rollup.
+    fn add_rollup(&mut self, rollup: &HourRollup);
 }
 
 pub struct SummaryBuilder {
     summary: Summary,
-    actors: HashSet<String>,
+    actors: ActorUnion,
 }
 
 impl SummaryBuilder {
@@ -48,37 +59,54 @@ impl SummaryBuilder {
                 unique_users: 0,
                 event_counts: BTreeMap::new(),
                 subsystem_counts: BTreeMap::new(),
+                data_as_of: DateTime::<Utc>::MIN_UTC,
             },
-            actors: HashSet::new(),
+            actors: ActorUnion::default(),
         }
     }
 
-    pub fn add(&mut self, event: &Event) {
+    fn count(&mut self, event_type: &str, subsystem_id: Uuid, is_valid: bool, count: u64) {
         let summary = &mut self.summary;
-        summary.total_events += 1;
-        if event.is_valid {
-            summary.valid_events += 1;
+        summary.total_events += count;
+        if is_valid {
+            summary.valid_events += count;
         } else {
-            summary.invalid_events += 1;
+            summary.invalid_events += count;
         }
         *summary
             .event_counts
-            .entry(event.event_type.clone())
-            .or_default() += 1;
-        *summary
-            .subsystem_counts
-            .entry(event.subsystem_id)
-            .or_default() += 1;
-        if let Some(actor) = event.actor()
-            && !self.actors.contains(actor)
-        {
-            self.actors.insert(actor.to_string());
+            .entry(event_type.to_string())
+            .or_default() += count;
+        *summary.subsystem_counts.entry(subsystem_id).or_default() += count;
+    }
+
+    pub fn finish(mut self, data_as_of: DateTime<Utc>) -> Summary {
+        self.summary.unique_users = self.actors.count();
+        self.summary.data_as_of = data_as_of;
+        self.summary
+    }
+}
+
+impl Aggregate for SummaryBuilder {
+    fn add(&mut self, event: &Event) {
+        self.count(&event.event_type, event.subsystem_id, event.is_valid, 1);
+        if let Some(actor) = event.actor() {
+            self.actors.add_actor(actor);
         }
     }
 
-    pub fn finish(mut self) -> Summary {
-        self.summary.unique_users = self.actors.len() as u64;
-        self.summary
+    fn add_rollup(&mut self, rollup: &HourRollup) {
+        for cell in &rollup.cells {
+            self.count(
+                &cell.event_type,
+                cell.subsystem_id,
+                cell.is_valid,
+                cell.count,
+            );
+        }
+        if let Some(actors) = &rollup.actors {
+            self.actors.add_sketch(actors);
+        }
     }
 }
 
@@ -107,6 +135,8 @@ pub struct Timeseries {
     pub interval: Interval,
     pub tz: String,
     pub buckets: Vec<Bucket>,
+    /// Every event acknowledged before this instant is counted.
+    pub data_as_of: DateTime<Utc>,
 }
 
 /// Bucket starts (in UTC) covering `from..to`, aligned to hours or days of `tz`.
@@ -159,7 +189,7 @@ pub struct TimeseriesBuilder {
     interval: Interval,
     tz: Tz,
     starts: Vec<DateTime<Utc>>,
-    buckets: Vec<(u64, HashSet<String>, BTreeMap<String, u64>)>,
+    buckets: Vec<(u64, ActorUnion, BTreeMap<String, u64>)>,
 }
 
 impl TimeseriesBuilder {
@@ -173,24 +203,22 @@ impl TimeseriesBuilder {
         }
     }
 
-    pub fn add(&mut self, event: &Event) {
-        let after = self
-            .starts
-            .partition_point(|start| *start <= event.timestamp);
-        let Some(index) = after.checked_sub(1) else {
-            return;
-        };
-        let (count, actors, by_type) = &mut self.buckets[index];
-        *count += 1;
-        *by_type.entry(event.event_type.clone()).or_default() += 1;
-        if let Some(actor) = event.actor()
-            && !actors.contains(actor)
-        {
-            actors.insert(actor.to_string());
-        }
+    /// The bucket `instant` falls in.
+    fn bucket(
+        &mut self,
+        instant: DateTime<Utc>,
+    ) -> Option<&mut (u64, ActorUnion, BTreeMap<String, u64>)> {
+        let after = self.starts.partition_point(|start| *start <= instant);
+        let index = after.checked_sub(1)?;
+        self.buckets.get_mut(index)
     }
 
-    pub fn finish(self) -> Timeseries {
+    /// Bucket starts after the first: the edges a plan must not let a rollup hour cross.
+    pub fn edges(&self) -> &[DateTime<Utc>] {
+        self.starts.get(1..).unwrap_or_default()
+    }
+
+    pub fn finish(self, data_as_of: DateTime<Utc>) -> Timeseries {
         let tz = self.tz;
         let buckets = self
             .starts
@@ -200,7 +228,7 @@ impl TimeseriesBuilder {
                 start,
                 local_start: start.with_timezone(&tz).fixed_offset(),
                 count,
-                unique_users: actors.len() as u64,
+                unique_users: actors.count(),
                 by_type,
             })
             .collect();
@@ -208,6 +236,34 @@ impl TimeseriesBuilder {
             interval: self.interval,
             tz: self.tz.name().to_string(),
             buckets,
+            data_as_of,
+        }
+    }
+}
+
+impl Aggregate for TimeseriesBuilder {
+    fn add(&mut self, event: &Event) {
+        let Some((count, actors, by_type)) = self.bucket(event.timestamp) else {
+            return;
+        };
+        *count += 1;
+        *by_type.entry(event.event_type.clone()).or_default() += 1;
+        if let Some(actor) = event.actor() {
+            actors.add_actor(actor);
+        }
+    }
+
+    /// A whole hour lies inside one bucket (the plan reads hours an edge cuts raw).
+    fn add_rollup(&mut self, rollup: &HourRollup) {
+        let Some((count, actors, by_type)) = self.bucket(rollup.hour.start()) else {
+            return;
+        };
+        for cell in &rollup.cells {
+            *count += cell.count;
+            *by_type.entry(cell.event_type.clone()).or_default() += cell.count;
+        }
+        if let Some(sketch) = &rollup.actors {
+            actors.add_sketch(sketch);
         }
     }
 }
@@ -243,7 +299,7 @@ mod tests {
         builder.add(&event_at("2026-11-20T01:00:00Z", "view", "u1", true));
         builder.add(&event_at("2026-11-20T02:00:00Z", "view", "u2", false));
         builder.add(&event_at("2026-11-20T03:00:00Z", "buy", "u1", true));
-        let summary = builder.finish();
+        let summary = builder.finish(utc("2026-11-21T00:00:00Z"));
         assert_eq!(
             (
                 summary.total_events,
@@ -340,7 +396,7 @@ mod tests {
         builder.add(&event_at("2026-11-20T00:59:59Z", "view", "u1", true));
         builder.add(&event_at("2026-11-20T02:00:00Z", "view", "u1", true));
         builder.add(&event_at("2026-11-20T02:30:00Z", "buy", "u2", true));
-        let series = builder.finish();
+        let series = builder.finish(utc("2026-11-21T00:00:00Z"));
         let counts: Vec<u64> = series.buckets.iter().map(|bucket| bucket.count).collect();
         assert_eq!(counts, [1, 0, 2]);
         assert_eq!(series.buckets[2].unique_users, 2);

@@ -1,9 +1,11 @@
-//! Reports: summary and time series over a partner's (or subsystem's) events. Results
-//! are computed by paging through the events table and cached briefly (in memory, and in
-//! Redis when configured, so instances share them), so a dashboard refreshing every few
-//! seconds costs one computation per cache TTL.
+//! Reports: summary and time series over a partner's (or subsystem's) events. Whole UTC
+//! hours come from the store's rollups and the hours the range's ends or bucket edges cut
+//! from raw events (`plan`); a store without rollups is read raw throughout. Results carry
+//! `dataAsOf` and are cached briefly (in memory, and in Redis when configured, so
+//! instances share them).
 
 mod aggregate;
+mod plan;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +17,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use aggregate::{
-    Bucket, Interval, Summary, SummaryBuilder, Timeseries, TimeseriesBuilder, bucket_starts,
+    Aggregate, Bucket, Interval, Summary, SummaryBuilder, Timeseries, TimeseriesBuilder,
+    bucket_starts,
 };
 
 use crate::cache::ReadThrough;
@@ -23,7 +26,8 @@ use crate::config::ReportsConfig;
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::model::Event;
 use crate::redis::{Redis, shared_cache};
-use crate::store::{EventFilter, EventQuery, EventScope, EventStore, StoreError};
+use crate::rollups::RollupQuery;
+use crate::store::{EventFilter, EventQuery, EventScope, Store, StoreError};
 use crate::telemetry::Metrics;
 
 const PAGE_SIZE: usize = 1_000;
@@ -86,8 +90,12 @@ impl ServiceError for ReportError {
     }
 }
 
+/// The instant up to which every acknowledged event is in the store (`dataAsOf`).
+pub type DataAsOf = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 pub struct ReportService {
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Store>,
+    data_as_of: DataAsOf,
     redis: Option<Arc<Redis>>,
     shared_ttl_seconds: i64,
     summaries: ReadThrough<ReportScope, Arc<Summary>>,
@@ -97,7 +105,8 @@ pub struct ReportService {
 
 impl ReportService {
     pub fn new(
-        store: Arc<dyn EventStore>,
+        store: Arc<dyn Store>,
+        data_as_of: DataAsOf,
         redis: Option<Arc<Redis>>,
         config: &ReportsConfig,
         metrics: Arc<Metrics>,
@@ -105,6 +114,7 @@ impl ReportService {
         let ttl = config.cache_ttl;
         ReportService {
             store,
+            data_as_of,
             redis,
             shared_ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(1),
             summaries: ReadThrough::new("report", MAX_CACHED_REPORTS, ttl, Arc::clone(&metrics)),
@@ -115,11 +125,12 @@ impl ReportService {
 
     pub async fn summary(&self, scope: ReportScope) -> Result<Arc<Summary>, ReportError> {
         let compute = async {
+            let as_of = (self.data_as_of)();
             let mut builder =
                 SummaryBuilder::new(scope.partner_id, scope.subsystem_id, scope.from, scope.to);
-            self.for_each_event(scope, EventFilter::default(), |event| builder.add(event))
+            self.gather(scope, EventFilter::default(), &[], &mut builder)
                 .await?;
-            Ok(builder.finish())
+            Ok(builder.finish(as_of))
         };
         let report = self
             .summaries
@@ -145,14 +156,15 @@ impl ReportService {
             event_type: event_type.clone(),
         };
         let compute = async {
+            let as_of = (self.data_as_of)();
             let mut builder = TimeseriesBuilder::new(interval, tz, starts);
             let filter = EventFilter {
                 event_type,
                 ..EventFilter::default()
             };
-            self.for_each_event(scope, filter, |event| builder.add(event))
-                .await?;
-            Ok(builder.finish())
+            let edges = builder.edges().to_vec();
+            self.gather(scope, filter, &edges, &mut builder).await?;
+            Ok(builder.finish(as_of))
         };
         let report = self
             .series
@@ -186,17 +198,59 @@ impl ReportService {
         Ok(Arc::new(report))
     }
 
-    async fn for_each_event(
+    /// Feeds `sink` the scope's whole hours from rollups and the hours the range's ends
+    /// or `edges` cut from raw events (everything raw when the store keeps no rollups).
+    async fn gather(
         &self,
         scope: ReportScope,
         filter: EventFilter,
+        edges: &[DateTime<Utc>],
+        sink: &mut impl Aggregate,
+    ) -> Result<(), StoreError> {
+        let plan = plan::plan(scope.from, scope.to, edges);
+        let rollups = match plan.rollups {
+            Some((from, to)) => {
+                let query = RollupQuery {
+                    partner_id: scope.partner_id,
+                    subsystem_id: scope.subsystem_id,
+                    event_type: filter.event_type.clone(),
+                    from,
+                    to,
+                };
+                self.store.hourly_rollups(&query).await?
+            }
+            None => Some(Vec::new()),
+        };
+        let Some(rollups) = rollups else {
+            return self
+                .for_each_event(scope, (scope.from, scope.to), &filter, |event| {
+                    sink.add(event)
+                })
+                .await;
+        };
+        rollups
+            .iter()
+            .filter(|rollup| !plan.cut.contains(&rollup.hour))
+            .for_each(|rollup| sink.add_rollup(rollup));
+        for range in plan.raw {
+            self.for_each_event(scope, range, &filter, |event| sink.add(event))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn for_each_event(
+        &self,
+        scope: ReportScope,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        filter: &EventFilter,
         mut visit: impl FnMut(&Event),
     ) -> Result<(), StoreError> {
         let mut query = EventQuery {
             scope: scope.event_scope(),
-            from: scope.from,
-            to: scope.to,
-            filter,
+            from,
+            to,
+            filter: filter.clone(),
             limit: PAGE_SIZE,
             cursor: None,
             with_payload: false,

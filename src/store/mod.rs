@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
+use crate::rollups::{Hour, HourRollup, RollupDifference, RollupQuery};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -186,8 +187,32 @@ pub trait MetadataStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// The rollups a store keeps in the same write as the events they count.
 #[async_trait]
-pub trait Store: EventStore + MetadataStore {
+pub trait RollupStore: Send + Sync {
+    /// The whole hours `query.from..query.to` that have events, oldest first; `None` when
+    /// this store keeps no rollups (reports then read its raw events).
+    async fn hourly_rollups(
+        &self,
+        query: &RollupQuery,
+    ) -> Result<Option<Vec<HourRollup>>, StoreError>;
+
+    /// Replaces a partner's rollups of hours `from..to` with a recount of its raw events;
+    /// the number of events recounted.
+    async fn rebuild_rollups(&self, partner: Uuid, from: Hour, to: Hour)
+    -> Result<u64, StoreError>;
+
+    /// The hours `from..to` whose stored counts differ from a recount of the raw events.
+    async fn verify_rollups(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<RollupDifference>, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: EventStore + MetadataStore + RollupStore {
     /// A cheap round trip proving the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend_name(&self) -> &'static str;

@@ -165,7 +165,136 @@ async fn bad_report_parameters_are_400(backend: Backend) {
     }
 }
 
+/// Counts are of stored events, once each: a retried batch, a repeated `eventId` and late
+/// events for an old hour change them only by the events newly stored, and they equal a
+/// recount of the raw events, in whole hours (rollups) and cut ones (raw) alike.
+async fn reports_equal_a_recount_through_retries_duplicates_and_late_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let batch: Vec<Value> = (0..40)
+        .map(|i| {
+            let mut event = event(
+                &tenant,
+                ["view", "buy"][i % 2],
+                &format!("u{}", i % 7),
+                &format!("2026-11-20T{:02}:{:02}:00Z", 8 + i / 10, (i * 7) % 60),
+            );
+            event["eventId"] = json!(format!("e{i}"));
+            event
+        })
+        .collect();
+    for _ in 0..2 {
+        assert_eq!(
+            app.send_batch(&tenant.key, &batch).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    assert_eq!(
+        app.send_event(&tenant.key, &batch[3]).await.status(),
+        StatusCode::ACCEPTED
+    );
+    // Late: an hour long closed, arriving after the others.
+    let mut late = event(&tenant, "view", "late-user", "2026-11-20T03:15:00Z");
+    late["eventId"] = json!("late-1");
+    assert_eq!(
+        app.send_event(&tenant.key, &late).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let stored = app
+        .all_events(&tenant.key, &format!("{DAY}&limit=1000"))
+        .await;
+    assert_eq!(stored.len(), 41, "40 distinct ids plus the late event");
+
+    let summary = app.summary(&tenant.key, DAY).await;
+    assert_eq!(summary["totalEvents"], 41);
+    assert_eq!(summary["eventCounts"], json!({"view": 21, "buy": 20}));
+    assert_eq!(summary["uniqueUsers"], 8, "u0..u6 and late-user");
+    // A range whose ends cut hours: 08:30..10:30 reads two partial hours raw.
+    let cut = "from=2026-11-20T08:30:00Z&to=2026-11-20T10:30:00Z";
+    let expected = stored
+        .iter()
+        .filter(|event| {
+            let at = event["timestamp"].as_str().unwrap();
+            ("2026-11-20T08:30:00"..="2026-11-20T10:29:59.999").contains(&at)
+        })
+        .count();
+    assert_eq!(app.summary(&tenant.key, cut).await["totalEvents"], expected);
+    let hourly = app
+        .timeseries(&tenant.key, &format!("{DAY}&interval=hour"))
+        .await;
+    let counts: Vec<u64> = hourly["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| bucket["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 41);
+    assert_eq!(counts[3], 1, "the late event is in its own hour");
+    assert_eq!(&counts[8..12], [10, 10, 10, 10]);
+}
+
+/// Asia/Kolkata (UTC+5:30) days start at 18:30 UTC: the hour a day starts in is split
+/// between two buckets, and each event lands in the right one.
+async fn half_hour_time_zones_split_the_hour_a_day_starts_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let events = vec![
+        event(&tenant, "view", "u1", "2026-11-20T18:10:00Z"),
+        event(&tenant, "view", "u2", "2026-11-20T18:29:59Z"),
+        event(&tenant, "view", "u3", "2026-11-20T18:30:00Z"),
+        event(&tenant, "view", "u4", "2026-11-20T18:50:00Z"),
+        event(&tenant, "view", "u5", "2026-11-21T02:00:00Z"),
+    ];
+    assert_eq!(
+        app.send_batch(&tenant.key, &events).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let series = app
+        .timeseries(
+            &tenant.key,
+            "from=2026-11-19T18:30:00Z&to=2026-11-21T18:30:00Z&interval=day&tz=Asia/Kolkata",
+        )
+        .await;
+    let buckets = series["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    assert_eq!(buckets[0]["localStart"], "2026-11-20T00:00:00+05:30");
+    assert_eq!(buckets[0]["count"], 2);
+    assert_eq!(buckets[1]["count"], 3);
+    assert_eq!(buckets[1]["uniqueUsers"], 3);
+}
+
+/// `dataAsOf`: every event acknowledged before it is counted, and it is not in the future.
+async fn reports_say_up_to_when_they_are_complete(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    assert_eq!(
+        app.send_event(
+            &tenant.key,
+            &event(&tenant, "view", "u1", "2026-11-20T10:00:00Z")
+        )
+        .await
+        .status(),
+        StatusCode::ACCEPTED
+    );
+    let acknowledged = chrono::Utc::now();
+    let summary = app.summary(&tenant.key, DAY).await;
+    let series = app.timeseries(&tenant.key, DAY).await;
+    let answered = chrono::Utc::now();
+    assert_eq!(summary["totalEvents"], 1, "acknowledged, so counted");
+    for report in [&summary, &series] {
+        let as_of: chrono::DateTime<chrono::Utc> =
+            report["dataAsOf"].as_str().unwrap().parse().unwrap();
+        assert!(
+            acknowledged <= as_of && as_of <= answered,
+            "dataAsOf {as_of} is not between the 202 ({acknowledged}) and the answer ({answered})"
+        );
+    }
+}
+
 crate::backend_tests!(
+    reports_equal_a_recount_through_retries_duplicates_and_late_events,
+    half_hour_time_zones_split_the_hour_a_day_starts_in,
+    reports_say_up_to_when_they_are_complete,
     summary_counts_events_users_types_and_subsystems,
     hourly_timeseries_includes_empty_buckets,
     daily_timeseries_follows_the_requested_time_zone,

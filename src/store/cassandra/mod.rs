@@ -32,7 +32,10 @@ use uuid::Uuid;
 
 use crate::config::CassandraConfig;
 use crate::model::Event;
-use crate::store::{EventPage, EventQuery, EventStore, Store, StoreError, WriteOutcome};
+use crate::rollups::{Hour, HourRollup, RollupDifference, RollupQuery};
+use crate::store::{
+    EventPage, EventQuery, EventStore, RollupStore, Store, StoreError, WriteOutcome,
+};
 use statements::Statements;
 
 /// How long a partner's `retentionDays` (the events' TTL) is cached by the writers.
@@ -179,6 +182,39 @@ impl EventStore for CassandraStore {
 
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         events_read::query_events(self, query).await
+    }
+}
+
+/// Rollups are not kept in Cassandra yet: reports read its raw events.
+#[async_trait]
+impl RollupStore for CassandraStore {
+    async fn hourly_rollups(
+        &self,
+        _query: &RollupQuery,
+    ) -> Result<Option<Vec<HourRollup>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn rebuild_rollups(
+        &self,
+        _partner: Uuid,
+        _from: Hour,
+        _to: Hour,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable(
+            "the Cassandra store keeps no rollups yet: its reports read raw events".into(),
+        ))
+    }
+
+    async fn verify_rollups(
+        &self,
+        _partner: Uuid,
+        _from: Hour,
+        _to: Hour,
+    ) -> Result<Vec<RollupDifference>, StoreError> {
+        Err(StoreError::Unavailable(
+            "the Cassandra store keeps no rollups yet: its reports read raw events".into(),
+        ))
     }
 }
 

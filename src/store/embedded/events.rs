@@ -9,9 +9,11 @@ use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, keys, rows, storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, ROLLUP_COUNTS,
+    ROLLUP_SKETCHES, keys, rollups, rows, storage_error,
 };
 use crate::model::Event;
+use crate::rollups::RollupDelta;
 use crate::store::{EventPage, EventQuery, EventScope, EventStore, StoreError, WriteOutcome};
 
 /// Rows one page may read past filters before it returns early with a cursor, so a
@@ -65,6 +67,8 @@ impl EventStore for EmbeddedStore {
         self.blocking(move |database| {
             let transaction = database.begin_write().map_err(storage_error)?;
             let mut outcome = WriteOutcome::default();
+            // Only what this transaction inserts is counted, in this same transaction.
+            let mut delta = RollupDelta::default();
             {
                 let mut by_partner = transaction
                     .open_table(EVENTS_BY_PARTNER)
@@ -76,10 +80,22 @@ impl EventStore for EmbeddedStore {
                 for event in &events {
                     if insert_event(event, &mut by_partner, &mut by_subsystem, &mut event_ids)? {
                         outcome.inserted += 1;
+                        delta.add(event);
                     } else {
                         outcome.duplicates += 1;
                     }
                 }
+            }
+            if !delta.is_empty() {
+                rollups::apply(
+                    &delta,
+                    &mut transaction
+                        .open_table(ROLLUP_COUNTS)
+                        .map_err(storage_error)?,
+                    &mut transaction
+                        .open_table(ROLLUP_SKETCHES)
+                        .map_err(storage_error)?,
+                )?;
             }
             transaction.commit().map_err(storage_error)?;
             Ok(outcome)

@@ -6,6 +6,7 @@
 mod events;
 mod keys;
 mod metadata;
+mod rollups;
 mod rows;
 
 use std::path::Path;
@@ -16,7 +17,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::store::{Store, StoreError};
+use uuid::Uuid;
+
+use crate::rollups::{Hour, HourCounts, HourRollup, RollupDifference, RollupQuery, differences};
+use crate::store::{RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -31,15 +35,19 @@ const API_KEYS: Table = TableDefinition::new("api_keys");
 const API_KEY_IDS: Table = TableDefinition::new("api_keys_by_key_id");
 const API_KEYS_BY_PARTNER: Table = TableDefinition::new("api_keys_by_partner");
 const EVENT_SCHEMAS: Table = TableDefinition::new("event_schemas");
+const ROLLUP_COUNTS: Table = TableDefinition::new("rollup_counts");
+const ROLLUP_SKETCHES: Table = TableDefinition::new("rollup_sketches");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
 /// Bumped when keys or rows change shape; a data dir of another layout is refused at
 /// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
-const LAYOUT_VERSION: u8 = 2;
+/// 3: rollups (a layout-2 file gets them built from its events when first opened).
+const LAYOUT_VERSION: u8 = 3;
+const LAYOUT_WITHOUT_ROLLUPS: u8 = 2;
 const LAYOUT_KEY: &[u8] = b"format";
 
-const ALL_TABLES: [Table; 12] = [
+const ALL_TABLES: [Table; 14] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -51,6 +59,8 @@ const ALL_TABLES: [Table; 12] = [
     API_KEY_IDS,
     API_KEYS_BY_PARTNER,
     EVENT_SCHEMAS,
+    ROLLUP_COUNTS,
+    ROLLUP_SKETCHES,
     STORE_META,
 ];
 
@@ -112,6 +122,68 @@ impl EmbeddedStore {
 }
 
 #[async_trait]
+impl RollupStore for EmbeddedStore {
+    async fn hourly_rollups(
+        &self,
+        query: &RollupQuery,
+    ) -> Result<Option<Vec<HourRollup>>, StoreError> {
+        let query = query.clone();
+        self.blocking(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let counts = transaction
+                .open_table(ROLLUP_COUNTS)
+                .map_err(storage_error)?;
+            let sketches = transaction
+                .open_table(ROLLUP_SKETCHES)
+                .map_err(storage_error)?;
+            rollups::read(&counts, &sketches, &query).map(Some)
+        })
+        .await
+    }
+
+    async fn rebuild_rollups(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<u64, StoreError> {
+        self.blocking(move |database| {
+            let transaction = database.begin_write().map_err(storage_error)?;
+            let delta = rollups::rebuild(&transaction, partner, from, to)?;
+            transaction.commit().map_err(storage_error)?;
+            Ok(rollups::delta_counts(&delta, partner)
+                .values()
+                .map(HourCounts::total)
+                .sum())
+        })
+        .await
+    }
+
+    async fn verify_rollups(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<RollupDifference>, StoreError> {
+        self.blocking(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let events = transaction
+                .open_table(EVENTS_BY_PARTNER)
+                .map_err(storage_error)?;
+            let counts = transaction
+                .open_table(ROLLUP_COUNTS)
+                .map_err(storage_error)?;
+            let recounted = rollups::recount(&events, partner, from, to)?;
+            Ok(differences(
+                &rollups::stored_counts(&counts, partner, from, to)?,
+                &rollups::delta_counts(&recounted, partner),
+            ))
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|database| {
@@ -144,6 +216,17 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<(),
         Some(Some(LAYOUT_VERSION)) => Ok(()),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
+                .map_err(storage_error)?;
+            Ok(())
+        }
+        Some(Some(LAYOUT_WITHOUT_ROLLUPS)) => {
+            drop(meta);
+            let events = rollups::rebuild_all(transaction)?;
+            tracing::info!(events, "built the rollups of a layout-2 data dir");
+            transaction
+                .open_table(STORE_META)
+                .map_err(storage_error)?
+                .insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;
             Ok(())
         }
@@ -189,6 +272,46 @@ mod tests {
         }
         let refused = EmbeddedStore::open(dir.path()).err().expect("refused");
         assert!(refused.to_string().contains("layout 1"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn verify_finds_rollups_that_disagree_and_rebuild_mends_them() {
+        use crate::ingest::test_support::sample_event;
+        use crate::store::EventStore;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let events: Vec<_> = (0..5).map(|i| sample_event(&format!("e{i}"))).collect();
+        store.write_events(&events).await.unwrap();
+        store.write_events(&events).await.unwrap();
+        let partner = events[0].partner_id;
+        let (from, to) = (Hour(0), Hour(u32::MAX));
+        assert!(store.verify_rollups(partner, from, to).await.unwrap().is_empty());
+
+        let hour = Hour::of(events[0].timestamp);
+        let mut tampered = HourCounts::default();
+        tampered.add(&std::collections::BTreeMap::from([(
+            (events[0].subsystem_id, "page_view".to_string(), true),
+            9,
+        )]));
+        let transaction = store.database.begin_write().unwrap();
+        transaction
+            .open_table(ROLLUP_COUNTS)
+            .unwrap()
+            .insert(
+                keys::prefixed(partner, &hour.to_be_bytes()).as_slice(),
+                postcard::to_stdvec(&tampered).unwrap().as_slice(),
+            )
+            .unwrap();
+        transaction.commit().unwrap();
+        let differences = store.verify_rollups(partner, from, to).await.unwrap();
+        assert_eq!(differences.len(), 1);
+        assert_eq!(
+            (differences[0].stored.total(), differences[0].recounted.total()),
+            (9, 5)
+        );
+        assert_eq!(store.rebuild_rollups(partner, from, to).await.unwrap(), 5);
+        assert!(store.verify_rollups(partner, from, to).await.unwrap().is_empty());
     }
 
     #[test]

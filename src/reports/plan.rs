@@ -1,0 +1,121 @@
+//! Which parts of a report's range come from rollups and which from raw events: rollups
+//! cover whole UTC hours; an hour that the range's ends or a bucket edge cut (a range
+//! starting at 10:17, a day in Asia/Kolkata starting at 18:30 UTC) is read from its raw
+//! events instead, so every event is counted once, in the right bucket.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::rollups::Hour;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Whole hours `from..to` to read from rollups, except those in `cut`.
+    pub rollups: Option<(Hour, Hour)>,
+    /// Hours within `rollups` that a bucket edge cuts (read raw instead).
+    pub cut: BTreeSet<Hour>,
+    /// Ranges to read raw events from, each inside one hour.
+    pub raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Splits `from..to`, whose buckets start at `edges`, into rollup hours and raw ranges.
+pub fn plan(from: DateTime<Utc>, to: DateTime<Utc>, edges: &[DateTime<Utc>]) -> Plan {
+    let cut: BTreeSet<Hour> = edges
+        .iter()
+        .chain([&from, &to])
+        .filter(|edge| from <= **edge && **edge <= to && Hour::of(**edge).start() != **edge)
+        .map(|edge| Hour::of(*edge))
+        .collect();
+    let raw = cut
+        .iter()
+        .map(|hour| (hour.start().max(from), hour.end().min(to)))
+        .filter(|(start, end)| start < end)
+        .collect();
+    let (first, last) = (Hour::ceil(from), Hour::of(to));
+    Plan {
+        rollups: (first < last).then_some((first, last)),
+        cut: cut
+            .into_iter()
+            .filter(|hour| first <= *hour && *hour < last)
+            .collect(),
+        raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_aligned_range_is_all_rollups() {
+        let plan = plan(
+            utc("2026-11-20T00:00:00Z"),
+            utc("2026-11-21T00:00:00Z"),
+            &[],
+        );
+        assert_eq!(
+            plan.rollups,
+            Some((
+                Hour::of(utc("2026-11-20T00:00:00Z")),
+                Hour::of(utc("2026-11-21T00:00:00Z"))
+            ))
+        );
+        assert!(plan.raw.is_empty() && plan.cut.is_empty());
+    }
+
+    #[test]
+    fn partial_hours_at_the_ends_are_read_raw() {
+        let plan = plan(
+            utc("2026-11-20T10:17:00Z"),
+            utc("2026-11-20T13:05:00Z"),
+            &[],
+        );
+        assert_eq!(
+            plan.rollups,
+            Some((
+                Hour::of(utc("2026-11-20T11:00:00Z")),
+                Hour::of(utc("2026-11-20T13:00:00Z"))
+            ))
+        );
+        assert_eq!(
+            plan.raw,
+            [
+                (utc("2026-11-20T10:17:00Z"), utc("2026-11-20T11:00:00Z")),
+                (utc("2026-11-20T13:00:00Z"), utc("2026-11-20T13:05:00Z"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_half_hour_bucket_edge_makes_its_hour_raw() {
+        // Asia/Kolkata midnight is 18:30 UTC.
+        let edge = utc("2026-11-20T18:30:00Z");
+        let plan = plan(
+            utc("2026-11-20T00:00:00Z"),
+            utc("2026-11-21T00:00:00Z"),
+            &[edge],
+        );
+        let cut = Hour::of(edge);
+        assert_eq!(plan.cut, BTreeSet::from([cut]));
+        assert_eq!(plan.raw, [(cut.start(), cut.end())]);
+    }
+
+    #[test]
+    fn a_range_inside_one_hour_is_read_raw() {
+        let plan = plan(
+            utc("2026-11-20T10:10:00Z"),
+            utc("2026-11-20T10:20:00Z"),
+            &[],
+        );
+        assert_eq!(plan.rollups, None);
+        assert_eq!(
+            plan.raw,
+            [(utc("2026-11-20T10:10:00Z"), utc("2026-11-20T10:20:00Z"))]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Exact counts per hour, and the change one batch of inserted events makes to them and to
+//! the sketches.
+
+use std::collections::{BTreeMap, HashMap};
+
+use datasketches::hll::Coupon;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ActorSketch, Hour};
+use crate::model::Event;
+
+/// Events of one hour with the same subsystem, event type and validity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountCell {
+    pub subsystem_id: Uuid,
+    pub event_type: String,
+    pub is_valid: bool,
+    pub count: u64,
+}
+
+/// All the cells of one partner-hour, in (subsystem, event type, validity) order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourCounts {
+    pub cells: Vec<CountCell>,
+}
+
+type CellKey = (Uuid, String, bool);
+
+impl HourCounts {
+    /// Adds `counts` (by cell) to these, keeping the order.
+    pub fn add(&mut self, counts: &BTreeMap<CellKey, u64>) {
+        let mut merged: BTreeMap<CellKey, u64> = self
+            .cells
+            .drain(..)
+            .map(|cell| {
+                (
+                    (cell.subsystem_id, cell.event_type, cell.is_valid),
+                    cell.count,
+                )
+            })
+            .collect();
+        for (key, count) in counts {
+            *merged.entry(key.clone()).or_default() += count;
+        }
+        self.cells = merged
+            .into_iter()
+            .map(|((subsystem_id, event_type, is_valid), count)| CountCell {
+                subsystem_id,
+                event_type,
+                is_valid,
+                count,
+            })
+            .collect();
+    }
+
+    pub fn total(&self) -> u64 {
+        self.cells.iter().map(|cell| cell.count).sum()
+    }
+}
+
+/// Whose actors a sketch holds: an owner (partner or subsystem) in one hour, for all event
+/// types (`event_type: None`) or one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SketchKey {
+    pub owner: Uuid,
+    pub event_type: Option<String>,
+    pub hour: Hour,
+}
+
+/// What a batch of newly inserted events adds to the rollups.
+#[derive(Debug, Default)]
+pub struct RollupDelta {
+    /// By (partner, hour): the cells to add.
+    pub counts: BTreeMap<(Uuid, Hour), BTreeMap<CellKey, u64>>,
+    /// The actors to add to each sketch.
+    pub actors: HashMap<SketchKey, Vec<Coupon>>,
+}
+
+impl RollupDelta {
+    /// Counts `event`: call it only for events the store inserted (not duplicates).
+    pub fn add(&mut self, event: &Event) {
+        let hour = Hour::of(event.timestamp);
+        *self
+            .counts
+            .entry((event.partner_id, hour))
+            .or_default()
+            .entry((event.subsystem_id, event.event_type.clone(), event.is_valid))
+            .or_default() += 1;
+        let Some(actor) = event.actor() else {
+            return;
+        };
+        let coupon = ActorSketch::coupon(actor);
+        for owner in [event.partner_id, event.subsystem_id] {
+            for event_type in [None, Some(event.event_type.clone())] {
+                self.actors
+                    .entry(SketchKey {
+                        owner,
+                        event_type,
+                        hour,
+                    })
+                    .or_default()
+                    .push(coupon);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::test_support::sample_event;
+
+    #[test]
+    fn a_delta_counts_cells_and_feeds_four_sketches_per_actor() {
+        let mut delta = RollupDelta::default();
+        let mut first = sample_event("a");
+        first.subsystem_id = Uuid::from_u128(7);
+        let mut second = first.clone();
+        second.is_valid = false;
+        delta.add(&first);
+        delta.add(&first);
+        delta.add(&second);
+        let (_, cells) = delta.counts.iter().next().unwrap();
+        let mut counts = HourCounts::default();
+        counts.add(cells);
+        counts.add(cells);
+        assert_eq!(counts.total(), 6);
+        assert_eq!(
+            counts
+                .cells
+                .iter()
+                .map(|cell| (cell.is_valid, cell.count))
+                .collect::<Vec<_>>(),
+            [(false, 2), (true, 4)]
+        );
+        assert_eq!(delta.actors.len(), 4);
+        assert!(delta.actors.values().all(|coupons| coupons.len() == 3));
+    }
+}

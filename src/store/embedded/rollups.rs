@@ -1,0 +1,298 @@
+//! Rollups in the embedded store, written in the transaction that inserts the events they
+//! count, so they can't disagree with the events, whatever fails.
+//! - `rollup_counts`: `partner | hour` → the hour's `HourCounts` (postcard);
+//! - `rollup_sketches`: `owner | type | hour` → that hour's actor sketch, where `type` is
+//!   the event type with a two-byte length before it (length 0: all types), so one range
+//!   read returns one owner's sketches of one type, hour by hour.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use redb::{ReadableTable, Table as WriteTable};
+use uuid::Uuid;
+
+use super::{EVENTS_BY_PARTNER, ROLLUP_COUNTS, ROLLUP_SKETCHES, keys, rows, storage_error};
+use crate::model::Event;
+use crate::rollups::{
+    ActorSketch, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery, SketchKey,
+};
+use crate::store::StoreError;
+
+type RollupTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
+
+fn counts_key(partner: Uuid, hour: Hour) -> Vec<u8> {
+    keys::prefixed(partner, &hour.to_be_bytes())
+}
+
+fn sketch_prefix(owner: Uuid, event_type: Option<&str>) -> Vec<u8> {
+    let name = event_type.unwrap_or_default().as_bytes();
+    let length = u16::try_from(name.len()).expect("event types are at most 200 characters");
+    let mut key = keys::prefixed(owner, &length.to_be_bytes());
+    key.extend_from_slice(name);
+    key
+}
+
+fn sketch_key(key: &SketchKey) -> Vec<u8> {
+    let mut bytes = sketch_prefix(key.owner, key.event_type.as_deref());
+    bytes.extend_from_slice(&key.hour.to_be_bytes());
+    bytes
+}
+
+/// The hour at the end of a rollup key.
+fn hour_of(key: &[u8]) -> Result<Hour, StoreError> {
+    let tail = key
+        .len()
+        .checked_sub(4)
+        .map(|start| &key[start..])
+        .ok_or_else(|| StoreError::Corrupt("a rollup key that is too short".into()))?;
+    Ok(Hour(u32::from_be_bytes(
+        tail.try_into().expect("four bytes"),
+    )))
+}
+
+fn decode_counts(bytes: &[u8]) -> Result<HourCounts, StoreError> {
+    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn encode_counts(counts: &HourCounts) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(counts).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn decode_sketch(bytes: &[u8]) -> Result<ActorSketch, StoreError> {
+    ActorSketch::from_bytes(bytes).map_err(StoreError::Corrupt)
+}
+
+/// Adds what a batch of inserted events contributes.
+pub(super) fn apply(
+    delta: &RollupDelta,
+    counts: &mut RollupTable<'_>,
+    sketches: &mut RollupTable<'_>,
+) -> Result<(), StoreError> {
+    for ((partner, hour), cells) in &delta.counts {
+        let key = counts_key(*partner, *hour);
+        let mut hour_counts = match counts.get(key.as_slice()).map_err(storage_error)? {
+            Some(stored) => decode_counts(stored.value())?,
+            None => HourCounts::default(),
+        };
+        hour_counts.add(cells);
+        counts
+            .insert(key.as_slice(), encode_counts(&hour_counts)?.as_slice())
+            .map_err(storage_error)?;
+    }
+    for (sketch_key_parts, coupons) in &delta.actors {
+        let key = sketch_key(sketch_key_parts);
+        let mut sketch = match sketches.get(key.as_slice()).map_err(storage_error)? {
+            Some(stored) => decode_sketch(stored.value())?,
+            None => ActorSketch::default(),
+        };
+        coupons.iter().for_each(|coupon| sketch.add(*coupon));
+        sketches
+            .insert(key.as_slice(), sketch.to_bytes().as_slice())
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// The whole hours of `query` that have events.
+pub(super) fn read(
+    counts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    sketches: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    query: &RollupQuery,
+) -> Result<Vec<HourRollup>, StoreError> {
+    let start = counts_key(query.partner_id, query.from);
+    let end = counts_key(query.partner_id, query.to);
+    let mut hours: BTreeMap<Hour, HourRollup> = BTreeMap::new();
+    for row in counts
+        .range::<&[u8]>(start.as_slice()..end.as_slice())
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        let hour = hour_of(key.value())?;
+        let cells: Vec<CountCell> = decode_counts(value.value())?
+            .cells
+            .into_iter()
+            .filter(|cell| query.wants(cell))
+            .collect();
+        if !cells.is_empty() {
+            hours.insert(
+                hour,
+                HourRollup {
+                    hour,
+                    cells,
+                    actors: None,
+                },
+            );
+        }
+    }
+    let prefix = sketch_prefix(query.sketch_owner(), query.event_type.as_deref());
+    let mut start = prefix.clone();
+    start.extend_from_slice(&query.from.to_be_bytes());
+    let mut end = prefix;
+    end.extend_from_slice(&query.to.to_be_bytes());
+    for row in sketches
+        .range::<&[u8]>(start.as_slice()..end.as_slice())
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        if let Some(rollup) = hours.get_mut(&hour_of(key.value())?) {
+            rollup.actors = Some(decode_sketch(value.value())?);
+        }
+    }
+    Ok(hours.into_values().collect())
+}
+
+/// The rollups a recount of a partner's raw events gives for hours `from..to`.
+pub(super) fn recount(
+    events: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<RollupDelta, StoreError> {
+    let range = keys::time_range(partner, from.start(), to.start(), None)?;
+    let mut delta = RollupDelta::default();
+    for row in events
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        delta.add(&decode_event(partner, key.value(), value.value())?);
+    }
+    Ok(delta)
+}
+
+fn decode_event(partner_id: Uuid, key: &[u8], row: &[u8]) -> Result<Event, StoreError> {
+    let (micros, id_bytes) = keys::split_event_key(key)?;
+    let parts = rows::KeyParts {
+        partner_id,
+        micros,
+        event_id: rows::event_id_from_bytes(id_bytes)?,
+    };
+    rows::decode(parts, row, false)
+}
+
+/// A partner's stored counts for hours `from..to`.
+pub(super) fn stored_counts(
+    counts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<BTreeMap<Hour, HourCounts>, StoreError> {
+    let start = counts_key(partner, from);
+    let end = counts_key(partner, to);
+    let mut stored = BTreeMap::new();
+    for row in counts
+        .range::<&[u8]>(start.as_slice()..end.as_slice())
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        stored.insert(hour_of(key.value())?, decode_counts(value.value())?);
+    }
+    Ok(stored)
+}
+
+/// The counts a delta holds for one partner, by hour (as `stored_counts` returns them).
+pub(super) fn delta_counts(delta: &RollupDelta, partner: Uuid) -> BTreeMap<Hour, HourCounts> {
+    delta
+        .counts
+        .iter()
+        .filter(|((owner, _), _)| *owner == partner)
+        .map(|((_, hour), cells)| {
+            let mut counts = HourCounts::default();
+            counts.add(cells);
+            (*hour, counts)
+        })
+        .collect()
+}
+
+/// Replaces a partner's rollups for hours `from..to` with a recount of its raw events.
+pub(super) fn rebuild(
+    transaction: &redb::WriteTransaction,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<RollupDelta, StoreError> {
+    let delta = recount(
+        &transaction
+            .open_table(EVENTS_BY_PARTNER)
+            .map_err(storage_error)?,
+        partner,
+        from,
+        to,
+    )?;
+    let mut counts = transaction
+        .open_table(ROLLUP_COUNTS)
+        .map_err(storage_error)?;
+    let mut sketches = transaction
+        .open_table(ROLLUP_SKETCHES)
+        .map_err(storage_error)?;
+    // Sketches exist only beside counts: their owners are the partner and the subsystems
+    // its counted cells (stale or fresh) name.
+    let mut owners: BTreeSet<Uuid> = BTreeSet::from([partner]);
+    for hour_counts in stored_counts(&counts, partner, from, to)?.values() {
+        owners.extend(hour_counts.cells.iter().map(|cell| cell.subsystem_id));
+    }
+    owners.extend(delta.actors.keys().map(|key| key.owner));
+    let start = counts_key(partner, from);
+    let end = counts_key(partner, to);
+    counts
+        .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
+        .map_err(storage_error)?;
+    for owner in owners {
+        let range = keys::owner_range(owner);
+        let stale: Vec<Vec<u8>> = sketches
+            .range::<&[u8]>(keys::borrowed(&range))
+            .map_err(storage_error)?
+            .filter_map(|row| {
+                let (key, _) = row.ok()?;
+                let hour = hour_of(key.value()).ok()?;
+                (from <= hour && hour < to).then(|| key.value().to_vec())
+            })
+            .collect();
+        for key in stale {
+            sketches.remove(key.as_slice()).map_err(storage_error)?;
+        }
+    }
+    apply(&delta, &mut counts, &mut sketches)?;
+    Ok(delta)
+}
+
+/// Every partner with events, for rebuilding a whole store.
+pub(super) fn partners_with_events(
+    events: &impl ReadableTable<&'static [u8], &'static [u8]>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut partners = Vec::new();
+    let mut next: Bound<Vec<u8>> = Bound::Unbounded;
+    loop {
+        let range = (next.as_ref().map(Vec::as_slice), Bound::Unbounded);
+        let Some(row) = events.range::<&[u8]>(range).map_err(storage_error)?.next() else {
+            return Ok(partners);
+        };
+        let (key, _) = row.map_err(storage_error)?;
+        let owner = Uuid::from_slice(&key.value()[..16])
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        partners.push(owner);
+        next = match keys::owner_range(owner).1 {
+            Bound::Excluded(past) => Bound::Included(past),
+            _ => return Ok(partners),
+        };
+    }
+}
+
+/// Rebuilds every partner's rollups from its events; the number of events counted.
+pub(super) fn rebuild_all(transaction: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    let partners = partners_with_events(
+        &transaction
+            .open_table(EVENTS_BY_PARTNER)
+            .map_err(storage_error)?,
+    )?;
+    let mut events = 0;
+    for partner in partners {
+        let delta = rebuild(transaction, partner, Hour(0), Hour(u32::MAX))?;
+        events += delta
+            .counts
+            .values()
+            .flat_map(|cells| cells.values())
+            .sum::<u64>();
+    }
+    Ok(events)
+}
