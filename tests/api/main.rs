@@ -15,3 +15,4 @@ mod redis;
 mod reports;
 mod restart;
 mod schemas;
+mod slow_clients;
