@@ -31,6 +31,8 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod limits;

@@ -93,7 +93,10 @@ pub async fn list(
     }))
 }
 
-fn event_query(params: EventsParams, target: ReadTarget) -> Result<EventQuery, ApiError> {
+pub(crate) fn event_query(
+    params: EventsParams,
+    target: ReadTarget,
+) -> Result<EventQuery, ApiError> {
     let (from, to) = time_range(params.from.as_deref(), params.to.as_deref())?;
     let cursor = params
         .cursor

@@ -4,10 +4,10 @@
 
 pub mod body;
 pub mod correlation;
-mod events;
+pub(crate) mod events;
 mod extract;
 mod health;
-mod ingest;
+pub(crate) mod ingest;
 mod keys;
 mod observe;
 mod partners;

@@ -12,13 +12,13 @@ use serde_json::value::RawValue;
 use crate::error::FieldError;
 use crate::model::{JsonObject, check_event_type};
 
-const MAX_ID_CHARS: usize = 255;
+pub(crate) const MAX_ID_CHARS: usize = 255;
 /// How deep `properties` and `context` may nest, and how many values each may hold: a
 /// parsed tree (for schema validation) then stays a small multiple of the event's bytes.
 pub const MAX_JSON_DEPTH: usize = 32;
 pub const MAX_JSON_VALUES: usize = 10_000;
 /// Earliest accepted event time; anything before is a client clock or encoding bug.
-const EARLIEST_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
+pub(crate) const EARLIEST_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
 
 /// An event object's top-level fields, as raw JSON borrowed from the request body.
 pub type EventFields<'a> = HashMap<String, &'a RawValue>;
@@ -160,7 +160,7 @@ impl<'a> Fields<'a, '_> {
 
 /// Why JSON text nests too deep or holds too many values, if it does. One pass over the
 /// bytes (strings skipped), no tree built.
-fn shape_problem(text: &str) -> Option<String> {
+pub(crate) fn shape_problem(text: &str) -> Option<String> {
     let (mut depth, mut values) = (0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for byte in text.bytes() {

@@ -19,9 +19,9 @@ use crate::http::state::AppState;
 use crate::model::Event;
 
 #[derive(Deserialize)]
-struct BatchEnvelope<'a> {
+pub(crate) struct BatchEnvelope<'a> {
     #[serde(borrow)]
-    events: Vec<&'a RawValue>,
+    pub(crate) events: Vec<&'a RawValue>,
 }
 
 #[derive(Serialize)]
@@ -133,7 +133,7 @@ async fn accept_batch(
     }))
 }
 
-fn check_count(events: usize, max_events: usize) -> Result<(), ApiError> {
+pub(crate) fn check_count(events: usize, max_events: usize) -> Result<(), ApiError> {
     if events == 0 {
         return Err(ApiError::field("events", "must contain at least one event"));
     }

@@ -61,7 +61,9 @@ pub async fn legacy(
 
 /// Moves `eventProperties` to `properties`, and decodes `eventPropertiesJson` (a string
 /// holding JSON), which the caller then uses as `properties`.
-fn legacy_properties_json(fields: &mut EventFields<'_>) -> Result<Option<Box<RawValue>>, ApiError> {
+pub(crate) fn legacy_properties_json(
+    fields: &mut EventFields<'_>,
+) -> Result<Option<Box<RawValue>>, ApiError> {
     if let Some(properties) = fields.remove("eventProperties") {
         fields.insert("properties".into(), properties);
     }

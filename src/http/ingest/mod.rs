@@ -3,8 +3,8 @@
 //! authenticate the sender, pass admission, hand the events over (waiting until they are
 //! stored, by default), answer 202 with the rate-limit state.
 
-mod batch;
-mod legacy;
+pub(crate) mod batch;
+pub(crate) mod legacy;
 mod native;
 
 pub use batch::batch;
@@ -190,7 +190,7 @@ fn single_event_limit(state: &AppState) -> usize {
 }
 
 /// The fields of one event object; `what` names it in the error ("the event").
-fn fields_of<'a>(json: &'a [u8], what: &str) -> Result<EventFields<'a>, ApiError> {
+pub(crate) fn fields_of<'a>(json: &'a [u8], what: &str) -> Result<EventFields<'a>, ApiError> {
     event_fields(json).map_err(|error| match error.classify() {
         Category::Data => ApiError::invalid(format!("{what} must be a JSON object")),
         _ => ApiError::invalid(format!("the body is not valid JSON: {error}")),

@@ -9,7 +9,7 @@
 //! - `events_read`  day/bucket fan-out, merge, and the cursor it resumes from (`cursor`)
 //! - `metadata`   partners, subsystems, API keys and event structures
 
-mod cursor;
+pub(crate) mod cursor;
 mod day_range;
 mod events_read;
 mod events_write;

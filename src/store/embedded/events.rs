@@ -151,7 +151,9 @@ impl EventStore for EmbeddedStore {
                     }
                 };
                 last_key = Some(key.to_vec());
-                if query.filter.matches(&event) {
+                // Keys hold whole microseconds: the exact time settles a bound inside one.
+                let in_range = query.from <= event.timestamp && event.timestamp < query.to;
+                if in_range && query.filter.matches(&event) {
                     items.push(event);
                 }
             }

@@ -58,7 +58,9 @@ pub fn owner_range(owner: Uuid) -> KeyRange {
 }
 
 /// Keys of `owner` with `from <= timestamp < to`, to be read backwards (newest first);
-/// with a cursor (the last key of the previous page), the keys before it.
+/// with a cursor (the last key of the previous page), the keys before it. Keys hold whole
+/// microseconds, so the range ends after the microsecond holding `to`: within a bound's
+/// microsecond, the row's exact time decides (the reader checks it).
 pub fn time_range(
     owner: Uuid,
     from: DateTime<Utc>,
@@ -66,7 +68,7 @@ pub fn time_range(
     cursor: Option<&[u8]>,
 ) -> Result<KeyRange, StoreError> {
     let start = prefixed(owner, &micros(from).to_be_bytes());
-    let end = prefixed(owner, &micros(to).to_be_bytes());
+    let end = prefixed(owner, &micros_rounded_up(to).to_be_bytes());
     let Some(cursor) = cursor else {
         return Ok((Bound::Included(start), Bound::Excluded(end)));
     };
@@ -97,6 +99,11 @@ fn past_owner(owner: Uuid) -> Bound<Vec<u8>> {
 
 fn micros(timestamp: DateTime<Utc>) -> u64 {
     u64::try_from(timestamp.timestamp_micros()).unwrap_or(0)
+}
+
+fn micros_rounded_up(timestamp: DateTime<Utc>) -> u64 {
+    let partial = !timestamp.timestamp_subsec_nanos().is_multiple_of(1_000);
+    micros(timestamp) + u64::from(partial)
 }
 
 #[cfg(test)]
@@ -134,6 +141,16 @@ mod tests {
         assert!(!range.contains(&event_key(owner, at(10), b"x")));
         assert!(!range.contains(&event_key(owner, at(-1), b"x")));
         assert!(!range.contains(&event_key(Uuid::now_v7(), at(5), b"x")));
+    }
+
+    #[test]
+    fn a_bound_inside_a_microsecond_keeps_that_microsecond_in_range() {
+        let owner = Uuid::now_v7();
+        let half = chrono::Duration::nanoseconds(500);
+        let range = time_range(owner, at(0) + half, at(10) + half, None).unwrap();
+        assert!(range.contains(&event_key(owner, at(0), b"x")));
+        assert!(range.contains(&event_key(owner, at(10), b"x")));
+        assert!(!range.contains(&event_key(owner, at(10) + half * 2, b"x")));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! commit (one fsync for hundreds of events) for free.
 
 mod events;
-mod keys;
+pub(crate) mod keys;
 mod metadata;
 mod rollups;
 mod rows;
