@@ -286,7 +286,13 @@ mod tests {
         store.write_events(&events).await.unwrap();
         let partner = events[0].partner_id;
         let (from, to) = (Hour(0), Hour(u32::MAX));
-        assert!(store.verify_rollups(partner, from, to).await.unwrap().is_empty());
+        assert!(
+            store
+                .verify_rollups(partner, from, to)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         let hour = Hour::of(events[0].timestamp);
         let mut tampered = HourCounts::default();
@@ -307,11 +313,20 @@ mod tests {
         let differences = store.verify_rollups(partner, from, to).await.unwrap();
         assert_eq!(differences.len(), 1);
         assert_eq!(
-            (differences[0].stored.total(), differences[0].recounted.total()),
+            (
+                differences[0].stored.total(),
+                differences[0].recounted.total()
+            ),
             (9, 5)
         );
         assert_eq!(store.rebuild_rollups(partner, from, to).await.unwrap(), 5);
-        assert!(store.verify_rollups(partner, from, to).await.unwrap().is_empty());
+        assert!(
+            store
+                .verify_rollups(partner, from, to)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
