@@ -510,4 +510,57 @@ mod tests {
             Err(Unconfirmed::Stopped)
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One request: how many events, and whether its handler gives up before a writer
+        /// takes it.
+        fn requests() -> impl Strategy<Value = Vec<(usize, bool)>> {
+            proptest::collection::vec((1usize..6, proptest::bool::weighted(0.2)), 1..40)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Whatever the requests and batch sizes, writers store every event of every
+            /// request still waited for exactly once, in arrival order, never an abandoned
+            /// one, and every budget comes back.
+            #[test]
+            fn writers_store_each_waited_for_event_once(requests in requests(), max_events in 1usize..12) {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+                runtime.block_on(async {
+                    let (queue, receiver) = bounded(1_000, 1 << 24);
+                    let policy = BatchPolicy { max_events, linger: Duration::ZERO };
+                    let mut expected = Vec::new();
+                    let mut receipts = Vec::new();
+                    for (index, (size, abandoned)) in requests.iter().enumerate() {
+                        let events: Vec<Event> = (0..*size).map(|i| sample_event(&format!("{index}-{i}"))).collect();
+                        let receipt = queue.try_enqueue_with_receipt(events.clone()).unwrap();
+                        if *abandoned {
+                            drop(receipt);
+                        } else {
+                            expected.extend(events.into_iter().map(|event| event.event_id));
+                            receipts.push(receipt);
+                        }
+                    }
+                    let unstored = queue.unstored();
+                    drop(queue);
+                    let mut stored = Vec::new();
+                    while let Some(batch) = receiver.next_batch(policy).await {
+                        stored.extend(batch.events.iter().map(|event| event.event_id.clone()));
+                        receiver.stored(batch);
+                    }
+                    prop_assert_eq!(&stored, &expected);
+                    for receipt in receipts {
+                        prop_assert_eq!(receipt.stored_within(Duration::from_secs(1)).await, Ok(()));
+                    }
+                    prop_assert_eq!(receiver.abandoned(), requests.iter().filter(|(_, gone)| *gone).count());
+                    prop_assert_eq!(unstored.oldest(), None, "every request is released");
+                    Ok(())
+                })?;
+            }
+        }
+    }
 }
