@@ -249,8 +249,14 @@ pub struct RedisConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportsConfig {
+    /// How long a report whose range reaches into the current hour is cached (in memory,
+    /// and in Redis for other instances).
     #[serde(with = "duration")]
     pub cache_ttl: Duration,
+    /// How long a report over a range that ended before the current hour is cached (in
+    /// memory; late events for the partner's past hours drop it at once).
+    #[serde(with = "duration")]
+    pub settled_cache_ttl: Duration,
     /// Widest `from..to` a report may cover.
     #[serde(with = "duration")]
     pub max_range: Duration,

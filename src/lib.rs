@@ -46,6 +46,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,17 +57,19 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::auth::{AdminToken, Authenticator, KeyVerifier};
 use crate::config::{Acknowledge, Config, StoreBackend};
 use crate::http::state::AppState;
 use crate::ingest::queue::{BatchPolicy, Unstored};
-use crate::ingest::writer::spawn_writers;
+use crate::ingest::writer::{StoredHook, spawn_writers};
 use crate::ingest::{AckPolicy, Admission, Ingestor};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
-use crate::reports::{DataAsOf, ReportService};
+use crate::reports::{DataAsOf, Generations, ReportService};
+use crate::rollups::Hour;
 use crate::schemas::SchemaRegistry;
 use crate::store::Store;
 use crate::store::cassandra::CassandraStore;
@@ -106,16 +109,20 @@ impl Application {
             max_events: config.ingest.batch_size,
             linger: config.ingest.linger,
         };
+        let data_as_of = data_as_of(config.ingest.acknowledge, queue.unstored());
+        let caches = Caches::new(&config, &store, &metrics);
+        let forget = caches.invalidation_handler();
         let writers = spawn_writers(
             config.ingest.writers,
             receiver,
             store.clone(),
             batches,
             Arc::clone(&metrics),
+            late_events_invalidate_reports(InvalidationBus::new(
+                redis.clone(),
+                Arc::clone(&forget),
+            )),
         );
-        let data_as_of = data_as_of(config.ingest.acknowledge, queue.unstored());
-        let caches = Caches::new(&config, &store, &metrics);
-        let forget = caches.invalidation_handler();
         let listener_task = match &config.redis.url {
             Some(url) => Some(
                 InvalidationBus::listen(&config.redis, url.expose_secret(), Arc::clone(&forget))
@@ -158,6 +165,7 @@ impl Application {
             reports: ReportService::new(
                 store.clone(),
                 data_as_of,
+                Arc::clone(&caches.report_generations),
                 redis.clone(),
                 &config.reports,
                 Arc::clone(&metrics),
@@ -245,6 +253,24 @@ impl Application {
     }
 }
 
+/// Stored events timed before the current hour began land in settled report ranges: their
+/// partners' settled reports are dropped here and on every other instance.
+fn late_events_invalidate_reports(bus: InvalidationBus) -> StoredHook {
+    let bus = Arc::new(bus);
+    Arc::new(move |events| {
+        let settled_before = Hour::of(Utc::now()).start();
+        let partners: BTreeSet<Uuid> = events
+            .iter()
+            .filter(|event| event.timestamp < settled_before)
+            .map(|event| event.partner_id)
+            .collect();
+        // Applied here before the events' 202s, so no answer after one is stale.
+        for partner in partners {
+            bus.publish_from_sync(Invalidation::LateEvents(partner));
+        }
+    })
+}
+
 /// `dataAsOf` of reports: with durable acknowledgement every acknowledged event is stored
 /// before its 202, so a report includes all of them as of when it starts reading; with
 /// in-memory acknowledgement, only those received before the oldest one still queued.
@@ -300,6 +326,7 @@ struct Caches {
     directory: Arc<Directory>,
     schemas: Arc<SchemaRegistry>,
     verifier: Arc<KeyVerifier>,
+    report_generations: Arc<Generations>,
 }
 
 impl Caches {
@@ -320,14 +347,16 @@ impl Caches {
                 &config.auth,
                 Arc::clone(metrics),
             )),
+            report_generations: Arc::new(Generations::default()),
         }
     }
 
     fn invalidation_handler(&self) -> invalidation::Handler {
-        let (directory, verifier, schemas) = (
+        let (directory, verifier, schemas, reports) = (
             Arc::clone(&self.directory),
             Arc::clone(&self.verifier),
             Arc::clone(&self.schemas),
+            Arc::clone(&self.report_generations),
         );
         Arc::new(move |change| match change {
             Invalidation::Identities => {
@@ -335,6 +364,8 @@ impl Caches {
                 verifier.forget_all();
             }
             Invalidation::Schemas => schemas.forget_all(),
+            Invalidation::LateEvents(partner) => reports.bump(partner),
+            Invalidation::AllReports => reports.bump_all(),
         })
     }
 }

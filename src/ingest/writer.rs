@@ -16,6 +16,9 @@ use crate::model::Event;
 use crate::store::EventStore;
 use crate::telemetry::Metrics;
 
+/// Told about every batch once it is stored (to invalidate what it makes stale).
+pub type StoredHook = Arc<dyn Fn(&[Event]) + Send + Sync>;
+
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -60,15 +63,18 @@ pub fn spawn_writers(
     store: Arc<dyn EventStore>,
     policy: BatchPolicy,
     metrics: Arc<Metrics>,
+    on_stored: StoredHook,
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|_| {
             let receiver = receiver.clone();
             let store = Arc::clone(&store);
             let metrics = Arc::clone(&metrics);
+            let on_stored = Arc::clone(&on_stored);
             tokio::spawn(async move {
                 while let Some(batch) = receiver.next_batch(policy).await {
                     write_with_retry(store.as_ref(), &batch.events, &receiver, &metrics).await;
+                    on_stored(&batch.events);
                     receiver.stored(batch);
                 }
             })
@@ -152,7 +158,14 @@ mod tests {
         let store = Arc::new(FlakyStore::default());
         store.failures.store(2, Ordering::SeqCst);
         let (queue, receiver) = bounded(100, 1 << 20);
-        let handles = spawn_writers(2, receiver, store.clone(), POLICY, Arc::new(Metrics::new()));
+        let handles = spawn_writers(
+            2,
+            receiver,
+            store.clone(),
+            POLICY,
+            Arc::new(Metrics::new()),
+            Arc::new(|_: &[Event]| {}),
+        );
         queue
             .try_enqueue((0..50).map(|i| sample_event(&i.to_string())).collect())
             .unwrap();

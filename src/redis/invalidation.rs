@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use tokio::task::JoinHandle;
 
@@ -18,13 +20,22 @@ pub enum Invalidation {
     Identities,
     /// Event structures.
     Schemas,
+    /// Events stored for a partner's hours that had already ended: its reports over
+    /// settled ranges are stale.
+    LateEvents(Uuid),
+    /// Every partner's settled reports (after messages may have been missed).
+    AllReports,
 }
 
+const LATE_EVENTS_PREFIX: &str = "late-events:";
+
 impl Invalidation {
-    fn as_str(self) -> &'static str {
+    fn encode(self) -> String {
         match self {
-            Invalidation::Identities => "identities",
-            Invalidation::Schemas => "schemas",
+            Invalidation::Identities => "identities".to_string(),
+            Invalidation::Schemas => "schemas".to_string(),
+            Invalidation::LateEvents(partner) => format!("{LATE_EVENTS_PREFIX}{partner}"),
+            Invalidation::AllReports => "all-reports".to_string(),
         }
     }
 
@@ -32,7 +43,11 @@ impl Invalidation {
         match text {
             "identities" => Some(Invalidation::Identities),
             "schemas" => Some(Invalidation::Schemas),
-            _ => None,
+            "all-reports" => Some(Invalidation::AllReports),
+            other => other
+                .strip_prefix(LATE_EVENTS_PREFIX)
+                .and_then(|partner| partner.parse().ok())
+                .map(Invalidation::LateEvents),
         }
     }
 }
@@ -55,6 +70,19 @@ impl InvalidationBus {
     /// Applies here at once, then tells the other instances.
     pub async fn publish(&self, change: Invalidation) {
         (self.handler)(change);
+        self.tell_others(change).await;
+    }
+
+    /// Applies here before returning; tells the other instances in the background.
+    pub fn publish_from_sync(self: &Arc<Self>, change: Invalidation) {
+        (self.handler)(change);
+        if self.redis.is_some() {
+            let bus = Arc::clone(self);
+            tokio::spawn(async move { bus.tell_others(change).await });
+        }
+    }
+
+    async fn tell_others(&self, change: Invalidation) {
         if let Some(redis) = &self.redis {
             let channel = redis.key(CHANNEL);
             redis
@@ -62,7 +90,7 @@ impl InvalidationBus {
                     "publish",
                     redis
                         .client()
-                        .publish::<i64, _, _>(channel, change.as_str()),
+                        .publish::<i64, _, _>(channel, change.encode()),
                 )
                 .await;
         }
@@ -113,6 +141,7 @@ impl InvalidationBus {
 fn forget_everything(handler: &Handler) {
     handler(Invalidation::Identities);
     handler(Invalidation::Schemas);
+    handler(Invalidation::AllReports);
 }
 
 #[cfg(test)]
@@ -122,8 +151,13 @@ mod tests {
 
     #[test]
     fn kinds_round_trip_through_their_wire_names() {
-        for kind in [Invalidation::Identities, Invalidation::Schemas] {
-            assert_eq!(Invalidation::parse(kind.as_str()), Some(kind));
+        for kind in [
+            Invalidation::Identities,
+            Invalidation::Schemas,
+            Invalidation::LateEvents(Uuid::now_v7()),
+            Invalidation::AllReports,
+        ] {
+            assert_eq!(Invalidation::parse(&kind.encode()), Some(kind));
         }
         assert_eq!(Invalidation::parse("other"), None);
     }

@@ -5,6 +5,7 @@
 //! instances share them).
 
 mod aggregate;
+mod freshness;
 mod plan;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub use aggregate::{
     Aggregate, Bucket, Interval, Summary, SummaryBuilder, Timeseries, TimeseriesBuilder,
     bucket_starts,
 };
+pub use freshness::Generations;
 
 use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;
@@ -51,12 +53,31 @@ impl ReportScope {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SummaryKey {
+    scope: ReportScope,
+    generation: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TimeseriesKey {
     scope: ReportScope,
     interval: Interval,
     tz: Tz,
     event_type: Option<String>,
+    generation: u64,
+}
+
+impl freshness::RangeEnd for SummaryKey {
+    fn range_end(&self) -> DateTime<Utc> {
+        self.scope.to
+    }
+}
+
+impl freshness::RangeEnd for TimeseriesKey {
+    fn range_end(&self) -> DateTime<Utc> {
+        self.scope.to
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +114,31 @@ impl ServiceError for ReportError {
 /// The instant up to which every acknowledged event is in the store (`dataAsOf`).
 pub type DataAsOf = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// Reports cached by the age of their range (`freshness`).
+fn report_cache<K, V>(config: &ReportsConfig, metrics: Arc<Metrics>) -> ReadThrough<K, V>
+where
+    K: freshness::RangeEnd + std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let by_age = freshness::ByAge {
+        recent_ttl: config.cache_ttl,
+        settled_ttl: config.settled_cache_ttl,
+    };
+    let cache = moka::future::Cache::builder()
+        .max_capacity(MAX_CACHED_REPORTS)
+        .expire_after(by_age)
+        .build();
+    ReadThrough::wrap("report", cache, metrics)
+}
+
 pub struct ReportService {
     store: Arc<dyn Store>,
     data_as_of: DataAsOf,
     redis: Option<Arc<Redis>>,
     shared_ttl_seconds: i64,
-    summaries: ReadThrough<ReportScope, Arc<Summary>>,
+    summaries: ReadThrough<SummaryKey, Arc<Summary>>,
     series: ReadThrough<TimeseriesKey, Arc<Timeseries>>,
+    generations: Arc<Generations>,
     max_buckets: usize,
 }
 
@@ -107,6 +146,7 @@ impl ReportService {
     pub fn new(
         store: Arc<dyn Store>,
         data_as_of: DataAsOf,
+        generations: Arc<Generations>,
         redis: Option<Arc<Redis>>,
         config: &ReportsConfig,
         metrics: Arc<Metrics>,
@@ -117,8 +157,9 @@ impl ReportService {
             data_as_of,
             redis,
             shared_ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(1),
-            summaries: ReadThrough::new("report", MAX_CACHED_REPORTS, ttl, Arc::clone(&metrics)),
-            series: ReadThrough::new("report", MAX_CACHED_REPORTS, ttl, metrics),
+            summaries: report_cache(config, Arc::clone(&metrics)),
+            series: report_cache(config, metrics),
+            generations,
             max_buckets: config.max_buckets,
         }
     }
@@ -132,9 +173,13 @@ impl ReportService {
                 .await?;
             Ok(builder.finish(as_of))
         };
+        let key = SummaryKey {
+            scope,
+            generation: self.generations.of(scope.partner_id),
+        };
         let report = self
             .summaries
-            .get_or_load(scope, self.shared(("summary", scope), compute))
+            .get_or_load(key, self.shared(("summary", scope), scope.to, compute))
             .await?;
         Ok(report)
     }
@@ -154,6 +199,7 @@ impl ReportService {
             interval,
             tz,
             event_type: event_type.clone(),
+            generation: self.generations.of(scope.partner_id),
         };
         let compute = async {
             let as_of = (self.data_as_of)();
@@ -168,22 +214,25 @@ impl ReportService {
         };
         let report = self
             .series
-            .get_or_load(key, self.shared(shared_key, compute))
+            .get_or_load(key, self.shared(shared_key, scope.to, compute))
             .await?;
         Ok(report)
     }
 
     /// A report another instance computed within the TTL (through Redis), else `compute`.
+    /// Only recent ranges are shared: a settled one is cached long here, and late events
+    /// invalidate it through the bus, which Redis entries would not follow.
     async fn shared<T>(
         &self,
         key: impl Serialize,
+        range_end: DateTime<Utc>,
         compute: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<Arc<T>, StoreError>
     where
         T: Serialize + DeserializeOwned,
     {
         let report = match &self.redis {
-            Some(redis) => {
+            Some(redis) if !freshness::is_settled(range_end) => {
                 shared_cache::get_or_compute(
                     redis,
                     "report",
@@ -193,7 +242,7 @@ impl ReportService {
                 )
                 .await?
             }
-            None => compute.await?,
+            _ => compute.await?,
         };
         Ok(Arc::new(report))
     }

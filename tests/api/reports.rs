@@ -291,7 +291,43 @@ async fn reports_say_up_to_when_they_are_complete(backend: Backend) {
     }
 }
 
+/// A settled range (it ended before the current hour) is cached long, yet an event that
+/// lands in it later shows in the very next report.
+async fn a_late_event_refreshes_a_settled_report_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let send = |at: &'static str| {
+        let event = event(&tenant, "view", "u1", at);
+        let app = &app;
+        let key = tenant.key.clone();
+        async move { app.send_event(&key, &event).await.status() }
+    };
+    assert_eq!(send("2026-11-20T10:00:00Z").await, StatusCode::ACCEPTED);
+    assert_eq!(app.summary(&tenant.key, DAY).await["totalEvents"], 1);
+    let hits = |metrics: String| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with("volcanion_cache_hits_total{cache=\"report\"}"))
+            .and_then(|line| line.split_whitespace().last()?.parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = hits(app.metrics().await);
+    assert_eq!(app.summary(&tenant.key, DAY).await["totalEvents"], 1);
+    assert_eq!(
+        hits(app.metrics().await),
+        before + 1,
+        "served from the cache"
+    );
+    assert_eq!(send("2026-11-20T11:00:00Z").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        app.summary(&tenant.key, DAY).await["totalEvents"],
+        2,
+        "the late event invalidated the cached report"
+    );
+}
+
 crate::backend_tests!(
+    a_late_event_refreshes_a_settled_report_at_once,
     reports_equal_a_recount_through_retries_duplicates_and_late_events,
     half_hour_time_zones_split_the_hour_a_day_starts_in,
     reports_say_up_to_when_they_are_complete,
