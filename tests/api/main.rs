@@ -16,3 +16,4 @@ mod redis;
 mod reports;
 mod restart;
 mod schemas;
+mod segment;
