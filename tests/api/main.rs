@@ -17,3 +17,4 @@ mod reports;
 mod restart;
 mod schemas;
 mod segment;
+mod segment_sdks;

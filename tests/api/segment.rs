@@ -24,12 +24,12 @@ backend_tests!(
 );
 
 /// A partner whose write key is pinned to its one subsystem (a Segment source).
-struct Source {
-    partner_id: String,
-    write_key: String,
+pub struct Source {
+    pub partner_id: String,
+    pub write_key: String,
 }
 
-async fn source(app: &TestApp, code: &str) -> Source {
+pub async fn source(app: &TestApp, code: &str) -> Source {
     let partner_id = id_of(&app.create_partner(code).await);
     let subsystem = app
         .create_subsystem(&partner_id, &format!("{code}-web"))
