@@ -9,13 +9,14 @@
 //! - `http`      the accept loop with its timeouts and cap (`http::server`), axum router,
 //!   layers, extractors, bodies read under a deadline and byte budget (`http::body`),
 //!   problem+json (`http::problem`), one module per resource, and `http::ingest` with
-//!   one file per wire format
+//!   one module per wire format (native, batch, legacy, Segment)
 //! - `auth`      API key format and hashing, verification cache, admin token,
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
 //! - `tenants`   partner and subsystem field rules, and a cached directory
 //! - `manage`    management use-cases: write, then invalidate caches everywhere
-//! - `ingest`    admission (replay, rate charge), event validation, the bounded queue,
-//!   and the batch writers
+//! - `ingest`    admission (replay, rate charge), event validation, Segment's messages
+//!   translated into the same drafts (`ingest::segment`), the bounded queue, and the
+//!   batch writers
 //! - `limits`    per-key and per-partner rate limits, the replay guard
 //! - `redis`     the optional shared Redis: connection, fallbacks, cache invalidation
 //! - `reports`   summary and time series: whole hours from rollups, the edges from raw

@@ -86,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .merge(ingest::segment_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 
@@ -122,6 +123,8 @@ fn cors() -> CorsLayer {
             header("x-correlation-id"),
             header("x-request-timestamp"),
             header("x-request-nonce"),
+            // analytics.js marks its retries (Segment's libraries send it).
+            header("x-retry-count"),
         ])
         .expose_headers([
             header("x-correlation-id"),

@@ -43,13 +43,21 @@ pub struct EventDraft {
 }
 
 /// Field names as the client spelled them (first name wins), so errors point at them.
-struct Fields<'a, 'b> {
+/// Other wire formats (`segment`) read their fields with the same rules.
+pub(super) struct Fields<'a, 'b> {
     fields: &'b EventFields<'a>,
-    errors: Vec<FieldError>,
+    pub(super) errors: Vec<FieldError>,
 }
 
-impl<'a> Fields<'a, '_> {
-    fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a RawValue)> {
+impl<'a, 'b> Fields<'a, 'b> {
+    pub(super) fn new(fields: &'b EventFields<'a>) -> Fields<'a, 'b> {
+        Fields {
+            fields,
+            errors: Vec::new(),
+        }
+    }
+
+    pub(super) fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a RawValue)> {
         names.iter().find_map(|name| {
             self.fields
                 .get(*name)
@@ -58,13 +66,13 @@ impl<'a> Fields<'a, '_> {
         })
     }
 
-    fn fail(&mut self, field: &str, message: impl Into<String>) {
+    pub(super) fn fail(&mut self, field: &str, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, message));
     }
 
     /// The decoded value of a small field (ids, names, timestamps). The body's parser
     /// only skimmed it, so decoding can still fail (`1e400`, a lone surrogate escape).
-    fn value(&mut self, names: &[&'static str]) -> Option<(&'static str, Value)> {
+    pub(super) fn value(&mut self, names: &[&'static str]) -> Option<(&'static str, Value)> {
         let (name, raw) = self.find(names)?;
         match serde_json::from_str(raw.get()) {
             Ok(value) => Some((name, value)),
@@ -76,7 +84,7 @@ impl<'a> Fields<'a, '_> {
     }
 
     /// A string id; numbers are accepted and kept as their decimal text (Segment allows both).
-    fn identifier(&mut self, names: &[&'static str]) -> Option<String> {
+    pub(super) fn identifier(&mut self, names: &[&'static str]) -> Option<String> {
         let (name, value) = self.value(names)?;
         let text = match value {
             Value::String(text) => text,
@@ -100,7 +108,7 @@ impl<'a> Fields<'a, '_> {
         }
     }
 
-    fn event_type(&mut self, names: &[&'static str]) -> Option<String> {
+    pub(super) fn event_type(&mut self, names: &[&'static str]) -> Option<String> {
         if self.find(names).is_none() {
             self.fail(names[0], "is required");
             return None;
@@ -120,6 +128,15 @@ impl<'a> Fields<'a, '_> {
     }
 
     fn timestamp(&mut self, names: &[&'static str]) -> Option<DateTime<Utc>> {
+        let (name, parsed) = self.instant(names)?;
+        self.not_too_early(name, parsed)
+    }
+
+    /// An RFC 3339 instant, any year (a device clock may be decades off), with its name.
+    pub(super) fn instant(
+        &mut self,
+        names: &[&'static str],
+    ) -> Option<(&'static str, DateTime<Utc>)> {
         let (name, value) = self.value(names)?;
         let parsed = value
             .as_str()
@@ -131,15 +148,36 @@ impl<'a> Fields<'a, '_> {
             );
             return None;
         };
+        Some((name, parsed.with_timezone(&Utc)))
+    }
+
+    /// `time` as the event time, unless it is before 2000 (a clock or encoding bug).
+    pub(super) fn not_too_early(
+        &mut self,
+        name: &str,
+        time: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let earliest = DateTime::parse_from_rfc3339(EARLIEST_TIMESTAMP).expect("valid constant");
-        if parsed < earliest {
+        if time < earliest {
             self.fail(name, format!("must not be before {EARLIEST_TIMESTAMP}"));
             return None;
         }
-        Some(parsed.with_timezone(&Utc))
+        Some(time)
     }
 
-    fn object(&mut self, names: &[&'static str]) -> JsonObject {
+    /// `userId` or `anonymousId` is required (unless one of them was already at fault).
+    pub(super) fn require_identity(
+        &mut self,
+        user_id: &Option<String>,
+        anonymous_id: &Option<String>,
+    ) {
+        let named = |error: &FieldError| error.field == "userId" || error.field == "anonymousId";
+        if user_id.is_none() && anonymous_id.is_none() && !self.errors.iter().any(named) {
+            self.fail("userId", "userId or anonymousId is required");
+        }
+    }
+
+    pub(super) fn object(&mut self, names: &[&'static str]) -> JsonObject {
         let Some((name, raw)) = self.find(names) else {
             return JsonObject::empty();
         };
@@ -195,10 +233,7 @@ pub(crate) fn shape_problem(text: &str) -> Option<String> {
 
 /// Validates one event object of the native API (`eventType`, `eventName`, …).
 pub fn parse_event(fields: &EventFields<'_>) -> Result<EventDraft, Vec<FieldError>> {
-    let mut fields = Fields {
-        fields,
-        errors: Vec::new(),
-    };
+    let mut fields = Fields::new(fields);
     let event_type = fields.event_type(&["eventType", "eventName"]);
     let event_id = fields.identifier(&["eventId"]);
     let timestamp = fields.timestamp(&["timestamp", "eventTimestamp"]);
@@ -207,15 +242,7 @@ pub fn parse_event(fields: &EventFields<'_>) -> Result<EventDraft, Vec<FieldErro
     let subsystem = fields.identifier(&["subsystem", "subsystemId"]);
     let properties = fields.object(&["properties"]);
     let context = fields.object(&["context"]);
-    if user_id.is_none()
-        && anonymous_id.is_none()
-        && !fields
-            .errors
-            .iter()
-            .any(|e| e.field == "userId" || e.field == "anonymousId")
-    {
-        fields.fail("userId", "userId or anonymousId is required");
-    }
+    fields.require_identity(&user_id, &anonymous_id);
     match event_type {
         Some(event_type) if fields.errors.is_empty() => Ok(EventDraft {
             event_id,

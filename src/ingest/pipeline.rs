@@ -167,7 +167,17 @@ impl Ingestor {
         origin: &Origin<'_>,
         fields: &EventFields<'_>,
     ) -> Result<Event, Rejection> {
-        match parse_event(fields) {
+        self.prepare_translated(origin, parse_event(fields)).await
+    }
+
+    /// Turns the outcome of a format's translation (a draft, or the fields at fault) into
+    /// the event to store; refusals are counted alike whichever format they came in.
+    pub async fn prepare_translated(
+        &self,
+        origin: &Origin<'_>,
+        translated: Result<EventDraft, Vec<FieldError>>,
+    ) -> Result<Event, Rejection> {
+        match translated {
             Ok(draft) => self.prepare_draft(origin, draft).await,
             Err(errors) => Err(self.rejected(Rejection::Invalid(errors))),
         }

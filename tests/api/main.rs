@@ -16,4 +16,6 @@ mod redis;
 mod reports;
 mod restart;
 mod schemas;
+mod segment;
+mod segment_sdks;
 mod slow_clients;

@@ -1,15 +1,17 @@
-//! Ingestion endpoints, one file per wire format (`native`, `batch`, `legacy`), each
-//! translating its body into `EventFields`/`EventDraft` and sharing this context:
-//! authenticate the sender, pass admission, hand the events over (waiting until they are
-//! stored, by default), answer 202 with the rate-limit state.
+//! Ingestion endpoints, one module per wire format (`native`, `batch`, `legacy`,
+//! `segment`), each translating its body into `EventFields`/`EventDraft` and sharing this
+//! context: authenticate the sender, pass admission, hand the events over (waiting until
+//! they are stored, by default), answer with the rate-limit state.
 
 pub(crate) mod batch;
 pub(crate) mod legacy;
 mod native;
+mod segment;
 
 pub use batch::batch;
 pub use legacy::legacy;
 pub use native::single;
+pub use segment::routes as segment_routes;
 
 use axum::Json;
 use axum::body::Body;
@@ -121,7 +123,12 @@ impl IngestRequest {
     }
 
     fn accepted(&self, body: impl Serialize) -> Response {
-        let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+        self.answered(StatusCode::ACCEPTED, body)
+    }
+
+    /// A success answer with the rate-limit state (Segment's endpoints answer `200`).
+    fn answered(&self, status: StatusCode, body: impl Serialize) -> Response {
+        let mut response = (status, Json(body)).into_response();
         if let Some(status) = &self.rate_limit {
             write_rate_limit_headers(status, response.headers_mut());
         }
