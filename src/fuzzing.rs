@@ -30,10 +30,12 @@ use crate::http::events::{EventsParams, event_query};
 use crate::http::ingest::batch::{BatchEnvelope, check_count};
 use crate::http::ingest::fields_of;
 use crate::http::ingest::legacy::legacy_properties_json;
+use crate::http::ingest::segment::BatchEnvelope as SegmentBatch;
 use crate::ingest::event::{
     EARLIEST_TIMESTAMP, EventDraft, EventFields, MAX_ID_CHARS, event_fields, parse_event,
     shape_problem,
 };
+use crate::ingest::segment::{Arrival, SegmentCall, parse_sent_at, translate};
 use crate::model::{JsonObject, check_event_type};
 use crate::store::cassandra::cursor::{self, QueryIdentity};
 use crate::store::embedded::keys;
@@ -129,6 +131,41 @@ pub fn legacy(body: &[u8]) {
     let draft = check_event(&fields);
     if let (Some(draft), Some(properties)) = (draft, &decoded_properties) {
         assert_eq!(draft.properties.as_str(), properties.get());
+    }
+}
+
+/// `POST /v1/batch` (also `/v1/import` and analytics.js's `/v1/b`): Segment's envelope,
+/// then each message translated as its `type` says, with the clock-skew rule against a
+/// fixed receive time; and the same body as one message of each single-call endpoint.
+pub fn segment(body: &[u8]) {
+    let received_at = DateTime::from_timestamp(CURSOR_FROM_SECONDS, 0).expect("valid");
+    if let Ok(envelope) = serde_json::from_slice::<SegmentBatch>(body) {
+        let arrival = Arrival {
+            received_at,
+            batch_sent_at: envelope.sent_at.and_then(|raw| parse_sent_at(raw.get())),
+        };
+        for raw in envelope.batch {
+            if let Ok(fields) = fields_of(raw.get().as_bytes(), "each message") {
+                check_translation(translate(&fields, None, arrival));
+            }
+        }
+    }
+    let Ok(fields) = fields_of(body, "the message") else {
+        return;
+    };
+    let arrival = Arrival {
+        received_at,
+        batch_sent_at: None,
+    };
+    for call in SegmentCall::ALL {
+        check_translation(translate(&fields, Some(call), arrival));
+    }
+}
+
+fn check_translation(outcome: Result<EventDraft, Vec<crate::error::FieldError>>) {
+    match outcome {
+        Ok(draft) => check_draft(&draft),
+        Err(errors) => assert!(!errors.is_empty(), "a refusal names what is wrong"),
     }
 }
 

@@ -11,10 +11,11 @@ use volcanion::fuzzing;
 type Replay = fn(&[u8]);
 
 /// Every fuzz target, with its replay.
-const TARGETS: [(&str, Replay); 6] = [
+const TARGETS: [(&str, Replay); 7] = [
     ("native_event", fuzzing::native_event),
     ("batch", fuzzing::batch),
     ("legacy", fuzzing::legacy),
+    ("segment", fuzzing::segment),
     ("gzip_body", gzip_body),
     ("events_query", fuzzing::events_query),
     ("store_cursor", store_cursor),

@@ -6,7 +6,7 @@
 pub(crate) mod batch;
 pub(crate) mod legacy;
 mod native;
-mod segment;
+pub(crate) mod segment;
 
 pub use batch::batch;
 pub use legacy::legacy;

@@ -106,11 +106,11 @@ async fn single(
 }
 
 #[derive(Deserialize)]
-struct BatchEnvelope<'a> {
+pub(crate) struct BatchEnvelope<'a> {
     #[serde(borrow)]
-    batch: Vec<&'a RawValue>,
+    pub(crate) batch: Vec<&'a RawValue>,
     #[serde(rename = "sentAt", borrow, default)]
-    sent_at: Option<&'a RawValue>,
+    pub(crate) sent_at: Option<&'a RawValue>,
 }
 
 async fn batch(
