@@ -14,7 +14,7 @@
 //!   Segment's formula `receivedAt − (sentAt − timestamp)` when the sender's clock, as its
 //!   `sentAt` shows, is off from ours by more than `TRUSTED_CLOCK_SKEW`.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::FieldError;
@@ -187,7 +187,8 @@ pub fn parse_sent_at(json: &str) -> Option<DateTime<Utc>> {
 
 /// Segment's clock-skew correction, `receivedAt − (sentAt − timestamp)`, applied when the
 /// sender's clock is off from ours by more than `TRUSTED_CLOCK_SKEW`; otherwise (or with
-/// no `sentAt`) the client's time is kept as sent. `None` if the result can't be a time.
+/// no `sentAt`) the client's time is kept as sent. `None` if the result is no time an
+/// RFC 3339 timestamp can state (past the year 9999: clocks that far apart are garbage).
 pub fn corrected(
     claimed: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
@@ -201,8 +202,12 @@ pub fn corrected(
         return Some(claimed);
     }
     let waited_before_sending = sent_at.signed_duration_since(claimed);
-    received_at.checked_sub_signed(waited_before_sending)
+    received_at
+        .checked_sub_signed(waited_before_sending)
+        .filter(|time| time.year() <= MAX_RFC3339_YEAR)
 }
+
+const MAX_RFC3339_YEAR: i32 = 9999;
 
 /// The stored `properties`: the call's payload and its own top-level fields.
 fn payload(reader: &mut Fields<'_, '_>, call: SegmentCall) -> JsonObject {
@@ -289,6 +294,27 @@ mod tests {
 
     fn properties_of(draft: &EventDraft) -> Value {
         serde_json::from_str(draft.properties.as_str()).unwrap()
+    }
+
+    /// Found by the fuzzer: a timestamp and a `sentAt` millennia apart would correct past
+    /// the year 9999, which no RFC 3339 timestamp can state.
+    #[test]
+    fn a_correction_past_the_year_9999_is_refused() {
+        let claimed = at("9738-01-01T00:00:05Z");
+        let sent_at = at("0985-01-01T00:00:06Z");
+        assert_eq!(
+            corrected(claimed, Some(sent_at), arrival().received_at),
+            None
+        );
+        assert_eq!(
+            translated(
+                Some(SegmentCall::Track),
+                json!({"event": "e", "userId": "u", "timestamp": "9738-01-01T00:00:05Z",
+                       "sentAt": "0985-01-01T00:00:06Z"}),
+            )
+            .unwrap_err(),
+            ["timestamp"]
+        );
     }
 
     #[test]
