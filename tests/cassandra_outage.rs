@@ -179,16 +179,12 @@ async fn send_load(
 }
 
 /// Polls `condition` until it holds, failing with `what` after `PHASE_TIMEOUT`.
-async fn wait_until<F, Fut>(what: &str, mut condition: F)
+async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + PHASE_TIMEOUT;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    helpers::wait_until(what, PHASE_TIMEOUT, condition).await;
 }
 
 async fn store_health(app: &TestApp) -> (StatusCode, String) {

@@ -30,7 +30,6 @@ use process::{Process, resident_bytes_of, start, terminate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 /// How long any phase may take before the drill fails (a hang guard, not a measurement).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -188,16 +187,12 @@ async fn send_load(
 }
 
 /// Polls `condition` until it holds, failing with `what` after `PHASE_TIMEOUT`.
-async fn wait_until<F, Fut>(what: &str, mut condition: F)
+async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + PHASE_TIMEOUT;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    helpers::wait_until(what, PHASE_TIMEOUT, condition).await;
 }
 
 /// Every acknowledged event is stored, and no stored event more than once.
@@ -251,42 +246,50 @@ async fn tenant_of(process: &Process) -> Tenant {
     process.app.tenant("drill").await
 }
 
+/// A service on a fresh data dir with 4 senders loading it, once 3,000 events are in.
+async fn service_under_load(backend: Backend) -> (tempfile::TempDir, Process, Tenant, Load) {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let service = start(data_dir.path(), backend, &[]).await;
+    let tenant = tenant_of(&service).await;
+    let load = Load::start(service.app.address, &tenant, 4, json!({"n": 1}));
+    load.acknowledges(3_000).await;
+    (data_dir, service, tenant, load)
+}
+
+/// A second service on the stopped one's data dir holds every acknowledged event once.
+async fn restart_holds_every_acknowledged_event(
+    data_dir: &std::path::Path,
+    backend: Backend,
+    tenant: &Tenant,
+    tally: &Tally,
+) {
+    let second = start(data_dir, backend, &[]).await;
+    assert_stored_exactly_once(&second.app, tenant, tally).await;
+    terminate(second).await;
+}
+
 /// SIGKILL mid-load: nothing runs at exit, so only what was durable before each 202 counts.
 async fn a_killed_service_keeps_every_acknowledged_event(backend: Backend) {
     let _turn = one_at_a_time().await;
-    let data_dir = tempfile::TempDir::new().unwrap();
-    let first = start(data_dir.path(), backend, &[]).await;
-    let tenant = tenant_of(&first).await;
-    let load = Load::start(first.app.address, &tenant, 4, json!({"n": 1}));
-    load.acknowledges(3_000).await;
+    let (data_dir, first, tenant, load) = service_under_load(backend).await;
     first.kill().await;
     let tally = load.stop().await;
     tally.assert_only(&[202]);
     if backend == Backend::Embedded {
         assert_rollups_agree(data_dir.path());
     }
-
-    let second = start(data_dir.path(), backend, &[]).await;
-    assert_stored_exactly_once(&second.app, &tenant, &tally).await;
-    terminate(second).await;
+    restart_holds_every_acknowledged_event(data_dir.path(), backend, &tenant, &tally).await;
 }
 
 /// SIGTERM mid-load: the senders keep going while it drains; it exits cleanly.
 async fn a_stopped_service_keeps_every_acknowledged_event(backend: Backend) {
     let _turn = one_at_a_time().await;
-    let data_dir = tempfile::TempDir::new().unwrap();
-    let first = start(data_dir.path(), backend, &[]).await;
-    let tenant = tenant_of(&first).await;
-    let load = Load::start(first.app.address, &tenant, 4, json!({"n": 1}));
-    load.acknowledges(3_000).await;
+    let (data_dir, first, tenant, load) = service_under_load(backend).await;
     terminate(first).await;
     let tally = load.stop().await;
     // A request that arrives while it drains may be refused (503, shutting down).
     tally.assert_only(&[202, 503]);
-
-    let second = start(data_dir.path(), backend, &[]).await;
-    assert_stored_exactly_once(&second.app, &tenant, &tally).await;
-    terminate(second).await;
+    restart_holds_every_acknowledged_event(data_dir.path(), backend, &tenant, &tally).await;
 }
 
 crate::backend_tests!(

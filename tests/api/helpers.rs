@@ -690,3 +690,20 @@ pub fn event(tenant: &Tenant, event_type: &str, user: &str, timestamp: &str) -> 
         "properties": {"page": "/home"}
     })
 }
+
+/// Polls `condition` every 50 ms until it holds, failing with `what` after `timeout` (a
+/// hang guard, not a measurement).
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, SchemaScope, TestApp, TestAppBuilder, assert_problem, event, id_of};
+use crate::helpers::{
+    Backend, SchemaScope, TestApp, TestAppBuilder, assert_problem, event, id_of, wait_until,
+};
 use crate::own_redis::{OwnRedis, free_port};
 
 /// The Redis these tests share; they only run when asked for, so a missing one fails.
@@ -226,14 +228,12 @@ async fn ingestion_survives_a_redis_outage_and_recovers() {
     );
 
     let _restarted = OwnRedis::start(port).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while app.health().await["status"] != "up" {
-        assert!(
-            Instant::now() < deadline,
-            "the service did not reconnect to Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the service reconnects to Redis",
+        Duration::from_secs(15),
+        || async { app.health().await["status"] == "up" },
+    )
+    .await;
     assert_eq!(
         app.send_event(&tenant.key, &now_event(&tenant))
             .await

@@ -39,22 +39,12 @@ async fn analytics_python_sends_every_call_and_each_is_stored_once() {
     let sdks = sdks_dir("analytics_python_sends_every_call_and_each_is_stored_once");
     let (_data_dir, service, source) = service_with_source("py").await;
     let proxy = LosingProxy::start(service.app.address).await;
-    let python = sdks.join("venv/bin/python");
-    let sent = run_script(
-        Command::new(python)
-            .arg(script("send_python.py"))
-            .arg(format!("http://{}", proxy.address))
-            .arg(&source.write_key),
-    )
-    .await;
-    assert_eq!(sent.len(), 13, "six calls twice, and the retried one");
-    assert!(
-        proxy.saw_a_retry(),
-        "the library retried the batch: {:?}",
-        proxy.log()
-    );
-    assert_stored_exactly_once(&service, &source, &sent).await;
-    terminate(service).await;
+    let mut command = Command::new(sdks.join("venv/bin/python"));
+    command
+        .arg(script("send_python.py"))
+        .arg(format!("http://{}", proxy.address))
+        .arg(&source.write_key);
+    every_call_through_a_losing_proxy(service, &source, &proxy, &mut command).await;
 }
 
 #[tokio::test]
@@ -63,21 +53,32 @@ async fn analytics_node_sends_every_call_and_each_is_stored_once() {
     let sdks = sdks_dir("analytics_node_sends_every_call_and_each_is_stored_once");
     let (_data_dir, service, source) = service_with_source("node").await;
     let proxy = LosingProxy::start(service.app.address).await;
-    let sent = run_script(
-        Command::new("node")
-            .arg(script("send_node.cjs"))
-            .arg(format!("http://{}", proxy.address))
-            .arg(&source.write_key)
-            .env("SEGMENT_SDKS", &sdks),
-    )
-    .await;
+    let mut command = Command::new("node");
+    command
+        .arg(script("send_node.cjs"))
+        .arg(format!("http://{}", proxy.address))
+        .arg(&source.write_key)
+        .env("SEGMENT_SDKS", &sdks);
+    every_call_through_a_losing_proxy(service, &source, &proxy, &mut command).await;
+}
+
+/// Runs a server library's script against `proxy`: it sends every call twice (one per
+/// request, then batched), retries the batch the proxy answered 500, and each message
+/// is stored exactly once.
+async fn every_call_through_a_losing_proxy(
+    service: Process,
+    source: &Source,
+    proxy: &LosingProxy,
+    command: &mut Command,
+) {
+    let sent = run_script(command).await;
     assert_eq!(sent.len(), 13, "six calls twice, and the retried one");
     assert!(
         proxy.saw_a_retry(),
         "the library retried the batch: {:?}",
         proxy.log()
     );
-    assert_stored_exactly_once(&service, &source, &sent).await;
+    assert_stored_exactly_once(&service, source, &sent).await;
     terminate(service).await;
 }
 
