@@ -123,6 +123,13 @@ pub struct CassandraConfig {
     /// Unlogged batches are split above this size (Cassandra refuses batches over 50 KiB).
     #[serde(with = "bytes")]
     pub max_batch_size: ByteSize,
+    /// How long no write may touch a partner-hour before it is folded into rollups; longer
+    /// than any write can take (`request_timeout`, retries) plus the instances' clock skew.
+    #[serde(with = "duration")]
+    pub rollup_settle: Duration,
+    /// How often each instance looks for hours to fold.
+    #[serde(with = "duration")]
+    pub rollup_fold_interval: Duration,
 }
 
 /// Consistency of reads and writes (lightweight transactions use `LOCAL_SERIAL`).
@@ -511,6 +518,11 @@ impl CassandraConfig {
             (
                 self.connect_timeout.is_zero(),
                 "cassandra.connect_timeout must be > 0, got 0s".to_string(),
+            ),
+            (
+                self.rollup_settle.is_zero() || self.rollup_fold_interval.is_zero(),
+                "cassandra.rollup_settle and cassandra.rollup_fold_interval must be > 0"
+                    .to_string(),
             ),
             (
                 self.max_batch_size < ByteSize::kib(1)

@@ -134,6 +134,7 @@ impl Application {
             ),
             None => None,
         };
+        let settler = reports::spawn_settler(Arc::clone(&store), Arc::clone(&metrics));
         let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
             authenticator: Authenticator::new(
@@ -191,7 +192,7 @@ impl Application {
             state,
             writers,
             draining,
-            background: listener_task.into_iter().collect(),
+            background: listener_task.into_iter().chain(settler).collect(),
             redis,
         })
     }

@@ -1,12 +1,13 @@
 //! Reports: summary and time series over a partner's (or subsystem's) events. Whole UTC
-//! hours come from the store's rollups and the hours the range's ends or bucket edges cut
-//! from raw events (`plan`); a store without rollups is read raw throughout. Results carry
-//! `dataAsOf` and are cached briefly (in memory, and in Redis when configured, so
-//! instances share them).
+//! hours come from the store's rollups; the hours the range's ends or bucket edges cut
+//! (`plan`), and those the store has not folded yet, from raw events. Results carry
+//! `dataAsOf` and are cached by age (in memory, and in Redis when configured, so
+//! instances share recent ones). `settler` folds settled hours for stores that need it.
 
 mod aggregate;
 mod freshness;
 mod plan;
+mod settler;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,13 +23,14 @@ pub use aggregate::{
     bucket_starts,
 };
 pub use freshness::Generations;
+pub use settler::spawn_settler;
 
 use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::model::Event;
 use crate::redis::{Redis, shared_cache};
-use crate::rollups::RollupQuery;
+use crate::rollups::{RollupQuery, RollupRead};
 use crate::store::{EventFilter, EventQuery, EventScope, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -247,8 +249,8 @@ impl ReportService {
         Ok(Arc::new(report))
     }
 
-    /// Feeds `sink` the scope's whole hours from rollups and the hours the range's ends
-    /// or `edges` cut from raw events (everything raw when the store keeps no rollups).
+    /// Feeds `sink` the scope's whole hours from rollups, and from raw events the hours
+    /// the range's ends or `edges` cut and those the rollups don't cover yet.
     async fn gather(
         &self,
         scope: ReportScope,
@@ -268,20 +270,16 @@ impl ReportService {
                 };
                 self.store.hourly_rollups(&query).await?
             }
-            None => Some(Vec::new()),
-        };
-        let Some(rollups) = rollups else {
-            return self
-                .for_each_event(scope, (scope.from, scope.to), &filter, |event| {
-                    sink.add(event)
-                })
-                .await;
+            None => RollupRead::default(),
         };
         rollups
+            .hours
             .iter()
-            .filter(|rollup| !plan.cut.contains(&rollup.hour))
+            .filter(|rollup| {
+                !plan.cut.contains(&rollup.hour) && !rollups.unsettled.contains(&rollup.hour)
+            })
             .for_each(|rollup| sink.add_rollup(rollup));
-        for range in plan.raw {
+        for range in plan.raw_with(&rollups.unsettled) {
             self.for_each_event(scope, range, &filter, |event| sink.add(event))
                 .await?;
         }

@@ -43,6 +43,28 @@ pub fn plan(from: DateTime<Utc>, to: DateTime<Utc>, edges: &[DateTime<Utc>]) -> 
     }
 }
 
+impl Plan {
+    /// The raw ranges to read once the rollups said which of their hours they don't cover
+    /// yet: the cut hours' ranges plus those whole hours, adjacent ones joined.
+    pub fn raw_with(&self, unsettled: &BTreeSet<Hour>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let mut ranges: Vec<_> = unsettled
+            .iter()
+            .filter(|hour| !self.cut.contains(hour))
+            .map(|hour| (hour.start(), hour.end()))
+            .chain(self.raw.iter().copied())
+            .collect();
+        ranges.sort();
+        let mut joined: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match joined.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => joined.push((start, end)),
+            }
+        }
+        joined
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +125,26 @@ mod tests {
         let cut = Hour::of(edge);
         assert_eq!(plan.cut, BTreeSet::from([cut]));
         assert_eq!(plan.raw, [(cut.start(), cut.end())]);
+    }
+
+    #[test]
+    fn unsettled_hours_join_the_raw_ranges() {
+        let plan = plan(
+            utc("2026-11-20T10:17:00Z"),
+            utc("2026-11-20T14:05:00Z"),
+            &[],
+        );
+        let unsettled = BTreeSet::from([
+            Hour::of(utc("2026-11-20T11:00:00Z")),
+            Hour::of(utc("2026-11-20T13:00:00Z")),
+        ]);
+        assert_eq!(
+            plan.raw_with(&unsettled),
+            [
+                (utc("2026-11-20T10:17:00Z"), utc("2026-11-20T12:00:00Z")),
+                (utc("2026-11-20T13:00:00Z"), utc("2026-11-20T14:05:00Z"))
+            ]
+        );
     }
 
     #[test]

@@ -108,6 +108,28 @@ impl RollupDelta {
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }
+
+    /// The counts this delta holds for one partner, by hour.
+    pub fn counts_of(&self, partner: Uuid) -> BTreeMap<Hour, HourCounts> {
+        self.counts
+            .iter()
+            .filter(|((owner, _), _)| *owner == partner)
+            .map(|((_, hour), cells)| {
+                let mut counts = HourCounts::default();
+                counts.add(cells);
+                (*hour, counts)
+            })
+            .collect()
+    }
+
+    /// Each sketch this delta feeds, holding only this delta's actors.
+    pub fn sketches(&self) -> impl Iterator<Item = (&SketchKey, ActorSketch)> {
+        self.actors.iter().map(|(key, coupons)| {
+            let mut sketch = ActorSketch::default();
+            coupons.iter().for_each(|coupon| sketch.add(*coupon));
+            (key, sketch)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,22 @@ pub struct HourRollup {
     pub actors: Option<ActorSketch>,
 }
 
+/// What a store's rollups give for a query: the whole hours they cover that have events,
+/// and the hours written to too recently to be counted yet (`unsettled`), which a report
+/// reads raw instead.
+#[derive(Debug, Clone, Default)]
+pub struct RollupRead {
+    pub hours: Vec<HourRollup>,
+    pub unsettled: std::collections::BTreeSet<Hour>,
+}
+
+/// What one round of folding did: hours recounted, and hours still waiting to settle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettleOutcome {
+    pub folded: usize,
+    pub waiting: usize,
+}
+
 /// An hour whose stored counts are not what a recount of its raw events gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupDifference {

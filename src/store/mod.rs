@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
-use crate::rollups::{Hour, HourRollup, RollupDifference, RollupQuery};
+use crate::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -190,12 +190,9 @@ pub trait MetadataStore: Send + Sync {
 /// The rollups a store keeps in the same write as the events they count.
 #[async_trait]
 pub trait RollupStore: Send + Sync {
-    /// The whole hours `query.from..query.to` that have events, oldest first; `None` when
-    /// this store keeps no rollups (reports then read its raw events).
-    async fn hourly_rollups(
-        &self,
-        query: &RollupQuery,
-    ) -> Result<Option<Vec<HourRollup>>, StoreError>;
+    /// The whole hours `query.from..query.to` that have events, oldest first, and those
+    /// the rollups don't cover yet.
+    async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError>;
 
     /// Replaces a partner's rollups of hours `from..to` with a recount of its raw events;
     /// the number of events recounted.
@@ -209,6 +206,17 @@ pub trait RollupStore: Send + Sync {
         from: Hour,
         to: Hour,
     ) -> Result<Vec<RollupDifference>, StoreError>;
+
+    /// How often `settle_rollups` should run; `None` when the store's writes keep its
+    /// rollups themselves.
+    fn settle_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Folds the hours no write has touched for a while into rollups (as of `now`).
+    async fn settle_rollups(&self, _now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
+        Ok(SettleOutcome::default())
+    }
 }
 
 #[async_trait]

@@ -31,13 +31,15 @@ pub const RATE_LIMITED: &str = "volcanion_rate_limited_total";
 pub const STORE_ERRORS: &str = "volcanion_store_errors_total";
 pub const REDIS_FALLBACKS: &str = "volcanion_redis_fallbacks_total";
 pub const AUTH_HASHES: &str = "volcanion_auth_hashes_total";
+pub const ROLLUP_HOURS_FOLDED: &str = "volcanion_rollup_hours_folded_total";
+pub const ROLLUP_HOURS_WAITING: &str = "volcanion_rollup_hours_waiting";
 
 /// The caches that report hits and misses (`record_cache_lookup`).
 pub const KNOWN_CACHES: [&str; 5] = ["api_key", "partner", "subsystem", "schema", "report"];
 /// `LimitScope::label` values.
 pub const KNOWN_RATE_LIMIT_SCOPES: [&str; 2] = ["key", "partner"];
 /// The store operations that count their failures.
-pub const KNOWN_STORE_OPERATIONS: [&str; 1] = ["write_events"];
+pub const KNOWN_STORE_OPERATIONS: [&str; 2] = ["write_events", "settle_rollups"];
 /// The operations `Redis::call` is asked for.
 pub const KNOWN_REDIS_OPERATIONS: [&str; 6] = [
     "ping",
@@ -72,6 +74,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     pub redis_fallbacks: IntCounterVec,
     pub auth_hashes: IntCounter,
+    pub rollup_hours_folded: IntCounter,
+    pub rollup_hours_waiting: IntGauge,
 }
 
 impl Metrics {
@@ -113,6 +117,14 @@ impl Metrics {
             IntGauge::new(QUEUE_DEPTH, "Events waiting in the ingest queue").expect("valid metric");
         registry
             .register(Box::new(queue_depth.clone()))
+            .expect("unique metric");
+        let rollup_hours_waiting = IntGauge::new(
+            ROLLUP_HOURS_WAITING,
+            "Partner-hours written to and not yet folded into rollups (reports read them raw)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rollup_hours_waiting.clone()))
             .expect("unique metric");
 
         #[cfg(target_os = "linux")]
@@ -200,6 +212,11 @@ impl Metrics {
                 "Redis calls that failed or timed out and were answered locally",
                 &["operation"],
             ),
+            rollup_hours_folded: counter(
+                ROLLUP_HOURS_FOLDED,
+                "Partner-hours recounted into rollups once no write touched them for cassandra.rollup_settle",
+            ),
+            rollup_hours_waiting,
             registry,
         };
         metrics.start_known_series_at_zero();

@@ -37,6 +37,9 @@ pub enum Backend {
 const CASSANDRA_NODES_ENV: &str = "VOLCANION_TEST_CASSANDRA_NODES";
 /// More than one bucket, so every test also exercises the readers' fan-out and merge.
 const TEST_PARTNER_BUCKETS: u32 = 3;
+/// Hours fold into rollups soon after their last write, so report tests read both.
+const TEST_ROLLUP_SETTLE: &str = "300ms";
+const TEST_ROLLUP_FOLD_INTERVAL: &str = "100ms";
 
 impl Backend {
     /// A Cassandra backend with a fresh keyspace on the cluster named by
@@ -66,6 +69,10 @@ impl Backend {
                     .collect();
                 config.cassandra.keyspace = self.keyspace();
                 config.cassandra.partner_buckets = TEST_PARTNER_BUCKETS;
+                config.cassandra.rollup_settle =
+                    humantime::parse_duration(TEST_ROLLUP_SETTLE).unwrap();
+                config.cassandra.rollup_fold_interval =
+                    humantime::parse_duration(TEST_ROLLUP_FOLD_INTERVAL).unwrap();
             }
         }
     }
@@ -84,6 +91,14 @@ impl Backend {
                 (
                     "VOLCANION_CASSANDRA__PARTNER_BUCKETS".into(),
                     TEST_PARTNER_BUCKETS.to_string(),
+                ),
+                (
+                    "VOLCANION_CASSANDRA__ROLLUP_SETTLE".into(),
+                    TEST_ROLLUP_SETTLE.into(),
+                ),
+                (
+                    "VOLCANION_CASSANDRA__ROLLUP_FOLD_INTERVAL".into(),
+                    TEST_ROLLUP_FOLD_INTERVAL.into(),
                 ),
             ],
         }

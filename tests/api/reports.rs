@@ -1,7 +1,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Report, Tenant, TestApp, assert_problem, event, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{
+    Backend, KeyspaceCleanup, Report, Tenant, TestApp, assert_problem, event, spawn_app, wait_until,
+};
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -336,3 +340,64 @@ crate::backend_tests!(
     daily_timeseries_follows_the_requested_time_zone,
     bad_report_parameters_are_400,
 );
+
+/// A metric's value in `/metrics` text (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .and_then(|line| line.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Cassandra folds an hour into rollups once no write has touched it for
+/// `rollup_settle` (300 ms in tests). Reports read as the events land (raw, or partly
+/// folded) and once every hour is folded agree,
+/// for the partner and for a subsystem, in every hourly bucket.
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn cassandra_reports_from_folded_rollups_equal_the_raw_ones() {
+    let backend =
+        Backend::cassandra_from_env("cassandra_reports_from_folded_rollups_equal_the_raw_ones");
+    let _cleanup = KeyspaceCleanup::new(backend);
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    seed(&app, &tenant).await;
+    // The same day, given two ways, so the second answer cannot come from the cache.
+    let (before, after) = (DAY, "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00.000Z");
+    let subsystem = format!("subsystemId={}", tenant.subsystem_id);
+    let reports = |range: &'static str| {
+        let (app, tenant, subsystem) = (&app, &tenant, subsystem.clone());
+        async move {
+            let mut summary = app.summary(&tenant.key, range).await;
+            let mut narrowed = app
+                .summary(&tenant.key, &format!("{range}&{subsystem}"))
+                .await;
+            let mut hourly = app
+                .timeseries(&tenant.key, &format!("{range}&interval=hour"))
+                .await;
+            for report in [&mut summary, &mut narrowed, &mut hourly] {
+                report.as_object_mut().unwrap().remove("dataAsOf");
+                report.as_object_mut().unwrap().remove("to");
+            }
+            (summary, narrowed, hourly)
+        }
+    };
+    let raw = reports(before).await;
+    wait_until(
+        "the seeded hours are folded",
+        Duration::from_secs(30),
+        || async {
+            let text = app.metrics().await;
+            metric(&text, "volcanion_rollup_hours_folded_total") >= 4.0
+                && metric(&text, "volcanion_rollup_hours_waiting") == 0.0
+        },
+    )
+    .await;
+    let folded = reports(after).await;
+    assert_eq!(folded, raw);
+    assert_eq!(folded.0["totalEvents"], 5);
+    assert_eq!(
+        folded.1["totalEvents"], 4,
+        "the backend subsystem's invoice is left out"
+    );
+}

@@ -16,8 +16,9 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::rows::{EventRow, Placement, fingerprint};
-use super::{CassandraStore, driver_error};
+use super::{CassandraStore, driver_error, rollups};
 use crate::model::Event;
+use crate::rollups::Hour;
 use crate::store::{StoreError, WriteOutcome};
 
 /// Cassandra's largest TTL (20 years).
@@ -79,6 +80,7 @@ pub async fn write_events(
         .try_collect()
         .await?;
     let mut partitions: HashMap<PartitionKey, Vec<EventInsert>> = HashMap::new();
+    let mut hours: HashMap<(Uuid, Hour), i32> = HashMap::new();
     for claim in claims {
         let Claim::Store(row, ttl_seconds) = claim else {
             outcome.duplicates += 1;
@@ -86,6 +88,10 @@ pub async fn write_events(
         };
         let row = *row;
         outcome.inserted += 1;
+        let hour = hours
+            .entry((row.partner_id, Hour::of(row.event_time)))
+            .or_insert(ttl_seconds);
+        *hour = longest_ttl(*hour, ttl_seconds);
         let by_subsystem = PartitionKey {
             table: EventsTable::BySubsystem,
             owner: row.subsystem_id,
@@ -109,7 +115,12 @@ pub async fn write_events(
             .or_default()
             .push(EventInsert { row, ttl_seconds });
     }
-    record_event_days(store, &partitions).await?;
+    // Both before the rows: a reader may see a day or hour marked and empty, never rows
+    // in one that is not marked.
+    futures::try_join!(
+        record_event_days(store, &partitions),
+        rollups::touch(store, &hours)
+    )?;
     let batches: Vec<(EventsTable, Vec<EventInsert>)> = partitions
         .into_iter()
         .flat_map(|(key, inserts)| {
@@ -177,13 +188,7 @@ async fn record_event_days(
             let ttl = days
                 .entry((key.owner, key.day))
                 .or_insert(insert.ttl_seconds);
-            if *ttl != 0 {
-                *ttl = if insert.ttl_seconds == 0 {
-                    0
-                } else {
-                    (*ttl).max(insert.ttl_seconds)
-                };
-            }
+            *ttl = longest_ttl(*ttl, insert.ttl_seconds);
         }
     }
     let pending: Vec<_> = days
@@ -202,8 +207,16 @@ async fn record_event_days(
     Ok(())
 }
 
+/// The longer of two TTLs, where 0 means forever.
+fn longest_ttl(a: i32, b: i32) -> i32 {
+    if a == 0 || b == 0 { 0 } else { a.max(b) }
+}
+
 /// The partner's `retentionDays` in seconds (0: kept until deleted), cached briefly.
-async fn ttl_seconds(store: &CassandraStore, partner_id: Uuid) -> Result<i32, StoreError> {
+pub(super) async fn ttl_seconds(
+    store: &CassandraStore,
+    partner_id: Uuid,
+) -> Result<i32, StoreError> {
     use crate::store::MetadataStore;
     let retention_days = store
         .retention_days

@@ -9,7 +9,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 3] = [
+pub const MIGRATIONS: [(&str, &str); 4] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -22,12 +22,16 @@ pub const MIGRATIONS: [(&str, &str); 3] = [
         "003_metadata.cql",
         include_str!("../../../cql/003_metadata.cql"),
     ),
+    (
+        "004_rollups.cql",
+        include_str!("../../../cql/004_rollups.cql"),
+    ),
 ];
 
 const KEYSPACE_PLACEHOLDER: &str = "volcanion";
 const REPLICATION_PLACEHOLDER: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
 
-/// Whether the configured keyspace exists (then `serve` does not run DDL at start).
+/// Whether the configured keyspace exists.
 pub async fn keyspace_exists(session: &Session, keyspace: &str) -> Result<bool, StoreError> {
     let query = "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?";
     Ok(schema_rows(session, query, keyspace).await? > 0)
@@ -57,16 +61,29 @@ pub async fn run(config: &CassandraConfig) -> Result<MigrationReport, StoreError
     let tables_before = table_count(&session, &config.keyspace).await?;
     apply(&session, config).await?;
     let tables_after = table_count(&session, &config.keyspace).await?;
-    let tables_defined = MIGRATIONS
-        .iter()
-        .flat_map(|(_, text)| statements(text, config))
-        .filter(|statement| statement.starts_with("CREATE TABLE"))
-        .count();
+    let tables_defined = tables_defined(config);
     Ok(MigrationReport {
         keyspace_created: !keyspace_existed,
         tables_created: tables_after.saturating_sub(tables_before),
         tables_defined,
     })
+}
+
+fn tables_defined(config: &CassandraConfig) -> usize {
+    MIGRATIONS
+        .iter()
+        .flat_map(|(_, text)| statements(text, config))
+        .filter(|statement| statement.starts_with("CREATE TABLE"))
+        .count()
+}
+
+/// Whether the keyspace lacks a table the `cql/` files define (missing, or older than
+/// this release), so that `serve` applies them at start.
+pub async fn needs_migration(
+    session: &Session,
+    config: &CassandraConfig,
+) -> Result<bool, StoreError> {
+    Ok(table_count(session, &config.keyspace).await? < tables_defined(config))
 }
 
 async fn table_count(session: &Session, keyspace: &str) -> Result<usize, StoreError> {

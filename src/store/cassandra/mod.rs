@@ -8,6 +8,7 @@
 //! - `events_write` de-duplication claims and per-partition unlogged batches
 //! - `events_read`  day/bucket fan-out, merge, and the cursor it resumes from (`cursor`)
 //! - `metadata`   partners, subsystems, API keys and event structures
+//! - `rollups`    touches on write, folds of settled hours, the rollups reports read
 
 pub(crate) mod cursor;
 mod day_range;
@@ -15,6 +16,7 @@ mod events_read;
 mod events_write;
 mod metadata;
 pub mod migrate;
+mod rollups;
 mod rows;
 mod session;
 mod statements;
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::serialize::row::SerializeRow;
@@ -32,7 +35,7 @@ use uuid::Uuid;
 
 use crate::config::CassandraConfig;
 use crate::model::Event;
-use crate::rollups::{Hour, HourRollup, RollupDifference, RollupQuery};
+use crate::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
 use crate::store::{
     EventPage, EventQuery, EventStore, RollupStore, Store, StoreError, WriteOutcome,
 };
@@ -49,16 +52,18 @@ pub struct CassandraStore {
     write_concurrency: usize,
     max_batch_bytes: usize,
     retention_days: moka::future::Cache<Uuid, Option<u32>>,
+    rollup_settle: Duration,
+    rollup_fold_interval: Duration,
 }
 
 impl CassandraStore {
-    /// Connects, creates the keyspace and tables if the keyspace is missing, and prepares
-    /// every statement.
+    /// Connects, creates the keyspace or the tables missing from it (a new release's), and
+    /// prepares every statement.
     pub async fn open(config: &CassandraConfig) -> Result<CassandraStore, StoreError> {
         let session = session::connect(config).await?;
-        if !migrate::keyspace_exists(&session, &config.keyspace).await? {
+        if migrate::needs_migration(&session, config).await? {
             let applied = migrate::apply(&session, config).await?;
-            tracing::info!(keyspace = %config.keyspace, statements = applied, "created the cassandra keyspace and tables");
+            tracing::info!(keyspace = %config.keyspace, statements = applied, "applied the cql/ schema (keyspace or tables were missing)");
         }
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
@@ -71,6 +76,8 @@ impl CassandraStore {
                 .max_capacity(RETENTION_CACHE_CAPACITY)
                 .time_to_live(RETENTION_CACHE_TTL)
                 .build(),
+            rollup_settle: config.rollup_settle,
+            rollup_fold_interval: config.rollup_fold_interval,
         })
     }
 
@@ -185,36 +192,36 @@ impl EventStore for CassandraStore {
     }
 }
 
-/// Rollups are not kept in Cassandra yet: reports read its raw events.
 #[async_trait]
 impl RollupStore for CassandraStore {
-    async fn hourly_rollups(
-        &self,
-        _query: &RollupQuery,
-    ) -> Result<Option<Vec<HourRollup>>, StoreError> {
-        Ok(None)
+    async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError> {
+        rollups::read(self, query).await
     }
 
     async fn rebuild_rollups(
         &self,
-        _partner: Uuid,
-        _from: Hour,
-        _to: Hour,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
     ) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable(
-            "the Cassandra store keeps no rollups yet: its reports read raw events".into(),
-        ))
+        rollups::rebuild(self, partner, from, to).await
     }
 
     async fn verify_rollups(
         &self,
-        _partner: Uuid,
-        _from: Hour,
-        _to: Hour,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
     ) -> Result<Vec<RollupDifference>, StoreError> {
-        Err(StoreError::Unavailable(
-            "the Cassandra store keeps no rollups yet: its reports read raw events".into(),
-        ))
+        rollups::verify(self, partner, from, to).await
+    }
+
+    fn settle_interval(&self) -> Option<Duration> {
+        Some(self.rollup_fold_interval)
+    }
+
+    async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
+        rollups::settle(self, now).await
     }
 }
 

@@ -20,6 +20,15 @@ pub struct Statements {
     pub insert_event_day: PreparedStatement,
     pub select_event_days: PreparedStatement,
 
+    pub touch_rollup_hour: PreparedStatement,
+    pub insert_rollup_pending: PreparedStatement,
+    pub select_rollup_pending: PreparedStatement,
+    pub delete_rollup_pending: PreparedStatement,
+    pub select_rollup_hours: PreparedStatement,
+    pub fold_rollup_hour: PreparedStatement,
+    pub insert_rollup_sketch: PreparedStatement,
+    pub select_rollup_sketches: PreparedStatement,
+
     pub claim_partner_code: PreparedStatement,
     pub release_partner_code: PreparedStatement,
     pub insert_partner: PreparedStatement,
@@ -106,6 +115,48 @@ impl Statements {
             .await?,
             select_event_days: prepare(
                 format!("SELECT day FROM {ks}.event_days WHERE owner = ? AND day >= ? AND day <= ?"),
+                Idempotent,
+            )
+            .await?,
+
+            // Rollups (`rollups.rs`): client timestamps order touches and folds.
+            touch_rollup_hour: prepare(
+                format!("UPDATE {ks}.rollup_hours USING TIMESTAMP ? AND TTL ? SET touched_at = ? WHERE partner_id = ? AND period = ? AND hour = ?"),
+                Idempotent,
+            )
+            .await?,
+            insert_rollup_pending: prepare(
+                format!("INSERT INTO {ks}.rollup_pending (shard, partner_id, hour, touched_at) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_pending: prepare(
+                format!("SELECT partner_id, hour, touched_at FROM {ks}.rollup_pending WHERE shard = ? LIMIT ?"),
+                Idempotent,
+            )
+            .await?,
+            delete_rollup_pending: prepare(
+                format!("DELETE FROM {ks}.rollup_pending USING TIMESTAMP ? WHERE shard = ? AND partner_id = ? AND hour = ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_hours: prepare(
+                format!("SELECT hour, touched_at, folded_at, counts FROM {ks}.rollup_hours WHERE partner_id = ? AND period = ? AND hour >= ? AND hour < ?"),
+                Idempotent,
+            )
+            .await?,
+            fold_rollup_hour: prepare(
+                format!("UPDATE {ks}.rollup_hours USING TIMESTAMP ? AND TTL ? SET folded_at = ?, counts = ? WHERE partner_id = ? AND period = ? AND hour = ?"),
+                Idempotent,
+            )
+            .await?,
+            insert_rollup_sketch: prepare(
+                format!("INSERT INTO {ks}.rollup_sketches (owner, event_type, period, hour, sketch) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_sketches: prepare(
+                format!("SELECT hour, sketch FROM {ks}.rollup_sketches WHERE owner = ? AND event_type = ? AND period = ? AND hour >= ? AND hour < ?"),
                 Idempotent,
             )
             .await?,

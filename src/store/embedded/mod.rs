@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use uuid::Uuid;
 
-use crate::rollups::{Hour, HourCounts, HourRollup, RollupDifference, RollupQuery, differences};
+use crate::rollups::{Hour, HourCounts, RollupDifference, RollupQuery, RollupRead, differences};
 use crate::store::{RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -123,10 +123,7 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl RollupStore for EmbeddedStore {
-    async fn hourly_rollups(
-        &self,
-        query: &RollupQuery,
-    ) -> Result<Option<Vec<HourRollup>>, StoreError> {
+    async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError> {
         let query = query.clone();
         self.blocking(move |database| {
             let transaction = database.begin_read().map_err(storage_error)?;
@@ -136,7 +133,12 @@ impl RollupStore for EmbeddedStore {
             let sketches = transaction
                 .open_table(ROLLUP_SKETCHES)
                 .map_err(storage_error)?;
-            rollups::read(&counts, &sketches, &query).map(Some)
+            let hours = rollups::read(&counts, &sketches, &query)?;
+            // Every write updates the rollups in its own transaction: nothing waits.
+            Ok(RollupRead {
+                hours,
+                unsettled: Default::default(),
+            })
         })
         .await
     }
@@ -151,7 +153,8 @@ impl RollupStore for EmbeddedStore {
             let transaction = database.begin_write().map_err(storage_error)?;
             let delta = rollups::rebuild(&transaction, partner, from, to)?;
             transaction.commit().map_err(storage_error)?;
-            Ok(rollups::delta_counts(&delta, partner)
+            Ok(delta
+                .counts_of(partner)
                 .values()
                 .map(HourCounts::total)
                 .sum())
@@ -176,7 +179,7 @@ impl RollupStore for EmbeddedStore {
             let recounted = rollups::recount(&events, partner, from, to)?;
             Ok(differences(
                 &rollups::stored_counts(&counts, partner, from, to)?,
-                &rollups::delta_counts(&recounted, partner),
+                &recounted.counts_of(partner),
             ))
         })
         .await

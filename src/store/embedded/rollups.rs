@@ -190,20 +190,6 @@ pub(super) fn stored_counts(
     Ok(stored)
 }
 
-/// The counts a delta holds for one partner, by hour (as `stored_counts` returns them).
-pub(super) fn delta_counts(delta: &RollupDelta, partner: Uuid) -> BTreeMap<Hour, HourCounts> {
-    delta
-        .counts
-        .iter()
-        .filter(|((owner, _), _)| *owner == partner)
-        .map(|((_, hour), cells)| {
-            let mut counts = HourCounts::default();
-            counts.add(cells);
-            (*hour, counts)
-        })
-        .collect()
-}
-
 /// Replaces a partner's rollups for hours `from..to` with a recount of its raw events.
 pub(super) fn rebuild(
     transaction: &redb::WriteTransaction,

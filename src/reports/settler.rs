@@ -1,0 +1,36 @@
+//! The background task that folds settled hours into rollups, for stores whose writes
+//! leave that to later (Cassandra). Every instance runs one; folds are idempotent, so two
+//! folding the same hour only repeat work.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// Starts folding every `store.settle_interval()`, if the store wants it.
+pub fn spawn_settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Option<JoinHandle<()>> {
+    let interval = store.settle_interval()?;
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match store.settle_rollups(Utc::now()).await {
+                Ok(outcome) => {
+                    metrics.rollup_hours_folded.inc_by(outcome.folded as u64);
+                    metrics.rollup_hours_waiting.set(outcome.waiting as i64);
+                }
+                Err(error) => {
+                    metrics
+                        .store_errors
+                        .with_label_values(&["settle_rollups"])
+                        .inc();
+                    tracing::warn!(%error, "folding rollups failed; retrying next round");
+                }
+            }
+        }
+    }))
+}
