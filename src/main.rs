@@ -151,8 +151,13 @@ async fn rollups(config: &Config, action: RollupsAction) -> anyhow::Result<ExitC
         RollupsAction::Verify(_) => {
             let differences = manage::rollups::verify(store.as_ref(), &range).await?;
             for (partner, difference) in &differences {
+                let span = if difference.hours == 1 {
+                    "hour"
+                } else {
+                    "UTC day"
+                };
                 println!(
-                    "partner {partner}, hour starting {}: rollups count {} events, the raw events {}",
+                    "partner {partner}, {span} starting {}: rollups count {} events, the raw events {}",
                     difference.hour.start().to_rfc3339(),
                     difference.stored.total(),
                     difference.recounted.total()

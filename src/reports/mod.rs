@@ -267,6 +267,7 @@ impl ReportService {
                     event_type: filter.event_type.clone(),
                     from,
                     to,
+                    whole_days: plan.whole_days.clone(),
                 };
                 self.store.hourly_rollups(&query).await?
             }

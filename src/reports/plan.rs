@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::rollups::Hour;
+use crate::rollups::{HOURS_PER_DAY, Hour};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -17,6 +17,9 @@ pub struct Plan {
     pub cut: BTreeSet<Hour>,
     /// Ranges to read raw events from, each inside one hour.
     pub raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// UTC days (by first hour) inside `rollups` that no edge cuts: each lies in one
+    /// bucket, so it may be read as one day rollup.
+    pub whole_days: BTreeSet<Hour>,
 }
 
 /// Splits `from..to`, whose buckets start at `edges`, into rollup hours and raw ranges.
@@ -33,7 +36,21 @@ pub fn plan(from: DateTime<Utc>, to: DateTime<Utc>, edges: &[DateTime<Utc>]) -> 
         .filter(|(start, end)| start < end)
         .collect();
     let (first, last) = (Hour::ceil(from), Hour::of(to));
+    let whole_days = (first.day().0..last.0)
+        .step_by(HOURS_PER_DAY as usize)
+        .map(Hour)
+        .filter(|day| {
+            let (start, end) = (day.start(), Hour(day.0 + HOURS_PER_DAY).start());
+            first <= *day
+                && Hour(day.0 + HOURS_PER_DAY) <= last
+                && !edges
+                    .iter()
+                    .chain([&from, &to])
+                    .any(|edge| start < *edge && *edge < end)
+        })
+        .collect();
     Plan {
+        whole_days,
         rollups: (first < last).then_some((first, last)),
         cut: cut
             .into_iter()
@@ -88,6 +105,28 @@ mod tests {
             ))
         );
         assert!(plan.raw.is_empty() && plan.cut.is_empty());
+        assert_eq!(
+            plan.whole_days,
+            BTreeSet::from([Hour::of(utc("2026-11-20T00:00:00Z"))])
+        );
+    }
+
+    #[test]
+    fn only_days_no_edge_cuts_are_whole() {
+        let hourly: Vec<_> = (0..48)
+            .map(|h| utc("2026-11-20T00:00:00Z") + chrono::Duration::hours(h))
+            .collect();
+        let range = (utc("2026-11-19T10:00:00Z"), utc("2026-11-22T00:00:00Z"));
+        assert!(plan(range.0, range.1, &hourly).whole_days.is_empty());
+        let days = plan(range.0, range.1, &[]).whole_days;
+        assert_eq!(
+            days,
+            BTreeSet::from([
+                Hour::of(utc("2026-11-20T00:00:00Z")),
+                Hour::of(utc("2026-11-21T00:00:00Z"))
+            ]),
+            "the 19th is only partly in the range"
+        );
     }
 
     #[test]

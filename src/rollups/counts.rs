@@ -109,6 +109,29 @@ impl RollupDelta {
         self.counts.is_empty()
     }
 
+    /// The same delta with each hour's entries under its UTC day (keyed by the day's first
+    /// hour): what day rollups add.
+    pub fn by_day(&self) -> RollupDelta {
+        let mut days = RollupDelta::default();
+        for ((partner, hour), cells) in &self.counts {
+            let day = days.counts.entry((*partner, hour.day())).or_default();
+            for (key, count) in cells {
+                *day.entry(key.clone()).or_default() += count;
+            }
+        }
+        for (key, coupons) in &self.actors {
+            let day = SketchKey {
+                hour: key.hour.day(),
+                ..key.clone()
+            };
+            days.actors
+                .entry(day)
+                .or_default()
+                .extend_from_slice(coupons);
+        }
+        days
+    }
+
     /// The counts this delta holds for one partner, by hour.
     pub fn counts_of(&self, partner: Uuid) -> BTreeMap<Hour, HourCounts> {
         self.counts

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 pub struct Hour(pub u32);
 
 const SECONDS_PER_HOUR: i64 = 3_600;
+pub const HOURS_PER_DAY: u32 = 24;
 
 impl Hour {
     /// The hour `instant` falls in.
@@ -35,6 +36,16 @@ impl Hour {
 
     pub fn end(self) -> DateTime<Utc> {
         self.next().start()
+    }
+
+    /// The first hour of this hour's UTC day.
+    pub fn day(self) -> Hour {
+        Hour(self.0 - self.0 % HOURS_PER_DAY)
+    }
+
+    /// Whether this is the first hour of a UTC day.
+    pub fn starts_day(self) -> bool {
+        self.0.is_multiple_of(HOURS_PER_DAY)
     }
 
     pub fn next(self) -> Hour {

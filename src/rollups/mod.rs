@@ -9,7 +9,7 @@ mod hour;
 mod sketch;
 
 pub use counts::{CountCell, HourCounts, RollupDelta, SketchKey};
-pub use hour::Hour;
+pub use hour::{HOURS_PER_DAY, Hour};
 pub use sketch::{ActorSketch, ActorUnion};
 
 use uuid::Uuid;
@@ -23,6 +23,10 @@ pub struct RollupQuery {
     pub event_type: Option<String>,
     pub from: Hour,
     pub to: Hour,
+    /// UTC days (by their first hour) inside `from..to` that the report takes whole: a
+    /// store may answer each with one rollup for the day instead of 24 (fewer sketches to
+    /// merge), never for a day with an unsettled hour.
+    pub whole_days: std::collections::BTreeSet<Hour>,
 }
 
 impl RollupQuery {
@@ -41,8 +45,8 @@ impl RollupQuery {
     }
 }
 
-/// One whole hour of a scope: its counted cells (already narrowed to the query) and the
-/// sketch of its actors.
+/// One whole hour of a scope (or a whole UTC day, from `hour` on, when the query asked for
+/// it): its counted cells (already narrowed to the query) and the sketch of its actors.
 #[derive(Debug, Clone)]
 pub struct HourRollup {
     pub hour: Hour,
@@ -66,10 +70,12 @@ pub struct SettleOutcome {
     pub waiting: usize,
 }
 
-/// An hour whose stored counts are not what a recount of its raw events gives.
+/// An hour (or, for day rollups, a UTC day: `hours` 24) whose stored counts are not what a
+/// recount of its raw events gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupDifference {
     pub hour: Hour,
+    pub hours: u32,
     pub stored: HourCounts,
     pub recounted: HourCounts,
 }
@@ -89,6 +95,7 @@ pub fn differences(
             let recounted = recounted.get(&hour).cloned().unwrap_or_default();
             (stored != recounted).then_some(RollupDifference {
                 hour,
+                hours: 1,
                 stored,
                 recounted,
             })

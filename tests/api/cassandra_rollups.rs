@@ -53,6 +53,7 @@ async fn rolled_up(store: &CassandraStore, partner_id: Uuid) -> (BTreeMap<Hour, 
         event_type: None,
         from: hour("2026-11-20T00:00:00Z"),
         to: hour("2026-11-21T00:00:00Z"),
+        whole_days: Default::default(),
     };
     let read = store.hourly_rollups(&query).await.unwrap();
     let counts = read

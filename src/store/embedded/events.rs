@@ -9,8 +9,8 @@ use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, ROLLUP_COUNTS,
-    ROLLUP_SKETCHES, keys, rollups, rows, storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, keys, rollups, rows,
+    storage_error,
 };
 use crate::model::Event;
 use crate::rollups::RollupDelta;
@@ -87,15 +87,7 @@ impl EventStore for EmbeddedStore {
                 }
             }
             if !delta.is_empty() {
-                rollups::apply(
-                    &delta,
-                    &mut transaction
-                        .open_table(ROLLUP_COUNTS)
-                        .map_err(storage_error)?,
-                    &mut transaction
-                        .open_table(ROLLUP_SKETCHES)
-                        .map_err(storage_error)?,
-                )?;
+                rollups::apply(&transaction, &delta)?;
             }
             transaction.commit().map_err(storage_error)?;
             Ok(outcome)

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use uuid::Uuid;
 
-use crate::rollups::{Hour, HourCounts, RollupDifference, RollupQuery, RollupRead, differences};
+use crate::rollups::{Hour, HourCounts, RollupDifference, RollupQuery, RollupRead};
 use crate::store::{RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -37,17 +37,20 @@ const API_KEYS_BY_PARTNER: Table = TableDefinition::new("api_keys_by_partner");
 const EVENT_SCHEMAS: Table = TableDefinition::new("event_schemas");
 const ROLLUP_COUNTS: Table = TableDefinition::new("rollup_counts");
 const ROLLUP_SKETCHES: Table = TableDefinition::new("rollup_sketches");
+const ROLLUP_DAY_COUNTS: Table = TableDefinition::new("rollup_day_counts");
+const ROLLUP_DAY_SKETCHES: Table = TableDefinition::new("rollup_day_sketches");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
 /// Bumped when keys or rows change shape; a data dir of another layout is refused at
 /// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
-/// 3: rollups (a layout-2 file gets them built from its events when first opened).
-const LAYOUT_VERSION: u8 = 3;
-const LAYOUT_WITHOUT_ROLLUPS: u8 = 2;
+/// 3: hour rollups. 4: day rollups beside them (an older file of layout 2 or 3 gets its
+/// rollups rebuilt from its events when first opened).
+const LAYOUT_VERSION: u8 = 4;
+const LAYOUTS_REBUILT: [u8; 2] = [2, 3];
 const LAYOUT_KEY: &[u8] = b"format";
 
-const ALL_TABLES: [Table; 14] = [
+const ALL_TABLES: [Table; 16] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -61,6 +64,8 @@ const ALL_TABLES: [Table; 14] = [
     EVENT_SCHEMAS,
     ROLLUP_COUNTS,
     ROLLUP_SKETCHES,
+    ROLLUP_DAY_COUNTS,
+    ROLLUP_DAY_SKETCHES,
     STORE_META,
 ];
 
@@ -127,13 +132,7 @@ impl RollupStore for EmbeddedStore {
         let query = query.clone();
         self.blocking(move |database| {
             let transaction = database.begin_read().map_err(storage_error)?;
-            let counts = transaction
-                .open_table(ROLLUP_COUNTS)
-                .map_err(storage_error)?;
-            let sketches = transaction
-                .open_table(ROLLUP_SKETCHES)
-                .map_err(storage_error)?;
-            let hours = rollups::read(&counts, &sketches, &query)?;
+            let hours = rollups::read(&transaction, &query)?;
             // Every write updates the rollups in its own transaction: nothing waits.
             Ok(RollupRead {
                 hours,
@@ -170,17 +169,7 @@ impl RollupStore for EmbeddedStore {
     ) -> Result<Vec<RollupDifference>, StoreError> {
         self.blocking(move |database| {
             let transaction = database.begin_read().map_err(storage_error)?;
-            let events = transaction
-                .open_table(EVENTS_BY_PARTNER)
-                .map_err(storage_error)?;
-            let counts = transaction
-                .open_table(ROLLUP_COUNTS)
-                .map_err(storage_error)?;
-            let recounted = rollups::recount(&events, partner, from, to)?;
-            Ok(differences(
-                &rollups::stored_counts(&counts, partner, from, to)?,
-                &recounted.counts_of(partner),
-            ))
+            rollups::verify(&transaction, partner, from, to)
         })
         .await
     }
@@ -222,10 +211,14 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<(),
                 .map_err(storage_error)?;
             Ok(())
         }
-        Some(Some(LAYOUT_WITHOUT_ROLLUPS)) => {
+        Some(Some(old)) if LAYOUTS_REBUILT.contains(&old) => {
             drop(meta);
             let events = rollups::rebuild_all(transaction)?;
-            tracing::info!(events, "built the rollups of a layout-2 data dir");
+            tracing::info!(
+                events,
+                layout = old,
+                "rebuilt the rollups of an older data dir"
+            );
             transaction
                 .open_table(STORE_META)
                 .map_err(storage_error)?
@@ -304,24 +297,29 @@ mod tests {
             9,
         )]));
         let transaction = store.database.begin_write().unwrap();
-        transaction
-            .open_table(ROLLUP_COUNTS)
-            .unwrap()
-            .insert(
-                keys::prefixed(partner, &hour.to_be_bytes()).as_slice(),
-                postcard::to_stdvec(&tampered).unwrap().as_slice(),
-            )
-            .unwrap();
+        for (table, key) in [(ROLLUP_COUNTS, hour), (ROLLUP_DAY_COUNTS, hour.day())] {
+            transaction
+                .open_table(table)
+                .unwrap()
+                .insert(
+                    keys::prefixed(partner, &key.to_be_bytes()).as_slice(),
+                    postcard::to_stdvec(&tampered).unwrap().as_slice(),
+                )
+                .unwrap();
+        }
         transaction.commit().unwrap();
         let differences = store.verify_rollups(partner, from, to).await.unwrap();
-        assert_eq!(differences.len(), 1);
-        assert_eq!(
-            (
-                differences[0].stored.total(),
-                differences[0].recounted.total()
-            ),
-            (9, 5)
-        );
+        let found: Vec<_> = differences
+            .iter()
+            .map(|difference| {
+                (
+                    difference.hours,
+                    difference.stored.total(),
+                    difference.recounted.total(),
+                )
+            })
+            .collect();
+        assert_eq!(found, [(1, 9, 5), (24, 9, 5)], "the hour and its day");
         assert_eq!(store.rebuild_rollups(partner, from, to).await.unwrap(), 5);
         assert!(
             store
@@ -330,6 +328,20 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // A report taking the day whole reads one rollup for it.
+        let query = RollupQuery {
+            partner_id: partner,
+            subsystem_id: None,
+            event_type: None,
+            from: hour.day(),
+            to: Hour(hour.day().0 + 24),
+            whole_days: std::collections::BTreeSet::from([hour.day()]),
+        };
+        let read = store.hourly_rollups(&query).await.unwrap();
+        assert_eq!(read.hours.len(), 1);
+        assert_eq!(read.hours[0].hour, hour.day());
+        assert_eq!(read.hours[0].cells.iter().map(|c| c.count).sum::<u64>(), 5);
+        assert!(read.hours[0].actors.is_some());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! - `rollup_counts`: `partner | hour` → the hour's `HourCounts` (postcard);
 //! - `rollup_sketches`: `owner | type | hour` → that hour's actor sketch, where `type` is
 //!   the event type with a two-byte length before it (length 0: all types), so one range
-//!   read returns one owner's sketches of one type, hour by hour.
+//!   read returns one owner's sketches of one type, hour by hour;
+//! - `rollup_day_counts` and `rollup_day_sketches`: the same per UTC day (keyed by its
+//!   first hour), so a 30-day report merges 30 sketches rather than 720.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -11,10 +13,14 @@ use std::ops::Bound;
 use redb::{ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
-use super::{EVENTS_BY_PARTNER, ROLLUP_COUNTS, ROLLUP_SKETCHES, keys, rows, storage_error};
+use super::{
+    EVENTS_BY_PARTNER, ROLLUP_COUNTS, ROLLUP_DAY_COUNTS, ROLLUP_DAY_SKETCHES, ROLLUP_SKETCHES,
+    Table, keys, rows, storage_error,
+};
 use crate::model::Event;
 use crate::rollups::{
-    ActorSketch, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery, SketchKey,
+    ActorSketch, CountCell, HOURS_PER_DAY, Hour, HourCounts, HourRollup, RollupDelta,
+    RollupDifference, RollupQuery, SketchKey, differences,
 };
 use crate::store::StoreError;
 
@@ -62,8 +68,50 @@ fn decode_sketch(bytes: &[u8]) -> Result<ActorSketch, StoreError> {
     ActorSketch::from_bytes(bytes).map_err(StoreError::Corrupt)
 }
 
-/// Adds what a batch of inserted events contributes.
+/// A grain of rollups: its two tables, and what a delta of hours becomes in it.
+#[derive(Clone, Copy)]
+struct Level {
+    /// Hours one rollup of this level covers.
+    hours: u32,
+    counts: Table,
+    sketches: Table,
+}
+
+const HOURS: Level = Level {
+    hours: 1,
+    counts: ROLLUP_COUNTS,
+    sketches: ROLLUP_SKETCHES,
+};
+const DAYS: Level = Level {
+    hours: HOURS_PER_DAY,
+    counts: ROLLUP_DAY_COUNTS,
+    sketches: ROLLUP_DAY_SKETCHES,
+};
+
+/// Adds what a batch of inserted events contributes, to hours and days.
 pub(super) fn apply(
+    transaction: &redb::WriteTransaction,
+    delta: &RollupDelta,
+) -> Result<(), StoreError> {
+    apply_level(transaction, HOURS, delta)?;
+    apply_level(transaction, DAYS, &delta.by_day())
+}
+
+fn apply_level(
+    transaction: &redb::WriteTransaction,
+    level: Level,
+    delta: &RollupDelta,
+) -> Result<(), StoreError> {
+    let mut counts = transaction
+        .open_table(level.counts)
+        .map_err(storage_error)?;
+    let mut sketches = transaction
+        .open_table(level.sketches)
+        .map_err(storage_error)?;
+    add(delta, &mut counts, &mut sketches)
+}
+
+fn add(
     delta: &RollupDelta,
     counts: &mut RollupTable<'_>,
     sketches: &mut RollupTable<'_>,
@@ -93,8 +141,53 @@ pub(super) fn apply(
     Ok(())
 }
 
-/// The whole hours of `query` that have events.
+/// The whole hours of `query` that have events, its `whole_days` as one rollup each.
 pub(super) fn read(
+    transaction: &redb::ReadTransaction,
+    query: &RollupQuery,
+) -> Result<Vec<HourRollup>, StoreError> {
+    let mut rollups = Vec::new();
+    for (level, from, to) in segments(query) {
+        let counts = transaction
+            .open_table(level.counts)
+            .map_err(storage_error)?;
+        let sketches = transaction
+            .open_table(level.sketches)
+            .map_err(storage_error)?;
+        let part = RollupQuery {
+            from,
+            to,
+            ..query.clone()
+        };
+        rollups.extend(read_level(&counts, &sketches, &part)?);
+    }
+    Ok(rollups)
+}
+
+/// `query`'s range in runs read from one level each: its whole days from days, the other
+/// hours from hours, in order.
+fn segments(query: &RollupQuery) -> Vec<(Level, Hour, Hour)> {
+    let mut runs: Vec<(Level, Hour, Hour)> = Vec::new();
+    let mut hour = query.from;
+    while hour < query.to {
+        let whole_day = hour.starts_day()
+            && query.whole_days.contains(&hour)
+            && hour.0.saturating_add(HOURS_PER_DAY) <= query.to.0;
+        let (level, next) = if whole_day {
+            (DAYS, Hour(hour.0 + HOURS_PER_DAY))
+        } else {
+            (HOURS, hour.next())
+        };
+        match runs.last_mut() {
+            Some((last, _, end)) if last.hours == level.hours && *end == hour => *end = next,
+            _ => runs.push((level, hour, next)),
+        }
+        hour = next;
+    }
+    runs
+}
+
+fn read_level(
     counts: &impl ReadableTable<&'static [u8], &'static [u8]>,
     sketches: &impl ReadableTable<&'static [u8], &'static [u8]>,
     query: &RollupQuery,
@@ -190,13 +283,25 @@ pub(super) fn stored_counts(
     Ok(stored)
 }
 
-/// Replaces a partner's rollups for hours `from..to` with a recount of its raw events.
+/// The whole UTC days covering `from..to`.
+fn whole_days(from: Hour, to: Hour) -> (Hour, Hour) {
+    let end = if to.starts_day() {
+        to
+    } else {
+        Hour(to.day().0.saturating_add(HOURS_PER_DAY))
+    };
+    (from.day(), end)
+}
+
+/// Replaces a partner's rollups for the days covering hours `from..to` with a recount of
+/// its raw events; the recount.
 pub(super) fn rebuild(
     transaction: &redb::WriteTransaction,
     partner: Uuid,
     from: Hour,
     to: Hour,
 ) -> Result<RollupDelta, StoreError> {
+    let (from, to) = whole_days(from, to);
     let delta = recount(
         &transaction
             .open_table(EVENTS_BY_PARTNER)
@@ -205,11 +310,27 @@ pub(super) fn rebuild(
         from,
         to,
     )?;
+    let by_day = delta.by_day();
+    for (level, level_delta) in [(HOURS, &delta), (DAYS, &by_day)] {
+        clear(transaction, level, partner, (from, to), level_delta)?;
+        apply_level(transaction, level, level_delta)?;
+    }
+    Ok(delta)
+}
+
+/// Deletes a partner's rollups of one level in hours `from..to`.
+fn clear(
+    transaction: &redb::WriteTransaction,
+    level: Level,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+    delta: &RollupDelta,
+) -> Result<(), StoreError> {
     let mut counts = transaction
-        .open_table(ROLLUP_COUNTS)
+        .open_table(level.counts)
         .map_err(storage_error)?;
     let mut sketches = transaction
-        .open_table(ROLLUP_SKETCHES)
+        .open_table(level.sketches)
         .map_err(storage_error)?;
     // Sketches exist only beside counts: their owners are the partner and the subsystems
     // its counted cells (stale or fresh) name.
@@ -238,8 +359,40 @@ pub(super) fn rebuild(
             sketches.remove(key.as_slice()).map_err(storage_error)?;
         }
     }
-    apply(&delta, &mut counts, &mut sketches)?;
-    Ok(delta)
+    Ok(())
+}
+
+/// The hours of `from..to`, and the days covering them, whose stored counts differ from a
+/// recount of the partner's raw events.
+pub(super) fn verify(
+    transaction: &redb::ReadTransaction,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<RollupDifference>, StoreError> {
+    let (first_day, past_days) = whole_days(from, to);
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let recounted = recount(&events, partner, first_day, past_days)?;
+    let mut hours = recounted.counts_of(partner);
+    hours.retain(|hour, _| from <= *hour && *hour < to);
+    let stored = |table| -> Result<_, StoreError> {
+        let counts = transaction.open_table(table).map_err(storage_error)?;
+        stored_counts(&counts, partner, first_day, past_days)
+    };
+    let mut stored_hours = stored(HOURS.counts)?;
+    stored_hours.retain(|hour, _| from <= *hour && *hour < to);
+    let mut found = differences(&stored_hours, &hours);
+    let days = differences(
+        &stored(DAYS.counts)?,
+        &recounted.by_day().counts_of(partner),
+    );
+    found.extend(days.into_iter().map(|difference| RollupDifference {
+        hours: HOURS_PER_DAY,
+        ..difference
+    }));
+    Ok(found)
 }
 
 /// Every partner with events, for rebuilding a whole store.
@@ -273,7 +426,7 @@ pub(super) fn rebuild_all(transaction: &redb::WriteTransaction) -> Result<u64, S
     )?;
     let mut events = 0;
     for partner in partners {
-        let delta = rebuild(transaction, partner, Hour(0), Hour(u32::MAX))?;
+        let delta = rebuild(transaction, partner, Hour(0), Hour(u32::MAX).day())?;
         events += delta
             .counts
             .values()
