@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Report latency over a large partner, on the embedded store (release build):
+# Report latency over a large partner (release build), on the embedded store, or with
+# STORE=cassandra on the Cassandra at CASSANDRA_NODES (default 127.0.0.1:9042, e.g.
+# scripts/cassandra.sh start) in a fresh keyspace, dropped at the end:
 #   1. seeds EVENTS events (default 10,000,000) for one partner over the 30 days before
 #      today 00:00 UTC: 200,000 distinct users, 4 subsystems, 50 event types
 #      (wrk + load-tests/wrk/seed.lua, batches of 100, time moving forward as live traffic
@@ -10,6 +12,8 @@
 #      0s: every request computes) and warm (cached), p50/p99
 #   3. uniqueUsers against the exact distinct count (all 200,000 users appear: each is
 #      missing with probability e^-50 at 10M events)
+# On Cassandra, the cold runs start once every seeded hour is folded into rollups
+# (rollup_settle 5s here), and disk per event is not measured.
 # Needs wrk (apt) and jq. Usage: load-tests/reports.sh [events] [duration per run, 10s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 export USERS=${USERS:-200000} EVENTS
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet
 . load-tests/service.sh
+STORE=${STORE:-embedded}
+if [ "$STORE" = cassandra ]; then
+  export VOLCANION_STORE__BACKEND=cassandra VOLCANION_CASSANDRA__NODES=${CASSANDRA_NODES:-127.0.0.1:9042}
+  export VOLCANION_CASSANDRA__KEYSPACE=bench_reports_$$
+  export VOLCANION_CASSANDRA__ROLLUP_SETTLE=5s VOLCANION_CASSANDRA__ROLLUP_FOLD_INTERVAL=1s
+fi
 
 TODAY=$(date -u +%Y-%m-%dT00:00:00Z)
 FROM=$(date -u -d "$TODAY - 30 days" +%Y-%m-%dT%H:%M:%SZ)
@@ -31,7 +41,13 @@ export VOLCANION_REPORTS__CACHE_TTL=0s VOLCANION_REPORTS__SETTLED_CACHE_TTL=0s
 export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
 start_service "$TARGET_DIR/release/volcanion" "$PORT"
 KEEP_DATA=$DATA
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$KEEP_DATA"' EXIT
+cleanup() {
+  kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$KEEP_DATA"
+  if [ "$STORE" = cassandra ]; then
+    scripts/cassandra.sh cqlsh -e "DROP KEYSPACE IF EXISTS $VOLCANION_CASSANDRA__KEYSPACE" || true
+  fi
+}
+trap cleanup EXIT
 create_tenant
 for n in 1 2 3 4; do
   curl -sf -X POST "$API/api/v1/partners/$PARTNER/subsystems" -H "Authorization: Bearer bench-admin" \
@@ -45,7 +61,13 @@ SEED_END=$(date +%s.%N)
 STORED=$(metric volcanion_events_stored_total)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 awk -v n="$STORED" -v a="$SEED_START" -v b="$SEED_END" 'BEGIN {printf "seeded %d events in %.0f s: %.0f events/s\n", n, b - a, n / (b - a)}'
-echo "data dir: $(du -sb "$DATA" | awk -v n="$STORED" '{printf "%.0f bytes/event (%.1f GB)", $1 / n, $1 / 1e9}')"
+if [ "$STORE" = cassandra ]; then
+  FOLD_START=$(date +%s)
+  until [ "$(metric volcanion_rollup_hours_folded_total)" -gt 0 ] && [ "$(metric volcanion_rollup_hours_waiting)" = 0 ]; do sleep 1; done
+  echo "every hour folded into rollups $(( $(date +%s) - FOLD_START )) s after seeding ($(metric volcanion_rollup_hours_folded_total) partner-hours)"
+else
+  echo "data dir: $(du -sb "$DATA" | awk -v n="$STORED" '{printf "%.0f bytes/event (%.1f GB)", $1 / n, $1 / 1e9}')"
+fi
 
 RANGE="from=$FROM&to=$TODAY"
 SUMMARY="$API/api/v1/reports/summary?$RANGE"

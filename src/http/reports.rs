@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use chrono_tz::Tz;
@@ -13,7 +14,7 @@ use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
-use crate::reports::{Interval, ReportScope, Summary, Timeseries};
+use crate::reports::{Interval, Rendered, ReportScope};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -62,18 +63,18 @@ pub async fn summary(
     State(state): State<Arc<AppState>>,
     reader: Reader,
     params: Result<Query<ReportParams>, QueryRejection>,
-) -> Result<Json<Summary>, ApiError> {
+) -> Result<Response, ApiError> {
     let params = query(params)?;
     let scope = report_scope(&state, &reader, &params).await?;
     let summary = state.reports.summary(scope).await?;
-    Ok(Json(summary.as_ref().clone()))
+    Ok(rendered(&summary))
 }
 
 pub async fn timeseries(
     State(state): State<Arc<AppState>>,
     reader: Reader,
     params: Result<Query<ReportParams>, QueryRejection>,
-) -> Result<Json<Timeseries>, ApiError> {
+) -> Result<Response, ApiError> {
     let params = query(params)?;
     let scope = report_scope(&state, &reader, &params).await?;
     let interval = match params.interval.as_deref() {
@@ -97,5 +98,14 @@ pub async fn timeseries(
         .reports
         .timeseries(scope, interval, tz, params.event_type.clone())
         .await?;
-    Ok(Json(series.as_ref().clone()))
+    Ok(rendered(&series))
+}
+
+/// A report's JSON body as rendered when it was computed (cached with it).
+fn rendered<T>(report: &Rendered<T>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        report.json.clone(),
+    )
+        .into_response()
 }

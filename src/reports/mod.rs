@@ -35,6 +35,25 @@ use crate::store::{EventFilter, EventQuery, EventScope, Store, StoreError};
 use crate::telemetry::Metrics;
 
 const PAGE_SIZE: usize = 1_000;
+
+/// A report and its JSON body, rendered once when computed: a cached answer costs no
+/// serialization (a 30-day daily series is ~25 KB of JSON).
+#[derive(Debug)]
+pub struct Rendered<T> {
+    pub report: T,
+    pub json: bytes::Bytes,
+}
+
+impl<T: Serialize> Rendered<T> {
+    fn new(report: T) -> Result<Rendered<T>, StoreError> {
+        let json = serde_json::to_vec(&report)
+            .map_err(|error| StoreError::Corrupt(format!("a report does not serialize: {error}")))?;
+        Ok(Rendered {
+            report,
+            json: json.into(),
+        })
+    }
+}
 const MAX_CACHED_REPORTS: u64 = 10_000;
 
 /// What a report covers: a partner, optionally narrowed to one of its subsystems.
@@ -138,8 +157,8 @@ pub struct ReportService {
     data_as_of: DataAsOf,
     redis: Option<Arc<Redis>>,
     shared_ttl_seconds: i64,
-    summaries: ReadThrough<SummaryKey, Arc<Summary>>,
-    series: ReadThrough<TimeseriesKey, Arc<Timeseries>>,
+    summaries: ReadThrough<SummaryKey, Arc<Rendered<Summary>>>,
+    series: ReadThrough<TimeseriesKey, Arc<Rendered<Timeseries>>>,
     generations: Arc<Generations>,
     max_buckets: usize,
 }
@@ -166,7 +185,10 @@ impl ReportService {
         }
     }
 
-    pub async fn summary(&self, scope: ReportScope) -> Result<Arc<Summary>, ReportError> {
+    pub async fn summary(
+        &self,
+        scope: ReportScope,
+    ) -> Result<Arc<Rendered<Summary>>, ReportError> {
         let compute = async {
             let as_of = (self.data_as_of)();
             let mut builder =
@@ -192,7 +214,7 @@ impl ReportService {
         interval: Interval,
         tz: Tz,
         event_type: Option<String>,
-    ) -> Result<Arc<Timeseries>, ReportError> {
+    ) -> Result<Arc<Rendered<Timeseries>>, ReportError> {
         let starts = bucket_starts(scope.from, scope.to, interval, tz, self.max_buckets)
             .ok_or(ReportError::TooManyBuckets(self.max_buckets))?;
         let shared_key = ("timeseries", scope, interval, tz.name(), event_type.clone());
@@ -229,7 +251,7 @@ impl ReportService {
         key: impl Serialize,
         range_end: DateTime<Utc>,
         compute: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<Arc<T>, StoreError>
+    ) -> Result<Arc<Rendered<T>>, StoreError>
     where
         T: Serialize + DeserializeOwned,
     {
@@ -246,7 +268,7 @@ impl ReportService {
             }
             _ => compute.await?,
         };
-        Ok(Arc::new(report))
+        Ok(Arc::new(Rendered::new(report)?))
     }
 
     /// Feeds `sink` the scope's whole hours from rollups, and from raw events the hours
