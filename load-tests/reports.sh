@@ -89,8 +89,12 @@ latency "cold summary (30 days)" "$SUMMARY"
 latency "cold daily series (UTC)" "$DAILY"
 latency "cold daily series (Berlin)" "$BERLIN"
 
-# 2. Warm: the same data dir, reports cached.
+# The rollups against a recount of the raw events (embedded: on the stopped service's data
+# dir; Cassandra: beside it), and the raw events in the range against the stored count.
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+echo "rollups verify: $(VOLCANION_DATA_DIR=$KEEP_DATA "$TARGET_DIR/release/volcanion" rollups verify --partner "$PARTNER" --from "$FROM" --to "$TODAY" 2>&1 | tail -1)"
+
+# 2. Warm: the same data dir, reports cached.
 export VOLCANION_REPORTS__CACHE_TTL=10m VOLCANION_REPORTS__SETTLED_CACHE_TTL=10m VOLCANION_DATA_DIR=$KEEP_DATA
 "$TARGET_DIR/release/volcanion" serve &
 SERVER=$!

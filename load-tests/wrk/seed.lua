@@ -33,7 +33,8 @@ function request()
   for i = 1, size do
     local position = (sent % total) / total
     sent = sent + threads
-    local at = os.date("!%Y-%m-%dT%H:%M:%SZ", start - span + math.floor(position * span) + math.random(0, 59))
+    -- Up to 59 s of jitter, and still before START: every event is inside the range.
+    local at = os.date("!%Y-%m-%dT%H:%M:%SZ", start - span + math.floor(position * (span - 60)) + math.random(0, 59))
     parts[i] = string.format(
       '{"eventType":"type_%d","userId":"user_%d","subsystem":"sub%d","timestamp":"%s","properties":{"n":%d}}',
       math.random(1, 50), math.random(1, users), math.random(1, 4), at, i)

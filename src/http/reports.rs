@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
 use serde::Deserialize;
 

@@ -46,8 +46,9 @@ pub struct Rendered<T> {
 
 impl<T: Serialize> Rendered<T> {
     fn new(report: T) -> Result<Rendered<T>, StoreError> {
-        let json = serde_json::to_vec(&report)
-            .map_err(|error| StoreError::Corrupt(format!("a report does not serialize: {error}")))?;
+        let json = serde_json::to_vec(&report).map_err(|error| {
+            StoreError::Corrupt(format!("a report does not serialize: {error}"))
+        })?;
         Ok(Rendered {
             report,
             json: json.into(),
@@ -185,10 +186,7 @@ impl ReportService {
         }
     }
 
-    pub async fn summary(
-        &self,
-        scope: ReportScope,
-    ) -> Result<Arc<Rendered<Summary>>, ReportError> {
+    pub async fn summary(&self, scope: ReportScope) -> Result<Arc<Rendered<Summary>>, ReportError> {
         let compute = async {
             let as_of = (self.data_as_of)();
             let mut builder =
