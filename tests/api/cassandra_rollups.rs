@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use scylla::client::session_builder::SessionBuilder;
 use uuid::Uuid;
 use volcanion::config::Config;
 use volcanion::model::{Event, JsonObject};
@@ -16,7 +15,7 @@ use volcanion::rollups::{Hour, RollupQuery};
 use volcanion::store::cassandra::CassandraStore;
 use volcanion::store::{EventStore, RollupStore};
 
-use crate::helpers::{Backend, KeyspaceCleanup};
+use crate::helpers::{Backend, KeyspaceCleanup, cql_session};
 
 fn event(partner_id: Uuid, subsystem_id: Uuid, n: usize, at: DateTime<Utc>) -> Event {
     Event {
@@ -148,11 +147,7 @@ async fn rollups_equal_a_recount_through_every_fault() {
 
     // Stored counts that no longer match the raw events are found, and a rebuild fixes
     // them.
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cassandra.nodes)
-        .build()
-        .await
-        .unwrap();
+    let session = cql_session(&config).await;
     let keyspace = &config.cassandra.keyspace;
     session
         .query_unpaged(
@@ -196,11 +191,7 @@ async fn a_rebuild_folds_hours_written_before_rollups_existed() {
         .map(|n| event(partner, Uuid::now_v7(), n, at))
         .collect();
     store.write_events(&events).await.unwrap();
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cassandra.nodes)
-        .build()
-        .await
-        .unwrap();
+    let session = cql_session(&config).await;
     let keyspace = &config.cassandra.keyspace;
     for table in ["rollup_hours", "rollup_pending"] {
         session

@@ -4,14 +4,13 @@
 //! ignored unless run with `--include-ignored`.
 
 use chrono::{DateTime, Utc};
-use scylla::client::session_builder::SessionBuilder;
 use uuid::Uuid;
 use volcanion::config::Config;
 use volcanion::model::{Event, JsonObject};
 use volcanion::store::cassandra::CassandraStore;
 use volcanion::store::{EventFilter, EventQuery, EventScope, EventStore, WriteOutcome};
 
-use crate::helpers::{Backend, KeyspaceCleanup};
+use crate::helpers::{Backend, KeyspaceCleanup, cql_session};
 
 fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> Event {
     let timestamp: DateTime<Utc> = "2026-11-20T10:00:00.123456789Z".parse().unwrap();
@@ -124,11 +123,7 @@ async fn a_resend_is_a_duplicate_and_a_retried_batch_restores_lost_rows() {
     assert_eq!(stored(&store, partner_id).await, vec![as_read(&first)]);
 
     // A writer that died after its claim but before its rows: the claim stays, rows vanish.
-    let session = SessionBuilder::new()
-        .known_nodes(&config.cassandra.nodes)
-        .build()
-        .await
-        .unwrap();
+    let session = cql_session(&config).await;
     let keyspace = &config.cassandra.keyspace;
     for bucket in 0..config.cassandra.partner_buckets as i32 {
         session

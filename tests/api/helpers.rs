@@ -148,6 +148,15 @@ impl Drop for KeyspaceCleanup {
     }
 }
 
+/// A plain CQL session on the test cluster, for what a test does behind the store's back.
+pub async fn cql_session(config: &Config) -> scylla::client::session::Session {
+    scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(&config.cassandra.nodes)
+        .build()
+        .await
+        .expect("a CQL session on the test cluster")
+}
+
 /// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`: in
 /// `mod embedded`, and in `mod cassandra`, ignored unless asked for with
 /// `cargo test -- --include-ignored` (see `Backend::cassandra_from_env`).

@@ -77,6 +77,20 @@ struct Level {
     sketches: Table,
 }
 
+impl Level {
+    fn open<'txn>(
+        self,
+        transaction: &'txn redb::WriteTransaction,
+    ) -> Result<(RollupTable<'txn>, RollupTable<'txn>), StoreError> {
+        Ok((
+            transaction.open_table(self.counts).map_err(storage_error)?,
+            transaction
+                .open_table(self.sketches)
+                .map_err(storage_error)?,
+        ))
+    }
+}
+
 const HOURS: Level = Level {
     hours: 1,
     counts: ROLLUP_COUNTS,
@@ -102,12 +116,7 @@ fn apply_level(
     level: Level,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
-    let mut counts = transaction
-        .open_table(level.counts)
-        .map_err(storage_error)?;
-    let mut sketches = transaction
-        .open_table(level.sketches)
-        .map_err(storage_error)?;
+    let (mut counts, mut sketches) = level.open(transaction)?;
     add(delta, &mut counts, &mut sketches)
 }
 
@@ -326,12 +335,7 @@ fn clear(
     (from, to): (Hour, Hour),
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
-    let mut counts = transaction
-        .open_table(level.counts)
-        .map_err(storage_error)?;
-    let mut sketches = transaction
-        .open_table(level.sketches)
-        .map_err(storage_error)?;
+    let (mut counts, mut sketches) = level.open(transaction)?;
     // Sketches exist only beside counts: their owners are the partner and the subsystems
     // its counted cells (stale or fresh) name.
     let mut owners: BTreeSet<Uuid> = BTreeSet::from([partner]);
