@@ -54,6 +54,19 @@ impl HourCounts {
             .collect();
     }
 
+    /// Adds another hour's counts to these.
+    pub fn merge(&mut self, other: &HourCounts) {
+        let cells: BTreeMap<CellKey, u64> = other
+            .cells
+            .iter()
+            .map(|cell| {
+                let key = (cell.subsystem_id, cell.event_type.clone(), cell.is_valid);
+                (key, cell.count)
+            })
+            .collect();
+        self.add(&cells);
+    }
+
     pub fn total(&self) -> u64 {
         self.cells.iter().map(|cell| cell.count).sum()
     }

@@ -70,6 +70,41 @@ pub struct SettleOutcome {
     pub waiting: usize,
 }
 
+/// A stretch of hours read at one grain: whole UTC days (`days`), or hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub days: bool,
+    pub from: Hour,
+    pub to: Hour,
+}
+
+/// `from..to` in runs, in order: the days of `whole_days` (by first hour) that lie inside
+/// it as day runs, the other hours as hour runs.
+pub fn runs(from: Hour, to: Hour, whole_days: &std::collections::BTreeSet<Hour>) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut hour = from;
+    while hour < to {
+        let days = hour.starts_day()
+            && whole_days.contains(&hour)
+            && hour.0.saturating_add(HOURS_PER_DAY) <= to.0;
+        let next = if days {
+            Hour(hour.0 + HOURS_PER_DAY)
+        } else {
+            hour.next()
+        };
+        match runs.last_mut() {
+            Some(last) if last.days == days && last.to == hour => last.to = next,
+            _ => runs.push(Run {
+                days,
+                from: hour,
+                to: next,
+            }),
+        }
+        hour = next;
+    }
+    runs
+}
+
 /// An hour (or, for day rollups, a UTC day: `hours` 24) whose stored counts are not what a
 /// recount of its raw events gives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,11 @@ impl ActorUnion {
         self.0.update_value(actor);
     }
 
+    /// The union as a sketch to store.
+    pub fn to_sketch(&self) -> ActorSketch {
+        ActorSketch(self.0.to_sketch(STORED_TYPE))
+    }
+
     /// The estimated number of distinct actors, rounded.
     pub fn count(&self) -> u64 {
         self.0.estimate().round().max(0.0) as u64

@@ -4,7 +4,7 @@
 //! recount of the raw events, `verify` agrees, and until then the hours read raw.
 //! Like every Cassandra test: listed as ignored unless run with `--include-ignored`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -46,15 +46,33 @@ fn hour(text: &str) -> Hour {
 
 /// Counts per hour as the rollups give them, and the hours they leave unsettled.
 async fn rolled_up(store: &CassandraStore, partner_id: Uuid) -> (BTreeMap<Hour, u64>, usize) {
+    rolled_up_by(store, partner_id, BTreeSet::new()).await
+}
+
+/// The same, asking for the 20th as one day rollup (given when it is current).
+async fn rolled_up_as_a_day(
+    store: &CassandraStore,
+    partner_id: Uuid,
+) -> (BTreeMap<Hour, u64>, usize) {
+    let day = BTreeSet::from([hour("2026-11-20T00:00:00Z")]);
+    rolled_up_by(store, partner_id, day).await
+}
+
+async fn rolled_up_by(
+    store: &CassandraStore,
+    partner_id: Uuid,
+    whole_days: BTreeSet<Hour>,
+) -> (BTreeMap<Hour, u64>, usize) {
     let query = RollupQuery {
         partner_id,
         subsystem_id: None,
         event_type: None,
         from: hour("2026-11-20T00:00:00Z"),
         to: hour("2026-11-21T00:00:00Z"),
-        whole_days: Default::default(),
+        whole_days,
     };
     let read = store.hourly_rollups(&query).await.unwrap();
+    assert!(read.hours.iter().all(|rollup| rollup.actors.is_some()));
     let counts = read
         .hours
         .iter()
@@ -126,6 +144,11 @@ async fn rollups_equal_a_recount_through_every_fault() {
         store.verify_rollups(partner, day.0, day.1).await.unwrap(),
         []
     );
+    assert_eq!(
+        rolled_up_as_a_day(&store, partner).await,
+        (BTreeMap::from([(day.0, 60)]), 0),
+        "the ended day is one rollup"
+    );
 
     // A late event for the folded 10:00 hour reopens it (read raw) until the next fold.
     let late = event(partner, subsystem, 1_000, ten + Duration::minutes(59));
@@ -136,12 +159,21 @@ async fn rollups_equal_a_recount_through_every_fault() {
         (1, 1),
         "11:00 folded, 10:00 reopened"
     );
+    assert_eq!(
+        rolled_up_as_a_day(&store, partner).await,
+        (counts.clone(), 1),
+        "the day row no longer covers the day's folds: hours instead"
+    );
     assert_eq!(settle(&store).await, 1);
     let (counts, _) = rolled_up(&store, partner).await;
     assert_eq!(counts[&hour("2026-11-20T10:00:00Z")], 31);
     assert_eq!(
         store.verify_rollups(partner, day.0, day.1).await.unwrap(),
         []
+    );
+    assert_eq!(
+        rolled_up_as_a_day(&store, partner).await,
+        (BTreeMap::from([(day.0, 61)]), 0)
     );
     assert_eq!(settle(&store).await, 0, "nothing left to fold");
 
@@ -169,6 +201,10 @@ async fn rollups_equal_a_recount_through_every_fault() {
     assert_eq!(
         store.verify_rollups(partner, day.0, day.1).await.unwrap(),
         []
+    );
+    assert_eq!(
+        rolled_up_as_a_day(&store, partner).await,
+        (BTreeMap::from([(day.0, 61)]), 0)
     );
 }
 

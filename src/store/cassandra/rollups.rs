@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::CassandraStore;
 use super::events_write::ttl_seconds;
 use crate::rollups::{
-    ActorSketch, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupDifference,
-    RollupQuery, RollupRead, SettleOutcome, differences,
+    ActorSketch, ActorUnion, CountCell, HOURS_PER_DAY, Hour, HourCounts, HourRollup, RollupDelta,
+    RollupDifference, RollupQuery, RollupRead, SettleOutcome, differences, runs,
 };
 use crate::store::{EventQuery, EventScope, EventStore, StoreError};
 
@@ -128,11 +128,7 @@ impl HourRow {
     }
 
     fn counts(&self) -> Result<HourCounts, StoreError> {
-        match &self.counts {
-            Some(bytes) => postcard::from_bytes(bytes)
-                .map_err(|error| StoreError::Corrupt(format!("rollup counts: {error}"))),
-            None => Ok(HourCounts::default()),
-        }
+        decode_counts(self.counts.as_deref())
     }
 }
 
@@ -154,46 +150,274 @@ async fn hour_rows(
     Ok(rows)
 }
 
-/// The settled hours of `query` with their counts and sketch, and the unsettled ones.
+#[derive(DeserializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct HourFold {
+    hour: i32,
+    touched_at: Option<i64>,
+    folded_at: Option<i64>,
+}
+
+impl HourFold {
+    fn hour(&self) -> Hour {
+        Hour(u32::try_from(self.hour).unwrap_or(0))
+    }
+
+    fn is_settled(&self) -> bool {
+        self.folded_at.is_some() && self.folded_at >= self.touched_at
+    }
+}
+
+#[derive(DeserializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct DayRow {
+    day: i32,
+    covers: Option<i64>,
+    counts: Option<Vec<u8>>,
+}
+
+/// Rows of a per-period table over hours `from..to`, decoded as `R`.
+async fn rows_over<R>(
+    store: &CassandraStore,
+    statement: &scylla::statement::prepared::PreparedStatement,
+    key: (Uuid, Option<&str>),
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+{
+    let mut rows = Vec::new();
+    for (period, start, end) in periods(from, to) {
+        rows.extend(match key.1 {
+            Some(event_type) => {
+                store
+                    .select(statement, (key.0, event_type, period, start, end))
+                    .await?
+            }
+            None => store.select(statement, (key.0, period, start, end)).await?,
+        });
+    }
+    Ok(rows)
+}
+
+fn decode_counts(bytes: Option<&[u8]>) -> Result<HourCounts, StoreError> {
+    match bytes {
+        Some(bytes) => postcard::from_bytes(bytes)
+            .map_err(|error| StoreError::Corrupt(format!("rollup counts: {error}"))),
+        None => Ok(HourCounts::default()),
+    }
+}
+
+/// A rollup of `query`'s cells of `counts`, if any are left.
+fn narrowed(query: &RollupQuery, hour: Hour, counts: HourCounts) -> Option<HourRollup> {
+    let cells: Vec<CountCell> = counts
+        .cells
+        .into_iter()
+        .filter(|cell| query.wants(cell))
+        .collect();
+    (!cells.is_empty()).then_some(HourRollup {
+        hour,
+        cells,
+        actors: None,
+    })
+}
+
+/// Attaches the sketches `statement` reads (hour or day ones) to `rollups`.
+async fn attach_sketches(
+    store: &CassandraStore,
+    statement: &scylla::statement::prepared::PreparedStatement,
+    query: &RollupQuery,
+    (from, to): (Hour, Hour),
+    rollups: &mut BTreeMap<Hour, HourRollup>,
+) -> Result<(), StoreError> {
+    let event_type = query.event_type.as_deref().unwrap_or(ALL_TYPES);
+    let key = (query.sketch_owner(), Some(event_type));
+    for (hour, bytes) in rows_over::<(i32, Vec<u8>)>(store, statement, key, from, to).await? {
+        if let Some(rollup) = rollups.get_mut(&Hour(u32::try_from(hour).unwrap_or(0))) {
+            rollup.actors = Some(ActorSketch::from_bytes(&bytes).map_err(StoreError::Corrupt)?);
+        }
+    }
+    Ok(())
+}
+
+/// The sum of the folds of each day's hours (what a current day row `covers`).
+fn covers_by_day(folds: &[HourFold]) -> BTreeMap<Hour, i64> {
+    let mut covers = BTreeMap::new();
+    for fold in folds {
+        *covers.entry(fold.hour().day()).or_default() += fold.folded_at.unwrap_or(0);
+    }
+    covers
+}
+
+/// The settled hours of `query` with their counts and sketch (its whole days as one
+/// rollup each where a current day row exists), and the unsettled hours.
 pub(super) async fn read(
     store: &CassandraStore,
     query: &RollupQuery,
 ) -> Result<RollupRead, StoreError> {
-    let mut read = RollupRead::default();
-    let mut hours: BTreeMap<Hour, HourRollup> = BTreeMap::new();
-    for row in hour_rows(store, query.partner_id, query.from, query.to).await? {
-        if !row.is_settled() {
-            read.unsettled.insert(row.hour());
-            continue;
-        }
-        let cells: Vec<CountCell> = row
-            .counts()?
-            .cells
-            .into_iter()
-            .filter(|cell| query.wants(cell))
-            .collect();
-        if !cells.is_empty() {
-            let rollup = HourRollup {
-                hour: row.hour(),
-                cells,
-                actors: None,
-            };
-            hours.insert(row.hour(), rollup);
-        }
-    }
-    let event_type = query.event_type.as_deref().unwrap_or(ALL_TYPES);
-    for (period, start, end) in periods(query.from, query.to) {
-        let values = (query.sketch_owner(), event_type, period, start, end);
-        let statement = &store.statements.select_rollup_sketches;
-        for (hour, bytes) in store.select::<(i32, Vec<u8>)>(statement, values).await? {
-            let hour = Hour(u32::try_from(hour).unwrap_or(0));
-            if let Some(rollup) = hours.get_mut(&hour) {
-                rollup.actors = Some(ActorSketch::from_bytes(&bytes).map_err(StoreError::Corrupt)?);
+    let statements = &store.statements;
+    let partner = (query.partner_id, None);
+    let folds: Vec<HourFold> = rows_over(
+        store,
+        &statements.select_rollup_hour_folds,
+        partner,
+        query.from,
+        query.to,
+    )
+    .await?;
+    let unsettled: BTreeSet<Hour> = folds
+        .iter()
+        .filter(|fold| !fold.is_settled())
+        .map(HourFold::hour)
+        .collect();
+    let covers = covers_by_day(&folds);
+    let wanted: BTreeSet<Hour> = query
+        .whole_days
+        .iter()
+        .filter(|day| !unsettled.iter().any(|hour| hour.day() == **day))
+        .copied()
+        .collect();
+    let mut days: BTreeMap<Hour, HourRollup> = BTreeMap::new();
+    let mut current = BTreeSet::new();
+    if !wanted.is_empty() {
+        let rows: Vec<DayRow> = rows_over(
+            store,
+            &statements.select_rollup_days,
+            partner,
+            query.from,
+            query.to,
+        )
+        .await?;
+        for row in rows {
+            let day = Hour(u32::try_from(row.day).unwrap_or(0));
+            if wanted.contains(&day)
+                && row.covers.is_some()
+                && row.covers == covers.get(&day).copied()
+            {
+                current.insert(day);
+                days.extend(
+                    narrowed(query, day, decode_counts(row.counts.as_deref())?).map(|r| (day, r)),
+                );
             }
         }
     }
-    read.hours = hours.into_values().collect();
-    Ok(read)
+    let mut rollups = Vec::new();
+    for run in runs(query.from, query.to, &current) {
+        let mut part = BTreeMap::new();
+        if run.days {
+            part.extend(
+                days.range(run.from..run.to)
+                    .map(|(day, rollup)| (*day, rollup.clone())),
+            );
+            attach_sketches(
+                store,
+                &statements.select_rollup_day_sketches,
+                query,
+                (run.from, run.to),
+                &mut part,
+            )
+            .await?;
+        } else {
+            for row in hour_rows(store, query.partner_id, run.from, run.to).await? {
+                if row.is_settled() {
+                    part.extend(
+                        narrowed(query, row.hour(), row.counts()?).map(|r| (row.hour(), r)),
+                    );
+                }
+            }
+            attach_sketches(
+                store,
+                &statements.select_rollup_sketches,
+                query,
+                (run.from, run.to),
+                &mut part,
+            )
+            .await?;
+        }
+        rollups.extend(part.into_values());
+    }
+    Ok(RollupRead {
+        hours: rollups,
+        unsettled,
+    })
+}
+
+/// Builds the day row of `day` from its 24 hours, if they are all settled: counts summed,
+/// and for every owner and event type its hours' sketches merged. Written at the latest of
+/// the hours' folds, or at `rewrite_at` (a rebuild replacing a row of the same folds).
+async fn fold_day(
+    store: &CassandraStore,
+    partner: Uuid,
+    day: Hour,
+    rewrite_at: Option<i64>,
+) -> Result<(), StoreError> {
+    let end = Hour(day.0 + HOURS_PER_DAY);
+    let rows = hour_rows(store, partner, day, end).await?;
+    if rows.iter().any(|row| !row.is_settled()) {
+        return Ok(());
+    }
+    let covers: i64 = rows.iter().filter_map(|row| row.folded_at).sum();
+    let written_at = rewrite_at.unwrap_or_else(|| {
+        rows.iter()
+            .filter_map(|row| row.folded_at)
+            .max()
+            .unwrap_or(0)
+    });
+    let mut counts = HourCounts::default();
+    for row in &rows {
+        counts.merge(&row.counts()?);
+    }
+    let mut scopes: BTreeSet<(Uuid, String)> = BTreeSet::from([(partner, ALL_TYPES.to_string())]);
+    for cell in &counts.cells {
+        for owner in [partner, cell.subsystem_id] {
+            scopes.insert((owner, ALL_TYPES.to_string()));
+            scopes.insert((owner, cell.event_type.clone()));
+        }
+    }
+    let ttl = ttl_seconds(store, partner).await?;
+    let statements = &store.statements;
+    let merges: Vec<_> = scopes
+        .into_iter()
+        .map(|(owner, event_type)| async move {
+            let key = (owner, Some(event_type.as_str()));
+            let sketches: Vec<(i32, Vec<u8>)> =
+                rows_over(store, &statements.select_rollup_sketches, key, day, end).await?;
+            let mut union = ActorUnion::default();
+            for (_, bytes) in &sketches {
+                union.add_sketch(&ActorSketch::from_bytes(bytes).map_err(StoreError::Corrupt)?);
+            }
+            let values = (
+                owner,
+                event_type.as_str(),
+                period(day),
+                column(day),
+                union.to_sketch().to_bytes(),
+                written_at,
+                ttl,
+            );
+            store
+                .execute(&statements.insert_rollup_day_sketch, values)
+                .await
+        })
+        .collect();
+    all(store, merges).await?;
+    let encoded =
+        postcard::to_stdvec(&counts).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    store
+        .execute(
+            &statements.insert_rollup_day,
+            (
+                partner,
+                period(day),
+                column(day),
+                covers,
+                encoded,
+                written_at,
+                ttl,
+            ),
+        )
+        .await
 }
 
 /// The rollups of a partner's raw events in hours `from..to`.
@@ -290,6 +514,7 @@ pub(super) async fn settle(
 ) -> Result<SettleOutcome, StoreError> {
     let horizon = micros(now) - micros_of(store.rollup_settle);
     let mut outcome = SettleOutcome::default();
+    let mut days: BTreeSet<(Uuid, Hour)> = BTreeSet::new();
     for shard in 0..PENDING_SHARDS {
         let pending: Vec<(Uuid, i32, i64)> = store
             .select(
@@ -303,24 +528,32 @@ pub(super) async fn settle(
         outcome.waiting += waiting.len();
         let folds: Vec<_> = due
             .into_iter()
-            .map(|(partner, hour, pending_touch)| {
-                fold_pending(
-                    store,
-                    shard,
-                    partner,
-                    Hour(u32::try_from(hour).unwrap_or(0)),
-                    pending_touch,
-                    horizon,
-                )
+            .map(|(partner, hour, pending_touch)| async move {
+                let hour = Hour(u32::try_from(hour).unwrap_or(0));
+                let folded =
+                    fold_pending(store, shard, partner, hour, pending_touch, horizon).await?;
+                Ok::<_, StoreError>(folded.then_some((partner, hour.day())))
             })
             .collect();
-        let folded: Vec<bool> = futures::stream::iter(folds)
+        let folded: Vec<Option<(Uuid, Hour)>> = futures::stream::iter(folds)
             .buffer_unordered(FOLD_CONCURRENCY)
             .try_collect()
             .await?;
-        outcome.folded += folded.iter().filter(|folded| **folded).count();
-        outcome.waiting += folded.iter().filter(|folded| !**folded).count();
+        outcome.folded += folded.iter().flatten().count();
+        outcome.waiting += folded.iter().filter(|folded| folded.is_none()).count();
+        days.extend(folded.into_iter().flatten());
     }
+    // Days whose last hour has settled too get their day row, once per round.
+    let ended = |day: &Hour| micros(Hour(day.0 + HOURS_PER_DAY).start()) <= horizon;
+    let days: Vec<_> = days
+        .into_iter()
+        .filter(|(_, day)| ended(day))
+        .map(|(partner, day)| fold_day(store, partner, day, None))
+        .collect();
+    futures::stream::iter(days)
+        .buffer_unordered(FOLD_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(outcome)
 }
 
@@ -401,11 +634,20 @@ pub(super) async fn rebuild(
         touch(store, &untouched).await?;
         start = end;
     }
+    // Day rows built from the hours just replaced are rebuilt too.
+    let ended = |day: &Hour| micros(Hour(day.0 + HOURS_PER_DAY).start()) <= horizon;
+    let mut day = from.day();
+    while day < to {
+        if ended(&day) {
+            fold_day(store, partner, day, Some(micros(now))).await?;
+        }
+        day = Hour(day.0 + HOURS_PER_DAY);
+    }
     Ok(recounted)
 }
 
-/// The settled hours of `from..to` whose counts differ from a recount (unsettled hours
-/// are read raw, so they cannot be wrong).
+/// The settled hours of `from..to`, and the current day rows of the days inside it, whose
+/// counts differ from a recount (unsettled hours are read raw, so they cannot be wrong).
 pub(super) async fn verify(
     store: &CassandraStore,
     partner: Uuid,
@@ -413,6 +655,7 @@ pub(super) async fn verify(
     to: Hour,
 ) -> Result<Vec<RollupDifference>, StoreError> {
     let mut found = Vec::new();
+    let mut by_day: BTreeMap<Hour, HourCounts> = BTreeMap::new();
     let mut start = from;
     while start < to {
         let end = Hour(start.0.saturating_add(REBUILD_HOURS).min(to.0));
@@ -428,9 +671,45 @@ pub(super) async fn verify(
         let mut recounted = recount(store, partner, start, end)
             .await?
             .counts_of(partner);
+        for (hour, counts) in &recounted {
+            by_day.entry(hour.day()).or_default().merge(counts);
+        }
         recounted.retain(|hour, _| !unsettled.contains(hour));
         found.extend(differences(&stored, &recounted));
         start = end;
+    }
+    let folds: Vec<HourFold> = rows_over(
+        store,
+        &store.statements.select_rollup_hour_folds,
+        (partner, None),
+        from,
+        to,
+    )
+    .await?;
+    let covers = covers_by_day(&folds);
+    let days: Vec<DayRow> = rows_over(
+        store,
+        &store.statements.select_rollup_days,
+        (partner, None),
+        from,
+        to,
+    )
+    .await?;
+    for row in days {
+        let day = Hour(u32::try_from(row.day).unwrap_or(0));
+        let inside = from <= day && day.0 + HOURS_PER_DAY <= to.0;
+        if inside && row.covers.is_some() && row.covers == covers.get(&day).copied() {
+            let stored = BTreeMap::from([(day, decode_counts(row.counts.as_deref())?)]);
+            let recounted = BTreeMap::from([(day, by_day.remove(&day).unwrap_or_default())]);
+            found.extend(
+                differences(&stored, &recounted)
+                    .into_iter()
+                    .map(|difference| RollupDifference {
+                        hours: HOURS_PER_DAY,
+                        ..difference
+                    }),
+            );
+        }
     }
     Ok(found)
 }

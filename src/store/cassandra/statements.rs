@@ -28,6 +28,11 @@ pub struct Statements {
     pub fold_rollup_hour: PreparedStatement,
     pub insert_rollup_sketch: PreparedStatement,
     pub select_rollup_sketches: PreparedStatement,
+    pub select_rollup_hour_folds: PreparedStatement,
+    pub insert_rollup_day: PreparedStatement,
+    pub select_rollup_days: PreparedStatement,
+    pub insert_rollup_day_sketch: PreparedStatement,
+    pub select_rollup_day_sketches: PreparedStatement,
 
     pub claim_partner_code: PreparedStatement,
     pub release_partner_code: PreparedStatement,
@@ -157,6 +162,31 @@ impl Statements {
             .await?,
             select_rollup_sketches: prepare(
                 format!("SELECT hour, sketch FROM {ks}.rollup_sketches WHERE owner = ? AND event_type = ? AND period = ? AND hour >= ? AND hour < ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_hour_folds: prepare(
+                format!("SELECT hour, touched_at, folded_at FROM {ks}.rollup_hours WHERE partner_id = ? AND period = ? AND hour >= ? AND hour < ?"),
+                Idempotent,
+            )
+            .await?,
+            insert_rollup_day: prepare(
+                format!("INSERT INTO {ks}.rollup_days (partner_id, period, day, covers, counts) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_days: prepare(
+                format!("SELECT day, covers, counts FROM {ks}.rollup_days WHERE partner_id = ? AND period = ? AND day >= ? AND day < ?"),
+                Idempotent,
+            )
+            .await?,
+            insert_rollup_day_sketch: prepare(
+                format!("INSERT INTO {ks}.rollup_day_sketches (owner, event_type, period, day, sketch) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_day_sketches: prepare(
+                format!("SELECT day, sketch FROM {ks}.rollup_day_sketches WHERE owner = ? AND event_type = ? AND period = ? AND day >= ? AND day < ?"),
                 Idempotent,
             )
             .await?,

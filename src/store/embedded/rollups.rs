@@ -20,7 +20,7 @@ use super::{
 use crate::model::Event;
 use crate::rollups::{
     ActorSketch, CountCell, HOURS_PER_DAY, Hour, HourCounts, HourRollup, RollupDelta,
-    RollupDifference, RollupQuery, SketchKey, differences,
+    RollupDifference, RollupQuery, SketchKey, differences, runs,
 };
 use crate::store::StoreError;
 
@@ -71,8 +71,6 @@ fn decode_sketch(bytes: &[u8]) -> Result<ActorSketch, StoreError> {
 /// A grain of rollups: its two tables, and what a delta of hours becomes in it.
 #[derive(Clone, Copy)]
 struct Level {
-    /// Hours one rollup of this level covers.
-    hours: u32,
     counts: Table,
     sketches: Table,
 }
@@ -92,12 +90,10 @@ impl Level {
 }
 
 const HOURS: Level = Level {
-    hours: 1,
     counts: ROLLUP_COUNTS,
     sketches: ROLLUP_SKETCHES,
 };
 const DAYS: Level = Level {
-    hours: HOURS_PER_DAY,
     counts: ROLLUP_DAY_COUNTS,
     sketches: ROLLUP_DAY_SKETCHES,
 };
@@ -156,7 +152,8 @@ pub(super) fn read(
     query: &RollupQuery,
 ) -> Result<Vec<HourRollup>, StoreError> {
     let mut rollups = Vec::new();
-    for (level, from, to) in segments(query) {
+    for run in runs(query.from, query.to, &query.whole_days) {
+        let level = if run.days { DAYS } else { HOURS };
         let counts = transaction
             .open_table(level.counts)
             .map_err(storage_error)?;
@@ -164,36 +161,13 @@ pub(super) fn read(
             .open_table(level.sketches)
             .map_err(storage_error)?;
         let part = RollupQuery {
-            from,
-            to,
+            from: run.from,
+            to: run.to,
             ..query.clone()
         };
         rollups.extend(read_level(&counts, &sketches, &part)?);
     }
     Ok(rollups)
-}
-
-/// `query`'s range in runs read from one level each: its whole days from days, the other
-/// hours from hours, in order.
-fn segments(query: &RollupQuery) -> Vec<(Level, Hour, Hour)> {
-    let mut runs: Vec<(Level, Hour, Hour)> = Vec::new();
-    let mut hour = query.from;
-    while hour < query.to {
-        let whole_day = hour.starts_day()
-            && query.whole_days.contains(&hour)
-            && hour.0.saturating_add(HOURS_PER_DAY) <= query.to.0;
-        let (level, next) = if whole_day {
-            (DAYS, Hour(hour.0 + HOURS_PER_DAY))
-        } else {
-            (HOURS, hour.next())
-        };
-        match runs.last_mut() {
-            Some((last, _, end)) if last.hours == level.hours && *end == hour => *end = next,
-            _ => runs.push((level, hour, next)),
-        }
-        hour = next;
-    }
-    runs
 }
 
 fn read_level(
