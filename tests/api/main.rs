@@ -2,6 +2,7 @@
 //! test, driven over real HTTP (and, for restarts, the real binary).
 
 mod cassandra_store;
+mod dashboard;
 mod hardening;
 mod hardening_keys;
 mod helpers;
