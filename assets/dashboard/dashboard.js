@@ -87,7 +87,8 @@ function explain(error) {
     case 401:
       return { text: 'This key is not valid or has expired. Sign in with another one.', signOut: true }
     case 403:
-      return { text: `This key may not read this data: ${error.detail || 'it needs the read scope'}.` }
+      // Refused before anything was shown (an ingest-only key): back to signing in.
+      return { text: `This key may not read this data: ${error.detail || 'it needs the read scope'}.`, signOut: session.loads === 0 }
     case 404:
       return { text: `Not found: ${error.detail || 'the partner or subsystem no longer exists'}.` }
     case 429: {
@@ -366,11 +367,11 @@ function renderChart(series) {
 
 // The credential from `#key=…` (then wiped from the address bar), else this tab's.
 function initialCredential() {
-  const fragment = new URLSearchParams(location.hash.slice(1))
-  const fromFragment = fragment.get('key')
-  if (fromFragment) {
+  // Read by hand, not with URLSearchParams, which would turn a '+' into a space.
+  const fragment = /^#key=([^&]+)/.exec(location.hash)
+  if (fragment) {
     history.replaceState(null, '', location.pathname + location.search)
-    return fromFragment
+    return decodeURIComponent(fragment[1])
   }
   return sessionStorage.getItem(STORAGE_KEY)
 }
@@ -454,6 +455,7 @@ function signOut({ keepMessage = false } = {}) {
   sessionStorage.removeItem(STORAGE_KEY)
   session.credential = null
   session.generation += 1
+  session.loads = 0
   clearInterval(session.refreshTimer)
   clearTimeout(session.retryTimer)
   if (!keepMessage) clearMessage()

@@ -28,18 +28,38 @@ struct Asset {
     name: &'static str,
     content_type: &'static str,
     body: &'static [u8],
-    etag: &'static str,
+    /// Of the content, computed at compile time: an edited file is never answered `304`.
+    hash: u64,
 }
 
 macro_rules! asset {
-    ($name:literal, $content_type:literal) => {
+    ($name:literal, $content_type:literal) => {{
+        const BODY: &[u8] = include_bytes!(concat!("../../assets/dashboard/", $name));
         Asset {
             name: $name,
             content_type: $content_type,
-            body: include_bytes!(concat!("../../assets/dashboard/", $name)),
-            etag: concat!("\"", env!("CARGO_PKG_VERSION"), "-", $name, "\""),
+            body: BODY,
+            hash: fnv1a(BODY),
         }
-    };
+    }};
+}
+
+/// FNV-1a, 64 bits: small enough to run in a `const`, and plenty to tell versions apart.
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut index = 0;
+    while index < bytes.len() {
+        hash ^= bytes[index] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        index += 1;
+    }
+    hash
+}
+
+impl Asset {
+    fn etag(&self) -> String {
+        format!("\"{:016x}\"", self.hash)
+    }
 }
 
 const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
@@ -71,9 +91,10 @@ async fn file(Path(name): Path<String>, request_headers: HeaderMap) -> Response 
 }
 
 fn serve(asset: &Asset, request_headers: &HeaderMap) -> Response {
+    let etag = asset.etag();
     let unchanged = request_headers
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|tags| tags.as_bytes() == asset.etag.as_bytes());
+        .is_some_and(|tags| tags.as_bytes() == etag.as_bytes());
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -81,7 +102,9 @@ fn serve(asset: &Asset, request_headers: &HeaderMap) -> Response {
     };
     let headers = response.headers_mut();
     let fixed = HeaderValue::from_static;
-    headers.insert(header::ETAG, fixed(asset.etag));
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, etag);
+    }
     headers.insert(header::CACHE_CONTROL, fixed(CACHE_CONTROL));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -116,9 +139,20 @@ mod tests {
     #[test]
     fn unchanged_files_are_answered_not_modified() {
         let mut request_headers = HeaderMap::new();
-        request_headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(INDEX.etag));
+        let etag = INDEX.etag();
+        request_headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(&etag).unwrap());
         let response = serve(&INDEX, &request_headers);
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
-        assert_eq!(response.headers()[header::ETAG], INDEX.etag);
+        assert_eq!(response.headers()[header::ETAG], etag.as_str());
+    }
+
+    #[test]
+    fn files_of_different_content_have_different_tags() {
+        let mut tags: Vec<String> = ASSETS.iter().map(Asset::etag).collect();
+        tags.push(INDEX.etag());
+        tags.sort();
+        tags.dedup();
+        assert_eq!(tags.len(), ASSETS.len() + 1);
+        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
     }
 }

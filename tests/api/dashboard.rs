@@ -86,7 +86,7 @@ async fn in_chromium_the_dashboard_shows_the_apis_numbers_and_explains_a_wrong_k
     let seeded = seed(&service.app).await;
     let artifacts = artifacts_dir();
 
-    let seen = run_browser(&libs, &service.app, &seeded.read_key, &artifacts).await;
+    let seen = run_browser(&libs, &service.app, &seeded, &artifacts).await;
 
     let wrong = &seen["wrongKey"];
     assert!(
@@ -97,6 +97,15 @@ async fn in_chromium_the_dashboard_shows_the_apis_numbers_and_explains_a_wrong_k
         "a wrong key is explained: {wrong}"
     );
     assert_eq!(wrong["signInShown"], true);
+    let ingest_only = &wrong["ingestOnly"];
+    assert!(
+        ingest_only["message"]
+            .as_str()
+            .unwrap()
+            .contains("'read' scope"),
+        "a key without the read scope is explained: {ingest_only}"
+    );
+    assert_eq!(ingest_only["signInShown"], true);
     let read = &seen["read"];
     assert_board_matches_api(&service.app, &seeded, &read["board"]).await;
     assert!(
@@ -137,11 +146,12 @@ async fn in_chromium_the_dashboard_shows_the_apis_numbers_and_explains_a_wrong_k
     terminate(service).await;
 }
 
-/// What the test put in: a partner with two subsystems, a read-only key, and events of
-/// which some break the partner's `purchase` structure.
+/// What the test put in: a partner with two subsystems, an ingest-only and a read-only key,
+/// and events of which some break the partner's `purchase` structure.
 struct Seeded {
     partner_id: String,
     read_key: String,
+    ingest_key: String,
     events: Vec<Value>,
 }
 
@@ -164,8 +174,8 @@ async fn seed(app: &TestApp) -> Seeded {
         .create_key(&partner_id, json!({"scopes": ["read"]}))
         .await;
     let events = events(Utc::now());
-    let ingest_key = ingest["key"].as_str().unwrap();
-    let accepted = app.send_batch(ingest_key, &events).await;
+    let ingest_key = ingest["key"].as_str().unwrap().to_string();
+    let accepted = app.send_batch(&ingest_key, &events).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let read_key = read["key"].as_str().unwrap().to_string();
     app.await_events(&read_key, "limit=1000", events.len())
@@ -173,6 +183,7 @@ async fn seed(app: &TestApp) -> Seeded {
     Seeded {
         partner_id,
         read_key,
+        ingest_key,
         events,
     }
 }
@@ -302,12 +313,13 @@ fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-async fn run_browser(libs: &Path, app: &TestApp, read_key: &str, artifacts: &Path) -> Value {
+async fn run_browser(libs: &Path, app: &TestApp, seeded: &Seeded, artifacts: &Path) -> Value {
     let mut command = Command::new("node");
     command
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs"))
         .arg(format!("http://{}", app.address))
-        .arg(read_key)
+        .arg(&seeded.read_key)
+        .arg(&seeded.ingest_key)
         .arg(ADMIN_TOKEN)
         .arg(artifacts)
         .env("BROWSER_LIBS", libs)

@@ -2,7 +2,7 @@
 // against a running service with seeded data. Prints one JSON object of what it read off
 // the page; tests/api/dashboard.rs compares it with the API's own answers.
 //
-// usage: BROWSER_LIBS=DIR [CHROMIUM=/usr/bin/chromium] node dashboard.cjs SERVICE READ_KEY ADMIN_TOKEN OUT_DIR
+// usage: BROWSER_LIBS=DIR [CHROMIUM=/usr/bin/chromium] node dashboard.cjs SERVICE READ_KEY INGEST_KEY ADMIN_TOKEN OUT_DIR
 //   DIR holds node_modules/playwright-core (scripts/segment-sdks.sh installs it); OUT_DIR
 //   receives the screenshots (chart.png, phone.png, dashboard.png).
 const path = require('node:path')
@@ -11,7 +11,7 @@ const { createRequire } = require('node:module')
 
 const libs = createRequire(path.join(process.env.BROWSER_LIBS, 'package.json'))
 const { chromium } = libs('playwright-core')
-const [service, readKey, adminToken, outDir] = process.argv.slice(2)
+const [service, readKey, ingestKey, adminToken, outDir] = process.argv.slice(2)
 const dashboard = `${service}/dashboard`
 const TIMEOUT = 20000
 
@@ -100,8 +100,14 @@ async function wrongKey(browser) {
   await page.keyboard.press('Enter')
   const message = await messageText(page)
   const signInShown = await page.isVisible('#sign-in')
+  // A real key without the read scope: told so, and back on the form.
+  await page.focus('#credential')
+  await page.keyboard.type(ingestKey)
+  await page.keyboard.press('Enter')
+  await page.waitForFunction(() => /may not read/.test(document.getElementById('message').textContent), null, { timeout: TIMEOUT })
+  const ingestOnly = { message: (await page.textContent('#message')).trim(), signInShown: await page.isVisible('#sign-in') }
   await page.close()
-  return { message, signInShown }
+  return { message, signInShown, ingestOnly }
 }
 
 // The read key typed in (keyboard only), the board read, the range changed.
