@@ -8,6 +8,8 @@ const LATEST_LIMIT = 20
 const TOP_LIMIT = 10
 const RANGES = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 }
 const NETWORK_RETRY_SECONDS = 10
+// Whole-number steps for the count axis: 1, 2, 5, 10, 20, 50, …
+const COUNT_STEPS = Array.from({ length: 30 }, (_, index) => [1, 2, 5][index % 3] * 10 ** Math.floor(index / 3))
 
 const $ = (id) => document.getElementById(id)
 const numberFormat = new Intl.NumberFormat('en')
@@ -350,16 +352,21 @@ function renderChart(series) {
   $('chart-summary').textContent = `${numberFormat.format(total)} events in ${xs.length} ${series.interval} buckets.`
   if (session.chart) session.chart.destroy()
   const timeZone = series.tz
+  // Half a bucket of room at each end, so the first and last bars are whole.
+  const half = (series.interval === 'day' ? 86400 : 3600) / 2
   session.chart = new uPlot({
     ...chartSize(),
     tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), timeZone),
-    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+    scales: {
+      x: { time: true, range: (_u, min, max) => [min - half, max + half] },
+      y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] },
+    },
     series: [
       {},
       { label: 'Events', stroke: '#0b5cad', fill: 'rgba(11, 92, 173, 0.25)', width: 1, paths: uPlot.paths.bars({ size: [0.7, 40] }) },
       { label: 'Unique users', stroke: '#d9480f', width: 2, points: { show: xs.length < 60 } },
     ],
-    axes: [{}, { label: 'count', size: 50 }],
+    axes: [{}, { label: 'count', size: 50, incrs: COUNT_STEPS, values: (_u, ticks) => ticks.map((tick) => numberFormat.format(tick)) }],
   }, [xs, counts, users], $('chart'))
 }
 
@@ -393,7 +400,7 @@ async function signIn(credential) {
   $('sign-out').hidden = false
   $('who').hidden = false
   $('who').textContent = session.admin ? 'Signed in with the admin token' : 'Signed in with a read key'
-  $('main').focus()
+  $('main').focus({ preventScroll: true })
   scheduleAutoRefresh()
   await refresh()
 }

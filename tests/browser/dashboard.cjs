@@ -209,7 +209,7 @@ async function adminSession(browser) {
   const pickerShown = await page.isVisible('#partner')
   const board = await readBoard(page)
   // The screenshot shows no credential: the fragment is gone, the form hidden.
-  await page.screenshot({ path: path.join(outDir, 'dashboard.png'), clip: { x: 0, y: 0, width: 1100, height: 1150 } })
+  await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 1150 } })
   await context.close()
   return { partners, pickerShown, totalEvents: board.totalEvents, topSubsystems: board.topSubsystems, who: board.who }
 }
