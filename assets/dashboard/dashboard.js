@@ -222,6 +222,8 @@ function render(scope, summary, series, latest) {
   const timeZone = $('tz').value
   $('board').dataset.from = scope.from
   $('board').dataset.to = scope.to
+  $('board').dataset.interval = series.interval
+  $('board').dataset.tz = series.tz
   setStatus(`${formatTime(scope.from, timeZone)} – ${formatTime(scope.to, timeZone)} (${timeZone}). ` +
     `Data as of ${formatTime(summary.dataAsOf, timeZone)}.`)
   session.loads += 1

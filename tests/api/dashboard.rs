@@ -242,6 +242,27 @@ async fn assert_board_matches_api(app: &TestApp, seeded: &Seeded, board: &Value)
         .collect();
     subsystem_counts.sort_by(|a, b| b.cmp(a));
     assert_eq!(board["topSubsystems"], json!(subsystem_counts));
+    let series = app
+        .timeseries(
+            &seeded.read_key,
+            &format!(
+                "{range}&interval={}&tz={}",
+                board["interval"].as_str().unwrap(),
+                encode(board["tz"].as_str().unwrap())
+            ),
+        )
+        .await;
+    let buckets = series["buckets"].as_array().unwrap();
+    let charted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(
+        board["chartSummary"],
+        format!(
+            "{charted} events in {} {} buckets.",
+            buckets.len(),
+            board["interval"].as_str().unwrap()
+        ),
+        "the chart plots the API's series"
+    );
     assert!(board["status"].as_str().unwrap().contains("Data as of"));
     assert_eq!(board["emptyShown"], false);
     assert_latest_match(app, seeded, board, &range).await;

@@ -13,7 +13,7 @@ const libs = createRequire(path.join(process.env.BROWSER_LIBS, 'package.json'))
 const { chromium } = libs('playwright-core')
 const [service, readKey, ingestKey, adminToken, outDir] = process.argv.slice(2)
 const dashboard = `${service}/dashboard`
-const TIMEOUT = 20000
+const TIMEOUT = 30000
 
 const log = []
 const problems = []
@@ -68,6 +68,9 @@ async function readBoard(page) {
       status: text('status'),
       from: board.dataset.from,
       to: board.dataset.to,
+      interval: board.dataset.interval,
+      tz: board.dataset.tz,
+      chartSummary: text('chart-summary'),
       emptyShown: !document.getElementById('empty').hidden,
       who: text('who'),
     }
