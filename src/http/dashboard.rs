@@ -15,10 +15,12 @@ use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
 /// Only files of our own origin, no inline script or style, no framing, no plugins, and
-/// fetches only to this service: the key in `sessionStorage` has nowhere else to go.
+/// fetches only to this service: the key in `sessionStorage` has nowhere else to go. No
+/// form is ever submitted natively (the script handles them), so one sent before the
+/// script ran can't put the typed key in a URL.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Revalidated on every load (answered `304` while unchanged), so an upgraded binary's
 /// page is never mixed with an older cached script.

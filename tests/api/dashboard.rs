@@ -36,6 +36,10 @@ async fn the_page_and_its_files_are_served_with_strict_headers() {
     let policy = headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("default-src 'self'") && policy.contains("script-src 'self'"));
     assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"));
+    assert!(
+        policy.contains("form-action 'none'"),
+        "a typed key never lands in a URL"
+    );
     assert!(headers.contains_key("cache-control") && headers.contains_key("etag"));
     let html = page.text().await.unwrap();
     assert!(

@@ -89,6 +89,12 @@ async function chartColours(page) {
   })
 }
 
+// The page's script has run and offers the sign-in form.
+async function openSignedOut(page) {
+  await page.goto(dashboard)
+  await page.waitForFunction(() => document.body.dataset.state === 'signed-out', null, { timeout: TIMEOUT })
+}
+
 async function messageText(page) {
   await page.waitForSelector('#message:not([hidden])', { timeout: TIMEOUT })
   return (await page.textContent('#message')).trim()
@@ -97,7 +103,7 @@ async function messageText(page) {
 // A wrong key typed in and sent with Enter: a clear message, still on the sign-in form.
 async function wrongKey(browser) {
   const page = watch(await browser.newPage(), 'wrong')
-  await page.goto(dashboard)
+  await openSignedOut(page)
   await page.focus('#credential')
   await page.keyboard.type('vt_wrong_key_0000')
   await page.keyboard.press('Enter')
@@ -121,7 +127,7 @@ async function readKeySession(browser) {
   page.on('request', (request) => {
     if (request.url().includes('/api/v1/reports/summary')) summaries.push(request.url())
   })
-  await page.goto(dashboard)
+  await openSignedOut(page)
   await page.focus('#credential')
   await page.keyboard.type(readKey)
   await page.keyboard.press('Enter')
