@@ -9,6 +9,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY config config
+# The dashboard's page and chart library, compiled into the binary (include_bytes!).
+COPY assets assets
 COPY cql cql
 COPY tests tests
 COPY benches benches

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod correlation;
+mod dashboard;
 pub(crate) mod events;
 mod extract;
 mod health;
@@ -87,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .merge(ingest::segment_routes())
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
 

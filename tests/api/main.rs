@@ -3,6 +3,7 @@
 
 mod cassandra_rollups;
 mod cassandra_store;
+mod dashboard;
 mod hardening;
 mod hardening_keys;
 mod helpers;
