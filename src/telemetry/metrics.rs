@@ -7,6 +7,8 @@
 //! series before the first increment. On Linux the registry also carries the standard
 //! `process_*` metrics (CPU, memory, open file descriptors, start time).
 
+use std::sync::LazyLock;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -31,6 +33,7 @@ pub const RATE_LIMITED: &str = "volcanion_rate_limited_total";
 pub const STORE_ERRORS: &str = "volcanion_store_errors_total";
 pub const REDIS_FALLBACKS: &str = "volcanion_redis_fallbacks_total";
 pub const AUTH_HASHES: &str = "volcanion_auth_hashes_total";
+pub const SPANS_DROPPED: &str = "volcanion_trace_spans_dropped_total";
 
 /// The caches that report hits and misses (`record_cache_lookup`).
 pub const KNOWN_CACHES: [&str; 5] = ["api_key", "partner", "subsystem", "schema", "report"];
@@ -47,6 +50,29 @@ pub const KNOWN_REDIS_OPERATIONS: [&str; 6] = [
     "cache_get",
     "cache_set",
 ];
+
+/// `reason` values of `volcanion_trace_spans_dropped_total`.
+const KNOWN_SPAN_DROP_REASONS: [&str; 2] = ["queue_full", "export_failed"];
+
+/// Spans lost on their way to the collector. Process-wide, unlike the rest: the tracer
+/// provider is installed once per process, before any application instance exists.
+pub(crate) fn spans_dropped() -> &'static IntCounterVec {
+    static SPANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        let metric = IntCounterVec::new(
+            Opts::new(
+                SPANS_DROPPED,
+                "Trace spans not delivered to the OTLP collector (export queue full, or export failed)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in KNOWN_SPAN_DROP_REASONS {
+            metric.with_label_values(&[reason]);
+        }
+        metric
+    });
+    &SPANS
+}
 
 /// `reason` values of `volcanion_events_rejected_total` (see `ingest::Rejection::reason`).
 const KNOWN_REJECTION_REASONS: [&str; 4] = ["invalid", "forbidden", "schema", "store"];
@@ -113,6 +139,10 @@ impl Metrics {
             IntGauge::new(QUEUE_DEPTH, "Events waiting in the ingest queue").expect("valid metric");
         registry
             .register(Box::new(queue_depth.clone()))
+            .expect("unique metric");
+
+        registry
+            .register(Box::new(spans_dropped().clone()))
             .expect("unique metric");
 
         #[cfg(target_os = "linux")]

@@ -19,3 +19,4 @@ mod schemas;
 mod segment;
 mod segment_sdks;
 mod slow_clients;
+mod traces;

@@ -10,7 +10,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{IngestRequest, fields_of, read_json};
+use tracing::Instrument;
+
+use super::{IngestRequest, fields_of, read_json, validate_span};
 use crate::error::{ErrorKind, FieldError};
 use crate::http::body::Sender;
 use crate::http::extract::presented_credential;
@@ -108,17 +110,21 @@ async fn accept_batch(
     check_count(envelope.events.len(), state.config.ingest.max_batch_events)?;
     request.charge(state, envelope.events.len()).await?;
     let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
-    let mut results = Vec::with_capacity(envelope.events.len());
-    let mut accepted = Vec::with_capacity(envelope.events.len());
-    for (index, raw) in envelope.events.into_iter().enumerate() {
-        match prepare(state, request, raw, max_event_bytes).await {
-            Ok(event) => {
-                results.push(BatchResult::accepted(index, &event));
-                accepted.push(event);
+    let count = envelope.events.len();
+    let mut results = Vec::with_capacity(count);
+    let mut accepted = Vec::with_capacity(count);
+    let validation = async {
+        for (index, raw) in envelope.events.into_iter().enumerate() {
+            match prepare(state, request, raw, max_event_bytes).await {
+                Ok(event) => {
+                    results.push(BatchResult::accepted(index, &event));
+                    accepted.push(event);
+                }
+                Err(error) => results.push(BatchResult::refused(index, error)),
             }
-            Err(error) => results.push(BatchResult::refused(index, error)),
         }
-    }
+    };
+    validation.instrument(validate_span(count)).await;
     let accepted_count = accepted.len();
     if accepted_count == 0 {
         // Nothing was accepted: the corrected batch may reuse the request's nonce.

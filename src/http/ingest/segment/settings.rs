@@ -11,8 +11,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::auth::PresentedCredential;
+use crate::http::correlation::record_partner;
 use crate::http::extract::client_address;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
@@ -28,7 +30,12 @@ pub async fn settings(
 ) -> Result<Response, ApiError> {
     let credential =
         PresentedCredential::in_body(write_key.clone()).with_client(client_address(&parts));
-    state.authenticator.sender(Some(credential)).await?;
+    let sender = state
+        .authenticator
+        .sender(Some(credential))
+        .instrument(tracing::info_span!("authenticate"))
+        .await?;
+    record_partner(sender.partner.id);
     let host = public_host(&parts.headers).unwrap_or_else(|| state.config.http.listen.to_string());
     let document = settings_document(&write_key, &host, public_scheme(&parts.headers));
     let mut response = Json(document).into_response();
