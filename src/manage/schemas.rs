@@ -10,9 +10,11 @@ use crate::redis::Invalidation;
 use crate::schemas::compile;
 
 /// `PUT …/schemas/{eventType}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRequest {
+    /// A JSON Schema (2020-12) for the events' `properties`.
+    #[schema(value_type = Object)]
     pub schema: Value,
     #[serde(default)]
     pub mode: SchemaMode,

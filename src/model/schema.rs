@@ -4,7 +4,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// What happens to an event whose `properties` break its structure.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SchemaMode {
     /// Store it with `isValid: false` and its errors (tracking data is never lost).
@@ -16,11 +18,13 @@ pub enum SchemaMode {
 
 /// An event structure: a JSON Schema for the `properties` of one event type, global
 /// (`partner_id` none) or for one partner, which wins over the global one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventSchema {
     pub partner_id: Option<Uuid>,
     pub event_type: String,
+    /// A JSON Schema (2020-12) for the events' `properties`.
+    #[schema(value_type = Object)]
     pub schema: Value,
     pub mode: SchemaMode,
     /// Starts at 1 and grows with every change (validators are cached by content).

@@ -9,7 +9,7 @@ use crate::error::{FieldError, FieldErrors};
 use crate::model::{Code, EntityStatus, Partner, Subsystem, SubsystemType};
 
 /// `POST /partners` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerDraft {
     pub code: String,
@@ -21,7 +21,7 @@ pub struct PartnerDraft {
 }
 
 /// `PATCH /partners/{id}` body: every field optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerChanges {
     pub code: Option<String>,
@@ -33,7 +33,7 @@ pub struct PartnerChanges {
     pub status: Option<EntityStatus>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubsystemDraft {
     pub code: String,
@@ -43,7 +43,7 @@ pub struct SubsystemDraft {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubsystemChanges {
     pub code: Option<String>,

@@ -16,6 +16,7 @@ use super::{IngestRequest, fields_of, read_json, validate_span};
 use crate::error::{ErrorKind, FieldError};
 use crate::http::body::Sender;
 use crate::http::extract::presented_credential;
+use crate::http::openapi::{BatchInput, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::model::Event;
@@ -26,9 +27,9 @@ pub(crate) struct BatchEnvelope<'a> {
     pub(crate) events: Vec<&'a RawValue>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BatchResult {
+pub(crate) struct BatchResult {
     index: usize,
     event_id: Option<String>,
     is_valid: Option<bool>,
@@ -38,8 +39,8 @@ struct BatchResult {
 }
 
 /// Why one event of a batch was refused (the batch itself still succeeds).
-#[derive(Serialize)]
-struct EventError {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EventError {
     status: u16,
     detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -78,13 +79,19 @@ impl BatchResult {
     }
 }
 
-#[derive(Serialize)]
-struct BatchResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchResponse {
     accepted: usize,
     rejected: usize,
     results: Vec<BatchResult>,
 }
 
+#[utoipa::path(post, path = "/api/v1/events/batch", tag = "ingestion",
+    request_body(content = BatchInput, content_type = "application/json",
+                 description = "Up to 1000 events (5 MiB); may be gzip-compressed"),
+    params(ReplayGuardHeaders),
+    responses((status = 202, description = "Judged one by one: the good ones are stored", body = BatchResponse)),
+    security(("apiKey" = []), ("bearer" = []), ("apiKeyQuery" = [])))]
 pub async fn batch(
     State(state): State<Arc<AppState>>,
     parts: Parts,

@@ -5,7 +5,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod legacy;
-mod native;
+pub(crate) mod native;
 pub(crate) mod segment;
 
 pub use batch::batch;
@@ -166,9 +166,9 @@ impl IngestRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AcceptedEvent {
+pub(crate) struct AcceptedEvent {
     event_id: String,
     is_valid: bool,
     validation_errors: Vec<String>,

@@ -8,7 +8,7 @@
 //! `writeKey` in the body. A key in the headers is checked before the body is read; a body
 //! holding its own key is read from the unknown senders' budget, as on the legacy endpoint.
 
-mod settings;
+pub(crate) mod settings;
 
 use std::sync::Arc;
 
@@ -60,8 +60,8 @@ fn single_call(call: SegmentCall) -> MethodRouter<Arc<AppState>> {
     )
 }
 
-#[derive(Serialize)]
-struct Success {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Success {
     success: bool,
     /// The messages of a batch that were refused (absent when none was): the others are
     /// stored, and the answer stays a success so the library does not resend them.
@@ -69,8 +69,8 @@ struct Success {
     rejected: Vec<RefusedMessage>,
 }
 
-#[derive(Serialize)]
-struct RefusedMessage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RefusedMessage {
     index: usize,
     status: u16,
     detail: String,

@@ -23,6 +23,9 @@ use crate::http::state::AppState;
 /// depends on the `Host` the request came with).
 const CACHE_CONTROL: &str = "private, max-age=300";
 
+#[utoipa::path(get, path = "/v1/projects/{write_key}/settings", tag = "segment",
+    params(("write_key" = String, Path, description = "An `ingest` API key (Segment's write key)")),
+    responses((status = 200, description = "The settings analytics.js loads first", body = Object)))]
 pub async fn settings(
     State(state): State<Arc<AppState>>,
     Path(write_key): Path<String>,
