@@ -103,10 +103,12 @@ pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    state
-        .metrics
-        .queue_depth
-        .set(state.ingestor.queue().depth() as i64);
+    let queue = state.ingestor.queue();
+    state.metrics.queue_depth.set(queue.depth() as i64);
+    let oldest_age = queue.unstored().oldest().map_or(0.0, |oldest| {
+        (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1e3
+    });
+    state.metrics.queue_oldest_age.set(oldest_age);
     (
         [(
             header::CONTENT_TYPE,

@@ -119,7 +119,7 @@ pub async fn list(
 
 /// The body is optional: an empty one rotates without grace.
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api-keys", params(("id" = Uuid, Path, description = "The API key's id")),
-    request_body(content = Option<RotateRequest>, description = "Optional: an empty body rotates without grace"),
+    request_body(content = RotateRequest, description = "May also be empty: rotates without grace"),
     responses((status = 201, description = "The successor key, in clear once", body = CreatedKey)),
     security(("bearer" = [])))]
 pub async fn rotate(

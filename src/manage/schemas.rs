@@ -14,7 +14,7 @@ use crate::schemas::compile;
 #[serde(deny_unknown_fields)]
 pub struct SchemaRequest {
     /// A JSON Schema (2020-12) for the events' `properties`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::model::json_schema_document)]
     pub schema: Value,
     #[serde(default)]
     pub mode: SchemaMode,

@@ -16,6 +16,15 @@ pub enum SchemaMode {
     Reject,
 }
 
+/// The OpenAPI schema of a JSON Schema document: an object, or `true`/`false`.
+pub fn json_schema_document() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Object, Type::Boolean]))
+        .description(Some("A JSON Schema (2020-12) for the events' `properties`"))
+        .into()
+}
+
 /// An event structure: a JSON Schema for the `properties` of one event type, global
 /// (`partner_id` none) or for one partner, which wins over the global one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -24,7 +33,7 @@ pub struct EventSchema {
     pub partner_id: Option<Uuid>,
     pub event_type: String,
     /// A JSON Schema (2020-12) for the events' `properties`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = json_schema_document)]
     pub schema: Value,
     pub mode: SchemaMode,
     /// Starts at 1 and grows with every change (validators are cached by content).

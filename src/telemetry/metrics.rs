@@ -10,8 +10,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 pub const HTTP_REQUESTS: &str = "http_server_requests_total";
@@ -22,6 +22,7 @@ pub const EVENTS_STORED: &str = "volcanion_events_stored_total";
 pub const EVENTS_DUPLICATE: &str = "volcanion_events_duplicate_total";
 pub const VALIDATION_FAILURES: &str = "volcanion_events_validation_failures_total";
 pub const QUEUE_DEPTH: &str = "volcanion_ingest_queue_depth";
+pub const QUEUE_OLDEST_AGE: &str = "volcanion_ingest_queue_oldest_age_seconds";
 pub const QUEUE_FULL: &str = "volcanion_ingest_queue_full_total";
 pub const ACK_WAIT: &str = "volcanion_ingest_ack_wait_seconds";
 pub const INGEST_UNCONFIRMED: &str = "volcanion_ingest_unconfirmed_total";
@@ -87,6 +88,7 @@ pub struct Metrics {
     pub events_duplicate: IntCounter,
     pub validation_failures: IntCounterVec,
     pub queue_depth: IntGauge,
+    pub queue_oldest_age: Gauge,
     pub queue_full: IntCounter,
     pub ack_wait: Histogram,
     pub ingest_unconfirmed: IntCounter,
@@ -152,6 +154,15 @@ impl Metrics {
             ))
             .expect("unique metric");
 
+        let queue_oldest_age = Gauge::new(
+            QUEUE_OLDEST_AGE,
+            "Age of the oldest request whose events are queued and not yet stored (0: none)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(queue_oldest_age.clone()))
+            .expect("unique metric");
+
         let metrics = Metrics {
             http_requests: counter_vec(
                 HTTP_REQUESTS,
@@ -184,6 +195,7 @@ impl Metrics {
                 &["partner"],
             ),
             queue_depth,
+            queue_oldest_age,
             queue_full: counter(
                 QUEUE_FULL,
                 "Requests refused because the ingest queue was full",

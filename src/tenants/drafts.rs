@@ -12,6 +12,7 @@ use crate::model::{Code, EntityStatus, Partner, Subsystem, SubsystemType};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerDraft {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: String,
     pub name: String,
     pub email: Option<String>,
@@ -24,6 +25,7 @@ pub struct PartnerDraft {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerChanges {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -36,6 +38,7 @@ pub struct PartnerChanges {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubsystemDraft {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: String,
     pub name: String,
     #[serde(rename = "type")]
@@ -46,6 +49,7 @@ pub struct SubsystemDraft {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubsystemChanges {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: Option<String>,
     pub name: Option<String>,
     #[serde(rename = "type")]

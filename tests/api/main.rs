@@ -8,6 +8,7 @@ mod helpers;
 mod ingest;
 mod keys;
 mod management;
+mod openapi;
 mod operations;
 mod own_redis;
 mod process;

@@ -31,9 +31,10 @@ fn route_literals(folder: &Path, found: &mut BTreeSet<String>) {
             route_literals(&path, found);
         } else if path.extension().is_some_and(|extension| extension == "rs") {
             let source = std::fs::read_to_string(&path).unwrap();
-            for piece in source.split(".route(\"").skip(1) {
-                let literal = piece.split('"').next().unwrap();
-                found.insert(literal.to_string());
+            for piece in source.split(".route(").skip(1) {
+                if let Some(quoted) = piece.trim_start().strip_prefix("\"/") {
+                    found.insert(format!("/{}", quoted.split('"').next().unwrap()));
+                }
             }
         }
     }
