@@ -335,6 +335,48 @@ mod tests {
         }
     }
 
+    /// Every metric the Grafana dashboard in `deploy/` queries is one we export.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let metrics = Metrics::new();
+        // Labelled families appear once they have a series.
+        metrics
+            .http_requests
+            .with_label_values(&["GET", "/health", "200"]);
+        metrics
+            .http_duration
+            .with_label_values(&["GET", "/health"])
+            .observe(0.001);
+        metrics.events_ingested.with_label_values(&["p", "s"]);
+        metrics.validation_failures.with_label_values(&["p"]);
+        let exported = metrics.render();
+        let dashboard = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/dashboards/volcanion.json"
+        ))
+        .unwrap();
+        let mut queried = 0;
+        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let is_metric = ["volcanion_", "http_server_", "process_"]
+                .iter()
+                .any(|prefix| word.starts_with(prefix));
+            if !is_metric {
+                continue;
+            }
+            queried += 1;
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(word);
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "the dashboard queries {word}, which is not exported"
+            );
+        }
+        assert!(queried > 20, "{queried} metric references");
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn process_metrics_are_exported() {
