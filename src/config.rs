@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use figment::Figment;
-use figment::providers::{Format, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Dict;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -298,6 +299,14 @@ pub struct TelemetryConfig {
     pub log_filter: String,
     /// One `info` line per request: method, route, status, duration, correlation id.
     pub access_log: bool,
+    /// An OTLP/HTTP collector (`http://host:4318`, or the full `…/v1/traces` URL): traces
+    /// are exported there when set. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported traces (`OTEL_SERVICE_NAME` sets it too).
+    pub service_name: String,
+    /// Finished spans waiting for export at most; more are dropped (and counted) rather
+    /// than slow a request.
+    pub trace_queue_size: usize,
 }
 
 /// What is wrong with a configuration, in words that name the key as it was written.
@@ -313,6 +322,23 @@ pub enum ConfigError {
     /// Values that parse but cannot work together or at all.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+}
+
+/// OpenTelemetry's standard variables, as settings: over the files, under `VOLCANION_…`.
+fn standard_otel_variables(variables: &[(String, String)]) -> Serialized<Dict> {
+    let mut telemetry = Dict::new();
+    for (name, key) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
+        ("OTEL_SERVICE_NAME", "service_name"),
+    ] {
+        if let Some((_, value)) = variables
+            .iter()
+            .find(|(variable, value)| variable == name && !value.is_empty())
+        {
+            telemetry.insert(key.to_string(), value.clone().into());
+        }
+    }
+    Serialized::default("telemetry", telemetry)
 }
 
 impl Config {
@@ -340,6 +366,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
+        let variables: Vec<(String, String)> = variables.into_iter().collect();
+        figment = figment.merge(standard_otel_variables(&variables));
         let environment = Environment::from_variables(variables);
         let config: Config = figment
             .merge(&environment)
@@ -459,12 +487,34 @@ impl Config {
                     self.http.max_request_size, self.http.max_batch_request_size
                 ),
             ),
+            (
+                self.telemetry
+                    .otlp_endpoint
+                    .as_deref()
+                    .is_some_and(|endpoint| !is_plain_http_url(endpoint)),
+                format!(
+                    "telemetry.otlp_endpoint must be an http:// URL such as http://127.0.0.1:4318 (TLS is not supported), got '{}'",
+                    self.telemetry.otlp_endpoint.as_deref().unwrap_or_default()
+                ),
+            ),
+            (
+                self.telemetry.trace_queue_size == 0,
+                "telemetry.trace_queue_size must be > 0, got 0".to_string(),
+            ),
         ];
         match checks.into_iter().find(|(failed, _)| *failed) {
             Some((_, message)) => Err(ConfigError::Invalid(message)),
             None => self.cassandra.validate(),
         }
     }
+}
+
+/// An `http://host[:port][/path]` URL (the OTLP exporter speaks plain HTTP only).
+fn is_plain_http_url(endpoint: &str) -> bool {
+    endpoint
+        .strip_prefix("http://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && endpoint.parse::<hyper::Uri>().is_ok()
 }
 
 /// Cassandra rejects batches over 50 KiB by default; stay clear of it.

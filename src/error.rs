@@ -90,7 +90,7 @@ pub trait ServiceError: std::error::Error + Send + Sync + 'static {
 }
 
 /// One problem with one field of a request (or of one event in a batch).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -92,17 +92,25 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve => {
-            if let Err(error) = volcanion::telemetry::init_logging(&config.telemetry) {
-                eprintln!("error: {error:#}");
-                return ExitCode::FAILURE;
-            }
-            match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime.block_on(serve(config)),
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
                 Err(error) => {
-                    tracing::error!(%error, "cannot start the async runtime");
-                    ExitCode::FAILURE
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
                 }
-            }
+            };
+            let telemetry =
+                match volcanion::telemetry::init(&config.telemetry, runtime.handle().clone()) {
+                    Ok(telemetry) => telemetry,
+                    Err(error) => {
+                        eprintln!("error: {error:#}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            let code = runtime.block_on(serve(config));
+            // The last spans go out on the runtime, so it outlives the flush.
+            telemetry.shutdown();
+            code
         }
     }
 }

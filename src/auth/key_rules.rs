@@ -14,7 +14,7 @@ const MAX_GRACE: Duration = Duration::days(30);
 const MAX_NAME_CHARS: usize = 200;
 
 /// `POST /partners/{id}/api-keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyDraft {
     pub name: Option<String>,
@@ -99,7 +99,7 @@ impl CheckedKeyDraft {
 }
 
 /// `POST /api-keys/{id}/rotate` body (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateRequest {
     pub grace_seconds: Option<u64>,

@@ -1,7 +1,11 @@
 //! `X-Correlation-ID`: taken from the request when it is sane, generated otherwise, echoed
-//! on every response, recorded on the request's log span and available to error bodies.
+//! on every response, recorded on the request's span and available to error bodies.
+//!
+//! The request span is what logs and traces share: named by route template (never the raw
+//! path, which may hold a write key), with the status and, once authenticated, the partner.
+//! A W3C `traceparent` from the client makes it part of the client's trace.
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -37,18 +41,38 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     request
         .extensions_mut()
         .insert(CorrelationId(correlation_id.clone()));
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
         correlation_id = %correlation_id,
         method = %request.method(),
-        path = %request.uri().path(),
+        route,
+        http.response.status_code = tracing::field::Empty,
+        partner_id = tracing::field::Empty,
     );
+    crate::telemetry::continue_trace(&span, request.headers());
     let header = HeaderValue::from_str(&correlation_id).expect("validated as visible ASCII");
     let mut response = CORRELATION_ID
-        .scope(correlation_id, next.run(request).instrument(span))
+        .scope(correlation_id, next.run(request).instrument(span.clone()))
         .await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     response.headers_mut().insert(HEADER, header);
     response
+}
+
+/// Names the partner on the request span, once a credential has proven it.
+pub fn record_partner(partner_id: uuid::Uuid) {
+    tracing::Span::current().record("partner_id", tracing::field::display(partner_id));
 }
 
 /// The request's correlation id, for handlers (`Extension<CorrelationId>`).

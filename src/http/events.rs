@@ -20,21 +20,33 @@ use crate::store::{EventFilter, EventQuery, EventScope, StoreError};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct EventsParams {
+    /// Required with the admin token; a `read` key reads its own partner.
+    #[param(value_type = Option<uuid::Uuid>)]
     partner_id: Option<String>,
+    #[param(value_type = Option<uuid::Uuid>)]
     subsystem_id: Option<String>,
     event_type: Option<String>,
     user_id: Option<String>,
+    #[param(value_type = Option<bool>)]
     is_valid: Option<String>,
+    /// RFC 3339; default: 24 hours before `to`.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     from: Option<String>,
+    /// RFC 3339; default: now.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     to: Option<String>,
+    /// 1 to 1000, default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsPage {
     items: Vec<Event>,
@@ -68,6 +80,9 @@ fn invalid_cursor() -> ApiError {
     StoreError::InvalidCursor.into()
 }
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "reading", params(EventsParams),
+    responses((status = 200, description = "Stored events, newest first", body = EventsPage)),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Reader(caller): Reader,

@@ -10,10 +10,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::{Caller, CredentialSources, PresentedCredential};
 use crate::error::ErrorKind;
+use crate::http::correlation::record_partner;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
@@ -177,6 +179,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         state
             .authenticator
             .admin(presented_credential(parts))
+            .instrument(tracing::info_span!("authenticate"))
             .await?;
         Ok(Admin)
     }
@@ -195,7 +198,11 @@ impl FromRequestParts<Arc<AppState>> for Reader {
         let caller = state
             .authenticator
             .reader(presented_credential(parts))
+            .instrument(tracing::info_span!("authenticate"))
             .await?;
+        if let Caller::Key(holder) = &caller {
+            record_partner(holder.partner.id);
+        }
         Ok(Reader(caller))
     }
 }

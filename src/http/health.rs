@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::http::openapi::{Health, HealthStatus};
 use crate::http::state::AppState;
 
 const STORE_PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,6 +24,8 @@ enum Status {
     Disabled,
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "The process is up", body = HealthStatus)))]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "up"}))
 }
@@ -38,6 +41,9 @@ async fn store_status(state: &AppState) -> (Status, Option<String>) {
     }
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, description = "Ready for traffic", body = HealthStatus),
+              (status = 503, description = "Not ready (store down, or draining)", body = HealthStatus)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let (store, _) = store_status(&state).await;
     if state.is_draining() || store != Status::Up {
@@ -58,6 +64,9 @@ async fn redis_status(state: &AppState) -> Status {
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Up or degraded, by component", body = Health),
+              (status = 503, description = "Down", body = Health)))]
 pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
     let (store, store_error) = store_status(&state).await;
     let redis = redis_status(&state).await;
@@ -91,11 +100,15 @@ pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
     (code, Json(body)).into_response()
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    state
-        .metrics
-        .queue_depth
-        .set(state.ingestor.queue().depth() as i64);
+    let queue = state.ingestor.queue();
+    state.metrics.queue_depth.set(queue.depth() as i64);
+    let oldest_age = queue.unstored().oldest().map_or(0.0, |oldest| {
+        (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1e3
+    });
+    state.metrics.queue_oldest_age.set(oldest_age);
     (
         [(
             header::CONTENT_TYPE,

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::RotateRequest;
+use crate::auth::{KeyDraft, RotateRequest};
 use crate::http::extract::{Admin, BodyKind, json_body, json_bytes, parse_json, path_id};
 use crate::http::problem::ApiError;
 use crate::http::respond::{Items, created};
@@ -21,7 +21,7 @@ use crate::manage::IssuedKey;
 use crate::model::{ApiKey, Scope};
 
 /// A key as listed: never the secret or its hash.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView {
     id: Uuid,
@@ -34,6 +34,8 @@ pub struct KeyView {
     revoked_at: Option<DateTime<Utc>>,
     replaced_by: Option<Uuid>,
     created_at: DateTime<Utc>,
+    /// `active`, `revoked` or `expired`.
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
@@ -61,7 +63,7 @@ impl KeyView {
 }
 
 /// The create/rotate answer: the only time the clear key is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedKey {
     key: String,
@@ -81,6 +83,10 @@ fn issued(issued: IssuedKey) -> Response {
     )
 }
 
+#[utoipa::path(post, path = "/api/v1/partners/{id}/api-keys", tag = "api-keys", params(("id" = Uuid, Path, description = "The partner's id")),
+    request_body = KeyDraft,
+    responses((status = 201, description = "Created: the only answer that shows the key in clear", body = CreatedKey)),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -95,6 +101,9 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/partners/{id}/api-keys", tag = "api-keys", params(("id" = Uuid, Path, description = "The partner's id")),
+    responses((status = 200, description = "The partner's keys, without secrets", body = Items<KeyView>)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -109,6 +118,10 @@ pub async fn list(
 }
 
 /// The body is optional: an empty one rotates without grace.
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api-keys", params(("id" = Uuid, Path, description = "The API key's id")),
+    request_body(content = RotateRequest, description = "May also be empty: rotates without grace"),
+    responses((status = 201, description = "The successor key, in clear once", body = CreatedKey)),
+    security(("bearer" = [])))]
 pub async fn rotate(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -126,6 +139,9 @@ pub async fn rotate(
     Ok(issued(state.management.rotate_key(id, request).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = Uuid, Path, description = "The API key's id")),
+    responses((status = 204, description = "Revoked at once")),
+    security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     _: Admin,

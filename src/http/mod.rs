@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, layers, extractors (`extract`), the one error mapping
-//! (`problem`), and one file per resource; `ingest/` holds one file per wire format.
+//! (`problem`), and one file per resource; `ingest/` holds one file per wire format;
+//! `openapi` describes them all (`/openapi.json`, `/docs`).
 //! Handlers extract, call a use-case, and respond.
 
 pub mod body;
@@ -11,6 +12,7 @@ mod health;
 pub(crate) mod ingest;
 mod keys;
 mod observe;
+pub mod openapi;
 mod partners;
 pub mod problem;
 mod read_scope;
@@ -87,6 +89,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::docs_page))
         .merge(ingest::segment_routes())
         .merge(dashboard::routes())
         .fallback(not_found)

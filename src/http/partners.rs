@@ -15,14 +15,21 @@ use uuid::Uuid;
 
 use crate::http::events::parse_limit;
 use crate::http::extract::{Admin, json_body, path_id, query};
+use crate::http::openapi::Problem;
 use crate::http::problem::ApiError;
 use crate::http::respond::created;
 use crate::http::state::AppState;
 use crate::model::Partner;
+use crate::tenants::{PartnerChanges, PartnerDraft};
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
+#[utoipa::path(post, path = "/api/v1/partners", tag = "partners",
+    request_body = PartnerDraft,
+    responses((status = 201, description = "Created", body = Partner),
+              (status = 409, description = "The code is taken", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -36,21 +43,28 @@ pub async fn create(
     Ok(created(format!("/api/v1/partners/{}", partner.id), partner))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Partners per page (1 to 1000, default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
     /// Only the partner with this code (an empty page when there is none).
     code: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerPage {
     items: Vec<Partner>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/partners", tag = "partners", params(PageParams),
+    responses((status = 200, description = "A page of partners", body = PartnerPage)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -86,6 +100,9 @@ fn decode_cursor(raw: &str) -> Result<Uuid, ApiError> {
         .ok_or_else(|| ApiError::field("cursor", "is not a cursor of this listing"))
 }
 
+#[utoipa::path(get, path = "/api/v1/partners/{id}", tag = "partners", params(("id" = Uuid, Path, description = "The partner's id")),
+    responses((status = 200, description = "The partner", body = Partner)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -95,6 +112,11 @@ pub async fn get(
     Ok(Json(state.management.partner(id).await?))
 }
 
+#[utoipa::path(patch, path = "/api/v1/partners/{id}", tag = "partners", params(("id" = Uuid, Path, description = "The partner's id")),
+    request_body = PartnerChanges,
+    responses((status = 200, description = "The changed partner", body = Partner),
+              (status = 409, description = "The code is taken", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -108,6 +130,9 @@ pub async fn update(
 }
 
 /// Deactivates: the partner's keys stop working, its data stays.
+#[utoipa::path(delete, path = "/api/v1/partners/{id}", tag = "partners", params(("id" = Uuid, Path, description = "The partner's id")),
+    responses((status = 204, description = "Deactivated: its keys stop working, its data stays")),
+    security(("bearer" = [])))]
 pub async fn deactivate(
     State(state): State<Arc<AppState>>,
     _: Admin,

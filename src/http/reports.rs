@@ -11,20 +11,33 @@ use serde::Deserialize;
 
 use crate::auth::read_target;
 use crate::http::extract::{Reader, query};
+use crate::http::openapi::{SummaryReport, TimeseriesReport};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
 use crate::reports::{Interval, Rendered, ReportScope};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ReportParams {
+    /// Required with the admin token; a `read` key reads its own partner.
+    #[param(value_type = Option<uuid::Uuid>)]
     partner_id: Option<String>,
+    #[param(value_type = Option<uuid::Uuid>)]
     subsystem_id: Option<String>,
+    /// Time series only: count this event type alone.
     event_type: Option<String>,
+    /// RFC 3339; default: 24 hours before `to`.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     from: Option<String>,
+    /// RFC 3339; default: now.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     to: Option<String>,
+    /// Time series only: `hour` (default) or `day`.
+    #[param(pattern = "^(hour|day)$")]
     interval: Option<String>,
+    /// Time series only: an IANA time zone (default `UTC`).
     tz: Option<String>,
 }
 
@@ -59,6 +72,9 @@ async fn report_scope(
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reading", params(ReportParams),
+    responses((status = 200, description = "Counts over the range", body = SummaryReport)),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn summary(
     State(state): State<Arc<AppState>>,
     reader: Reader,
@@ -70,6 +86,9 @@ pub async fn summary(
     Ok(rendered(&summary))
 }
 
+#[utoipa::path(get, path = "/api/v1/reports/timeseries", tag = "reading", params(ReportParams),
+    responses((status = 200, description = "Counts per hour or day, empty buckets included", body = TimeseriesReport)),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn timeseries(
     State(state): State<Arc<AppState>>,
     reader: Reader,

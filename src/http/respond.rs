@@ -15,7 +15,7 @@ pub fn created<T: Serialize>(location: String, body: T) -> Response {
 }
 
 /// `{"items": [...]}`: the shape of every unpaged listing.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
 }

@@ -15,7 +15,7 @@ use crate::http::extract::{Admin, json_body, path_id};
 use crate::http::problem::ApiError;
 use crate::http::respond::Items;
 use crate::http::state::AppState;
-use crate::manage::SavedSchema;
+use crate::manage::{SavedSchema, SchemaRequest};
 use crate::model::EventSchema;
 
 fn partner(raw_id: &str) -> Result<Option<Uuid>, ApiError> {
@@ -31,6 +31,10 @@ fn saved(saved: SavedSchema) -> Response {
     (status, Json(saved.schema)).into_response()
 }
 
+#[utoipa::path(put, path = "/api/v1/schemas/{event_type}", tag = "schemas", params(("event_type" = String, Path, description = "The event type the structure applies to")),
+    request_body = SchemaRequest, responses((status = 200, description = "Replaced", body = EventSchema),
+              (status = 201, description = "Created", body = EventSchema)),
+    security(("bearer" = [])))]
 pub async fn put_global(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -47,6 +51,9 @@ pub async fn put_global(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/schemas/{event_type}", tag = "schemas", params(("event_type" = String, Path, description = "The event type the structure applies to")),
+    responses((status = 200, description = "The global structure", body = EventSchema)),
+    security(("bearer" = [])))]
 pub async fn get_global(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -55,6 +62,9 @@ pub async fn get_global(
     Ok(Json(state.management.schema(None, &event_type).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/schemas/{event_type}", tag = "schemas", params(("event_type" = String, Path, description = "The event type the structure applies to")),
+    responses((status = 204, description = "Deleted")),
+    security(("bearer" = [])))]
 pub async fn delete_global(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -64,6 +74,9 @@ pub async fn delete_global(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/schemas", tag = "schemas",
+    responses((status = 200, description = "The global structures", body = Items<EventSchema>)),
+    security(("bearer" = [])))]
 pub async fn list_global(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -71,6 +84,10 @@ pub async fn list_global(
     Ok(Items::json(state.management.schemas(None).await?))
 }
 
+#[utoipa::path(put, path = "/api/v1/partners/{id}/schemas/{event_type}", tag = "schemas", params(("id" = Uuid, Path, description = "The partner's id"), ("event_type" = String, Path, description = "The event type the structure applies to")),
+    request_body = SchemaRequest, responses((status = 200, description = "Replaced", body = EventSchema),
+              (status = 201, description = "Created", body = EventSchema)),
+    security(("bearer" = [])))]
 pub async fn put_partner(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -88,6 +105,9 @@ pub async fn put_partner(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/partners/{id}/schemas/{event_type}", tag = "schemas", params(("id" = Uuid, Path, description = "The partner's id"), ("event_type" = String, Path, description = "The event type the structure applies to")),
+    responses((status = 200, description = "The partner's structure", body = EventSchema)),
+    security(("bearer" = [])))]
 pub async fn get_partner(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -99,6 +119,9 @@ pub async fn get_partner(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/partners/{id}/schemas/{event_type}", tag = "schemas", params(("id" = Uuid, Path, description = "The partner's id"), ("event_type" = String, Path, description = "The event type the structure applies to")),
+    responses((status = 204, description = "Deleted")),
+    security(("bearer" = [])))]
 pub async fn delete_partner(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -112,6 +135,9 @@ pub async fn delete_partner(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/partners/{id}/schemas", tag = "schemas", params(("id" = Uuid, Path, description = "The partner's id")),
+    responses((status = 200, description = "The partner's structures", body = Items<EventSchema>)),
+    security(("bearer" = [])))]
 pub async fn list_partner(
     State(state): State<Arc<AppState>>,
     _: Admin,

@@ -10,11 +10,17 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::http::extract::{Admin, json_body, path_id};
+use crate::http::openapi::Problem;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Items, created};
 use crate::http::state::AppState;
 use crate::model::Subsystem;
+use crate::tenants::{SubsystemChanges, SubsystemDraft};
 
+#[utoipa::path(post, path = "/api/v1/partners/{id}/subsystems", tag = "subsystems", params(("id" = Uuid, Path, description = "The partner's id")),
+    request_body = SubsystemDraft,
+    responses((status = 201, description = "Created", body = Subsystem), (status = 409, description = "The code is taken within the partner", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -31,6 +37,9 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/partners/{id}/subsystems", tag = "subsystems", params(("id" = Uuid, Path, description = "The partner's id")),
+    responses((status = 200, description = "The partner's subsystems", body = Items<Subsystem>)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -40,6 +49,9 @@ pub async fn list(
     Ok(Items::json(state.management.subsystems(partner_id).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/subsystems/{id}", tag = "subsystems", params(("id" = Uuid, Path, description = "The subsystem's id")),
+    responses((status = 200, description = "The subsystem", body = Subsystem)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -49,6 +61,10 @@ pub async fn get(
     Ok(Json(state.management.subsystem(id).await?))
 }
 
+#[utoipa::path(patch, path = "/api/v1/subsystems/{id}", tag = "subsystems", params(("id" = Uuid, Path, description = "The subsystem's id")),
+    request_body = SubsystemChanges,
+    responses((status = 200, description = "The changed subsystem", body = Subsystem), (status = 409, description = "The code is taken within the partner", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     _: Admin,
@@ -62,6 +78,9 @@ pub async fn update(
 }
 
 /// Deactivates: events for it are refused and keys pinned to it stop working.
+#[utoipa::path(delete, path = "/api/v1/subsystems/{id}", tag = "subsystems", params(("id" = Uuid, Path, description = "The subsystem's id")),
+    responses((status = 204, description = "Deactivated: its events are refused, its data stays")),
+    security(("bearer" = [])))]
 pub async fn deactivate(
     State(state): State<Arc<AppState>>,
     _: Admin,

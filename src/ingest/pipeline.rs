@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::KeyHolder;
@@ -302,10 +303,23 @@ impl Ingestor {
     /// are stored (`Acknowledge::Stored`, the default) or queued (`Acknowledge::Queued`).
     pub async fn accept(&self, events: Vec<Event>) -> Result<(), NotStored> {
         let per_subsystem = count_per_subsystem(&events);
-        let outcome = match self.ack.acknowledge {
-            Acknowledge::Queued => self.queue.try_enqueue(events).map_err(NotStored::from),
-            Acknowledge::Stored => self.store(events).await,
-        };
+        // Covers the wait for the durable append too, when the 202 waits for it.
+        let span = tracing::info_span!(
+            "enqueue",
+            events = events.len(),
+            acknowledge = match self.ack.acknowledge {
+                Acknowledge::Stored => "stored",
+                Acknowledge::Queued => "queued",
+            }
+        );
+        let outcome = async {
+            match self.ack.acknowledge {
+                Acknowledge::Queued => self.queue.try_enqueue(events).map_err(NotStored::from),
+                Acknowledge::Stored => self.store(events).await,
+            }
+        }
+        .instrument(span)
+        .await;
         match &outcome {
             Ok(()) => {
                 for ((partner, subsystem), count) in per_subsystem {

@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 
 use crate::model::Event;
+use crate::telemetry::TraceLink;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnqueueError {
@@ -118,6 +119,8 @@ struct Pending {
     bytes: usize,
     received_at: DateTime<Utc>,
     receipt: Option<oneshot::Sender<()>>,
+    /// The span that queued them, for the batch write's trace to link to.
+    link: Option<TraceLink>,
 }
 
 impl Pending {
@@ -184,6 +187,14 @@ pub struct Batch {
     bytes: usize,
     received: Vec<DateTime<Utc>>,
     receipts: Vec<oneshot::Sender<()>>,
+    links: Vec<TraceLink>,
+}
+
+impl Batch {
+    /// The traced spans that queued this batch's events.
+    pub fn links(&self) -> &[TraceLink] {
+        &self.links
+    }
 }
 
 pub fn bounded(capacity: usize, max_bytes: usize) -> (IngestQueue, QueueReceiver) {
@@ -251,6 +262,7 @@ impl IngestQueue {
             bytes,
             received_at,
             receipt,
+            link: TraceLink::current(),
         };
         self.shared.hold(received_at);
         self.sender.try_send(pending).map_err(|error| {
@@ -296,6 +308,7 @@ impl QueueReceiver {
             bytes: 0,
             received: Vec::new(),
             receipts: Vec::new(),
+            links: Vec::new(),
         };
         loop {
             let pending = receiver.recv().await?;
@@ -326,6 +339,7 @@ impl QueueReceiver {
         batch.received.push(pending.received_at);
         batch.events.append(&mut pending.events);
         batch.receipts.extend(pending.receipt);
+        batch.links.extend(pending.link);
     }
 
     /// The batch is in the store: frees what it held and completes its receipts.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::ErrorChain;
 use crate::ingest::queue::{BatchPolicy, QueueReceiver};
@@ -73,7 +74,18 @@ pub fn spawn_writers(
             let on_stored = Arc::clone(&on_stored);
             tokio::spawn(async move {
                 while let Some(batch) = receiver.next_batch(policy).await {
-                    write_with_retry(store.as_ref(), &batch.events, &receiver, &metrics).await;
+                    // One write serves many requests: linked to each, the child of none.
+                    let span = tracing::info_span!(
+                        "batch_write",
+                        otel.kind = "internal",
+                        events = batch.events.len(),
+                    );
+                    for link in batch.links() {
+                        link.attach_to(&span);
+                    }
+                    write_with_retry(store.as_ref(), &batch.events, &receiver, &metrics)
+                        .instrument(span)
+                        .await;
                     on_stored(&batch.events);
                     receiver.stored(batch);
                 }

@@ -10,9 +10,11 @@ use crate::redis::Invalidation;
 use crate::schemas::compile;
 
 /// `PUT …/schemas/{eventType}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRequest {
+    /// A JSON Schema (2020-12) for the events' `properties`.
+    #[schema(schema_with = crate::model::json_schema_document)]
     pub schema: Value,
     #[serde(default)]
     pub mode: SchemaMode,

@@ -5,7 +5,7 @@ use uuid::Uuid;
 /// Every API key starts with this, then its public key id, `_`, and its secret.
 pub const KEY_PREFIX: &str = "vt_";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Ingest,

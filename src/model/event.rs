@@ -6,7 +6,7 @@ use crate::model::JsonObject;
 
 /// A validated event: what the queue carries, the stores keep, and
 /// `GET /api/v1/events` returns. Every wire format is translated into this.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// The client's id when it sent one (de-duplication key), else a generated UUIDv7.
@@ -18,7 +18,9 @@ pub struct Event {
     pub received_at: DateTime<Utc>,
     pub user_id: Option<String>,
     pub anonymous_id: Option<String>,
+    #[schema(value_type = Object)]
     pub properties: JsonObject,
+    #[schema(value_type = Object)]
     pub context: JsonObject,
     pub is_valid: bool,
     pub validation_errors: Vec<String>,

@@ -13,5 +13,5 @@ pub use api_key::{ApiKey, KEY_PREFIX, Scope, SecretHash};
 pub use code::Code;
 pub use event::{Event, check_event_type};
 pub use json::JsonObject;
-pub use schema::{EventSchema, SchemaMode};
+pub use schema::{EventSchema, SchemaMode, json_schema_document};
 pub use tenant::{EntityStatus, Partner, Subsystem, SubsystemType};

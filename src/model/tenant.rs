@@ -4,14 +4,14 @@ use uuid::Uuid;
 
 use crate::model::Code;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntityStatus {
     Active,
     Inactive,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SubsystemType {
     Web,
@@ -23,10 +23,11 @@ pub enum SubsystemType {
 }
 
 /// A tenant: owns subsystems, API keys and events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Partner {
     pub id: Uuid,
+    #[schema(value_type = String, pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: Code,
     pub name: String,
     pub email: Option<String>,
@@ -45,11 +46,12 @@ impl Partner {
 }
 
 /// One of a partner's sources of events: a web shop, an app, a backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subsystem {
     pub id: Uuid,
     pub partner_id: Uuid,
+    #[schema(value_type = String, pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: Code,
     pub name: String,
     #[serde(rename = "type")]

@@ -7,9 +7,11 @@
 //! series before the first increment. On Linux the registry also carries the standard
 //! `process_*` metrics (CPU, memory, open file descriptors, start time).
 
+use std::sync::LazyLock;
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 pub const HTTP_REQUESTS: &str = "http_server_requests_total";
@@ -20,6 +22,7 @@ pub const EVENTS_STORED: &str = "volcanion_events_stored_total";
 pub const EVENTS_DUPLICATE: &str = "volcanion_events_duplicate_total";
 pub const VALIDATION_FAILURES: &str = "volcanion_events_validation_failures_total";
 pub const QUEUE_DEPTH: &str = "volcanion_ingest_queue_depth";
+pub const QUEUE_OLDEST_AGE: &str = "volcanion_ingest_queue_oldest_age_seconds";
 pub const QUEUE_FULL: &str = "volcanion_ingest_queue_full_total";
 pub const ACK_WAIT: &str = "volcanion_ingest_ack_wait_seconds";
 pub const INGEST_UNCONFIRMED: &str = "volcanion_ingest_unconfirmed_total";
@@ -33,6 +36,7 @@ pub const REDIS_FALLBACKS: &str = "volcanion_redis_fallbacks_total";
 pub const AUTH_HASHES: &str = "volcanion_auth_hashes_total";
 pub const ROLLUP_HOURS_FOLDED: &str = "volcanion_rollup_hours_folded_total";
 pub const ROLLUP_HOURS_WAITING: &str = "volcanion_rollup_hours_waiting";
+pub const SPANS_DROPPED: &str = "volcanion_trace_spans_dropped_total";
 
 /// The caches that report hits and misses (`record_cache_lookup`).
 pub const KNOWN_CACHES: [&str; 5] = ["api_key", "partner", "subsystem", "schema", "report"];
@@ -50,6 +54,29 @@ pub const KNOWN_REDIS_OPERATIONS: [&str; 6] = [
     "cache_set",
 ];
 
+/// `reason` values of `volcanion_trace_spans_dropped_total`.
+const KNOWN_SPAN_DROP_REASONS: [&str; 2] = ["queue_full", "export_failed"];
+
+/// Spans lost on their way to the collector. Process-wide, unlike the rest: the tracer
+/// provider is installed once per process, before any application instance exists.
+pub(crate) fn spans_dropped() -> &'static IntCounterVec {
+    static SPANS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        let metric = IntCounterVec::new(
+            Opts::new(
+                SPANS_DROPPED,
+                "Trace spans not delivered to the OTLP collector (export queue full, or export failed)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in KNOWN_SPAN_DROP_REASONS {
+            metric.with_label_values(&[reason]);
+        }
+        metric
+    });
+    &SPANS
+}
+
 /// `reason` values of `volcanion_events_rejected_total` (see `ingest::Rejection::reason`).
 const KNOWN_REJECTION_REASONS: [&str; 4] = ["invalid", "forbidden", "schema", "store"];
 
@@ -63,6 +90,7 @@ pub struct Metrics {
     pub events_duplicate: IntCounter,
     pub validation_failures: IntCounterVec,
     pub queue_depth: IntGauge,
+    pub queue_oldest_age: Gauge,
     pub queue_full: IntCounter,
     pub ack_wait: Histogram,
     pub ingest_unconfirmed: IntCounter,
@@ -127,11 +155,24 @@ impl Metrics {
             .register(Box::new(rollup_hours_waiting.clone()))
             .expect("unique metric");
 
+        registry
+            .register(Box::new(spans_dropped().clone()))
+            .expect("unique metric");
+
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
+            .expect("unique metric");
+
+        let queue_oldest_age = Gauge::new(
+            QUEUE_OLDEST_AGE,
+            "Age of the oldest request whose events are queued and not yet stored (0: none)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(queue_oldest_age.clone()))
             .expect("unique metric");
 
         let metrics = Metrics {
@@ -166,6 +207,7 @@ impl Metrics {
                 &["partner"],
             ),
             queue_depth,
+            queue_oldest_age,
             queue_full: counter(
                 QUEUE_FULL,
                 "Requests refused because the ingest queue was full",
@@ -308,6 +350,48 @@ mod tests {
                 "{line} in:\n{text}"
             );
         }
+    }
+
+    /// Every metric the Grafana dashboard in `deploy/` queries is one we export.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let metrics = Metrics::new();
+        // Labelled families appear once they have a series.
+        metrics
+            .http_requests
+            .with_label_values(&["GET", "/health", "200"]);
+        metrics
+            .http_duration
+            .with_label_values(&["GET", "/health"])
+            .observe(0.001);
+        metrics.events_ingested.with_label_values(&["p", "s"]);
+        metrics.validation_failures.with_label_values(&["p"]);
+        let exported = metrics.render();
+        let dashboard = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/dashboards/volcanion.json"
+        ))
+        .unwrap();
+        let mut queried = 0;
+        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let is_metric = ["volcanion_", "http_server_", "process_"]
+                .iter()
+                .any(|prefix| word.starts_with(prefix));
+            if !is_metric {
+                continue;
+            }
+            queried += 1;
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(word);
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "the dashboard queries {word}, which is not exported"
+            );
+        }
+        assert!(queried > 20, "{queried} metric references");
     }
 
     #[cfg(target_os = "linux")]

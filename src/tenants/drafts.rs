@@ -9,9 +9,10 @@ use crate::error::{FieldError, FieldErrors};
 use crate::model::{Code, EntityStatus, Partner, Subsystem, SubsystemType};
 
 /// `POST /partners` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerDraft {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: String,
     pub name: String,
     pub email: Option<String>,
@@ -21,9 +22,10 @@ pub struct PartnerDraft {
 }
 
 /// `PATCH /partners/{id}` body: every field optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerChanges {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -33,9 +35,10 @@ pub struct PartnerChanges {
     pub status: Option<EntityStatus>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubsystemDraft {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: String,
     pub name: String,
     #[serde(rename = "type")]
@@ -43,9 +46,10 @@ pub struct SubsystemDraft {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubsystemChanges {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub code: Option<String>,
     pub name: Option<String>,
     #[serde(rename = "type")]

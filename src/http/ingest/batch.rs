@@ -10,10 +10,13 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{IngestRequest, fields_of, read_json};
+use tracing::Instrument;
+
+use super::{IngestRequest, fields_of, read_json, validate_span};
 use crate::error::{ErrorKind, FieldError};
 use crate::http::body::Sender;
 use crate::http::extract::presented_credential;
+use crate::http::openapi::{BatchInput, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::model::Event;
@@ -24,9 +27,9 @@ pub(crate) struct BatchEnvelope<'a> {
     pub(crate) events: Vec<&'a RawValue>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BatchResult {
+pub(crate) struct BatchResult {
     index: usize,
     event_id: Option<String>,
     is_valid: Option<bool>,
@@ -36,8 +39,8 @@ struct BatchResult {
 }
 
 /// Why one event of a batch was refused (the batch itself still succeeds).
-#[derive(Serialize)]
-struct EventError {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EventError {
     status: u16,
     detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -76,13 +79,19 @@ impl BatchResult {
     }
 }
 
-#[derive(Serialize)]
-struct BatchResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchResponse {
     accepted: usize,
     rejected: usize,
     results: Vec<BatchResult>,
 }
 
+#[utoipa::path(post, path = "/api/v1/events/batch", tag = "ingestion",
+    request_body(content = BatchInput, content_type = "application/json",
+                 description = "Up to 1000 events (5 MiB); may be gzip-compressed"),
+    params(ReplayGuardHeaders),
+    responses((status = 202, description = "Judged one by one: the good ones are stored", body = BatchResponse)),
+    security(("apiKey" = []), ("bearer" = []), ("apiKeyQuery" = [])))]
 pub async fn batch(
     State(state): State<Arc<AppState>>,
     parts: Parts,
@@ -108,17 +117,21 @@ async fn accept_batch(
     check_count(envelope.events.len(), state.config.ingest.max_batch_events)?;
     request.charge(state, envelope.events.len()).await?;
     let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
-    let mut results = Vec::with_capacity(envelope.events.len());
-    let mut accepted = Vec::with_capacity(envelope.events.len());
-    for (index, raw) in envelope.events.into_iter().enumerate() {
-        match prepare(state, request, raw, max_event_bytes).await {
-            Ok(event) => {
-                results.push(BatchResult::accepted(index, &event));
-                accepted.push(event);
+    let count = envelope.events.len();
+    let mut results = Vec::with_capacity(count);
+    let mut accepted = Vec::with_capacity(count);
+    let validation = async {
+        for (index, raw) in envelope.events.into_iter().enumerate() {
+            match prepare(state, request, raw, max_event_bytes).await {
+                Ok(event) => {
+                    results.push(BatchResult::accepted(index, &event));
+                    accepted.push(event);
+                }
+                Err(error) => results.push(BatchResult::refused(index, error)),
             }
-            Err(error) => results.push(BatchResult::refused(index, error)),
         }
-    }
+    };
+    validation.instrument(validate_span(count)).await;
     let accepted_count = accepted.len();
     if accepted_count == 0 {
         // Nothing was accepted: the corrected batch may reuse the request's nonce.

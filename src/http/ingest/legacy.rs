@@ -9,14 +9,22 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use serde_json::value::RawValue;
 
-use super::{IngestRequest, fields_of, read_json, single_event_limit};
+use super::{AcceptedEvent, IngestRequest, fields_of, read_json, single_event_limit};
 use crate::auth::PresentedCredential;
 use crate::http::body::Sender;
 use crate::http::extract::{client_address, presented_credential};
+use crate::http::openapi::{LegacyInput, Problem, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::ingest::event::EventFields;
 
+#[utoipa::path(post, path = "/api/events/ingest", tag = "ingestion",
+    request_body(content = LegacyInput, content_type = "application/json",
+                 description = "One event in the legacy shape, the key as `apiKey` in the body (or in the headers)"),
+    params(ReplayGuardHeaders),
+    responses((status = 202, description = "Accepted and durable", body = AcceptedEvent),
+              (status = 422, description = "Refused by its event structure (mode `reject`)", body = Problem, content_type = "application/problem+json")),
+    security((), ("apiKey" = []), ("bearer" = [])))]
 pub async fn legacy(
     State(state): State<Arc<AppState>>,
     parts: Parts,

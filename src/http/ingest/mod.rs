@@ -5,7 +5,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod legacy;
-mod native;
+pub(crate) mod native;
 pub(crate) mod segment;
 
 pub use batch::batch;
@@ -21,10 +21,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::error::Category;
+use tracing::Instrument;
 
 use crate::auth::{KeyHolder, PresentedCredential};
 use crate::http::body::{GuardedBody, Sender};
-use crate::http::correlation::CorrelationId;
+use crate::http::correlation::{CorrelationId, record_partner};
 use crate::http::extract::{BodyKind, check_content_type};
 use crate::http::problem::{ApiError, write_rate_limit_headers};
 use crate::http::state::AppState;
@@ -50,7 +51,12 @@ impl IngestRequest {
         parts: &Parts,
         credential: Option<PresentedCredential>,
     ) -> Result<IngestRequest, ApiError> {
-        let sender = state.authenticator.sender(credential).await?;
+        let sender = state
+            .authenticator
+            .sender(credential)
+            .instrument(tracing::info_span!("authenticate"))
+            .await?;
+        record_partner(sender.partner.id);
         let received_at = Utc::now();
         let header = |name: &str| {
             parts
@@ -142,7 +148,13 @@ impl IngestRequest {
         fields: &EventFields<'_>,
     ) -> Result<Event, ApiError> {
         self.charge(state, 1).await?;
-        Ok(state.ingestor.prepare(&self.origin(), fields).await?)
+        let origin = self.origin();
+        let prepared = state
+            .ingestor
+            .prepare(&origin, fields)
+            .instrument(validate_span(1))
+            .await;
+        Ok(prepared?)
     }
 
     /// Stores one event and answers 202 with it. Called once the body is dropped, so a
@@ -154,9 +166,9 @@ impl IngestRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AcceptedEvent {
+pub(crate) struct AcceptedEvent {
     event_id: String,
     is_valid: bool,
     validation_errors: Vec<String>,
@@ -172,6 +184,11 @@ impl AcceptedEvent {
             received_at: event.received_at,
         }
     }
+}
+
+/// The span around the checks of a request's events (one per request, not per event).
+fn validate_span(events: usize) -> tracing::Span {
+    tracing::info_span!("validate", events)
 }
 
 /// A JSON (or beacon `text/plain`) body, read under the in-flight budget and deadline.

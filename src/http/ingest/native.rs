@@ -7,12 +7,20 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;
 
-use super::{IngestRequest, fields_of, read_json, single_event_limit};
+use super::{AcceptedEvent, IngestRequest, fields_of, read_json, single_event_limit};
 use crate::http::body::Sender;
 use crate::http::extract::presented_credential;
+use crate::http::openapi::{EventInput, Problem, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingestion",
+    request_body(content = EventInput, content_type = "application/json",
+                 description = "One event (`text/plain` for browsers' `sendBeacon`); may be gzip-compressed"),
+    params(ReplayGuardHeaders),
+    responses((status = 202, description = "Accepted and durable", body = AcceptedEvent),
+              (status = 422, description = "Refused by its event structure (mode `reject`)", body = Problem, content_type = "application/problem+json")),
+    security(("apiKey" = []), ("bearer" = []), ("apiKeyQuery" = [])))]
 pub async fn single(
     State(state): State<Arc<AppState>>,
     parts: Parts,

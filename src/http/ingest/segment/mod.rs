@@ -8,7 +8,7 @@
 //! `writeKey` in the body. A key in the headers is checked before the body is read; a body
 //! holding its own key is read from the unknown senders' budget, as on the legacy endpoint.
 
-mod settings;
+pub(crate) mod settings;
 
 use std::sync::Arc;
 
@@ -21,8 +21,9 @@ use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
-use super::{IngestRequest, fields_of, read_json};
+use super::{IngestRequest, fields_of, read_json, validate_span};
 use crate::auth::PresentedCredential;
 use crate::error::{ErrorKind, FieldError};
 use crate::http::body::{GuardedBody, Sender};
@@ -59,8 +60,8 @@ fn single_call(call: SegmentCall) -> MethodRouter<Arc<AppState>> {
     )
 }
 
-#[derive(Serialize)]
-struct Success {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Success {
     success: bool,
     /// The messages of a batch that were refused (absent when none was): the others are
     /// stored, and the answer stays a success so the library does not resend them.
@@ -68,8 +69,8 @@ struct Success {
     rejected: Vec<RefusedMessage>,
 }
 
-#[derive(Serialize)]
-struct RefusedMessage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RefusedMessage {
     index: usize,
     status: u16,
     detail: String,
@@ -95,6 +96,7 @@ async fn single(
         let event = state
             .ingestor
             .prepare_translated(&request.origin(), translated)
+            .instrument(validate_span(1))
             .await?;
         drop(fields);
         drop(body);
@@ -139,22 +141,28 @@ async fn accept_batch(
         batch_sent_at: envelope.sent_at.and_then(|raw| parse_sent_at(raw.get())),
     };
     let max_message_bytes = message_limit(state);
-    let mut accepted = Vec::with_capacity(envelope.batch.len());
+    let count = envelope.batch.len();
+    let mut accepted = Vec::with_capacity(count);
     let mut rejected = Vec::new();
-    for (index, raw) in envelope.batch.into_iter().enumerate() {
-        match prepare(state, request, raw, arrival, max_message_bytes).await {
-            Ok(event) => accepted.push(event),
-            Err(error) if is_the_messages_fault(&error) => rejected.push(RefusedMessage {
-                index,
-                status: error.status().as_u16(),
-                detail: error.detail,
-                errors: error.errors,
-            }),
-            // Our own trouble (the store, overload): the whole batch is answered so that
-            // the library retries it, and `messageId`s keep the retry from storing twice.
-            Err(error) => return Err(error),
+    let validation = async {
+        for (index, raw) in envelope.batch.into_iter().enumerate() {
+            match prepare(state, request, raw, arrival, max_message_bytes).await {
+                Ok(event) => accepted.push(event),
+                Err(error) if is_the_messages_fault(&error) => rejected.push(RefusedMessage {
+                    index,
+                    status: error.status().as_u16(),
+                    detail: error.detail,
+                    errors: error.errors,
+                }),
+                // Our own trouble (the store, overload): the whole batch is answered so
+                // that the library retries it, and `messageId`s keep the retry from
+                // storing twice.
+                Err(error) => return Err(error),
+            }
         }
-    }
+        Ok(())
+    };
+    validation.instrument(validate_span(count)).await?;
     if accepted.is_empty() {
         return Err(every_message_refused(rejected));
     }

@@ -11,8 +11,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::auth::PresentedCredential;
+use crate::http::correlation::record_partner;
 use crate::http::extract::client_address;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
@@ -21,6 +23,9 @@ use crate::http::state::AppState;
 /// depends on the `Host` the request came with).
 const CACHE_CONTROL: &str = "private, max-age=300";
 
+#[utoipa::path(get, path = "/v1/projects/{write_key}/settings", tag = "segment",
+    params(("write_key" = String, Path, description = "An `ingest` API key (Segment's write key)")),
+    responses((status = 200, description = "The settings analytics.js loads first", body = Object)))]
 pub async fn settings(
     State(state): State<Arc<AppState>>,
     Path(write_key): Path<String>,
@@ -28,7 +33,12 @@ pub async fn settings(
 ) -> Result<Response, ApiError> {
     let credential =
         PresentedCredential::in_body(write_key.clone()).with_client(client_address(&parts));
-    state.authenticator.sender(Some(credential)).await?;
+    let sender = state
+        .authenticator
+        .sender(Some(credential))
+        .instrument(tracing::info_span!("authenticate"))
+        .await?;
+    record_partner(sender.partner.id);
     let host = public_host(&parts.headers).unwrap_or_else(|| state.config.http.listen.to_string());
     let document = settings_document(&write_key, &host, public_scheme(&parts.headers));
     let mut response = Json(document).into_response();
