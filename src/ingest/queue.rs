@@ -183,7 +183,8 @@ pub struct BatchPolicy {
 
 /// The events a writer stores together, with the receipts they complete.
 pub struct Batch {
-    pub events: Vec<Event>,
+    /// Shared, so a store can hand them to its own thread without copying them.
+    pub events: Arc<[Event]>,
     bytes: usize,
     received: Vec<DateTime<Utc>>,
     receipts: Vec<oneshot::Sender<()>>,
@@ -303,8 +304,9 @@ impl QueueReceiver {
     /// Collects the next batch; `None` once the queue is closed and drained.
     pub async fn next_batch(&self, policy: BatchPolicy) -> Option<Batch> {
         let mut receiver = self.receiver.lock().await;
+        let mut events = Vec::new();
         let mut batch = Batch {
-            events: Vec::new(),
+            events: Arc::new([]),
             bytes: 0,
             received: Vec::new(),
             receipts: Vec::new(),
@@ -312,23 +314,24 @@ impl QueueReceiver {
         };
         loop {
             let pending = receiver.recv().await?;
-            self.add(&mut batch, pending);
-            if !batch.events.is_empty() {
+            self.add(&mut batch, &mut events, pending);
+            if !events.is_empty() {
                 break;
             }
         }
         let deadline = Instant::now() + policy.linger;
-        while batch.events.len() < policy.max_events {
+        while events.len() < policy.max_events {
             // A deadline already passed still takes what is queued: `timeout_at` polls first.
             match timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(pending)) => self.add(&mut batch, pending),
+                Ok(Some(pending)) => self.add(&mut batch, &mut events, pending),
                 Ok(None) | Err(_) => break,
             }
         }
+        batch.events = events.into();
         Some(batch)
     }
 
-    fn add(&self, batch: &mut Batch, mut pending: Pending) {
+    fn add(&self, batch: &mut Batch, events: &mut Vec<Event>, mut pending: Pending) {
         if pending.abandoned() {
             self.shared.abandoned.fetch_add(1, Ordering::Relaxed);
             self.shared
@@ -337,7 +340,7 @@ impl QueueReceiver {
         }
         batch.bytes += pending.bytes;
         batch.received.push(pending.received_at);
-        batch.events.append(&mut pending.events);
+        events.append(&mut pending.events);
         batch.receipts.extend(pending.receipt);
         batch.links.extend(pending.link);
     }

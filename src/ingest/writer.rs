@@ -26,14 +26,14 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Writes one batch, retrying with exponential backoff until the store takes it.
 pub async fn write_with_retry(
     store: &dyn EventStore,
-    batch: &[Event],
+    batch: &Arc<[Event]>,
     receiver: &QueueReceiver,
     metrics: &Metrics,
 ) {
     let mut delay = FIRST_RETRY_DELAY;
     loop {
         let started = Instant::now();
-        match store.write_events(batch).await {
+        match store.write_batch(Arc::clone(batch)).await {
             Ok(outcome) => {
                 metrics
                     .batch_write_duration

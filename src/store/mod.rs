@@ -5,6 +5,8 @@
 pub mod cassandra;
 pub mod embedded;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -138,6 +140,11 @@ pub struct WriteOutcome {
 pub trait EventStore: Send + Sync {
     /// Idempotent: writing an event again (same partner and event id) changes nothing.
     async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError>;
+    /// The same, for a writer's batch: a store that writes on another thread takes the
+    /// events without copying them.
+    async fn write_batch(&self, events: Arc<[Event]>) -> Result<WriteOutcome, StoreError> {
+        self.write_events(&events).await
+    }
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
 }
 

@@ -4,6 +4,8 @@
 //! ids are de-duplicated through the id index; server-made ids (UUIDv7) are unique by
 //! construction and skip it, as in the Cassandra store.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
@@ -63,7 +65,10 @@ fn insert_event(
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
-        let events = events.to_vec();
+        self.write_batch(events.into()).await
+    }
+
+    async fn write_batch(&self, events: Arc<[Event]>) -> Result<WriteOutcome, StoreError> {
         self.blocking(move |database| {
             let transaction = database.begin_write().map_err(storage_error)?;
             let mut outcome = WriteOutcome::default();
@@ -77,7 +82,7 @@ impl EventStore for EmbeddedStore {
                     .open_table(EVENTS_BY_SUBSYSTEM)
                     .map_err(storage_error)?;
                 let mut event_ids = transaction.open_table(EVENT_IDS).map_err(storage_error)?;
-                for event in &events {
+                for event in events.iter() {
                     if insert_event(event, &mut by_partner, &mut by_subsystem, &mut event_ids)? {
                         outcome.inserted += 1;
                         delta.add(event);
