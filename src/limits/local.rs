@@ -5,7 +5,8 @@
 //! one limiter at a time and can't give a charge back, hence this small state machine.)
 //! A budget is keyed by its scope and its quota, so changing a quota starts afresh.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -26,8 +27,9 @@ pub enum RateDecision {
 }
 
 pub struct LocalRateLimiter {
-    /// Each budget's theoretical arrival time (GCRA's TAT), since `epoch`.
-    arrivals: Cache<(String, u32), Duration>,
+    /// Each budget's theoretical arrival time (GCRA's TAT), in nanoseconds since `epoch`.
+    /// A cell updated in place: a cache insert per request cost more than the GCRA itself.
+    arrivals: Cache<(String, u32), Arc<AtomicU64>>,
     /// Held while budgets are read and charged, so a charge is all or nothing.
     charging: Mutex<()>,
     epoch: Instant,
@@ -68,7 +70,8 @@ impl LocalRateLimiter {
             let limit = per_minute.max(1);
             let key = (scope.to_string(), limit);
             let interval = PERIOD / limit;
-            let arrival = self.arrivals.get(&key).unwrap_or(now).max(now);
+            let cell = self.arrivals.get_with(key, || Arc::new(AtomicU64::new(0)));
+            let arrival = Duration::from_nanos(cell.load(Ordering::Relaxed)).max(now);
             let next_arrival = arrival + interval.saturating_mul(cost);
             let status = |remaining: u32, reset: Duration| RateLimitStatus {
                 limit,
@@ -97,10 +100,11 @@ impl LocalRateLimiter {
             if tighter {
                 tightest = Some((decision, index));
             }
-            charged.push((key, next_arrival));
+            charged.push((cell, next_arrival));
         }
-        for (key, next_arrival) in charged {
-            self.arrivals.insert(key, next_arrival);
+        // Nanoseconds since the epoch fit a u64 for five centuries.
+        for (cell, next_arrival) in charged {
+            cell.store(next_arrival.as_nanos() as u64, Ordering::Relaxed);
         }
         tightest.expect("at least one budget")
     }
