@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use prometheus::IntCounter;
 
 use crate::telemetry::Metrics;
 
 pub struct ReadThrough<K, V> {
     cache: Cache<K, V>,
-    name: &'static str,
-    metrics: Arc<Metrics>,
+    /// This cache's counters, resolved once: a labelled lookup per request adds up.
+    hits: IntCounter,
+    misses: IntCounter,
 }
 
 impl<K, V> ReadThrough<K, V>
@@ -44,23 +46,29 @@ where
     ) -> ReadThrough<K, V> {
         ReadThrough {
             cache,
-            name,
-            metrics,
+            hits: metrics.cache_hits.with_label_values(&[name]),
+            misses: metrics.cache_misses.with_label_values(&[name]),
         }
     }
 
     /// The cached value, or what `load` returns (cached unless it fails).
-    pub async fn get_or_load<E>(
-        &self,
-        key: K,
-        load: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, Arc<E>>
+    /// `load` is called only on a miss (a hit builds no loading future at all).
+    pub async fn get_or_load<E, F>(&self, key: K, load: impl FnOnce() -> F) -> Result<V, Arc<E>>
     where
         E: Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
     {
-        let entry = self.cache.entry(key).or_try_insert_with(load).await?;
-        self.metrics
-            .record_cache_lookup(self.name, !entry.is_fresh());
+        // A plain read first: the single-flight entry path costs several times more.
+        if let Some(value) = self.cache.get(&key).await {
+            self.hits.inc();
+            return Ok(value);
+        }
+        let entry = self.cache.entry(key).or_try_insert_with(load()).await?;
+        if entry.is_fresh() {
+            self.misses.inc();
+        } else {
+            self.hits.inc();
+        }
         Ok(entry.into_value())
     }
 
@@ -77,13 +85,13 @@ mod tests {
     async fn loads_once_and_counts_the_hit() {
         let metrics = Arc::new(Metrics::new());
         let cache = ReadThrough::new("test", 10, Duration::from_secs(60), Arc::clone(&metrics));
-        let first: Result<u32, Arc<()>> = cache.get_or_load(1, async { Ok(7) }).await;
-        let second: Result<u32, Arc<()>> = cache.get_or_load(1, async { Ok(8) }).await;
+        let first: Result<u32, Arc<()>> = cache.get_or_load(1, || async { Ok(7) }).await;
+        let second: Result<u32, Arc<()>> = cache.get_or_load(1, || async { Ok(8) }).await;
         assert_eq!((first.unwrap(), second.unwrap()), (7, 7));
         assert_eq!(metrics.cache_hits.with_label_values(&["test"]).get(), 1);
         assert_eq!(metrics.cache_misses.with_label_values(&["test"]).get(), 1);
         cache.forget_all();
-        let reloaded: Result<u32, Arc<()>> = cache.get_or_load(1, async { Ok(9) }).await;
+        let reloaded: Result<u32, Arc<()>> = cache.get_or_load(1, || async { Ok(9) }).await;
         assert_eq!(reloaded.unwrap(), 9);
     }
 
@@ -95,9 +103,9 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(Metrics::new()),
         );
-        let failed: Result<u32, Arc<&str>> = cache.get_or_load(1, async { Err("down") }).await;
+        let failed: Result<u32, Arc<&str>> = cache.get_or_load(1, || async { Err("down") }).await;
         assert_eq!(*failed.unwrap_err(), "down");
-        let loaded: Result<u32, Arc<&str>> = cache.get_or_load(1, async { Ok(3) }).await;
+        let loaded: Result<u32, Arc<&str>> = cache.get_or_load(1, || async { Ok(3) }).await;
         assert_eq!(loaded.unwrap(), 3);
     }
 }

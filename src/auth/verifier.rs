@@ -156,15 +156,14 @@ impl KeyVerifier {
         let fingerprint: Fingerprint = Sha256::digest(presented.as_bytes()).into();
         let verdict = self
             .verdicts
-            .get_or_load(
-                fingerprint,
+            .get_or_load(fingerprint, || {
                 self.verify_uncached(
                     fingerprint,
                     parsed.key_id.to_string(),
                     parsed.secret.to_string(),
                     client,
-                ),
-            )
+                )
+            })
             .await
             .map_err(|shared| shared.as_ref().clone())?;
         match verdict {

@@ -201,7 +201,7 @@ impl ReportService {
         };
         let report = self
             .summaries
-            .get_or_load(key, self.shared(("summary", scope), scope.to, compute))
+            .get_or_load(key, || self.shared(("summary", scope), scope.to, compute))
             .await?;
         Ok(report)
     }
@@ -236,7 +236,7 @@ impl ReportService {
         };
         let report = self
             .series
-            .get_or_load(key, self.shared(shared_key, scope.to, compute))
+            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
             .await?;
         Ok(report)
     }

@@ -87,7 +87,7 @@ impl SchemaRegistry {
         partner_id: Uuid,
         event_type: &str,
     ) -> Result<Option<Arc<EventSchema>>, StoreError> {
-        let load = async {
+        let load = || async move {
             if let Some(own) = self.store.schema(Some(partner_id), event_type).await? {
                 return Ok(Some(Arc::new(own)));
             }

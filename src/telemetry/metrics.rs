@@ -38,7 +38,7 @@ pub const ROLLUP_HOURS_FOLDED: &str = "volcanion_rollup_hours_folded_total";
 pub const ROLLUP_HOURS_WAITING: &str = "volcanion_rollup_hours_waiting";
 pub const SPANS_DROPPED: &str = "volcanion_trace_spans_dropped_total";
 
-/// The caches that report hits and misses (`record_cache_lookup`).
+/// The caches that report hits and misses (`cache::ReadThrough`).
 pub const KNOWN_CACHES: [&str; 5] = ["api_key", "partner", "subsystem", "schema", "report"];
 /// `LimitScope::label` values.
 pub const KNOWN_RATE_LIMIT_SCOPES: [&str; 2] = ["key", "partner"];
@@ -284,15 +284,6 @@ impl Metrics {
         }
     }
 
-    pub fn record_cache_lookup(&self, cache: &str, hit: bool) {
-        let counter = if hit {
-            &self.cache_hits
-        } else {
-            &self.cache_misses
-        };
-        counter.with_label_values(&[cache]).inc();
-    }
-
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -321,7 +312,7 @@ mod tests {
             .events_ingested
             .with_label_values(&["p1", "s1"])
             .inc_by(3);
-        metrics.record_cache_lookup("api_key", true);
+        metrics.cache_hits.with_label_values(&["api_key"]).inc();
         let text = metrics.render();
         assert!(
             text.contains(r#"volcanion_events_ingested_total{partner="p1",subsystem="s1"} 3"#),

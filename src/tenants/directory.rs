@@ -32,7 +32,7 @@ impl Directory {
 
     pub async fn partner(&self, id: Uuid) -> Result<Option<Arc<Partner>>, StoreError> {
         self.partners
-            .get_or_load(id, async {
+            .get_or_load(id, || async move {
                 Ok(self.store.partner(id).await?.map(Arc::new))
             })
             .await
@@ -41,7 +41,7 @@ impl Directory {
 
     pub async fn subsystem(&self, id: Uuid) -> Result<Option<Arc<Subsystem>>, StoreError> {
         self.subsystems
-            .get_or_load(id, async {
+            .get_or_load(id, || async move {
                 Ok(self.store.subsystem(id).await?.map(Arc::new))
             })
             .await
@@ -58,7 +58,7 @@ impl Directory {
             let found = self.subsystem(id).await?;
             return Ok(found.filter(|subsystem| subsystem.partner_id == partner_id));
         }
-        let load = async {
+        let load = || async move {
             let found = self.store.subsystem_by_code(partner_id, reference).await?;
             Ok(found.map(Arc::new))
         };
