@@ -88,32 +88,71 @@ pub struct RollupDelta {
     pub counts: BTreeMap<(Uuid, Hour), BTreeMap<CellKey, u64>>,
     /// The actors to add to each sketch.
     pub actors: HashMap<SketchKey, Vec<Coupon>>,
+    /// The keys the last event counted under: a batch's events mostly share them, and
+    /// finding them again this way copies no event type.
+    last: Option<LastKeys>,
+}
+
+#[derive(Debug)]
+struct LastKeys {
+    hour: (Uuid, Hour),
+    cell: CellKey,
+    sketches: [SketchKey; 4],
+}
+
+impl LastKeys {
+    fn of(event: &Event, hour: Hour) -> LastKeys {
+        let sketch = |owner, event_type| SketchKey {
+            owner,
+            event_type,
+            hour,
+        };
+        let event_type = &event.event_type;
+        LastKeys {
+            hour: (event.partner_id, hour),
+            cell: (event.subsystem_id, event_type.clone(), event.is_valid),
+            sketches: [
+                sketch(event.partner_id, None),
+                sketch(event.partner_id, Some(event_type.clone())),
+                sketch(event.subsystem_id, None),
+                sketch(event.subsystem_id, Some(event_type.clone())),
+            ],
+        }
+    }
+
+    fn fit(&self, event: &Event, hour: Hour) -> bool {
+        self.hour == (event.partner_id, hour)
+            && self.cell.0 == event.subsystem_id
+            && self.cell.1 == event.event_type
+            && self.cell.2 == event.is_valid
+    }
 }
 
 impl RollupDelta {
     /// Counts `event`: call it only for events the store inserted (not duplicates).
     pub fn add(&mut self, event: &Event) {
         let hour = Hour::of(event.timestamp);
-        *self
-            .counts
-            .entry((event.partner_id, hour))
-            .or_default()
-            .entry((event.subsystem_id, event.event_type.clone(), event.is_valid))
-            .or_default() += 1;
+        if !self.last.as_ref().is_some_and(|last| last.fit(event, hour)) {
+            self.last = Some(LastKeys::of(event, hour));
+        }
+        let keys = self.last.as_ref().expect("just set");
+        let cells = self.counts.entry(keys.hour).or_default();
+        match cells.get_mut(&keys.cell) {
+            Some(count) => *count += 1,
+            None => {
+                cells.insert(keys.cell.clone(), 1);
+            }
+        }
         let Some(actor) = event.actor() else {
             return;
         };
         let coupon = ActorSketch::coupon(actor);
-        for owner in [event.partner_id, event.subsystem_id] {
-            for event_type in [None, Some(event.event_type.clone())] {
-                self.actors
-                    .entry(SketchKey {
-                        owner,
-                        event_type,
-                        hour,
-                    })
-                    .or_default()
-                    .push(coupon);
+        for key in &keys.sketches {
+            match self.actors.get_mut(key) {
+                Some(coupons) => coupons.push(coupon),
+                None => {
+                    self.actors.insert(key.clone(), vec![coupon]);
+                }
             }
         }
     }
