@@ -51,6 +51,13 @@ struct Args {
     /// Concurrent `write_events` calls in the `store` mode (the service's `ingest.writers`).
     #[arg(long, default_value_t = 2)]
     writers: usize,
+    /// Which modes to run, comma-separated (single, batch, claim, store).
+    #[arg(
+        long,
+        default_value = "single,batch,claim,store",
+        value_delimiter = ','
+    )]
+    modes: Vec<String>,
     /// Drop the keyspace at the end.
     #[arg(long)]
     drop: bool,
@@ -232,53 +239,62 @@ async fn main() -> anyhow::Result<()> {
         args.events, args.concurrency, args.batch_rows, args.nodes
     );
 
+    let runs = |mode: &str| args.modes.iter().any(|wanted| wanted == mode);
     // Single inserts spread over many partitions (one partner per 100 events).
-    let run = Uuid::now_v7().simple().to_string();
-    let spread: Vec<Row> = (0..args.events)
-        .map(|i| {
-            let partner = Uuid::from_u128(u128::from(i as u64 / 100) + 1);
-            row(&event(partner, partner, i, &run))
-        })
-        .collect();
-    let elapsed = single_inserts(&session, &insert, spread, args.concurrency).await?;
-    report("single", args.events, elapsed);
+    if runs("single") {
+        let run = Uuid::now_v7().simple().to_string();
+        let spread: Vec<Row> = (0..args.events)
+            .map(|i| {
+                let partner = Uuid::from_u128(u128::from(i as u64 / 100) + 1);
+                row(&event(partner, partner, i, &run))
+            })
+            .collect();
+        let elapsed = single_inserts(&session, &insert, spread, args.concurrency).await?;
+        report("single", args.events, elapsed);
+    }
+    if runs("batch") {
+        // Batches: each batch holds rows of one partition (a hot partner's day).
+        let run = Uuid::now_v7().simple().to_string();
+        let partners = args.events / (args.batch_rows * 10) + 1;
+        let by_partition: Vec<Row> = (0..args.events)
+            .map(|i| {
+                let partner = Uuid::from_u128((i / args.batch_rows % partners) as u128 + 1_000_000);
+                row(&event(partner, partner, i, &run))
+            })
+            .collect();
+        let mut sorted = by_partition;
+        sorted.sort_by_key(|row| row.partner_id);
+        let elapsed =
+            batch_inserts(&session, &insert, sorted, args.batch_rows, args.concurrency).await?;
+        report("batch", args.events, elapsed);
+    }
+    if runs("claim") || runs("store") {
+        let run = Uuid::now_v7().simple().to_string();
+        let partner = Uuid::now_v7();
+        let events: Vec<Event> = (0..args.events)
+            .map(|i| event(partner, partner, i, &run))
+            .collect();
+        if runs("claim") {
+            let elapsed = claims(&session, &claim, &events, args.concurrency).await?;
+            report("claim", args.events, elapsed);
+        }
 
-    // Batches: each batch holds rows of one partition (a hot partner's day).
-    let run = Uuid::now_v7().simple().to_string();
-    let partners = args.events / (args.batch_rows * 10) + 1;
-    let by_partition: Vec<Row> = (0..args.events)
-        .map(|i| {
-            let partner = Uuid::from_u128((i / args.batch_rows % partners) as u128 + 1_000_000);
-            row(&event(partner, partner, i, &run))
-        })
-        .collect();
-    let mut sorted = by_partition;
-    sorted.sort_by_key(|row| row.partner_id);
-    let elapsed =
-        batch_inserts(&session, &insert, sorted, args.batch_rows, args.concurrency).await?;
-    report("batch", args.events, elapsed);
-
-    let run = Uuid::now_v7().simple().to_string();
-    let partner = Uuid::now_v7();
-    let events: Vec<Event> = (0..args.events)
-        .map(|i| event(partner, partner, i, &run))
-        .collect();
-    let elapsed = claims(&session, &claim, &events, args.concurrency).await?;
-    report("claim", args.events, elapsed);
-
-    // The whole store write path: the keyspace has no partner row, so no TTL lookups hit.
-    let store = CassandraStore::open(&config).await?;
-    let run = Uuid::now_v7().simple().to_string();
-    let events: Vec<Event> = (0..args.events)
-        .map(|i| event(partner, Uuid::from_u128(7), i, &run))
-        .collect();
-    let started = Instant::now();
-    futures::stream::iter(events.chunks(args.store_batch))
-        .map(|chunk| store.write_events(chunk))
-        .buffer_unordered(args.writers)
-        .try_collect::<Vec<_>>()
-        .await?;
-    report("store", args.events, started.elapsed());
+        // The whole store write path: the keyspace has no partner row, so no TTL lookups hit.
+        if runs("store") {
+            let store = CassandraStore::open(&config).await?;
+            let run = Uuid::now_v7().simple().to_string();
+            let events: Vec<Event> = (0..args.events)
+                .map(|i| event(partner, Uuid::from_u128(7), i, &run))
+                .collect();
+            let started = Instant::now();
+            futures::stream::iter(events.chunks(args.store_batch))
+                .map(|chunk| store.write_events(chunk))
+                .buffer_unordered(args.writers)
+                .try_collect::<Vec<_>>()
+                .await?;
+            report("store", args.events, started.elapsed());
+        }
+    }
 
     if args.drop {
         CassandraStore::drop_keyspace(&config).await?;

@@ -9,6 +9,7 @@ mod hardening_keys;
 mod helpers;
 mod ingest;
 mod keys;
+mod load_scenarios;
 mod management;
 mod openapi;
 mod operations;
