@@ -11,11 +11,10 @@ use serde::Deserialize;
 
 use crate::auth::read_target;
 use crate::http::extract::{Reader, query};
-use crate::http::openapi::{SummaryReport, TimeseriesReport};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
-use crate::reports::{Interval, Rendered, ReportScope};
+use crate::reports::{Interval, Rendered, ReportScope, Summary, Timeseries};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -73,7 +72,7 @@ async fn report_scope(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reading", params(ReportParams),
-    responses((status = 200, description = "Counts over the range", body = SummaryReport)),
+    responses((status = 200, description = "Counts over the range", body = Summary)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn summary(
     State(state): State<Arc<AppState>>,
@@ -87,7 +86,7 @@ pub async fn summary(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/timeseries", tag = "reading", params(ReportParams),
-    responses((status = 200, description = "Counts per hour or day, empty buckets included", body = TimeseriesReport)),
+    responses((status = 200, description = "Counts per hour or day, empty buckets included", body = Timeseries)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn timeseries(
     State(state): State<Arc<AppState>>,

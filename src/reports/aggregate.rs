@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::model::Event;
 use crate::rollups::{ActorUnion, HourRollup};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// The `as` names are the ones the OpenAPI document has always used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SummaryReport)]
 pub struct Summary {
     pub partner_id: Uuid,
     pub subsystem_id: Option<Uuid>,
@@ -21,6 +24,7 @@ pub struct Summary {
     pub total_events: u64,
     pub valid_events: u64,
     pub invalid_events: u64,
+    /// Estimated (HyperLogLog, ≤ 2% error).
     pub unique_users: u64,
     pub event_counts: BTreeMap<String, u64>,
     pub subsystem_counts: BTreeMap<Uuid, u64>,
@@ -110,27 +114,31 @@ impl Aggregate for SummaryBuilder {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ReportInterval)]
 pub enum Interval {
     Hour,
     Day,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ReportBucket)]
 pub struct Bucket {
     pub start: DateTime<Utc>,
     /// The same instant in the report's time zone, with its offset
     /// (`2026-11-30T00:00:00+01:00`), so a client needs no time-zone database.
+    #[schema(value_type = String, format = DateTime)]
     pub local_start: DateTime<FixedOffset>,
     pub count: u64,
     pub unique_users: u64,
     pub by_type: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TimeseriesReport)]
 pub struct Timeseries {
     pub interval: Interval,
     pub tz: String,

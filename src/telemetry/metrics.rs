@@ -9,6 +9,7 @@
 
 use std::sync::LazyLock;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
@@ -77,6 +78,14 @@ pub(crate) fn spans_dropped() -> &'static IntCounterVec {
     &SPANS
 }
 
+/// Registers `metric` and hands it back (the names are constants, so each is unique).
+fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
+}
+
 /// `reason` values of `volcanion_events_rejected_total` (see `ingest::Rejection::reason`).
 const KNOWN_REJECTION_REASONS: [&str; 4] = ["invalid", "forbidden", "schema", "store"];
 
@@ -111,53 +120,41 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            registered(&registry, metric)
         };
         let counter = |name: &str, help: &str| {
             let metric = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            registered(&registry, metric)
         };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
                 .expect("valid metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("unique metric");
-            metric
+            registered(&registry, metric)
         };
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(HTTP_DURATION, "HTTP request latency").buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["method", "route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("unique metric");
-        let queue_depth =
-            IntGauge::new(QUEUE_DEPTH, "Events waiting in the ingest queue").expect("valid metric");
-        registry
-            .register(Box::new(queue_depth.clone()))
-            .expect("unique metric");
-        let rollup_hours_waiting = IntGauge::new(
-            ROLLUP_HOURS_WAITING,
-            "Partner-hours written to and not yet folded into rollups (reports read them raw)",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(rollup_hours_waiting.clone()))
-            .expect("unique metric");
+        let http_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(HTTP_DURATION, "HTTP request latency").buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+                &["method", "route"],
+            )
+            .expect("valid metric"),
+        );
+        let queue_depth = registered(
+            &registry,
+            IntGauge::new(QUEUE_DEPTH, "Events waiting in the ingest queue").expect("valid metric"),
+        );
+        let rollup_hours_waiting = registered(
+            &registry,
+            IntGauge::new(
+                ROLLUP_HOURS_WAITING,
+                "Partner-hours written to and not yet folded into rollups (reports read them raw)",
+            )
+            .expect("valid metric"),
+        );
 
-        registry
-            .register(Box::new(spans_dropped().clone()))
-            .expect("unique metric");
+        registered(&registry, spans_dropped().clone());
 
         #[cfg(target_os = "linux")]
         registry
@@ -166,14 +163,14 @@ impl Metrics {
             ))
             .expect("unique metric");
 
-        let queue_oldest_age = Gauge::new(
-            QUEUE_OLDEST_AGE,
-            "Age of the oldest request whose events are queued and not yet stored (0: none)",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(queue_oldest_age.clone()))
-            .expect("unique metric");
+        let queue_oldest_age = registered(
+            &registry,
+            Gauge::new(
+                QUEUE_OLDEST_AGE,
+                "Age of the oldest request whose events are queued and not yet stored (0: none)",
+            )
+            .expect("valid metric"),
+        );
 
         let metrics = Metrics {
             http_requests: counter_vec(

@@ -18,10 +18,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::helpers::{ADMIN_TOKEN, Backend, SchemaScope, TestApp, id_of, spawn_app};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, SchemaScope, TestApp, id_of, installed_libraries, run_script, spawn_app,
+};
 use crate::process::{start, terminate};
 
-const BROWSER_LIBS_ENV: &str = "VOLCANION_TEST_SEGMENT_SDKS";
 const ARTIFACTS_ENV: &str = "VOLCANION_TEST_ARTIFACTS";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -171,17 +172,11 @@ async fn seed(app: &TestApp) -> Seeded {
         .put_schema(SchemaScope::Partner(&partner_id), "purchase", &structure)
         .await;
     assert!(response.status().is_success());
-    let ingest = app
-        .create_key(&partner_id, json!({"scopes": ["ingest"]}))
-        .await;
-    let read = app
-        .create_key(&partner_id, json!({"scopes": ["read"]}))
-        .await;
+    let ingest_key = key_with_scope(app, &partner_id, "ingest").await;
+    let read_key = key_with_scope(app, &partner_id, "read").await;
     let events = events(Utc::now());
-    let ingest_key = ingest["key"].as_str().unwrap().to_string();
     let accepted = app.send_batch(&ingest_key, &events).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    let read_key = read["key"].as_str().unwrap().to_string();
     app.await_events(&read_key, "limit=1000", events.len())
         .await;
     Seeded {
@@ -190,6 +185,12 @@ async fn seed(app: &TestApp) -> Seeded {
         ingest_key,
         events,
     }
+}
+
+/// A new key of the partner with `scope` alone, in clear.
+async fn key_with_scope(app: &TestApp, partner_id: &str, scope: &str) -> String {
+    let key = app.create_key(partner_id, json!({"scopes": [scope]})).await;
+    key["key"].as_str().unwrap().to_string()
 }
 
 /// 30 events over the last 20 hours from 7 users on two subsystems; every fifth is a
@@ -347,43 +348,16 @@ async fn run_browser(libs: &Path, app: &TestApp, seeded: &Seeded, artifacts: &Pa
         .arg(&seeded.ingest_key)
         .arg(ADMIN_TOKEN)
         .arg(artifacts)
-        .env("BROWSER_LIBS", libs)
-        .kill_on_drop(true);
-    if let Ok(chromium) = std::env::var("VOLCANION_TEST_CHROMIUM") {
-        command.env("CHROMIUM", chromium);
-    }
-    let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
-        .await
-        .expect("the browser script finishes in time")
-        .expect("node starts");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the browser script failed: {stderr}"
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let last = stdout
-        .lines()
-        .last()
-        .expect("the script prints its findings");
-    serde_json::from_str(last).expect("a JSON object")
+        .env("BROWSER_LIBS", libs);
+    run_script(&mut command, SCRIPT_TIMEOUT).await
 }
 
 /// The installed playwright-core; panics when asked to run without it.
 fn browser_libs() -> PathBuf {
-    let dir = std::env::var(BROWSER_LIBS_ENV).unwrap_or_default();
-    assert!(
-        !dir.trim().is_empty(),
-        "the dashboard's browser test needs playwright-core and Chromium: run \
-         scripts/segment-sdks.sh install DIR, then set {BROWSER_LIBS_ENV}=DIR"
-    );
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "{BROWSER_LIBS_ENV}={} holds no playwright-core (scripts/segment-sdks.sh install it)",
-        dir.display()
-    );
-    dir
+    installed_libraries(
+        "the dashboard's browser test",
+        &["node_modules/playwright-core"],
+    )
 }
 
 fn artifacts_dir() -> PathBuf {

@@ -3,6 +3,7 @@
 //! keyspace), so tests never share state.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub enum Backend {
 /// `cargo test` lists them as ignored (not passed); `cargo test -- --include-ignored` runs
 /// them, and then a missing variable is a failure, never a silent pass.
 const CASSANDRA_NODES_ENV: &str = "VOLCANION_TEST_CASSANDRA_NODES";
+/// Where `scripts/segment-sdks.sh install DIR` put the browser and Segment libraries.
+const SEGMENT_SDKS_ENV: &str = "VOLCANION_TEST_SEGMENT_SDKS";
+/// A Chromium to use instead of the one the libraries installed.
+const CHROMIUM_ENV: &str = "VOLCANION_TEST_CHROMIUM";
 /// More than one bucket, so every test also exercises the readers' fan-out and merge.
 const TEST_PARTNER_BUCKETS: u32 = 3;
 /// Hours fold into rollups soon after their last write, so report tests read both.
@@ -730,4 +735,49 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The installed libraries (`VOLCANION_TEST_SEGMENT_SDKS`), holding every one of `needs`
+/// (paths inside it); panics, naming `test`, when asked to run without them.
+pub fn installed_libraries(test: &str, needs: &[&str]) -> PathBuf {
+    let dir = std::env::var(SEGMENT_SDKS_ENV).unwrap_or_default();
+    assert!(
+        !dir.trim().is_empty(),
+        "{test} needs {needs:?}: run scripts/segment-sdks.sh install DIR, \
+         then set {SEGMENT_SDKS_ENV}=DIR"
+    );
+    let dir = PathBuf::from(dir);
+    for need in needs {
+        assert!(
+            dir.join(need).is_dir(),
+            "{SEGMENT_SDKS_ENV}={} holds no {need} (scripts/segment-sdks.sh install it)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// Runs a test script to its end within `timeout`, with `VOLCANION_TEST_CHROMIUM` passed
+/// on as `CHROMIUM`; its last stdout line is its findings as JSON.
+pub async fn run_script(command: &mut tokio::process::Command, timeout: Duration) -> Value {
+    if let Ok(chromium) = std::env::var(CHROMIUM_ENV) {
+        command.env("CHROMIUM", chromium);
+    }
+    command.kill_on_drop(true);
+    let output = tokio::time::timeout(timeout, command.output())
+        .await
+        .expect("the script finishes in time")
+        .expect("the script starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{:?} failed: {stderr}",
+        command.as_std()
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let last = stdout
+        .lines()
+        .last()
+        .expect("the script prints its findings");
+    serde_json::from_str(last).expect("its findings as JSON")
 }

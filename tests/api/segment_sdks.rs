@@ -24,11 +24,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tokio::process::Command;
 
-use crate::helpers::Backend;
+use crate::helpers::{self, Backend, installed_libraries};
 use crate::process::{Process, start, terminate};
 use crate::segment::{Source, source};
 
-const SDKS_ENV: &str = "VOLCANION_TEST_SEGMENT_SDKS";
 /// The event whose first batch the proxy answers with a 500, after passing it on.
 const RETRIED_EVENT: &str = "Retried Batch";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -94,9 +93,6 @@ async fn analytics_js_in_chromium_loads_its_settings_and_sends_page_identify_tra
         .arg(format!("http://{}", service.app.address))
         .arg(&source.write_key)
         .env("SEGMENT_SDKS", &sdks);
-    if let Ok(chromium) = std::env::var("VOLCANION_TEST_CHROMIUM") {
-        command.env("CHROMIUM", chromium);
-    }
     let sent = run_script(&mut command).await;
     let types: Vec<&str> = sent.iter().map(|m| m["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["page", "identify", "track"]);
@@ -108,19 +104,7 @@ async fn analytics_js_in_chromium_loads_its_settings_and_sends_page_identify_tra
 
 /// The installed libraries; panics when asked to run without them.
 fn sdks_dir(test: &str) -> PathBuf {
-    let dir = std::env::var(SDKS_ENV).unwrap_or_default();
-    assert!(
-        !dir.trim().is_empty(),
-        "{test} needs Segment's libraries: run scripts/segment-sdks.sh install DIR, \
-         then set {SDKS_ENV}=DIR"
-    );
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("node_modules").is_dir() && dir.join("venv").is_dir(),
-        "{SDKS_ENV}={} holds no installed libraries (scripts/segment-sdks.sh install it)",
-        dir.display()
-    );
-    dir
+    installed_libraries(test, &["node_modules", "venv"])
 }
 
 fn script(name: &str) -> PathBuf {
@@ -139,23 +123,8 @@ async fn service_with_source(code: &str) -> (tempfile::TempDir, Process, Source)
 
 /// Runs a library's script to its end; its last stdout line is the messages it sent.
 async fn run_script(command: &mut Command) -> Vec<Value> {
-    command.kill_on_drop(true);
-    let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
-        .await
-        .expect("the script finishes in time")
-        .expect("the script starts");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{:?} failed: {stderr}",
-        command.as_std()
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let last = stdout
-        .lines()
-        .last()
-        .expect("the script prints its messages");
-    serde_json::from_str(last).expect("a JSON array of messages")
+    let sent = helpers::run_script(command, SCRIPT_TIMEOUT).await;
+    serde_json::from_value(sent).expect("a JSON array of messages")
 }
 
 /// Every message is stored once under its `messageId`, nothing else is, and each field

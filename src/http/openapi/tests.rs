@@ -1,6 +1,6 @@
 //! The description can't drift from the router (every route literal in `src/http` is
 //! described; `tests/api/openapi.rs` checks the other way, over HTTP), and the schemas
-//! written by hand match what the code really sends.
+//! match what the code really sends.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

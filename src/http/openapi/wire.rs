@@ -1,14 +1,11 @@
 //! Schemas for the bodies whose Rust types are not serde structs (event objects are read
-//! field by field, health answers are built as JSON) or live where HTTP may not reach
-//! (reports). Each is checked against real values in the tests of `openapi`, so a change
-//! on either side fails a test instead of drifting.
+//! field by field, health answers are built as JSON). Report schemas are derived on the
+//! report types themselves (`reports::aggregate`). Each is checked against real values in
+//! the tests of `openapi`, so a change on either side fails a test instead of drifting.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::error::FieldError;
 
@@ -123,53 +120,6 @@ pub struct ReplayGuardHeaders {
     /// Never seen within the window (a `409` otherwise).
     #[serde(rename = "X-Request-Nonce")]
     request_nonce: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SummaryReport {
-    pub partner_id: Uuid,
-    pub subsystem_id: Option<Uuid>,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub total_events: u64,
-    pub valid_events: u64,
-    pub invalid_events: u64,
-    /// Estimated (HyperLogLog, ≤ 2% error).
-    pub unique_users: u64,
-    pub event_counts: BTreeMap<String, u64>,
-    pub subsystem_counts: BTreeMap<String, u64>,
-    /// Every event acknowledged before this instant is counted.
-    pub data_as_of: DateTime<Utc>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportInterval {
-    Hour,
-    Day,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReportBucket {
-    pub start: DateTime<Utc>,
-    /// The same instant in the report's time zone, with its offset.
-    #[schema(value_type = String, format = DateTime)]
-    pub local_start: DateTime<FixedOffset>,
-    pub count: u64,
-    pub unique_users: u64,
-    pub by_type: BTreeMap<String, u64>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TimeseriesReport {
-    pub interval: ReportInterval,
-    pub tz: String,
-    pub buckets: Vec<ReportBucket>,
-    /// Every event acknowledged before this instant is counted.
-    pub data_as_of: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -124,7 +124,7 @@ impl Statements {
             )
             .await?,
 
-            // Rollups (`rollups.rs`): client timestamps order touches and folds.
+            // Rollups (`rollups/`): client timestamps order touches and folds.
             touch_rollup_hour: prepare(
                 format!("UPDATE {ks}.rollup_hours USING TIMESTAMP ? AND TTL ? SET touched_at = ? WHERE partner_id = ? AND period = ? AND hour = ?"),
                 Idempotent,

@@ -1,0 +1,214 @@
+//! How rollups sit in their tables: hours and days keyed by 30-day period and hour column,
+//! pending touches spread over shards, counts encoded with postcard.
+
+use std::collections::BTreeMap;
+
+use scylla::DeserializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use uuid::Uuid;
+
+use super::CassandraStore;
+use crate::rollups::{Hour, HourCounts};
+use crate::store::StoreError;
+
+/// Rollup partitions hold 30 days of hours.
+const HOURS_PER_PERIOD: u32 = 720;
+/// `rollup_pending` is spread over this many partitions.
+pub(super) const PENDING_SHARDS: i32 = 16;
+/// `event_type` of the sketch over all event types.
+pub(super) const ALL_TYPES: &str = "";
+
+pub(super) fn period(hour: Hour) -> i32 {
+    i32::try_from(hour.0 / HOURS_PER_PERIOD).unwrap_or(i32::MAX)
+}
+
+pub(super) fn column(hour: Hour) -> i32 {
+    i32::try_from(hour.0).unwrap_or(i32::MAX)
+}
+
+/// The hour an `hour` or `day` column holds.
+pub(super) fn hour_of(column: i32) -> Hour {
+    Hour(u32::try_from(column).unwrap_or(0))
+}
+
+/// A stable shard for the partner (UUIDv7's low bits are random).
+pub(super) fn shard(partner: Uuid) -> i32 {
+    i32::try_from(partner.as_u128() % PENDING_SHARDS as u128).unwrap_or(0)
+}
+
+/// Each period `from..to` overlaps, with the hour bounds inside it.
+fn periods(from: Hour, to: Hour) -> impl Iterator<Item = (i32, i32, i32)> {
+    let (first, last) = (
+        from.0 / HOURS_PER_PERIOD,
+        to.0.saturating_sub(1) / HOURS_PER_PERIOD,
+    );
+    (first..=last).filter(move |_| from < to).map(move |p| {
+        let start = Hour((p * HOURS_PER_PERIOD).max(from.0));
+        let end = Hour(((p + 1) * HOURS_PER_PERIOD).min(to.0));
+        (p as i32, column(start), column(end))
+    })
+}
+
+/// Rows of a per-period table over hours `from..to`, decoded as `R`.
+pub(super) async fn rows_over<R>(
+    store: &CassandraStore,
+    statement: &PreparedStatement,
+    key: (Uuid, Option<&str>),
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+{
+    let mut rows = Vec::new();
+    for (period, start, end) in periods(from, to) {
+        rows.extend(match key.1 {
+            Some(event_type) => {
+                store
+                    .select(statement, (key.0, event_type, period, start, end))
+                    .await?
+            }
+            None => store.select(statement, (key.0, period, start, end)).await?,
+        });
+    }
+    Ok(rows)
+}
+
+/// An hour's latest touch and the touch its fold covers (`select_rollup_hour_folds`).
+#[derive(DeserializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+pub(super) struct HourFold {
+    hour: i32,
+    pub(super) touched_at: Option<i64>,
+    pub(super) folded_at: Option<i64>,
+}
+
+impl HourFold {
+    pub(super) fn hour(&self) -> Hour {
+        hour_of(self.hour)
+    }
+
+    /// Folded at the latest touch (a touch whose TTL ran out leaves the fold standing).
+    pub(super) fn is_settled(&self) -> bool {
+        self.folded_at.is_some() && self.folded_at >= self.touched_at
+    }
+}
+
+/// The columns of `select_rollup_hours`: an `HourFold`'s, then the counts.
+type HourColumns = (i32, Option<i64>, Option<i64>, Option<Vec<u8>>);
+
+/// An hour's fold with the counts stored by it (`select_rollup_hours`).
+pub(super) struct HourRow {
+    pub(super) fold: HourFold,
+    counts: Option<Vec<u8>>,
+}
+
+impl HourRow {
+    pub(super) fn counts(&self) -> Result<HourCounts, StoreError> {
+        decode_counts(self.counts.as_deref())
+    }
+}
+
+/// A partner's hour rows over `from..to`.
+pub(super) async fn hour_rows(
+    store: &CassandraStore,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<HourRow>, StoreError> {
+    let statement = &store.statements.select_rollup_hours;
+    let rows: Vec<HourColumns> = rows_over(store, statement, (partner, None), from, to).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(hour, touched_at, folded_at, counts)| HourRow {
+            fold: HourFold {
+                hour,
+                touched_at,
+                folded_at,
+            },
+            counts,
+        })
+        .collect())
+}
+
+/// A partner's hour folds over `from..to` (without their counts).
+pub(super) async fn hour_folds(
+    store: &CassandraStore,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<HourFold>, StoreError> {
+    let statement = &store.statements.select_rollup_hour_folds;
+    rows_over(store, statement, (partner, None), from, to).await
+}
+
+#[derive(DeserializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+pub(super) struct DayRow {
+    day: i32,
+    covers: Option<i64>,
+    counts: Option<Vec<u8>>,
+}
+
+impl DayRow {
+    pub(super) fn day(&self) -> Hour {
+        hour_of(self.day)
+    }
+
+    /// Built from the folds its hours have now (`covers` is their sum, see `covers_by_day`).
+    pub(super) fn is_current(&self, covers: &BTreeMap<Hour, i64>) -> bool {
+        self.covers.is_some() && self.covers == covers.get(&self.day()).copied()
+    }
+
+    pub(super) fn counts(&self) -> Result<HourCounts, StoreError> {
+        decode_counts(self.counts.as_deref())
+    }
+}
+
+/// A partner's day rows over `from..to`.
+pub(super) async fn day_rows(
+    store: &CassandraStore,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<DayRow>, StoreError> {
+    let statement = &store.statements.select_rollup_days;
+    rows_over(store, statement, (partner, None), from, to).await
+}
+
+/// The sum of the folds of each day's hours (what a current day row `covers`).
+pub(super) fn covers_by_day(folds: &[HourFold]) -> BTreeMap<Hour, i64> {
+    let mut covers = BTreeMap::new();
+    for fold in folds {
+        *covers.entry(fold.hour().day()).or_default() += fold.folded_at.unwrap_or(0);
+    }
+    covers
+}
+
+fn decode_counts(bytes: Option<&[u8]>) -> Result<HourCounts, StoreError> {
+    match bytes {
+        Some(bytes) => postcard::from_bytes(bytes)
+            .map_err(|error| StoreError::Corrupt(format!("rollup counts: {error}"))),
+        None => Ok(HourCounts::default()),
+    }
+}
+
+pub(super) fn encode_counts(counts: &HourCounts) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(counts).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_split_a_range_at_thirty_day_boundaries() {
+        let parts: Vec<_> = periods(Hour(700), Hour(1_500)).collect();
+        assert_eq!(parts, [(0, 700, 720), (1, 720, 1_440), (2, 1_440, 1_500)]);
+        assert_eq!(periods(Hour(5), Hour(5)).count(), 0);
+        assert_eq!(
+            periods(Hour(719), Hour(720)).collect::<Vec<_>>(),
+            [(0, 719, 720)]
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Raw events recounted into an hour's fold, and a day's settled hours folded into its day
+//! row: what `settle` and `rebuild` store.
+
+use std::collections::BTreeSet;
+
+use uuid::Uuid;
+
+use super::horizon::day_end;
+use super::layout::{ALL_TYPES, column, encode_counts, hour_rows, period, rows_over};
+use super::{CassandraStore, all};
+use crate::rollups::{ActorSketch, ActorUnion, Hour, HourCounts, RollupDelta};
+use crate::store::cassandra::events_write::ttl_seconds;
+use crate::store::{EventQuery, EventScope, EventStore, StoreError};
+
+/// Raw events read per page by a recount.
+const RECOUNT_PAGE: usize = 5_000;
+
+/// The rollups of a partner's raw events in hours `from..to`.
+pub(super) async fn recount(
+    store: &CassandraStore,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<RollupDelta, StoreError> {
+    let mut delta = RollupDelta::default();
+    let mut query = EventQuery {
+        scope: EventScope::Partner(partner),
+        from: from.start(),
+        to: to.start(),
+        filter: Default::default(),
+        limit: RECOUNT_PAGE,
+        cursor: None,
+        with_payload: false,
+    };
+    loop {
+        let page = store.query_events(&query).await?;
+        page.items.iter().for_each(|event| delta.add(event));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return Ok(delta),
+        }
+    }
+}
+
+/// Stores `delta`'s rollups of `hour` as the fold of the touch `touched_at`, written at
+/// cell timestamp `written_at`: sketches first, then the counts that mark it settled.
+/// The number of events counted.
+pub(super) async fn store_fold(
+    store: &CassandraStore,
+    partner: Uuid,
+    hour: Hour,
+    delta: &RollupDelta,
+    touched_at: i64,
+    written_at: i64,
+) -> Result<u64, StoreError> {
+    let ttl = ttl_seconds(store, partner).await?;
+    let statement = &store.statements.insert_rollup_sketch;
+    let sketches: Vec<_> = delta
+        .sketches()
+        .filter(|(key, _)| key.hour == hour)
+        .map(|(key, sketch)| {
+            let event_type = key.event_type.clone().unwrap_or_default();
+            let values = (
+                key.owner,
+                event_type,
+                period(hour),
+                column(hour),
+                sketch.to_bytes(),
+                written_at,
+                ttl,
+            );
+            store.execute(statement, values)
+        })
+        .collect();
+    all(store, sketches).await?;
+    let counts = delta.counts_of(partner).remove(&hour).unwrap_or_default();
+    store
+        .execute(
+            &store.statements.fold_rollup_hour,
+            (
+                written_at,
+                ttl,
+                touched_at,
+                encode_counts(&counts)?,
+                partner,
+                period(hour),
+                column(hour),
+            ),
+        )
+        .await?;
+    Ok(counts.total())
+}
+
+/// Builds the day row of `day` from its 24 hours, if they are all settled: counts summed,
+/// and for every owner and event type its hours' sketches merged. Written at the latest of
+/// the hours' folds, or at `rewrite_at` (a rebuild replacing a row of the same folds).
+pub(super) async fn fold_day(
+    store: &CassandraStore,
+    partner: Uuid,
+    day: Hour,
+    rewrite_at: Option<i64>,
+) -> Result<(), StoreError> {
+    let end = day_end(day);
+    let rows = hour_rows(store, partner, day, end).await?;
+    if rows.iter().any(|row| !row.fold.is_settled()) {
+        return Ok(());
+    }
+    let covers: i64 = rows.iter().filter_map(|row| row.fold.folded_at).sum();
+    let written_at = rewrite_at.unwrap_or_else(|| {
+        rows.iter()
+            .filter_map(|row| row.fold.folded_at)
+            .max()
+            .unwrap_or(0)
+    });
+    let mut counts = HourCounts::default();
+    for row in &rows {
+        counts.merge(&row.counts()?);
+    }
+    let mut scopes: BTreeSet<(Uuid, String)> = BTreeSet::from([(partner, ALL_TYPES.to_string())]);
+    for cell in &counts.cells {
+        for owner in [partner, cell.subsystem_id] {
+            scopes.insert((owner, ALL_TYPES.to_string()));
+            scopes.insert((owner, cell.event_type.clone()));
+        }
+    }
+    let ttl = ttl_seconds(store, partner).await?;
+    let statements = &store.statements;
+    let merges: Vec<_> = scopes
+        .into_iter()
+        .map(|(owner, event_type)| async move {
+            let key = (owner, Some(event_type.as_str()));
+            let sketches: Vec<(i32, Vec<u8>)> =
+                rows_over(store, &statements.select_rollup_sketches, key, day, end).await?;
+            let mut union = ActorUnion::default();
+            for (_, bytes) in &sketches {
+                union.add_sketch(&ActorSketch::from_bytes(bytes).map_err(StoreError::Corrupt)?);
+            }
+            let values = (
+                owner,
+                event_type.as_str(),
+                period(day),
+                column(day),
+                union.to_sketch().to_bytes(),
+                written_at,
+                ttl,
+            );
+            store
+                .execute(&statements.insert_rollup_day_sketch, values)
+                .await
+        })
+        .collect();
+    all(store, merges).await?;
+    store
+        .execute(
+            &statements.insert_rollup_day,
+            (
+                partner,
+                period(day),
+                column(day),
+                covers,
+                encode_counts(&counts)?,
+                written_at,
+                ttl,
+            ),
+        )
+        .await
+}

@@ -1,0 +1,107 @@
+//! The settle round: the pending hours no write has touched for `rollup_settle` are
+//! recounted and folded, then the days they complete get their day row.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use uuid::Uuid;
+
+use super::CassandraStore;
+use super::horizon::Horizon;
+use super::layout::{PENDING_SHARDS, column, hour_of, hour_rows};
+use super::recount::{fold_day, recount, store_fold};
+use crate::rollups::{Hour, SettleOutcome};
+use crate::store::StoreError;
+
+/// Pending hours one round reads per shard; the rest wait for the next round.
+const PENDING_PER_ROUND: i32 = 5_000;
+/// Hours folded at once.
+const FOLD_CONCURRENCY: usize = 4;
+
+/// Recounts the pending hours that no write has touched since `now - settle`.
+pub(in crate::store::cassandra) async fn settle(
+    store: &CassandraStore,
+    now: DateTime<Utc>,
+) -> Result<SettleOutcome, StoreError> {
+    let horizon = Horizon::new(now, store.rollup_settle);
+    let mut outcome = SettleOutcome::default();
+    let mut days: BTreeSet<(Uuid, Hour)> = BTreeSet::new();
+    for shard in 0..PENDING_SHARDS {
+        let pending: Vec<(Uuid, i32, i64)> = store
+            .select(
+                &store.statements.select_rollup_pending,
+                (shard, PENDING_PER_ROUND),
+            )
+            .await?;
+        let (due, waiting): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(_, _, touched)| horizon.settles(*touched));
+        outcome.waiting += waiting.len();
+        let folds: Vec<_> = due
+            .into_iter()
+            .map(|(partner, hour, pending_touch)| async move {
+                let hour = hour_of(hour);
+                let folded =
+                    fold_pending(store, shard, partner, hour, pending_touch, horizon).await?;
+                Ok::<_, StoreError>(folded.then_some((partner, hour.day())))
+            })
+            .collect();
+        let folded: Vec<Option<(Uuid, Hour)>> = futures::stream::iter(folds)
+            .buffer_unordered(FOLD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        outcome.folded += folded.iter().flatten().count();
+        outcome.waiting += folded.iter().filter(|folded| folded.is_none()).count();
+        days.extend(folded.into_iter().flatten());
+    }
+    // Days whose last hour has settled too get their day row, once per round.
+    let days: Vec<_> = days
+        .into_iter()
+        .filter(|(_, day)| horizon.has_ended(*day))
+        .map(|(partner, day)| fold_day(store, partner, day, None))
+        .collect();
+    futures::stream::iter(days)
+        .buffer_unordered(FOLD_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(outcome)
+}
+
+/// Folds one pending hour if it is still settled; whether it did.
+async fn fold_pending(
+    store: &CassandraStore,
+    shard: i32,
+    partner: Uuid,
+    hour: Hour,
+    pending_touch: i64,
+    horizon: Horizon,
+) -> Result<bool, StoreError> {
+    let done_at = match touched_at(store, partner, hour).await? {
+        Some(touched) if !horizon.settles(touched) => return Ok(false),
+        Some(touched) => {
+            let delta = recount(store, partner, hour, hour.next()).await?;
+            store_fold(store, partner, hour, &delta, touched, touched).await?;
+            touched
+        }
+        // The hour's touch expired with its events: nothing left to fold.
+        None => pending_touch,
+    };
+    store
+        .execute(
+            &store.statements.delete_rollup_pending,
+            (done_at, shard, partner, column(hour)),
+        )
+        .await?;
+    Ok(true)
+}
+
+/// The latest touch of one partner-hour.
+async fn touched_at(
+    store: &CassandraStore,
+    partner: Uuid,
+    hour: Hour,
+) -> Result<Option<i64>, StoreError> {
+    let rows = hour_rows(store, partner, hour, hour.next()).await?;
+    Ok(rows.first().and_then(|row| row.fold.touched_at))
+}
