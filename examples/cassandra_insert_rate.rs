@@ -5,6 +5,8 @@
 //!
 //! - `single`: one INSERT per event into `events_by_partner_day`, `--concurrency` in flight
 //! - `batch`:  unlogged batches of `--batch-rows` events of one partition, same concurrency
+//! - `both`:   the same batches into both events tables (each event's two rows, as the
+//!   service writes them), the two tables' batches concurrently
 //! - `claim`:  the de-duplication claim alone (`INSERT ... IF NOT EXISTS`, a Paxos round)
 //! - `store`:  `CassandraStore::write_events` in writer-sized batches from `--writers`
 //!   concurrent writers: the claim plus both events tables, as the service writes
@@ -231,6 +233,11 @@ async fn main() -> anyhow::Result<()> {
             "INSERT INTO {ks}.events_by_partner_day ({INSERT_COLUMNS}) VALUES ({markers})"
         ))
         .await?;
+    let insert_by_subsystem = session
+        .prepare(format!(
+            "INSERT INTO {ks}.events_by_subsystem_day ({INSERT_COLUMNS}) VALUES ({markers})"
+        ))
+        .await?;
     let claim = session
         .prepare(format!("INSERT INTO {ks}.event_ids_by_partner (partner_id, event_id, day, event_time, bucket, fingerprint) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"))
         .await?;
@@ -252,21 +259,37 @@ async fn main() -> anyhow::Result<()> {
         let elapsed = single_inserts(&session, &insert, spread, args.concurrency).await?;
         report("single", args.events, elapsed);
     }
-    if runs("batch") {
-        // Batches: each batch holds rows of one partition (a hot partner's day).
-        let run = Uuid::now_v7().simple().to_string();
+    // Batches: each batch holds rows of one partition (a hot partner's day).
+    let partitioned = |run: &str, first_partner: u128| {
         let partners = args.events / (args.batch_rows * 10) + 1;
-        let by_partition: Vec<Row> = (0..args.events)
+        let mut rows: Vec<Row> = (0..args.events)
             .map(|i| {
-                let partner = Uuid::from_u128((i / args.batch_rows % partners) as u128 + 1_000_000);
-                row(&event(partner, partner, i, &run))
+                let offset = (i / args.batch_rows % partners) as u128;
+                let partner = Uuid::from_u128(offset + first_partner);
+                row(&event(partner, partner, i, run))
             })
             .collect();
-        let mut sorted = by_partition;
-        sorted.sort_by_key(|row| row.partner_id);
+        rows.sort_by_key(|row| row.partner_id);
+        rows
+    };
+    if runs("batch") {
+        let run = Uuid::now_v7().simple().to_string();
+        let rows = partitioned(&run, 1_000_000);
         let elapsed =
-            batch_inserts(&session, &insert, sorted, args.batch_rows, args.concurrency).await?;
+            batch_inserts(&session, &insert, rows, args.batch_rows, args.concurrency).await?;
         report("batch", args.events, elapsed);
+    }
+    if runs("both") {
+        let run = Uuid::now_v7().simple().to_string();
+        let rows = partitioned(&run, 2_000_000);
+        let copy = partitioned(&run, 2_000_000);
+        let started = Instant::now();
+        let half = args.concurrency.div_ceil(2);
+        futures::try_join!(
+            batch_inserts(&session, &insert, rows, args.batch_rows, half),
+            batch_inserts(&session, &insert_by_subsystem, copy, args.batch_rows, half),
+        )?;
+        report("both", args.events, started.elapsed());
     }
     if runs("claim") || runs("store") {
         let run = Uuid::now_v7().simple().to_string();

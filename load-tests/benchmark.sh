@@ -5,7 +5,8 @@
 #   parse      parse + field rules + schema check of one event, no HTTP, no store
 #              (criterion, benches/validation.rs `parse_and_check_event`; once, not per round)
 #   raw        the Cassandra ceilings with the service's row shape, no HTTP
-#              (examples/cassandra_insert_rate: single inserts, unlogged one-partition batches)
+#              (examples/cassandra_insert_rate: single inserts, unlogged one-partition batches,
+#              and those batches into both events tables: the two rows the service writes)
 #   embedded   the service on the embedded store: single events, batches of 100
 #   cassandra  the service on Cassandra: single events, batches of 100
 #   open loop  single events at half the embedded closed-loop rate (vegeta), latency
@@ -102,7 +103,10 @@ service_round() {
   start_service "$TARGET_DIR/release/volcanion" "$PORT"
   create_tenant
   ACKNOWLEDGED=0
-  [ "$store" = embedded ] && closed noop 1 "$API/health/live"
+  if [ "$store" = embedded ]; then
+    closed noop 1 "$API/health/live"
+    ACKNOWLEDGED=0   # requests, not events
+  fi
   closed "$store.single" 1 "$API/api/v1/events" -s load-tests/wrk/single.lua
   closed "$store.batch" "$BATCH" "$API/api/v1/events/batch" -s load-tests/wrk/batch.lua
   check_stored
@@ -131,10 +135,11 @@ raw_round() {
   local output db_before
   db_before=$(ticks_of "$CASSANDRA_PID")
   output=$("$TARGET_DIR/release/examples/cassandra_insert_rate" --nodes "$CASSANDRA_NODES" \
-    --keyspace "bench_raw_$$" --events "${RAW_EVENTS:-100000}" --batch-rows 100 --modes single,batch --drop)
+    --keyspace "bench_raw_$$" --events "${RAW_EVENTS:-100000}" --batch-rows 100 --modes single,batch,both --drop)
   echo "$output" | sed 's/^/  raw /' >&2
   record raw.single.rate "$(awk '$1 == "single:" {print $(NF-1)}' <<<"$output")"
   record raw.batch.rate "$(awk '$1 == "batch:" {print $(NF-1)}' <<<"$output")"
+  record raw.both.rate "$(awk '$1 == "both:" {print $(NF-1)}' <<<"$output")"
 }
 
 parse_bench() {
@@ -183,6 +188,7 @@ verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {if (v == "n/a") print "no
   done
   echo "| raw Cassandra single inserts (no HTTP) | $(median raw.single.rate) | | | | | |"
   echo "| raw Cassandra batches of 100, one partition (no HTTP) | $(median raw.batch.rate) | | | | | |"
+  echo "| raw Cassandra batches of 100 into both events tables, each event's two rows (no HTTP) | $(median raw.both.rate) | | | | | |"
   echo "| parse + validate, no HTTP, no store (criterion) | | $(median parse.us) | | | | |"
   echo
   echo "Peak RSS of the service: embedded $(median embedded.peak_rss_mib) MiB, Cassandra $(median cassandra.peak_rss_mib) MiB. Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
