@@ -8,8 +8,9 @@
 #                                        three Up/Normal in `nodetool status`
 #   scripts/cluster.sh stop              stop all nodes
 #   scripts/cluster.sh status            per-node CQL and ring state; exit 0 iff all three are UN
-#   scripts/cluster.sh stop-node N       SIGTERM node N, wait until the others mark it down (DN)
-#   scripts/cluster.sh kill-node N       SIGKILL node N (a crash), wait until the others mark it DN
+#   scripts/cluster.sh stop-node N       SIGTERM node N (it drains and tells the others), wait
+#                                        until it has exited and its CQL port is closed
+#   scripts/cluster.sh kill-node N       SIGKILL node N (a crash: nothing announced), likewise
 #   scripts/cluster.sh start-node N      start node N on its data, wait until all see it UN
 #   scripts/cluster.sh nodes             print the contact points (host:port,host:port,host:port)
 #   scripts/cluster.sh cqlsh N [ARGS]    cqlsh against node N
@@ -121,11 +122,12 @@ stop_node() {
   if [ "$signal" = KILL ]; then
     kill -KILL "$pid"
     for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do port_open "$PORT" || break; sleep 0.1; done
+    port_open "$PORT" && die "port $PORT still open after SIGKILL of pid $pid"
     rm -f "$PIDFILE"; say "killed (pid $pid)"
   else
     stop
   fi
-  wait_others_see "$n" DN
 }
 
 # Every node answers CQL and sees all three Up/Normal.
