@@ -46,9 +46,10 @@ const SENDER_PAUSE: Duration = Duration::from_millis(500);
 const STOPPED_NODE: &str = "2";
 /// How long the node stays down, load running.
 const DOWN_FOR: Duration = Duration::from_secs(30);
-/// The whole drill, cluster changes included (a hang guard; it took 217 s with the
-/// machine busy with other builds, a restarted node needing 100 s to answer CQL).
-const DRILL_TIMEOUT: Duration = Duration::from_secs(300);
+/// The whole drill, cluster changes included (a hang guard; 70-90 s of it is the node's
+/// restart on an idle machine, but it took 267 s with the machine busy with other builds,
+/// the restarted node needing 96 s to answer CQL).
+const DRILL_TIMEOUT: Duration = Duration::from_secs(360);
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The limited partner's `rateLimitPerMinute`: GCRA frees one more every 60 s / N, so the
 /// burst must finish within that for "exactly N" to hold.
@@ -107,7 +108,6 @@ async fn start_instances(
     let settings = [
         ("VOLCANION_REDIS__URL", redis_url),
         ("VOLCANION_REDIS__KEY_PREFIX", "cluster-drill"),
-        ("VOLCANION_CASSANDRA__REQUEST_TIMEOUT", "2s"),
         // Only the limited partner's own rateLimitPerMinute is what this drill limits.
         (
             "VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE",
@@ -191,7 +191,8 @@ async fn shared_rate_limit_is_exact(instances: &[&TestApp]) {
 }
 
 /// A key every instance has cached is revoked through the first; the others refuse it
-/// within `REVOCATION_BOUND`. Returns the slowest instance's delay.
+/// within `REVOCATION_BOUND` of its `DELETE` being answered. Returns the slowest
+/// instance's delay.
 async fn revocation_reaches_every_instance(instances: &[&TestApp], tenant: &Tenant) -> Duration {
     let created = instances[0]
         .create_key(&tenant.partner_id, json!({"scopes": ["read"]}))
@@ -204,24 +205,26 @@ async fn revocation_reaches_every_instance(instances: &[&TestApp], tenant: &Tena
         let read = app.get_events(&key, "limit=1").await;
         assert_eq!(read.status(), StatusCode::OK, "the key works everywhere");
     }
-    let revoked_at = Instant::now();
     let revoked = instances[0].revoke_key(&key_id).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let revoked_at = Instant::now();
+    // Authentication comes before the query is read, so a bad `limit` answers 400 for a
+    // valid key without touching Cassandra: what is timed is the revocation, not a read.
     let mut slowest = Duration::ZERO;
     for app in &instances[1..] {
         loop {
-            let status = app.get_events(&key, "limit=1").await.status();
+            let status = app.get_events(&key, "limit=not-a-number").await.status();
             if status == StatusCode::UNAUTHORIZED {
                 break;
             }
-            assert_eq!(status, StatusCode::OK);
+            assert_eq!(status, StatusCode::BAD_REQUEST);
             assert!(
                 revoked_at.elapsed() <= REVOCATION_BOUND,
                 "instance {} still accepts a key revoked {:?} ago",
                 app.address,
                 revoked_at.elapsed()
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         slowest = slowest.max(revoked_at.elapsed());
     }
