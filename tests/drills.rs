@@ -12,178 +12,33 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]
+#[path = "api/load.rs"]
+mod load;
+#[allow(dead_code)]
 #[path = "api/own_redis.rs"]
 mod own_redis;
 #[allow(dead_code)]
 #[path = "api/process.rs"]
 mod process;
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use helpers::{Backend, Tenant, TestApp, TestAppBuilder};
+use helpers::{Backend, Tenant, TestAppBuilder};
+use load::{Load, Tally, assert_stored_exactly_once};
 use own_redis::{OwnRedis, free_port};
 use process::{Process, resident_bytes_of, start, terminate};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use tokio::task::JoinHandle;
+use serde_json::json;
 
 /// How long any phase may take before the drill fails (a hang guard, not a measurement).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
-const BATCH_EVENTS: usize = 50;
 
 /// Drills share two cores: one at a time keeps each one's load what it says.
 async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     TURN.lock().await
-}
-
-/// What the load senders saw.
-#[derive(Default)]
-struct Tally {
-    /// Ids of the events answered 202 (client-chosen for batches, server-made for singles).
-    acknowledged: Mutex<Vec<String>>,
-    acknowledged_count: AtomicUsize,
-    statuses: Mutex<BTreeMap<u16, usize>>,
-    /// Requests without an answer (the connection failed or closed).
-    unanswered: AtomicUsize,
-    stop: AtomicBool,
-}
-
-impl Tally {
-    fn acknowledged(&self) -> usize {
-        self.acknowledged_count.load(Ordering::Relaxed)
-    }
-
-    fn statuses(&self) -> BTreeMap<u16, usize> {
-        self.statuses.lock().unwrap().clone()
-    }
-
-    /// Fails unless every answer was one of `allowed`.
-    fn assert_only(&self, allowed: &[u16]) {
-        let statuses = self.statuses();
-        assert!(
-            statuses.keys().all(|status| allowed.contains(status)),
-            "answers {statuses:?}, allowed only {allowed:?}"
-        );
-    }
-}
-
-/// Senders that post in a closed loop until stopped: even ones batches of
-/// `BATCH_EVENTS` with client-chosen ids, odd ones single events with server-made ids.
-struct Load {
-    tally: Arc<Tally>,
-    senders: Vec<JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(address: SocketAddr, tenant: &Tenant, senders: usize, properties: Value) -> Load {
-        let tally = Arc::new(Tally::default());
-        let senders = (0..senders)
-            .map(|sender| {
-                tokio::spawn(send_load(
-                    address,
-                    tenant.key.clone(),
-                    tenant.subsystem_code.clone(),
-                    properties.clone(),
-                    sender,
-                    Arc::clone(&tally),
-                ))
-            })
-            .collect();
-        Load { tally, senders }
-    }
-
-    /// Waits until `events` more events have been acknowledged than now.
-    async fn acknowledges(&self, events: usize) {
-        let target = self.tally.acknowledged() + events;
-        wait_until(&format!("{target} events are acknowledged"), || async {
-            self.tally.acknowledged() >= target
-        })
-        .await;
-    }
-
-    async fn stop(self) -> Arc<Tally> {
-        self.tally.stop.store(true, Ordering::Relaxed);
-        for sender in self.senders {
-            sender.await.expect("a load sender panicked");
-        }
-        self.tally
-    }
-}
-
-async fn send_load(
-    address: SocketAddr,
-    key: String,
-    subsystem: String,
-    properties: Value,
-    sender: usize,
-    tally: Arc<Tally>,
-) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let mut request_number = 0usize;
-    while !tally.stop.load(Ordering::Relaxed) {
-        request_number += 1;
-        let single = sender % 2 == 1;
-        let (path, body, ids) = if single {
-            let event = json!({"eventType": "drill", "userId": format!("u{sender}"), "subsystem": subsystem, "properties": properties});
-            ("/api/v1/events", event, Vec::new())
-        } else {
-            let ids: Vec<String> = (0..BATCH_EVENTS)
-                .map(|i| format!("d{sender}-{request_number}-{i}"))
-                .collect();
-            let events: Vec<Value> = ids
-                .iter()
-                .map(|id| json!({"eventType": "drill", "eventId": id, "userId": format!("u{sender}"), "subsystem": subsystem, "properties": properties}))
-                .collect();
-            ("/api/v1/events/batch", json!({ "events": events }), ids)
-        };
-        let sent = client
-            .post(format!("http://{address}{path}"))
-            .header("x-api-key", &key)
-            .json(&body)
-            .send()
-            .await;
-        let Ok(response) = sent else {
-            tally.unanswered.fetch_add(1, Ordering::Relaxed);
-            // The service is down or restarting: don't spin on refused connections.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        let status = response.status();
-        *tally
-            .statuses
-            .lock()
-            .unwrap()
-            .entry(status.as_u16())
-            .or_default() += 1;
-        if status != StatusCode::ACCEPTED {
-            // Back off briefly, as a client honouring Retry-After would (shortened).
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        let ids = if single {
-            match response.json::<Value>().await {
-                Ok(answer) => vec![answer["eventId"].as_str().unwrap().to_string()],
-                Err(_) => {
-                    tally.unanswered.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
-        } else {
-            ids
-        };
-        tally
-            .acknowledged_count
-            .fetch_add(ids.len(), Ordering::Relaxed);
-        tally.acknowledged.lock().unwrap().extend(ids);
-    }
 }
 
 /// Polls `condition` until it holds, failing with `what` after `PHASE_TIMEOUT`.
@@ -193,35 +48,6 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     helpers::wait_until(what, PHASE_TIMEOUT, condition).await;
-}
-
-/// Every acknowledged event is stored, and no stored event more than once.
-async fn assert_stored_exactly_once(app: &TestApp, tenant: &Tenant, tally: &Tally) {
-    let query = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1000";
-    let mut stored = HashSet::new();
-    for event in app.all_events(&tenant.key, query).await {
-        let id = event["eventId"].as_str().unwrap().to_string();
-        assert!(stored.insert(id.clone()), "event {id} is stored twice");
-    }
-    let acknowledged = tally.acknowledged.lock().unwrap();
-    let missing: Vec<_> = acknowledged
-        .iter()
-        .filter(|id| !stored.contains(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged events are not stored, e.g. {:?}",
-        missing.len(),
-        acknowledged.len(),
-        &missing[..missing.len().min(5)]
-    );
-    eprintln!(
-        "{} events acknowledged, {} stored (the rest had no answer), answers {:?}, {} unanswered requests",
-        acknowledged.len(),
-        stored.len(),
-        tally.statuses(),
-        tally.unanswered.load(Ordering::Relaxed)
-    );
 }
 
 /// `volcanion rollups verify` on a stopped service's data dir: the rollups equal a recount
@@ -251,7 +77,7 @@ async fn service_under_load(backend: Backend) -> (tempfile::TempDir, Process, Te
     let data_dir = tempfile::TempDir::new().unwrap();
     let service = start(data_dir.path(), backend, &[]).await;
     let tenant = tenant_of(&service).await;
-    let load = Load::start(service.app.address, &tenant, 4, json!({"n": 1}));
+    let load = Load::start(&[service.app.address], &tenant, 4, json!({"n": 1}));
     load.acknowledges(3_000).await;
     (data_dir, service, tenant, load)
 }
@@ -313,7 +139,7 @@ async fn losing_redis_mid_load_refuses_nothing() {
         .spawn()
         .await;
     let tenant = app.tenant("drill").await;
-    let load = Load::start(app.address, &tenant, 4, json!({"n": 1}));
+    let load = Load::start(&[app.address], &tenant, 4, json!({"n": 1}));
     load.acknowledges(1_000).await;
     let port = redis.kill().await;
     load.acknowledges(1_000).await;
@@ -364,7 +190,7 @@ async fn overload_is_refused_in_bounded_memory() {
         }
     });
     let blob = "x".repeat(1_000);
-    let load = Load::start(process.app.address, &tenant, 160, json!({"blob": blob}));
+    let load = Load::start(&[process.app.address], &tenant, 160, json!({"blob": blob}));
     load.acknowledges(5_000).await;
     wait_until("the excess is refused with 503", || async {
         load.tally.statuses().contains_key(&503)

@@ -26,9 +26,11 @@ const TEST_PBKDF2_ITERATIONS: u32 = 1_000;
 pub enum Backend {
     Embedded,
     /// Its own keyspace (named after `keyspace_id`, created by the app at start) on the
-    /// cluster named by `VOLCANION_TEST_CASSANDRA_NODES`.
+    /// cluster named by the variable `nodes_env` (`VOLCANION_TEST_CASSANDRA_NODES`, or
+    /// `VOLCANION_TEST_CASSANDRA_CLUSTER` for the 3-node drills).
     Cassandra {
         keyspace_id: u64,
+        nodes_env: &'static str,
     },
 }
 
@@ -40,6 +42,8 @@ const CASSANDRA_NODES_ENV: &str = "VOLCANION_TEST_CASSANDRA_NODES";
 const SEGMENT_SDKS_ENV: &str = "VOLCANION_TEST_SEGMENT_SDKS";
 /// A Chromium to use instead of the one the libraries installed.
 const CHROMIUM_ENV: &str = "VOLCANION_TEST_CHROMIUM";
+/// The 3-node cluster of `scripts/cluster.sh` (`scripts/cluster.sh nodes` prints it).
+const CASSANDRA_CLUSTER_ENV: &str = "VOLCANION_TEST_CASSANDRA_CLUSTER";
 /// More than one bucket, so every test also exercises the readers' fan-out and merge.
 const TEST_PARTNER_BUCKETS: u32 = 3;
 /// Hours fold into rollups soon after their last write, so report tests read both.
@@ -52,12 +56,52 @@ impl Backend {
     /// only when asked for (`--include-ignored`), and then it must not pass by doing nothing.
     pub fn cassandra_from_env(test: &str) -> Backend {
         assert!(
-            cassandra_nodes().is_some(),
+            cassandra_nodes(CASSANDRA_NODES_ENV).is_some(),
             "{test} needs Cassandra: set {CASSANDRA_NODES_ENV}=host:port \
              (scripts/cassandra.sh start gives 127.0.0.1:9042)"
         );
         Backend::Cassandra {
             keyspace_id: uuid::Uuid::new_v4().as_u64_pair().0,
+            nodes_env: CASSANDRA_NODES_ENV,
+        }
+    }
+
+    #[allow(
+        dead_code,
+        reason = "used by tests/cluster_drill.rs, not the API suite"
+    )]
+    /// The same on the 3-node cluster named by `VOLCANION_TEST_CASSANDRA_CLUSTER`, whose
+    /// keyspaces replicate 3 times; panics when it is not set.
+    pub fn cassandra_cluster_from_env(test: &str) -> Backend {
+        assert!(
+            cassandra_nodes(CASSANDRA_CLUSTER_ENV).is_some(),
+            "{test} needs the 3-node Cassandra cluster: set {CASSANDRA_CLUSTER_ENV}=host:port,... \
+             (scripts/cluster.sh start, then scripts/cluster.sh nodes)"
+        );
+        Backend::Cassandra {
+            keyspace_id: uuid::Uuid::new_v4().as_u64_pair().0,
+            nodes_env: CASSANDRA_CLUSTER_ENV,
+        }
+    }
+
+    /// The contact points, comma-separated.
+    pub fn cassandra_nodes(self) -> String {
+        match self {
+            Backend::Embedded => String::new(),
+            Backend::Cassandra { nodes_env, .. } => {
+                cassandra_nodes(nodes_env).expect("checked by cassandra_from_env")
+            }
+        }
+    }
+
+    /// The replication factor of this backend's keyspace.
+    fn replication_factor(self) -> u32 {
+        match self {
+            Backend::Cassandra {
+                nodes_env: CASSANDRA_CLUSTER_ENV,
+                ..
+            } => 3,
+            _ => 1,
         }
     }
 
@@ -67,8 +111,9 @@ impl Backend {
             Backend::Embedded => {}
             Backend::Cassandra { .. } => {
                 config.store.backend = StoreBackend::Cassandra;
-                config.cassandra.nodes = cassandra_nodes()
-                    .expect("checked by cassandra_from_env")
+                config.cassandra.replication_factor = self.replication_factor();
+                config.cassandra.nodes = self
+                    .cassandra_nodes()
                     .split(',')
                     .map(|node| node.trim().to_string())
                     .collect();
@@ -88,9 +133,10 @@ impl Backend {
             Backend::Embedded => Vec::new(),
             Backend::Cassandra { .. } => vec![
                 ("VOLCANION_STORE__BACKEND".into(), "cassandra".into()),
+                ("VOLCANION_CASSANDRA__NODES".into(), self.cassandra_nodes()),
                 (
-                    "VOLCANION_CASSANDRA__NODES".into(),
-                    cassandra_nodes().expect("checked by cassandra_from_env"),
+                    "VOLCANION_CASSANDRA__REPLICATION_FACTOR".into(),
+                    self.replication_factor().to_string(),
                 ),
                 ("VOLCANION_CASSANDRA__KEYSPACE".into(), self.keyspace()),
                 (
@@ -112,13 +158,13 @@ impl Backend {
     fn keyspace(self) -> String {
         match self {
             Backend::Embedded => String::new(),
-            Backend::Cassandra { keyspace_id } => format!("vt_test_{keyspace_id:016x}"),
+            Backend::Cassandra { keyspace_id, .. } => format!("vt_test_{keyspace_id:016x}"),
         }
     }
 }
 
-fn cassandra_nodes() -> Option<String> {
-    std::env::var(CASSANDRA_NODES_ENV)
+fn cassandra_nodes(variable: &str) -> Option<String> {
+    std::env::var(variable)
         .ok()
         .filter(|nodes| !nodes.trim().is_empty())
 }

@@ -32,7 +32,9 @@ pub async fn start(data_dir: &Path, backend: Backend, settings: &[(&str, &str)])
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(20), async {
+    // A hang guard: on a 3-node cluster, instances starting together on a new keyspace
+    // take turns migrating it (tests/cluster_drill.rs).
+    let address = tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             let Ok(entry) = serde_json::from_str::<Value>(&line) else {
                 continue;

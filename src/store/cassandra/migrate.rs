@@ -4,7 +4,7 @@
 
 use scylla::client::session::Session;
 
-use super::driver_error;
+use super::{driver_error, schema_change};
 use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
@@ -103,25 +103,28 @@ async fn schema_rows(session: &Session, query: &str, keyspace: &str) -> Result<u
     Ok(rows.rows_num())
 }
 
-/// Applies every statement of every file (each is `IF NOT EXISTS`), then waits until all
-/// nodes agree on the schema. Returns how many statements ran.
+/// Applies every statement of every file (each is `IF NOT EXISTS`) as a schema change that
+/// other instances may be making at the same time (`schema_change`), waits until all nodes
+/// agree on the schema, and checks that every table is there. Returns how many statements ran.
 pub async fn apply(session: &Session, config: &CassandraConfig) -> Result<usize, StoreError> {
     let mut applied = 0;
     for (file, text) in MIGRATIONS {
         for statement in statements(text, config) {
-            session
-                .query_unpaged(statement.as_str(), ())
+            schema_change::apply(session, &statement)
                 .await
-                .map_err(|error| {
-                    StoreError::Unavailable(format!("migration {file} failed: {error}"))
-                })?;
+                .map_err(|error| StoreError::Unavailable(format!("migration {file}: {error}")))?;
             applied += 1;
         }
     }
-    session
-        .await_schema_agreement()
-        .await
-        .map_err(|error| StoreError::Unavailable(format!("no schema agreement: {error}")))?;
+    schema_change::await_agreement(session).await?;
+    let tables_present = table_count(session, &config.keyspace).await?;
+    let tables_defined = tables_defined(config);
+    if tables_present < tables_defined {
+        return Err(StoreError::Unavailable(format!(
+            "keyspace {} has {tables_present} of the {tables_defined} tables after migrating",
+            config.keyspace
+        )));
+    }
     Ok(applied)
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - `session`    connecting with the configured consistency, timeouts and routing
 //! - `migrate`    the compiled-in `cql/` files and how they are applied
+//! - `schema_change` one DDL statement, safe while other instances migrate too
 //! - `statements` every prepared statement, marked idempotent where it is
 //! - `rows`       the events row shape, day/bucket placement, write fingerprints
 //! - `events_write` de-duplication claims and per-partition unlogged batches
@@ -18,6 +19,7 @@ mod metadata;
 pub mod migrate;
 mod rollups;
 mod rows;
+mod schema_change;
 mod session;
 mod statements;
 
@@ -58,12 +60,17 @@ pub struct CassandraStore {
 
 impl CassandraStore {
     /// Connects, creates the keyspace or the tables missing from it (a new release's), and
-    /// prepares every statement.
+    /// prepares every statement. Instances starting together all run the migration; each
+    /// waits for the others' changes (`schema_change`) rather than failing on them.
     pub async fn open(config: &CassandraConfig) -> Result<CassandraStore, StoreError> {
         let session = session::connect(config).await?;
         if migrate::needs_migration(&session, config).await? {
             let applied = migrate::apply(&session, config).await?;
             tracing::info!(keyspace = %config.keyspace, statements = applied, "applied the cql/ schema (keyspace or tables were missing)");
+        } else {
+            // Another instance may have just created the tables: not every node knows them
+            // yet, and preparing a statement on one that doesn't would fail.
+            schema_change::await_agreement(&session).await?;
         }
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
@@ -91,11 +98,8 @@ impl CassandraStore {
     /// Drops the configured keyspace and everything in it (test clean-up).
     pub async fn drop_keyspace(config: &CassandraConfig) -> Result<(), StoreError> {
         let session = session::connect(config).await?;
-        session
-            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", config.keyspace), ())
-            .await
-            .map_err(driver_error)?;
-        Ok(())
+        let drop = format!("DROP KEYSPACE IF EXISTS {}", config.keyspace);
+        schema_change::apply(&session, &drop).await
     }
 
     async fn execute(
