@@ -14,7 +14,7 @@ BINARY=${BINARY:-$TARGET_DIR/release/volcanion}
 . load-tests/service.sh
 start_service "$BINARY" "$PORT"
 create_tenant
-# Partner and subsystem as in load-tests/bench.sh: the subsystem code is "web".
+# Partner and subsystem as in load-tests/service.sh: the subsystem code is "web".
 
 python3 - "$API" "$KEY" "$EVENTS" <<'PY'
 import http.client, json, sys, time, urllib.parse
