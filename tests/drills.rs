@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use helpers::{Backend, Tenant, TestAppBuilder};
-use load::{Load, Tally, assert_stored_exactly_once};
+use load::{Load, ResendingLoad, Tally, assert_stored_exactly_once, assert_stored_exactly_once_in};
 use own_redis::{OwnRedis, free_port};
 use process::{Process, resident_bytes_of, start, terminate};
 use reqwest::StatusCode;
@@ -50,13 +50,14 @@ where
     helpers::wait_until(what, PHASE_TIMEOUT, condition).await;
 }
 
-/// `volcanion rollups verify` on a stopped service's data dir: the rollups equal a recount
+/// `volcanion rollups verify` on a stopped service's store: the rollups equal a recount
 /// of the raw events, whatever was cut short.
-fn assert_rollups_agree(data_dir: &std::path::Path) {
+fn assert_rollups_agree(data_dir: &std::path::Path, backend: Backend) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_volcanion"))
         .args(["rollups", "verify"])
         .env_clear()
         .env("VOLCANION_DATA_DIR", data_dir)
+        .envs(backend.environment())
         .output()
         .expect("the binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -102,7 +103,7 @@ async fn a_killed_service_keeps_every_acknowledged_event(backend: Backend) {
     let tally = load.stop().await;
     tally.assert_only(&[202]);
     if backend == Backend::Embedded {
-        assert_rollups_agree(data_dir.path());
+        assert_rollups_agree(data_dir.path(), backend);
     }
     restart_holds_every_acknowledged_event(data_dir.path(), backend, &tenant, &tally).await;
 }
@@ -118,9 +119,69 @@ async fn a_stopped_service_keeps_every_acknowledged_event(backend: Backend) {
     restart_holds_every_acknowledged_event(data_dir.path(), backend, &tenant, &tally).await;
 }
 
+/// The last day and the next hour: every event a drill sends, as a report's range.
+fn recent_range() -> String {
+    let now = chrono::Utc::now();
+    let format = |time: chrono::DateTime<chrono::Utc>| {
+        time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    format!(
+        "from={}&to={}",
+        format(now - chrono::Duration::days(1)),
+        format(now + chrono::Duration::hours(1))
+    )
+}
+
+/// How often the resend drill kills the service.
+const RESEND_DRILL_KILLS: usize = 3;
+
+/// Clients that choose their own event ids resend every request not answered 2xx (as
+/// Segment's libraries do) while the service is killed (SIGKILL) mid-load and started
+/// again, three times. Every id that ever got a 2xx is stored exactly once, in both events
+/// tables (the listing by partner and by subsystem), the summary counts each once, and the
+/// rollups agree with a recount. A claim left without rows by a kill must not make a
+/// resend look like a duplicate.
+async fn resent_events_are_stored_once_across_kills(backend: Backend) {
+    let _turn = one_at_a_time().await;
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let mut service = start(data_dir.path(), backend, &[]).await;
+    let address = service.app.address.to_string();
+    let tenant = tenant_of(&service).await;
+    let pinned = service
+        .app
+        .create_key(
+            &tenant.partner_id,
+            json!({"scopes": ["ingest"], "subsystemId": tenant.subsystem_id}),
+        )
+        .await;
+    let segment_key = pinned["key"].as_str().unwrap();
+    let load = ResendingLoad::start(service.app.address, &tenant, segment_key, 6);
+    for _ in 0..RESEND_DRILL_KILLS {
+        load.acknowledges(600).await;
+        service.kill().await;
+        service = start(data_dir.path(), backend, &[("VOLCANION_LISTEN", &address)]).await;
+    }
+    load.acknowledges(600).await;
+    let tally = load.stop().await;
+    let resends = tally.resends.load(Ordering::Relaxed);
+    assert!(resends > 0, "the kills made clients send again");
+    let stored = assert_stored_exactly_once(&service.app, &tenant, &tally).await;
+    let by_subsystem = format!("&subsystemId={}", tenant.subsystem_id);
+    assert_stored_exactly_once_in(&service.app, &tenant, &tally, &by_subsystem).await;
+    let summary = service.app.summary(&tenant.key, &recent_range()).await;
+    assert_eq!(summary["totalEvents"], stored, "{summary}");
+    terminate(service).await;
+    assert_rollups_agree(data_dir.path(), backend);
+    eprintln!(
+        "resend drill ({backend:?}): {} acknowledged, {stored} stored, {resends} resends, {RESEND_DRILL_KILLS} kills",
+        tally.acknowledged()
+    );
+}
+
 crate::backend_tests!(
     a_killed_service_keeps_every_acknowledged_event,
     a_stopped_service_keeps_every_acknowledged_event,
+    resent_events_are_stored_once_across_kills,
 );
 
 /// Redis killed mid-load and started again: local limits take over, never a 401 or 500.

@@ -149,3 +149,162 @@ async fn a_resend_is_a_duplicate_and_a_retried_batch_restores_lost_rows() {
     );
     assert_eq!(stored(&store, partner_id).await, vec![as_read(&first)]);
 }
+
+/// Deletes an event's rows from one events table, as a writer that died between its claim
+/// and (some of) its rows leaves it.
+async fn delete_rows(config: &Config, table: &str, owner: Uuid, event: &Event) {
+    let session = cql_session(config).await;
+    let keyspace = &config.cassandra.keyspace;
+    let owner_column = match table {
+        "events_by_partner_day" => "partner_id",
+        _ => "subsystem_id",
+    };
+    for bucket in 0..config.cassandra.partner_buckets as i32 {
+        session
+            .query_unpaged(
+                format!("DELETE FROM {keyspace}.{table} WHERE {owner_column} = ? AND day = ? AND bucket = ?"),
+                (owner, event.timestamp.date_naive(), bucket),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn stored_in_subsystem(store: &CassandraStore, subsystem_id: Uuid) -> Vec<Event> {
+    let query = EventQuery {
+        scope: EventScope::Subsystem(subsystem_id),
+        from: "2026-11-20T00:00:00Z".parse().unwrap(),
+        to: "2026-11-21T00:00:00Z".parse().unwrap(),
+        filter: EventFilter::default(),
+        limit: 100,
+        cursor: None,
+        with_payload: true,
+    };
+    store.query_events(&query).await.unwrap().items
+}
+
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn a_resend_after_a_claim_without_rows_is_stored_at_the_claimed_key() {
+    let (store, config, _cleanup) =
+        open("a_resend_after_a_claim_without_rows_is_stored_at_the_claimed_key").await;
+    let partner_id = Uuid::now_v7();
+    let first = event(partner_id, "order-3", "first");
+    store
+        .write_events(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    // The first writer died after its claim, before its rows (kill -9 between the two).
+    delete_rows(&config, "events_by_partner_day", partner_id, &first).await;
+    delete_rows(
+        &config,
+        "events_by_subsystem_day",
+        first.subsystem_id,
+        &first,
+    )
+    .await;
+
+    // The client's resend: its own receive time and correlation id, and (no timestamp in
+    // the request) a time the service stamped a moment later.
+    let mut resend = event(partner_id, "order-3", "resend");
+    resend.subsystem_id = first.subsystem_id;
+    resend.timestamp = first.timestamp + chrono::Duration::milliseconds(1_500);
+    let outcome = store
+        .write_events(std::slice::from_ref(&resend))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        WriteOutcome {
+            inserted: 1,
+            duplicates: 0
+        },
+        "a claim without rows is no proof of a stored event"
+    );
+    let claimed_time = DateTime::from_timestamp_millis(first.timestamp.timestamp_millis()).unwrap();
+    let expected = Event {
+        timestamp: claimed_time,
+        ..as_read(&resend)
+    };
+    assert_eq!(stored(&store, partner_id).await, vec![expected.clone()]);
+    assert_eq!(
+        stored_in_subsystem(&store, first.subsystem_id).await,
+        vec![expected]
+    );
+
+    // And once stored, a further resend is a duplicate again.
+    let outcome = store.write_events(&[resend]).await.unwrap();
+    assert_eq!(outcome.duplicates, 1);
+    assert_eq!(stored(&store, partner_id).await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn a_resend_completes_an_event_missing_from_the_subsystem_table() {
+    let (store, config, _cleanup) =
+        open("a_resend_completes_an_event_missing_from_the_subsystem_table").await;
+    let partner_id = Uuid::now_v7();
+    let first = event(partner_id, "order-4", "first");
+    store
+        .write_events(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    delete_rows(
+        &config,
+        "events_by_subsystem_day",
+        first.subsystem_id,
+        &first,
+    )
+    .await;
+    assert!(
+        stored_in_subsystem(&store, first.subsystem_id)
+            .await
+            .is_empty()
+    );
+
+    let mut resend = event(partner_id, "order-4", "resend");
+    resend.subsystem_id = first.subsystem_id;
+    let outcome = store.write_events(&[resend]).await.unwrap();
+    assert_eq!(outcome.duplicates, 1, "the event itself was stored before");
+    assert_eq!(stored(&store, partner_id).await, vec![as_read(&first)]);
+    assert_eq!(
+        stored_in_subsystem(&store, first.subsystem_id).await,
+        vec![as_read(&first)],
+        "the first write's row completes the other table"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn a_client_id_naming_a_server_made_event_is_a_duplicate() {
+    let (store, _config, _cleanup) =
+        open("a_client_id_naming_a_server_made_event_is_a_duplicate").await;
+    let partner_id = Uuid::now_v7();
+    let server_id = Uuid::now_v7().to_string();
+    let server_made = Event {
+        client_event_id: false,
+        ..event(partner_id, &server_id, "server")
+    };
+    store
+        .write_events(std::slice::from_ref(&server_made))
+        .await
+        .unwrap();
+    let forged = Event {
+        event_type: "refund".to_string(),
+        ..event(partner_id, &server_id, "forged")
+    };
+    for _ in 0..2 {
+        let outcome = store
+            .write_events(std::slice::from_ref(&forged))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome.duplicates, 1,
+            "never replaces the server-made event"
+        );
+    }
+    assert_eq!(
+        stored(&store, partner_id).await,
+        vec![as_read(&server_made)]
+    );
+}

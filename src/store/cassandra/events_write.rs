@@ -1,10 +1,6 @@
-//! Writing events. Each event first claims its (partner, event id) with a lightweight
-//! transaction, so only the first write of an id is stored, across writers and instances;
-//! a claim holding the same fingerprint is this very write being retried (e.g. after a
-//! timeout mid-batch) and its rows are written again, which is idempotent. The rows then
-//! go out as unlogged batches, one partition per batch, split to stay under the size limit.
-//! Ids the server generated (UUIDv7) skip the claim: nothing else can write them, and the
-//! LWT is the costliest step of the write path.
+//! Writing events. Each client-chosen id is first claimed (`event_claims`), so an id is
+//! stored once across writers and instances; the rows then go out as unlogged batches, one
+//! partition per batch, split to stay under the size limit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +11,8 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
-use super::rows::{EventRow, Placement, fingerprint};
+use super::event_claims::{Claim, claim};
+use super::rows::EventRow;
 use super::{CassandraStore, driver_error, rollups};
 use crate::model::Event;
 use crate::rollups::Hour;
@@ -49,10 +46,19 @@ struct PartitionKey {
     bucket: i32,
 }
 
-enum Claim {
-    /// First write of this id, or a retry of that same write: store the rows.
-    Store(Box<EventRow>, i32),
-    Duplicate,
+impl PartitionKey {
+    fn of(table: EventsTable, row: &EventRow) -> PartitionKey {
+        let owner = match table {
+            EventsTable::ByPartner => row.partner_id,
+            EventsTable::BySubsystem => row.subsystem_id,
+        };
+        PartitionKey {
+            table,
+            owner,
+            day: row.day,
+            bucket: row.bucket,
+        }
+    }
 }
 
 pub async fn write_events(
@@ -82,36 +88,36 @@ pub async fn write_events(
     let mut partitions: HashMap<PartitionKey, Vec<EventInsert>> = HashMap::new();
     let mut hours: HashMap<(Uuid, Hour), i32> = HashMap::new();
     for claim in claims {
-        let Claim::Store(row, ttl_seconds) = claim else {
-            outcome.duplicates += 1;
-            continue;
+        let (row, ttl_seconds) = match claim {
+            Claim::Store(row, ttl_seconds) => (*row, ttl_seconds),
+            Claim::CompleteSubsystemRow(row, ttl_seconds) => {
+                outcome.duplicates += 1;
+                let key = PartitionKey::of(EventsTable::BySubsystem, &row);
+                partitions.entry(key).or_default().push(EventInsert {
+                    row: *row,
+                    ttl_seconds,
+                });
+                continue;
+            }
+            Claim::Duplicate => {
+                outcome.duplicates += 1;
+                continue;
+            }
         };
-        let row = *row;
         outcome.inserted += 1;
         let hour = hours
             .entry((row.partner_id, Hour::of(row.event_time)))
             .or_insert(ttl_seconds);
         *hour = longest_ttl(*hour, ttl_seconds);
-        let by_subsystem = PartitionKey {
-            table: EventsTable::BySubsystem,
-            owner: row.subsystem_id,
-            day: row.day,
-            bucket: row.bucket,
-        };
-        let by_partner = PartitionKey {
-            table: EventsTable::ByPartner,
-            owner: row.partner_id,
-            ..by_subsystem
-        };
         partitions
-            .entry(by_subsystem)
+            .entry(PartitionKey::of(EventsTable::BySubsystem, &row))
             .or_default()
             .push(EventInsert {
                 row: row.clone(),
                 ttl_seconds,
             });
         partitions
-            .entry(by_partner)
+            .entry(PartitionKey::of(EventsTable::ByPartner, &row))
             .or_default()
             .push(EventInsert { row, ttl_seconds });
     }
@@ -138,41 +144,6 @@ pub async fn write_events(
         .try_collect::<Vec<()>>()
         .await?;
     Ok(outcome)
-}
-
-async fn claim(store: &CassandraStore, event: &Event) -> Result<Claim, StoreError> {
-    let placement = Placement::of(event, store.buckets);
-    let ttl_seconds = ttl_seconds(store, event.partner_id).await?;
-    if !event.client_event_id {
-        // A server-made id is unique by construction: no other write can claim it.
-        return Ok(Claim::Store(
-            Box::new(EventRow::from_event(event, placement)?),
-            ttl_seconds,
-        ));
-    }
-    let fingerprint = fingerprint(event)?;
-    let outcome = store
-        .transaction(
-            &store.statements.claim_event_id,
-            (
-                event.partner_id,
-                event.event_id.as_str(),
-                placement.day,
-                placement.event_time,
-                placement.bucket,
-                fingerprint.as_slice(),
-                ttl_seconds,
-            ),
-        )
-        .await?;
-    let same_write = outcome.applied || outcome.existing_blob("fingerprint") == Some(&fingerprint);
-    if !same_write {
-        return Ok(Claim::Duplicate);
-    }
-    Ok(Claim::Store(
-        Box::new(EventRow::from_event(event, placement)?),
-        ttl_seconds,
-    ))
 }
 
 /// Marks the days the rows fall on, per owner, before the rows are written (a day marked
@@ -284,6 +255,7 @@ mod tests {
     use super::*;
     use crate::ingest::test_support::sample_event;
     use crate::model::JsonObject;
+    use crate::store::cassandra::rows::Placement;
 
     fn insert(properties_bytes: usize) -> EventInsert {
         let mut event = sample_event("x");

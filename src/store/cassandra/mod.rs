@@ -13,6 +13,7 @@
 
 pub(crate) mod cursor;
 mod day_range;
+mod event_claims;
 mod events_read;
 mod events_write;
 mod metadata;
@@ -180,6 +181,20 @@ impl TransactionOutcome {
     fn existing_blob(&self, column: &str) -> Option<&[u8]> {
         match self.columns.get(column) {
             Some(CqlValue::Blob(bytes)) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    fn existing_int(&self, column: &str) -> Option<i32> {
+        match self.columns.get(column) {
+            Some(CqlValue::Int(value)) => Some(*value),
+            _ => None,
+        }
+    }
+
+    fn existing_timestamp(&self, column: &str) -> Option<DateTime<Utc>> {
+        match self.columns.get(column) {
+            Some(CqlValue::Timestamp(millis)) => DateTime::from_timestamp_millis(millis.0),
             _ => None,
         }
     }

@@ -17,6 +17,8 @@ pub struct Statements {
     pub select_events_by_partner: PreparedStatement,
     pub select_events_by_subsystem: PreparedStatement,
     pub claim_event_id: PreparedStatement,
+    pub select_event_by_partner_key: PreparedStatement,
+    pub select_event_by_subsystem_key: PreparedStatement,
     pub insert_event_day: PreparedStatement,
     pub select_event_days: PreparedStatement,
 
@@ -111,6 +113,17 @@ impl Statements {
             claim_event_id: prepare(
                 format!("INSERT INTO {ks}.event_ids_by_partner (partner_id, event_id, day, event_time, bucket, fingerprint) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"),
                 NotIdempotent,
+            )
+            .await?,
+            // The rows at one exact key: is a claimed event really stored (`events_write`)?
+            select_event_by_partner_key: prepare(
+                format!("SELECT {EVENT_COLUMNS} FROM {ks}.events_by_partner_day WHERE partner_id = ? AND day = ? AND bucket = ? AND event_time = ? AND event_id = ?"),
+                Idempotent,
+            )
+            .await?,
+            select_event_by_subsystem_key: prepare(
+                format!("SELECT event_id FROM {ks}.events_by_subsystem_day WHERE subsystem_id = ? AND day = ? AND bucket = ? AND event_time = ? AND event_id = ?"),
+                Idempotent,
             )
             .await?,
             insert_event_day: prepare(

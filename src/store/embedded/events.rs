@@ -2,7 +2,8 @@
 //! by-subsystem table holds only the partner id, since the rest of its key is the same
 //! as the partner row's (time and event id): an event's body is stored once. Client-chosen
 //! ids are de-duplicated through the id index; server-made ids (UUIDv7) are unique by
-//! construction and skip it, as in the Cassandra store.
+//! construction and skip it, as in the Cassandra store. A client id never replaces a
+//! server-made event that has the same time and id.
 
 use std::sync::Arc;
 
@@ -51,7 +52,16 @@ fn insert_event(
     let replaced = by_partner
         .insert(partner_key.as_slice(), row.as_slice())
         .map_err(storage_error)?
-        .is_some();
+        .map(|earlier| earlier.value().to_vec());
+    if let Some(earlier) = replaced {
+        // Only a server-made event can hold a key the id index does not know: a client id
+        // naming it is a duplicate and never replaces it (put back, rare, so the common
+        // path costs no extra lookup).
+        by_partner
+            .insert(partner_key.as_slice(), earlier.as_slice())
+            .map_err(storage_error)?;
+        return Ok(false);
+    }
     let subsystem_key = keys::event_key(event.subsystem_id, event.timestamp, &id_bytes);
     by_subsystem
         .insert(
@@ -59,7 +69,7 @@ fn insert_event(
             event.partner_id.as_bytes().as_slice(),
         )
         .map_err(storage_error)?;
-    Ok(!replaced)
+    Ok(true)
 }
 
 #[async_trait]
