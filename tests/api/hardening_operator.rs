@@ -269,7 +269,7 @@ async fn a_changed_partner_bucket_count_is_refused_and_the_recorded_one_accepted
     drop(
         CassandraStore::open(&config.cassandra)
             .await
-            .expect("4 again"),
+            .expect("4, as recorded"),
     );
 
     for changed in [2, 8] {
