@@ -13,7 +13,8 @@
 #   3. uniqueUsers against the exact distinct count (all 200,000 users appear: each is
 #      missing with probability e^-50 at 10M events)
 # On Cassandra, the cold runs start once every seeded hour is folded into rollups
-# (rollup_settle 5s here), and disk per event is not measured.
+# (rollup_settle 5s here, which needs request_timeout 1500ms: the settle must exceed two
+# request timeouts plus 1s), and disk per event is not measured.
 # Needs wrk (apt) and jq. Usage: load-tests/reports.sh [events] [duration per run, 10s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ if [ "$STORE" = cassandra ]; then
   export VOLCANION_STORE__BACKEND=cassandra VOLCANION_CASSANDRA__NODES=${CASSANDRA_NODES:-127.0.0.1:9042}
   export VOLCANION_CASSANDRA__KEYSPACE=bench_reports_$$
   export VOLCANION_CASSANDRA__ROLLUP_SETTLE=5s VOLCANION_CASSANDRA__ROLLUP_FOLD_INTERVAL=1s
+  export VOLCANION_CASSANDRA__REQUEST_TIMEOUT=1500ms
 fi
 
 TODAY=$(date -u +%Y-%m-%dT00:00:00Z)

@@ -106,14 +106,20 @@ pub struct CassandraConfig {
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub nodes: Vec<String>,
     pub keyspace: String,
-    /// Used only when the keyspace is created (by `volcanion migrate` or at start).
+    /// Whether `serve` creates a missing keyspace (with the configured replication, saying
+    /// so at warn level). `false` refuses to start instead: a typo in `keyspace` must not
+    /// serve an empty store. `volcanion migrate` creates it either way.
+    pub create_keyspace: bool,
+    /// The keyspace's replication: set when it is created (`SimpleStrategy`, or
+    /// `NetworkTopologyStrategy` in `local_datacenter`), compared at start when it exists.
     pub replication_factor: u32,
     pub consistency: CassandraConsistency,
     /// Prefer this datacenter's nodes (and `NetworkTopologyStrategy` when creating the keyspace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_datacenter: Option<String>,
     /// Splits each (partner, day) and (subsystem, day) partition into this many buckets by
-    /// a hash of the event id; readers fan out over all of them. Fixed for a keyspace's life.
+    /// a hash of the event id; readers fan out over all of them. Fixed for a keyspace's life:
+    /// recorded in the keyspace on first start, and a different value is refused.
     pub partner_buckets: u32,
     #[serde(with = "duration")]
     pub request_timeout: Duration,
@@ -125,7 +131,7 @@ pub struct CassandraConfig {
     #[serde(with = "bytes")]
     pub max_batch_size: ByteSize,
     /// How long no write may touch a partner-hour before it is folded into rollups; longer
-    /// than any write can take (`request_timeout`, retries) plus the instances' clock skew.
+    /// than any write can take plus the instances' clock skew (`longest_write`, checked).
     #[serde(with = "duration")]
     pub rollup_settle: Duration,
     /// How often each instance looks for hours to fold.
@@ -522,8 +528,29 @@ const MAX_CASSANDRA_BATCH_SIZE: ByteSize = ByteSize::kib(48);
 const MAX_PARTNER_BUCKETS: u32 = 1024;
 /// Cassandra's own limit on keyspace names.
 const MAX_KEYSPACE_NAME_CHARS: usize = 48;
+/// The request rounds a write makes from its rollup touch on: the touch, then its rows
+/// (sent concurrently, `write_concurrency` at a time). Each request, the driver's retries
+/// included, ends within `request_timeout`: the scylla driver's timeout spans all of a
+/// request's attempts (its default retry policy retries inside it).
+const WRITE_ROUNDS_AFTER_TOUCH: u32 = 2;
+/// What `rollup_settle` must leave beyond the longest write for the clocks of the
+/// instances to differ (NTP keeps them within milliseconds; this allows a second).
+pub const ROLLUP_CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(1);
 
 impl CassandraConfig {
+    /// The longest a write can take from its rollup touch until its last row is stored:
+    /// a fold must not start before, or it would count the hour without those rows.
+    pub fn longest_write(&self) -> Duration {
+        self.request_timeout
+            .saturating_mul(WRITE_ROUNDS_AFTER_TOUCH)
+    }
+
+    /// The shortest `rollup_settle` accepted: the longest write plus the clock margin.
+    fn shortest_rollup_settle(&self) -> Duration {
+        self.longest_write()
+            .saturating_add(ROLLUP_CLOCK_SKEW_MARGIN)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid_node = self.nodes.iter().find(|node| !is_host_and_port(node));
         let checks = [
@@ -573,6 +600,19 @@ impl CassandraConfig {
                 self.rollup_settle.is_zero() || self.rollup_fold_interval.is_zero(),
                 "cassandra.rollup_settle and cassandra.rollup_fold_interval must be > 0"
                     .to_string(),
+            ),
+            (
+                self.rollup_settle <= self.shortest_rollup_settle(),
+                format!(
+                    "cassandra.rollup_settle must be longer than the longest write plus {} of clock skew: \
+                     got {}, and a write can take {} ({WRITE_ROUNDS_AFTER_TOUCH} rounds of cassandra.request_timeout {}), \
+                     so set it above {} (or lower cassandra.request_timeout)",
+                    humantime::format_duration(ROLLUP_CLOCK_SKEW_MARGIN),
+                    humantime::format_duration(self.rollup_settle),
+                    humantime::format_duration(self.longest_write()),
+                    humantime::format_duration(self.request_timeout),
+                    humantime::format_duration(self.shortest_rollup_settle()),
+                ),
             ),
             (
                 self.max_batch_size < ByteSize::kib(1)
@@ -687,5 +727,36 @@ mod tests {
         config.cassandra.partner_buckets = 0;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("cassandra.partner_buckets"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_keyspace_is_created_by_default() {
+        assert!(Config::defaults().cassandra.create_keyspace);
+    }
+
+    #[test]
+    fn a_rollup_settle_within_the_longest_write_is_refused_naming_both() {
+        let mut config = Config::defaults();
+        config.cassandra.request_timeout = Duration::from_secs(5);
+        config.cassandra.rollup_settle = Duration::from_secs(8);
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("cassandra.rollup_settle"), "{message}");
+        assert!(message.contains("got 8s"), "{message}");
+        assert!(message.contains("a write can take 10s"), "{message}");
+        assert!(
+            message.contains("cassandra.request_timeout 5s"),
+            "{message}"
+        );
+        assert!(message.contains("above 11s"), "{message}");
+    }
+
+    #[test]
+    fn a_rollup_settle_exactly_at_the_bound_is_refused_and_just_past_it_accepted() {
+        let mut config = Config::defaults();
+        config.cassandra.request_timeout = Duration::from_secs(2);
+        config.cassandra.rollup_settle = Duration::from_secs(5);
+        assert!(config.validate().is_err());
+        config.cassandra.rollup_settle = Duration::from_millis(5_001);
+        config.validate().unwrap();
     }
 }

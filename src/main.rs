@@ -130,6 +130,9 @@ fn run_migrations(config: &Config) -> anyhow::Result<()> {
         config.cassandra.keyspace,
         describe(&report)
     );
+    if let Some(mismatch) = &report.replication_mismatch {
+        eprintln!("warning: {mismatch}");
+    }
     Ok(())
 }
 

@@ -27,6 +27,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store does not fit the configuration (start-up refuses it).
+    #[error("the store does not match the configuration: {0}")]
+    Misconfigured(String),
 }
 
 impl ServiceError for StoreError {
@@ -36,7 +39,7 @@ impl ServiceError for StoreError {
             StoreError::NotFound => ErrorKind::NotFound,
             StoreError::InvalidCursor => ErrorKind::InvalidRequest,
             StoreError::Unavailable(_) => ErrorKind::Unavailable,
-            StoreError::Corrupt(_) => ErrorKind::Internal,
+            StoreError::Corrupt(_) | StoreError::Misconfigured(_) => ErrorKind::Internal,
         }
     }
 

@@ -48,6 +48,9 @@ const CASSANDRA_CLUSTER_ENV: &str = "VOLCANION_TEST_CASSANDRA_CLUSTER";
 const TEST_PARTNER_BUCKETS: u32 = 3;
 /// Hours fold into rollups soon after their last write, so report tests read both.
 const TEST_ROLLUP_SETTLE: &str = "300ms";
+/// A child `volcanion` validates its configuration like production, which refuses a
+/// settle within the longest write (2 × the default 5 s `request_timeout`, plus 1 s).
+const TEST_PROCESS_ROLLUP_SETTLE: &str = "12s";
 const TEST_ROLLUP_FOLD_INTERVAL: &str = "100ms";
 
 impl Backend {
@@ -145,7 +148,7 @@ impl Backend {
                 ),
                 (
                     "VOLCANION_CASSANDRA__ROLLUP_SETTLE".into(),
-                    TEST_ROLLUP_SETTLE.into(),
+                    TEST_PROCESS_ROLLUP_SETTLE.into(),
                 ),
                 (
                     "VOLCANION_CASSANDRA__ROLLUP_FOLD_INTERVAL".into(),

@@ -8,6 +8,7 @@ mod dashboard;
 mod hardening;
 mod hardening_ids;
 mod hardening_keys;
+mod hardening_operator;
 mod helpers;
 mod ingest;
 mod keys;

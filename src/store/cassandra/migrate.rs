@@ -4,12 +4,13 @@
 
 use scylla::client::session::Session;
 
-use super::{driver_error, schema_change};
+use super::keyspace::{self, Replication, ReplicationMismatch};
+use super::{driver_error, schema_change, settings};
 use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 4] = [
+pub const MIGRATIONS: [(&str, &str); 5] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -26,25 +27,25 @@ pub const MIGRATIONS: [(&str, &str); 4] = [
         "004_rollups.cql",
         include_str!("../../../cql/004_rollups.cql"),
     ),
+    (
+        "005_settings.cql",
+        include_str!("../../../cql/005_settings.cql"),
+    ),
 ];
 
 const KEYSPACE_PLACEHOLDER: &str = "volcanion";
 const REPLICATION_PLACEHOLDER: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
 
-/// Whether the configured keyspace exists.
-pub async fn keyspace_exists(session: &Session, keyspace: &str) -> Result<bool, StoreError> {
-    let query = "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?";
-    Ok(schema_rows(session, query, keyspace).await? > 0)
-}
-
 /// What `volcanion migrate` changed. The files are all `IF NOT EXISTS`, so running them
 /// again is harmless; this says whether it did anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
     pub keyspace_created: bool,
     pub tables_created: usize,
     /// The tables the `cql/` files define.
     pub tables_defined: usize,
+    /// The keyspace existed, replicated otherwise than configured (left as it is).
+    pub replication_mismatch: Option<ReplicationMismatch>,
 }
 
 impl MigrationReport {
@@ -53,19 +54,24 @@ impl MigrationReport {
     }
 }
 
-/// `volcanion migrate`: connects, applies every statement (whether or not the keyspace
-/// exists), and tells what changed by counting the keyspace's tables before and after.
+/// `volcanion migrate`: connects, applies every statement (creating the keyspace if it
+/// is missing, whatever `create_keyspace` says: this is the explicit way to create it),
+/// records `partner_buckets` (or refuses a value other than the recorded one), and tells
+/// what changed by counting the keyspace's tables before and after.
 pub async fn run(config: &CassandraConfig) -> Result<MigrationReport, StoreError> {
     let session = super::session::connect(config).await?;
-    let keyspace_existed = keyspace_exists(&session, &config.keyspace).await?;
+    let existing_replication = keyspace::replication_of(&session, &config.keyspace).await?;
     let tables_before = table_count(&session, &config.keyspace).await?;
     apply(&session, config).await?;
+    settings::check_partner_buckets(&session, config).await?;
     let tables_after = table_count(&session, &config.keyspace).await?;
     let tables_defined = tables_defined(config);
     Ok(MigrationReport {
-        keyspace_created: !keyspace_existed,
+        keyspace_created: existing_replication.is_none(),
         tables_created: tables_after.saturating_sub(tables_before),
         tables_defined,
+        replication_mismatch: existing_replication
+            .and_then(|actual| keyspace::replication_mismatch(config, &actual)),
     })
 }
 
@@ -147,13 +153,7 @@ pub fn statements(file_text: &str, config: &CassandraConfig) -> Vec<String> {
 }
 
 fn replication(config: &CassandraConfig) -> String {
-    let factor = config.replication_factor;
-    match &config.local_datacenter {
-        Some(datacenter) => {
-            format!("{{'class': 'NetworkTopologyStrategy', '{datacenter}': {factor}}}")
-        }
-        None => format!("{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}"),
-    }
+    Replication::configured(config).to_string()
 }
 
 /// Replaces `word` where it stands alone (not inside `volcanion_x` or `xvolcanion`).
@@ -201,6 +201,7 @@ mod tests {
             keyspace_created: false,
             tables_created: 2,
             tables_defined: 13,
+            replication_mismatch: None,
         };
         assert_eq!(report.tables_already_present(), 11);
     }

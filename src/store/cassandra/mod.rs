@@ -2,7 +2,9 @@
 //! driver, with the tables of `cql/`.
 //!
 //! - `session`    connecting with the configured consistency, timeouts and routing
+//! - `keyspace`   whether it exists, its replication, and what `serve` does about both
 //! - `migrate`    the compiled-in `cql/` files and how they are applied
+//! - `settings`   what the keyspace records and every instance must share (`partner_buckets`)
 //! - `schema_change` one DDL statement, safe while other instances migrate too
 //! - `statements` every prepared statement, marked idempotent where it is
 //! - `rows`       the events row shape, day/bucket placement, write fingerprints
@@ -16,12 +18,14 @@ mod day_range;
 mod event_claims;
 mod events_read;
 mod events_write;
+pub mod keyspace;
 mod metadata;
 pub mod migrate;
 mod rollups;
 mod rows;
 mod schema_change;
 mod session;
+mod settings;
 mod statements;
 
 use std::collections::HashMap;
@@ -60,11 +64,13 @@ pub struct CassandraStore {
 }
 
 impl CassandraStore {
-    /// Connects, creates the keyspace or the tables missing from it (a new release's), and
+    /// Connects, creates the keyspace (unless `create_keyspace` is off) or the tables
+    /// missing from it (a new release's), checks the recorded `partner_buckets`, and
     /// prepares every statement. Instances starting together all run the migration; each
     /// waits for the others' changes (`schema_change`) rather than failing on them.
     pub async fn open(config: &CassandraConfig) -> Result<CassandraStore, StoreError> {
         let session = session::connect(config).await?;
+        keyspace::check_before_start(&session, config).await?;
         if migrate::needs_migration(&session, config).await? {
             let applied = migrate::apply(&session, config).await?;
             tracing::info!(keyspace = %config.keyspace, statements = applied, "applied the cql/ schema (keyspace or tables were missing)");
@@ -73,6 +79,7 @@ impl CassandraStore {
             // yet, and preparing a statement on one that doesn't would fail.
             schema_change::await_agreement(&session).await?;
         }
+        settings::check_partner_buckets(&session, config).await?;
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
             session,
