@@ -269,6 +269,15 @@ pub struct ReportsConfig {
     #[serde(with = "duration")]
     pub max_range: Duration,
     pub max_buckets: usize,
+    /// Most UTC hours one report may read from raw events (the hours its ends or bucket
+    /// edges cut, and on Cassandra those not folded into rollups yet); past it, a report
+    /// whose buckets cut too many hours is a 400 and one waiting on the fold a 503.
+    pub max_raw_hours: usize,
+    /// Reports computed at once by this instance (cached answers don't count).
+    pub max_concurrent: usize,
+    /// How long a report waits for one of those slots before it is answered 503.
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -437,6 +446,13 @@ impl Config {
             (
                 self.limits.key_rate_limit_per_minute == 0,
                 "limits.key_rate_limit_per_minute must be > 0, got 0".to_string(),
+            ),
+            (
+                self.reports.max_raw_hours == 0 || self.reports.max_concurrent == 0,
+                format!(
+                    "reports.max_raw_hours and reports.max_concurrent must be > 0, got {} and {}",
+                    self.reports.max_raw_hours, self.reports.max_concurrent
+                ),
             ),
             (
                 self.redis.command_timeout.is_zero(),
