@@ -7,6 +7,7 @@ mod cassandra_store;
 mod dashboard;
 mod hardening;
 mod hardening_keys;
+mod hardening_reads;
 mod helpers;
 mod ingest;
 mod keys;
