@@ -20,8 +20,7 @@ use uuid::Uuid;
 use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
 use volcanion::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
 use volcanion::store::{
-    EventPage, EventQuery, EventStore, MetadataStore, RollupStore, Store, StoreError,
-    WriteOutcome,
+    EventPage, EventQuery, EventStore, MetadataStore, RollupStore, Store, StoreError, WriteOutcome,
 };
 
 use crate::helpers::{
@@ -185,7 +184,10 @@ async fn day_series_in_offset_zones_equal_a_recount(backend: Backend) {
             .filter(|bucket| bucket["count"] != 0)
             .map(|bucket| {
                 let day = bucket["localStart"].as_str().unwrap()[..10].to_string();
-                (day, (bucket["count"].as_u64().unwrap(), bucket["byType"].clone()))
+                (
+                    day,
+                    (bucket["count"].as_u64().unwrap(), bucket["byType"].clone()),
+                )
             })
             .collect();
         let mut recounted: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
@@ -234,9 +236,7 @@ async fn cold_reports_past_the_concurrency_bound_get_503_with_retry_after() {
     gate.hold_next.store(true, Ordering::SeqCst);
     let (held, refused) = tokio::join!(app.report(&tenant.key, Report::Summary, RANGE), async {
         gate.entered.notified().await;
-        let refused = app
-            .report(&tenant.key, Report::Summary, other_range)
-            .await;
+        let refused = app.report(&tenant.key, Report::Summary, other_range).await;
         gate.release.add_permits(1);
         refused
     });
@@ -290,7 +290,12 @@ impl RollupStore for GatedStore {
         self.inner.hourly_rollups(query).await
     }
 
-    async fn rebuild_rollups(&self, partner: Uuid, from: Hour, to: Hour) -> Result<u64, StoreError> {
+    async fn rebuild_rollups(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<u64, StoreError> {
         self.inner.rebuild_rollups(partner, from, to).await
     }
 

@@ -321,7 +321,12 @@ mod tests {
             ],
             ..position()
         };
-        for crafted in [huge_page, tiny_page, day_past_the_range, consumed_past_its_page] {
+        for crafted in [
+            huge_page,
+            tiny_page,
+            day_past_the_range,
+            consumed_past_its_page,
+        ] {
             let bytes = encode(identity(owner), &crafted);
             assert!(
                 matches!(
