@@ -659,6 +659,14 @@ mod tests {
     }
 
     #[test]
+    fn reports_without_a_compute_slot_are_refused_with_the_key() {
+        let mut config = Config::defaults();
+        config.reports.max_concurrent = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("reports.max_concurrent"), "{message}");
+    }
+
+    #[test]
     fn a_zero_hash_budget_is_refused_with_its_key() {
         let mut config = Config::defaults();
         config.auth.max_hashes_per_second = 0;

@@ -214,6 +214,41 @@ crate::backend_tests!(
     day_series_in_offset_zones_equal_a_recount,
 );
 
+/// On Cassandra, hours not folded into rollups yet are read raw and count against the
+/// cap too; past it the report is a 503 + `Retry-After` (the fold will catch up), not a
+/// 400. The fold is kept from running (`rollup_settle` of an hour) so the hours stay
+/// unfolded for the whole test.
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn hours_waiting_for_the_fold_past_the_cap_get_503_with_retry_after() {
+    let backend = Backend::cassandra_from_env(
+        "hours_waiting_for_the_fold_past_the_cap_get_503_with_retry_after",
+    );
+    let _cleanup = KeyspaceCleanup::new(backend);
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| {
+            config.cassandra.rollup_settle = Duration::from_secs(3600);
+            config.reports.max_raw_hours = 2;
+        })
+        .spawn()
+        .await;
+    let tenant = seeded_tenant(&app, "acme").await;
+
+    let refused = app.report(&tenant.key, Report::Summary, RANGE).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem = assert_problem(refused, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not in rollups yet"),
+        "{problem}"
+    );
+    let two_hours = "from=2026-11-20T10:00:00Z&to=2026-11-20T12:00:00Z";
+    let answered = app.summary(&tenant.key, two_hours).await;
+    assert_eq!(answered["totalEvents"], 2);
+}
+
 /// With one compute slot, a cold report held in progress (its rollup read waits on a
 /// gate) makes the next cold report wait `max_wait`, then answer 503 + `Retry-After`; once
 /// the first is done, the same report is answered.
