@@ -275,6 +275,15 @@ pub struct ReportsConfig {
     #[serde(with = "duration")]
     pub max_range: Duration,
     pub max_buckets: usize,
+    /// Most UTC hours one report may read from raw events (the hours its ends or bucket
+    /// edges cut, and on Cassandra those not folded into rollups yet); past it, a report
+    /// whose buckets cut too many hours is a 400 and one waiting on the fold a 503.
+    pub max_raw_hours: usize,
+    /// Reports computed at once by this instance (cached answers don't count).
+    pub max_concurrent: usize,
+    /// How long a report waits for one of those slots before it is answered 503.
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -443,6 +452,13 @@ impl Config {
             (
                 self.limits.key_rate_limit_per_minute == 0,
                 "limits.key_rate_limit_per_minute must be > 0, got 0".to_string(),
+            ),
+            (
+                self.reports.max_raw_hours == 0 || self.reports.max_concurrent == 0,
+                format!(
+                    "reports.max_raw_hours and reports.max_concurrent must be > 0, got {} and {}",
+                    self.reports.max_raw_hours, self.reports.max_concurrent
+                ),
             ),
             (
                 self.redis.command_timeout.is_zero(),
@@ -680,6 +696,14 @@ mod tests {
         config.ingest.writers = 0;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("ingest.writers"), "{message}");
+    }
+
+    #[test]
+    fn reports_without_a_compute_slot_are_refused_with_the_key() {
+        let mut config = Config::defaults();
+        config.reports.max_concurrent = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("reports.max_concurrent"), "{message}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::ingest::event::{
 };
 use crate::ingest::segment::{Arrival, SegmentCall, parse_sent_at, translate};
 use crate::model::{JsonObject, check_event_type};
-use crate::store::cassandra::cursor::{self, QueryIdentity};
+use crate::store::cassandra::cursor::{self, QueryIdentity, QueryShape};
 use crate::store::embedded::keys;
 use crate::store::{EventQuery, EventScope, StoreError};
 
@@ -327,9 +327,11 @@ fn check_store_cursor(
         Err(error) => assert!(matches!(error, StoreError::InvalidCursor), "{error}"),
     }
     let identity = QueryIdentity { scope, from, to };
-    match cursor::decode(cursor, identity, CASSANDRA_BUCKETS) {
+    let shape = QueryShape::of(from, to, CASSANDRA_BUCKETS);
+    match cursor::decode(cursor, identity, shape) {
         Ok(position) => {
-            assert!(position.page_size > 0);
+            assert!(position.page_size > 0 && position.page_size <= 5_000);
+            assert!(position.day_offset < shape.days);
             assert_eq!(position.buckets.len(), CASSANDRA_BUCKETS as usize);
             assert_eq!(
                 cursor::encode(identity, &position),

@@ -3,14 +3,22 @@
 //! (`plan`), and those the store has not folded yet, from raw events. Results carry
 //! `dataAsOf` and are cached by age (in memory, and in Redis when configured, so
 //! instances share recent ones). `settler` folds settled hours for stores that need it.
+//!
+//! The work is bounded: a report reads at most `max_raw_hours` hours raw (rollups hold
+//! whole UTC hours only, so an hourly series in a zone whose offset is not whole hours cuts
+//! every hour and can only be exact from raw events), and `slots` bounds how many reports
+//! an instance computes at once.
 
 mod aggregate;
 mod freshness;
 mod plan;
 mod settler;
+mod slots;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -102,33 +110,71 @@ impl freshness::RangeEnd for TimeseriesKey {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// How soon to retry when the hours to read raw wait on the rollup fold.
+const UNFOLDED_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ReportError {
     #[error("the range needs more than {0} buckets; use a wider interval or a shorter range")]
     TooManyBuckets(usize),
+    /// The buckets' edges cut more hours than a report may read raw: this range and
+    /// interval in this time zone can never be answered (a 400).
+    #[error(
+        "these buckets cut {hours} UTC hours, each read from raw events (rollups hold whole \
+         UTC hours), more than the {max} allowed; use interval=day or a shorter range"
+    )]
+    TooManyRawHours { hours: usize, max: usize },
+    /// Too many hours are not in rollups yet: the fold will catch up (a 503).
+    #[error("{hours} hours of this range are not in rollups yet; retry shortly")]
+    Unfolded { hours: usize },
+    /// Every compute slot stayed taken (a 503).
+    #[error("too many reports are being computed; retry shortly")]
+    Busy,
     #[error(transparent)]
     Store(#[from] Arc<StoreError>),
+}
+
+impl From<StoreError> for ReportError {
+    fn from(error: StoreError) -> ReportError {
+        ReportError::Store(Arc::new(error))
+    }
 }
 
 impl ServiceError for ReportError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ReportError::TooManyBuckets(_) => ErrorKind::InvalidRequest,
+            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
+                ErrorKind::InvalidRequest
+            }
+            ReportError::Unfolded { .. } | ReportError::Busy => ErrorKind::Unavailable,
             ReportError::Store(error) => error.kind(),
         }
     }
 
     fn client_detail(&self) -> String {
         match self {
-            ReportError::TooManyBuckets(_) => format!("interval: {self}"),
+            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
+                format!("interval: {self}")
+            }
             ReportError::Store(error) => error.client_detail(),
+            _ => self.to_string(),
         }
     }
 
     fn field_errors(&self) -> Vec<FieldError> {
         match self {
-            ReportError::TooManyBuckets(_) => vec![FieldError::new("interval", self.to_string())],
+            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
+                vec![FieldError::new("interval", self.to_string())]
+            }
             ReportError::Store(error) => error.field_errors(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ReportError::Unfolded { .. } => Some(UNFOLDED_RETRY_AFTER),
+            _ => None,
         }
     }
 }
@@ -162,6 +208,8 @@ pub struct ReportService {
     series: ReadThrough<TimeseriesKey, Arc<Rendered<Timeseries>>>,
     generations: Arc<Generations>,
     max_buckets: usize,
+    max_raw_hours: usize,
+    slots: slots::ComputeSlots,
 }
 
 impl ReportService {
@@ -183,6 +231,8 @@ impl ReportService {
             series: report_cache(config, metrics),
             generations,
             max_buckets: config.max_buckets,
+            max_raw_hours: config.max_raw_hours,
+            slots: slots::ComputeSlots::new(config.max_concurrent, config.max_wait),
         }
     }
 
@@ -199,11 +249,10 @@ impl ReportService {
             scope,
             generation: self.generations.of(scope.partner_id),
         };
-        let report = self
-            .summaries
+        self.summaries
             .get_or_load(key, || self.shared(("summary", scope), scope.to, compute))
-            .await?;
-        Ok(report)
+            .await
+            .map_err(|error| ReportError::clone(&error))
     }
 
     pub async fn timeseries(
@@ -234,11 +283,10 @@ impl ReportService {
             self.gather(scope, filter, &edges, &mut builder).await?;
             Ok(builder.finish(as_of))
         };
-        let report = self
-            .series
+        self.series
             .get_or_load(key, || self.shared(shared_key, scope.to, compute))
-            .await?;
-        Ok(report)
+            .await
+            .map_err(|error| ReportError::clone(&error))
     }
 
     /// A report another instance computed within the TTL (through Redis), else `compute`.
@@ -248,8 +296,8 @@ impl ReportService {
         &self,
         key: impl Serialize,
         range_end: DateTime<Utc>,
-        compute: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<Arc<Rendered<T>>, StoreError>
+        compute: impl Future<Output = Result<T, ReportError>>,
+    ) -> Result<Arc<Rendered<T>>, ReportError>
     where
         T: Serialize + DeserializeOwned,
     {
@@ -270,15 +318,28 @@ impl ReportService {
     }
 
     /// Feeds `sink` the scope's whole hours from rollups, and from raw events the hours
-    /// the range's ends or `edges` cut and those the rollups don't cover yet.
+    /// the range's ends or `edges` cut and those the rollups don't cover yet, holding a
+    /// compute slot while it reads.
     async fn gather(
         &self,
         scope: ReportScope,
         filter: EventFilter,
         edges: &[DateTime<Utc>],
         sink: &mut impl Aggregate,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ReportError> {
         let plan = plan::plan(scope.from, scope.to, edges);
+        let cut_hours = plan.raw_hours(&BTreeSet::new());
+        if cut_hours > self.max_raw_hours {
+            return Err(ReportError::TooManyRawHours {
+                hours: cut_hours,
+                max: self.max_raw_hours,
+            });
+        }
+        let _slot = self
+            .slots
+            .enter()
+            .await
+            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
         let rollups = match plan.rollups {
             Some((from, to)) => {
                 let query = RollupQuery {
@@ -293,6 +354,12 @@ impl ReportService {
             }
             None => RollupRead::default(),
         };
+        let raw_hours = plan.raw_hours(&rollups.unsettled);
+        if raw_hours > self.max_raw_hours {
+            return Err(ReportError::Unfolded {
+                hours: rollups.unsettled.len(),
+            });
+        }
         rollups
             .hours
             .iter()

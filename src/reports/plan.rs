@@ -61,6 +61,14 @@ pub fn plan(from: DateTime<Utc>, to: DateTime<Utc>, edges: &[DateTime<Utc>]) -> 
 }
 
 impl Plan {
+    /// How many distinct UTC hours the raw reads touch once the rollups said which of
+    /// their hours they don't cover yet: the work a report does beyond its rollups.
+    pub fn raw_hours(&self, unsettled: &BTreeSet<Hour>) -> usize {
+        let cut_or_partial: BTreeSet<Hour> =
+            self.raw.iter().map(|(start, _)| Hour::of(*start)).collect();
+        cut_or_partial.union(unsettled).count()
+    }
+
     /// The raw ranges to read once the rollups said which of their hours they don't cover
     /// yet: the cut hours' ranges plus those whole hours, adjacent ones joined.
     pub fn raw_with(&self, unsettled: &BTreeSet<Hour>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
@@ -198,5 +206,19 @@ mod tests {
             plan.raw,
             [(utc("2026-11-20T10:10:00Z"), utc("2026-11-20T10:20:00Z"))]
         );
+    }
+
+    #[test]
+    fn an_hourly_series_in_a_half_hour_zone_cuts_every_hour() {
+        let from = utc("2026-11-20T00:00:00Z");
+        let edges: Vec<_> = (0..24)
+            .map(|hour| utc("2026-11-20T00:30:00Z") + chrono::Duration::hours(hour))
+            .collect();
+        let hourly = plan(from, from + chrono::Duration::hours(24), &edges);
+        assert_eq!(hourly.raw_hours(&BTreeSet::new()), 24);
+        let whole_hours = plan(from, from + chrono::Duration::hours(24), &[]);
+        assert_eq!(whole_hours.raw_hours(&BTreeSet::new()), 0);
+        let unsettled = BTreeSet::from([Hour::of(from), Hour::of(utc("2026-11-20T05:00:00Z"))]);
+        assert_eq!(whole_hours.raw_hours(&unsettled), 2);
     }
 }

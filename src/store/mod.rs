@@ -99,14 +99,20 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn matches(&self, event: &Event) -> bool {
+        self.matches_fields(&event.event_type, event.user_id.as_deref(), event.is_valid)
+    }
+
+    /// The same test on the fields alone, for a store that checks them before it builds
+    /// (and parses the payload of) an event.
+    pub fn matches_fields(&self, event_type: &str, user_id: Option<&str>, is_valid: bool) -> bool {
         self.event_type
-            .as_ref()
-            .is_none_or(|wanted| *wanted == event.event_type)
+            .as_deref()
+            .is_none_or(|wanted| wanted == event_type)
             && self
                 .user_id
-                .as_ref()
-                .is_none_or(|wanted| Some(wanted) == event.user_id.as_ref())
-            && self.is_valid.is_none_or(|wanted| wanted == event.is_valid)
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == user_id)
+            && self.is_valid.is_none_or(|wanted| wanted == is_valid)
     }
 }
 

@@ -9,6 +9,7 @@ mod hardening;
 mod hardening_ids;
 mod hardening_keys;
 mod hardening_operator;
+mod hardening_reads;
 mod helpers;
 mod ingest;
 mod keys;

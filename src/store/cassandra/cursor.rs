@@ -2,9 +2,20 @@
 //! range, checked on the way back in), how far into the range's days the reader got, and
 //! for each bucket of that day the driver's paging state plus how many rows of that page
 //! were already returned.
+//!
+//! A cursor comes back from the client, so nothing in it is trusted: every field is
+//! re-checked against the request it comes with (same scope, owner and range, a day inside
+//! that range, the store's bucket count, a page size the service itself would choose, no
+//! more rows consumed than a page holds). Re-checking needs no secret shared by every
+//! instance and no key rotation, which a MAC would; the driver's paging state is the one
+//! opaque part, and Cassandra itself refuses a tampered one (it can only move within the
+//! partition and the bounds the query binds).
+
+use std::ops::RangeInclusive;
 
 use chrono::{DateTime, Utc};
 
+use super::day_range::DayRange;
 use crate::store::{EventScope, StoreError};
 
 const VERSION: u8 = 1;
@@ -12,6 +23,16 @@ const PARTNER_SCOPE: u8 = b'p';
 const SUBSYSTEM_SCOPE: u8 = b's';
 const EXHAUSTED: u8 = 0;
 const IN_PAGE: u8 = 1;
+
+/// The rows per driver page the service reads with: enough for the request's limit (plus
+/// the row that tells whether more follow), within these bounds.
+const DRIVER_PAGE_ROWS: RangeInclusive<u32> = 100..=5_000;
+
+/// The driver page size for a request of `limit` rows.
+pub fn page_size_for(limit: usize) -> u32 {
+    let wanted = u32::try_from(limit.saturating_add(1)).unwrap_or(u32::MAX);
+    wanted.clamp(*DRIVER_PAGE_ROWS.start(), *DRIVER_PAGE_ROWS.end())
+}
 
 /// Where one bucket's partition of the current day stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +70,25 @@ pub struct QueryIdentity {
     pub to: DateTime<Utc>,
 }
 
+/// The shape of the query a cursor is resumed in, which its position must fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryShape {
+    /// Days the query's range covers: the position's day must be one of them.
+    pub days: u32,
+    /// The store's bucket count: one position per bucket.
+    pub buckets: u32,
+}
+
+impl QueryShape {
+    /// The shape of a query over `from..to` on a store of `buckets` buckets.
+    pub fn of(from: DateTime<Utc>, to: DateTime<Utc>, buckets: u32) -> QueryShape {
+        QueryShape {
+            days: DayRange::of(from, to).count,
+            buckets,
+        }
+    }
+}
+
 pub fn encode(identity: QueryIdentity, position: &ReadPosition) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(64);
     bytes.push(VERSION);
@@ -74,12 +114,14 @@ pub fn encode(identity: QueryIdentity, position: &ReadPosition) -> Vec<u8> {
     bytes
 }
 
-/// The position in `cursor`, or `InvalidCursor` when it is malformed or belongs to
-/// another query (another owner, scope or time range) or another bucket layout.
+/// The position in `cursor`, or `InvalidCursor` when it is malformed, belongs to another
+/// query (another owner, scope or time range) or another bucket layout, or asks for
+/// anything the service would not have written itself (a day outside the range, a page
+/// size it never reads with, more rows consumed than a page holds).
 pub fn decode(
     cursor: &[u8],
     identity: QueryIdentity,
-    buckets: u32,
+    shape: QueryShape,
 ) -> Result<ReadPosition, StoreError> {
     let mut reader = Reader { bytes: cursor };
     if reader.byte()? != VERSION {
@@ -92,7 +134,9 @@ pub fn decode(
     }
     let day_offset = reader.u32()?;
     let page_size = reader.u32()?;
-    if page_size == 0 || reader.u32()? != buckets {
+    let buckets = shape.buckets;
+    let fits = day_offset < shape.days && DRIVER_PAGE_ROWS.contains(&page_size);
+    if !fits || reader.u32()? != buckets {
         return Err(StoreError::InvalidCursor);
     }
     let mut positions = Vec::with_capacity(buckets as usize);
@@ -101,6 +145,9 @@ pub fn decode(
             EXHAUSTED => BucketPosition::Exhausted,
             IN_PAGE => {
                 let consumed = reader.u32()?;
+                if consumed > page_size {
+                    return Err(StoreError::InvalidCursor);
+                }
                 let state_len = reader.u32()? as usize;
                 let state = reader.take(state_len)?;
                 BucketPosition::InPage {
@@ -172,6 +219,11 @@ mod tests {
         }
     }
 
+    const SHAPE: QueryShape = QueryShape {
+        days: 5,
+        buckets: 3,
+    };
+
     fn position() -> ReadPosition {
         ReadPosition {
             day_offset: 3,
@@ -191,7 +243,7 @@ mod tests {
     fn a_cursor_round_trips_for_its_own_query() {
         let owner = Uuid::now_v7();
         let bytes = encode(identity(owner), &position());
-        assert_eq!(decode(&bytes, identity(owner), 3).unwrap(), position());
+        assert_eq!(decode(&bytes, identity(owner), SHAPE).unwrap(), position());
     }
 
     #[test]
@@ -207,12 +259,19 @@ mod tests {
         };
         for other in [other_owner, other_range, other_scope] {
             assert!(matches!(
-                decode(&bytes, other, 3),
+                decode(&bytes, other, SHAPE),
                 Err(StoreError::InvalidCursor)
             ));
         }
         assert!(matches!(
-            decode(&bytes, identity(owner), 4),
+            decode(
+                &bytes,
+                identity(owner),
+                QueryShape {
+                    buckets: 4,
+                    ..SHAPE
+                }
+            ),
             Err(StoreError::InvalidCursor)
         ));
     }
@@ -230,9 +289,59 @@ mod tests {
             &[0, 0, 0][..],
         ] {
             assert!(matches!(
-                decode(broken, identity(owner), 3),
+                decode(broken, identity(owner), SHAPE),
                 Err(StoreError::InvalidCursor)
             ));
         }
+    }
+
+    #[test]
+    fn a_cursor_asking_for_more_than_the_service_would_read_is_refused() {
+        let owner = Uuid::now_v7();
+        let huge_page = ReadPosition {
+            page_size: 1 << 31,
+            ..position()
+        };
+        let tiny_page = ReadPosition {
+            page_size: 1,
+            ..position()
+        };
+        let day_past_the_range = ReadPosition {
+            day_offset: SHAPE.days,
+            ..position()
+        };
+        let consumed_past_its_page = ReadPosition {
+            buckets: vec![
+                BucketPosition::START,
+                BucketPosition::START,
+                BucketPosition::InPage {
+                    paging_state: None,
+                    consumed: 101,
+                },
+            ],
+            ..position()
+        };
+        for crafted in [
+            huge_page,
+            tiny_page,
+            day_past_the_range,
+            consumed_past_its_page,
+        ] {
+            let bytes = encode(identity(owner), &crafted);
+            assert!(
+                matches!(
+                    decode(&bytes, identity(owner), SHAPE),
+                    Err(StoreError::InvalidCursor)
+                ),
+                "{crafted:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn page_sizes_follow_the_limit_within_bounds() {
+        assert_eq!(page_size_for(1), 100);
+        assert_eq!(page_size_for(1_000), 1_001);
+        assert_eq!(page_size_for(usize::MAX), 5_000);
     }
 }

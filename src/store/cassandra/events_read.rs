@@ -12,7 +12,7 @@ use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
-use super::cursor::{self, BucketPosition, QueryIdentity, ReadPosition};
+use super::cursor::{self, BucketPosition, QueryIdentity, QueryShape, ReadPosition};
 use super::day_range::{DayRange, millisecond_ceiling};
 use super::rows::{EventRow, millisecond_time};
 use super::{CassandraStore, driver_error};
@@ -21,8 +21,6 @@ use crate::store::{EventPage, EventQuery, EventScope, StoreError};
 /// Rows one page may read past filters before it returns early with a cursor (as the
 /// embedded store does), so a selective filter over a long range can't hold a request.
 const MAX_ROWS_SCANNED_PER_PAGE: usize = 50_000;
-const MIN_DRIVER_PAGE_ROWS: usize = 100;
-const MAX_DRIVER_PAGE_ROWS: usize = 5_000;
 
 pub async fn query_events(
     store: &CassandraStore,
@@ -43,17 +41,12 @@ pub async fn query_events(
         });
     }
     let days = DayRange::of(query.from, query.to);
+    let shape = QueryShape::of(query.from, query.to, store.buckets);
     let mut position = match &query.cursor {
-        Some(bytes) => {
-            let position = cursor::decode(bytes, identity, store.buckets)?;
-            if position.day_offset >= days.count {
-                return Err(StoreError::InvalidCursor);
-            }
-            position
-        }
+        Some(bytes) => cursor::decode(bytes, identity, shape)?,
         None => ReadPosition {
             day_offset: 0,
-            page_size: (query.limit + 1).clamp(MIN_DRIVER_PAGE_ROWS, MAX_DRIVER_PAGE_ROWS) as u32,
+            page_size: cursor::page_size_for(query.limit),
             buckets: vec![BucketPosition::START; store.buckets as usize],
         },
     };

@@ -142,7 +142,7 @@ impl EventStore for EmbeddedStore {
                 let key = key.value();
                 let event = match query.scope {
                     EventScope::Partner(partner_id) => {
-                        decode(partner_id, key, value.value(), query.with_payload)?
+                        matching_event(&query, partner_id, key, value.value())?
                     }
                     EventScope::Subsystem(_) => {
                         let partner_id = Uuid::from_slice(value.value())
@@ -154,15 +154,11 @@ impl EventStore for EmbeddedStore {
                             .ok_or_else(|| {
                                 StoreError::Corrupt("a subsystem row without its event".into())
                             })?;
-                        decode(partner_id, key, body.value(), query.with_payload)?
+                        matching_event(&query, partner_id, key, body.value())?
                     }
                 };
                 last_key = Some(key.to_vec());
-                // Keys hold whole microseconds: the exact time settles a bound inside one.
-                let in_range = query.from <= event.timestamp && event.timestamp < query.to;
-                if in_range && query.filter.matches(&event) {
-                    items.push(event);
-                }
+                items.extend(event);
             }
             let more_rows = rows.next().is_some();
             let next_cursor = if more_rows { last_key } else { None };
@@ -172,13 +168,106 @@ impl EventStore for EmbeddedStore {
     }
 }
 
-/// The event of a row whose key is `owner | time | event id` (any owner).
-fn decode(partner_id: Uuid, key: &[u8], row: &[u8], payload: bool) -> Result<Event, StoreError> {
+/// The event of a row whose key is `owner | time | event id` (any owner), if it is in the
+/// query's range and passes its filters. Those are checked on the row's fields as stored;
+/// only a row that passes is turned into an event and has its payload parsed.
+fn matching_event(
+    query: &EventQuery,
+    partner_id: Uuid,
+    key: &[u8],
+    row: &[u8],
+) -> Result<Option<Event>, StoreError> {
     let (micros, id_bytes) = keys::split_event_key(key)?;
+    let view = rows::view(micros, row)?;
+    // Keys hold whole microseconds: the exact time settles a bound inside one.
+    let in_range = query.from <= view.timestamp() && view.timestamp() < query.to;
+    let wanted = in_range
+        && query
+            .filter
+            .matches_fields(view.event_type(), view.user_id(), view.is_valid());
+    if !wanted {
+        return Ok(None);
+    }
     let parts = rows::KeyParts {
         partner_id,
         micros,
         event_id: rows::event_id_from_bytes(id_bytes)?,
     };
-    rows::decode(parts, row, payload)
+    view.into_event(parts, query.with_payload).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::ingest::test_support::sample_event;
+    use crate::model::JsonObject;
+    use crate::store::EventFilter;
+
+    /// Overwrites the stored `properties` text of `event` with text of the same length
+    /// that is not JSON, as a damaged or hostile row would hold.
+    fn corrupt_payload_of(store: &EmbeddedStore, event: &Event, valid: &str, broken: &str) {
+        let key = keys::event_key(
+            event.partner_id,
+            event.timestamp,
+            &rows::event_id_bytes(&event.event_id),
+        );
+        let transaction = store.database.begin_write().unwrap();
+        {
+            let mut table = transaction.open_table(EVENTS_BY_PARTNER).unwrap();
+            let mut row = table.get(key.as_slice()).unwrap().unwrap().value().to_vec();
+            let at = row
+                .windows(valid.len())
+                .position(|window| window == valid.as_bytes())
+                .expect("the payload text is in the row");
+            row[at..at + broken.len()].copy_from_slice(broken.as_bytes());
+            table.insert(key.as_slice(), row.as_slice()).unwrap();
+        }
+        transaction.commit().unwrap();
+    }
+
+    fn query_of(event: &Event, event_type: &str) -> EventQuery {
+        EventQuery {
+            scope: EventScope::Partner(event.partner_id),
+            from: event.timestamp - Duration::hours(1),
+            to: event.timestamp + Duration::hours(1),
+            filter: EventFilter {
+                event_type: Some(event_type.into()),
+                ..EventFilter::default()
+            },
+            limit: 100,
+            cursor: None,
+            with_payload: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn payloads_of_rows_the_filters_exclude_are_not_parsed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let wanted = sample_event("wanted");
+        let mut excluded = sample_event("excluded");
+        excluded.event_type = "purchase".into();
+        let valid = r#"{"sku":"abc"}"#;
+        excluded.properties = JsonObject::parse(valid.into()).unwrap();
+        store
+            .write_events(&[wanted.clone(), excluded.clone()])
+            .await
+            .unwrap();
+        corrupt_payload_of(&store, &excluded, valid, r#"{"sku":"abc"!"#);
+
+        let page = store
+            .query_events(&query_of(&wanted, "page_view"))
+            .await
+            .expect("a row the filter excludes is never parsed");
+        let ids: Vec<&str> = page.items.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["wanted"]);
+
+        let returned = store.query_events(&query_of(&excluded, "purchase")).await;
+        assert!(
+            matches!(returned, Err(StoreError::Corrupt(_))),
+            "a row that is returned still has its payload parsed: {returned:?}"
+        );
+    }
 }

@@ -111,39 +111,81 @@ pub struct KeyParts {
     pub event_id: String,
 }
 
-/// The event of a row; without `payload`, `properties` and `context` are left empty.
-pub fn decode(key: KeyParts, bytes: &[u8], payload: bool) -> Result<Event, StoreError> {
+/// A row's fields borrowed from its bytes, before anything is copied or parsed: a query
+/// checks the cheap ones (time, type, user, validity) first and builds the event, JSON
+/// payload included, only for the rows it returns.
+pub struct RowView<'a> {
+    row: EventRow<'a>,
+    timestamp: DateTime<Utc>,
+}
+
+/// The view of a row whose key holds the time `micros`.
+pub fn view(micros: i64, bytes: &[u8]) -> Result<RowView<'_>, StoreError> {
     let Some((&ROW_FORMAT_V1, encoded)) = bytes.split_first() else {
         return Err(StoreError::Corrupt(
             "an event row in an unknown format (written by an older release?)".into(),
         ));
     };
     let row: EventRow = postcard::from_bytes(encoded).map_err(corrupt)?;
-    let timestamp_nanos = key.micros * 1_000 + i64::from(row.timestamp_sub_micros);
-    let object = |text: &str| match payload {
-        true => JsonObject::parse(text.to_string()).map_err(StoreError::Corrupt),
-        false => Ok(JsonObject::empty()),
-    };
-    Ok(Event {
-        event_id: key.event_id,
-        partner_id: key.partner_id,
-        subsystem_id: Uuid::from_bytes(row.subsystem_id),
-        event_type: row.event_type.to_string(),
+    let timestamp_nanos = micros * 1_000 + i64::from(row.timestamp_sub_micros);
+    Ok(RowView {
+        row,
         timestamp: DateTime::from_timestamp_nanos(timestamp_nanos),
-        received_at: DateTime::from_timestamp_nanos(row.received_at_nanos),
-        user_id: row.user_id.map(str::to_string),
-        anonymous_id: row.anonymous_id.map(str::to_string),
-        properties: object(row.properties)?,
-        context: object(row.context)?,
-        is_valid: row.is_valid,
-        validation_errors: row
-            .validation_errors
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
-        correlation_id: row.correlation_id.into_string(),
-        client_event_id: false,
     })
+}
+
+impl<'a> RowView<'a> {
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+
+    pub fn event_type(&self) -> &'a str {
+        self.row.event_type
+    }
+
+    pub fn user_id(&self) -> Option<&'a str> {
+        self.row.user_id
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.row.is_valid
+    }
+
+    /// The whole event; without `payload`, `properties` and `context` are left empty
+    /// (and not parsed).
+    pub fn into_event(self, key: KeyParts, payload: bool) -> Result<Event, StoreError> {
+        let row = self.row;
+        let object = |text: &str| match payload {
+            true => JsonObject::parse(text.to_string()).map_err(StoreError::Corrupt),
+            false => Ok(JsonObject::empty()),
+        };
+        Ok(Event {
+            event_id: key.event_id,
+            partner_id: key.partner_id,
+            subsystem_id: Uuid::from_bytes(row.subsystem_id),
+            event_type: row.event_type.to_string(),
+            timestamp: self.timestamp,
+            received_at: DateTime::from_timestamp_nanos(row.received_at_nanos),
+            user_id: row.user_id.map(str::to_string),
+            anonymous_id: row.anonymous_id.map(str::to_string),
+            properties: object(row.properties)?,
+            context: object(row.context)?,
+            is_valid: row.is_valid,
+            validation_errors: row
+                .validation_errors
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            correlation_id: row.correlation_id.into_string(),
+            client_event_id: false,
+        })
+    }
+}
+
+/// The event of a row; without `payload`, `properties` and `context` are left empty.
+pub fn decode(key: KeyParts, bytes: &[u8], payload: bool) -> Result<Event, StoreError> {
+    let micros = key.micros;
+    view(micros, bytes)?.into_event(key, payload)
 }
 
 /// Exact times are kept as nanoseconds (what `Utc::now()` gives), covering 1677..2262.
