@@ -247,18 +247,10 @@ impl Application {
         };
         let metrics = Arc::clone(&state.metrics);
         tracing::info!(address = %listener.local_addr()?, store = state.store.backend_name(), "serving");
-        let side_server = match metrics_listener {
-            Some(listener) => {
-                tracing::info!(address = %listener.local_addr()?, "serving metrics and health");
-                let router = http::operations_router(Arc::clone(&state));
-                Some(http::server::SideServer::spawn(
-                    listener,
-                    router,
-                    server_limits,
-                ))
-            }
-            None => None,
-        };
+        let side_server = metrics_listener.map(|listener| {
+            let router = http::operations_router(Arc::clone(&state));
+            http::server::SideServer::spawn(listener, router, server_limits)
+        });
         let router = http::router(state);
         let signal = async move {
             shutdown.await;

@@ -120,6 +120,9 @@ pub struct SideServer {
 
 impl SideServer {
     pub fn spawn(listener: TcpListener, router: Router, limits: ServerLimits) -> SideServer {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "serving metrics and health");
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, router, limits, async move {
             let _ = stopped.await;

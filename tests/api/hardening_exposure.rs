@@ -363,7 +363,9 @@ async fn a_batch_nothing_of_which_could_be_stored_is_503(backend: Backend) {
     let known = event(&tenant, "known", "u1", &now);
     // The event structure of `known` is looked up now, and cached.
     assert_eq!(
-        app.send_batch(&tenant.key, &[known.clone()]).await.status(),
+        app.send_batch(&tenant.key, std::slice::from_ref(&known))
+            .await
+            .status(),
         202
     );
     failing.store(true, Ordering::SeqCst);

@@ -158,7 +158,7 @@ pub(crate) fn native_envelope(max_events: usize) -> EnvelopeShape {
     }
 }
 
-/// A refusal that the same event, sent again later, may not meet: the store or the
+/// A refusal the same event may not meet when sent again later: the store or the
 /// service was unavailable.
 fn is_worth_retrying(error: &ApiError) -> bool {
     error.kind == ErrorKind::Unavailable
