@@ -6,6 +6,7 @@
 //! nearest valid one (`sources`), never a setting silently left at its default.
 //! `Config::to_toml` prints the result back as TOML that loads again (`render`).
 
+mod redact;
 mod render;
 mod sources;
 
@@ -20,6 +21,7 @@ use figment::value::Dict;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use self::redact::redacted_url;
 use self::render::{bytes, duration};
 use self::sources::Environment;
 
@@ -317,6 +319,9 @@ pub struct TelemetryConfig {
     /// An OTLP/HTTP collector (`http://host:4318`, or the full `…/v1/traces` URL): traces
     /// are exported there when set. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
     pub otlp_endpoint: Option<String>,
+    /// Where `/metrics` and the detailed `/health` are served instead of `http.listen`,
+    /// so that partner ids, volumes and store errors reach only the monitoring network.
+    pub metrics_listen: Option<SocketAddr>,
     /// `service.name` of the exported traces (`OTEL_SERVICE_NAME` sets it too).
     pub service_name: String,
     /// Finished spans waiting for export at most; more are dropped (and counted) rather
@@ -516,7 +521,20 @@ impl Config {
                     .is_some_and(|endpoint| !is_plain_http_url(endpoint)),
                 format!(
                     "telemetry.otlp_endpoint must be an http:// URL such as http://127.0.0.1:4318 (TLS is not supported), got '{}'",
-                    self.telemetry.otlp_endpoint.as_deref().unwrap_or_default()
+                    self.telemetry
+                        .otlp_endpoint
+                        .as_deref()
+                        .map(redacted_url)
+                        .unwrap_or_default()
+                ),
+            ),
+            (
+                self.telemetry
+                    .metrics_listen
+                    .is_some_and(|address| address == self.http.listen && address.port() != 0),
+                format!(
+                    "telemetry.metrics_listen must differ from http.listen, got {} for both",
+                    self.http.listen
                 ),
             ),
             (

@@ -27,10 +27,10 @@ use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::http::body::{BodyGuard, Sender};
 use crate::http::events::{EventsParams, event_query};
-use crate::http::ingest::batch::{BatchEnvelope, check_count};
+use crate::http::ingest::batch::native_envelope;
 use crate::http::ingest::fields_of;
 use crate::http::ingest::legacy::legacy_properties_json;
-use crate::http::ingest::segment::BatchEnvelope as SegmentBatch;
+use crate::http::ingest::segment::ENVELOPE as SEGMENT_ENVELOPE;
 use crate::ingest::event::{
     EARLIEST_TIMESTAMP, EventDraft, EventFields, MAX_ID_CHARS, event_fields, parse_event,
     shape_problem,
@@ -80,15 +80,15 @@ pub fn native_event(body: &[u8]) {
 /// `POST /api/v1/events/batch`: the envelope, its count limit, then each event as in
 /// `native_event` (an event over `ingest.max_event_size` is refused unread).
 pub fn batch(body: &[u8]) {
-    let Ok(envelope) = serde_json::from_slice::<BatchEnvelope>(body) else {
+    let Ok(envelope) = native_envelope(LIMITS.max_batch_events).parse(body) else {
         return;
     };
-    let count = envelope.events.len();
-    if let Err(error) = check_count(count, LIMITS.max_batch_events) {
-        assert!(count == 0 || count > LIMITS.max_batch_events, "{error:?}");
-        return;
-    }
-    for raw in envelope.events {
+    let count = envelope.items.len();
+    assert!(
+        (1..=LIMITS.max_batch_events).contains(&count),
+        "{count} events in an envelope read"
+    );
+    for raw in envelope.items {
         let text = raw.get();
         assert!(
             body.as_ptr_range().contains(&text.as_ptr()),
@@ -139,12 +139,12 @@ pub fn legacy(body: &[u8]) {
 /// fixed receive time; and the same body as one message of each single-call endpoint.
 pub fn segment(body: &[u8]) {
     let received_at = DateTime::from_timestamp(CURSOR_FROM_SECONDS, 0).expect("valid");
-    if let Ok(envelope) = serde_json::from_slice::<SegmentBatch>(body) {
+    if let Ok(envelope) = SEGMENT_ENVELOPE.parse(body) {
         let arrival = Arrival {
             received_at,
             batch_sent_at: envelope.sent_at.and_then(|raw| parse_sent_at(raw.get())),
         };
-        for raw in envelope.batch {
+        for raw in envelope.items {
             if let Ok(fields) = fields_of(raw.get().as_bytes(), "each message") {
                 check_translation(translate(&fields, None, arrival));
             }

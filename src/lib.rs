@@ -84,6 +84,8 @@ pub struct Application {
     state: Arc<AppState>,
     writers: Vec<JoinHandle<()>>,
     draining: Arc<AtomicBool>,
+    /// `telemetry.metrics_listen`, when set.
+    metrics_listener: Option<TcpListener>,
     /// Tasks that live as long as the server (the invalidation listener).
     background: Vec<JoinHandle<()>>,
     redis: Option<Arc<Redis>>,
@@ -187,8 +189,15 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let metrics_listener = match state.config.telemetry.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} (telemetry.metrics_listen)")
+            })?),
+            None => None,
+        };
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             writers,
             draining,
@@ -203,6 +212,16 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/metrics` and the detailed `/health` are served, when apart from the rest.
+    pub fn metrics_local_addr(&self) -> Option<SocketAddr> {
+        let listener = self.metrics_listener.as_ref()?;
+        Some(
+            listener
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
     /// finish, closes the queue (by dropping the router that owns its sender) and waits
     /// for the writers to store everything accepted, up to `ingest.shutdown_timeout`.
@@ -212,6 +231,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             state,
             writers,
             draining,
@@ -227,6 +247,10 @@ impl Application {
         };
         let metrics = Arc::clone(&state.metrics);
         tracing::info!(address = %listener.local_addr()?, store = state.store.backend_name(), "serving");
+        let side_server = metrics_listener.map(|listener| {
+            let router = http::operations_router(Arc::clone(&state));
+            http::server::SideServer::spawn(listener, router, server_limits)
+        });
         let router = http::router(state);
         let signal = async move {
             shutdown.await;
@@ -234,6 +258,9 @@ impl Application {
             tracing::info!("shutdown requested: no new connections, draining");
         };
         http::server::serve(listener, router, server_limits, signal).await;
+        if let Some(side_server) = side_server {
+            side_server.stop().await;
+        }
         let drained = tokio::time::timeout(drain_timeout, join_writers(writers)).await;
         background.iter().for_each(JoinHandle::abort);
         if let Some(redis) = redis {

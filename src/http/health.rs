@@ -1,4 +1,8 @@
-//! Health and metrics endpoints (no credentials: expose them only to your network).
+//! Health and metrics endpoints (no credentials). `/health` on the main listener is for
+//! anyone: it names a failing component but never its error text (a driver's message can
+//! name hosts, keyspaces, users), which goes to the log. The detailed `/health`, with that
+//! text, and `/metrics`, with partner ids and volumes, are for the monitoring network: on
+//! `telemetry.metrics_listen` when it is set (see `http::operations_router`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +34,31 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "up"}))
 }
 
-async fn store_status(state: &AppState) -> (Status, Option<String>) {
+/// Who reads a `/health` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Whoever reaches the main listener: a generic word for a component's error.
+    Anyone,
+    /// The monitoring network behind `telemetry.metrics_listen`: the error text itself.
+    Operators,
+}
+
+/// What `/health` says of a store that did not answer `ping`.
+const STORE_UNAVAILABLE: &str = "unavailable";
+const STORE_TIMED_OUT: &str = "the store did not answer in time";
+
+async fn store_status(state: &AppState, audience: Audience) -> (Status, Option<String>) {
     match tokio::time::timeout(STORE_PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => (Status::Up, None),
-        Ok(Err(error)) => (Status::Down, Some(error.to_string())),
-        Err(_) => (
-            Status::Down,
-            Some("the store did not answer in time".to_string()),
-        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "health check: the store is down");
+            let shown = match audience {
+                Audience::Anyone => STORE_UNAVAILABLE.to_string(),
+                Audience::Operators => error.to_string(),
+            };
+            (Status::Down, Some(shown))
+        }
+        Err(_) => (Status::Down, Some(STORE_TIMED_OUT.to_string())),
     }
 }
 
@@ -45,7 +66,7 @@ async fn store_status(state: &AppState) -> (Status, Option<String>) {
     responses((status = 200, description = "Ready for traffic", body = HealthStatus),
               (status = 503, description = "Not ready (store down, or draining)", body = HealthStatus)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let (store, _) = store_status(&state).await;
+    let (store, _) = store_status(&state, Audience::Anyone).await;
     if state.is_draining() || store != Status::Up {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -68,8 +89,17 @@ async fn redis_status(state: &AppState) -> Status {
     responses((status = 200, description = "Up or degraded, by component", body = Health),
               (status = 503, description = "Down", body = Health)))]
 pub async fn overall(State(state): State<Arc<AppState>>) -> Response {
-    let (store, store_error) = store_status(&state).await;
-    let redis = redis_status(&state).await;
+    health(&state, Audience::Anyone).await
+}
+
+/// `/health` on `telemetry.metrics_listen`: as `overall`, with the store's error text.
+pub async fn detailed(State(state): State<Arc<AppState>>) -> Response {
+    health(&state, Audience::Operators).await
+}
+
+async fn health(state: &AppState, audience: Audience) -> Response {
+    let (store, store_error) = store_status(state, audience).await;
+    let redis = redis_status(state).await;
     let queue = state.ingestor.queue();
     let (depth, capacity) = (queue.depth(), queue.capacity());
     let queue_status = if depth >= capacity {

@@ -88,17 +88,41 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health::overall))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .merge(ingest::segment_routes())
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
+    // With a listener of their own, metrics are not served to the world as well.
+    let api = if state.config.telemetry.metrics_listen.is_none() {
+        api.route("/metrics", get(health::metrics))
+    } else {
+        api
+    };
 
     api.layer(DefaultBodyLimit::max(single_limit))
         .layer(RequestDecompressionLayer::new())
         .layer(cors())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe::middleware,
+        ))
+        .layer(middleware::from_fn(correlation::middleware))
+        .with_state(state)
+}
+
+/// What `telemetry.metrics_listen` serves, for the monitoring network only: `/metrics`
+/// (partner ids and their volumes), the detailed `/health` (the store's error text), and
+/// the probes. No credentials, no bodies read, no CORS: nothing here is for browsers.
+pub fn operations_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/health", get(health::detailed))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             observe::middleware,

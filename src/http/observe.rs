@@ -1,5 +1,9 @@
 //! Per-request metrics and the access log line, labelled by route template (not raw path).
 //!
+//! Every label a client can influence is bounded, since each new value is a series kept
+//! for the life of the process: the method is one of the standard ones or `other`, the
+//! route is the matched template or `unmatched`, the status one we answered.
+//!
 //! One line per request at `info` (`telemetry.access_log`, on by default), or at `warn` for
 //! a server error. A `503` is overload or a store outage answered as designed, counted in
 //! the metrics and logged like any other answer: a load test must not flood the log.
@@ -8,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -22,6 +26,7 @@ pub async fn middleware(
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
+    let method_label = method_label(&method);
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -37,11 +42,11 @@ pub async fn middleware(
     let metrics = &state.metrics;
     metrics
         .http_requests
-        .with_label_values(&[method.as_str(), &route, status.as_str()])
+        .with_label_values(&[method_label, &route, status.as_str()])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[method.as_str(), &route])
+        .with_label_values(&[method_label, &route])
         .observe(elapsed.as_secs_f64());
     // Whole microseconds, so the field reads 0.257, not 0.25684999999999997.
     let duration_ms = elapsed.as_micros() as f64 / 1e3;
@@ -65,4 +70,31 @@ pub async fn middleware(
         );
     }
     response
+}
+
+/// The metric label of a request method: a client may send any token as its method.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let made_up = Method::from_bytes(b"FROBNICATE").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+    }
 }

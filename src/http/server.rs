@@ -18,8 +18,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
 /// Time to wait before accepting again after `accept` failed (e.g. out of descriptors).
@@ -108,6 +108,36 @@ pub async fn serve(
         }
     }
     connections.shutdown().await;
+}
+
+/// A second listener (`telemetry.metrics_listen`) served beside the main one, on its own
+/// task, until `stop`. Its router holds the application state, so it must be stopped
+/// before the queue can close.
+pub struct SideServer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl SideServer {
+    pub fn spawn(listener: TcpListener, router: Router, limits: ServerLimits) -> SideServer {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "serving metrics and health");
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
+        SideServer { stop, task }
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the shutdown grace) and
+    /// returns once every connection, and with it the router, is gone.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the metrics listener panicked");
+        }
+    }
 }
 
 /// The router, with the client's address in every request (`ConnectInfo`).

@@ -27,7 +27,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, TelemetryConfig};
+use crate::config::{LogFormat, TelemetryConfig, redacted_url};
 
 /// How long shutdown waits for the last spans to reach the collector.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,8 +96,9 @@ pub fn init(config: &TelemetryConfig, runtime: Handle) -> anyhow::Result<Telemet
         .try_init()
         .map_err(|error| anyhow::anyhow!("cannot install the log subscriber: {error}"))?;
     if let Some(endpoint) = &config.otlp_endpoint {
+        // Scheme, host and port only: the URL may carry the collector's credentials.
         tracing::info!(
-            endpoint = %traces_url(endpoint),
+            endpoint = %redacted_url(endpoint),
             service_name = %config.service_name,
             "exporting traces over OTLP/HTTP"
         );

@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::{
 };
 use tokio::runtime::Handle;
 
-use crate::config::TelemetryConfig;
+use crate::config::{TelemetryConfig, redacted_url};
 use crate::telemetry::metrics::spans_dropped;
 use crate::telemetry::otlp_client::OtlpHttpClient;
 
@@ -55,7 +55,10 @@ pub fn provider(
         .with_http_client(OtlpHttpClient::new(runtime, EXPORT_TIMEOUT))
         .build()
         .map_err(|error| {
-            anyhow::anyhow!("cannot build the OTLP exporter for {endpoint}: {error}")
+            anyhow::anyhow!(
+                "cannot build the OTLP exporter for {}: {error}",
+                redacted_url(endpoint)
+            )
         })?;
     let queued = Arc::new(AtomicUsize::new(0));
     let batch = BatchSpanProcessor::builder(CountingExporter {

@@ -307,11 +307,23 @@ impl TestAppBuilder {
         (first, second)
     }
 
+    /// Spawns on the configured store as `wrap` wraps it (in one failing on demand, say).
+    pub async fn spawn_wrapping(
+        self,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> TestApp {
+        let store = volcanion::open_store(&self.config)
+            .await
+            .expect("the store opens");
+        self.spawn_on(wrap(store)).await
+    }
+
     async fn spawn_on(self, store: Arc<dyn Store>) -> TestApp {
         let application = Application::build_with_store(self.config, store)
             .await
             .expect("the app builds");
         let address = application.local_addr();
+        let metrics_address = application.metrics_local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             application
@@ -323,6 +335,7 @@ impl TestAppBuilder {
         });
         TestApp {
             address,
+            metrics_address,
             client: Client::new(),
             stop: Some(stop),
             _data_dir: self.data_dir,
@@ -336,6 +349,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// `telemetry.metrics_listen`'s address, when the test set it.
+    pub metrics_address: Option<SocketAddr>,
     pub client: Client,
     stop: Option<oneshot::Sender<()>>,
     _data_dir: TempDir,
@@ -412,6 +427,7 @@ impl TestApp {
     pub fn attach(address: SocketAddr) -> TestApp {
         TestApp {
             address,
+            metrics_address: None,
             client: Client::new(),
             stop: None,
             _data_dir: TempDir::new().expect("temp dir"),

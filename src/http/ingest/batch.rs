@@ -7,11 +7,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use tracing::Instrument;
 
+use super::envelope::EnvelopeShape;
 use super::{IngestRequest, fields_of, read_json, validate_span};
 use crate::error::{ErrorKind, FieldError};
 use crate::http::body::Sender;
@@ -20,12 +21,6 @@ use crate::http::openapi::{BatchInput, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::model::Event;
-
-#[derive(Deserialize)]
-pub(crate) struct BatchEnvelope<'a> {
-    #[serde(borrow)]
-    pub(crate) events: Vec<&'a RawValue>,
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -111,29 +106,37 @@ async fn accept_batch(
 ) -> Result<Response, ApiError> {
     let max_bytes = state.config.http.max_batch_request_size.as_u64() as usize;
     let body = read_json(state, parts, body, max_bytes, Sender::Authenticated).await?;
-    let envelope: BatchEnvelope = serde_json::from_slice(&body.bytes).map_err(|error| {
-        ApiError::invalid(format!("the body must be {{\"events\": [...]}}: {error}"))
-    })?;
-    check_count(envelope.events.len(), state.config.ingest.max_batch_events)?;
-    request.charge(state, envelope.events.len()).await?;
+    let envelope = native_envelope(state.config.ingest.max_batch_events).parse(&body.bytes)?;
+    let count = envelope.items.len();
+    request.charge(state, count).await?;
     let max_event_bytes = state.config.ingest.max_event_size.as_u64() as usize;
-    let count = envelope.events.len();
     let mut results = Vec::with_capacity(count);
     let mut accepted = Vec::with_capacity(count);
+    let mut to_retry = None;
     let validation = async {
-        for (index, raw) in envelope.events.into_iter().enumerate() {
+        for (index, raw) in envelope.items.into_iter().enumerate() {
             match prepare(state, request, raw, max_event_bytes).await {
                 Ok(event) => {
                     results.push(BatchResult::accepted(index, &event));
                     accepted.push(event);
                 }
-                Err(error) => results.push(BatchResult::refused(index, error)),
+                Err(error) => {
+                    if to_retry.is_none() && is_worth_retrying(&error) {
+                        to_retry = Some(ApiError::new(error.kind, error.detail.clone()));
+                    }
+                    results.push(BatchResult::refused(index, error));
+                }
             }
         }
     };
     validation.instrument(validate_span(count)).await;
     let accepted_count = accepted.len();
     if accepted_count == 0 {
+        // Nothing was accepted, and the client should send the same batch again later (a
+        // 202 would tell it the batch was dealt with). `settle` gives the nonce back.
+        if let Some(error) = to_retry {
+            return Err(error);
+        }
         // Nothing was accepted: the corrected batch may reuse the request's nonce.
         request.give_back_nonce(state).await;
     }
@@ -146,17 +149,19 @@ async fn accept_batch(
     }))
 }
 
-pub(crate) fn check_count(events: usize, max_events: usize) -> Result<(), ApiError> {
-    if events == 0 {
-        return Err(ApiError::field("events", "must contain at least one event"));
+/// The native envelope, `{"events": [...]}`, of at most `max_events` events.
+pub(crate) fn native_envelope(max_events: usize) -> EnvelopeShape {
+    EnvelopeShape {
+        array: "events",
+        items: "events",
+        max_items: max_events,
     }
-    if events > max_events {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("a batch holds at most {max_events} events, got {events}"),
-        ));
-    }
-    Ok(())
+}
+
+/// A refusal the same event may not meet when sent again later: the store or the
+/// service was unavailable.
+fn is_worth_retrying(error: &ApiError) -> bool {
+    error.kind == ErrorKind::Unavailable
 }
 
 async fn prepare(

@@ -4,6 +4,7 @@
 //! they are stored, by default), answer with the rate-limit state.
 
 pub(crate) mod batch;
+pub(crate) mod envelope;
 pub(crate) mod legacy;
 pub(crate) mod native;
 pub(crate) mod segment;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
+use super::envelope::EnvelopeShape;
 use super::{IngestRequest, fields_of, read_json, validate_span};
 use crate::auth::PresentedCredential;
 use crate::error::{ErrorKind, FieldError};
@@ -107,13 +108,12 @@ async fn single(
     request.settle(state, outcome).await
 }
 
-#[derive(Deserialize)]
-pub(crate) struct BatchEnvelope<'a> {
-    #[serde(borrow)]
-    pub(crate) batch: Vec<&'a RawValue>,
-    #[serde(rename = "sentAt", borrow, default)]
-    pub(crate) sent_at: Option<&'a RawValue>,
-}
+/// Segment's envelope, `{"batch": [...], "sentAt": ...}`, of at most 2,500 messages.
+pub(crate) const ENVELOPE: EnvelopeShape = EnvelopeShape {
+    array: "batch",
+    items: "messages",
+    max_items: MAX_BATCH_MESSAGES,
+};
 
 async fn batch(
     State(state): State<Arc<AppState>>,
@@ -131,21 +131,18 @@ async fn accept_batch(
     request: &mut IngestRequest,
     body: GuardedBody,
 ) -> Result<Response, ApiError> {
-    let envelope: BatchEnvelope = serde_json::from_slice(&body.bytes).map_err(|error| {
-        ApiError::invalid(format!("the body must be {{\"batch\": [...]}}: {error}"))
-    })?;
-    check_count(envelope.batch.len())?;
-    request.charge(state, envelope.batch.len()).await?;
+    let envelope = ENVELOPE.parse(&body.bytes)?;
+    let count = envelope.items.len();
+    request.charge(state, count).await?;
     let arrival = Arrival {
         received_at: request.received_at,
         batch_sent_at: envelope.sent_at.and_then(|raw| parse_sent_at(raw.get())),
     };
     let max_message_bytes = message_limit(state);
-    let count = envelope.batch.len();
     let mut accepted = Vec::with_capacity(count);
     let mut rejected = Vec::new();
     let validation = async {
-        for (index, raw) in envelope.batch.into_iter().enumerate() {
+        for (index, raw) in envelope.items.into_iter().enumerate() {
             match prepare(state, request, raw, arrival, max_message_bytes).await {
                 Ok(event) => accepted.push(event),
                 Err(error) if is_the_messages_fault(&error) => rejected.push(RefusedMessage {
@@ -224,22 +221,6 @@ fn every_message_refused(rejected: Vec<RefusedMessage>) -> ApiError {
     let mut error = ApiError::fields(errors);
     error.detail = format!("no message of the batch can be stored: {}", error.detail);
     error
-}
-
-fn check_count(messages: usize) -> Result<(), ApiError> {
-    if messages == 0 {
-        return Err(ApiError::field(
-            "batch",
-            "must contain at least one message",
-        ));
-    }
-    if messages > MAX_BATCH_MESSAGES {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("a batch holds at most {MAX_BATCH_MESSAGES} messages, got {messages}"),
-        ));
-    }
-    Ok(())
 }
 
 fn success(rejected: Vec<RefusedMessage>) -> Success {
@@ -335,11 +316,13 @@ mod tests {
             ErrorKind::Unavailable,
             "x"
         )));
-        assert!(check_count(MAX_BATCH_MESSAGES).is_ok());
-        let too_many = check_count(MAX_BATCH_MESSAGES + 1).unwrap_err();
+        let full = format!("{{\"batch\": [{}0]}}", "0,".repeat(MAX_BATCH_MESSAGES - 1));
+        assert!(ENVELOPE.parse(full.as_bytes()).is_ok());
+        let too_many = format!("{{\"batch\": [{}0]}}", "0,".repeat(MAX_BATCH_MESSAGES));
+        let too_many = ENVELOPE.parse(too_many.as_bytes()).unwrap_err();
         assert_eq!(too_many.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(
-            check_count(0).unwrap_err().status(),
+            ENVELOPE.parse(br#"{"batch": []}"#).unwrap_err().status(),
             StatusCode::BAD_REQUEST
         );
     }
