@@ -233,6 +233,9 @@ pub struct LimitsConfig {
     /// How far `X-Request-Timestamp` may be from the server clock; nonces are kept twice as long.
     #[serde(with = "duration")]
     pub replay_window: Duration,
+    /// Nonces remembered per partner in process (without Redis, or while it is down);
+    /// past it a partner's oldest nonces give way to its own new ones, never another's.
+    pub max_nonces_per_partner: u64,
     /// How long partner and subsystem lookups are cached on the ingest path.
     #[serde(with = "duration")]
     pub directory_cache_ttl: Duration,
@@ -461,6 +464,10 @@ impl Config {
                     humantime::format_duration(self.http.header_read_timeout),
                     humantime::format_duration(self.http.body_read_timeout)
                 ),
+            ),
+            (
+                self.limits.max_nonces_per_partner == 0,
+                "limits.max_nonces_per_partner must be > 0, got 0".to_string(),
             ),
             (
                 self.http.max_connections == 0,
