@@ -214,12 +214,14 @@ pub struct AuthConfig {
     #[serde(with = "duration")]
     pub negative_cache_ttl: Duration,
     /// Key verifications that may fail per client address (IPv6: per /64) per minute;
-    /// past it that address gets 429 until the minute ends. Attempts are charged before
-    /// hashing and refunded when the key proves genuine, so the budget is exact. Requests
-    /// whose address is unknown share one budget.
+    /// past it that address's wrong keys get 429 until the minute ends, while genuine
+    /// keys (which pass their pre-check) are still accepted. Keys without a pre-check
+    /// (made before it existed) are charged before hashing and refunded when genuine, so
+    /// they can be refused too. Requests whose address is unknown share one budget.
     pub max_failed_attempts_per_minute: u32,
-    /// PBKDF2 runs per second for the whole instance (the burst is the same); past it
-    /// keys not yet proven genuine get 429. Keys proven genuine are never hashed again.
+    /// PBKDF2 runs per second for the whole instance (the burst is the same), for secrets
+    /// that passed a pre-check, and as many again for keys without one; past it keys not
+    /// yet proven genuine get 429. Keys proven genuine are not hashed again for hours.
     pub max_hashes_per_second: u32,
 }
 
@@ -442,6 +444,10 @@ impl Config {
                 "limits.key_rate_limit_per_minute must be > 0, got 0".to_string(),
             ),
             (
+                self.limits.max_nonces_per_partner == 0,
+                "limits.max_nonces_per_partner must be > 0, got 0".to_string(),
+            ),
+            (
                 self.redis.command_timeout.is_zero(),
                 "redis.command_timeout must be > 0, got 0s".to_string(),
             ),
@@ -464,10 +470,6 @@ impl Config {
                     humantime::format_duration(self.http.header_read_timeout),
                     humantime::format_duration(self.http.body_read_timeout)
                 ),
-            ),
-            (
-                self.limits.max_nonces_per_partner == 0,
-                "limits.max_nonces_per_partner must be > 0, got 0".to_string(),
             ),
             (
                 self.http.max_connections == 0,

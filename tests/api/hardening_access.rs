@@ -8,8 +8,16 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Tenant, TestApp, TestAppBuilder};
 
+const HASHES: &str = "volcanion_auth_hashes_total";
+
 fn now_event(tenant: &Tenant) -> Value {
     json!({"eventType": "page_view", "userId": "u1", "subsystem": tenant.subsystem_code})
+}
+
+/// The key's `vt_<keyId>` part with a secret that is not its own.
+fn forged(tenant: &Tenant, attempt: usize) -> String {
+    let prefix = &tenant.key[.."vt_".len() + 16];
+    format!("{prefix}_wrongsecret{attempt}")
 }
 
 fn post_event(app: &TestApp, key: &str, tenant: &Tenant) -> RequestBuilder {
@@ -25,6 +33,17 @@ async fn status_of(request: RequestBuilder) -> StatusCode {
         .await
         .expect("the request reaches the app")
         .status()
+}
+
+async fn hashes(app: &TestApp) -> u64 {
+    let metrics = app.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(HASHES)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{HASHES} is exported from start:\n{metrics}"))
+        .trim()
+        .parse()
+        .expect("a counter value")
 }
 
 fn with_nonce(app: &TestApp, tenant: &Tenant, nonce: &str) -> RequestBuilder {
@@ -65,6 +84,38 @@ async fn a_partner_flooding_nonces_cannot_evict_another_partners_nonce(backend: 
     assert_eq!(status_of(stale).await, StatusCode::BAD_REQUEST);
 }
 
+/// Finding 9: from one address, 1,000 wrong secrets with the key's id; the first
+/// `max_failed_attempts_per_minute` are `401`, the rest `429`, none of them costs a
+/// PBKDF2 run, and the genuine key, never seen before, is then accepted from that same
+/// address.
+async fn a_genuine_key_is_accepted_after_a_thousand_wrong_secrets_from_its_address(
+    backend: Backend,
+) {
+    let budget = 20;
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| config.auth.max_failed_attempts_per_minute = budget)
+        .spawn()
+        .await;
+    let tenant = app.tenant("acme").await;
+    for attempt in 0..1_000 {
+        let status = status_of(post_event(&app, &forged(&tenant, attempt), &tenant)).await;
+        let expected = if attempt < budget as usize {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "wrong secret {attempt}");
+    }
+    let unknown_key_id = status_of(post_event(&app, "vt_0123456789abcdef_nope", &tenant)).await;
+    assert_eq!(unknown_key_id, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(hashes(&app).await, 0, "wrong secrets cost no PBKDF2");
+
+    let genuine = status_of(post_event(&app, &tenant.key, &tenant)).await;
+    assert_eq!(genuine, StatusCode::ACCEPTED);
+    assert_eq!(hashes(&app).await, 1);
+}
+
 crate::backend_tests!(
     a_partner_flooding_nonces_cannot_evict_another_partners_nonce,
+    a_genuine_key_is_accepted_after_a_thousand_wrong_secrets_from_its_address,
 );
