@@ -6,6 +6,7 @@
 //! nearest valid one (`sources`), never a setting silently left at its default.
 //! `Config::to_toml` prints the result back as TOML that loads again (`render`).
 
+mod cidr;
 mod render;
 mod sources;
 
@@ -22,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use self::render::{bytes, duration};
 use self::sources::Environment;
+
+pub use self::cidr::Cidr;
 
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -67,6 +70,11 @@ pub struct HttpConfig {
     /// At shutdown, how long requests in flight may take before their connections close.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request whose peer is in
+    /// one of these blocks comes from the right-most forwarded address outside them.
+    /// A TOML array, or one comma-separated string (env).
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// When ingestion answers 202.
@@ -167,6 +175,16 @@ where
         .map(|item| item.trim().to_string())
         .filter(|item| !item.is_empty())
         .collect())
+}
+
+fn cidr_list<'de, D>(deserializer: D) -> Result<Vec<Cidr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    list_or_comma_separated(deserializer)?
+        .iter()
+        .map(|item| item.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -671,6 +689,27 @@ mod tests {
             .unwrap();
         assert_eq!(from_text.nodes, ["127.0.0.1:9042", "127.0.0.2:9042"]);
         assert_eq!(from_list.nodes, from_text.nodes);
+    }
+
+    #[test]
+    fn trusted_proxies_accept_a_comma_separated_string_or_a_list_and_name_a_bad_block() {
+        let from_text: HttpConfig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("http.trusted_proxies", "10.0.0.0/8, 2001:db8::/32"))
+            .extract_inner("http")
+            .unwrap();
+        let from_list: HttpConfig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("http.trusted_proxies", ["10.0.0.0/8", "2001:db8::/32"]))
+            .extract_inner("http")
+            .unwrap();
+        assert_eq!(from_text.trusted_proxies, from_list.trusted_proxies);
+        assert_eq!(from_text.trusted_proxies.len(), 2);
+        assert!(Config::defaults().http.trusted_proxies.is_empty());
+        let error = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("http.trusted_proxies", "10.0.0.0/40"))
+            .extract_inner::<HttpConfig>("http")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("10.0.0.0/40"), "{error}");
     }
 
     #[test]

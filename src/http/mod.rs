@@ -4,6 +4,7 @@
 //! Handlers extract, call a use-case, and respond.
 
 pub mod body;
+mod client_address;
 pub mod correlation;
 mod dashboard;
 pub(crate) mod events;
@@ -99,6 +100,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     api.layer(DefaultBodyLimit::max(single_limit))
         .layer(RequestDecompressionLayer::new())
         .layer(cors())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            client_address::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             observe::middleware,

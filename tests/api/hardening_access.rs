@@ -115,7 +115,51 @@ async fn a_genuine_key_is_accepted_after_a_thousand_wrong_secrets_from_its_addre
     assert_eq!(hashes(&app).await, 1);
 }
 
+/// With 3 failures allowed per client: 3 wrong secrets forwarded for one client, a
+/// fourth refused, then a wrong secret forwarded for another client, whose status (`401`
+/// for a budget of its own, `429` for a shared one) is returned.
+async fn second_forwarded_client_after_first_spent_its_budget(app: &TestApp) -> StatusCode {
+    let tenant = app.tenant("acme").await;
+    let from = |client: &str, attempt: usize| {
+        post_event(app, &forged(&tenant, attempt), &tenant).header("x-forwarded-for", client)
+    };
+    for attempt in 0..3 {
+        let status = status_of(from("203.0.113.1", attempt)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let over = status_of(from("203.0.113.1", 3)).await;
+    assert_eq!(over, StatusCode::TOO_MANY_REQUESTS);
+    status_of(from("198.51.100.2, 203.0.113.2", 4)).await
+}
+
+async fn forwarded_clients_of_a_trusted_proxy_have_budgets_of_their_own(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| {
+            config.auth.max_failed_attempts_per_minute = 3;
+            config.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        })
+        .spawn()
+        .await;
+    let second = second_forwarded_client_after_first_spent_its_budget(&app).await;
+    assert_eq!(second, StatusCode::UNAUTHORIZED);
+}
+
+async fn x_forwarded_for_from_an_untrusted_peer_shares_the_peers_budget(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| {
+            config.auth.max_failed_attempts_per_minute = 3;
+            // A proxy elsewhere is trusted; the test's own address (127.0.0.1) is not.
+            config.http.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        })
+        .spawn()
+        .await;
+    let second = second_forwarded_client_after_first_spent_its_budget(&app).await;
+    assert_eq!(second, StatusCode::TOO_MANY_REQUESTS);
+}
+
 crate::backend_tests!(
     a_partner_flooding_nonces_cannot_evict_another_partners_nonce,
     a_genuine_key_is_accepted_after_a_thousand_wrong_secrets_from_its_address,
+    forwarded_clients_of_a_trusted_proxy_have_budgets_of_their_own,
+    x_forwarded_for_from_an_untrusted_peer_shares_the_peers_budget,
 );
