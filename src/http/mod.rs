@@ -113,7 +113,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Browsers may call every endpoint from any origin: credentials travel in headers (or
-/// `?apiKey=`), never cookies, so there is nothing ambient for another site to abuse.
+/// `?apiKey=` to ingest endpoints), never cookies, so there is nothing ambient for another site to abuse.
 fn cors() -> CorsLayer {
     let header = HeaderName::from_static;
     CorsLayer::new()

@@ -6,7 +6,7 @@
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Tenant, TestApp, TestAppBuilder};
+use crate::helpers::{Backend, Tenant, TestApp, TestAppBuilder, assert_problem};
 
 const HASHES: &str = "volcanion_auth_hashes_total";
 
@@ -157,9 +157,60 @@ async fn x_forwarded_for_from_an_untrusted_peer_shares_the_peers_budget(backend:
     assert_eq!(second, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// A read key in the URL would be written to access logs: refused on every read
+/// endpoint (even with the header too), while the ingest endpoints keep taking
+/// `?apiKey=` from `sendBeacon`.
+async fn read_endpoints_refuse_a_key_in_the_url_and_ingest_keeps_it(backend: Backend) {
+    let app = TestAppBuilder::new(backend).spawn().await;
+    let tenant = app.tenant("acme").await;
+    let read_paths = [
+        "/api/v1/events",
+        "/api/v1/reports/summary",
+        "/api/v1/reports/timeseries",
+    ];
+    for path in read_paths {
+        let in_url = app
+            .client
+            .get(app.url(&format!("{path}?apiKey={}", tenant.key)))
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(in_url, StatusCode::UNAUTHORIZED).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("X-API-Key"), "{path}: {detail}");
+        assert!(!detail.contains(&tenant.key), "the key is not echoed");
+        let also_in_header = app
+            .client
+            .get(app.url(&format!("{path}?apiKey={}", tenant.key)))
+            .header("x-api-key", &tenant.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(also_in_header.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let in_header = app
+            .client
+            .get(app.url(path))
+            .header("x-api-key", &tenant.key);
+        assert_eq!(status_of(in_header).await, StatusCode::OK, "{path}");
+    }
+
+    let beacon = app
+        .client
+        .post(app.url(&format!("/api/v1/events?apiKey={}", tenant.key)))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(now_event(&tenant).to_string());
+    assert_eq!(status_of(beacon).await, StatusCode::ACCEPTED);
+    let batch = app
+        .client
+        .post(app.url(&format!("/api/v1/events/batch?apiKey={}", tenant.key)))
+        .json(&json!({"events": [now_event(&tenant)]}));
+    assert_eq!(status_of(batch).await, StatusCode::ACCEPTED);
+}
+
 crate::backend_tests!(
     a_partner_flooding_nonces_cannot_evict_another_partners_nonce,
     a_genuine_key_is_accepted_after_a_thousand_wrong_secrets_from_its_address,
     forwarded_clients_of_a_trusted_proxy_have_budgets_of_their_own,
     x_forwarded_for_from_an_untrusted_peer_shares_the_peers_budget,
+    read_endpoints_refuse_a_key_in_the_url_and_ingest_keeps_it,
 );
