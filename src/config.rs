@@ -6,6 +6,7 @@
 //! nearest valid one (`sources`), never a setting silently left at its default.
 //! `Config::to_toml` prints the result back as TOML that loads again (`render`).
 
+mod cidr;
 mod redact;
 mod render;
 mod sources;
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 pub use self::redact::redacted_url;
 use self::render::{bytes, duration};
 use self::sources::Environment;
+
+pub use self::cidr::Cidr;
 
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -69,6 +72,11 @@ pub struct HttpConfig {
     /// At shutdown, how long requests in flight may take before their connections close.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request whose peer is in
+    /// one of these blocks comes from the right-most forwarded address outside them.
+    /// A TOML array, or one comma-separated string (env).
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// When ingestion answers 202.
@@ -177,6 +185,16 @@ where
         .collect())
 }
 
+fn cidr_list<'de, D>(deserializer: D) -> Result<Vec<Cidr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    list_or_comma_separated(deserializer)?
+        .iter()
+        .map(|item| item.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
@@ -222,12 +240,14 @@ pub struct AuthConfig {
     #[serde(with = "duration")]
     pub negative_cache_ttl: Duration,
     /// Key verifications that may fail per client address (IPv6: per /64) per minute;
-    /// past it that address gets 429 until the minute ends. Attempts are charged before
-    /// hashing and refunded when the key proves genuine, so the budget is exact. Requests
-    /// whose address is unknown share one budget.
+    /// past it that address's wrong keys get 429 until the minute ends, while genuine
+    /// keys (which pass their pre-check) are still accepted. Keys without a pre-check
+    /// (made before it existed) are charged before hashing and refunded when genuine, so
+    /// they can be refused too. Requests whose address is unknown share one budget.
     pub max_failed_attempts_per_minute: u32,
-    /// PBKDF2 runs per second for the whole instance (the burst is the same); past it
-    /// keys not yet proven genuine get 429. Keys proven genuine are never hashed again.
+    /// PBKDF2 runs per second for the whole instance (the burst is the same), for secrets
+    /// that passed a pre-check, and as many again for keys without one; past it keys not
+    /// yet proven genuine get 429. Keys proven genuine are not hashed again for hours.
     pub max_hashes_per_second: u32,
 }
 
@@ -241,6 +261,9 @@ pub struct LimitsConfig {
     /// How far `X-Request-Timestamp` may be from the server clock; nonces are kept twice as long.
     #[serde(with = "duration")]
     pub replay_window: Duration,
+    /// Nonces remembered per partner in process (without Redis, or while it is down);
+    /// past it a partner's oldest nonces give way to its own new ones, never another's.
+    pub max_nonces_per_partner: u64,
     /// How long partner and subsystem lookups are cached on the ingest path.
     #[serde(with = "duration")]
     pub directory_cache_ttl: Duration,
@@ -464,6 +487,10 @@ impl Config {
                     "reports.max_raw_hours and reports.max_concurrent must be > 0, got {} and {}",
                     self.reports.max_raw_hours, self.reports.max_concurrent
                 ),
+            ),
+            (
+                self.limits.max_nonces_per_partner == 0,
+                "limits.max_nonces_per_partner must be > 0, got 0".to_string(),
             ),
             (
                 self.redis.command_timeout.is_zero(),
@@ -744,6 +771,27 @@ mod tests {
             .unwrap();
         assert_eq!(from_text.nodes, ["127.0.0.1:9042", "127.0.0.2:9042"]);
         assert_eq!(from_list.nodes, from_text.nodes);
+    }
+
+    #[test]
+    fn trusted_proxies_accept_a_comma_separated_string_or_a_list_and_name_a_bad_block() {
+        let from_text: HttpConfig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("http.trusted_proxies", "10.0.0.0/8, 2001:db8::/32"))
+            .extract_inner("http")
+            .unwrap();
+        let from_list: HttpConfig = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("http.trusted_proxies", ["10.0.0.0/8", "2001:db8::/32"]))
+            .extract_inner("http")
+            .unwrap();
+        assert_eq!(from_text.trusted_proxies, from_list.trusted_proxies);
+        assert_eq!(from_text.trusted_proxies.len(), 2);
+        assert!(Config::defaults().http.trusted_proxies.is_empty());
+        let error = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("http.trusted_proxies", "10.0.0.0/40"))
+            .extract_inner::<HttpConfig>("http")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("10.0.0.0/40"), "{error}");
     }
 
     #[test]

@@ -146,7 +146,11 @@ impl Application {
             ),
             admission: Admission::new(
                 RateLimits::new(redis.clone()),
-                ReplayGuard::new(config.limits.replay_window, redis.clone()),
+                ReplayGuard::new(
+                    config.limits.replay_window,
+                    config.limits.max_nonces_per_partner,
+                    redis.clone(),
+                ),
                 &config.limits,
                 Arc::clone(&metrics),
             ),

@@ -77,6 +77,7 @@ impl Authenticator {
 
     /// Management endpoints: the admin token, nothing else.
     pub async fn admin(&self, credential: Option<PresentedCredential>) -> Result<(), AuthError> {
+        refuse_url_key(credential.as_ref())?;
         match self.authenticate(credential).await? {
             Caller::Admin => Ok(()),
             Caller::Key(_) => Err(AuthError::Forbidden(
@@ -90,6 +91,7 @@ impl Authenticator {
         &self,
         credential: Option<PresentedCredential>,
     ) -> Result<Caller, AuthError> {
+        refuse_url_key(credential.as_ref())?;
         let caller = self.authenticate(credential).await?;
         if let Caller::Key(holder) = &caller
             && !holder.key.has_scope(Scope::Read)
@@ -113,5 +115,17 @@ impl Authenticator {
                 "events are sent with a partner's API key (scope 'ingest'), not the admin token",
             )),
         }
+    }
+}
+
+/// Only ingest endpoints take `?apiKey=` (for `sendBeacon`): a read key in a URL would
+/// be written to every proxy's and server's access log. Refused before it is checked,
+/// so the answer does not depend on whether the key is genuine.
+fn refuse_url_key(credential: Option<&PresentedCredential>) -> Result<(), AuthError> {
+    match credential {
+        Some(credential) if credential.url_key => Err(AuthError::Rejected(
+            "API keys in the URL (?apiKey=) are accepted by the ingest endpoints only; send this key in the X-API-Key header",
+        )),
+        _ => Ok(()),
     }
 }

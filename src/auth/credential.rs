@@ -1,6 +1,8 @@
 //! Where a request's credential is found, from the header and query values an adapter
 //! hands over: `X-API-Key`, `Authorization: Bearer`, Basic auth's username (Segment's
-//! write key), or `?apiKey=` (browsers' `sendBeacon` can't set headers).
+//! write key), or `?apiKey=` (browsers' `sendBeacon` can't set headers). A key in the
+//! URL lands in proxy and access logs, so only ingest keys may come that way (their
+//! holders ship them to every browser anyway); `Authenticator` refuses it elsewhere.
 
 use std::net::IpAddr;
 
@@ -15,6 +17,8 @@ pub struct PresentedCredential {
     /// The address it came from, which wrong keys are counted against; `None` when the
     /// adapter does not know it (all such requests share one budget).
     pub client: Option<IpAddr>,
+    /// The request's URL holds `?apiKey=` (whether or not the credential is that one).
+    pub url_key: bool,
 }
 
 impl PresentedCredential {
@@ -24,6 +28,7 @@ impl PresentedCredential {
             token,
             bearer: false,
             client: None,
+            url_key: false,
         }
     }
 
@@ -44,6 +49,23 @@ pub struct CredentialSources<'a> {
 
 impl CredentialSources<'_> {
     pub fn credential(&self) -> Option<PresentedCredential> {
+        let url_key = self.url_key();
+        let url_key_given = url_key.is_some();
+        let found = self
+            .header_credential()
+            .or_else(|| url_key.map(PresentedCredential::in_body))?;
+        Some(PresentedCredential {
+            url_key: url_key_given,
+            ..found
+        })
+    }
+
+    fn url_key(&self) -> Option<String> {
+        form_urlencoded::parse(self.query?.as_bytes())
+            .find_map(|(key, value)| (key == "apiKey").then(|| value.into_owned()))
+    }
+
+    fn header_credential(&self) -> Option<PresentedCredential> {
         if let Some(key) = self.x_api_key {
             return Some(PresentedCredential::in_body(key.trim().to_string()));
         }
@@ -57,6 +79,7 @@ impl CredentialSources<'_> {
                     token: value.trim().to_string(),
                     bearer: true,
                     client: None,
+                    url_key: false,
                 });
             }
             if scheme.eq_ignore_ascii_case("basic") {
@@ -70,10 +93,7 @@ impl CredentialSources<'_> {
                 return Some(PresentedCredential::in_body(username.to_string()));
             }
         }
-        let query = self.query?;
-        form_urlencoded::parse(query.as_bytes())
-            .find_map(|(key, value)| (key == "apiKey").then(|| value.into_owned()))
-            .map(PresentedCredential::in_body)
+        None
     }
 }
 
@@ -117,6 +137,23 @@ mod tests {
         assert_eq!(found.client, None);
         let client = Some(IpAddr::from([192, 0, 2, 7]));
         assert_eq!(found.with_client(client).client, client);
+    }
+
+    #[test]
+    fn a_key_in_the_url_is_noted_even_when_a_header_carries_the_credential() {
+        let both = CredentialSources {
+            x_api_key: Some("vt_header"),
+            query: Some("from=x&apiKey=vt_url"),
+            ..Default::default()
+        };
+        let found = both.credential().unwrap();
+        assert_eq!((found.token.as_str(), found.url_key), ("vt_header", true));
+        let header_only = CredentialSources {
+            x_api_key: Some("vt_header"),
+            query: Some("from=x"),
+            ..Default::default()
+        };
+        assert!(!header_only.credential().unwrap().url_key);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod verifier;
 
 pub use access::{ReadTarget, read_target};
 pub use admin::{AdminToken, generated_admin_token};
-pub use api_key::{GeneratedKey, PresentedKey, generate};
+pub use api_key::{GeneratedKey, PreCheck, PresentedKey, generate};
 pub use authenticate::{Authenticator, Caller, KeyHolder};
 pub use credential::{CredentialSources, PresentedCredential};
 pub use error::AuthError;

@@ -2,13 +2,22 @@
 //! computed once per distinct key (single-flight, on the blocking pool) and cached under
 //! the SHA-256 of the key, never the key itself. Wrong keys are cached too.
 //!
-//! Key ids are public (they are in every browser's key), so nothing here is counted per
-//! key id: hashing is budgeted per client address and for the whole instance, both
-//! charged before the work starts (exact under any concurrency). A key proven genuine
-//! is remembered for hours, by the stored hash it matched, so it skips both budgets and
-//! PBKDF2 and no attacker can lock it out; its stored record is still read again after
-//! `key_cache_ttl` or `forget_all`, so revocation and expiry count at once. An unknown
-//! key id costs the same hash as a wrong secret, so timing does not tell them apart.
+//! A genuine key is never refused because others failed. Its secret passes the key's
+//! pre-check (`SecretHash::pre_check`, one SHA-256) and goes on to PBKDF2, charged only
+//! to an instance-wide budget of its own, whatever the client address has done. A wrong
+//! secret fails the pre-check (all but 1 in 2^32) and costs no PBKDF2 at all. Failures
+//! are still counted per client address (key ids are public, so nothing is counted per
+//! key id): past the budget, that address's wrong keys get `429` instead of `401`, which
+//! slows guessing without touching anyone's genuine key.
+//!
+//! Keys made before pre-checks existed have no pre-check: for them every attempt is
+//! PBKDF2, charged before the work to the client's minute and to the instance's second
+//! (exact under any concurrency), and such a key not yet proven can still be refused
+//! while its address is over budget. A key proven genuine is remembered for hours, by
+//! the stored hash it matched, so it skips both budgets and PBKDF2; its stored record is
+//! still read again after `key_cache_ttl` or `forget_all`, so revocation and expiry count
+//! at once. An unknown key id is checked against a stand-in that costs the same as a
+//! wrong secret, so timing does not tell them apart.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -16,8 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chrono::Utc;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::{InMemoryState, NotKeyed};
@@ -26,7 +33,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{AuthError, PresentedKey};
+use crate::auth::{AuthError, PreCheck, PresentedKey};
 use crate::cache::ReadThrough;
 use crate::config::AuthConfig;
 use crate::model::{ApiKey, SecretHash};
@@ -104,7 +111,11 @@ pub struct KeyVerifier {
     proven: moka::sync::Cache<Fingerprint, Arc<str>>,
     attempts_by_client: moka::sync::Cache<Option<IpAddr>, Arc<AttemptWindow>>,
     max_failures_per_client: u32,
+    /// PBKDF2 runs for keys without a pre-check (and their wrong secrets).
     hashes: GlobalBudget,
+    /// PBKDF2 runs for secrets that passed a pre-check: genuine keys, and 1 in 2^32 wrong
+    /// ones, so others' failures can't spend it.
+    pre_checked_hashes: GlobalBudget,
     clock: DefaultClock,
     /// What an unknown key id's secret is checked against: same cost, never a match.
     unknown_key_hash: SecretHash,
@@ -134,12 +145,9 @@ impl KeyVerifier {
                 .build(),
             max_failures_per_client: config.max_failed_attempts_per_minute,
             hashes: RateLimiter::direct(Quota::per_second(per_second)),
+            pre_checked_hashes: RateLimiter::direct(Quota::per_second(per_second)),
             clock: DefaultClock::default(),
-            unknown_key_hash: SecretHash {
-                iterations: config.pbkdf2_iterations,
-                salt: STANDARD_NO_PAD.encode([0u8; 16]),
-                hash: STANDARD_NO_PAD.encode([0u8; 32]),
-            },
+            unknown_key_hash: SecretHash::never_matching(config.pbkdf2_iterations),
         }
     }
 
@@ -197,30 +205,80 @@ impl KeyVerifier {
         {
             return Ok(Verdict::Valid(Arc::new(stored.clone())));
         }
-        let window = self.charge_hash(client)?;
         let against = stored.as_ref().map_or_else(
             || self.unknown_key_hash.clone(),
             |stored| stored.secret_hash.clone(),
         );
-        self.metrics.auth_hashes.inc();
-        let matched = tokio::task::spawn_blocking(move || against.matches(&secret)).await;
-        let matched = match matched {
+        let matched = match against.pre_check(&secret) {
+            PreCheck::Differs => false,
+            PreCheck::Passes => {
+                charge(&self.pre_checked_hashes, &self.clock)?;
+                self.hash(against, secret).await?
+            }
+            PreCheck::Absent => {
+                return self
+                    .verify_without_pre_check(stored, fingerprint, against, secret, client)
+                    .await;
+            }
+        };
+        match stored {
+            Some(stored) if matched => Ok(self.prove(fingerprint, stored)),
+            _ => self.failed(client),
+        }
+    }
+
+    /// Keys made before pre-checks: every attempt is PBKDF2, charged to the client first
+    /// (refunded if the key proves genuine) and to the instance.
+    async fn verify_without_pre_check(
+        &self,
+        stored: Option<ApiKey>,
+        fingerprint: Fingerprint,
+        against: SecretHash,
+        secret: String,
+        client: Option<IpAddr>,
+    ) -> Result<Verdict, AuthError> {
+        let window = self.charge_client(client)?;
+        if let Err(refused) = charge(&self.hashes, &self.clock) {
+            window.refund();
+            return Err(refused);
+        }
+        let matched = match self.hash(against, secret).await {
             Ok(matched) => matched,
             Err(error) => {
                 window.refund();
-                let error = StoreError::Unavailable(error.to_string());
-                return Err(AuthError::Unavailable(Arc::new(error)));
+                return Err(error);
             }
         };
         match stored {
             Some(stored) if matched => {
                 window.refund();
-                let hash: Arc<str> = Arc::from(stored.secret_hash.hash.as_str());
-                self.proven.insert(fingerprint, hash);
-                Ok(Verdict::Valid(Arc::new(stored)))
+                Ok(self.prove(fingerprint, stored))
             }
             _ => Ok(Verdict::Invalid),
         }
+    }
+
+    /// One PBKDF2 run on the blocking pool.
+    async fn hash(&self, against: SecretHash, secret: String) -> Result<bool, AuthError> {
+        self.metrics.auth_hashes.inc();
+        tokio::task::spawn_blocking(move || against.matches(&secret))
+            .await
+            .map_err(|error| {
+                let error = StoreError::Unavailable(error.to_string());
+                AuthError::Unavailable(Arc::new(error))
+            })
+    }
+
+    fn prove(&self, fingerprint: Fingerprint, stored: ApiKey) -> Verdict {
+        let hash: Arc<str> = Arc::from(stored.secret_hash.hash.as_str());
+        self.proven.insert(fingerprint, hash);
+        Verdict::Valid(Arc::new(stored))
+    }
+
+    /// A wrong key, its (cheap) work already done, counted against its client: `401`
+    /// within the client's budget, `429` past it, which slows the guessing.
+    fn failed(&self, client: Option<IpAddr>) -> Result<Verdict, AuthError> {
+        self.charge_client(client).map(|_| Verdict::Invalid)
     }
 
     fn is_proven(&self, fingerprint: &Fingerprint, stored: &SecretHash) -> bool {
@@ -229,9 +287,8 @@ impl KeyVerifier {
             .is_some_and(|hash| *hash == *stored.hash)
     }
 
-    /// One PBKDF2 run, charged to `client`'s minute and to the instance's second; the
-    /// client's charge is refunded by the caller if the key proves genuine.
-    fn charge_hash(&self, client: Option<IpAddr>) -> Result<Arc<AttemptWindow>, AuthError> {
+    /// One attempt charged to `client`'s minute.
+    fn charge_client(&self, client: Option<IpAddr>) -> Result<Arc<AttemptWindow>, AuthError> {
         let window = self.attempts_by_client.get_with(client_bucket(client), || {
             Arc::new(AttemptWindow {
                 opened: Instant::now(),
@@ -243,14 +300,17 @@ impl KeyVerifier {
                 retry_after: window.retry_after(),
             });
         }
-        if let Err(not_until) = self.hashes.check() {
-            window.refund();
-            return Err(AuthError::TooManyAttempts {
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            });
-        }
         Ok(window)
     }
+}
+
+/// One PBKDF2 run charged to an instance-wide budget.
+fn charge(budget: &GlobalBudget, clock: &DefaultClock) -> Result<(), AuthError> {
+    budget
+        .check()
+        .map_err(|not_until| AuthError::TooManyAttempts {
+            retry_after: not_until.wait_time_from(clock.now()),
+        })
 }
 
 /// Whose budget an address spends: IPv4 addresses one by one (IPv4-mapped IPv6 too),
@@ -330,9 +390,43 @@ mod tests {
         Some(text.parse().unwrap())
     }
 
+    /// Makes the fixture's key look like one made before pre-checks existed.
+    async fn without_pre_check(fixture: &Fixture) {
+        let key_id = PresentedKey::parse(&fixture.clear).unwrap().key_id;
+        let mut legacy = fixture
+            .store
+            .api_key_by_key_id(key_id)
+            .await
+            .unwrap()
+            .unwrap();
+        legacy.secret_hash.check = None;
+        fixture.store.update_api_key(&legacy).await.unwrap();
+    }
+
     #[tokio::test]
-    async fn a_client_over_its_failure_budget_is_refused_but_others_are_not() {
+    async fn a_genuine_key_is_accepted_from_an_address_over_its_failure_budget() {
         let fixture = fixture(|config| config.max_failed_attempts_per_minute = 2).await;
+        let attacker = address("10.0.0.1");
+        for attempt in 0..2 {
+            let wrong = wrong_secret(&fixture.clear, attempt);
+            let outcome = fixture.verifier.verify(&wrong, attacker).await;
+            assert!(matches!(outcome, Err(AuthError::Rejected(_))));
+        }
+        for attempt in 2..1_000 {
+            let wrong = wrong_secret(&fixture.clear, attempt);
+            let outcome = fixture.verifier.verify(&wrong, attacker).await;
+            assert!(matches!(outcome, Err(AuthError::TooManyAttempts { .. })));
+        }
+        assert_eq!(fixture.metrics.auth_hashes.get(), 0);
+        let genuine = fixture.verifier.verify(&fixture.clear, attacker).await;
+        assert!(genuine.is_ok());
+        assert_eq!(fixture.metrics.auth_hashes.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_without_a_pre_check_is_still_budgeted_per_client() {
+        let fixture = fixture(|config| config.max_failed_attempts_per_minute = 2).await;
+        without_pre_check(&fixture).await;
         let attacker = address("10.0.0.1");
         for attempt in 0..2 {
             let wrong = wrong_secret(&fixture.clear, attempt);
@@ -346,6 +440,7 @@ mod tests {
             .verify(&fixture.clear, address("10.0.0.2"))
             .await;
         assert!(elsewhere.is_ok());
+        assert_eq!(fixture.metrics.auth_hashes.get(), 3);
     }
 
     #[tokio::test]
@@ -355,6 +450,7 @@ mod tests {
             config.key_cache_ttl = Duration::ZERO;
         })
         .await;
+        without_pre_check(&fixture).await;
         let client = address("10.0.0.1");
         fixture
             .verifier
@@ -386,6 +482,7 @@ mod tests {
     #[tokio::test]
     async fn the_instance_budget_refuses_hashes_past_its_rate_from_any_address() {
         let fixture = fixture(|config| config.max_hashes_per_second = 1).await;
+        without_pre_check(&fixture).await;
         let first = wrong_secret(&fixture.clear, 0);
         assert!(matches!(
             fixture.verifier.verify(&first, address("10.0.0.1")).await,
@@ -400,14 +497,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unknown_key_id_costs_one_hash_like_a_wrong_secret() {
+    async fn wrong_secrets_of_keys_without_a_pre_check_do_not_spend_the_pre_checked_budget() {
+        let fixture = fixture(|config| config.max_hashes_per_second = 1).await;
+        let generated = generate(ITERATIONS);
+        let mut legacy = api_key(&generated);
+        legacy.secret_hash.check = None;
+        fixture.store.insert_api_key(&legacy).await.unwrap();
+        let wrong = wrong_secret(&generated.clear, 0);
+        assert!(fixture.verifier.verify(&wrong, None).await.is_err());
+        assert!(fixture.verifier.verify(&fixture.clear, None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_id_costs_what_a_wrong_secret_costs() {
         let fixture = fixture(|_| {}).await;
         let unknown = fixture
             .verifier
             .verify("vt_0123456789abcdef_nope", None)
             .await;
         assert!(matches!(unknown, Err(AuthError::Rejected(_))));
-        assert_eq!(fixture.metrics.auth_hashes.get(), 1);
+        let wrong = wrong_secret(&fixture.clear, 0);
+        let wrong = fixture.verifier.verify(&wrong, None).await;
+        assert!(matches!(wrong, Err(AuthError::Rejected(_))));
+        assert_eq!(fixture.metrics.auth_hashes.get(), 0);
     }
 
     #[test]

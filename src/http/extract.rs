@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, CredentialSources, PresentedCredential};
 use crate::error::ErrorKind;
+use crate::http::client_address::ClientAddress;
 use crate::http::correlation::record_partner;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
@@ -158,12 +159,13 @@ pub fn presented_credential(parts: &Parts) -> Option<PresentedCredential> {
     .map(|credential| credential.with_client(client))
 }
 
-/// The address the request came from (set by `http::server` on every request).
+/// The address the request came from: the peer, or the client a trusted proxy forwarded
+/// (resolved once per request by `http::client_address`).
 pub fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|connect_info| connect_info.0.ip())
+        .get::<ClientAddress>()
+        .map(|ClientAddress(address)| *address)
 }
 
 /// Extractor for management endpoints: the admin token, nothing else.

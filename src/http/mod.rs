@@ -4,6 +4,7 @@
 //! Handlers extract, call a use-case, and respond.
 
 pub mod body;
+mod client_address;
 pub mod correlation;
 mod dashboard;
 pub(crate) mod events;
@@ -106,6 +107,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(cors())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
+            client_address::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
             observe::middleware,
         ))
         .layer(middleware::from_fn(correlation::middleware))
@@ -132,7 +137,7 @@ pub fn operations_router(state: Arc<AppState>) -> Router {
 }
 
 /// Browsers may call every endpoint from any origin: credentials travel in headers (or
-/// `?apiKey=`), never cookies, so there is nothing ambient for another site to abuse.
+/// `?apiKey=` to ingest endpoints), never cookies, so there is nothing ambient for another site to abuse.
 fn cors() -> CorsLayer {
     let header = HeaderName::from_static;
     CorsLayer::new()

@@ -1,7 +1,11 @@
 //! The replay guard: a request may carry `X-Request-Timestamp` (RFC 3339 or unix
 //! seconds) and `X-Request-Nonce`. The timestamp must be within the window of now, and
 //! a nonce may be used once per partner within the window (kept with `SET NX EX` in
-//! Redis, in process without it).
+//! Redis under a key naming the partner, in process without it).
+//!
+//! In process, each partner has a nonce set of its own with its own bound: a partner
+//! that sends more nonces than the bound within the window can only push out its own,
+//! never another partner's (one shared set let any partner evict everyone's).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +19,11 @@ use crate::redis::Redis;
 use fred::prelude::{Expiration, KeysInterface, SetOptions};
 
 const MAX_NONCE_LENGTH: usize = 128;
-const MAX_LOCAL_NONCES: u64 = 1_000_000;
+/// Partners whose nonce sets are kept at once; a set idle for a whole window is empty
+/// anyway, so only partners active within the window count.
+const MAX_LOCAL_PARTNERS: u64 = 100_000;
+
+type NonceSet = Cache<String, ()>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayRefusal {
@@ -51,7 +59,8 @@ impl ServiceError for ReplayRefusal {
 /// is refused after all, so the corrected retry is not taken for a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceClaim {
-    key: String,
+    partner_id: Uuid,
+    nonce: String,
     /// Taken in Redis (shared), or in process because Redis did not answer: it is given
     /// back only where it was taken, never deleting another instance's claim.
     in_redis: bool,
@@ -59,19 +68,25 @@ pub struct NonceClaim {
 
 pub struct ReplayGuard {
     window: Duration,
-    local_nonces: Cache<String, ()>,
+    /// Partner → the nonces it spent in process (without Redis, or while it is down).
+    local_nonces: Cache<Uuid, Arc<NonceSet>>,
+    max_nonces_per_partner: u64,
     redis: Option<Arc<Redis>>,
 }
 
 impl ReplayGuard {
-    pub fn new(window: Duration, redis: Option<Arc<Redis>>) -> ReplayGuard {
+    pub fn new(
+        window: Duration,
+        max_nonces_per_partner: u64,
+        redis: Option<Arc<Redis>>,
+    ) -> ReplayGuard {
         ReplayGuard {
             window,
-            // A nonce must outlive both sides of the window to be recognised.
             local_nonces: Cache::builder()
-                .max_capacity(MAX_LOCAL_NONCES)
-                .time_to_live(window * 2)
+                .max_capacity(MAX_LOCAL_PARTNERS)
+                .time_to_idle(window * 2)
                 .build(),
+            max_nonces_per_partner,
             redis,
         }
     }
@@ -106,9 +121,12 @@ impl ReplayGuard {
                 &format!("must be 1 to {MAX_NONCE_LENGTH} visible ASCII characters"),
             ));
         }
-        let key = format!("nonce:{partner_id}:{nonce}");
-        match self.first_use(&key).await {
-            (true, in_redis) => Ok(Some(NonceClaim { key, in_redis })),
+        match self.first_use(partner_id, nonce).await {
+            (true, in_redis) => Ok(Some(NonceClaim {
+                partner_id,
+                nonce: nonce.to_string(),
+                in_redis,
+            })),
             (false, _) => Err(ReplayRefusal::Replayed),
         }
     }
@@ -117,19 +135,25 @@ impl ReplayGuard {
     pub async fn release(&self, claim: NonceClaim) {
         match &self.redis {
             Some(redis) if claim.in_redis => {
-                let delete = redis.client().del::<i64, _>(redis.key(&claim.key));
+                let key = redis_key(claim.partner_id, &claim.nonce);
+                let delete = redis.client().del::<i64, _>(redis.key(&key));
                 redis.call("replay_guard", delete).await;
             }
-            _ => self.local_nonces.invalidate(&claim.key),
+            _ => {
+                if let Some(spent) = self.local_nonces.get(&claim.partner_id) {
+                    spent.invalidate(&claim.nonce);
+                }
+            }
         }
     }
 
-    /// Whether `key` was not seen before (taking it), and whether Redis answered.
-    async fn first_use(&self, key: &str) -> (bool, bool) {
+    /// Whether the partner's `nonce` was not seen before (taking it), and whether Redis
+    /// answered.
+    async fn first_use(&self, partner_id: Uuid, nonce: &str) -> (bool, bool) {
         if let Some(redis) = &self.redis {
             let ttl_seconds = i64::try_from((self.window * 2).as_secs()).unwrap_or(i64::MAX);
             let set = redis.client().set::<Option<String>, _, _>(
-                redis.key(key),
+                redis.key(&redis_key(partner_id, nonce)),
                 1,
                 Some(Expiration::EX(ttl_seconds)),
                 Some(SetOptions::NX),
@@ -140,12 +164,29 @@ impl ReplayGuard {
             }
         }
         let fresh = self
-            .local_nonces
-            .entry(key.to_string())
+            .partner_nonces(partner_id)
+            .entry(nonce.to_string())
             .or_insert(())
             .is_fresh();
         (fresh, false)
     }
+
+    fn partner_nonces(&self, partner_id: Uuid) -> Arc<NonceSet> {
+        self.local_nonces.get_with(partner_id, || {
+            // A nonce must outlive both sides of the window to be recognised.
+            Arc::new(
+                Cache::builder()
+                    .max_capacity(self.max_nonces_per_partner)
+                    .time_to_live(self.window * 2)
+                    .build(),
+            )
+        })
+    }
+}
+
+/// The partner is part of the key, so partners' nonces never meet.
+fn redis_key(partner_id: Uuid, nonce: &str) -> String {
+    format!("nonce:{partner_id}:{nonce}")
 }
 
 const TIMESTAMP: &str = "X-Request-Timestamp";
@@ -173,7 +214,7 @@ mod tests {
     use super::*;
 
     fn guard() -> ReplayGuard {
-        ReplayGuard::new(Duration::from_secs(300), None)
+        ReplayGuard::new(Duration::from_secs(300), 1_000, None)
     }
 
     #[tokio::test]

@@ -61,4 +61,8 @@ pub struct SecretHash {
     /// Standard base64, no padding.
     pub salt: String,
     pub hash: String,
+    /// 32 bits of a fast salted hash of the secret (standard base64, no padding): turns
+    /// wrong secrets away without PBKDF2. Absent on keys made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }

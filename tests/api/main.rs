@@ -6,6 +6,7 @@ mod cassandra_rollups;
 mod cassandra_store;
 mod dashboard;
 mod hardening;
+mod hardening_access;
 mod hardening_exposure;
 mod hardening_ids;
 mod hardening_keys;
