@@ -6,6 +6,7 @@ mod cassandra_rollups;
 mod cassandra_store;
 mod dashboard;
 mod hardening;
+mod hardening_cardinality;
 mod hardening_keys;
 mod helpers;
 mod ingest;

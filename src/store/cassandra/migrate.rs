@@ -9,7 +9,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 4] = [
+pub const MIGRATIONS: [(&str, &str); 5] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -25,6 +25,10 @@ pub const MIGRATIONS: [(&str, &str); 4] = [
     (
         "004_rollups.cql",
         include_str!("../../../cql/004_rollups.cql"),
+    ),
+    (
+        "005_cardinality.cql",
+        include_str!("../../../cql/005_cardinality.cql"),
     ),
 ];
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::Utc;
+use chrono::{NaiveDate, NaiveTime, Utc};
 use uuid::Uuid;
 
 use super::horizon::{Horizon, chunks, day_end, days};
@@ -15,9 +15,11 @@ use crate::rollups::{HOURS_PER_DAY, Hour, HourCounts, RollupDifference, differen
 use crate::store::StoreError;
 use crate::store::cassandra::events_write::ttl_seconds;
 
-/// Recounts a partner's hours `from..to`: settled ones are stored at once; those still
-/// being written to, or with events but no touch (written before rollups existed), are
-/// touched and left to `settle`. The number of events recounted.
+/// Recounts a partner's hours `from..to`, one hour at a time (memory holds one hour's
+/// recount): settled ones are stored at once; those still being written to, or with events
+/// but no touch (written before rollups existed), are touched and left to `settle`. Only
+/// hours with a fold row or on a day with events are visited. The number of events
+/// recounted.
 pub(in crate::store::cassandra) async fn rebuild(
     store: &CassandraStore,
     partner: Uuid,
@@ -26,39 +28,70 @@ pub(in crate::store::cassandra) async fn rebuild(
 ) -> Result<u64, StoreError> {
     let now = Utc::now();
     let horizon = Horizon::new(now, store.rollup_settle);
+    let event_days = days_with_events(store, partner, from, to).await?;
     let mut recounted = 0;
+    let mut visited_days = BTreeSet::new();
     for (start, end) in chunks(from, to) {
-        let touches: HashMap<Hour, Option<i64>> = hour_rows(store, partner, start, end)
+        let touches: HashMap<Hour, Option<i64>> = hour_folds(store, partner, start, end)
             .await?
             .into_iter()
-            .map(|row| (row.fold.hour(), row.fold.touched_at))
+            .map(|fold| (fold.hour(), fold.touched_at))
             .collect();
-        let delta = recount(store, partner, start, end).await?;
-        let counted: BTreeSet<Hour> = delta.counts_of(partner).into_keys().collect();
+        let hours: BTreeSet<Hour> = (start.0..end.0)
+            .map(Hour)
+            .filter(|hour| touches.contains_key(hour) || event_days.contains(&hour.day()))
+            .collect();
         let mut untouched = HashMap::new();
-        for hour in counted
-            .iter()
-            .chain(touches.keys())
-            .collect::<BTreeSet<_>>()
-        {
-            match touches.get(hour).copied().flatten() {
+        for hour in hours {
+            let touched = touches.get(&hour).copied().flatten();
+            if touched.is_some_and(|touched| !horizon.settles(touched)) {
+                continue; // still being written to: `settle` folds it later
+            }
+            let delta = recount(store, partner, hour, hour.next()).await?;
+            let counted = !delta.is_empty();
+            match touched {
                 Some(touched) if horizon.settles(touched) => {
                     recounted +=
-                        store_fold(store, partner, *hour, &delta, touched, micros(now)).await?;
+                        store_fold(store, partner, hour, &delta, touched, micros(now)).await?;
+                    visited_days.insert(hour.day());
                 }
                 Some(_) => {}
-                None => {
-                    untouched.insert((partner, *hour), ttl_seconds(store, partner).await?);
+                None if counted => {
+                    untouched.insert((partner, hour), ttl_seconds(store, partner).await?);
                 }
+                None => {}
             }
         }
         touch(store, &untouched).await?;
     }
     // Day rows built from the hours just replaced are rebuilt too.
-    for day in days(from, to).filter(|day| horizon.has_ended(*day)) {
+    for day in days(from, to).filter(|day| horizon.has_ended(*day) && visited_days.contains(day)) {
         fold_day(store, partner, day, Some(micros(now))).await?;
     }
     Ok(recounted)
+}
+
+/// The UTC days (by first hour) in `from..to` on which the partner has events.
+async fn days_with_events(
+    store: &CassandraStore,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<BTreeSet<Hour>, StoreError> {
+    if from >= to {
+        return Ok(BTreeSet::new());
+    }
+    let (first, last) = (
+        from.start().date_naive(),
+        Hour(to.0 - 1).start().date_naive(),
+    );
+    let rows: Vec<(NaiveDate,)> = store
+        .select(&store.statements.select_event_days, (partner, first, last))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(day,)| Hour::of(day.and_time(NaiveTime::MIN).and_utc()))
+        .collect())
 }
 
 /// The settled hours of `from..to`, and the current day rows of the days inside it, whose
@@ -75,10 +108,13 @@ pub(in crate::store::cassandra) async fn verify(
         let mut stored = BTreeMap::new();
         let mut unsettled = BTreeSet::new();
         for row in hour_rows(store, partner, start, end).await? {
-            if row.fold.is_settled() {
-                stored.insert(row.fold.hour(), row.counts()?);
-            } else {
-                unsettled.insert(row.fold.hour());
+            match (row.fold.is_settled(), row.counts()?) {
+                (true, Some(counts)) => {
+                    stored.insert(row.fold.hour(), counts);
+                }
+                _ => {
+                    unsettled.insert(row.fold.hour());
+                }
             }
         }
         let mut recounted = recount(store, partner, start, end)
@@ -94,8 +130,12 @@ pub(in crate::store::cassandra) async fn verify(
     for row in day_rows(store, partner, from, to).await? {
         let day = row.day();
         let inside = from <= day && day_end(day) <= to;
-        if inside && row.is_current(&covers) {
-            let stored = BTreeMap::from([(day, row.counts()?)]);
+        let counts = match row.counts()? {
+            Some(counts) if inside && row.is_current(&covers) => counts,
+            _ => continue,
+        };
+        {
+            let stored = BTreeMap::from([(day, counts)]);
             let recounted = BTreeMap::from([(day, by_day.remove(&day).unwrap_or_default())]);
             found.extend(
                 differences(&stored, &recounted)
