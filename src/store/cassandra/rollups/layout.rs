@@ -344,6 +344,39 @@ pub(super) fn encode_counts(counts: &HourCounts) -> Result<Vec<u8>, StoreError> 
 mod tests {
     use super::*;
 
+    fn parts_of(rows: &[(i32, i32, i64, &HourCounts)]) -> Parts {
+        let mut parts = Parts::default();
+        for (part, count, fold, counts) in rows {
+            parts.folds.insert((Some(*fold), Some(*count)));
+            parts.parts.insert(*part, encode_counts(counts).unwrap());
+        }
+        parts
+    }
+
+    #[test]
+    fn only_a_whole_set_of_one_folds_parts_gives_counts() {
+        let cells: BTreeMap<(Uuid, String, bool), u64> = (0..4u64)
+            .map(|n| ((Uuid::from_u128(1), format!("type_{n}"), true), n + 1))
+            .collect();
+        let mut counts = HourCounts::default();
+        counts.add(&cells);
+        let split = counts.split(40);
+        assert_eq!(split.len(), 4);
+        let whole: Vec<_> = (0..4).map(|i| (i, 4, 7, &split[i as usize])).collect();
+        assert_eq!(parts_of(&whole).counts().unwrap(), Some(counts.clone()));
+
+        let missing = parts_of(&whole[..3]);
+        assert_eq!(missing.counts().unwrap(), None, "a part still to come");
+        let mut mixed = whole.clone();
+        mixed[2].2 = 6;
+        assert_eq!(parts_of(&mixed).counts().unwrap(), None, "parts of two folds");
+        assert_eq!(
+            stored_counts(None, None).unwrap(),
+            Some(HourCounts::default()),
+            "a fold of no events has no parts"
+        );
+    }
+
     #[test]
     fn periods_split_a_range_at_thirty_day_boundaries() {
         let parts: Vec<_> = periods(Hour(700), Hour(1_500)).collect();
