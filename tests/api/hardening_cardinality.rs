@@ -362,3 +362,63 @@ async fn a_rebuild_over_many_days_recounts_hour_by_hour_and_verify_agrees() {
     assert_eq!(store.rebuild_rollups(partner, from, to).await.unwrap(), 120);
     assert_eq!(store.verify_rollups(partner, from, to).await.unwrap(), []);
 }
+
+/// Runs `volcanion rollups ACTION` on a stopped service's data dir; its stdout.
+fn rollups_command(data_dir: &std::path::Path, action: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_volcanion"))
+        .args(["rollups", action, "--from", "2026-09-01T00:00:00Z"])
+        .env_clear()
+        .env("VOLCANION_DATA_DIR", data_dir)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "rollups {action}: {}\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_by_the_binary_over_many_days_gives_the_same_reports_and_verify_agrees() {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let service = crate::process::start(data_dir.path(), Backend::Embedded, &[]).await;
+    let tenant = service.app.tenant("history").await;
+    let start: DateTime<Utc> = "2026-10-01T00:00:00Z".parse().unwrap();
+    let events: Vec<Value> = (0..45 * 4)
+        .map(|n| {
+            let at = (start + Duration::hours(n * 6)).to_rfc3339();
+            event(
+                &tenant,
+                &format!("type_{}", n % 5),
+                &format!("u{}", n % 7),
+                &at,
+            )
+        })
+        .collect();
+    for chunk in events.chunks(100) {
+        let response = service.app.send_batch(&tenant.key, chunk).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let range = "from=2026-10-01T00:00:00Z&to=2026-11-15T00:00:00Z";
+    let mut before = service.app.summary(&tenant.key, range).await;
+    assert_eq!(before["totalEvents"], 180);
+    before["dataAsOf"].take();
+    crate::process::terminate(service).await;
+
+    let rebuilt = rollups_command(data_dir.path(), "rebuild");
+    assert!(
+        rebuilt.contains("rollups rebuilt from 180 events"),
+        "{rebuilt}"
+    );
+    let verified = rollups_command(data_dir.path(), "verify");
+    assert!(verified.contains("rollups agree"), "{verified}");
+
+    let service = crate::process::start(data_dir.path(), Backend::Embedded, &[]).await;
+    let mut after = service.app.summary(&tenant.key, range).await;
+    after["dataAsOf"].take();
+    assert_eq!(after, before);
+    crate::process::terminate(service).await;
+}

@@ -369,7 +369,11 @@ mod tests {
         assert_eq!(missing.counts().unwrap(), None, "a part still to come");
         let mut mixed = whole.clone();
         mixed[2].2 = 6;
-        assert_eq!(parts_of(&mixed).counts().unwrap(), None, "parts of two folds");
+        assert_eq!(
+            parts_of(&mixed).counts().unwrap(),
+            None,
+            "parts of two folds"
+        );
         assert_eq!(
             stored_counts(None, None).unwrap(),
             Some(HourCounts::default()),
