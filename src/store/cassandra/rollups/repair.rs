@@ -1,5 +1,7 @@
 //! Repairs over a partner's range: `rebuild` recounts and replaces its rollups, `verify`
-//! reports where the stored ones differ from a recount. Both walk the range in chunks.
+//! reports where the stored ones differ from a recount. Both walk the range in bounded
+//! pieces and recount hour by hour, so memory holds one hour's recount (and one day's
+//! counts), however long the range.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -7,7 +9,7 @@ use chrono::{NaiveDate, NaiveTime, Utc};
 use uuid::Uuid;
 
 use super::horizon::{Horizon, chunks, day_end, days};
-use super::layout::{covers_by_day, day_rows, hour_folds, hour_rows};
+use super::layout::{HourFold, covers_by_day, day_rows, hour_folds, hour_rows};
 use super::recount::{fold_day, recount, store_fold};
 use super::touch::touch;
 use super::{CassandraStore, micros};
@@ -96,18 +98,25 @@ async fn days_with_events(
 
 /// The settled hours of `from..to`, and the current day rows of the days inside it, whose
 /// counts differ from a recount (unsettled hours are read raw, so they cannot be wrong).
+/// Walks a day at a time, recounting hour by hour, and only days with events or rollups.
 pub(in crate::store::cassandra) async fn verify(
     store: &CassandraStore,
     partner: Uuid,
     from: Hour,
     to: Hour,
 ) -> Result<Vec<RollupDifference>, StoreError> {
+    let event_days = days_with_events(store, partner, from, to).await?;
     let mut found = Vec::new();
-    let mut by_day: BTreeMap<Hour, HourCounts> = BTreeMap::new();
-    for (start, end) in chunks(from, to) {
+    for day in days(from, to) {
+        let (start, end) = (day.max(from), day_end(day).min(to));
+        let rows = hour_rows(store, partner, day, day_end(day)).await?;
+        if rows.is_empty() && !event_days.contains(&day) {
+            continue;
+        }
         let mut stored = BTreeMap::new();
         let mut unsettled = BTreeSet::new();
-        for row in hour_rows(store, partner, start, end).await? {
+        let mut folds = Vec::with_capacity(rows.len());
+        for row in rows {
             match (row.fold.is_settled(), row.counts()?) {
                 (true, Some(counts)) => {
                     stored.insert(row.fold.hour(), counts);
@@ -116,36 +125,54 @@ pub(in crate::store::cassandra) async fn verify(
                     unsettled.insert(row.fold.hour());
                 }
             }
+            folds.push(row.fold);
         }
-        let mut recounted = recount(store, partner, start, end)
-            .await?
-            .counts_of(partner);
-        for (hour, counts) in &recounted {
-            by_day.entry(hour.day()).or_default().merge(counts);
+        stored.retain(|hour, _| start <= *hour && *hour < end);
+        let mut recounted = BTreeMap::new();
+        let mut whole_day = HourCounts::default();
+        for hour in (day.0..day_end(day).0).map(Hour) {
+            let counts = recount(store, partner, hour, hour.next()).await?;
+            if let Some(counts) = counts.counts_of(partner).remove(&hour) {
+                whole_day.merge(&counts);
+                let wanted = start <= hour && hour < end && !unsettled.contains(&hour);
+                if wanted {
+                    recounted.insert(hour, counts);
+                }
+            }
         }
-        recounted.retain(|hour, _| !unsettled.contains(hour));
         found.extend(differences(&stored, &recounted));
+        if from <= day && day_end(day) <= to {
+            found.extend(day_difference(store, partner, day, &folds, whole_day).await?);
+        }
     }
-    let covers = covers_by_day(&hour_folds(store, partner, from, to).await?);
-    for row in day_rows(store, partner, from, to).await? {
-        let day = row.day();
-        let inside = from <= day && day_end(day) <= to;
+    Ok(found)
+}
+
+/// The day row of `day`, if current, against the recount of the whole day.
+async fn day_difference(
+    store: &CassandraStore,
+    partner: Uuid,
+    day: Hour,
+    folds: &[HourFold],
+    recounted: HourCounts,
+) -> Result<Vec<RollupDifference>, StoreError> {
+    let covers = covers_by_day(folds);
+    let mut found = Vec::new();
+    for row in day_rows(store, partner, day, day.next()).await? {
         let counts = match row.counts()? {
-            Some(counts) if inside && row.is_current(&covers) => counts,
+            Some(counts) if row.is_current(&covers) => counts,
             _ => continue,
         };
-        {
-            let stored = BTreeMap::from([(day, counts)]);
-            let recounted = BTreeMap::from([(day, by_day.remove(&day).unwrap_or_default())]);
-            found.extend(
-                differences(&stored, &recounted)
-                    .into_iter()
-                    .map(|difference| RollupDifference {
-                        hours: HOURS_PER_DAY,
-                        ..difference
-                    }),
-            );
-        }
+        let stored = BTreeMap::from([(day, counts)]);
+        let recounted = BTreeMap::from([(day, recounted.clone())]);
+        found.extend(
+            differences(&stored, &recounted)
+                .into_iter()
+                .map(|difference| RollupDifference {
+                    hours: HOURS_PER_DAY,
+                    ..difference
+                }),
+        );
     }
     Ok(found)
 }
