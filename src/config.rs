@@ -220,6 +220,10 @@ pub struct IngestConfig {
     /// Event timestamps further ahead of the server clock are clamped to the receive time.
     #[serde(with = "duration")]
     pub max_clock_skew: Duration,
+    /// Distinct event types a partner may send over its whole history; an event of a new
+    /// type past it is refused (422 naming `eventType`), so one partner can't make its
+    /// rollups (a row per type and hour) or report queries grow without bound.
+    pub max_event_types_per_partner: usize,
     /// Upper bound on draining the queue at shutdown.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
@@ -460,6 +464,10 @@ impl Config {
                     "ingest.max_batch_events must be in 1..=queue_capacity ({}), got {}",
                     ingest.queue_capacity, ingest.max_batch_events
                 ),
+            ),
+            (
+                ingest.max_event_types_per_partner == 0,
+                "ingest.max_event_types_per_partner must be > 0, got 0".to_string(),
             ),
             (
                 self.auth.pbkdf2_iterations == 0,

@@ -63,6 +63,7 @@ use uuid::Uuid;
 use crate::auth::{AdminToken, Authenticator, KeyVerifier};
 use crate::config::{Acknowledge, Config, StoreBackend};
 use crate::http::state::AppState;
+use crate::ingest::event_types::EventTypes;
 use crate::ingest::queue::{BatchPolicy, Unstored};
 use crate::ingest::writer::{StoredHook, spawn_writers};
 use crate::ingest::{AckPolicy, Admission, Ingestor};
@@ -157,6 +158,7 @@ impl Application {
             ingestor: Ingestor::new(
                 Arc::clone(&caches.directory),
                 caches.schemas,
+                EventTypes::new(store.clone(), config.ingest.max_event_types_per_partner),
                 queue,
                 AckPolicy {
                     acknowledge: config.ingest.acknowledge,

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod event;
+pub mod event_types;
 pub mod pipeline;
 pub mod queue;
 pub mod segment;

@@ -16,6 +16,7 @@ use crate::auth::KeyHolder;
 use crate::config::Acknowledge;
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::ingest::event::{EventDraft, EventFields, effective_timestamp, parse_event};
+use crate::ingest::event_types::{EventTypes, TypeRefused};
 use crate::ingest::queue::{EnqueueError, IngestQueue, Unconfirmed};
 use crate::model::{Event, SchemaMode, Subsystem};
 use crate::schemas::{SchemaCheck, SchemaRegistry, Violation};
@@ -42,8 +43,22 @@ pub enum Rejection {
         event_type: String,
         violations: Vec<Violation>,
     },
+    #[error(
+        "this partner has sent {limit} distinct event types, the most it may \
+         (ingest.max_event_types_per_partner); events of its existing types are accepted"
+    )]
+    TooManyEventTypes { limit: usize },
     #[error("cannot resolve the subsystem: {0}")]
     Store(#[from] StoreError),
+}
+
+impl From<TypeRefused> for Rejection {
+    fn from(refused: TypeRefused) -> Rejection {
+        match refused {
+            TypeRefused::TooMany { limit } => Rejection::TooManyEventTypes { limit },
+            TypeRefused::Store(error) => Rejection::Store(error),
+        }
+    }
 }
 
 impl Rejection {
@@ -53,6 +68,7 @@ impl Rejection {
             Rejection::Invalid(_) => "invalid",
             Rejection::Forbidden(_) => "forbidden",
             Rejection::SchemaRejected { .. } => "schema",
+            Rejection::TooManyEventTypes { .. } => "event_types",
             Rejection::Store(_) => "store",
         }
     }
@@ -63,7 +79,9 @@ impl ServiceError for Rejection {
         match self {
             Rejection::Invalid(_) => ErrorKind::InvalidRequest,
             Rejection::Forbidden(_) => ErrorKind::Forbidden,
-            Rejection::SchemaRejected { .. } => ErrorKind::Unprocessable,
+            Rejection::SchemaRejected { .. } | Rejection::TooManyEventTypes { .. } => {
+                ErrorKind::Unprocessable
+            }
             Rejection::Store(error) => error.kind(),
         }
     }
@@ -88,6 +106,13 @@ impl ServiceError for Rejection {
                     )
                 })
                 .collect(),
+            Rejection::TooManyEventTypes { limit } => vec![FieldError::new(
+                "eventType",
+                format!(
+                    "is a new event type, and this partner already has {limit}, the most it may \
+                     (ingest.max_event_types_per_partner)"
+                ),
+            )],
             Rejection::Forbidden(_) | Rejection::Store(_) => Vec::new(),
         }
     }
@@ -136,6 +161,7 @@ pub struct AckPolicy {
 pub struct Ingestor {
     directory: Arc<Directory>,
     schemas: Arc<SchemaRegistry>,
+    event_types: EventTypes,
     queue: IngestQueue,
     ack: AckPolicy,
     metrics: Arc<Metrics>,
@@ -146,6 +172,7 @@ impl Ingestor {
     pub fn new(
         directory: Arc<Directory>,
         schemas: Arc<SchemaRegistry>,
+        event_types: EventTypes,
         queue: IngestQueue,
         ack: AckPolicy,
         metrics: Arc<Metrics>,
@@ -154,6 +181,7 @@ impl Ingestor {
         Ingestor {
             directory,
             schemas,
+            event_types,
             queue,
             ack,
             metrics,
@@ -207,6 +235,10 @@ impl Ingestor {
         let partner = &origin.sender.partner;
         let subsystem = self
             .resolve_subsystem(origin.sender, draft.subsystem.as_deref())
+            .await?;
+        // Before the structure check, which may read the store for a type it hasn't seen.
+        self.event_types
+            .admit(partner.id, &draft.event_type)
             .await?;
         let check = self
             .schemas

@@ -22,6 +22,11 @@ pub fn spawn_settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Option<Joi
                 Ok(outcome) => {
                     metrics.rollup_hours_folded.inc_by(outcome.folded as u64);
                     metrics.rollup_hours_waiting.set(outcome.waiting as i64);
+                    // Each failure was logged where it happened; the round went on.
+                    metrics
+                        .store_errors
+                        .with_label_values(&["fold_rollup_hour"])
+                        .inc_by(outcome.failed as u64);
                 }
                 Err(error) => {
                     metrics

@@ -70,6 +70,32 @@ impl HourCounts {
     pub fn total(&self) -> u64 {
         self.cells.iter().map(|cell| cell.count).sum()
     }
+
+    /// These counts as consecutive parts whose encoding (postcard) takes at most
+    /// `max_bytes` each (a part holds at least one cell, so a cell larger than that, which
+    /// event types' 200 characters make impossible at any sane limit, gets a part alone).
+    /// A store writes each part as a row of its own, so no write grows with the number of
+    /// event types an hour holds.
+    pub fn split(&self, max_bytes: usize) -> Vec<HourCounts> {
+        // The length of the cell list, in front of each part's cells.
+        const LENGTH_PREFIX: usize = 10;
+        let mut parts = Vec::new();
+        let mut part = HourCounts::default();
+        let mut part_bytes = LENGTH_PREFIX;
+        for cell in &self.cells {
+            let cell_bytes = postcard::experimental::serialized_size(cell).unwrap_or(usize::MAX);
+            if !part.cells.is_empty() && part_bytes.saturating_add(cell_bytes) > max_bytes {
+                parts.push(std::mem::take(&mut part));
+                part_bytes = LENGTH_PREFIX;
+            }
+            part_bytes = part_bytes.saturating_add(cell_bytes);
+            part.cells.push(cell.clone());
+        }
+        if !part.cells.is_empty() {
+            parts.push(part);
+        }
+        parts
+    }
 }
 
 /// Whose actors a sketch holds: an owner (partner or subsystem) in one hour, for all event
@@ -211,6 +237,30 @@ impl RollupDelta {
 mod tests {
     use super::*;
     use crate::ingest::test_support::sample_event;
+
+    #[test]
+    fn counts_split_into_parts_within_the_byte_limit_that_merge_back() {
+        let cells: BTreeMap<CellKey, u64> = (0..3_000u64)
+            .map(|n| {
+                (
+                    (Uuid::from_u128(1), format!("{n:0>150}"), n % 2 == 0),
+                    n + 1,
+                )
+            })
+            .collect();
+        let mut counts = HourCounts::default();
+        counts.add(&cells);
+        let parts = counts.split(40 * 1024);
+        assert!(parts.len() > 10, "{} parts", parts.len());
+        let mut merged = HourCounts::default();
+        for part in &parts {
+            let bytes = postcard::to_stdvec(part).unwrap();
+            assert!(bytes.len() <= 40 * 1024, "a part of {} bytes", bytes.len());
+            merged.merge(part);
+        }
+        assert_eq!(merged, counts);
+        assert!(HourCounts::default().split(1024).is_empty());
+    }
 
     #[test]
     fn a_delta_counts_cells_and_feeds_four_sketches_per_actor() {

@@ -63,11 +63,13 @@ pub struct RollupRead {
     pub unsettled: std::collections::BTreeSet<Hour>,
 }
 
-/// What one round of folding did: hours recounted, and hours still waiting to settle.
+/// What one round of folding did: hours recounted, hours still waiting to settle, and
+/// folds that failed (each left for the next round; the others went on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SettleOutcome {
     pub folded: usize,
     pub waiting: usize,
+    pub failed: usize,
 }
 
 /// A stretch of hours read at one grain: whole UTC days (`days`), or hours.

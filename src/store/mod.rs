@@ -201,6 +201,12 @@ pub trait MetadataStore: Send + Sync {
         partner_id: Option<Uuid>,
         event_type: &str,
     ) -> Result<bool, StoreError>;
+
+    /// The distinct event types a partner has sent (what `ingest.max_event_types_per_partner`
+    /// bounds), in no particular order.
+    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError>;
+    /// Records that the partner has sent `event_type`; idempotent.
+    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError>;
 }
 
 /// The rollups a store keeps in the same write as the events they count.

@@ -183,7 +183,7 @@ async fn rollups_equal_a_recount_through_every_fault() {
     let keyspace = &config.cassandra.keyspace;
     session
         .query_unpaged(
-            format!("UPDATE {keyspace}.rollup_hours SET counts = null WHERE partner_id = ? AND period = ? AND hour = ?"),
+            format!("DELETE FROM {keyspace}.rollup_hour_parts WHERE partner_id = ? AND period = ? AND hour = ?"),
             (partner, (hour("2026-11-20T11:00:00Z").0 / 720) as i32, hour("2026-11-20T11:00:00Z").0 as i32),
         )
         .await

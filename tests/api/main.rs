@@ -7,6 +7,7 @@ mod cassandra_store;
 mod dashboard;
 mod hardening;
 mod hardening_access;
+mod hardening_cardinality;
 mod hardening_exposure;
 mod hardening_ids;
 mod hardening_keys;

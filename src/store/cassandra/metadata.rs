@@ -350,4 +350,16 @@ impl MetadataStore for CassandraStore {
             .await?;
         Ok(outcome.applied)
     }
+
+    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = self
+            .select(&self.statements.select_event_types, (partner_id,))
+            .await?;
+        Ok(rows.into_iter().map(|(event_type,)| event_type).collect())
+    }
+
+    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError> {
+        self.execute(&self.statements.insert_event_type, (partner_id, event_type))
+            .await
+    }
 }

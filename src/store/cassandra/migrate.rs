@@ -31,6 +31,10 @@ pub const MIGRATIONS: [(&str, &str); 5] = [
         "005_settings.cql",
         include_str!("../../../cql/005_settings.cql"),
     ),
+    (
+        "006_cardinality.cql",
+        include_str!("../../../cql/006_cardinality.cql"),
+    ),
 ];
 
 const KEYSPACE_PLACEHOLDER: &str = "volcanion";

@@ -35,6 +35,12 @@ pub struct Statements {
     pub select_rollup_days: PreparedStatement,
     pub insert_rollup_day_sketch: PreparedStatement,
     pub select_rollup_day_sketches: PreparedStatement,
+    pub delete_rollup_hour_parts: PreparedStatement,
+    pub insert_rollup_hour_part: PreparedStatement,
+    pub select_rollup_hour_parts: PreparedStatement,
+    pub delete_rollup_day_parts: PreparedStatement,
+    pub insert_rollup_day_part: PreparedStatement,
+    pub select_rollup_day_parts: PreparedStatement,
 
     pub claim_partner_code: PreparedStatement,
     pub release_partner_code: PreparedStatement,
@@ -62,6 +68,9 @@ pub struct Statements {
     pub select_schema: PreparedStatement,
     pub list_schemas: PreparedStatement,
     pub delete_schema: PreparedStatement,
+
+    pub insert_event_type: PreparedStatement,
+    pub select_event_types: PreparedStatement,
 
     pub ping: PreparedStatement,
 }
@@ -203,6 +212,36 @@ impl Statements {
                 Idempotent,
             )
             .await?,
+            delete_rollup_hour_parts: prepare(
+                format!("DELETE FROM {ks}.rollup_hour_parts USING TIMESTAMP ? WHERE partner_id = ? AND period = ? AND hour = ? AND part >= ?"),
+                Idempotent,
+            )
+            .await?,
+            insert_rollup_hour_part: prepare(
+                format!("INSERT INTO {ks}.rollup_hour_parts (partner_id, period, hour, part, parts, fold, counts) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_hour_parts: prepare(
+                format!("SELECT hour, part, parts, fold, counts FROM {ks}.rollup_hour_parts WHERE partner_id = ? AND period = ? AND hour >= ? AND hour < ?"),
+                Idempotent,
+            )
+            .await?,
+            delete_rollup_day_parts: prepare(
+                format!("DELETE FROM {ks}.rollup_day_parts USING TIMESTAMP ? WHERE partner_id = ? AND period = ? AND day = ? AND part >= ?"),
+                Idempotent,
+            )
+            .await?,
+            insert_rollup_day_part: prepare(
+                format!("INSERT INTO {ks}.rollup_day_parts (partner_id, period, day, part, parts, fold, counts) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"),
+                Idempotent,
+            )
+            .await?,
+            select_rollup_day_parts: prepare(
+                format!("SELECT day, part, parts, fold, counts FROM {ks}.rollup_day_parts WHERE partner_id = ? AND period = ? AND day >= ? AND day < ?"),
+                Idempotent,
+            )
+            .await?,
 
             claim_partner_code: prepare(
                 format!("INSERT INTO {ks}.partners_by_code (code, partner_id) VALUES (?, ?) IF NOT EXISTS"),
@@ -320,6 +359,17 @@ impl Statements {
             delete_schema: prepare(
                 format!("DELETE FROM {ks}.event_schemas WHERE owner = ? AND event_type = ? IF EXISTS"),
                 NotIdempotent,
+            )
+            .await?,
+
+            insert_event_type: prepare(
+                format!("INSERT INTO {ks}.event_types_by_partner (partner_id, event_type) VALUES (?, ?)"),
+                Idempotent,
+            )
+            .await?,
+            select_event_types: prepare(
+                format!("SELECT event_type FROM {ks}.event_types_by_partner WHERE partner_id = ?"),
+                Idempotent,
             )
             .await?,
 

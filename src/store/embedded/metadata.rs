@@ -5,8 +5,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    API_KEY_IDS, API_KEYS, API_KEYS_BY_PARTNER, EVENT_SCHEMAS, EmbeddedStore, PARTNER_CODES,
-    PARTNERS, SUBSYSTEM_CODES, SUBSYSTEMS, Table, from_json, keys, storage_error, to_json,
+    API_KEY_IDS, API_KEYS, API_KEYS_BY_PARTNER, EVENT_SCHEMAS, EVENT_TYPES, EmbeddedStore,
+    PARTNER_CODES, PARTNERS, SUBSYSTEM_CODES, SUBSYSTEMS, Table, from_json, keys, storage_error,
+    to_json,
 };
 use crate::model::{ApiKey, EventSchema, Partner, Subsystem};
 use crate::store::{HasCode, MetadataStore, StoreError};
@@ -400,6 +401,37 @@ impl MetadataStore for EmbeddedStore {
             };
             transaction.commit().map_err(storage_error)?;
             Ok(existed)
+        })
+        .await
+    }
+
+    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError> {
+        self.blocking(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let table = transaction.open_table(EVENT_TYPES).map_err(storage_error)?;
+            let mut types = Vec::new();
+            for row in table
+                .range::<&[u8]>(keys::borrowed(&keys::owner_range(partner_id)))
+                .map_err(storage_error)?
+            {
+                let (key, _) = row.map_err(storage_error)?;
+                let name = std::str::from_utf8(&key.value()[16..])
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                types.push(name.to_string());
+            }
+            Ok(types)
+        })
+        .await
+    }
+
+    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError> {
+        let key = keys::prefixed(partner_id, event_type.as_bytes());
+        self.write(move |transaction| {
+            let mut table = transaction.open_table(EVENT_TYPES).map_err(storage_error)?;
+            table
+                .insert(key.as_slice(), [].as_slice())
+                .map_err(storage_error)?;
+            Ok(())
         })
         .await
     }

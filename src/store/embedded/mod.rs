@@ -7,6 +7,7 @@ mod events;
 pub(crate) mod keys;
 mod metadata;
 mod rollups;
+mod rollups_repair;
 mod rows;
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use uuid::Uuid;
 
-use crate::rollups::{Hour, HourCounts, RollupDifference, RollupQuery, RollupRead};
+use crate::rollups::{Hour, RollupDifference, RollupQuery, RollupRead};
 use crate::store::{RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -35,22 +36,28 @@ const API_KEYS: Table = TableDefinition::new("api_keys");
 const API_KEY_IDS: Table = TableDefinition::new("api_keys_by_key_id");
 const API_KEYS_BY_PARTNER: Table = TableDefinition::new("api_keys_by_partner");
 const EVENT_SCHEMAS: Table = TableDefinition::new("event_schemas");
-const ROLLUP_COUNTS: Table = TableDefinition::new("rollup_counts");
+/// `partner | event type` → nothing: the types a partner has sent (`ingest::event_types`).
+const EVENT_TYPES: Table = TableDefinition::new("event_types_by_partner");
+const ROLLUP_CELLS: Table = TableDefinition::new("rollup_cells");
 const ROLLUP_SKETCHES: Table = TableDefinition::new("rollup_sketches");
-const ROLLUP_DAY_COUNTS: Table = TableDefinition::new("rollup_day_counts");
+const ROLLUP_DAY_CELLS: Table = TableDefinition::new("rollup_day_cells");
 const ROLLUP_DAY_SKETCHES: Table = TableDefinition::new("rollup_day_sketches");
+/// Layout 3 and 4 kept an hour's (day's) counts in one row: dropped by the upgrade to 5.
+const OLD_ROLLUP_COUNTS: Table = TableDefinition::new("rollup_counts");
+const OLD_ROLLUP_DAY_COUNTS: Table = TableDefinition::new("rollup_day_counts");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
 /// Bumped when keys or rows change shape; a data dir of another layout is refused at
 /// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
-/// 3: hour rollups. 4: day rollups beside them (an older file of layout 2 or 3 gets its
-/// rollups rebuilt from its events when first opened).
-const LAYOUT_VERSION: u8 = 4;
-const LAYOUTS_REBUILT: [u8; 2] = [2, 3];
+/// 3: hour rollups. 4: day rollups beside them. 5: one rollup entry per counted cell
+/// rather than per hour. An older file of layout 2 to 4 gets its rollups rebuilt from its
+/// events when first opened (`rollups_repair::upgrade`: bounded, resumable).
+const LAYOUT_VERSION: u8 = 5;
+const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 const LAYOUT_KEY: &[u8] = b"format";
 
-const ALL_TABLES: [Table; 16] = [
+const ALL_TABLES: [Table; 17] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -62,9 +69,10 @@ const ALL_TABLES: [Table; 16] = [
     API_KEY_IDS,
     API_KEYS_BY_PARTNER,
     EVENT_SCHEMAS,
-    ROLLUP_COUNTS,
+    EVENT_TYPES,
+    ROLLUP_CELLS,
     ROLLUP_SKETCHES,
-    ROLLUP_DAY_COUNTS,
+    ROLLUP_DAY_CELLS,
     ROLLUP_DAY_SKETCHES,
     STORE_META,
 ];
@@ -106,8 +114,17 @@ impl EmbeddedStore {
         for table in ALL_TABLES {
             transaction.open_table(table).map_err(storage_error)?;
         }
-        check_layout(&transaction, &path)?;
+        let layout = check_layout(&transaction, &path)?;
         transaction.commit().map_err(storage_error)?;
+        if let Layout::RollupsToRebuild(old) = layout {
+            let rebuilt = rollups_repair::upgrade(&database)?;
+            tracing::info!(
+                events = rebuilt.events,
+                partner_days = rebuilt.days,
+                layout = old,
+                "rebuilt the rollups of an older data dir"
+            );
+        }
         Ok(EmbeddedStore {
             database: Arc::new(database),
         })
@@ -149,14 +166,7 @@ impl RollupStore for EmbeddedStore {
         to: Hour,
     ) -> Result<u64, StoreError> {
         self.blocking(move |database| {
-            let transaction = database.begin_write().map_err(storage_error)?;
-            let delta = rollups::rebuild(&transaction, partner, from, to)?;
-            transaction.commit().map_err(storage_error)?;
-            Ok(delta
-                .counts_of(partner)
-                .values()
-                .map(HourCounts::total)
-                .sum())
+            Ok(rollups_repair::rebuild(database, partner, from, to)?.events)
         })
         .await
     }
@@ -169,7 +179,7 @@ impl RollupStore for EmbeddedStore {
     ) -> Result<Vec<RollupDifference>, StoreError> {
         self.blocking(move |database| {
             let transaction = database.begin_read().map_err(storage_error)?;
-            rollups::verify(&transaction, partner, from, to)
+            rollups_repair::verify(&transaction, partner, from, to)
         })
         .await
     }
@@ -191,9 +201,15 @@ impl Store for EmbeddedStore {
     }
 }
 
+/// What opening a file found: our layout, or one whose rollups must be rebuilt.
+enum Layout {
+    Current,
+    RollupsToRebuild(u8),
+}
+
 /// Marks a new file with our layout; refuses a file written in another one (including the
 /// unmarked first layout, whose events would otherwise look absent).
-fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<(), StoreError> {
+fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<Layout, StoreError> {
     let mut meta = transaction.open_table(STORE_META).map_err(storage_error)?;
     let found = meta
         .get(LAYOUT_KEY)
@@ -205,27 +221,13 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<(),
         .is_empty()
         .map_err(storage_error)?;
     match found {
-        Some(Some(LAYOUT_VERSION)) => Ok(()),
+        Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;
-            Ok(())
+            Ok(Layout::Current)
         }
-        Some(Some(old)) if LAYOUTS_REBUILT.contains(&old) => {
-            drop(meta);
-            let events = rollups::rebuild_all(transaction)?;
-            tracing::info!(
-                events,
-                layout = old,
-                "rebuilt the rollups of an older data dir"
-            );
-            transaction
-                .open_table(STORE_META)
-                .map_err(storage_error)?
-                .insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
-                .map_err(storage_error)?;
-            Ok(())
-        }
+        Some(Some(old)) if LAYOUTS_REBUILT.contains(&old) => Ok(Layout::RollupsToRebuild(old)),
         other => Err(StoreError::Unavailable(format!(
             "{} was written in store layout {} and this release reads layout {LAYOUT_VERSION}; \
              start with an empty VOLCANION_DATA_DIR (no release has shipped the old layout)",
@@ -291,19 +293,15 @@ mod tests {
         );
 
         let hour = Hour::of(events[0].timestamp);
-        let mut tampered = HourCounts::default();
-        tampered.add(&std::collections::BTreeMap::from([(
-            (events[0].subsystem_id, "page_view".to_string(), true),
-            9,
-        )]));
+        let cell = (events[0].subsystem_id, "page_view".to_string(), true);
         let transaction = store.database.begin_write().unwrap();
-        for (table, key) in [(ROLLUP_COUNTS, hour), (ROLLUP_DAY_COUNTS, hour.day())] {
+        for (table, key) in [(ROLLUP_CELLS, hour), (ROLLUP_DAY_CELLS, hour.day())] {
             transaction
                 .open_table(table)
                 .unwrap()
                 .insert(
-                    keys::prefixed(partner, &key.to_be_bytes()).as_slice(),
-                    postcard::to_stdvec(&tampered).unwrap().as_slice(),
+                    rollups::cell_key(partner, key, &cell).as_slice(),
+                    9u64.to_be_bytes().as_slice(),
                 )
                 .unwrap();
         }

@@ -1,33 +1,80 @@
 //! Rollups in the embedded store, written in the transaction that inserts the events they
 //! count, so they can't disagree with the events, whatever fails.
-//! - `rollup_counts`: `partner | hour` → the hour's `HourCounts` (postcard);
+//! - `rollup_cells`: `partner | hour | subsystem | validity | event type` → the cell's
+//!   count (u64, big-endian). One entry per cell, so a batch reads and writes only the
+//!   cells it adds to, however many event types its hours hold (layout 5; before it, one
+//!   row per hour held every cell of the hour and each batch rewrote it whole);
 //! - `rollup_sketches`: `owner | type | hour` → that hour's actor sketch, where `type` is
 //!   the event type with a two-byte length before it (length 0: all types), so one range
 //!   read returns one owner's sketches of one type, hour by hour;
-//! - `rollup_day_counts` and `rollup_day_sketches`: the same per UTC day (keyed by its
+//! - `rollup_day_cells` and `rollup_day_sketches`: the same per UTC day (keyed by its
 //!   first hour), so a 30-day report merges 30 sketches rather than 720.
+//!
+//! Rebuilding and verifying them from the raw events is `rollups_repair`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
 use super::{
-    EVENTS_BY_PARTNER, ROLLUP_COUNTS, ROLLUP_DAY_COUNTS, ROLLUP_DAY_SKETCHES, ROLLUP_SKETCHES,
-    Table, keys, rows, storage_error,
+    ROLLUP_CELLS, ROLLUP_DAY_CELLS, ROLLUP_DAY_SKETCHES, ROLLUP_SKETCHES, Table, keys,
+    storage_error,
 };
-use crate::model::Event;
 use crate::rollups::{
-    ActorSketch, CountCell, HOURS_PER_DAY, Hour, HourCounts, HourRollup, RollupDelta,
-    RollupDifference, RollupQuery, SketchKey, differences, runs,
+    ActorSketch, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery, SketchKey, runs,
 };
 use crate::store::StoreError;
 
-type RollupTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
+pub(super) type RollupTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
+/// (subsystem, event type, validity): what a cell counts within a partner-hour.
+pub(super) type CellKey = (Uuid, String, bool);
 
-fn counts_key(partner: Uuid, hour: Hour) -> Vec<u8> {
+const OWNER_LEN: usize = 16;
+const HOUR_LEN: usize = 4;
+/// `partner | hour | subsystem | validity`, before the event type.
+const CELL_FIXED_LEN: usize = OWNER_LEN + HOUR_LEN + OWNER_LEN + 1;
+
+/// `partner | hour`: the start of an hour's cells.
+pub(super) fn hour_prefix(partner: Uuid, hour: Hour) -> Vec<u8> {
     keys::prefixed(partner, &hour.to_be_bytes())
+}
+
+pub(super) fn cell_key(
+    partner: Uuid,
+    hour: Hour,
+    (subsystem, event_type, is_valid): &CellKey,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(CELL_FIXED_LEN + event_type.len());
+    key.extend_from_slice(&hour_prefix(partner, hour));
+    key.extend_from_slice(subsystem.as_bytes());
+    key.push(u8::from(*is_valid));
+    key.extend_from_slice(event_type.as_bytes());
+    key
+}
+
+/// The hour and cell a `rollup_cells` key names.
+pub(super) fn split_cell_key(key: &[u8]) -> Result<(Hour, CellKey), StoreError> {
+    let corrupt = || StoreError::Corrupt("a rollup cell key that does not decode".into());
+    if key.len() < CELL_FIXED_LEN {
+        return Err(corrupt());
+    }
+    let hour_bytes = &key[OWNER_LEN..OWNER_LEN + HOUR_LEN];
+    let hour = Hour(u32::from_be_bytes(
+        hour_bytes.try_into().expect("four bytes"),
+    ));
+    let subsystem =
+        Uuid::from_slice(&key[OWNER_LEN + HOUR_LEN..CELL_FIXED_LEN - 1]).map_err(|_| corrupt())?;
+    let is_valid = key[CELL_FIXED_LEN - 1] == 1;
+    let event_type = std::str::from_utf8(&key[CELL_FIXED_LEN..]).map_err(|_| corrupt())?;
+    Ok((hour, (subsystem, event_type.to_string(), is_valid)))
+}
+
+pub(super) fn decode_count(bytes: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("a rollup count that is not eight bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 fn sketch_prefix(owner: Uuid, event_type: Option<&str>) -> Vec<u8> {
@@ -38,17 +85,32 @@ fn sketch_prefix(owner: Uuid, event_type: Option<&str>) -> Vec<u8> {
     key
 }
 
-fn sketch_key(key: &SketchKey) -> Vec<u8> {
+pub(super) fn sketch_key(key: &SketchKey) -> Vec<u8> {
     let mut bytes = sketch_prefix(key.owner, key.event_type.as_deref());
     bytes.extend_from_slice(&key.hour.to_be_bytes());
     bytes
 }
 
-/// The hour at the end of a rollup key.
-fn hour_of(key: &[u8]) -> Result<Hour, StoreError> {
+/// The keys of one owner's sketches of one type over hours `from..to`.
+pub(super) fn sketch_range(
+    owner: Uuid,
+    event_type: Option<&str>,
+    from: Hour,
+    to: Hour,
+) -> (Vec<u8>, Vec<u8>) {
+    let prefix = sketch_prefix(owner, event_type);
+    let mut start = prefix.clone();
+    start.extend_from_slice(&from.to_be_bytes());
+    let mut end = prefix;
+    end.extend_from_slice(&to.to_be_bytes());
+    (start, end)
+}
+
+/// The hour at the end of a sketch key.
+fn sketch_hour(key: &[u8]) -> Result<Hour, StoreError> {
     let tail = key
         .len()
-        .checked_sub(4)
+        .checked_sub(HOUR_LEN)
         .map(|start| &key[start..])
         .ok_or_else(|| StoreError::Corrupt("a rollup key that is too short".into()))?;
     Ok(Hour(u32::from_be_bytes(
@@ -56,32 +118,24 @@ fn hour_of(key: &[u8]) -> Result<Hour, StoreError> {
     )))
 }
 
-fn decode_counts(bytes: &[u8]) -> Result<HourCounts, StoreError> {
-    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
-fn encode_counts(counts: &HourCounts) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(counts).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
 fn decode_sketch(bytes: &[u8]) -> Result<ActorSketch, StoreError> {
     ActorSketch::from_bytes(bytes).map_err(StoreError::Corrupt)
 }
 
-/// A grain of rollups: its two tables, and what a delta of hours becomes in it.
+/// A grain of rollups: its two tables.
 #[derive(Clone, Copy)]
-struct Level {
-    counts: Table,
-    sketches: Table,
+pub(super) struct Level {
+    pub(super) cells: Table,
+    pub(super) sketches: Table,
 }
 
 impl Level {
-    fn open<'txn>(
+    pub(super) fn open<'txn>(
         self,
         transaction: &'txn redb::WriteTransaction,
     ) -> Result<(RollupTable<'txn>, RollupTable<'txn>), StoreError> {
         Ok((
-            transaction.open_table(self.counts).map_err(storage_error)?,
+            transaction.open_table(self.cells).map_err(storage_error)?,
             transaction
                 .open_table(self.sketches)
                 .map_err(storage_error)?,
@@ -89,58 +143,94 @@ impl Level {
     }
 }
 
-const HOURS: Level = Level {
-    counts: ROLLUP_COUNTS,
+pub(super) const HOURS: Level = Level {
+    cells: ROLLUP_CELLS,
     sketches: ROLLUP_SKETCHES,
 };
-const DAYS: Level = Level {
-    counts: ROLLUP_DAY_COUNTS,
+pub(super) const DAYS: Level = Level {
+    cells: ROLLUP_DAY_CELLS,
     sketches: ROLLUP_DAY_SKETCHES,
 };
+
+/// What applying a delta read and wrote: rollup entries and their bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RollupWork {
+    pub entries_read: usize,
+    pub bytes_read: usize,
+    pub entries_written: usize,
+    pub bytes_written: usize,
+}
+
+impl RollupWork {
+    fn read(&mut self, bytes: usize) {
+        self.entries_read += 1;
+        self.bytes_read += bytes;
+    }
+
+    fn wrote(&mut self, bytes: usize) {
+        self.entries_written += 1;
+        self.bytes_written += bytes;
+    }
+}
 
 /// Adds what a batch of inserted events contributes, to hours and days.
 pub(super) fn apply(
     transaction: &redb::WriteTransaction,
     delta: &RollupDelta,
-) -> Result<(), StoreError> {
-    apply_level(transaction, HOURS, delta)?;
-    apply_level(transaction, DAYS, &delta.by_day())
+) -> Result<RollupWork, StoreError> {
+    let mut work = RollupWork::default();
+    apply_level(transaction, HOURS, delta, &mut work)?;
+    apply_level(transaction, DAYS, &delta.by_day(), &mut work)?;
+    Ok(work)
 }
 
-fn apply_level(
+pub(super) fn apply_level(
     transaction: &redb::WriteTransaction,
     level: Level,
     delta: &RollupDelta,
+    work: &mut RollupWork,
 ) -> Result<(), StoreError> {
-    let (mut counts, mut sketches) = level.open(transaction)?;
-    add(delta, &mut counts, &mut sketches)
+    let (mut cells, mut sketches) = level.open(transaction)?;
+    add(delta, &mut cells, &mut sketches, work)
 }
 
 fn add(
     delta: &RollupDelta,
-    counts: &mut RollupTable<'_>,
+    cells: &mut RollupTable<'_>,
     sketches: &mut RollupTable<'_>,
+    work: &mut RollupWork,
 ) -> Result<(), StoreError> {
-    for ((partner, hour), cells) in &delta.counts {
-        let key = counts_key(*partner, *hour);
-        let mut hour_counts = match counts.get(key.as_slice()).map_err(storage_error)? {
-            Some(stored) => decode_counts(stored.value())?,
-            None => HourCounts::default(),
-        };
-        hour_counts.add(cells);
-        counts
-            .insert(key.as_slice(), encode_counts(&hour_counts)?.as_slice())
-            .map_err(storage_error)?;
+    for ((partner, hour), counts) in &delta.counts {
+        for (cell, count) in counts {
+            let key = cell_key(*partner, *hour, cell);
+            let stored = match cells.get(key.as_slice()).map_err(storage_error)? {
+                Some(stored) => {
+                    work.read(stored.value().len());
+                    decode_count(stored.value())?
+                }
+                None => 0,
+            };
+            let value = stored.saturating_add(*count).to_be_bytes();
+            work.wrote(value.len());
+            cells
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(storage_error)?;
+        }
     }
     for (sketch_key_parts, coupons) in &delta.actors {
         let key = sketch_key(sketch_key_parts);
         let mut sketch = match sketches.get(key.as_slice()).map_err(storage_error)? {
-            Some(stored) => decode_sketch(stored.value())?,
+            Some(stored) => {
+                work.read(stored.value().len());
+                decode_sketch(stored.value())?
+            }
             None => ActorSketch::default(),
         };
         coupons.iter().for_each(|coupon| sketch.add(*coupon));
+        let value = sketch.to_bytes();
+        work.wrote(value.len());
         sketches
-            .insert(key.as_slice(), sketch.to_bytes().as_slice())
+            .insert(key.as_slice(), value.as_slice())
             .map_err(storage_error)?;
     }
     Ok(())
@@ -154,9 +244,7 @@ pub(super) fn read(
     let mut rollups = Vec::new();
     for run in runs(query.from, query.to, &query.whole_days) {
         let level = if run.days { DAYS } else { HOURS };
-        let counts = transaction
-            .open_table(level.counts)
-            .map_err(storage_error)?;
+        let cells = transaction.open_table(level.cells).map_err(storage_error)?;
         let sketches = transaction
             .open_table(level.sketches)
             .map_err(storage_error)?;
@@ -165,251 +253,125 @@ pub(super) fn read(
             to: run.to,
             ..query.clone()
         };
-        rollups.extend(read_level(&counts, &sketches, &part)?);
+        rollups.extend(read_level(&cells, &sketches, &part)?);
     }
     Ok(rollups)
 }
 
 fn read_level(
-    counts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    cells: &impl ReadableTable<&'static [u8], &'static [u8]>,
     sketches: &impl ReadableTable<&'static [u8], &'static [u8]>,
     query: &RollupQuery,
 ) -> Result<Vec<HourRollup>, StoreError> {
-    let start = counts_key(query.partner_id, query.from);
-    let end = counts_key(query.partner_id, query.to);
     let mut hours: BTreeMap<Hour, HourRollup> = BTreeMap::new();
-    for row in counts
-        .range::<&[u8]>(start.as_slice()..end.as_slice())
-        .map_err(storage_error)?
-    {
-        let (key, value) = row.map_err(storage_error)?;
-        let hour = hour_of(key.value())?;
-        let cells: Vec<CountCell> = decode_counts(value.value())?
+    for (hour, counts) in stored_counts(cells, query.partner_id, query.from, query.to)? {
+        let wanted: Vec<CountCell> = counts
             .cells
             .into_iter()
             .filter(|cell| query.wants(cell))
             .collect();
-        if !cells.is_empty() {
-            hours.insert(
+        if !wanted.is_empty() {
+            let rollup = HourRollup {
                 hour,
-                HourRollup {
-                    hour,
-                    cells,
-                    actors: None,
-                },
-            );
+                cells: wanted,
+                actors: None,
+            };
+            hours.insert(hour, rollup);
         }
     }
-    let prefix = sketch_prefix(query.sketch_owner(), query.event_type.as_deref());
-    let mut start = prefix.clone();
-    start.extend_from_slice(&query.from.to_be_bytes());
-    let mut end = prefix;
-    end.extend_from_slice(&query.to.to_be_bytes());
+    let (start, end) = sketch_range(
+        query.sketch_owner(),
+        query.event_type.as_deref(),
+        query.from,
+        query.to,
+    );
     for row in sketches
         .range::<&[u8]>(start.as_slice()..end.as_slice())
         .map_err(storage_error)?
     {
         let (key, value) = row.map_err(storage_error)?;
-        if let Some(rollup) = hours.get_mut(&hour_of(key.value())?) {
+        if let Some(rollup) = hours.get_mut(&sketch_hour(key.value())?) {
             rollup.actors = Some(decode_sketch(value.value())?);
         }
     }
     Ok(hours.into_values().collect())
 }
 
-/// The rollups a recount of a partner's raw events gives for hours `from..to`.
-pub(super) fn recount(
-    events: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    partner: Uuid,
-    from: Hour,
-    to: Hour,
-) -> Result<RollupDelta, StoreError> {
-    let range = keys::time_range(partner, from.start(), to.start(), None)?;
-    let mut delta = RollupDelta::default();
-    for row in events
-        .range::<&[u8]>(keys::borrowed(&range))
-        .map_err(storage_error)?
-    {
-        let (key, value) = row.map_err(storage_error)?;
-        delta.add(&decode_event(partner, key.value(), value.value())?);
-    }
-    Ok(delta)
-}
-
-fn decode_event(partner_id: Uuid, key: &[u8], row: &[u8]) -> Result<Event, StoreError> {
-    let (micros, id_bytes) = keys::split_event_key(key)?;
-    let parts = rows::KeyParts {
-        partner_id,
-        micros,
-        event_id: rows::event_id_from_bytes(id_bytes)?,
-    };
-    rows::decode(parts, row, false)
-}
-
-/// A partner's stored counts for hours `from..to`.
+/// A partner's stored counts for hours `from..to` (days, in a day table).
 pub(super) fn stored_counts(
-    counts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    cells: &impl ReadableTable<&'static [u8], &'static [u8]>,
     partner: Uuid,
     from: Hour,
     to: Hour,
 ) -> Result<BTreeMap<Hour, HourCounts>, StoreError> {
-    let start = counts_key(partner, from);
-    let end = counts_key(partner, to);
-    let mut stored = BTreeMap::new();
-    for row in counts
+    let start = hour_prefix(partner, from);
+    let end = hour_prefix(partner, to);
+    let mut by_hour: BTreeMap<Hour, BTreeMap<CellKey, u64>> = BTreeMap::new();
+    for row in cells
         .range::<&[u8]>(start.as_slice()..end.as_slice())
         .map_err(storage_error)?
     {
         let (key, value) = row.map_err(storage_error)?;
-        stored.insert(hour_of(key.value())?, decode_counts(value.value())?);
+        let (hour, cell) = split_cell_key(key.value())?;
+        by_hour
+            .entry(hour)
+            .or_default()
+            .insert(cell, decode_count(value.value())?);
     }
-    Ok(stored)
+    Ok(by_hour
+        .into_iter()
+        .map(|(hour, cells)| {
+            let mut counts = HourCounts::default();
+            counts.add(&cells);
+            (hour, counts)
+        })
+        .collect())
 }
 
-/// The whole UTC days covering `from..to`.
-fn whole_days(from: Hour, to: Hour) -> (Hour, Hour) {
-    let end = if to.starts_day() {
-        to
-    } else {
-        Hour(to.day().0.saturating_add(HOURS_PER_DAY))
-    };
-    (from.day(), end)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::test_support::sample_event;
 
-/// Replaces a partner's rollups for the days covering hours `from..to` with a recount of
-/// its raw events; the recount.
-pub(super) fn rebuild(
-    transaction: &redb::WriteTransaction,
-    partner: Uuid,
-    from: Hour,
-    to: Hour,
-) -> Result<RollupDelta, StoreError> {
-    let (from, to) = whole_days(from, to);
-    let delta = recount(
-        &transaction
-            .open_table(EVENTS_BY_PARTNER)
-            .map_err(storage_error)?,
-        partner,
-        from,
-        to,
-    )?;
-    let by_day = delta.by_day();
-    for (level, level_delta) in [(HOURS, &delta), (DAYS, &by_day)] {
-        clear(transaction, level, partner, (from, to), level_delta)?;
-        apply_level(transaction, level, level_delta)?;
-    }
-    Ok(delta)
-}
-
-/// Deletes a partner's rollups of one level in hours `from..to`.
-fn clear(
-    transaction: &redb::WriteTransaction,
-    level: Level,
-    partner: Uuid,
-    (from, to): (Hour, Hour),
-    delta: &RollupDelta,
-) -> Result<(), StoreError> {
-    let (mut counts, mut sketches) = level.open(transaction)?;
-    // Sketches exist only beside counts: their owners are the partner and the subsystems
-    // its counted cells (stale or fresh) name.
-    let mut owners: BTreeSet<Uuid> = BTreeSet::from([partner]);
-    for hour_counts in stored_counts(&counts, partner, from, to)?.values() {
-        owners.extend(hour_counts.cells.iter().map(|cell| cell.subsystem_id));
-    }
-    owners.extend(delta.actors.keys().map(|key| key.owner));
-    let start = counts_key(partner, from);
-    let end = counts_key(partner, to);
-    counts
-        .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
-        .map_err(storage_error)?;
-    for owner in owners {
-        let range = keys::owner_range(owner);
-        let stale: Vec<Vec<u8>> = sketches
-            .range::<&[u8]>(keys::borrowed(&range))
-            .map_err(storage_error)?
-            .filter_map(|row| {
-                let (key, _) = row.ok()?;
-                let hour = hour_of(key.value()).ok()?;
-                (from <= hour && hour < to).then(|| key.value().to_vec())
-            })
-            .collect();
-        for key in stale {
-            sketches.remove(key.as_slice()).map_err(storage_error)?;
+    /// The rollup work of one batch (an event of type `page_view`) into an hour that
+    /// already holds `types` other event types.
+    fn work_of_a_batch_into_an_hour_of(types: usize) -> RollupWork {
+        let dir = tempfile::TempDir::new().unwrap();
+        let database = redb::Database::create(dir.path().join("rollups.redb")).unwrap();
+        let event = sample_event("e");
+        let transaction = database.begin_write().unwrap();
+        let mut earlier = RollupDelta::default();
+        for n in 0..types {
+            let mut other = event.clone();
+            other.event_type = format!("a_rather_long_event_type_name_number_{n}");
+            earlier.add(&other);
         }
-    }
-    Ok(())
-}
+        earlier.add(&event);
+        apply(&transaction, &earlier).unwrap();
+        transaction.commit().unwrap();
 
-/// The hours of `from..to`, and the days covering them, whose stored counts differ from a
-/// recount of the partner's raw events.
-pub(super) fn verify(
-    transaction: &redb::ReadTransaction,
-    partner: Uuid,
-    from: Hour,
-    to: Hour,
-) -> Result<Vec<RollupDifference>, StoreError> {
-    let (first_day, past_days) = whole_days(from, to);
-    let events = transaction
-        .open_table(EVENTS_BY_PARTNER)
-        .map_err(storage_error)?;
-    let recounted = recount(&events, partner, first_day, past_days)?;
-    let mut hours = recounted.counts_of(partner);
-    hours.retain(|hour, _| from <= *hour && *hour < to);
-    let stored = |table| -> Result<_, StoreError> {
-        let counts = transaction.open_table(table).map_err(storage_error)?;
-        stored_counts(&counts, partner, first_day, past_days)
-    };
-    let mut stored_hours = stored(HOURS.counts)?;
-    stored_hours.retain(|hour, _| from <= *hour && *hour < to);
-    let mut found = differences(&stored_hours, &hours);
-    let days = differences(
-        &stored(DAYS.counts)?,
-        &recounted.by_day().counts_of(partner),
-    );
-    found.extend(days.into_iter().map(|difference| RollupDifference {
-        hours: HOURS_PER_DAY,
-        ..difference
-    }));
-    Ok(found)
-}
-
-/// Every partner with events, for rebuilding a whole store.
-pub(super) fn partners_with_events(
-    events: &impl ReadableTable<&'static [u8], &'static [u8]>,
-) -> Result<Vec<Uuid>, StoreError> {
-    let mut partners = Vec::new();
-    let mut next: Bound<Vec<u8>> = Bound::Unbounded;
-    loop {
-        let range = (next.as_ref().map(Vec::as_slice), Bound::Unbounded);
-        let Some(row) = events.range::<&[u8]>(range).map_err(storage_error)?.next() else {
-            return Ok(partners);
-        };
-        let (key, _) = row.map_err(storage_error)?;
-        let owner = Uuid::from_slice(&key.value()[..16])
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        partners.push(owner);
-        next = match keys::owner_range(owner).1 {
-            Bound::Excluded(past) => Bound::Included(past),
-            _ => return Ok(partners),
-        };
+        let transaction = database.begin_write().unwrap();
+        let mut batch = RollupDelta::default();
+        batch.add(&event);
+        apply(&transaction, &batch).unwrap()
     }
-}
 
-/// Rebuilds every partner's rollups from its events; the number of events counted.
-pub(super) fn rebuild_all(transaction: &redb::WriteTransaction) -> Result<u64, StoreError> {
-    let partners = partners_with_events(
-        &transaction
-            .open_table(EVENTS_BY_PARTNER)
-            .map_err(storage_error)?,
-    )?;
-    let mut events = 0;
-    for partner in partners {
-        let delta = rebuild(transaction, partner, Hour(0), Hour(u32::MAX).day())?;
-        events += delta
-            .counts
-            .values()
-            .flat_map(|cells| cells.values())
-            .sum::<u64>();
+    #[test]
+    fn a_batch_reads_and_writes_the_same_rollup_bytes_however_many_types_its_hour_holds() {
+        let few = work_of_a_batch_into_an_hour_of(1);
+        let many = work_of_a_batch_into_an_hour_of(5_000);
+        assert_eq!(
+            many, few,
+            "the rollup work of one batch grew with the hour's types"
+        );
+        assert!(few.bytes_read + few.bytes_written < 4_096, "{few:?}");
     }
-    Ok(events)
+
+    #[test]
+    fn cell_keys_decode_to_their_hour_and_cell() {
+        let cell = (Uuid::from_u128(9), "checkout".to_string(), false);
+        let key = cell_key(Uuid::from_u128(1), Hour(42), &cell);
+        assert_eq!(split_cell_key(&key).unwrap(), (Hour(42), cell));
+        assert!(key.starts_with(&hour_prefix(Uuid::from_u128(1), Hour(42))));
+    }
 }

@@ -22,7 +22,7 @@ pub(in crate::store::cassandra) async fn read(
 ) -> Result<RollupRead, StoreError> {
     let statements = &store.statements;
     let folds = hour_folds(store, query.partner_id, query.from, query.to).await?;
-    let unsettled: BTreeSet<Hour> = folds
+    let mut unsettled: BTreeSet<Hour> = folds
         .iter()
         .filter(|fold| !fold.is_settled())
         .map(HourFold::hour)
@@ -39,9 +39,13 @@ pub(in crate::store::cassandra) async fn read(
     if !wanted.is_empty() {
         for row in day_rows(store, query.partner_id, query.from, query.to).await? {
             let day = row.day();
-            if wanted.contains(&day) && row.is_current(&covers) {
+            if !wanted.contains(&day) || !row.is_current(&covers) {
+                continue;
+            }
+            // A day whose parts are being rewritten is read as its hours.
+            if let Some(counts) = row.counts()? {
                 current.insert(day);
-                days.extend(narrowed(query, day, row.counts()?).map(|r| (day, r)));
+                days.extend(narrowed(query, day, counts).map(|r| (day, r)));
             }
         }
     }
@@ -64,8 +68,15 @@ pub(in crate::store::cassandra) async fn read(
         } else {
             for row in hour_rows(store, query.partner_id, run.from, run.to).await? {
                 let hour = row.fold.hour();
-                if row.fold.is_settled() {
-                    part.extend(narrowed(query, hour, row.counts()?).map(|r| (hour, r)));
+                if !row.fold.is_settled() {
+                    continue;
+                }
+                match row.counts()? {
+                    Some(counts) => part.extend(narrowed(query, hour, counts).map(|r| (hour, r))),
+                    // Its parts are being rewritten (a rebuild): read raw meanwhile.
+                    None => {
+                        unsettled.insert(hour);
+                    }
                 }
             }
             attach_sketches(

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use super::horizon::day_end;
-use super::layout::{ALL_TYPES, column, encode_counts, hour_rows, period, rows_over};
+use super::layout::{ALL_TYPES, Grain, column, hour_rows, period, rows_over, write_parts};
 use super::{CassandraStore, all};
 use crate::rollups::{ActorSketch, ActorUnion, Hour, HourCounts, RollupDelta};
 use crate::store::cassandra::events_write::ttl_seconds;
@@ -74,6 +74,18 @@ pub(super) async fn store_fold(
         .collect();
     all(store, sketches).await?;
     let counts = delta.counts_of(partner).remove(&hour).unwrap_or_default();
+    write_parts(
+        store,
+        Grain::Hour,
+        (partner, hour),
+        &counts,
+        written_at,
+        ttl,
+    )
+    .await?;
+    // The counts live in the parts now: the row's own column (folds of older releases)
+    // is cleared, and the fold marks the hour settled.
+    let legacy_counts: Option<Vec<u8>> = None;
     store
         .execute(
             &store.statements.fold_rollup_hour,
@@ -81,7 +93,7 @@ pub(super) async fn store_fold(
                 written_at,
                 ttl,
                 touched_at,
-                encode_counts(&counts)?,
+                legacy_counts,
                 partner,
                 period(hour),
                 column(hour),
@@ -102,7 +114,7 @@ pub(super) async fn fold_day(
 ) -> Result<(), StoreError> {
     let end = day_end(day);
     let rows = hour_rows(store, partner, day, end).await?;
-    if rows.iter().any(|row| !row.fold.is_settled()) {
+    if rows.is_empty() || rows.iter().any(|row| !row.fold.is_settled()) {
         return Ok(());
     }
     let covers: i64 = rows.iter().filter_map(|row| row.fold.folded_at).sum();
@@ -114,7 +126,11 @@ pub(super) async fn fold_day(
     });
     let mut counts = HourCounts::default();
     for row in &rows {
-        counts.merge(&row.counts()?);
+        // Parts being rewritten by a rebuild: the day is built once it is done.
+        let Some(hour_counts) = row.counts()? else {
+            return Ok(());
+        };
+        counts.merge(&hour_counts);
     }
     let mut scopes: BTreeSet<(Uuid, String)> = BTreeSet::from([(partner, ALL_TYPES.to_string())]);
     for cell in &counts.cells {
@@ -150,6 +166,8 @@ pub(super) async fn fold_day(
         })
         .collect();
     all(store, merges).await?;
+    write_parts(store, Grain::Day, (partner, day), &counts, written_at, ttl).await?;
+    let legacy_counts: Option<Vec<u8>> = None;
     store
         .execute(
             &statements.insert_rollup_day,
@@ -158,7 +176,7 @@ pub(super) async fn fold_day(
                 period(day),
                 column(day),
                 covers,
-                encode_counts(&counts)?,
+                legacy_counts,
                 written_at,
                 ttl,
             ),

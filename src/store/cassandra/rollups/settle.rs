@@ -1,15 +1,17 @@
 //! The settle round: the pending hours no write has touched for `rollup_settle` are
-//! recounted and folded, then the days they complete get their day row.
+//! recounted and folded, then the days they complete get their day row. One partner-hour
+//! whose fold fails (a store error, a row that does not decode) is logged, counted and
+//! left pending for the next round: the round goes on with every other partner.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use uuid::Uuid;
 
 use super::CassandraStore;
 use super::horizon::Horizon;
-use super::layout::{PENDING_SHARDS, column, hour_of, hour_rows};
+use super::layout::{PENDING_SHARDS, column, hour_folds, hour_of};
 use super::recount::{fold_day, recount, store_fold};
 use crate::rollups::{Hour, SettleOutcome};
 use crate::store::StoreError;
@@ -28,12 +30,20 @@ pub(in crate::store::cassandra) async fn settle(
     let mut outcome = SettleOutcome::default();
     let mut days: BTreeSet<(Uuid, Hour)> = BTreeSet::new();
     for shard in 0..PENDING_SHARDS {
-        let pending: Vec<(Uuid, i32, i64)> = store
+        let pending: Vec<(Uuid, i32, i64)> = match store
             .select(
                 &store.statements.select_rollup_pending,
                 (shard, PENDING_PER_ROUND),
             )
-            .await?;
+            .await
+        {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(shard, %error, "reading pending rollup hours failed; retrying next round");
+                outcome.failed += 1;
+                continue;
+            }
+        };
         let (due, waiting): (Vec<_>, Vec<_>) = pending
             .into_iter()
             .partition(|(_, _, touched)| horizon.settles(*touched));
@@ -42,29 +52,46 @@ pub(in crate::store::cassandra) async fn settle(
             .into_iter()
             .map(|(partner, hour, pending_touch)| async move {
                 let hour = hour_of(hour);
-                let folded =
-                    fold_pending(store, shard, partner, hour, pending_touch, horizon).await?;
-                Ok::<_, StoreError>(folded.then_some((partner, hour.day())))
+                let folded = fold_pending(store, shard, partner, hour, pending_touch, horizon)
+                    .await
+                    .inspect_err(|error| {
+                        tracing::warn!(%partner, hour = hour.0, %error, "folding a rollup hour failed; it stays pending for the next round");
+                    });
+                (partner, hour, folded)
             })
             .collect();
-        let folded: Vec<Option<(Uuid, Hour)>> = futures::stream::iter(folds)
+        let results: Vec<(Uuid, Hour, Result<bool, StoreError>)> = futures::stream::iter(folds)
             .buffer_unordered(FOLD_CONCURRENCY)
-            .try_collect()
-            .await?;
-        outcome.folded += folded.iter().flatten().count();
-        outcome.waiting += folded.iter().filter(|folded| folded.is_none()).count();
-        days.extend(folded.into_iter().flatten());
+            .collect()
+            .await;
+        for (partner, hour, result) in results {
+            match result {
+                Ok(true) => {
+                    outcome.folded += 1;
+                    days.insert((partner, hour.day()));
+                }
+                Ok(false) => outcome.waiting += 1,
+                Err(_) => outcome.failed += 1,
+            }
+        }
     }
     // Days whose last hour has settled too get their day row, once per round.
     let days: Vec<_> = days
         .into_iter()
         .filter(|(_, day)| horizon.has_ended(*day))
-        .map(|(partner, day)| fold_day(store, partner, day, None))
+        .map(|(partner, day)| async move {
+            fold_day(store, partner, day, None)
+                .await
+                .inspect_err(|error| {
+                    tracing::warn!(%partner, day = day.0, %error, "folding a rollup day failed; retrying when its hours fold again");
+                })
+        })
         .collect();
-    futures::stream::iter(days)
+    let day_results: Vec<Result<(), StoreError>> = futures::stream::iter(days)
         .buffer_unordered(FOLD_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+        .collect()
+        .await;
+    outcome.failed += day_results.iter().filter(|result| result.is_err()).count();
     Ok(outcome)
 }
 
@@ -102,6 +129,6 @@ async fn touched_at(
     partner: Uuid,
     hour: Hour,
 ) -> Result<Option<i64>, StoreError> {
-    let rows = hour_rows(store, partner, hour, hour.next()).await?;
-    Ok(rows.first().and_then(|row| row.fold.touched_at))
+    let folds = hour_folds(store, partner, hour, hour.next()).await?;
+    Ok(folds.first().and_then(|fold| fold.touched_at))
 }

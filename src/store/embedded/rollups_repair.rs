@@ -1,0 +1,542 @@
+//! Rebuilding and verifying the embedded rollups from the raw events, one partner-day at
+//! a time: a day is recounted hour by hour and replaced in a transaction of its own, so
+//! memory holds at most one hour's recount and a transaction at most one day of one
+//! partner's rollups, however long the history. A rebuild cut short leaves each day either
+//! rebuilt or as it was, and running it again finishes the job. The layout upgrade
+//! (`upgrade`) walks every partner the same way and records how far it got, so an
+//! interrupted upgrade resumes where it stopped; the layout is marked new only at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use chrono::DateTime;
+use redb::{Database, ReadableTable};
+use uuid::Uuid;
+
+use super::rollups::{
+    DAYS, HOURS, RollupWork, apply_level, hour_prefix, sketch_range, split_cell_key, stored_counts,
+};
+use super::{
+    EVENT_TYPES, EVENTS_BY_PARTNER, LAYOUT_KEY, LAYOUT_VERSION, OLD_ROLLUP_COUNTS,
+    OLD_ROLLUP_DAY_COUNTS, ROLLUP_CELLS, ROLLUP_DAY_CELLS, ROLLUP_DAY_SKETCHES, ROLLUP_SKETCHES,
+    STORE_META, keys, rows, storage_error,
+};
+use crate::model::Event;
+use crate::rollups::{HOURS_PER_DAY, Hour, HourCounts, RollupDelta, RollupDifference, differences};
+use crate::store::StoreError;
+
+/// `partner | next day` (STORE_META): how far an unfinished layout upgrade got.
+const UPGRADE_KEY: &[u8] = b"rollup_upgrade";
+
+/// Any table of byte keys and values, read (in a read or a write transaction).
+trait Readable: ReadableTable<&'static [u8], &'static [u8]> {}
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> Readable for T {}
+
+/// What a rebuild did: events recounted, and the partner-days (one transaction each).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rebuilt {
+    pub events: u64,
+    pub days: usize,
+}
+
+fn day_after(day: Hour) -> Hour {
+    Hour(day.0.saturating_add(HOURS_PER_DAY))
+}
+
+/// The whole UTC days covering `from..to`.
+fn whole_days(from: Hour, to: Hour) -> (Hour, Hour) {
+    let end = if to.starts_day() {
+        to
+    } else {
+        day_after(to.day())
+    };
+    (from.day(), end)
+}
+
+/// The hour of an event key's time.
+fn event_hour(key: &[u8]) -> Result<Hour, StoreError> {
+    let (micros, _) = keys::split_event_key(key)?;
+    let instant = DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt("an event time out of range".into()))?;
+    Ok(Hour::of(instant))
+}
+
+/// The first day in `from..to` (`from` a day's first hour) where the partner has events
+/// or stored rollup cells: the days a rebuild or verify visits, skipping empty ones.
+fn next_day(
+    events: &impl Readable,
+    hour_cells: &impl Readable,
+    day_cells: &impl Readable,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+) -> Result<Option<Hour>, StoreError> {
+    let mut found: Option<Hour> = None;
+    let range = keys::time_range(partner, from.start(), to.start(), None)?;
+    if let Some(row) = events
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?
+        .next()
+    {
+        let hour = event_hour(row.map_err(storage_error)?.0.value())?;
+        found = Some(hour.day());
+    }
+    let (start, end) = (hour_prefix(partner, from), hour_prefix(partner, to));
+    let firsts = [
+        hour_cells.range::<&[u8]>(start.as_slice()..end.as_slice()),
+        day_cells.range::<&[u8]>(start.as_slice()..end.as_slice()),
+    ];
+    for rows in firsts {
+        if let Some(row) = rows.map_err(storage_error)?.next() {
+            let (hour, _) = split_cell_key(row.map_err(storage_error)?.0.value())?;
+            found = Some(found.map_or(hour.day(), |day| day.min(hour.day())));
+        }
+    }
+    Ok(found.filter(|day| *day < to))
+}
+
+/// The rollups of a partner's raw events in hours `from..to`.
+fn recount(
+    events: &impl Readable,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<RollupDelta, StoreError> {
+    let range = keys::time_range(partner, from.start(), to.start(), None)?;
+    let mut delta = RollupDelta::default();
+    for row in events
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        delta.add(&decode_event(partner, key.value(), value.value())?);
+    }
+    Ok(delta)
+}
+
+fn decode_event(partner_id: Uuid, key: &[u8], row: &[u8]) -> Result<Event, StoreError> {
+    let (micros, id_bytes) = keys::split_event_key(key)?;
+    let parts = rows::KeyParts {
+        partner_id,
+        micros,
+        event_id: rows::event_id_from_bytes(id_bytes)?,
+    };
+    rows::decode(parts, row, false)
+}
+
+/// Replaces one partner-day's rollups (its hours and its day) with a recount of its raw
+/// events, and records the event types it finds; the number of events recounted.
+fn rebuild_day(
+    transaction: &redb::WriteTransaction,
+    partner: Uuid,
+    day: Hour,
+) -> Result<u64, StoreError> {
+    let end = day_after(day);
+    clear_day(transaction, partner, day)?;
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let mut types = transaction.open_table(EVENT_TYPES).map_err(storage_error)?;
+    let mut recounted = 0;
+    let mut work = RollupWork::default();
+    let mut hour = day;
+    while hour < end {
+        let delta = recount(&events, partner, hour, hour.next())?;
+        hour = hour.next();
+        if delta.is_empty() {
+            continue;
+        }
+        apply_level(transaction, HOURS, &delta, &mut work)?;
+        apply_level(transaction, DAYS, &delta.by_day(), &mut work)?;
+        for counts in delta.counts_of(partner).values() {
+            recounted += counts.total();
+            for cell in &counts.cells {
+                let key = keys::prefixed(partner, cell.event_type.as_bytes());
+                types
+                    .insert(key.as_slice(), [].as_slice())
+                    .map_err(storage_error)?;
+            }
+        }
+    }
+    Ok(recounted)
+}
+
+/// Deletes a partner-day's stored cells, hour and day, and the sketches they name
+/// (sketches exist only beside cells: the partner's and its subsystems', overall and per
+/// type).
+fn clear_day(
+    transaction: &redb::WriteTransaction,
+    partner: Uuid,
+    day: Hour,
+) -> Result<(), StoreError> {
+    let end = day_after(day);
+    let (start_key, end_key) = (hour_prefix(partner, day), hour_prefix(partner, end));
+    let mut scopes: BTreeSet<(Uuid, Option<String>)> = BTreeSet::from([(partner, None)]);
+    for level in [HOURS, DAYS] {
+        let (mut cells, _) = level.open(transaction)?;
+        for row in cells
+            .range::<&[u8]>(start_key.as_slice()..end_key.as_slice())
+            .map_err(storage_error)?
+        {
+            let (_, (subsystem, event_type, _)) =
+                split_cell_key(row.map_err(storage_error)?.0.value())?;
+            scopes.insert((partner, Some(event_type.clone())));
+            scopes.insert((subsystem, None));
+            scopes.insert((subsystem, Some(event_type)));
+        }
+        cells
+            .retain_in::<&[u8], _>(start_key.as_slice()..end_key.as_slice(), |_, _| false)
+            .map_err(storage_error)?;
+    }
+    let (_, mut hour_sketches) = HOURS.open(transaction)?;
+    let (_, mut day_sketches) = DAYS.open(transaction)?;
+    for (owner, event_type) in scopes {
+        let (start, stop) = sketch_range(owner, event_type.as_deref(), day, end);
+        hour_sketches
+            .retain_in::<&[u8], _>(start.as_slice()..stop.as_slice(), |_, _| false)
+            .map_err(storage_error)?;
+        day_sketches
+            .retain_in::<&[u8], _>(start.as_slice()..stop.as_slice(), |_, _| false)
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// Replaces a partner's rollups for the days covering hours `from..to` with a recount of
+/// its raw events, one day per transaction.
+pub(super) fn rebuild(
+    database: &Database,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<Rebuilt, StoreError> {
+    let (mut cursor, past) = whole_days(from, to);
+    let mut rebuilt = Rebuilt::default();
+    loop {
+        let transaction = database.begin_write().map_err(storage_error)?;
+        let day = {
+            let events = transaction
+                .open_table(EVENTS_BY_PARTNER)
+                .map_err(storage_error)?;
+            let hour_cells = transaction
+                .open_table(ROLLUP_CELLS)
+                .map_err(storage_error)?;
+            let day_cells = transaction
+                .open_table(ROLLUP_DAY_CELLS)
+                .map_err(storage_error)?;
+            next_day(&events, &hour_cells, &day_cells, partner, (cursor, past))?
+        };
+        let Some(day) = day else {
+            return Ok(rebuilt);
+        };
+        rebuilt.events += rebuild_day(&transaction, partner, day)?;
+        rebuilt.days += 1;
+        transaction.commit().map_err(storage_error)?;
+        cursor = day_after(day);
+    }
+}
+
+/// The hours of `from..to`, and the days covering them, whose stored counts differ from a
+/// recount of the partner's raw events; read a day at a time.
+pub(super) fn verify(
+    transaction: &redb::ReadTransaction,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<Vec<RollupDifference>, StoreError> {
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let hour_cells = transaction
+        .open_table(ROLLUP_CELLS)
+        .map_err(storage_error)?;
+    let day_cells = transaction
+        .open_table(ROLLUP_DAY_CELLS)
+        .map_err(storage_error)?;
+    let (mut cursor, past) = whole_days(from, to);
+    let mut found = Vec::new();
+    while let Some(day) = next_day(&events, &hour_cells, &day_cells, partner, (cursor, past))? {
+        let end = day_after(day);
+        let mut recounted: BTreeMap<Hour, HourCounts> = BTreeMap::new();
+        let mut whole_day = HourCounts::default();
+        let mut hour = day;
+        while hour < end {
+            let counts = recount(&events, partner, hour, hour.next())?.counts_of(partner);
+            for (counted, hour_counts) in counts {
+                whole_day.merge(&hour_counts);
+                recounted.insert(counted, hour_counts);
+            }
+            hour = hour.next();
+        }
+        let inside = |hour: &Hour| from <= *hour && *hour < to;
+        recounted.retain(|hour, _| inside(hour));
+        let mut stored = stored_counts(&hour_cells, partner, day, end)?;
+        stored.retain(|hour, _| inside(hour));
+        found.extend(differences(&stored, &recounted));
+        let recounted_day = match whole_day.cells.is_empty() {
+            true => BTreeMap::new(),
+            false => BTreeMap::from([(day, whole_day)]),
+        };
+        let stored_day = stored_counts(&day_cells, partner, day, day.next())?;
+        found.extend(
+            differences(&stored_day, &recounted_day)
+                .into_iter()
+                .map(|difference| RollupDifference {
+                    hours: HOURS_PER_DAY,
+                    ..difference
+                }),
+        );
+        cursor = end;
+    }
+    Ok(found)
+}
+
+/// Rebuilds every partner's rollups into the current layout, from the events, a
+/// partner-day per transaction, resuming an upgrade that was cut short; marks the file
+/// with the current layout once every day is done.
+pub(super) fn upgrade(database: &Database) -> Result<Rebuilt, StoreError> {
+    let mut position = start_upgrade(database)?;
+    let mut rebuilt = Rebuilt::default();
+    loop {
+        let transaction = database.begin_write().map_err(storage_error)?;
+        let next = {
+            let events = transaction
+                .open_table(EVENTS_BY_PARTNER)
+                .map_err(storage_error)?;
+            next_partner_day(&events, position)?
+        };
+        let Some((partner, day)) = next else {
+            let mut meta = transaction.open_table(STORE_META).map_err(storage_error)?;
+            meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
+                .map_err(storage_error)?;
+            meta.remove(UPGRADE_KEY).map_err(storage_error)?;
+            drop(meta);
+            transaction.commit().map_err(storage_error)?;
+            return Ok(rebuilt);
+        };
+        rebuilt.events += rebuild_day(&transaction, partner, day)?;
+        rebuilt.days += 1;
+        position = (partner, day_after(day));
+        transaction
+            .open_table(STORE_META)
+            .map_err(storage_error)?
+            .insert(UPGRADE_KEY, encode_position(position).as_slice())
+            .map_err(storage_error)?;
+        transaction.commit().map_err(storage_error)?;
+    }
+}
+
+/// Where an upgrade resumes; a new one first empties every rollup table (and drops the
+/// tables of older layouts), which is cheap in redb whatever their size.
+fn start_upgrade(database: &Database) -> Result<(Uuid, Hour), StoreError> {
+    let transaction = database.begin_write().map_err(storage_error)?;
+    let stored = transaction
+        .open_table(STORE_META)
+        .map_err(storage_error)?
+        .get(UPGRADE_KEY)
+        .map_err(storage_error)?
+        .map(|value| decode_position(value.value()))
+        .transpose()?;
+    if let Some(position) = stored {
+        return Ok(position);
+    }
+    for old in [OLD_ROLLUP_COUNTS, OLD_ROLLUP_DAY_COUNTS] {
+        transaction.delete_table(old).map_err(storage_error)?;
+    }
+    for table in [
+        ROLLUP_CELLS,
+        ROLLUP_DAY_CELLS,
+        ROLLUP_SKETCHES,
+        ROLLUP_DAY_SKETCHES,
+    ] {
+        transaction.delete_table(table).map_err(storage_error)?;
+        transaction.open_table(table).map_err(storage_error)?;
+    }
+    let position = (Uuid::nil(), Hour(0));
+    transaction
+        .open_table(STORE_META)
+        .map_err(storage_error)?
+        .insert(UPGRADE_KEY, encode_position(position).as_slice())
+        .map_err(storage_error)?;
+    transaction.commit().map_err(storage_error)?;
+    Ok(position)
+}
+
+fn encode_position((partner, day): (Uuid, Hour)) -> Vec<u8> {
+    keys::prefixed(partner, &day.to_be_bytes())
+}
+
+fn decode_position(bytes: &[u8]) -> Result<(Uuid, Hour), StoreError> {
+    let corrupt = || StoreError::Corrupt("an upgrade position that does not decode".into());
+    let (partner, day) = bytes.split_at_checked(16).ok_or_else(corrupt)?;
+    let partner = Uuid::from_slice(partner).map_err(|_| corrupt())?;
+    let day = Hour(u32::from_be_bytes(day.try_into().map_err(|_| corrupt())?));
+    Ok((partner, day))
+}
+
+/// The first partner-day with events at or after `(partner, day)`, in key order.
+fn next_partner_day(
+    events: &impl Readable,
+    (partner, day): (Uuid, Hour),
+) -> Result<Option<(Uuid, Hour)>, StoreError> {
+    let range = keys::time_range(partner, day.start(), Hour(u32::MAX).start(), None)?;
+    let first = |start: Bound<&[u8]>| -> Result<Option<Vec<u8>>, StoreError> {
+        let mut rows = events
+            .range::<&[u8]>((start, Bound::Unbounded))
+            .map_err(storage_error)?;
+        Ok(match rows.next() {
+            Some(row) => Some(row.map_err(storage_error)?.0.value().to_vec()),
+            None => None,
+        })
+    };
+    let mut key = first(keys::borrowed(&range).0)?;
+    if key
+        .as_ref()
+        .is_none_or(|key| !key.starts_with(partner.as_bytes()))
+    {
+        // Nothing left of this partner: the next partner's first event.
+        key = match keys::owner_range(partner).1 {
+            Bound::Excluded(past) => first(Bound::Included(past.as_slice()))?,
+            _ => None,
+        };
+    }
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let owner =
+        Uuid::from_slice(&key[..16]).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok(Some((owner, event_hour(&key)?.day())))
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    use super::*;
+    use crate::ingest::test_support::sample_event;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{EventStore, RollupStore};
+
+    /// Events of two partners over `days` days from 2026-01-01, three types a day.
+    async fn store_with_days(days: u32) -> (tempfile::TempDir, EmbeddedStore, Vec<Uuid>) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let partners = vec![Uuid::now_v7(), Uuid::now_v7()];
+        let start: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut events = Vec::new();
+        for (p, partner) in partners.iter().enumerate() {
+            for day in 0..days {
+                for n in 0..6u32 {
+                    let mut event = sample_event(&format!("p{p}d{day}n{n}"));
+                    event.partner_id = *partner;
+                    event.subsystem_id = Uuid::from_u128(u128::from(n % 2) + 1);
+                    event.event_type = format!("type_{}", n % 3);
+                    event.is_valid = n != 5;
+                    event.timestamp = start
+                        + chrono::Duration::days(i64::from(day))
+                        + chrono::Duration::hours(i64::from(n * 4));
+                    events.push(event);
+                }
+            }
+        }
+        store.write_events(&events).await.unwrap();
+        (dir, store, partners)
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_walks_one_partner_day_per_transaction_and_agrees_with_verify() {
+        let (_dir, store, partners) = store_with_days(40).await;
+        let (from, to) = (Hour(0), Hour(u32::MAX).day());
+        // Wrong counts on one day, which the rebuild must replace.
+        let tampered_day = Hour::of("2026-01-10T00:00:00Z".parse().unwrap());
+        {
+            let transaction = store.database.begin_write().unwrap();
+            clear_day(&transaction, partners[0], tampered_day).unwrap();
+            transaction.commit().unwrap();
+        }
+        assert!(
+            !store
+                .verify_rollups(partners[0], from, to)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let rebuilt = rebuild(&store.database, partners[0], from, to).unwrap();
+        assert_eq!(
+            rebuilt,
+            Rebuilt {
+                events: 240,
+                days: 40
+            },
+            "one transaction per day with events, none for the empty ones"
+        );
+        for partner in &partners {
+            assert_eq!(store.verify_rollups(*partner, from, to).await.unwrap(), []);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_upgrade_resumes_where_it_stopped_and_marks_the_layout_at_the_end() {
+        let (dir, store, partners) = store_with_days(5).await;
+        let (from, to) = (Hour(0), Hour(u32::MAX).day());
+        // As if an upgrade from layout 4 had done the first partner's first two days.
+        let resume_at = (
+            partners[0],
+            Hour::of("2026-01-03T00:00:00Z".parse().unwrap()),
+        );
+        {
+            let transaction = store.database.begin_write().unwrap();
+            let mut meta = transaction.open_table(STORE_META).unwrap();
+            meta.insert(LAYOUT_KEY, [4u8].as_slice()).unwrap();
+            meta.insert(UPGRADE_KEY, encode_position(resume_at).as_slice())
+                .unwrap();
+            drop(meta);
+            // Days not yet upgraded have no rollups; a day already done is left alone
+            // (emptied here, it stays so: the upgrade does not start over).
+            clear_day(&transaction, partners[0], Hour(resume_at.1.0 - 48)).unwrap();
+            for day in 2..5 {
+                clear_day(
+                    &transaction,
+                    partners[0],
+                    Hour(resume_at.1.0 + (day - 2) * 24),
+                )
+                .unwrap();
+            }
+            for day in 0..5 {
+                clear_day(
+                    &transaction,
+                    partners[1],
+                    Hour(resume_at.1.0 + day * 24 - 48),
+                )
+                .unwrap();
+            }
+            transaction.commit().unwrap();
+        }
+        drop(store);
+
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.verify_rollups(partners[1], from, to).await.unwrap(),
+            []
+        );
+        let left: BTreeSet<Hour> = store
+            .verify_rollups(partners[0], from, to)
+            .await
+            .unwrap()
+            .iter()
+            .map(|difference| difference.hour.day())
+            .collect();
+        assert_eq!(
+            left,
+            BTreeSet::from([Hour(resume_at.1.0 - 48)]),
+            "only the day before the resume point, which the upgrade had done"
+        );
+        let transaction = store.database.begin_read().unwrap();
+        let meta = transaction.open_table(STORE_META).unwrap();
+        assert_eq!(
+            meta.get(LAYOUT_KEY).unwrap().unwrap().value(),
+            [LAYOUT_VERSION]
+        );
+        assert!(meta.get(UPGRADE_KEY).unwrap().is_none());
+    }
+}
