@@ -81,13 +81,11 @@ async fn concurrent_writers_of_one_event_id_store_it_once() {
         total.inserted += outcome.inserted;
         total.duplicates += outcome.duplicates;
     }
-    assert_eq!(
-        total,
-        WriteOutcome {
-            inserted: 1,
-            duplicates: 7
-        }
-    );
+    // A writer that finds the id claimed but its rows not there yet writes the same row
+    // itself rather than call it a duplicate before it exists (`event_claims`), so more
+    // than one may count it inserted; the row is one.
+    assert_eq!(total.inserted + total.duplicates, 8);
+    assert!(total.inserted >= 1, "{total:?}");
     let events = stored(&store, partner_id).await;
     assert_eq!(events.len(), 1);
 }

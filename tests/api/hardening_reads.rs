@@ -471,4 +471,12 @@ impl MetadataStore for GatedStore {
     ) -> Result<bool, StoreError> {
         self.inner.delete_schema(partner_id, event_type).await
     }
+
+    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError> {
+        self.inner.event_types(partner_id).await
+    }
+
+    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError> {
+        self.inner.add_event_type(partner_id, event_type).await
+    }
 }
