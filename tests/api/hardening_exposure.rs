@@ -10,31 +10,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use uuid::Uuid;
-use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
-use volcanion::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
-use volcanion::store::{
-    EventPage, EventQuery, EventStore, MetadataStore, RollupStore, Store, StoreError, WriteOutcome,
-};
+use volcanion::store::StoreError;
 
 use crate::helpers::{Backend, TestApp, TestAppBuilder, event, spawn_app, wait_until};
+use crate::hooked_store::{HookedStore, StoreHooks};
 use crate::process::{start, terminate};
 
 /// A driver error as Cassandra's would read: hosts and users nobody outside should see.
 const DRIVER_ERROR: &str = "connection refused by 10.9.8.7:9042 (user ops_admin, keyspace prod)";
 
-/// The configured store, failing `ping` and event-structure lookups while `failing` is set:
-/// a store outage as the request path meets it, on either backend.
-struct FailingStore {
-    inner: Arc<dyn Store>,
-    failing: Arc<AtomicBool>,
+/// Fails `ping` and event-structure lookups while set: a store outage as the request path
+/// meets it, on either backend.
+#[derive(Default)]
+struct Outage {
+    failing: AtomicBool,
 }
 
-impl FailingStore {
-    fn check(&self) -> Result<(), StoreError> {
+#[async_trait]
+impl StoreHooks for Outage {
+    async fn before_lookup(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(DRIVER_ERROR.to_string()));
         }
@@ -42,156 +39,14 @@ impl FailingStore {
     }
 }
 
-#[async_trait]
-impl EventStore for FailingStore {
-    async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
-        self.inner.write_events(events).await
-    }
-    async fn write_batch(&self, events: Arc<[Event]>) -> Result<WriteOutcome, StoreError> {
-        self.inner.write_batch(events).await
-    }
-    async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        self.inner.query_events(query).await
-    }
-}
-
-#[async_trait]
-impl MetadataStore for FailingStore {
-    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        self.inner.insert_partner(partner).await
-    }
-    async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        self.inner.update_partner(partner).await
-    }
-    async fn partner(&self, id: Uuid) -> Result<Option<Partner>, StoreError> {
-        self.inner.partner(id).await
-    }
-    async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, StoreError> {
-        self.inner.partner_by_code(code).await
-    }
-    async fn partners(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<Partner>, StoreError> {
-        self.inner.partners(after, limit).await
-    }
-    async fn insert_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
-        self.inner.insert_subsystem(subsystem).await
-    }
-    async fn update_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
-        self.inner.update_subsystem(subsystem).await
-    }
-    async fn subsystem(&self, id: Uuid) -> Result<Option<Subsystem>, StoreError> {
-        self.inner.subsystem(id).await
-    }
-    async fn subsystem_by_code(
-        &self,
-        partner_id: Uuid,
-        code: &str,
-    ) -> Result<Option<Subsystem>, StoreError> {
-        self.inner.subsystem_by_code(partner_id, code).await
-    }
-    async fn subsystems(&self, partner_id: Uuid) -> Result<Vec<Subsystem>, StoreError> {
-        self.inner.subsystems(partner_id).await
-    }
-    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.inner.insert_api_key(key).await
-    }
-    async fn update_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.inner.update_api_key(key).await
-    }
-    async fn api_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
-        self.inner.api_key(id).await
-    }
-    async fn api_key_by_key_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.inner.api_key_by_key_id(key_id).await
-    }
-    async fn api_keys(&self, partner_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.api_keys(partner_id).await
-    }
-    async fn put_schema(&self, schema: &EventSchema) -> Result<(), StoreError> {
-        self.inner.put_schema(schema).await
-    }
-    async fn schema(
-        &self,
-        partner_id: Option<Uuid>,
-        event_type: &str,
-    ) -> Result<Option<EventSchema>, StoreError> {
-        self.check()?;
-        self.inner.schema(partner_id, event_type).await
-    }
-    async fn schemas(&self, partner_id: Option<Uuid>) -> Result<Vec<EventSchema>, StoreError> {
-        self.inner.schemas(partner_id).await
-    }
-    async fn delete_schema(
-        &self,
-        partner_id: Option<Uuid>,
-        event_type: &str,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete_schema(partner_id, event_type).await
-    }
-    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError> {
-        self.inner.event_types(partner_id).await
-    }
-    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError> {
-        self.inner.add_event_type(partner_id, event_type).await
-    }
-}
-
-#[async_trait]
-impl RollupStore for FailingStore {
-    async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError> {
-        self.inner.hourly_rollups(query).await
-    }
-    async fn rebuild_rollups(
-        &self,
-        partner: Uuid,
-        from: Hour,
-        to: Hour,
-    ) -> Result<u64, StoreError> {
-        self.inner.rebuild_rollups(partner, from, to).await
-    }
-    async fn verify_rollups(
-        &self,
-        partner: Uuid,
-        from: Hour,
-        to: Hour,
-    ) -> Result<Vec<RollupDifference>, StoreError> {
-        self.inner.verify_rollups(partner, from, to).await
-    }
-    fn settle_interval(&self) -> Option<Duration> {
-        self.inner.settle_interval()
-    }
-    async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
-        self.inner.settle_rollups(now).await
-    }
-}
-
-#[async_trait]
-impl Store for FailingStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.ping().await
-    }
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-}
-
-/// An app on the configured store wrapped in `FailingStore`, and the switch that fails it.
-async fn spawn_failable(builder: TestAppBuilder) -> (TestApp, Arc<AtomicBool>) {
-    let failing = Arc::new(AtomicBool::new(false));
-    let switch = Arc::clone(&failing);
+/// An app on the configured store with an `Outage` switch.
+async fn spawn_failable(builder: TestAppBuilder) -> (TestApp, Arc<Outage>) {
+    let outage = Arc::new(Outage::default());
+    let hooks = Arc::clone(&outage);
     let app = builder
-        .spawn_wrapping(move |inner| {
-            Arc::new(FailingStore {
-                inner,
-                failing: switch,
-            })
-        })
+        .spawn_wrapping(|inner| HookedStore::wrap(inner, hooks))
         .await;
-    (app, failing)
+    (app, outage)
 }
 
 /// Made-up methods and unmatched paths, each distinct, then `/metrics`: none of them is a
@@ -363,7 +218,7 @@ async fn elements_past_the_batch_limit_are_never_read(backend: Backend) {
 /// Every event of a batch met the store's outage: `503` with `Retry-After`, so the client
 /// sends it again. One event accepted, or every event the client's fault: `202` as before.
 async fn a_batch_nothing_of_which_could_be_stored_is_503(backend: Backend) {
-    let (app, failing) = spawn_failable(TestAppBuilder::new(backend)).await;
+    let (app, outage) = spawn_failable(TestAppBuilder::new(backend)).await;
     let tenant = app.tenant("acme").await;
     let now = Utc::now().to_rfc3339();
     let known = event(&tenant, "known", "u1", &now);
@@ -374,7 +229,7 @@ async fn a_batch_nothing_of_which_could_be_stored_is_503(backend: Backend) {
             .status(),
         202
     );
-    failing.store(true, Ordering::SeqCst);
+    outage.failing.store(true, Ordering::SeqCst);
     let unknown = |event_type: &str| event(&tenant, event_type, "u1", &now);
 
     let response = app
@@ -407,8 +262,8 @@ async fn a_batch_nothing_of_which_could_be_stored_is_503(backend: Backend) {
 /// The store is down: the public `/health` says so, with a generic word, never the
 /// driver's text (which names hosts and users).
 async fn public_health_names_no_store_error_text(backend: Backend) {
-    let (app, failing) = spawn_failable(TestAppBuilder::new(backend)).await;
-    failing.store(true, Ordering::SeqCst);
+    let (app, outage) = spawn_failable(TestAppBuilder::new(backend)).await;
+    outage.failing.store(true, Ordering::SeqCst);
     let response = app.get("/health").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let health: Value = response.json().await.unwrap();
@@ -427,7 +282,7 @@ async fn metrics_and_detailed_health_have_their_own_listener(backend: Backend) {
     let builder = TestAppBuilder::new(backend).configure(|config| {
         config.telemetry.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     });
-    let (app, failing) = spawn_failable(builder).await;
+    let (app, outage) = spawn_failable(builder).await;
     let operations = app.metrics_address.expect("a metrics listener");
     let on_operations = |path: &str| app.client.get(format!("http://{operations}{path}")).send();
     assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
@@ -442,7 +297,7 @@ async fn metrics_and_detailed_health_have_their_own_listener(backend: Backend) {
     );
     assert_eq!(on_operations("/health/ready").await.unwrap().status(), 200);
 
-    failing.store(true, Ordering::SeqCst);
+    outage.failing.store(true, Ordering::SeqCst);
     let public: Value = app.get("/health").await.json().await.unwrap();
     assert_eq!(public["components"]["store"]["status"], "down");
     assert!(!public.to_string().contains("10.9.8.7"), "{public}");

@@ -16,17 +16,12 @@ use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
-use uuid::Uuid;
-use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
-use volcanion::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
-use volcanion::store::{
-    EventPage, EventQuery, EventStore, MetadataStore, RollupStore, Store, StoreError, WriteOutcome,
-};
 
 use crate::helpers::{
     Backend, KeyspaceCleanup, Report, Tenant, TestApp, TestAppBuilder, assert_problem,
     error_fields, event, spawn_app,
 };
+use crate::hooked_store::{HookedStore, StoreHooks};
 
 const RANGE: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 
@@ -260,9 +255,9 @@ async fn cold_reports_past_the_concurrency_bound_get_503_with_retry_after() {
             config.reports.max_concurrent = 1;
             config.reports.max_wait = Duration::from_millis(100);
         })
-        .spawn_wrapping_store({
-            let gate = Arc::clone(&gate);
-            move |inner| Arc::new(GatedStore { inner, gate })
+        .spawn_wrapping({
+            let hooks = Arc::clone(&gate);
+            |inner| HookedStore::wrap(inner, hooks)
         })
         .await;
     let tenant = app.tenant("acme").await;
@@ -310,173 +305,12 @@ impl Default for Gate {
     }
 }
 
-struct GatedStore {
-    inner: Arc<dyn Store>,
-    gate: Arc<Gate>,
-}
-
 #[async_trait]
-impl RollupStore for GatedStore {
-    async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError> {
-        if self.gate.hold_next.swap(false, Ordering::SeqCst) {
-            self.gate.entered.notify_one();
-            let _released = self.gate.release.acquire().await;
+impl StoreHooks for Gate {
+    async fn before_rollup_read(&self) {
+        if self.hold_next.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            let _released = self.release.acquire().await;
         }
-        self.inner.hourly_rollups(query).await
-    }
-
-    async fn rebuild_rollups(
-        &self,
-        partner: Uuid,
-        from: Hour,
-        to: Hour,
-    ) -> Result<u64, StoreError> {
-        self.inner.rebuild_rollups(partner, from, to).await
-    }
-
-    async fn verify_rollups(
-        &self,
-        partner: Uuid,
-        from: Hour,
-        to: Hour,
-    ) -> Result<Vec<RollupDifference>, StoreError> {
-        self.inner.verify_rollups(partner, from, to).await
-    }
-
-    fn settle_interval(&self) -> Option<Duration> {
-        self.inner.settle_interval()
-    }
-
-    async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
-        self.inner.settle_rollups(now).await
-    }
-}
-
-#[async_trait]
-impl EventStore for GatedStore {
-    async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
-        self.inner.write_events(events).await
-    }
-
-    async fn write_batch(&self, events: Arc<[Event]>) -> Result<WriteOutcome, StoreError> {
-        self.inner.write_batch(events).await
-    }
-
-    async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
-        self.inner.query_events(query).await
-    }
-}
-
-#[async_trait]
-impl Store for GatedStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-}
-
-#[async_trait]
-impl MetadataStore for GatedStore {
-    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        self.inner.insert_partner(partner).await
-    }
-
-    async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError> {
-        self.inner.update_partner(partner).await
-    }
-
-    async fn partner(&self, id: Uuid) -> Result<Option<Partner>, StoreError> {
-        self.inner.partner(id).await
-    }
-
-    async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, StoreError> {
-        self.inner.partner_by_code(code).await
-    }
-
-    async fn partners(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<Partner>, StoreError> {
-        self.inner.partners(after, limit).await
-    }
-
-    async fn insert_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
-        self.inner.insert_subsystem(subsystem).await
-    }
-
-    async fn update_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
-        self.inner.update_subsystem(subsystem).await
-    }
-
-    async fn subsystem(&self, id: Uuid) -> Result<Option<Subsystem>, StoreError> {
-        self.inner.subsystem(id).await
-    }
-
-    async fn subsystem_by_code(
-        &self,
-        partner_id: Uuid,
-        code: &str,
-    ) -> Result<Option<Subsystem>, StoreError> {
-        self.inner.subsystem_by_code(partner_id, code).await
-    }
-
-    async fn subsystems(&self, partner_id: Uuid) -> Result<Vec<Subsystem>, StoreError> {
-        self.inner.subsystems(partner_id).await
-    }
-
-    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.inner.insert_api_key(key).await
-    }
-
-    async fn update_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.inner.update_api_key(key).await
-    }
-
-    async fn api_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
-        self.inner.api_key(id).await
-    }
-
-    async fn api_key_by_key_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.inner.api_key_by_key_id(key_id).await
-    }
-
-    async fn api_keys(&self, partner_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
-        self.inner.api_keys(partner_id).await
-    }
-
-    async fn put_schema(&self, schema: &EventSchema) -> Result<(), StoreError> {
-        self.inner.put_schema(schema).await
-    }
-
-    async fn schema(
-        &self,
-        partner_id: Option<Uuid>,
-        event_type: &str,
-    ) -> Result<Option<EventSchema>, StoreError> {
-        self.inner.schema(partner_id, event_type).await
-    }
-
-    async fn schemas(&self, partner_id: Option<Uuid>) -> Result<Vec<EventSchema>, StoreError> {
-        self.inner.schemas(partner_id).await
-    }
-
-    async fn delete_schema(
-        &self,
-        partner_id: Option<Uuid>,
-        event_type: &str,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete_schema(partner_id, event_type).await
-    }
-
-    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError> {
-        self.inner.event_types(partner_id).await
-    }
-
-    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError> {
-        self.inner.add_event_type(partner_id, event_type).await
     }
 }

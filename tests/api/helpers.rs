@@ -281,18 +281,6 @@ impl TestAppBuilder {
         self.spawn_on(store).await
     }
 
-    /// The same around a store of the test's own making from the configured one (one that
-    /// holds a call in progress, say).
-    pub async fn spawn_wrapping_store(
-        self,
-        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
-    ) -> TestApp {
-        let store = volcanion::open_store(&self.config)
-            .await
-            .expect("the store opens");
-        self.spawn_on(wrap(store)).await
-    }
-
     /// Two instances on one store: what a load balancer in front of two servers sees.
     pub async fn spawn_pair(self) -> (TestApp, TestApp) {
         let store = volcanion::open_store(&self.config)
@@ -307,7 +295,8 @@ impl TestAppBuilder {
         (first, second)
     }
 
-    /// Spawns on the configured store as `wrap` wraps it (in one failing on demand, say).
+    /// Spawns on the configured store as `wrap` wraps it (with a test's hooks before some
+    /// of its calls, say: `hooked_store`).
     pub async fn spawn_wrapping(
         self,
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,

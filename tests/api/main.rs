@@ -14,6 +14,7 @@ mod hardening_keys;
 mod hardening_operator;
 mod hardening_reads;
 mod helpers;
+mod hooked_store;
 mod ingest;
 mod keys;
 mod load_scenarios;

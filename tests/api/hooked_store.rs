@@ -1,0 +1,176 @@
+//! The configured store, either backend, with a test's hooks before some calls (a store
+//! outage as the request path meets it, a report held in progress) and every other call
+//! passed through. One delegating wrapper, so a new store method is one line here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
+use volcanion::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
+use volcanion::store::{
+    EventPage, EventQuery, EventStore, MetadataStore, RollupStore, Store, StoreError, WriteOutcome,
+};
+
+/// What a test does before the calls it cares about; the defaults do nothing.
+#[async_trait]
+pub trait StoreHooks: Send + Sync {
+    /// Before `ping` and event-structure lookups (what a request meets first).
+    async fn before_lookup(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Before a report's rollup read.
+    async fn before_rollup_read(&self) {}
+}
+
+pub struct HookedStore {
+    inner: Arc<dyn Store>,
+    hooks: Arc<dyn StoreHooks>,
+}
+
+impl HookedStore {
+    pub fn wrap(inner: Arc<dyn Store>, hooks: Arc<dyn StoreHooks>) -> Arc<dyn Store> {
+        Arc::new(HookedStore { inner, hooks })
+    }
+}
+
+#[async_trait]
+impl EventStore for HookedStore {
+    async fn write_events(&self, events: &[Event]) -> Result<WriteOutcome, StoreError> {
+        self.inner.write_events(events).await
+    }
+    async fn write_batch(&self, events: Arc<[Event]>) -> Result<WriteOutcome, StoreError> {
+        self.inner.write_batch(events).await
+    }
+    async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        self.inner.query_events(query).await
+    }
+}
+
+#[async_trait]
+impl MetadataStore for HookedStore {
+    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
+        self.inner.insert_partner(partner).await
+    }
+    async fn update_partner(&self, partner: &Partner) -> Result<(), StoreError> {
+        self.inner.update_partner(partner).await
+    }
+    async fn partner(&self, id: Uuid) -> Result<Option<Partner>, StoreError> {
+        self.inner.partner(id).await
+    }
+    async fn partner_by_code(&self, code: &str) -> Result<Option<Partner>, StoreError> {
+        self.inner.partner_by_code(code).await
+    }
+    async fn partners(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Partner>, StoreError> {
+        self.inner.partners(after, limit).await
+    }
+    async fn insert_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
+        self.inner.insert_subsystem(subsystem).await
+    }
+    async fn update_subsystem(&self, subsystem: &Subsystem) -> Result<(), StoreError> {
+        self.inner.update_subsystem(subsystem).await
+    }
+    async fn subsystem(&self, id: Uuid) -> Result<Option<Subsystem>, StoreError> {
+        self.inner.subsystem(id).await
+    }
+    async fn subsystem_by_code(
+        &self,
+        partner_id: Uuid,
+        code: &str,
+    ) -> Result<Option<Subsystem>, StoreError> {
+        self.inner.subsystem_by_code(partner_id, code).await
+    }
+    async fn subsystems(&self, partner_id: Uuid) -> Result<Vec<Subsystem>, StoreError> {
+        self.inner.subsystems(partner_id).await
+    }
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.inner.insert_api_key(key).await
+    }
+    async fn update_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.inner.update_api_key(key).await
+    }
+    async fn api_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.api_key(id).await
+    }
+    async fn api_key_by_key_id(&self, key_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.api_key_by_key_id(key_id).await
+    }
+    async fn api_keys(&self, partner_id: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.api_keys(partner_id).await
+    }
+    async fn put_schema(&self, schema: &EventSchema) -> Result<(), StoreError> {
+        self.inner.put_schema(schema).await
+    }
+    async fn schema(
+        &self,
+        partner_id: Option<Uuid>,
+        event_type: &str,
+    ) -> Result<Option<EventSchema>, StoreError> {
+        self.hooks.before_lookup().await?;
+        self.inner.schema(partner_id, event_type).await
+    }
+    async fn schemas(&self, partner_id: Option<Uuid>) -> Result<Vec<EventSchema>, StoreError> {
+        self.inner.schemas(partner_id).await
+    }
+    async fn delete_schema(
+        &self,
+        partner_id: Option<Uuid>,
+        event_type: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_schema(partner_id, event_type).await
+    }
+    async fn event_types(&self, partner_id: Uuid) -> Result<Vec<String>, StoreError> {
+        self.inner.event_types(partner_id).await
+    }
+    async fn add_event_type(&self, partner_id: Uuid, event_type: &str) -> Result<(), StoreError> {
+        self.inner.add_event_type(partner_id, event_type).await
+    }
+}
+
+#[async_trait]
+impl RollupStore for HookedStore {
+    async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError> {
+        self.hooks.before_rollup_read().await;
+        self.inner.hourly_rollups(query).await
+    }
+    async fn rebuild_rollups(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<u64, StoreError> {
+        self.inner.rebuild_rollups(partner, from, to).await
+    }
+    async fn verify_rollups(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<RollupDifference>, StoreError> {
+        self.inner.verify_rollups(partner, from, to).await
+    }
+    fn settle_interval(&self) -> Option<Duration> {
+        self.inner.settle_interval()
+    }
+    async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
+        self.inner.settle_rollups(now).await
+    }
+}
+
+#[async_trait]
+impl Store for HookedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.hooks.before_lookup().await?;
+        self.inner.ping().await
+    }
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+}
