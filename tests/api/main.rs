@@ -16,6 +16,7 @@ mod hardening_reads;
 mod helpers;
 mod ingest;
 mod keys;
+mod layers;
 mod load_scenarios;
 mod management;
 mod openapi;
