@@ -1,32 +1,53 @@
-//! Volcanion Tracking: a self-hosted event tracking backend.
+//! Volcanion Tracking: a self-hosted event tracking backend. The floors, top down
+//! (docs/ARCHITECTURE.md draws them and follows an event and a report through them):
 //!
-//! - `cache`     the read-through cache (single-flight, hit/miss metrics) lookups use
-//! - `config`    typed configuration: defaults file, `--config` file, environment
-//! - `error`     the closed `ErrorKind`s, field errors, and `ServiceError` (no HTTP)
-//! - `model`     the records every layer shares: event, partner, subsystem, API key,
-//!   event structure, validated newtypes (`Code`, `JsonObject`)
-//! - `telemetry` JSON logs and the Prometheus registry
-//! - `http`      the accept loop with its timeouts and cap (`http::server`), axum router,
-//!   layers, extractors, bodies read under a deadline and byte budget (`http::body`),
-//!   problem+json (`http::problem`), one module per resource, and `http::ingest` with
-//!   one module per wire format (native, batch, legacy, Segment)
+//! - `http`      the accept loop with its timeouts and cap (`http::server`), the axum
+//!   router and its layers (correlation id and request span, access log and metrics in
+//!   `http::observe`, the client address behind trusted proxies in
+//!   `http::client_address`), extractors, bodies read under a deadline and byte budget
+//!   (`http::body`), problem+json (`http::problem`), OpenAPI (`http::openapi`), one
+//!   module per resource, and `http::ingest` with one module per wire format (native,
+//!   batch, legacy, Segment) and the batch envelopes counted while parsed (`envelope`)
+//!
+//! The use cases:
+//! - `ingest`    admission (replay, rate charge), event validation, Segment's messages
+//!   translated into the same drafts (`ingest::segment`), the pipeline (subsystem, the
+//!   bound on event types per partner in `event_types`, event structure, queue, wait for
+//!   the store), the bounded queue, and the batch writers
+//! - `manage`    management: check, write, then invalidate caches everywhere; the
+//!   operator's rollup rebuild and verify (`manage::rollups`)
 //! - `auth`      API key format and hashing, verification cache, admin token,
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
-//! - `tenants`   partner and subsystem field rules, and a cached directory
-//! - `manage`    management use-cases: write, then invalidate caches everywhere
-//! - `ingest`    admission (replay, rate charge), event validation, Segment's messages
-//!   translated into the same drafts (`ingest::segment`), the bounded queue, and the
-//!   batch writers
-//! - `limits`    per-key and per-partner rate limits, the replay guard
-//! - `redis`     the optional shared Redis: connection, fallbacks, cache invalidation
 //! - `reports`   summary and time series: whole hours from rollups, the edges from raw
-//!   events, cached
+//!   events (`plan`), cached in memory and shared through Redis, bounded by compute
+//!   slots (`slots`); `settler` runs the store's rollup fold
+//!
+//! The services they share:
+//! - `limits`    per-key and per-partner rate limits, the replay guard
+//! - `tenants`   partner and subsystem field rules, and a cached directory
+//! - `schemas`   event structures (JSON Schema): compiling, checking, a cached registry
+//!
+//! Storage, and beside it:
+//! - `store`     storage traits over `model`; the embedded (redb) store and the Cassandra
+//!   one (session, `keyspace`, recorded `settings`, migrations, `event_claims`, reads
+//!   with cursors, rollups folded by recount)
 //! - `rollups`   hourly counts and actor sketches, the data reports read (no store, no HTTP)
-//! - `schemas`   event structures (JSON Schema): compiling and checking
-//! - `store`     storage traits over `model`, the embedded (redb) and Cassandra stores
+//! - `model`     the records every layer shares: event, partner, subsystem, API key,
+//!   event structure, validated newtypes (`Code`, `JsonObject`); test fixtures
+//! - `redis`     the optional shared Redis: connection with timeouts and fallbacks, cache
+//!   invalidation across instances, results shared between them (`shared_cache`)
+//!
+//! The ground floor, used by all:
+//! - `config`    typed configuration, one file per section, each validating itself:
+//!   defaults file, `--config` file, environment
+//! - `error`     the closed `ErrorKind`s, field errors, and `ServiceError` (no HTTP)
+//! - `telemetry` logs, OpenTelemetry traces over OTLP, the Prometheus registry
+//! - `cache`     the read-through cache (single-flight, hit/miss metrics) lookups use
 //!
 //! Arrows point one way: http → manage/ingest/auth/reports → limits/tenants/schemas →
-//! store → rollups/model (and redis beside them). Nothing below `http` imports axum.
+//! store → rollups/model (and redis beside them); `ingest` and `manage` also use `auth`,
+//! `schemas` uses `tenants`. Nothing below `http` imports axum. `tests/api/layers.rs` fails
+//! when an import points up. `fuzzing` (hidden) drives the router for the fuzz targets.
 
 pub mod auth;
 pub mod cache;

@@ -8,6 +8,8 @@ mod event;
 mod json;
 mod schema;
 mod tenant;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use api_key::{ApiKey, KEY_PREFIX, Scope, SecretHash};
 pub use code::Code;

@@ -279,7 +279,7 @@ impl Aggregate for TimeseriesBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -15,7 +15,7 @@ pub use traces::traces_url;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use hyper::HeaderMap;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;

@@ -17,6 +17,7 @@ mod helpers;
 mod hooked_store;
 mod ingest;
 mod keys;
+mod layers;
 mod load_scenarios;
 mod management;
 mod openapi;

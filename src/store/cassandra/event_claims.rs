@@ -175,7 +175,7 @@ fn at_claimed_time(event: &Event, claimed_time: DateTime<Utc>) -> Cow<'_, Event>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     #[test]
     fn only_uuid_v7_client_ids_can_name_a_server_made_event() {

@@ -253,8 +253,8 @@ async fn write_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
     use crate::model::JsonObject;
+    use crate::model::test_support::sample_event;
     use crate::store::cassandra::rows::Placement;
 
     fn insert(properties_bytes: usize) -> EventInsert {

@@ -159,7 +159,7 @@ fn nanos_of(time: DateTime<Utc>) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     #[test]
     fn buckets_are_stable_and_in_range() {

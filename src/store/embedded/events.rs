@@ -201,8 +201,8 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
-    use crate::ingest::test_support::sample_event;
     use crate::model::JsonObject;
+    use crate::model::test_support::sample_event;
     use crate::store::EventFilter;
 
     /// Overwrites the stored `properties` text of `event` with text of the same length

@@ -274,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn verify_finds_rollups_that_disagree_and_rebuild_mends_them() {
-        use crate::ingest::test_support::sample_event;
+        use crate::model::test_support::sample_event;
         use crate::store::EventStore;
 
         let dir = tempfile::TempDir::new().unwrap();

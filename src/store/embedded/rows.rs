@@ -201,7 +201,7 @@ fn corrupt(error: postcard::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     fn round_trip(event: &Event) -> Event {
         let key = KeyParts {

@@ -1,0 +1,47 @@
+//! `[reports]`: how long reports are cached, how much one may cover and read, and how
+//! many are computed at once.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::render::duration;
+use super::{ConfigError, first_failure};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// How long a report whose range reaches into the current hour is cached (in memory,
+    /// and in Redis for other instances).
+    #[serde(with = "duration")]
+    pub cache_ttl: Duration,
+    /// How long a report over a range that ended before the current hour is cached (in
+    /// memory; late events for the partner's past hours drop it at once).
+    #[serde(with = "duration")]
+    pub settled_cache_ttl: Duration,
+    /// Widest `from..to` a report may cover.
+    #[serde(with = "duration")]
+    pub max_range: Duration,
+    pub max_buckets: usize,
+    /// Most UTC hours one report may read from raw events (the hours its ends or bucket
+    /// edges cut, and on Cassandra those not folded into rollups yet); past it, a report
+    /// whose buckets cut too many hours is a 400 and one waiting on the fold a 503.
+    pub max_raw_hours: usize,
+    /// Reports computed at once by this instance (cached answers don't count).
+    pub max_concurrent: usize,
+    /// How long a report waits for one of those slots before it is answered 503.
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
+}
+
+impl ReportsConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        first_failure([(
+            self.max_raw_hours == 0 || self.max_concurrent == 0,
+            format!(
+                "reports.max_raw_hours and reports.max_concurrent must be > 0, got {} and {}",
+                self.max_raw_hours, self.max_concurrent
+            ),
+        )])
+    }
+}
