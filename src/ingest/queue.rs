@@ -369,7 +369,7 @@ impl QueueReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     const POLICY: BatchPolicy = BatchPolicy {
         max_events: 3,

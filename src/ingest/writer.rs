@@ -98,7 +98,7 @@ pub fn spawn_writers(
 mod tests {
     use super::*;
     use crate::ingest::queue::bounded;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
     use crate::store::{EventPage, EventQuery, StoreError, WriteOutcome};
     use async_trait::async_trait;
     use std::sync::Mutex;

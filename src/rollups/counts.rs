@@ -236,7 +236,7 @@ impl RollupDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     #[test]
     fn counts_split_into_parts_within_the_byte_limit_that_merge_back() {

@@ -91,13 +91,7 @@ const MAY_USE_AXUM: &[&str] = &["http", "fuzzing"];
 
 /// Arrows that point the wrong way today, each to be removed by issue 24 (file, module
 /// it names). One that no longer occurs fails the test too, so this list only shrinks.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
-    // Their test modules build events with `ingest::test_support::sample_event`; issue
-    // 24: use `model::test_support::sample_event` and delete ingest's copy.
-    ("rollups/counts.rs", "ingest"),
-    ("store/embedded/rollups.rs", "ingest"),
-    ("store/embedded/rollups_repair.rs", "ingest"),
-];
+const KNOWN_VIOLATIONS: &[(&str, &str)] = &[];
 
 #[test]
 fn no_module_imports_a_floor_above_its_own() {

@@ -331,7 +331,7 @@ pub(super) fn stored_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
 
     /// The rollup work of one batch (an event of type `page_view`) into an hour that
     /// already holds `types` other event types.

@@ -412,7 +412,7 @@ mod tests {
     use redb::ReadableDatabase;
 
     use super::*;
-    use crate::ingest::test_support::sample_event;
+    use crate::model::test_support::sample_event;
     use crate::store::embedded::EmbeddedStore;
     use crate::store::{EventStore, RollupStore};
 
