@@ -11,8 +11,12 @@
 //! instance to start (or `volcanion migrate`) records n, and one configured otherwise
 //! refuses to start. Another n needs a new keyspace.
 
-use scylla::client::session::Session;
+use std::time::Duration;
 
+use scylla::client::session::Session;
+use tokio::time::Instant;
+
+use super::schema_change::SCHEMA_CHANGE_DEADLINE;
 use super::{corrupt, driver_error};
 use crate::config::CassandraConfig;
 use crate::store::StoreError;
@@ -27,34 +31,76 @@ pub async fn check_partner_buckets(
 ) -> Result<(), StoreError> {
     let keyspace = &config.keyspace;
     let configured = config.partner_buckets.to_string();
-    // A lightweight transaction: instances starting together record one value.
-    let record = format!(
-        "INSERT INTO {keyspace}.keyspace_settings (name, value) VALUES (?, ?) IF NOT EXISTS"
-    );
-    session
-        .query_unpaged(record, (PARTNER_BUCKETS, configured.as_str()))
-        .await
-        .map_err(driver_error)?;
-    let read = format!("SELECT value FROM {keyspace}.keyspace_settings WHERE name = ?");
-    let rows = session
-        .query_unpaged(read, (PARTNER_BUCKETS,))
-        .await
-        .map_err(driver_error)?
-        .into_rows_result()
-        .map_err(corrupt)?;
-    let recorded = rows
-        .maybe_first_row::<(Option<String>,)>()
-        .map_err(corrupt)?
-        .and_then(|(value,)| value)
-        .ok_or_else(|| {
-            corrupt(format!(
-                "keyspace {keyspace} lost its recorded {PARTNER_BUCKETS}"
-            ))
-        })?;
+    let recorded = record_once(session, keyspace, PARTNER_BUCKETS, &configured).await?;
     match bucket_change(keyspace, &recorded, config.partner_buckets) {
         Some(message) => Err(StoreError::Misconfigured(message)),
         None => Ok(()),
     }
+}
+
+/// Records `value` unless a value is recorded (a lightweight transaction, so instances
+/// starting together record one), and returns the recorded one. Those instances are also
+/// migrating the keyspace at that moment: a Paxos round they contend for can time out,
+/// and a schema change can evict the statement just prepared. Such a passing failure is
+/// retried (`IF NOT EXISTS` makes a second run harmless) until the schema-change deadline.
+async fn record_once(
+    session: &Session,
+    keyspace: &str,
+    name: &str,
+    value: &str,
+) -> Result<String, StoreError> {
+    let deadline = Instant::now() + SCHEMA_CHANGE_DEADLINE;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match try_record_once(session, keyspace, name, value).await {
+            Ok(recorded) => return Ok(recorded),
+            Err(StoreError::Unavailable(failure)) if Instant::now() + backoff <= deadline => {
+                tracing::warn!(error = %failure, setting = name, retry_in = ?backoff, "recording a keyspace setting failed; retrying (other instances may be migrating)");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn try_record_once(
+    session: &Session,
+    keyspace: &str,
+    name: &str,
+    value: &str,
+) -> Result<String, StoreError> {
+    if let Some(recorded) = recorded_value(session, keyspace, name).await? {
+        return Ok(recorded);
+    }
+    let record = format!(
+        "INSERT INTO {keyspace}.keyspace_settings (name, value) VALUES (?, ?) IF NOT EXISTS"
+    );
+    session
+        .query_unpaged(record, (name, value))
+        .await
+        .map_err(driver_error)?;
+    recorded_value(session, keyspace, name)
+        .await?
+        .ok_or_else(|| corrupt(format!("keyspace {keyspace} lost its recorded {name}")))
+}
+
+async fn recorded_value(
+    session: &Session,
+    keyspace: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    let read = format!("SELECT value FROM {keyspace}.keyspace_settings WHERE name = ?");
+    let rows = session
+        .query_unpaged(read, (name,))
+        .await
+        .map_err(driver_error)?
+        .into_rows_result()
+        .map_err(corrupt)?;
+    Ok(rows
+        .maybe_first_row::<(Option<String>,)>()
+        .map_err(corrupt)?
+        .and_then(|(value,)| value))
 }
 
 /// The refusal when `configured` differs from what the keyspace recorded.
