@@ -41,8 +41,13 @@ fn as_read(event: &Event) -> Event {
 }
 
 async fn stored(store: &CassandraStore, partner_id: Uuid) -> Vec<Event> {
+    stored_in(store, EventScope::Partner(partner_id)).await
+}
+
+/// The listing of one events table: by partner, or by subsystem.
+async fn stored_in(store: &CassandraStore, scope: EventScope) -> Vec<Event> {
     let query = EventQuery {
-        scope: EventScope::Partner(partner_id),
+        scope,
         from: "2026-11-20T00:00:00Z".parse().unwrap(),
         to: "2026-11-21T00:00:00Z".parse().unwrap(),
         filter: EventFilter::default(),
@@ -168,19 +173,6 @@ async fn delete_rows(config: &Config, table: &str, owner: Uuid, event: &Event) {
     }
 }
 
-async fn stored_in_subsystem(store: &CassandraStore, subsystem_id: Uuid) -> Vec<Event> {
-    let query = EventQuery {
-        scope: EventScope::Subsystem(subsystem_id),
-        from: "2026-11-20T00:00:00Z".parse().unwrap(),
-        to: "2026-11-21T00:00:00Z".parse().unwrap(),
-        filter: EventFilter::default(),
-        limit: 100,
-        cursor: None,
-        with_payload: true,
-    };
-    store.query_events(&query).await.unwrap().items
-}
-
 #[tokio::test]
 #[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
 async fn a_resend_after_a_claim_without_rows_is_stored_at_the_claimed_key() {
@@ -226,7 +218,7 @@ async fn a_resend_after_a_claim_without_rows_is_stored_at_the_claimed_key() {
     };
     assert_eq!(stored(&store, partner_id).await, vec![expected.clone()]);
     assert_eq!(
-        stored_in_subsystem(&store, first.subsystem_id).await,
+        stored_in(&store, EventScope::Subsystem(first.subsystem_id)).await,
         vec![expected]
     );
 
@@ -255,7 +247,7 @@ async fn a_resend_completes_an_event_missing_from_the_subsystem_table() {
     )
     .await;
     assert!(
-        stored_in_subsystem(&store, first.subsystem_id)
+        stored_in(&store, EventScope::Subsystem(first.subsystem_id))
             .await
             .is_empty()
     );
@@ -266,7 +258,7 @@ async fn a_resend_completes_an_event_missing_from_the_subsystem_table() {
     assert_eq!(outcome.duplicates, 1, "the event itself was stored before");
     assert_eq!(stored(&store, partner_id).await, vec![as_read(&first)]);
     assert_eq!(
-        stored_in_subsystem(&store, first.subsystem_id).await,
+        stored_in(&store, EventScope::Subsystem(first.subsystem_id)).await,
         vec![as_read(&first)],
         "the first write's row completes the other table"
     );

@@ -42,6 +42,17 @@ impl Tally {
         self.acknowledged_count.load(Ordering::Relaxed)
     }
 
+    /// Waits until `events` more events have been acknowledged than now.
+    pub async fn acknowledges(&self, events: usize) {
+        let target = self.acknowledged() + events;
+        helpers::wait_until(
+            &format!("{target} events are acknowledged"),
+            ACKNOWLEDGE_TIMEOUT,
+            || async { self.acknowledged() >= target },
+        )
+        .await;
+    }
+
     pub fn statuses(&self) -> BTreeMap<u16, usize> {
         self.statuses.lock().unwrap().clone()
     }
@@ -105,13 +116,7 @@ impl Load {
 
     /// Waits until `events` more events have been acknowledged than now.
     pub async fn acknowledges(&self, events: usize) {
-        let target = self.tally.acknowledged() + events;
-        helpers::wait_until(
-            &format!("{target} events are acknowledged"),
-            ACKNOWLEDGE_TIMEOUT,
-            || async { self.tally.acknowledged() >= target },
-        )
-        .await;
+        self.tally.acknowledges(events).await;
     }
 
     pub async fn stop(self) -> Arc<Tally> {
@@ -328,13 +333,7 @@ impl ResendingLoad {
 
     /// Waits until `events` more events have been acknowledged than now.
     pub async fn acknowledges(&self, events: usize) {
-        let target = self.tally.acknowledged() + events;
-        helpers::wait_until(
-            &format!("{target} events are acknowledged"),
-            ACKNOWLEDGE_TIMEOUT,
-            || async { self.tally.acknowledged() >= target },
-        )
-        .await;
+        self.tally.acknowledges(events).await;
     }
 
     /// Stops making new requests; each sender first gets its last one acknowledged.
