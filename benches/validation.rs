@@ -5,7 +5,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::hint::black_box;
-use volcanion::ingest::event::{event_fields, parse_event};
+use volcanion::ingest::format::event_fields;
+use volcanion::ingest::format::native::parse_event;
 use volcanion::model::SchemaMode;
 use volcanion::schemas::compile;
 

@@ -55,7 +55,7 @@ pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod http;
+mod http;
 pub mod ingest;
 pub mod limits;
 pub mod manage;

@@ -16,18 +16,10 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::error::ErrorKind;
 use crate::http::problem::ApiError;
+pub use crate::ingest::Sender;
 
 /// The budget counts in KiB, so a semaphore's permit count can hold any sane budget.
 const UNIT: usize = 1024;
-
-/// Whose body is read: a known sender's, or one whose credential is inside the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender {
-    Authenticated,
-    /// Read from a budget of its own (an eighth of the whole), so unauthenticated
-    /// clients can never starve the senders with keys.
-    Unknown,
-}
 
 pub struct BodyGuard {
     budget: Arc<Semaphore>,
@@ -41,6 +33,12 @@ pub struct BodyGuard {
 pub struct GuardedBody {
     pub bytes: Bytes,
     _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for GuardedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl BodyGuard {

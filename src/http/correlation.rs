@@ -70,11 +70,6 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Names the partner on the request span, once a credential has proven it.
-pub fn record_partner(partner_id: uuid::Uuid) {
-    tracing::Span::current().record("partner_id", tracing::field::display(partner_id));
-}
-
 /// The request's correlation id, for handlers (`Extension<CorrelationId>`).
 #[derive(Debug, Clone)]
 pub struct CorrelationId(pub String);

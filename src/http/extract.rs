@@ -16,9 +16,9 @@ use uuid::Uuid;
 use crate::auth::{Caller, CredentialSources, PresentedCredential};
 use crate::error::ErrorKind;
 use crate::http::client_address::ClientAddress;
-use crate::http::correlation::record_partner;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
+use crate::telemetry::record_partner;
 
 /// Which bodies an endpoint takes: JSON, or also `text/plain` (browsers' `sendBeacon`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

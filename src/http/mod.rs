@@ -9,6 +9,7 @@ pub mod correlation;
 mod dashboard;
 pub(crate) mod events;
 mod extract;
+pub(crate) mod fuzz;
 mod health;
 pub(crate) mod ingest;
 mod keys;

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{ErrorChain, ErrorKind, Failure, FieldError, ServiceError};
 use crate::http::correlation;
+use crate::ingest::Refused;
 use crate::limits::RateLimitStatus;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -112,6 +113,36 @@ impl<E: ServiceError> From<E> for ApiError {
 impl From<Failure> for ApiError {
     fn from(failure: Failure) -> ApiError {
         ApiError::of(failure.as_service_error())
+    }
+}
+
+/// An answer this floor decided (a body too large, too slow), carried through a use case
+/// that reads the wire through a callback (an ingest body) and rendered unchanged.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.detail)]
+pub struct Answered(pub ApiError);
+
+impl ServiceError for Answered {
+    fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    fn field_errors(&self) -> Vec<FieldError> {
+        self.0.errors.clone()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        let error = ApiError::from(refused.failure);
+        match refused.rate_limit {
+            Some(status) => error.with_rate_limit(status),
+            None => error,
+        }
     }
 }
 

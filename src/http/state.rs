@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::http::body::BodyGuard;
-use crate::ingest::{Admission, Ingestor};
+use crate::ingest::{Admission, Ingestor, Submission};
 use crate::manage::Management;
 use crate::redis::Redis;
 use crate::reports::ReportService;
@@ -33,6 +33,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The ingest use case, over this instance's services.
+    pub fn submission(&self) -> Submission<'_> {
+        Submission {
+            authenticator: &self.authenticator,
+            admission: &self.admission,
+            ingestor: &self.ingestor,
+        }
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }

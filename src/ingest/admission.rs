@@ -129,3 +129,85 @@ impl Admission {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Partner;
+    use crate::model::test_support::{sample_ingest_key, sample_partner};
+
+    fn admission(key_per_minute: u32, partner_per_minute: u32) -> (Admission, Arc<Metrics>) {
+        let mut limits = Config::defaults().limits;
+        limits.key_rate_limit_per_minute = key_per_minute;
+        limits.default_rate_limit_per_minute = partner_per_minute;
+        let metrics = Arc::new(Metrics::new());
+        let guard = ReplayGuard::new(limits.replay_window, 100, None);
+        let admission = Admission::new(RateLimits::new(None), guard, &limits, Arc::clone(&metrics));
+        (admission, metrics)
+    }
+
+    fn sender(partner: Partner) -> KeyHolder {
+        KeyHolder {
+            key: Arc::new(sample_ingest_key(partner.id, None)),
+            partner: Arc::new(partner),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_charge_past_the_keys_budget_is_refused_and_names_the_key() {
+        let (admission, metrics) = admission(10, 1_000);
+        let sender = sender(sample_partner());
+        let status = admission.charge(&sender, 4).await.unwrap();
+        assert_eq!((status.limit, status.remaining), (10, 6));
+        let refused = admission.charge(&sender, 7).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::RateLimited);
+        assert!(
+            refused.to_string().starts_with("the API key's limit of 10"),
+            "{refused}"
+        );
+        assert!(refused.retry_after().is_some());
+        assert_eq!(metrics.rate_limited.with_label_values(&["key"]).get(), 1);
+        assert!(
+            admission.charge(&sender, 6).await.is_ok(),
+            "a refusal costs nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partners_own_limit_overrides_the_default() {
+        let (admission, _) = admission(1_000, 1_000);
+        let mut partner = sample_partner();
+        partner.rate_limit_per_minute = Some(5);
+        let sender = sender(partner);
+        let refused = admission.charge(&sender, 6).await.unwrap_err();
+        assert!(
+            refused.to_string().starts_with("the partner's limit of 5"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_nonce_is_spent_once_unless_given_back() {
+        let (admission, _) = admission(1_000, 1_000);
+        let sender = sender(sample_partner());
+        let now = Utc::now();
+        let timestamp = now.timestamp().to_string();
+        let headers = ReplayHeaders {
+            timestamp: Some(&timestamp),
+            nonce: Some("n-1"),
+        };
+        let claim = admission.check_replay(&sender, headers, now).await.unwrap();
+        let replayed = admission.check_replay(&sender, headers, now).await;
+        assert!(
+            matches!(replayed, Err(ReplayRefusal::Replayed)),
+            "{replayed:?}"
+        );
+        admission
+            .release_nonce(claim.expect("a nonce was claimed"))
+            .await;
+        assert!(admission.check_replay(&sender, headers, now).await.is_ok());
+    }
+}

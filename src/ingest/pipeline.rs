@@ -14,13 +14,13 @@ use uuid::Uuid;
 
 use crate::auth::KeyHolder;
 use crate::config::Acknowledge;
-use crate::error::{ErrorKind, FieldError, ServiceError};
-use crate::ingest::event::{EventDraft, EventFields, effective_timestamp, parse_event};
-use crate::ingest::event_types::{EventTypes, TypeRefused};
-use crate::ingest::queue::{EnqueueError, IngestQueue, Unconfirmed};
+use crate::error::FieldError;
+use crate::ingest::event_types::EventTypes;
+use crate::ingest::format::EventDraft;
+use crate::ingest::queue::{EnqueueError, IngestQueue};
+use crate::ingest::rejection::{NotStored, Rejection};
 use crate::model::{Event, SchemaMode, Subsystem};
 use crate::schemas::{SchemaCheck, SchemaRegistry, Violation};
-use crate::store::StoreError;
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
 
@@ -29,126 +29,6 @@ pub struct Origin<'a> {
     pub sender: &'a KeyHolder,
     pub correlation_id: &'a str,
     pub received_at: DateTime<Utc>,
-}
-
-/// Why one event was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum Rejection {
-    #[error("the event is invalid")]
-    Invalid(Vec<FieldError>),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("the properties do not match the event structure for '{event_type}'")]
-    SchemaRejected {
-        event_type: String,
-        violations: Vec<Violation>,
-    },
-    #[error(
-        "this partner has sent {limit} distinct event types, the most it may \
-         (ingest.max_event_types_per_partner); events of its existing types are accepted"
-    )]
-    TooManyEventTypes { limit: usize },
-    #[error("cannot resolve the subsystem: {0}")]
-    Store(#[from] StoreError),
-}
-
-impl From<TypeRefused> for Rejection {
-    fn from(refused: TypeRefused) -> Rejection {
-        match refused {
-            TypeRefused::TooMany { limit } => Rejection::TooManyEventTypes { limit },
-            TypeRefused::Store(error) => Rejection::Store(error),
-        }
-    }
-}
-
-impl Rejection {
-    /// The `reason` label of `volcanion_events_rejected_total`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Rejection::Invalid(_) => "invalid",
-            Rejection::Forbidden(_) => "forbidden",
-            Rejection::SchemaRejected { .. } => "schema",
-            Rejection::TooManyEventTypes { .. } => "event_types",
-            Rejection::Store(_) => "store",
-        }
-    }
-}
-
-impl ServiceError for Rejection {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Rejection::Invalid(_) => ErrorKind::InvalidRequest,
-            Rejection::Forbidden(_) => ErrorKind::Forbidden,
-            Rejection::SchemaRejected { .. } | Rejection::TooManyEventTypes { .. } => {
-                ErrorKind::Unprocessable
-            }
-            Rejection::Store(error) => error.kind(),
-        }
-    }
-
-    fn client_detail(&self) -> String {
-        match self {
-            Rejection::Invalid(errors) => crate::error::FieldErrors(errors.clone()).to_string(),
-            Rejection::Store(error) => error.client_detail(),
-            other => other.to_string(),
-        }
-    }
-
-    fn field_errors(&self) -> Vec<FieldError> {
-        match self {
-            Rejection::Invalid(errors) => errors.clone(),
-            Rejection::SchemaRejected { violations, .. } => violations
-                .iter()
-                .map(|violation| {
-                    FieldError::new(
-                        format!("properties{}", violation.pointer.trim_end_matches('/')),
-                        violation.message.clone(),
-                    )
-                })
-                .collect(),
-            Rejection::TooManyEventTypes { limit } => vec![FieldError::new(
-                "eventType",
-                format!(
-                    "is a new event type, and this partner already has {limit}, the most it may \
-                     (ingest.max_event_types_per_partner)"
-                ),
-            )],
-            Rejection::Forbidden(_) | Rejection::Store(_) => Vec::new(),
-        }
-    }
-}
-
-/// Why a request's accepted events were not acknowledged (503: the client retries).
-#[derive(Debug, thiserror::Error)]
-pub enum NotStored {
-    #[error(transparent)]
-    Queue(#[from] EnqueueError),
-    #[error("the store is failing writes")]
-    StoreFailing,
-    #[error(transparent)]
-    Unconfirmed(#[from] Unconfirmed),
-}
-
-impl ServiceError for NotStored {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Unavailable
-    }
-
-    fn client_detail(&self) -> String {
-        match self {
-            NotStored::Queue(EnqueueError::Full) => {
-                "the ingest queue is full; retry shortly".to_string()
-            }
-            NotStored::Queue(EnqueueError::Closed) => "the service is shutting down".to_string(),
-            NotStored::StoreFailing => {
-                "the store is not taking writes at the moment; nothing was accepted; retry shortly"
-                    .to_string()
-            }
-            NotStored::Unconfirmed(reason) => format!(
-                "{reason}; they may still be stored, so retry with the same eventId to have them stored once"
-            ),
-        }
-    }
 }
 
 /// What the 202 waits for, and how long at most.
@@ -188,15 +68,6 @@ impl Ingestor {
             max_clock_skew: chrono::Duration::from_std(max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX),
         }
-    }
-
-    /// Validates one native-format event object and turns it into the event to store.
-    pub async fn prepare(
-        &self,
-        origin: &Origin<'_>,
-        fields: &EventFields<'_>,
-    ) -> Result<Event, Rejection> {
-        self.prepare_translated(origin, parse_event(fields)).await
     }
 
     /// Turns the outcome of a format's translation (a draft, or the fields at fault) into
@@ -401,4 +272,194 @@ fn count_per_subsystem(events: &[Event]) -> HashMap<(Uuid, Uuid), u64> {
             .or_default() += 1;
     }
     per_subsystem
+}
+
+/// The event time to store: the client's, unless it is further ahead of `received_at`
+/// than the allowed skew, in which case the receive time wins (the event is kept).
+pub fn effective_timestamp(
+    claimed: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    max_skew: chrono::Duration,
+) -> DateTime<Utc> {
+    match claimed {
+        Some(claimed) if claimed <= received_at + max_skew => claimed,
+        _ => received_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ingest::queue;
+    use crate::model::test_support::{sample_ingest_key, sample_partner, sample_subsystem};
+    use crate::model::{JsonObject, Partner};
+    use crate::store::Store;
+    use crate::store::embedded::EmbeddedStore;
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        ingestor: Ingestor,
+        _writers_end: queue::QueueReceiver,
+        partner: Arc<Partner>,
+        web: Subsystem,
+        app: Subsystem,
+        metrics: Arc<Metrics>,
+    }
+
+    async fn setup() -> Setup {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let partner = sample_partner();
+        store.insert_partner(&partner).await.unwrap();
+        let (web, app) = (
+            sample_subsystem(partner.id, "web"),
+            sample_subsystem(partner.id, "app"),
+        );
+        for subsystem in [&web, &app] {
+            store.insert_subsystem(subsystem).await.unwrap();
+        }
+        let metrics = Arc::new(Metrics::new());
+        let ttl = Duration::from_secs(60);
+        let (queue, receiver) = queue::bounded(100, 1 << 20);
+        let ingestor = Ingestor::new(
+            Arc::new(Directory::new(
+                Arc::clone(&store),
+                ttl,
+                Arc::clone(&metrics),
+            )),
+            Arc::new(SchemaRegistry::new(
+                Arc::clone(&store),
+                ttl,
+                Arc::clone(&metrics),
+            )),
+            EventTypes::new(Arc::clone(&store), 10),
+            queue,
+            AckPolicy {
+                acknowledge: Acknowledge::Queued,
+                timeout: Duration::from_secs(1),
+            },
+            Arc::clone(&metrics),
+            Duration::from_secs(600),
+        );
+        Setup {
+            _dir: dir,
+            ingestor,
+            _writers_end: receiver,
+            partner: Arc::new(partner),
+            web,
+            app,
+            metrics,
+        }
+    }
+
+    impl Setup {
+        fn sender(&self, pinned: Option<&Subsystem>) -> KeyHolder {
+            KeyHolder {
+                key: Arc::new(sample_ingest_key(self.partner.id, pinned.map(|s| s.id))),
+                partner: Arc::clone(&self.partner),
+            }
+        }
+
+        async fn prepare(&self, sender: &KeyHolder, draft: EventDraft) -> Result<Event, Rejection> {
+            let origin = Origin {
+                sender,
+                correlation_id: "c1",
+                received_at: Utc::now(),
+            };
+            self.ingestor.prepare_draft(&origin, draft).await
+        }
+    }
+
+    fn draft(subsystem: Option<&str>) -> EventDraft {
+        EventDraft {
+            event_id: None,
+            event_type: "page_view".into(),
+            timestamp: None,
+            user_id: Some("u1".into()),
+            anonymous_id: None,
+            subsystem: subsystem.map(str::to_string),
+            properties: JsonObject::empty(),
+            context: JsonObject::empty(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_pinned_to_one_subsystem_may_not_send_for_another() {
+        let setup = setup().await;
+        let pinned = setup.sender(Some(&setup.web));
+        let refused = setup.prepare(&pinned, draft(Some("app"))).await;
+        assert!(
+            matches!(refused, Err(Rejection::Forbidden(_))),
+            "{refused:?}"
+        );
+        let event = setup.prepare(&pinned, draft(Some("web"))).await.unwrap();
+        assert_eq!(event.subsystem_id, setup.web.id);
+    }
+
+    #[tokio::test]
+    async fn without_a_subsystem_only_a_pinned_key_can_send() {
+        let setup = setup().await;
+        let refused = setup.prepare(&setup.sender(None), draft(None)).await;
+        let Err(Rejection::Invalid(errors)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(errors[0].field, "subsystem");
+        let pinned = setup.sender(Some(&setup.app));
+        let event = setup.prepare(&pinned, draft(None)).await.unwrap();
+        assert_eq!(event.subsystem_id, setup.app.id);
+        let unknown = setup
+            .prepare(&setup.sender(None), draft(Some("nope")))
+            .await;
+        assert!(matches!(unknown, Err(Rejection::Invalid(_))), "{unknown:?}");
+        assert_eq!(
+            setup
+                .metrics
+                .events_rejected
+                .with_label_values(&["invalid"])
+                .get(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_without_an_id_gets_a_server_made_one_and_keeps_the_receive_time() {
+        let setup = setup().await;
+        let mut sent = draft(Some("web"));
+        sent.timestamp = Some(Utc::now() + chrono::Duration::days(1));
+        let event = setup.prepare(&setup.sender(None), sent).await.unwrap();
+        let id = Uuid::parse_str(&event.event_id).unwrap();
+        assert_eq!(id.get_version_num(), 7);
+        assert!(!event.client_event_id);
+        assert_eq!(event.timestamp, event.received_at, "a clock a day ahead");
+        assert!(event.is_valid);
+        assert_eq!(event.correlation_id, "c1");
+    }
+
+    #[tokio::test]
+    async fn accepted_events_are_queued_together() {
+        let setup = setup().await;
+        let sender = setup.sender(None);
+        let first = setup.prepare(&sender, draft(Some("web"))).await.unwrap();
+        let second = setup.prepare(&sender, draft(Some("app"))).await.unwrap();
+        setup.ingestor.accept(vec![first, second]).await.unwrap();
+        assert_eq!(setup.ingestor.queue().depth(), 2);
+    }
+
+    #[test]
+    fn future_timestamps_beyond_the_skew_are_clamped_to_receive_time() {
+        let now = Utc::now();
+        let skew = chrono::Duration::minutes(10);
+        let slightly_ahead = now + chrono::Duration::minutes(5);
+        assert_eq!(
+            effective_timestamp(Some(slightly_ahead), now, skew),
+            slightly_ahead
+        );
+        assert_eq!(
+            effective_timestamp(Some(now + chrono::Duration::days(1)), now, skew),
+            now
+        );
+        assert_eq!(effective_timestamp(None, now, skew), now);
+    }
 }

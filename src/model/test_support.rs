@@ -4,7 +4,10 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Event, JsonObject};
+use super::{
+    ApiKey, Code, EntityStatus, Event, JsonObject, Partner, Scope, SecretHash, Subsystem,
+    SubsystemType,
+};
 
 /// A valid event with nil partner and subsystem ids, received now.
 pub fn sample_event(event_id: &str) -> Event {
@@ -23,5 +26,59 @@ pub fn sample_event(event_id: &str) -> Event {
         validation_errors: Vec::new(),
         correlation_id: "c1".into(),
         client_event_id: true,
+    }
+}
+
+/// An active partner with the default rate limit.
+pub fn sample_partner() -> Partner {
+    Partner {
+        id: Uuid::now_v7(),
+        code: Code::parse("acme").expect("a valid code"),
+        name: "Acme".into(),
+        email: None,
+        contact_person: None,
+        status: EntityStatus::Active,
+        rate_limit_per_minute: None,
+        retention_days: None,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    }
+}
+
+/// An active web subsystem of `partner_id`, under `code`.
+pub fn sample_subsystem(partner_id: Uuid, code: &str) -> Subsystem {
+    Subsystem {
+        id: Uuid::now_v7(),
+        partner_id,
+        code: Code::parse(code).expect("a valid code"),
+        name: code.into(),
+        subsystem_type: SubsystemType::Web,
+        description: None,
+        status: EntityStatus::Active,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    }
+}
+
+/// An `ingest` key of `partner_id`, pinned to `subsystem_id` if given (its hash is no
+/// real secret's: it is never verified).
+pub fn sample_ingest_key(partner_id: Uuid, subsystem_id: Option<Uuid>) -> ApiKey {
+    ApiKey {
+        id: Uuid::now_v7(),
+        partner_id,
+        key_id: "k1".into(),
+        name: None,
+        scopes: vec![Scope::Ingest],
+        subsystem_id,
+        expires_at: None,
+        revoked_at: None,
+        replaced_by: None,
+        created_at: Utc::now(),
+        secret_hash: SecretHash {
+            iterations: 1,
+            salt: String::new(),
+            hash: String::new(),
+            check: None,
+        },
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cassandra;
 pub mod embedded;
+pub(crate) mod fuzz;
 
 use std::sync::Arc;
 

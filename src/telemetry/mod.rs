@@ -115,3 +115,8 @@ pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let _ = span.set_parent(parent);
 }
+
+/// Names the partner on the request span, once a credential has proven it.
+pub fn record_partner(partner_id: uuid::Uuid) {
+    tracing::Span::current().record("partner_id", tracing::field::display(partner_id));
+}

@@ -7,12 +7,11 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;
 
-use super::{AcceptedEvent, IngestRequest, fields_of, read_json, single_event_limit};
-use crate::http::body::Sender;
-use crate::http::extract::presented_credential;
+use super::{AcceptedEvent, accepted_event, request};
 use crate::http::openapi::{EventInput, Problem, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
+use crate::ingest::format::native::Native;
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingestion",
     request_body(content = EventInput, content_type = "application/json",
@@ -26,22 +25,8 @@ pub async fn single(
     parts: Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // The key is checked before a byte of the body is read.
-    let mut request = IngestRequest::open(&state, &parts, presented_credential(&parts)).await?;
-    let outcome = async {
-        let body = read_json(
-            &state,
-            &parts,
-            body,
-            single_event_limit(&state),
-            Sender::Authenticated,
-        )
-        .await?;
-        let fields = fields_of(&body.bytes, "the event")?;
-        let event = request.prepare_one(&state, &fields).await?;
-        drop(body);
-        request.accept_one(&state, event).await
-    }
-    .await;
-    request.settle(&state, outcome).await
+    let format = Native::new(&state.config);
+    let request = request(&state, &parts, body);
+    let submitted = state.submission().one(request, &format).await?;
+    Ok(accepted_event(submitted))
 }

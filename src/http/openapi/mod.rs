@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::http::ingest::segment::Success;
 use crate::http::problem::PROBLEM_JSON;
-use crate::ingest::segment::SegmentCall;
+use crate::ingest::format::segment::SegmentCall;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,6 +95,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The description as built from the code.
+#[cfg(test)]
 pub fn description() -> Document {
     ApiDoc::openapi()
 }

@@ -124,6 +124,7 @@ pub struct ReplayGuardHeaders {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "describes the statuses `http::health` writes")]
 pub enum ComponentStatus {
     Up,
     Degraded,

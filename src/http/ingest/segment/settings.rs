@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::auth::PresentedCredential;
-use crate::http::correlation::record_partner;
 use crate::http::extract::client_address;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
+use crate::telemetry::record_partner;
 
 /// Browsers may keep the settings a few minutes; shared caches may not (the answer
 /// depends on the `Host` the request came with).

@@ -18,13 +18,9 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::FieldError;
-use crate::ingest::event::{EventDraft, EventFields, Fields};
+use crate::ingest::format::fields::Fields;
+use crate::ingest::format::{Arrival, EventDraft, EventFields, parse_sent_at};
 use crate::model::JsonObject;
-
-/// Segment's documented limits: one message, one batch request's body, one batch's messages.
-pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
-pub const MAX_BATCH_BYTES: usize = 500 * 1024;
-pub const MAX_BATCH_MESSAGES: usize = 2_500;
 
 /// How far a sender's clock (its `sentAt` against our receive time) may be off and still
 /// count as right: within it, timestamps are kept exactly as sent (a synced server's
@@ -89,13 +85,6 @@ impl SegmentCall {
             SegmentCall::Alias => Some(ALIAS_EVENT_TYPE),
         }
     }
-}
-
-/// When the request arrived, and the `sentAt` of its batch envelope, if any.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival {
-    pub received_at: DateTime<Utc>,
-    pub batch_sent_at: Option<DateTime<Utc>>,
 }
 
 /// Translates one message. `endpoint` is the call an endpoint stands for (`/v1/track`);
@@ -175,14 +164,6 @@ fn event_time(reader: &mut Fields<'_, '_>, arrival: Arrival) -> Option<DateTime<
 fn sent_at(reader: &Fields<'_, '_>) -> Option<DateTime<Utc>> {
     let (_, raw) = reader.find(&["sentAt"])?;
     parse_sent_at(raw.get())
-}
-
-/// A `sentAt` JSON value (a quoted RFC 3339 time); anything else counts as absent.
-pub fn parse_sent_at(json: &str) -> Option<DateTime<Utc>> {
-    let text: String = serde_json::from_str(json).ok()?;
-    DateTime::parse_from_rfc3339(&text)
-        .ok()
-        .map(|time| time.with_timezone(&Utc))
 }
 
 /// Segment's clock-skew correction, `receivedAt − (sentAt − timestamp)`, applied when the
@@ -270,7 +251,7 @@ fn required_id(reader: &mut Fields<'_, '_>, name: &'static str) -> Option<(&'sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::event::event_fields;
+    use crate::ingest::format::event_fields;
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {

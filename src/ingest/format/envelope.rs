@@ -10,32 +10,31 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::error::ErrorKind;
-use crate::http::problem::ApiError;
+use super::FormatError;
 
 /// Which array an envelope holds, what its elements are called, and how many it may hold.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct EnvelopeShape {
+pub struct EnvelopeShape {
     /// The field holding the array: `events` or `batch`.
-    pub(crate) array: &'static str,
+    pub array: &'static str,
     /// What one element is, in messages: `events` or `messages`.
-    pub(crate) items: &'static str,
-    pub(crate) max_items: usize,
+    pub items: &'static str,
+    pub max_items: usize,
 }
 
 /// An envelope read within its limit.
 #[derive(Debug)]
-pub(crate) struct Envelope<'a> {
+pub struct Envelope<'a> {
     /// At least one and at most `max_items` elements, in order.
-    pub(crate) items: Vec<&'a RawValue>,
+    pub items: Vec<&'a RawValue>,
     /// Segment's `sentAt` (the native envelope has none and ignores it).
-    pub(crate) sent_at: Option<&'a RawValue>,
+    pub sent_at: Option<&'a RawValue>,
 }
 
 impl EnvelopeShape {
     /// Reads `json` as this envelope: `413` past `max_items` elements (found while
     /// parsing), `400` for an empty array or a body of another shape.
-    pub(crate) fn parse<'a>(&self, json: &'a [u8]) -> Result<Envelope<'a>, ApiError> {
+    pub fn parse<'a>(&self, json: &'a [u8]) -> Result<Envelope<'a>, FormatError> {
         let past_limit = Cell::new(false);
         let mut deserializer = serde_json::Deserializer::from_slice(json);
         let parsed = EnvelopeSeed {
@@ -45,27 +44,24 @@ impl EnvelopeShape {
         .deserialize(&mut deserializer)
         .and_then(|envelope| deserializer.end().map(|()| envelope));
         match parsed {
-            Ok(envelope) if envelope.items.is_empty() => Err(ApiError::field(
+            Ok(envelope) if envelope.items.is_empty() => Err(FormatError::field(
                 self.array,
                 format!("must contain at least one {}", self.singular()),
             )),
             Ok(envelope) => Ok(envelope),
             Err(_) if past_limit.get() => Err(self.too_many()),
-            Err(error) => Err(ApiError::invalid(format!(
+            Err(error) => Err(FormatError::Malformed(format!(
                 "the body must be {{\"{}\": [...]}}: {error}",
                 self.array
             ))),
         }
     }
 
-    pub(crate) fn too_many(&self) -> ApiError {
-        ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!(
-                "a batch holds at most {} {}, got more",
-                self.max_items, self.items
-            ),
-        )
+    pub fn too_many(&self) -> FormatError {
+        FormatError::TooLarge(format!(
+            "a batch holds at most {} {}, got more",
+            self.max_items, self.items
+        ))
     }
 
     fn singular(&self) -> &'static str {
@@ -174,9 +170,8 @@ impl<'de> Visitor<'de> for BoundedArray<'_> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::StatusCode;
-
     use super::*;
+    use crate::error::{ErrorKind, ServiceError};
 
     const NATIVE: EnvelopeShape = EnvelopeShape {
         array: "events",
@@ -196,16 +191,19 @@ mod tests {
     #[test]
     fn one_element_past_the_limit_is_too_large_even_in_a_body_cut_short() {
         let error = NATIVE.parse(br#"{"events": [0, 0, 0, 0, 0"#).unwrap_err();
-        assert_eq!(error.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(error.detail, "a batch holds at most 3 events, got more");
+        assert_eq!(error.kind(), ErrorKind::PayloadTooLarge);
+        assert_eq!(
+            error.to_string(),
+            "a batch holds at most 3 events, got more"
+        );
         assert!(NATIVE.parse(br#"{"events": [0, 0, 0]}"#).is_ok());
     }
 
     #[test]
     fn an_empty_missing_or_repeated_array_is_a_bad_request() {
         let empty = NATIVE.parse(br#"{"events": []}"#).unwrap_err();
-        assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(empty.errors[0].field, "events");
+        assert_eq!(empty.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(empty.field_errors()[0].field, "events");
         for body in [
             &br#"{"batch": [1]}"#[..],
             br#"{"events": [1], "events": [2]}"#,
@@ -214,7 +212,7 @@ mod tests {
             br#"{"events": [1], "sentAt": 1, "sentAt": 2}"#,
         ] {
             let error = NATIVE.parse(body).unwrap_err();
-            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{error:?}");
+            assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error:?}");
         }
     }
 
