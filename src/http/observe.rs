@@ -9,7 +9,7 @@
 //! the metrics and logged like any other answer: a load test must not flood the log.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
@@ -26,7 +26,6 @@ pub async fn middleware(
 ) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let method_label = method_label(&method);
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -37,39 +36,61 @@ pub async fn middleware(
         .map(|id| id.0.clone())
         .unwrap_or_default();
     let response = next.run(request).await;
-    let elapsed = started.elapsed();
-    let status = response.status();
-    let metrics = &state.metrics;
-    metrics
-        .http_requests
-        .with_label_values(&[method_label, &route, status.as_str()])
-        .inc();
-    metrics
-        .http_duration
-        .with_label_values(&[method_label, &route])
-        .observe(elapsed.as_secs_f64());
-    // Whole microseconds, so the field reads 0.257, not 0.25684999999999997.
-    let duration_ms = elapsed.as_micros() as f64 / 1e3;
-    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(
-            method = method.as_str(),
-            route,
-            status = status.as_u16(),
-            duration_ms,
-            correlation_id,
-            "request failed"
-        );
-    } else if state.config.telemetry.access_log {
-        tracing::info!(
-            method = method.as_str(),
-            route,
-            status = status.as_u16(),
-            duration_ms,
-            correlation_id,
-            "request"
-        );
-    }
+    let served = Served {
+        method,
+        route,
+        status: response.status(),
+        elapsed: started.elapsed(),
+        correlation_id,
+    };
+    served.record(&state);
     response
+}
+
+/// One answered request, as the metrics and the access log see it.
+struct Served {
+    method: Method,
+    route: String,
+    status: StatusCode,
+    elapsed: Duration,
+    correlation_id: String,
+}
+
+impl Served {
+    fn record(&self, state: &AppState) {
+        let method_label = method_label(&self.method);
+        let (route, status, metrics) = (self.route.as_str(), self.status, &state.metrics);
+        metrics
+            .http_requests
+            .with_label_values(&[method_label, route, status.as_str()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[method_label, route])
+            .observe(self.elapsed.as_secs_f64());
+        // Whole microseconds, so the field reads 0.257, not 0.25684999999999997.
+        let duration_ms = self.elapsed.as_micros() as f64 / 1e3;
+        let (method, correlation_id) = (self.method.as_str(), self.correlation_id.as_str());
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(
+                method,
+                route,
+                status = status.as_u16(),
+                duration_ms,
+                correlation_id,
+                "request failed"
+            );
+        } else if state.config.telemetry.access_log {
+            tracing::info!(
+                method,
+                route,
+                status = status.as_u16(),
+                duration_ms,
+                correlation_id,
+                "request"
+            );
+        }
+    }
 }
 
 /// The metric label of a request method: a client may send any token as its method.

@@ -75,30 +75,23 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("telemetry", &["config"]),
     ("cache", &["config", "telemetry"]),
-    // The fuzz harness drives the router from the root (hidden from the docs); issue 24
-    // moves it beside its targets so that `http` can be private.
-    (
-        "fuzzing",
-        &[
-            "http", "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas", "store",
-            "rollups", "model", "redis",
-        ],
-    ),
+    // The one public door of the fuzz entry points, which live beside what they fuzz.
+    ("fuzzing", &["http", "ingest", "store"]),
 ];
 
-/// The modules that may name axum: the HTTP adapter, and the fuzz harness driving it.
-const MAY_USE_AXUM: &[&str] = &["http", "fuzzing"];
+/// The modules that may name axum: the HTTP adapter alone.
+const MAY_USE_AXUM: &[&str] = &["http"];
 
-/// Arrows that point the wrong way today, each to be removed by issue 24 (file, module
-/// it names). One that no longer occurs fails the test too, so this list only shrinks.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[];
+/// No source file holds more lines than this before its `#[cfg(test)]` module.
+const MAX_FILE_LINES: usize = 400;
+/// No handler (an `async fn` under `src/http/` taking axum's `State`) is longer than this.
+const MAX_HANDLER_LINES: usize = 40;
 
 #[test]
 fn no_module_imports_a_floor_above_its_own() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut unknown_modules = BTreeSet::new();
     let mut violations = Vec::new();
-    let mut known_seen = BTreeSet::new();
     for file in rust_files(&src) {
         let relative = file
             .strip_prefix(&src)
@@ -119,10 +112,6 @@ fn no_module_imports_a_floor_above_its_own() {
             if named == module || allowed.contains(named.as_str()) {
                 continue;
             }
-            if KNOWN_VIOLATIONS.contains(&(relative.as_str(), named.as_str())) {
-                known_seen.insert((relative.clone(), named));
-                continue;
-            }
             violations.push(format!(
                 "src/{relative}:{line}: `{module}` names `crate::{named}`, a floor it may not use"
             ));
@@ -135,10 +124,6 @@ fn no_module_imports_a_floor_above_its_own() {
             }
         }
     }
-    let stale_exceptions: Vec<_> = KNOWN_VIOLATIONS
-        .iter()
-        .filter(|(file, named)| !known_seen.contains(&(file.to_string(), named.to_string())))
-        .collect();
     assert!(
         unknown_modules.is_empty(),
         "top-level modules without a row in MAY_USE: {unknown_modules:?}"
@@ -148,10 +133,89 @@ fn no_module_imports_a_floor_above_its_own() {
         "imports against the floors of src/lib.rs's map:\n{}",
         violations.join("\n")
     );
+}
+
+#[test]
+fn no_source_file_is_longer_than_400_lines_outside_its_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let too_long: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter_map(|file| {
+            let text = fs::read_to_string(&file).expect("source file is UTF-8");
+            let lines = lines_before_tests(&text);
+            (lines > MAX_FILE_LINES).then(|| format!("{}: {lines} lines", file.display()))
+        })
+        .collect();
     assert!(
-        stale_exceptions.is_empty(),
-        "known violations that no longer occur (remove them from KNOWN_VIOLATIONS): {stale_exceptions:?}"
+        too_long.is_empty(),
+        "files over {MAX_FILE_LINES} lines before their tests (split along a seam):\n{}",
+        too_long.join("\n")
     );
+}
+
+#[test]
+fn no_handler_is_longer_than_40_lines() {
+    let http = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut too_long = Vec::new();
+    for file in rust_files(&http) {
+        let text = fs::read_to_string(&file).expect("source file is UTF-8");
+        for (name, lines) in handler_lengths(&text) {
+            if lines > MAX_HANDLER_LINES {
+                too_long.push(format!("{}: {name} has {lines} lines", file.display()));
+            }
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "handlers over {MAX_HANDLER_LINES} lines (move the work into its use case):\n{}",
+        too_long.join("\n")
+    );
+}
+
+#[test]
+fn sizes_are_counted_before_the_tests_and_per_handler() {
+    let text = "use x;\n\n#[cfg(test)]\nmod tests {\n}\n";
+    assert_eq!(lines_before_tests(text), 2);
+    let handlers = "pub async fn list(\n    State(state): State<Arc<AppState>>,\n) -> R {\n    one();\n    two()\n}\n\nasync fn helper(x: u8) {\n}\n";
+    assert_eq!(handler_lengths(handlers), [("list".to_string(), 6)]);
+}
+
+/// Lines of a file before its `#[cfg(test)]` module (all of them when it has none).
+fn lines_before_tests(text: &str) -> usize {
+    text.lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .count()
+}
+
+/// Each top-level `async fn` taking axum's `State` (a handler): its name and its lines,
+/// signature included, up to its closing brace at the start of a line.
+fn handler_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut handlers = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let Some(rest) = line
+            .strip_prefix("pub async fn ")
+            .or_else(|| line.strip_prefix("async fn "))
+        else {
+            continue;
+        };
+        let Some(length) = lines[start..].iter().position(|line| *line == "}") else {
+            continue;
+        };
+        let function = &lines[start..=start + length];
+        let signature_end = function
+            .iter()
+            .position(|line| line.ends_with('{'))
+            .unwrap_or(0);
+        if function[..=signature_end]
+            .iter()
+            .any(|line| line.contains("State<"))
+        {
+            let name = rest.split(['(', '<']).next().unwrap_or_default();
+            handlers.push((name.to_string(), length + 1));
+        }
+    }
+    handlers
 }
 
 #[test]
