@@ -68,7 +68,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,20 +78,19 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 use crate::auth::{AdminToken, Authenticator, KeyVerifier};
 use crate::config::{Acknowledge, Config, StoreBackend};
 use crate::http::state::AppState;
+use crate::ingest::after_write::AfterWrite;
 use crate::ingest::event_types::EventTypes;
 use crate::ingest::queue::{BatchPolicy, Unstored};
-use crate::ingest::writer::{StoredHook, spawn_writers};
+use crate::ingest::writer::spawn_writers;
 use crate::ingest::{AckPolicy, Admission, Ingestor};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{Invalidation, InvalidationBus, Redis, invalidation};
 use crate::reports::{DataAsOf, Generations, ReportService};
-use crate::rollups::Hour;
 use crate::schemas::SchemaRegistry;
 use crate::store::Store;
 use crate::store::cassandra::CassandraStore;
@@ -143,10 +141,10 @@ impl Application {
             store.clone(),
             batches,
             Arc::clone(&metrics),
-            late_events_invalidate_reports(InvalidationBus::new(
+            Arc::new(AfterWrite::new(InvalidationBus::new(
                 redis.clone(),
                 Arc::clone(&forget),
-            )),
+            ))),
         );
         let listener_task = match &config.redis.url {
             Some(url) => Some(
@@ -307,24 +305,6 @@ impl Application {
             ),
         }
     }
-}
-
-/// Stored events timed before the current hour began land in settled report ranges: their
-/// partners' settled reports are dropped here and on every other instance.
-fn late_events_invalidate_reports(bus: InvalidationBus) -> StoredHook {
-    let bus = Arc::new(bus);
-    Arc::new(move |events| {
-        let settled_before = Hour::of(Utc::now()).start();
-        let partners: BTreeSet<Uuid> = events
-            .iter()
-            .filter(|event| event.timestamp < settled_before)
-            .map(|event| event.partner_id)
-            .collect();
-        // Applied here before the events' 202s, so no answer after one is stale.
-        for partner in partners {
-            bus.publish_from_sync(Invalidation::LateEvents(partner));
-        }
-    })
 }
 
 /// `dataAsOf` of reports: with durable acknowledgement every acknowledged event is stored

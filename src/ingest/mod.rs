@@ -5,6 +5,7 @@
 //! into the same drafts.
 
 pub mod admission;
+pub mod after_write;
 pub mod event;
 pub mod event_types;
 pub mod pipeline;
