@@ -20,7 +20,7 @@
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
 //! - `reports`   summary and time series: whole hours from rollups, the edges from raw
 //!   events (`plan`), cached in memory and shared through Redis, bounded by compute
-//!   slots (`slots`); `settler` runs the store's rollup fold
+//!   slots (`slots`)
 //!
 //! The services they share:
 //! - `limits`    per-key and per-partner rate limits, the replay guard
@@ -30,7 +30,7 @@
 //! Storage, and beside it:
 //! - `store`     storage traits over `model`; the embedded (redb) store and the Cassandra
 //!   one (session, `keyspace`, recorded `settings`, migrations, `event_claims`, reads
-//!   with cursors, rollups folded by recount)
+//!   with cursors, rollups folded by recount); `upkeep` runs the periodic rollup fold
 //! - `rollups`   hourly counts and actor sketches, the data reports read (no store, no HTTP)
 //! - `model`     the records every layer shares: event, partner, subsystem, API key,
 //!   event structure, validated newtypes (`Code`, `JsonObject`); test fixtures
@@ -156,7 +156,7 @@ impl Application {
             ),
             None => None,
         };
-        let settler = reports::spawn_settler(Arc::clone(&store), Arc::clone(&metrics));
+        let settler = store::upkeep::spawn_settler(Arc::clone(&store), Arc::clone(&metrics));
         let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
             authenticator: Authenticator::new(

@@ -2,7 +2,7 @@
 //! hours come from the store's rollups; the hours the range's ends or bucket edges cut
 //! (`plan`), and those the store has not folded yet, from raw events. Results carry
 //! `dataAsOf` and are cached by age (in memory, and in Redis when configured, so
-//! instances share recent ones). `settler` folds settled hours for stores that need it.
+//! instances share recent ones).
 //!
 //! The work is bounded: a report reads at most `max_raw_hours` hours raw (rollups hold
 //! whole UTC hours only, so an hourly series in a zone whose offset is not whole hours cuts
@@ -12,7 +12,6 @@
 mod aggregate;
 mod freshness;
 mod plan;
-mod settler;
 mod slots;
 
 use std::collections::BTreeSet;
@@ -31,7 +30,6 @@ pub use aggregate::{
     bucket_starts,
 };
 pub use freshness::Generations;
-pub use settler::spawn_settler;
 
 use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;

@@ -4,6 +4,7 @@
 
 pub mod cassandra;
 pub mod embedded;
+pub mod upkeep;
 
 use std::sync::Arc;
 

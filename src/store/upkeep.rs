@@ -1,6 +1,6 @@
-//! The background task that folds settled hours into rollups, for stores whose writes
-//! leave that to later (Cassandra). Every instance runs one; folds are idempotent, so two
-//! folding the same hour only repeat work.
+//! Store upkeep: the background task that folds settled hours into rollups, for stores
+//! whose writes leave that to later (Cassandra). Every instance runs one; folds are
+//! idempotent, so two folding the same hour only repeat work.
 
 use std::sync::Arc;
 
