@@ -6,6 +6,7 @@
 mod events;
 pub(crate) mod keys;
 mod metadata;
+mod records;
 mod rollups;
 mod rollups_repair;
 mod rollups_upgrade;
