@@ -39,3 +39,16 @@ pub fn spawn_settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Option<Joi
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[tokio::test]
+    async fn a_store_that_folds_as_it_writes_gets_no_settler() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        assert!(spawn_settler(store, Arc::new(Metrics::new())).is_none());
+    }
+}
