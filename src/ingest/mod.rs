@@ -3,10 +3,11 @@
 //! charge), the formats (`format`: one file per wire shape, each turning a body into event
 //! drafts), the batch judge (`batch`), and the pipeline (`pipeline`: subsystem, the bound on
 //! event types in `event_types`, event structure, then the bounded queue with its receipts
-//! in `queue`, drained by the batch writers in `writer`). `rejection` says why events were
-//! not taken.
+//! in `queue`, drained by the batch writers in `writer`, which run `after_write` once a
+//! batch is stored). `rejection` says why events were not taken.
 
 pub mod admission;
+pub mod after_write;
 pub mod batch;
 pub mod event_types;
 pub mod format;

@@ -12,13 +12,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::ErrorChain;
+use crate::ingest::after_write::AfterWrite;
 use crate::ingest::queue::{BatchPolicy, QueueReceiver};
 use crate::model::Event;
 use crate::store::EventStore;
 use crate::telemetry::Metrics;
-
-/// Told about every batch once it is stored (to invalidate what it makes stale).
-pub type StoredHook = Arc<dyn Fn(&[Event]) + Send + Sync>;
 
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -57,21 +55,22 @@ pub async fn write_with_retry(
     }
 }
 
-/// Starts `count` writers; each ends once the queue is closed and empty.
+/// Starts `count` writers; each ends once the queue is closed and empty. `after_write`
+/// sees every stored batch before its receipts complete.
 pub fn spawn_writers(
     count: usize,
     receiver: QueueReceiver,
     store: Arc<dyn EventStore>,
     policy: BatchPolicy,
     metrics: Arc<Metrics>,
-    on_stored: StoredHook,
+    after_write: Arc<AfterWrite>,
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|_| {
             let receiver = receiver.clone();
             let store = Arc::clone(&store);
             let metrics = Arc::clone(&metrics);
-            let on_stored = Arc::clone(&on_stored);
+            let after_write = Arc::clone(&after_write);
             tokio::spawn(async move {
                 while let Some(batch) = receiver.next_batch(policy).await {
                     // One write serves many requests: linked to each, the child of none.
@@ -86,7 +85,7 @@ pub fn spawn_writers(
                     write_with_retry(store.as_ref(), &batch.events, &receiver, &metrics)
                         .instrument(span)
                         .await;
-                    on_stored(&batch.events);
+                    after_write.batch_stored(&batch.events).await;
                     receiver.stored(batch);
                 }
             })
@@ -99,6 +98,7 @@ mod tests {
     use super::*;
     use crate::ingest::queue::bounded;
     use crate::model::test_support::sample_event;
+    use crate::redis::InvalidationBus;
     use crate::store::{EventPage, EventQuery, StoreError, WriteOutcome};
     use async_trait::async_trait;
     use std::sync::Mutex;
@@ -176,7 +176,10 @@ mod tests {
             store.clone(),
             POLICY,
             Arc::new(Metrics::new()),
-            Arc::new(|_: &[Event]| {}),
+            Arc::new(AfterWrite::new(InvalidationBus::new(
+                None,
+                Arc::new(|_| {}),
+            ))),
         );
         queue
             .try_enqueue((0..50).map(|i| sample_event(&i.to_string())).collect())

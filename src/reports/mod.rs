@@ -2,23 +2,23 @@
 //! hours come from the store's rollups; the hours the range's ends or bucket edges cut
 //! (`plan`), and those the store has not folded yet, from raw events. Results carry
 //! `dataAsOf` and are cached by age (in memory, and in Redis when configured, so
-//! instances share recent ones). `settler` folds settled hours for stores that need it.
+//! instances share recent ones).
 //!
 //! The work is bounded: a report reads at most `max_raw_hours` hours raw (rollups hold
 //! whole UTC hours only, so an hourly series in a zone whose offset is not whole hours cuts
 //! every hour and can only be exact from raw events), and `slots` bounds how many reports
-//! an instance computes at once.
+//! an instance computes at once. `gather` reads a report's data, `error` says how a
+//! report fails.
 
 mod aggregate;
+mod error;
 mod freshness;
+mod gather;
 mod plan;
-mod settler;
 mod slots;
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -30,19 +30,14 @@ pub use aggregate::{
     Aggregate, Bucket, Interval, Summary, SummaryBuilder, Timeseries, TimeseriesBuilder,
     bucket_starts,
 };
+pub use error::ReportError;
 pub use freshness::Generations;
-pub use settler::spawn_settler;
 
 use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;
-use crate::error::{ErrorKind, FieldError, ServiceError};
-use crate::model::Event;
 use crate::redis::{Redis, shared_cache};
-use crate::rollups::{RollupQuery, RollupRead};
-use crate::store::{EventFilter, EventQuery, EventScope, Store, StoreError};
+use crate::store::{EventFilter, EventScope, Store, StoreError};
 use crate::telemetry::Metrics;
-
-const PAGE_SIZE: usize = 1_000;
 
 /// A report and its JSON body, rendered once when computed: a cached answer costs no
 /// serialization (a 30-day daily series is ~25 KB of JSON).
@@ -107,75 +102,6 @@ impl freshness::RangeEnd for SummaryKey {
 impl freshness::RangeEnd for TimeseriesKey {
     fn range_end(&self) -> DateTime<Utc> {
         self.scope.to
-    }
-}
-
-/// How soon to retry when the hours to read raw wait on the rollup fold.
-const UNFOLDED_RETRY_AFTER: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ReportError {
-    #[error("the range needs more than {0} buckets; use a wider interval or a shorter range")]
-    TooManyBuckets(usize),
-    /// The buckets' edges cut more hours than a report may read raw: this range and
-    /// interval in this time zone can never be answered (a 400).
-    #[error(
-        "these buckets cut {hours} UTC hours, each read from raw events (rollups hold whole \
-         UTC hours), more than the {max} allowed; use interval=day or a shorter range"
-    )]
-    TooManyRawHours { hours: usize, max: usize },
-    /// Too many hours are not in rollups yet: the fold will catch up (a 503).
-    #[error("{hours} hours of this range are not in rollups yet; retry shortly")]
-    Unfolded { hours: usize },
-    /// Every compute slot stayed taken (a 503).
-    #[error("too many reports are being computed; retry shortly")]
-    Busy,
-    #[error(transparent)]
-    Store(#[from] Arc<StoreError>),
-}
-
-impl From<StoreError> for ReportError {
-    fn from(error: StoreError) -> ReportError {
-        ReportError::Store(Arc::new(error))
-    }
-}
-
-impl ServiceError for ReportError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
-                ErrorKind::InvalidRequest
-            }
-            ReportError::Unfolded { .. } | ReportError::Busy => ErrorKind::Unavailable,
-            ReportError::Store(error) => error.kind(),
-        }
-    }
-
-    fn client_detail(&self) -> String {
-        match self {
-            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
-                format!("interval: {self}")
-            }
-            ReportError::Store(error) => error.client_detail(),
-            _ => self.to_string(),
-        }
-    }
-
-    fn field_errors(&self) -> Vec<FieldError> {
-        match self {
-            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
-                vec![FieldError::new("interval", self.to_string())]
-            }
-            ReportError::Store(error) => error.field_errors(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ReportError::Unfolded { .. } => Some(UNFOLDED_RETRY_AFTER),
-            _ => None,
-        }
     }
 }
 
@@ -315,88 +241,5 @@ impl ReportService {
             _ => compute.await?,
         };
         Ok(Arc::new(Rendered::new(report)?))
-    }
-
-    /// Feeds `sink` the scope's whole hours from rollups, and from raw events the hours
-    /// the range's ends or `edges` cut and those the rollups don't cover yet, holding a
-    /// compute slot while it reads.
-    async fn gather(
-        &self,
-        scope: ReportScope,
-        filter: EventFilter,
-        edges: &[DateTime<Utc>],
-        sink: &mut impl Aggregate,
-    ) -> Result<(), ReportError> {
-        let plan = plan::plan(scope.from, scope.to, edges);
-        let cut_hours = plan.raw_hours(&BTreeSet::new());
-        if cut_hours > self.max_raw_hours {
-            return Err(ReportError::TooManyRawHours {
-                hours: cut_hours,
-                max: self.max_raw_hours,
-            });
-        }
-        let _slot = self
-            .slots
-            .enter()
-            .await
-            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
-        let rollups = match plan.rollups {
-            Some((from, to)) => {
-                let query = RollupQuery {
-                    partner_id: scope.partner_id,
-                    subsystem_id: scope.subsystem_id,
-                    event_type: filter.event_type.clone(),
-                    from,
-                    to,
-                    whole_days: plan.whole_days.clone(),
-                };
-                self.store.hourly_rollups(&query).await?
-            }
-            None => RollupRead::default(),
-        };
-        let raw_hours = plan.raw_hours(&rollups.unsettled);
-        if raw_hours > self.max_raw_hours {
-            return Err(ReportError::Unfolded {
-                hours: rollups.unsettled.len(),
-            });
-        }
-        rollups
-            .hours
-            .iter()
-            .filter(|rollup| {
-                !plan.cut.contains(&rollup.hour) && !rollups.unsettled.contains(&rollup.hour)
-            })
-            .for_each(|rollup| sink.add_rollup(rollup));
-        for range in plan.raw_with(&rollups.unsettled) {
-            self.for_each_event(scope, range, &filter, |event| sink.add(event))
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn for_each_event(
-        &self,
-        scope: ReportScope,
-        (from, to): (DateTime<Utc>, DateTime<Utc>),
-        filter: &EventFilter,
-        mut visit: impl FnMut(&Event),
-    ) -> Result<(), StoreError> {
-        let mut query = EventQuery {
-            scope: scope.event_scope(),
-            from,
-            to,
-            filter: filter.clone(),
-            limit: PAGE_SIZE,
-            cursor: None,
-            with_payload: false,
-        };
-        loop {
-            let page = self.store.query_events(&query).await?;
-            page.items.iter().for_each(&mut visit);
-            match page.next_cursor {
-                Some(cursor) => query.cursor = Some(cursor),
-                None => return Ok(()),
-            }
-        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod cassandra;
 pub mod embedded;
 pub(crate) mod fuzz;
+pub mod upkeep;
 
 use std::sync::Arc;
 

@@ -6,8 +6,10 @@
 mod events;
 pub(crate) mod keys;
 mod metadata;
+mod records;
 mod rollups;
 mod rollups_repair;
+mod rollups_upgrade;
 mod rows;
 
 use std::path::Path;
@@ -52,7 +54,7 @@ const STORE_META: Table = TableDefinition::new("store_meta");
 /// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
 /// 3: hour rollups. 4: day rollups beside them. 5: one rollup entry per counted cell
 /// rather than per hour. An older file of layout 2 to 4 gets its rollups rebuilt from its
-/// events when first opened (`rollups_repair::upgrade`: bounded, resumable).
+/// events when first opened (`rollups_upgrade::upgrade`: bounded, resumable).
 const LAYOUT_VERSION: u8 = 5;
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 const LAYOUT_KEY: &[u8] = b"format";
@@ -117,7 +119,7 @@ impl EmbeddedStore {
         let layout = check_layout(&transaction, &path)?;
         transaction.commit().map_err(storage_error)?;
         if let Layout::RollupsToRebuild(old) = layout {
-            let rebuilt = rollups_repair::upgrade(&database)?;
+            let rebuilt = rollups_upgrade::upgrade(&database)?;
             tracing::info!(
                 events = rebuilt.events,
                 partner_days = rebuilt.days,

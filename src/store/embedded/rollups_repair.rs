@@ -3,11 +3,9 @@
 //! memory holds at most one hour's recount and a transaction at most one day of one
 //! partner's rollups, however long the history. A rebuild cut short leaves each day either
 //! rebuilt or as it was, and running it again finishes the job. The layout upgrade
-//! (`upgrade`) walks every partner the same way and records how far it got, so an
-//! interrupted upgrade resumes where it stopped; the layout is marked new only at the end.
+//! (`rollups_upgrade`) rebuilds every partner's days with the same steps.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 
 use chrono::DateTime;
 use redb::{Database, ReadableTable};
@@ -17,19 +15,14 @@ use super::rollups::{
     DAYS, HOURS, RollupWork, apply_level, hour_prefix, sketch_range, split_cell_key, stored_counts,
 };
 use super::{
-    EVENT_TYPES, EVENTS_BY_PARTNER, LAYOUT_KEY, LAYOUT_VERSION, OLD_ROLLUP_COUNTS,
-    OLD_ROLLUP_DAY_COUNTS, ROLLUP_CELLS, ROLLUP_DAY_CELLS, ROLLUP_DAY_SKETCHES, ROLLUP_SKETCHES,
-    STORE_META, keys, rows, storage_error,
+    EVENT_TYPES, EVENTS_BY_PARTNER, ROLLUP_CELLS, ROLLUP_DAY_CELLS, keys, rows, storage_error,
 };
 use crate::model::Event;
 use crate::rollups::{HOURS_PER_DAY, Hour, HourCounts, RollupDelta, RollupDifference, differences};
 use crate::store::StoreError;
 
-/// `partner | next day` (STORE_META): how far an unfinished layout upgrade got.
-const UPGRADE_KEY: &[u8] = b"rollup_upgrade";
-
 /// Any table of byte keys and values, read (in a read or a write transaction).
-trait Readable: ReadableTable<&'static [u8], &'static [u8]> {}
+pub(super) trait Readable: ReadableTable<&'static [u8], &'static [u8]> {}
 impl<T: ReadableTable<&'static [u8], &'static [u8]>> Readable for T {}
 
 /// What a rebuild did: events recounted, and the partner-days (one transaction each).
@@ -39,7 +32,7 @@ pub(super) struct Rebuilt {
     pub days: usize,
 }
 
-fn day_after(day: Hour) -> Hour {
+pub(super) fn day_after(day: Hour) -> Hour {
     Hour(day.0.saturating_add(HOURS_PER_DAY))
 }
 
@@ -54,7 +47,7 @@ fn whole_days(from: Hour, to: Hour) -> (Hour, Hour) {
 }
 
 /// The hour of an event key's time.
-fn event_hour(key: &[u8]) -> Result<Hour, StoreError> {
+pub(super) fn event_hour(key: &[u8]) -> Result<Hour, StoreError> {
     let (micros, _) = keys::split_event_key(key)?;
     let instant = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| StoreError::Corrupt("an event time out of range".into()))?;
@@ -125,7 +118,7 @@ fn decode_event(partner_id: Uuid, key: &[u8], row: &[u8]) -> Result<Event, Store
 
 /// Replaces one partner-day's rollups (its hours and its day) with a recount of its raw
 /// events, and records the event types it finds; the number of events recounted.
-fn rebuild_day(
+pub(super) fn rebuild_day(
     transaction: &redb::WriteTransaction,
     partner: Uuid,
     day: Hour,
@@ -163,7 +156,7 @@ fn rebuild_day(
 /// Deletes a partner-day's stored cells, hour and day, and the sketches they name
 /// (sketches exist only beside cells: the partner's and its subsystems', overall and per
 /// type).
-fn clear_day(
+pub(super) fn clear_day(
     transaction: &redb::WriteTransaction,
     partner: Uuid,
     day: Hour,
@@ -290,134 +283,17 @@ pub(super) fn verify(
     Ok(found)
 }
 
-/// Rebuilds every partner's rollups into the current layout, from the events, a
-/// partner-day per transaction, resuming an upgrade that was cut short; marks the file
-/// with the current layout once every day is done.
-pub(super) fn upgrade(database: &Database) -> Result<Rebuilt, StoreError> {
-    let mut position = start_upgrade(database)?;
-    let mut rebuilt = Rebuilt::default();
-    loop {
-        let transaction = database.begin_write().map_err(storage_error)?;
-        let next = {
-            let events = transaction
-                .open_table(EVENTS_BY_PARTNER)
-                .map_err(storage_error)?;
-            next_partner_day(&events, position)?
-        };
-        let Some((partner, day)) = next else {
-            let mut meta = transaction.open_table(STORE_META).map_err(storage_error)?;
-            meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
-                .map_err(storage_error)?;
-            meta.remove(UPGRADE_KEY).map_err(storage_error)?;
-            drop(meta);
-            transaction.commit().map_err(storage_error)?;
-            return Ok(rebuilt);
-        };
-        rebuilt.events += rebuild_day(&transaction, partner, day)?;
-        rebuilt.days += 1;
-        position = (partner, day_after(day));
-        transaction
-            .open_table(STORE_META)
-            .map_err(storage_error)?
-            .insert(UPGRADE_KEY, encode_position(position).as_slice())
-            .map_err(storage_error)?;
-        transaction.commit().map_err(storage_error)?;
-    }
-}
-
-/// Where an upgrade resumes; a new one first empties every rollup table (and drops the
-/// tables of older layouts), which is cheap in redb whatever their size.
-fn start_upgrade(database: &Database) -> Result<(Uuid, Hour), StoreError> {
-    let transaction = database.begin_write().map_err(storage_error)?;
-    let stored = transaction
-        .open_table(STORE_META)
-        .map_err(storage_error)?
-        .get(UPGRADE_KEY)
-        .map_err(storage_error)?
-        .map(|value| decode_position(value.value()))
-        .transpose()?;
-    if let Some(position) = stored {
-        return Ok(position);
-    }
-    for old in [OLD_ROLLUP_COUNTS, OLD_ROLLUP_DAY_COUNTS] {
-        transaction.delete_table(old).map_err(storage_error)?;
-    }
-    for table in [
-        ROLLUP_CELLS,
-        ROLLUP_DAY_CELLS,
-        ROLLUP_SKETCHES,
-        ROLLUP_DAY_SKETCHES,
-    ] {
-        transaction.delete_table(table).map_err(storage_error)?;
-        transaction.open_table(table).map_err(storage_error)?;
-    }
-    let position = (Uuid::nil(), Hour(0));
-    transaction
-        .open_table(STORE_META)
-        .map_err(storage_error)?
-        .insert(UPGRADE_KEY, encode_position(position).as_slice())
-        .map_err(storage_error)?;
-    transaction.commit().map_err(storage_error)?;
-    Ok(position)
-}
-
-fn encode_position((partner, day): (Uuid, Hour)) -> Vec<u8> {
-    keys::prefixed(partner, &day.to_be_bytes())
-}
-
-fn decode_position(bytes: &[u8]) -> Result<(Uuid, Hour), StoreError> {
-    let corrupt = || StoreError::Corrupt("an upgrade position that does not decode".into());
-    let (partner, day) = bytes.split_at_checked(16).ok_or_else(corrupt)?;
-    let partner = Uuid::from_slice(partner).map_err(|_| corrupt())?;
-    let day = Hour(u32::from_be_bytes(day.try_into().map_err(|_| corrupt())?));
-    Ok((partner, day))
-}
-
-/// The first partner-day with events at or after `(partner, day)`, in key order.
-fn next_partner_day(
-    events: &impl Readable,
-    (partner, day): (Uuid, Hour),
-) -> Result<Option<(Uuid, Hour)>, StoreError> {
-    let range = keys::time_range(partner, day.start(), Hour(u32::MAX).start(), None)?;
-    let first = |start: Bound<&[u8]>| -> Result<Option<Vec<u8>>, StoreError> {
-        let mut rows = events
-            .range::<&[u8]>((start, Bound::Unbounded))
-            .map_err(storage_error)?;
-        Ok(match rows.next() {
-            Some(row) => Some(row.map_err(storage_error)?.0.value().to_vec()),
-            None => None,
-        })
-    };
-    let mut key = first(keys::borrowed(&range).0)?;
-    if key
-        .as_ref()
-        .is_none_or(|key| !key.starts_with(partner.as_bytes()))
-    {
-        // Nothing left of this partner: the next partner's first event.
-        key = match keys::owner_range(partner).1 {
-            Bound::Excluded(past) => first(Bound::Included(past.as_slice()))?,
-            _ => None,
-        };
-    }
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    let owner =
-        Uuid::from_slice(&key[..16]).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    Ok(Some((owner, event_hour(&key)?.day())))
-}
-
 #[cfg(test)]
-mod tests {
-    use redb::ReadableDatabase;
-
+pub(super) mod tests {
     use super::*;
     use crate::model::test_support::sample_event;
     use crate::store::embedded::EmbeddedStore;
     use crate::store::{EventStore, RollupStore};
 
     /// Events of two partners over `days` days from 2026-01-01, three types a day.
-    async fn store_with_days(days: u32) -> (tempfile::TempDir, EmbeddedStore, Vec<Uuid>) {
+    pub(in crate::store::embedded) async fn store_with_days(
+        days: u32,
+    ) -> (tempfile::TempDir, EmbeddedStore, Vec<Uuid>) {
         let dir = tempfile::TempDir::new().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let partners = vec![Uuid::now_v7(), Uuid::now_v7()];
@@ -473,70 +349,5 @@ mod tests {
         for partner in &partners {
             assert_eq!(store.verify_rollups(*partner, from, to).await.unwrap(), []);
         }
-    }
-
-    #[tokio::test]
-    async fn an_interrupted_upgrade_resumes_where_it_stopped_and_marks_the_layout_at_the_end() {
-        let (dir, store, partners) = store_with_days(5).await;
-        let (from, to) = (Hour(0), Hour(u32::MAX).day());
-        // As if an upgrade from layout 4 had done the first partner's first two days.
-        let resume_at = (
-            partners[0],
-            Hour::of("2026-01-03T00:00:00Z".parse().unwrap()),
-        );
-        {
-            let transaction = store.database.begin_write().unwrap();
-            let mut meta = transaction.open_table(STORE_META).unwrap();
-            meta.insert(LAYOUT_KEY, [4u8].as_slice()).unwrap();
-            meta.insert(UPGRADE_KEY, encode_position(resume_at).as_slice())
-                .unwrap();
-            drop(meta);
-            // Days not yet upgraded have no rollups; a day already done is left alone
-            // (emptied here, it stays so: the upgrade does not start over).
-            clear_day(&transaction, partners[0], Hour(resume_at.1.0 - 48)).unwrap();
-            for day in 2..5 {
-                clear_day(
-                    &transaction,
-                    partners[0],
-                    Hour(resume_at.1.0 + (day - 2) * 24),
-                )
-                .unwrap();
-            }
-            for day in 0..5 {
-                clear_day(
-                    &transaction,
-                    partners[1],
-                    Hour(resume_at.1.0 + day * 24 - 48),
-                )
-                .unwrap();
-            }
-            transaction.commit().unwrap();
-        }
-        drop(store);
-
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(
-            store.verify_rollups(partners[1], from, to).await.unwrap(),
-            []
-        );
-        let left: BTreeSet<Hour> = store
-            .verify_rollups(partners[0], from, to)
-            .await
-            .unwrap()
-            .iter()
-            .map(|difference| difference.hour.day())
-            .collect();
-        assert_eq!(
-            left,
-            BTreeSet::from([Hour(resume_at.1.0 - 48)]),
-            "only the day before the resume point, which the upgrade had done"
-        );
-        let transaction = store.database.begin_read().unwrap();
-        let meta = transaction.open_table(STORE_META).unwrap();
-        assert_eq!(
-            meta.get(LAYOUT_KEY).unwrap().unwrap().value(),
-            [LAYOUT_VERSION]
-        );
-        assert!(meta.get(UPGRADE_KEY).unwrap().is_none());
     }
 }

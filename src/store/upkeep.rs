@@ -1,6 +1,6 @@
-//! The background task that folds settled hours into rollups, for stores whose writes
-//! leave that to later (Cassandra). Every instance runs one; folds are idempotent, so two
-//! folding the same hour only repeat work.
+//! Store upkeep: the background task that folds settled hours into rollups, for stores
+//! whose writes leave that to later (Cassandra). Every instance runs one; folds are
+//! idempotent, so two folding the same hour only repeat work.
 
 use std::sync::Arc;
 
@@ -38,4 +38,17 @@ pub fn spawn_settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Option<Joi
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[tokio::test]
+    async fn a_store_that_folds_as_it_writes_gets_no_settler() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        assert!(spawn_settler(store, Arc::new(Metrics::new())).is_none());
+    }
 }
