@@ -10,14 +10,16 @@
 //!   `http::observe`, the client address behind trusted proxies in
 //!   `http::client_address`), extractors, bodies read under a deadline and byte budget
 //!   (`http::body`), problem+json (`http::problem`), OpenAPI (`http::openapi`), one
-//!   module per resource, and `http::ingest` with one module per wire format (native,
-//!   batch, legacy, Segment) and the batch envelopes counted while parsed (`envelope`)
+//!   module per resource, and `http::ingest`, one module per endpoint family (native,
+//!   batch, legacy, Segment), each handing its request to `ingest::Submission`
 //!
 //! The use cases:
-//! - `ingest`    admission (replay, rate charge), event validation, Segment's messages
-//!   translated into the same drafts (`ingest::segment`), the pipeline (subsystem, the
-//!   bound on event types per partner in `event_types`, event structure, queue, wait for
-//!   the store), the bounded queue, and the batch writers
+//! - `ingest`    the use case `Submission` (one request, credential to answer, any wire
+//!   format); admission (replay, rate charge); the wire formats (`format`: native,
+//!   legacy, Segment), the batch judge (`batch`), the pipeline (subsystem, the bound on
+//!   event types per partner in `event_types`, event structure, queue, wait for the
+//!   store), the bounded queue, the batch writers and what runs after a write
+//!   (`after_write`)
 //! - `manage`    management: check, write, then invalidate caches everywhere; the
 //!   operator's rollup rebuild and verify (`manage::rollups`)
 //! - `auth`      API key format and hashing, verification cache, admin token,
@@ -51,7 +53,8 @@
 //! Arrows point one way: http → manage/ingest/auth/reports → limits/tenants/schemas →
 //! store → rollups/model (and redis beside them); `ingest` and `manage` also use `auth`,
 //! `schemas` uses `tenants`. Nothing below `http` imports axum. `tests/api/layers.rs` fails
-//! when an import points up. `fuzzing` (hidden) drives the router for the fuzz targets.
+//! when an import points up, or a file or handler grows too long. `fuzzing` (hidden) is
+//! the public door of the fuzz entry points, which live beside what they fuzz.
 
 mod app;
 pub mod auth;
