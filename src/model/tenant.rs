@@ -35,6 +35,14 @@ pub struct Partner {
     pub status: EntityStatus,
     pub rate_limit_per_minute: Option<u32>,
     pub retention_days: Option<u32>,
+    /// Whether events keep the client's IP address (`context.ip`); off by default, so
+    /// only the country derived from it is kept.
+    #[serde(default)]
+    pub store_client_ip: bool,
+    /// The partner's own hosts, lowercase: a visit arriving from one of them has no
+    /// referrer.
+    #[serde(default)]
+    pub own_hosts: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -40,6 +40,8 @@ pub fn sample_partner() -> Partner {
         status: EntityStatus::Active,
         rate_limit_per_minute: None,
         retention_days: None,
+        store_client_ip: false,
+        own_hosts: Vec::new(),
         created_at: Utc::now(),
         updated_at: Utc::now(),
     }

@@ -19,6 +19,10 @@ pub struct PartnerDraft {
     pub contact_person: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
     pub retention_days: Option<u32>,
+    /// Keep clients' IP addresses with their events (default `false`).
+    pub store_client_ip: Option<bool>,
+    /// Host names that are not referrers (up to 50).
+    pub own_hosts: Option<Vec<String>>,
 }
 
 /// `PATCH /partners/{id}` body: every field optional.
@@ -32,6 +36,9 @@ pub struct PartnerChanges {
     pub contact_person: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
     pub retention_days: Option<u32>,
+    pub store_client_ip: Option<bool>,
+    /// Replaces the whole list.
+    pub own_hosts: Option<Vec<String>>,
     pub status: Option<EntityStatus>,
 }
 
@@ -110,6 +117,13 @@ impl FieldChecks {
         }
     }
 
+    fn own_hosts(&mut self, raw: &[String]) -> Vec<String> {
+        super::hosts::own_hosts(raw).unwrap_or_else(|error| {
+            self.0.push(error);
+            Vec::new()
+        })
+    }
+
     fn finish<T>(self, value: T) -> Result<T, FieldErrors> {
         if self.0.is_empty() {
             Ok(value)
@@ -136,6 +150,7 @@ impl PartnerDraft {
         if let Some(days) = self.retention_days {
             checks.range("retentionDays", days, MAX_RETENTION_DAYS);
         }
+        let own_hosts = checks.own_hosts(self.own_hosts.as_deref().unwrap_or_default());
         let Some(code) = code else {
             return Err(FieldErrors(checks.0));
         };
@@ -148,6 +163,8 @@ impl PartnerDraft {
             status: EntityStatus::Active,
             rate_limit_per_minute: self.rate_limit_per_minute,
             retention_days: self.retention_days,
+            store_client_ip: self.store_client_ip.unwrap_or(false),
+            own_hosts,
             created_at: now,
             updated_at: now,
         })
@@ -180,6 +197,12 @@ impl PartnerChanges {
         if let Some(days) = self.retention_days {
             checks.range("retentionDays", days, MAX_RETENTION_DAYS);
             updated.retention_days = Some(days);
+        }
+        if let Some(store) = self.store_client_ip {
+            updated.store_client_ip = store;
+        }
+        if let Some(hosts) = &self.own_hosts {
+            updated.own_hosts = checks.own_hosts(hosts);
         }
         if let Some(status) = self.status {
             updated.status = status;
@@ -260,6 +283,8 @@ mod tests {
             contact_person: None,
             rate_limit_per_minute: None,
             retention_days: None,
+            store_client_ip: None,
+            own_hosts: None,
         }
     }
 
@@ -296,5 +321,29 @@ mod tests {
         assert_eq!(updated.code, partner.code);
         assert!(!updated.is_active());
         assert_eq!(updated.updated_at, later);
+    }
+
+    #[test]
+    fn own_hosts_and_the_client_ip_choice_are_kept_and_changed() {
+        let mut draft = draft("acme");
+        draft.own_hosts = Some(vec!["Shop.Example.com".into()]);
+        let partner = draft.into_partner(Utc::now()).unwrap();
+        assert_eq!(partner.own_hosts, ["shop.example.com"]);
+        assert!(!partner.store_client_ip, "off unless asked");
+        let changes = PartnerChanges {
+            store_client_ip: Some(true),
+            own_hosts: Some(vec!["https://x.com".into()]),
+            ..PartnerChanges::default()
+        };
+        let refused = changes.apply(&partner, Utc::now()).unwrap_err();
+        assert_eq!(refused.0[0].field, "ownHosts[0]");
+        let changes = PartnerChanges {
+            store_client_ip: Some(true),
+            own_hosts: Some(Vec::new()),
+            ..PartnerChanges::default()
+        };
+        let changed = changes.apply(&partner, Utc::now()).unwrap();
+        assert!(changed.store_client_ip);
+        assert!(changed.own_hosts.is_empty());
     }
 }

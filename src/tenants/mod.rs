@@ -3,6 +3,8 @@
 
 mod directory;
 mod drafts;
+mod hosts;
 
 pub use directory::{Directory, unshare};
 pub use drafts::{PartnerChanges, PartnerDraft, SubsystemChanges, SubsystemDraft};
+pub use hosts::MAX_OWN_HOSTS;

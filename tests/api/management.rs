@@ -46,6 +46,43 @@ async fn partner_lifecycle_create_get_update_deactivate(backend: Backend) {
     assert_eq!(after["status"], "inactive", "deactivated, not deleted");
 }
 
+async fn own_hosts_and_the_client_ip_choice_are_kept_and_changed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app
+        .post_partner(
+            &json!({"code": "acme", "name": "Acme", "ownHosts": ["Shop.Acme.test", "acme.test"]}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let partner: Value = created.json().await.unwrap();
+    let id = id_of(&partner);
+    assert_eq!(partner["ownHosts"], json!(["shop.acme.test", "acme.test"]));
+    assert_eq!(
+        partner["storeClientIp"], false,
+        "off unless the partner opts in"
+    );
+
+    let refused = app
+        .patch_partner(
+            &id,
+            &json!({"ownHosts": ["acme.test", "https://acme.test/shop"]}),
+        )
+        .await;
+    let problem = assert_problem(refused, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["ownHosts[1]"]);
+
+    let patched = app
+        .patch_partner(
+            &id,
+            &json!({"storeClientIp": true, "ownHosts": ["acme.test"]}),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let stored = app.partner(&id).await;
+    assert_eq!(stored["storeClientIp"], true);
+    assert_eq!(stored["ownHosts"], json!(["acme.test"]));
+}
+
 async fn duplicate_partner_code_is_a_conflict(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_partner("acme").await;
@@ -240,6 +277,7 @@ async fn unknown_routes_and_methods_answer_problem_json(backend: Backend) {
 
 crate::backend_tests!(
     partner_lifecycle_create_get_update_deactivate,
+    own_hosts_and_the_client_ip_choice_are_kept_and_changed,
     duplicate_partner_code_is_a_conflict,
     renaming_a_partner_code_onto_a_taken_one_is_a_conflict,
     invalid_partner_fields_are_all_named,
