@@ -137,6 +137,11 @@ impl Ingestor {
                 violations.iter().map(Violation::to_string).collect()
             }
         };
+        // The client's address is personal data: kept only where the partner opted in.
+        let context = match partner.store_client_ip {
+            true => draft.context,
+            false => draft.context.without_field("ip").unwrap_or(draft.context),
+        };
         Ok(Event {
             client_event_id: draft.event_id.is_some(),
             event_id: draft.event_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
@@ -152,7 +157,7 @@ impl Ingestor {
             user_id: draft.user_id,
             anonymous_id: draft.anonymous_id,
             properties: draft.properties,
-            context: draft.context,
+            context,
             is_valid: validation_errors.is_empty(),
             validation_errors,
             correlation_id: origin.correlation_id.to_string(),

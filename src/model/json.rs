@@ -38,6 +38,18 @@ impl JsonObject {
         &self.0
     }
 
+    /// The object without its top-level field `name`, if it has one (re-encoded: key
+    /// order and spacing may change); `None`, and no parse, when the text never names it.
+    pub fn without_field(&self, name: &str) -> Option<JsonObject> {
+        if !self.as_str().contains(&format!("\"{name}\"")) {
+            return None;
+        }
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.as_str()).expect("checked when the object was made");
+        map.remove(name)?;
+        Some(JsonObject::from_map(&map))
+    }
+
     /// The parsed tree, for the few places that need one (schema validation).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_str(self.0.get()).expect("checked when the object was made")
@@ -121,6 +133,19 @@ impl std::fmt::Debug for JsonObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_is_taken_out_only_where_the_object_holds_it() {
+        let context =
+            JsonObject::parse(r#"{"ip": "203.0.113.9", "page": {"ip": "x"}}"#.into()).unwrap();
+        let without = context.without_field("ip").unwrap();
+        assert_eq!(without.to_value(), serde_json::json!({"page": {"ip": "x"}}));
+        assert!(
+            without.without_field("ip").is_none(),
+            "a nested field stays"
+        );
+        assert!(JsonObject::empty().without_field("ip").is_none());
+    }
 
     #[test]
     fn keeps_objects_as_sent_and_refuses_other_values() {

@@ -33,7 +33,24 @@ async fn a_single_event_is_accepted_and_stored_as_sent(backend: Backend) {
     assert_eq!(stored["anonymousId"], "anon-1");
     assert_eq!(stored["properties"], json!({"page": "/home"}));
     assert_eq!(stored["context"]["locale"], "de-DE");
+    assert!(stored["context"].get("ip").is_none(), "not kept by default");
     assert!(stored["correlationId"].is_string());
+}
+
+async fn the_client_ip_is_kept_only_for_a_partner_that_opted_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("acme").await;
+    let opted_in = app
+        .patch_partner(&tenant.partner_id, &json!({"storeClientIp": true}))
+        .await;
+    assert_eq!(opted_in.status(), StatusCode::OK);
+    let mut body = event(&tenant, "page_view", "u1", "2026-11-20T10:30:00Z");
+    body["context"] = json!({"ip": "203.0.113.9", "locale": "de-DE"});
+    let response = app.send_event(&tenant.key, &body).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let stored = app.await_events(&tenant.key, DAY, 1).await;
+    assert_eq!(stored[0]["context"]["ip"], "203.0.113.9");
+    assert_eq!(stored[0]["context"]["locale"], "de-DE");
 }
 
 async fn aliases_and_subsystem_ids_are_accepted(backend: Backend) {
@@ -391,6 +408,7 @@ async fn a_full_queue_answers_503_and_loses_nothing_it_accepted(backend: Backend
 
 crate::backend_tests!(
     a_single_event_is_accepted_and_stored_as_sent,
+    the_client_ip_is_kept_only_for_a_partner_that_opted_in,
     aliases_and_subsystem_ids_are_accepted,
     invalid_events_get_400_naming_each_field,
     bodies_that_are_not_json_objects_are_refused,

@@ -195,12 +195,17 @@ fn expected(message: &Value) -> Value {
         "screen" => json!("screen_view"),
         other => json!(other),
     };
+    // The client's IP is not kept (the partner did not opt in with `storeClientIp`).
+    let mut context = message["context"].clone();
+    if let Some(context) = context.as_object_mut() {
+        context.remove("ip");
+    }
     json!({
         "eventType": event_type,
         "userId": message["userId"],
         "anonymousId": message["anonymousId"],
         "properties": properties,
-        "context": message["context"],
+        "context": context,
         // Sent from this machine's clock: kept as sent.
         "timestamp": instant(&message["timestamp"]),
         "isValid": true,
