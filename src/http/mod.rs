@@ -31,7 +31,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method};
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -54,6 +54,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(partners::get)
                 .patch(partners::update)
                 .delete(partners::deactivate),
+        )
+        .route(
+            "/api/v1/partners/{id}/dimensions",
+            put(partners::declare_dimensions),
         )
         .route(
             "/api/v1/partners/{id}/subsystems",

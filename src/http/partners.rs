@@ -20,7 +20,7 @@ use crate::http::problem::ApiError;
 use crate::http::respond::created;
 use crate::http::state::AppState;
 use crate::model::Partner;
-use crate::tenants::{PartnerChanges, PartnerDraft};
+use crate::tenants::{DimensionsDraft, PartnerChanges, PartnerDraft};
 
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -127,6 +127,36 @@ pub async fn update(
     let changes = json_body(&headers, body)?;
     let id = path_id(&id, "partner")?;
     Ok(Json(state.management.update_partner(id, changes).await?))
+}
+
+/// The properties a partner declares as report dimensions.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dimensions {
+    partner_id: Uuid,
+    properties: Vec<String>,
+}
+
+/// Replaces the partner's declared property dimensions (up to 20).
+#[utoipa::path(put, path = "/api/v1/partners/{id}/dimensions", tag = "partners", params(("id" = Uuid, Path, description = "The partner's id")),
+    request_body = DimensionsDraft,
+    responses((status = 200, description = "Declared: rolled up from now on; `rollups rebuild` backfills", body = Dimensions),
+              (status = 400, description = "A name is blank, too long, or there are more than 20", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn declare_dimensions(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Dimensions>, ApiError> {
+    let draft = json_body(&headers, body)?;
+    let id = path_id(&id, "partner")?;
+    let partner = state.management.declare_dimensions(id, draft).await?;
+    Ok(Json(Dimensions {
+        partner_id: partner.id,
+        properties: partner.dimensions,
+    }))
 }
 
 /// Deactivates: the partner's keys stop working, its data stays.

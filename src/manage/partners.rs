@@ -5,7 +5,7 @@ use super::{Management, found};
 use crate::error::Failure;
 use crate::model::{EntityStatus, Partner};
 use crate::redis::Invalidation;
-use crate::tenants::{PartnerChanges, PartnerDraft};
+use crate::tenants::{DimensionsDraft, PartnerChanges, PartnerDraft};
 
 impl Management {
     pub async fn create_partner(&self, draft: PartnerDraft) -> Result<Partner, Failure> {
@@ -43,6 +43,22 @@ impl Management {
         self.store.update_partner(&updated).await?;
         self.invalidate(Invalidation::Identities).await;
         Ok(updated)
+    }
+
+    /// Replaces the properties the partner's reports may break down by. Events stored
+    /// before are counted by them once `rollups rebuild` runs.
+    pub async fn declare_dimensions(
+        &self,
+        id: Uuid,
+        draft: DimensionsDraft,
+    ) -> Result<Partner, Failure> {
+        let mut partner = self.partner(id).await?;
+        partner.dimensions = draft.into_names()?;
+        partner.updated_at = Utc::now();
+        self.store.update_partner(&partner).await?;
+        self.invalidate(Invalidation::Identities).await;
+        tracing::info!(partner_id = %id, dimensions = partner.dimensions.len(), "dimensions declared");
+        Ok(partner)
     }
 
     /// The partner's keys stop working; its data stays.

@@ -43,6 +43,9 @@ pub struct Partner {
     /// referrer.
     #[serde(default)]
     pub own_hosts: Vec<String>,
+    /// Top-level `properties` fields reports may break down and filter by (at most 20).
+    #[serde(default)]
+    pub dimensions: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

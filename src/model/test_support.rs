@@ -42,6 +42,7 @@ pub fn sample_partner() -> Partner {
         retention_days: None,
         store_client_ip: false,
         own_hosts: Vec::new(),
+        dimensions: Vec::new(),
         created_at: Utc::now(),
         updated_at: Utc::now(),
     }

@@ -165,6 +165,7 @@ impl PartnerDraft {
             retention_days: self.retention_days,
             store_client_ip: self.store_client_ip.unwrap_or(false),
             own_hosts,
+            dimensions: Vec::new(),
             created_at: now,
             updated_at: now,
         })

@@ -83,6 +83,49 @@ async fn own_hosts_and_the_client_ip_choice_are_kept_and_changed(backend: Backen
     assert_eq!(stored["ownHosts"], json!(["acme.test"]));
 }
 
+async fn declared_dimensions_replace_the_last_list_and_bad_names_are_named(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = id_of(&app.create_partner("acme").await);
+    let path = format!("/api/v1/partners/{id}/dimensions");
+    let declare = |body: Value| {
+        let request = app.admin(Method::PUT, &path).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let declared = declare(json!({"properties": ["plan", " country", "plan"]})).await;
+    assert_eq!(declared.status(), StatusCode::OK);
+    let declared: Value = declared.json().await.unwrap();
+    assert_eq!(
+        declared,
+        json!({"partnerId": id, "properties": ["plan", "country"]})
+    );
+    assert_eq!(
+        app.partner(&id).await["dimensions"],
+        json!(["plan", "country"])
+    );
+
+    let refused = declare(json!({"properties": ["ok", ""]})).await;
+    let problem = assert_problem(refused, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["properties[1]"]);
+    let too_many: Vec<String> = (0..21).map(|n| format!("p{n}")).collect();
+    let refused = declare(json!({"properties": too_many})).await;
+    assert_problem(refused, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        app.partner(&id).await["dimensions"],
+        json!(["plan", "country"])
+    );
+
+    let cleared = declare(json!({"properties": []})).await;
+    assert_eq!(cleared.status(), StatusCode::OK);
+    assert_eq!(app.partner(&id).await["dimensions"], json!([]));
+    let unknown = app
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/partners/{UNKNOWN_ID}/dimensions"),
+        )
+        .json(&json!({"properties": ["plan"]}));
+    assert_problem(unknown.send().await.unwrap(), StatusCode::NOT_FOUND).await;
+}
+
 async fn duplicate_partner_code_is_a_conflict(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_partner("acme").await;
@@ -278,6 +321,7 @@ async fn unknown_routes_and_methods_answer_problem_json(backend: Backend) {
 crate::backend_tests!(
     partner_lifecycle_create_get_update_deactivate,
     own_hosts_and_the_client_ip_choice_are_kept_and_changed,
+    declared_dimensions_replace_the_last_list_and_bad_names_are_named,
     duplicate_partner_code_is_a_conflict,
     renaming_a_partner_code_onto_a_taken_one_is_a_conflict,
     invalid_partner_fields_are_all_named,

@@ -46,6 +46,7 @@ use crate::ingest::format::segment::SegmentCall;
         super::partners::get,
         super::partners::update,
         super::partners::deactivate,
+        super::partners::declare_dimensions,
         super::subsystems::create,
         super::subsystems::list,
         super::subsystems::get,
