@@ -16,7 +16,7 @@ use crate::http::openapi::{BatchInput, ReplayGuardHeaders};
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::ingest::Verdict;
-use crate::ingest::format::native::NativeBatch;
+use crate::ingest::format::native::Native;
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -106,7 +106,7 @@ pub async fn batch(
     parts: Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let format = NativeBatch::new(&state.config);
+    let format = Native::batch(&state.config);
     let request = request(&state, &parts, body);
     let submitted = state.submission().batch(request, &format).await?;
     Ok(answered(submitted, StatusCode::ACCEPTED, BatchResponse::of))

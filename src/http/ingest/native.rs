@@ -25,7 +25,7 @@ pub async fn single(
     parts: Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let format = Native::new(&state.config);
+    let format = Native::single(&state.config);
     let request = request(&state, &parts, body);
     let submitted = state.submission().one(request, &format).await?;
     Ok(accepted_event(submitted))

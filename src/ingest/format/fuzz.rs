@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::fields::{EARLIEST_TIMESTAMP, MAX_ID_CHARS, shape_problem};
 use super::legacy::{Legacy, properties_json};
-use super::native::{NativeBatch, parse_event};
+use super::native::{Native, parse_event};
 use super::segment::{ENVELOPE as SEGMENT_ENVELOPE, SegmentCall, translate};
 use super::{
     Arrival, BatchFormat, EventDraft, EventFields, Format, event_fields, fields_of, parse_sent_at,
@@ -34,7 +34,7 @@ pub fn native_event(body: &[u8]) {
 /// `POST /api/v1/events/batch`: the envelope, its count limit, then each event as in
 /// `native_event` (an event over `ingest.max_event_size` is refused unread).
 pub fn batch(body: &[u8]) {
-    let format = NativeBatch::new(&Config::defaults());
+    let format = Native::batch(&Config::defaults());
     let shape = format.envelope();
     let Ok(envelope) = shape.parse(body) else {
         return;

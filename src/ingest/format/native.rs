@@ -8,15 +8,29 @@ use super::{Arrival, BatchFormat, EventDraft, EventFields, Format, bytes};
 use crate::config::Config;
 use crate::error::{ErrorKind, Failure, FieldError};
 
-/// `POST /api/v1/events`: one event, the key always in the headers.
+/// The native endpoints, the key always in the headers: one event (`POST
+/// /api/v1/events`), or a batch (`POST /api/v1/events/batch`, `{"events": [...]}`, each
+/// event judged on its own).
 pub struct Native {
     max_body_bytes: usize,
+    max_events: usize,
+    max_event_bytes: usize,
 }
 
 impl Native {
-    pub fn new(config: &Config) -> Native {
+    pub fn single(config: &Config) -> Native {
         Native {
             max_body_bytes: single_event_limit(config),
+            max_events: 1,
+            max_event_bytes: bytes(config.ingest.max_event_size),
+        }
+    }
+
+    pub fn batch(config: &Config) -> Native {
+        Native {
+            max_body_bytes: bytes(config.http.max_batch_request_size),
+            max_events: config.ingest.max_batch_events,
+            max_event_bytes: bytes(config.ingest.max_event_size),
         }
     }
 }
@@ -33,36 +47,7 @@ impl Format for Native {
     }
 }
 
-/// `POST /api/v1/events/batch`: `{"events": [...]}`, each event judged on its own.
-pub struct NativeBatch {
-    max_events: usize,
-    max_body_bytes: usize,
-    max_event_bytes: usize,
-}
-
-impl NativeBatch {
-    pub fn new(config: &Config) -> NativeBatch {
-        NativeBatch {
-            max_events: config.ingest.max_batch_events,
-            max_body_bytes: bytes(config.http.max_batch_request_size),
-            max_event_bytes: bytes(config.ingest.max_event_size),
-        }
-    }
-}
-
-impl Format for NativeBatch {
-    const ITEM: &'static str = "event";
-
-    fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
-    }
-
-    fn draft(&self, fields: EventFields<'_>, _: Arrival) -> Result<EventDraft, Vec<FieldError>> {
-        parse_event(&fields)
-    }
-}
-
-impl BatchFormat for NativeBatch {
+impl BatchFormat for Native {
     fn envelope(&self) -> EnvelopeShape {
         native_envelope(self.max_events)
     }

@@ -26,7 +26,7 @@ use crate::error::FieldError;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::ingest::Verdict;
-use crate::ingest::format::segment::{SegmentBatch, SegmentCall, SegmentMessage};
+use crate::ingest::format::segment::{Segment, SegmentCall};
 
 /// Every Segment route, for `http::router` to merge.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -76,7 +76,7 @@ async fn single(
     body: Body,
     call: SegmentCall,
 ) -> Result<Response, ApiError> {
-    let format = SegmentMessage::new(call, &state.config);
+    let format = Segment::message(call, &state.config);
     let request = request(state, parts, body);
     let submitted = state.submission().one(request, &format).await?;
     Ok(answered(submitted, StatusCode::OK, |_| success(Vec::new())))
@@ -87,7 +87,7 @@ async fn batch(
     parts: Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let format = SegmentBatch::new(&state.config);
+    let format = Segment::batch(&state.config);
     let request = request(&state, &parts, body);
     let submitted = state.submission().batch(request, &format).await?;
     Ok(answered(submitted, StatusCode::OK, |verdicts| {

@@ -1,5 +1,5 @@
-//! Segment's endpoints in the native event's terms: the single calls (`SegmentMessage`),
-//! the batch (`SegmentBatch`) with Segment's rules for a batch in part refused, and the
+//! Segment's endpoints in the native event's terms (`Segment`): the single calls and the
+//! batch, with Segment's rules for a batch in part refused, and the
 //! write key a body may carry. One message becomes a draft in `message`.
 
 mod message;
@@ -20,39 +20,32 @@ pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 pub const MAX_BATCH_MESSAGES: usize = 2_500;
 
-/// A single-call endpoint (`/v1/track`, `/v1/t`, …): one message of that call.
-pub struct SegmentMessage {
-    call: SegmentCall,
+/// Segment's endpoints: a single call (`/v1/track`, `/v1/t`, …: one message of that
+/// call), or a batch (`/v1/batch`, `/v1/import`, analytics.js's `/v1/b`: each message
+/// names its `type`).
+pub struct Segment {
+    /// The call an endpoint stands for; `None` for a batch.
+    call: Option<SegmentCall>,
     max_body_bytes: usize,
+    max_message_bytes: usize,
 }
 
-impl SegmentMessage {
-    pub fn new(call: SegmentCall, config: &Config) -> SegmentMessage {
-        SegmentMessage {
-            call,
-            max_body_bytes: message_limit(config),
+impl Segment {
+    pub fn message(call: SegmentCall, config: &Config) -> Segment {
+        let max_message_bytes = message_limit(config);
+        Segment {
+            call: Some(call),
+            max_body_bytes: max_message_bytes,
+            max_message_bytes,
         }
     }
-}
 
-impl Format for SegmentMessage {
-    const ITEM: &'static str = "message";
-    const KEY_IN_BODY: bool = true;
-
-    fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
-    }
-
-    fn key_in_body(&self, body: &[u8]) -> Result<Option<String>, FormatError> {
-        Ok(write_key_in(body))
-    }
-
-    fn draft(
-        &self,
-        fields: EventFields<'_>,
-        arrival: Arrival,
-    ) -> Result<EventDraft, Vec<FieldError>> {
-        translate(&fields, Some(self.call), arrival)
+    pub fn batch(config: &Config) -> Segment {
+        Segment {
+            call: None,
+            max_body_bytes: MAX_BATCH_BYTES.min(bytes(config.http.max_batch_request_size)),
+            max_message_bytes: message_limit(config),
+        }
     }
 }
 
@@ -63,22 +56,7 @@ pub const ENVELOPE: EnvelopeShape = EnvelopeShape {
     max_items: MAX_BATCH_MESSAGES,
 };
 
-/// `/v1/batch`, `/v1/import` and analytics.js's `/v1/b`: each message names its `type`.
-pub struct SegmentBatch {
-    max_body_bytes: usize,
-    max_message_bytes: usize,
-}
-
-impl SegmentBatch {
-    pub fn new(config: &Config) -> SegmentBatch {
-        SegmentBatch {
-            max_body_bytes: MAX_BATCH_BYTES.min(bytes(config.http.max_batch_request_size)),
-            max_message_bytes: message_limit(config),
-        }
-    }
-}
-
-impl Format for SegmentBatch {
+impl Format for Segment {
     const ITEM: &'static str = "message";
     const KEY_IN_BODY: bool = true;
 
@@ -95,11 +73,11 @@ impl Format for SegmentBatch {
         fields: EventFields<'_>,
         arrival: Arrival,
     ) -> Result<EventDraft, Vec<FieldError>> {
-        translate(&fields, None, arrival)
+        translate(&fields, self.call, arrival)
     }
 }
 
-impl BatchFormat for SegmentBatch {
+impl BatchFormat for Segment {
     fn envelope(&self) -> EnvelopeShape {
         ENVELOPE
     }
@@ -205,7 +183,7 @@ mod tests {
             crate::error::FieldErrors::one("event", "is required").into(),
             FormatError::TooLarge("the message is larger than 32768 bytes".into()).into(),
         ];
-        let batch = SegmentBatch::new(&Config::defaults());
+        let batch = Segment::batch(&Config::defaults());
         let error = batch.when_none_accepted(refusals).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidRequest);
         let fields = error.as_service_error().field_errors();
@@ -220,7 +198,7 @@ mod tests {
 
     #[test]
     fn the_libraries_retry_only_what_is_not_the_messages_fault() {
-        let batch = SegmentBatch::new(&Config::defaults());
+        let batch = Segment::batch(&Config::defaults());
         assert!(!batch.fails_the_batch(&FormatError::Malformed("x".into()).into()));
         let ours: Failure = crate::error::InternalError("x".into()).into();
         assert!(batch.fails_the_batch(&ours));
