@@ -31,6 +31,7 @@
 //! - `store`     storage traits over `model`; the embedded (redb) store and the Cassandra
 //!   one (session, `keyspace`, recorded `settings`, migrations, `event_claims`, reads
 //!   with cursors, rollups folded by recount)
+//! - `enrich`    an event's page, referrer, UTM, browser, OS, device, bot, country (pure)
 //! - `rollups`   hourly counts and actor sketches, the data reports read (no store, no HTTP)
 //! - `model`     the records every layer shares: event, partner, subsystem, API key,
 //!   event structure, validated newtypes (`Code`, `JsonObject`); test fixtures
@@ -52,6 +53,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod enrich;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

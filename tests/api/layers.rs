@@ -67,6 +67,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     // Storage: the traits over `model`, and the rollups it keeps.
     ("store", &["rollups", "model"]),
     ("rollups", &["model"]),
+    // Enrichment at ingest: pure computation over the event's own fields.
+    ("enrich", &["model"]),
     ("model", &[]),
     // Beside the store: the optional shared Redis.
     ("redis", &["model"]),
