@@ -7,7 +7,7 @@
 //! Woothee files tablets under "smartphone": an iPad, or an Android agent without
 //! `Mobile` (Google's rule for Android tablets), is a tablet here.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use moka::sync::Cache;
 use prometheus::IntCounter;
@@ -21,6 +21,10 @@ const CACHE_NAME: &str = "user_agents";
 /// Woothee's word for a field it could not tell.
 const UNKNOWN: &str = "UNKNOWN";
 
+/// isbot's patterns compiled into one regex, once per process (every enricher, and every
+/// test app, shares it).
+static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
+
 /// What one user agent says about the visitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Agent {
@@ -32,7 +36,6 @@ pub(super) struct Agent {
 
 pub(super) struct UserAgents {
     parser: woothee::parser::Parser,
-    bots: isbot::Bots,
     /// Keyed by the agent as parsed (cut to `max_length`).
     cache: Cache<Box<str>, Arc<Agent>>,
     max_length: usize,
@@ -44,7 +47,6 @@ impl UserAgents {
     pub fn new(config: &EnrichConfig, metrics: &Metrics) -> UserAgents {
         UserAgents {
             parser: woothee::parser::Parser::new(),
-            bots: isbot::Bots::default(),
             cache: Cache::new(config.user_agent_cache_entries),
             max_length: config.max_user_agent_length,
             hits: metrics.cache_hits.with_label_values(&[CACHE_NAME]),
@@ -73,7 +75,7 @@ impl UserAgents {
             Some(result) => (known(result.name), known(result.os), result.category),
             None => (None, None, ""),
         };
-        let bot = category == "crawler" || self.bots.is_bot(user_agent);
+        let bot = category == "crawler" || BOTS.is_bot(user_agent);
         let device_type = if bot {
             DeviceType::Bot
         } else {

@@ -86,64 +86,96 @@ impl Enricher {
         let no_page = ContextPage::default();
         let page = context.page.get().unwrap_or(&no_page);
         let page_url = page.url.get().or(properties.url.get()).map(urls::split);
-        let page_host = page_url.and_then(|url| url.authority);
-
-        let referrer_host = page
-            .referrer
-            .get()
-            .or(properties.referrer.get())
-            .and_then(|referrer| urls::split(referrer).authority)
-            .map(urls::bare_host)
-            .filter(|host| !host.is_empty())
-            .filter(|host| !page_host.is_some_and(|own| urls::same_host(own, host)))
-            .filter(|host| !input.own_hosts.iter().any(|own| urls::same_host(own, host)))
-            .map(str::to_ascii_lowercase);
-
-        let no_campaign = Campaign::default();
-        let campaign = context.campaign.get().unwrap_or(&no_campaign);
-        let queries = [page_url.and_then(|url| url.query), page.search.get()];
-        let utm = |from_campaign: Option<&str>, parameter: &str| {
-            from_campaign.map(str::to_string).or_else(|| {
-                queries
-                    .iter()
-                    .flatten()
-                    .find_map(|query| urls::query_parameter(query, parameter))
-            })
+        let utm = Utm {
+            campaign: context.campaign.get(),
+            queries: [page_url.and_then(|url| url.query), page.search.get()],
         };
-        let utm_source = utm(campaign.source.get(), "utm_source");
-        let utm_medium = utm(campaign.medium.get(), "utm_medium");
-        let utm_campaign = utm(campaign.name.get(), "utm_campaign");
 
         let user_agent = context.user_agent.get().or(input.request_user_agent);
         let agent = user_agent
             .filter(|text| !text.trim().is_empty())
             .map(|text| self.user_agents.classify(text));
 
-        let address = context
-            .ip
-            .get()
-            .and_then(|text| text.parse::<IpAddr>().ok())
-            .or(input.client_address);
-        let country = self
-            .countries
-            .as_ref()
-            .zip(address)
-            .and_then(|(countries, address)| countries.lookup(address));
+        let country = self.countries.as_ref().and_then(|countries| {
+            let address = context
+                .ip
+                .get()
+                .and_then(|text| text.parse::<IpAddr>().ok())
+                .or(input.client_address)?;
+            countries.lookup(address)
+        });
 
-        let bounded = |text: String| cut(&text, self.max_value_length).to_string();
+        let max = self.max_value_length;
+        let own_hosts = OwnHosts {
+            page_host: page_url.and_then(|url| url.authority),
+            configured: input.own_hosts,
+        };
         Enrichment {
-            page: page_path(page, &properties)
-                .map(|path| cut(path, self.max_value_length).to_string()),
-            referrer_host: referrer_host.map(bounded),
-            utm_source: utm_source.map(bounded),
-            utm_medium: utm_medium.map(bounded),
-            utm_campaign: utm_campaign.map(bounded),
+            page: page_path(page, &properties).map(|path| cut(path, max).to_string()),
+            referrer_host: referrer_host(page, &properties, &own_hosts)
+                .map(|host| cut(host, max).to_ascii_lowercase()),
+            utm_source: utm.value(|campaign| &campaign.source, "utm_source", max),
+            utm_medium: utm.value(|campaign| &campaign.medium, "utm_medium", max),
+            utm_campaign: utm.value(|campaign| &campaign.name, "utm_campaign", max),
             browser: agent.as_ref().and_then(|agent| agent.browser.clone()),
             os: agent.as_ref().and_then(|agent| agent.os.clone()),
             device_type: agent.as_ref().map(|agent| agent.device_type),
             country,
             bot: agent.is_some_and(|agent| agent.bot),
         }
+    }
+}
+
+/// Hosts whose links are internal navigation, not referrals.
+struct OwnHosts<'a> {
+    /// The page URL's own host.
+    page_host: Option<&'a str>,
+    /// The partner's `ownHosts`.
+    configured: &'a [String],
+}
+
+impl OwnHosts<'_> {
+    fn contains(&self, host: &str) -> bool {
+        self.page_host.is_some_and(|own| urls::same_host(own, host))
+            || self.configured.iter().any(|own| urls::same_host(own, host))
+    }
+}
+
+/// The referrer's bare host (not yet lowercased), by the precedence `Enricher::enrich`
+/// documents, unless it is one of the own hosts.
+fn referrer_host<'a>(
+    page: &'a ContextPage<'_>,
+    properties: &'a Properties<'_>,
+    own_hosts: &OwnHosts<'_>,
+) -> Option<&'a str> {
+    let referrer = page.referrer.get().or(properties.referrer.get())?;
+    let host = urls::bare_host(urls::split(referrer).authority?);
+    (!host.is_empty() && !own_hosts.contains(host)).then_some(host)
+}
+
+/// Where the UTM fields are read: `context.campaign`, then the queries in order.
+struct Utm<'a> {
+    campaign: Option<&'a Campaign<'a>>,
+    queries: [Option<&'a str>; 2],
+}
+
+impl<'a> Utm<'a> {
+    fn value(
+        &self,
+        field: impl Fn(&'a Campaign<'a>) -> &'a carried::Text<'a>,
+        parameter: &str,
+        max: usize,
+    ) -> Option<String> {
+        let from_campaign = self.campaign.and_then(|campaign| field(campaign).get());
+        let mut value = from_campaign.map(str::to_string).or_else(|| {
+            self.queries
+                .iter()
+                .flatten()
+                .find_map(|query| urls::query_parameter(query, parameter))
+        })?;
+        let kept = cut(&value, max).len();
+        value.truncate(kept);
+        Some(value)
     }
 }
 

@@ -18,7 +18,10 @@ pub(super) fn split(text: &str) -> UrlParts<'_> {
     let (authority, rest) = match authority_start(text) {
         Some(start) => {
             let after = &text[start..];
-            let end = after.find(['/', '?']).unwrap_or(after.len());
+            let end = after
+                .bytes()
+                .position(|byte| byte == b'/' || byte == b'?')
+                .unwrap_or(after.len());
             (Some(&after[..end]), &after[end..])
         }
         None => (None, text),
@@ -45,7 +48,12 @@ fn authority_start(text: &str) -> Option<usize> {
     if text.starts_with("//") {
         return Some(2);
     }
-    let colon = text.find("://")?;
+    // `find(':')` then a look at what follows: a `find("://")` builds a substring
+    // searcher per call, which costs more than the short scan it does.
+    let colon = text.find(':')?;
+    if !text[colon..].starts_with("://") {
+        return None;
+    }
     let scheme = &text[..colon];
     let is_scheme = scheme.starts_with(|first: char| first.is_ascii_alphabetic())
         && scheme
