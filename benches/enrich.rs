@@ -109,7 +109,7 @@ fn enrich_cpu_time(criterion: &mut Criterion<ThreadCpuTime>) {
     enrich(criterion, "_cpu");
 }
 
-fn enrich<M: Measurement>(criterion: &mut Criterion<M>, measured: &str) {
+fn enrich<M: Measurement + 'static>(criterion: &mut Criterion<M>, measured: &str) {
     let mut config = Config::defaults().enrich;
     config.geoip_db = std::env::var("VOLCANION_BENCH_GEOIP_DB")
         .ok()
