@@ -255,6 +255,12 @@ mod tests {
     }
 
     #[test]
+    fn one_enricher_can_be_shared_by_every_request_thread() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Enricher>();
+    }
+
+    #[test]
     fn an_event_carrying_nothing_gives_an_empty_enrichment() {
         assert_eq!(enriched(json!({}), json!({}), &[]), Enrichment::default());
     }
