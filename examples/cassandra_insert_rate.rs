@@ -109,6 +109,7 @@ fn event(partner_id: Uuid, subsystem_id: Uuid, index: usize, run: &str) -> Event
         validation_errors: Vec::new(),
         correlation_id: Uuid::now_v7().to_string(),
         // Client-chosen ids: the full write path, de-duplication claim included.
+        enrichment: None,
         client_event_id: true,
     }
 }

@@ -3,7 +3,8 @@
 //! `VOLCANION_LISTEN`, `VOLCANION_DATA_DIR` and `VOLCANION_ADMIN_TOKEN`).
 //!
 //! Each section is its own file with its own struct and `validate()` (`http`, `store`,
-//! `cassandra`, `ingest`, `auth`, `limits`, `redis`, `reports`, `schemas`, `telemetry`);
+//! `cassandra`, `ingest`, `auth`, `limits`, `redis`, `reports`, `schemas`, `enrich`,
+//! `telemetry`);
 //! this file holds `Config`, loading, and the checks that span sections.
 //!
 //! Every section denies unknown keys: a typo is an error naming the key as written and the
@@ -13,6 +14,7 @@
 mod auth;
 mod cassandra;
 mod cidr;
+mod enrich;
 mod http;
 mod ingest;
 mod limits;
@@ -40,6 +42,7 @@ pub use self::cassandra::{
     CassandraConfig, CassandraConsistency, ROLLUP_CLOCK_SKEW_MARGIN, is_keyspace_name,
 };
 pub use self::cidr::Cidr;
+pub use self::enrich::EnrichConfig;
 pub use self::http::HttpConfig;
 pub use self::ingest::{Acknowledge, IngestConfig};
 pub use self::limits::LimitsConfig;
@@ -65,6 +68,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub reports: ReportsConfig,
     pub schemas: SchemasConfig,
+    pub enrich: EnrichConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -150,6 +154,7 @@ impl Config {
         self.auth.validate()?;
         self.limits.validate()?;
         self.reports.validate()?;
+        self.enrich.validate()?;
         self.redis.validate()?;
         self.telemetry.validate()?;
         self.http.validate()?;

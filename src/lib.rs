@@ -32,6 +32,8 @@
 //! - `limits`    per-key and per-partner rate limits, the replay guard
 //! - `tenants`   partner and subsystem field rules, and a cached directory
 //! - `schemas`   event structures (JSON Schema): compiling, checking, a cached registry
+//! - `enrich`    an event's page, referrer, UTM, browser, OS, device, bot and country
+//!   (pure computation, with a user-agent cache and the operator's GeoIP database)
 //!
 //! Storage, and beside it:
 //! - `store`     storage traits over `model`; the embedded (redb) store and the Cassandra
@@ -60,6 +62,7 @@ mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod enrich;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

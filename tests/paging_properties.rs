@@ -159,6 +159,7 @@ fn event_of(tenants: &Tenants, index: usize, spec: &EventSpec) -> Event {
         is_valid: spec.is_valid,
         validation_errors: Vec::new(),
         correlation_id: format!("correlation-{index}"),
+        enrichment: None,
         client_event_id: spec.client_id,
     }
 }

@@ -15,12 +15,13 @@ use super::Application;
 use super::caches::Caches;
 use crate::auth::{self, AdminToken, Authenticator};
 use crate::config::{Acknowledge, Config, StoreBackend};
+use crate::enrich::Enricher;
 use crate::http::{self, state::AppState};
 use crate::ingest::after_write::AfterWrite;
 use crate::ingest::event_types::EventTypes;
 use crate::ingest::queue::{self, BatchPolicy, Unstored};
 use crate::ingest::writer::spawn_writers;
-use crate::ingest::{AckPolicy, Admission, Ingestor};
+use crate::ingest::{AckPolicy, Admission, Ingestor, Preparation};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{InvalidationBus, Redis};
@@ -42,6 +43,8 @@ impl Application {
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new());
+        // Before anything connects: a GeoIP database that can't be read stops the start.
+        let enricher = Arc::new(Enricher::new(&config.enrich, Arc::clone(&metrics))?);
         let redis = connect_redis(&config, &metrics).await?;
         let (queue, receiver) = queue::bounded(
             config.ingest.queue_capacity,
@@ -92,9 +95,15 @@ impl Application {
                 Arc::clone(&metrics),
             ),
             ingestor: Ingestor::new(
-                Arc::clone(&caches.directory),
-                caches.schemas,
-                EventTypes::new(store.clone(), config.ingest.max_event_types_per_partner),
+                Preparation {
+                    directory: Arc::clone(&caches.directory),
+                    schemas: caches.schemas,
+                    enricher,
+                    event_types: EventTypes::new(
+                        store.clone(),
+                        config.ingest.max_event_types_per_partner,
+                    ),
+                },
                 queue,
                 AckPolicy {
                     acknowledge: config.ingest.acknowledge,

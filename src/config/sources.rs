@@ -19,10 +19,11 @@ const ENV_ALIASES: [(&str, &str); 3] = [
     ("admin_token", "auth.admin_token"),
 ];
 /// Valid keys that `config/default.toml` leaves commented out (they default to unset).
-const UNSET_BY_DEFAULT: [&str; 3] = [
+const UNSET_BY_DEFAULT: [&str; 4] = [
     "auth.admin_token",
     "redis.url",
     "cassandra.local_datacenter",
+    "enrich.geoip_db",
 ];
 /// The provider name figment reports for values from the environment.
 const ENVIRONMENT: &str = "environment";

@@ -19,7 +19,7 @@ pub mod writer;
 
 pub use admission::{Admission, RateLimited, ReplayHeaders};
 pub use batch::{Acknowledged, Verdict};
-pub use pipeline::{AckPolicy, Ingestor, Origin};
+pub use pipeline::{AckPolicy, Ingestor, Origin, Preparation};
 pub use queue::{EnqueueError, IngestQueue};
 pub use rejection::{NotStored, Rejection};
 pub use submission::{Body, Refused, Request, Sender, Submission, Submitted};

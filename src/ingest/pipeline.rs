@@ -5,6 +5,7 @@
 //! an `EventDraft` and comes through here.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::KeyHolder;
 use crate::config::Acknowledge;
+use crate::enrich::{EnrichInput, Enricher};
 use crate::error::FieldError;
 use crate::ingest::event_types::EventTypes;
 use crate::ingest::format::EventDraft;
@@ -24,11 +26,16 @@ use crate::schemas::{SchemaCheck, SchemaRegistry, Violation};
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
 
-/// Who sent a request's events, and when and under which correlation id it arrived.
+/// Who sent a request's events, from where and with what, and when and under which
+/// correlation id it arrived.
 pub struct Origin<'a> {
     pub sender: &'a KeyHolder,
     pub correlation_id: &'a str,
     pub received_at: DateTime<Utc>,
+    /// The request's `User-Agent`, for events whose `context` names none.
+    pub user_agent: Option<&'a str>,
+    /// The client's address (behind trusted proxies), for events whose `context` has no `ip`.
+    pub client: Option<IpAddr>,
 }
 
 /// What the 202 waits for, and how long at most.
@@ -38,9 +45,19 @@ pub struct AckPolicy {
     pub timeout: Duration,
 }
 
+/// What turns a draft into an event: the cached directory (subsystems), the event
+/// structures, the enrichment and the bound on event types.
+pub struct Preparation {
+    pub directory: Arc<Directory>,
+    pub schemas: Arc<SchemaRegistry>,
+    pub enricher: Arc<Enricher>,
+    pub event_types: EventTypes,
+}
+
 pub struct Ingestor {
     directory: Arc<Directory>,
     schemas: Arc<SchemaRegistry>,
+    enricher: Arc<Enricher>,
     event_types: EventTypes,
     queue: IngestQueue,
     ack: AckPolicy,
@@ -50,17 +67,22 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(
-        directory: Arc<Directory>,
-        schemas: Arc<SchemaRegistry>,
-        event_types: EventTypes,
+        preparation: Preparation,
         queue: IngestQueue,
         ack: AckPolicy,
         metrics: Arc<Metrics>,
         max_clock_skew: Duration,
     ) -> Ingestor {
+        let Preparation {
+            directory,
+            schemas,
+            enricher,
+            event_types,
+        } = preparation;
         Ingestor {
             directory,
             schemas,
+            enricher,
             event_types,
             queue,
             ack,
@@ -137,7 +159,15 @@ impl Ingestor {
                 violations.iter().map(Violation::to_string).collect()
             }
         };
-        // The client's address is personal data: kept only where the partner opted in.
+        let enrichment = self.enricher.enrich(&EnrichInput {
+            context: &draft.context,
+            properties: &draft.properties,
+            request_user_agent: origin.user_agent,
+            client_address: origin.client,
+            own_hosts: &partner.own_hosts,
+        });
+        // The client's address is personal data: kept only where the partner opted in
+        // (its country is in the enrichment).
         let context = match partner.store_client_ip {
             true => draft.context,
             false => draft.context.without_field("ip").unwrap_or(draft.context),
@@ -161,6 +191,7 @@ impl Ingestor {
             is_valid: validation_errors.is_empty(),
             validation_errors,
             correlation_id: origin.correlation_id.to_string(),
+            enrichment: Some(enrichment),
         })
     }
 
@@ -297,6 +328,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::Config;
     use crate::ingest::queue;
     use crate::model::test_support::{sample_ingest_key, sample_partner, sample_subsystem};
     use crate::model::{JsonObject, Partner};
@@ -328,18 +360,24 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let ttl = Duration::from_secs(60);
         let (queue, receiver) = queue::bounded(100, 1 << 20);
+        let preparation = Preparation {
+            directory: Arc::new(Directory::new(
+                Arc::clone(&store),
+                ttl,
+                Arc::clone(&metrics),
+            )),
+            schemas: Arc::new(SchemaRegistry::new(
+                Arc::clone(&store),
+                ttl,
+                Arc::clone(&metrics),
+            )),
+            enricher: Arc::new(
+                Enricher::new(&Config::defaults().enrich, Arc::clone(&metrics)).unwrap(),
+            ),
+            event_types: EventTypes::new(Arc::clone(&store), 10),
+        };
         let ingestor = Ingestor::new(
-            Arc::new(Directory::new(
-                Arc::clone(&store),
-                ttl,
-                Arc::clone(&metrics),
-            )),
-            Arc::new(SchemaRegistry::new(
-                Arc::clone(&store),
-                ttl,
-                Arc::clone(&metrics),
-            )),
-            EventTypes::new(Arc::clone(&store), 10),
+            preparation,
             queue,
             AckPolicy {
                 acknowledge: Acknowledge::Queued,
@@ -372,6 +410,8 @@ mod tests {
                 sender,
                 correlation_id: "c1",
                 received_at: Utc::now(),
+                user_agent: Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"),
+                client: None,
             };
             self.ingestor.prepare_draft(&origin, draft).await
         }
@@ -440,6 +480,12 @@ mod tests {
         assert_eq!(event.timestamp, event.received_at, "a clock a day ahead");
         assert!(event.is_valid);
         assert_eq!(event.correlation_id, "c1");
+        let enrichment = event.enrichment.expect("every new event is enriched");
+        assert_eq!(
+            enrichment.os.as_deref(),
+            Some("iOS"),
+            "from the request's agent"
+        );
     }
 
     #[tokio::test]

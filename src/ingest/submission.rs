@@ -46,9 +46,11 @@ pub struct Request<'a, B> {
     pub credential: Option<PresentedCredential>,
     pub replay: ReplayHeaders<'a>,
     pub correlation_id: String,
-    /// The client's address, tied to a key found in the body (as the wire floor does for
-    /// a key in the headers).
+    /// The client's address: tied to a key found in the body (as the wire floor does for
+    /// a key in the headers), and the country of events whose `context` has no `ip`.
     pub client: Option<IpAddr>,
+    /// The `User-Agent` header, for events whose `context` names none.
+    pub user_agent: Option<&'a str>,
     pub body: B,
 }
 
@@ -88,22 +90,33 @@ pub struct Submission<'a> {
     pub ingestor: &'a Ingestor,
 }
 
+/// What the wire says of a request besides its credential and replay headers.
+struct Seen<'a> {
+    correlation_id: String,
+    client: Option<IpAddr>,
+    user_agent: Option<&'a str>,
+}
+
 /// A request whose sender is known and which passed the replay guard.
-struct Opened {
+struct Opened<'a> {
     sender: KeyHolder,
     correlation_id: String,
     received_at: DateTime<Utc>,
+    user_agent: Option<&'a str>,
+    client: Option<IpAddr>,
     rate_limit: Option<RateLimitStatus>,
     /// The nonce this request took, given back if it ends up refused.
     nonce: Option<NonceClaim>,
 }
 
-impl Opened {
+impl Opened<'_> {
     fn origin(&self) -> Origin<'_> {
         Origin {
             sender: &self.sender,
             correlation_id: &self.correlation_id,
             received_at: self.received_at,
+            user_agent: self.user_agent,
+            client: self.client,
         }
     }
 }
@@ -133,7 +146,7 @@ impl Submission<'_> {
 
     async fn one_event<F: Format, Bytes: AsRef<[u8]>>(
         &self,
-        opened: &mut Opened,
+        opened: &mut Opened<'_>,
         body: Bytes,
         format: &F,
     ) -> Result<Acknowledged, Refused> {
@@ -157,7 +170,7 @@ impl Submission<'_> {
 
     async fn judged_batch<F: BatchFormat, Bytes: AsRef<[u8]>>(
         &self,
-        opened: &mut Opened,
+        opened: &mut Opened<'_>,
         body: Bytes,
         format: &F,
     ) -> Result<Vec<Verdict>, Refused> {
@@ -186,22 +199,28 @@ impl Submission<'_> {
     /// Authenticates the sender, checks the replay guard, reads the body: after checking
     /// a key in the headers, or, for a format whose body may hold the key, first (from the
     /// unknown senders' budget) to find it there.
-    async fn open_and_read<F: Format, B: Body>(
+    async fn open_and_read<'r, F: Format, B: Body>(
         &self,
-        request: Request<'_, B>,
+        request: Request<'r, B>,
         format: &F,
-    ) -> Result<(Opened, B::Bytes), Refused> {
+    ) -> Result<(Opened<'r>, B::Bytes), Refused> {
         let Request {
             credential,
             replay,
             correlation_id,
             client,
+            user_agent,
             body,
         } = request;
+        let seen = Seen {
+            correlation_id,
+            client,
+            user_agent,
+        };
         let max_bytes = format.max_body_bytes();
         if credential.is_some() || !F::KEY_IN_BODY {
             // The key is checked before a byte of the body is read.
-            let mut opened = self.open(credential, replay, correlation_id).await?;
+            let mut opened = self.open(credential, replay, seen).await?;
             return match body.read(Sender::Authenticated, max_bytes).await {
                 Ok(bytes) => Ok((opened, bytes)),
                 Err(failure) => {
@@ -213,16 +232,16 @@ impl Submission<'_> {
         let bytes = body.read(Sender::Unknown, max_bytes).await?;
         let key = format.key_in_body(bytes.as_ref())?;
         let credential = key.map(|key| PresentedCredential::in_body(key).with_client(client));
-        let opened = self.open(credential, replay, correlation_id).await?;
+        let opened = self.open(credential, replay, seen).await?;
         Ok((opened, bytes))
     }
 
-    async fn open(
+    async fn open<'r>(
         &self,
         credential: Option<PresentedCredential>,
         replay: ReplayHeaders<'_>,
-        correlation_id: String,
-    ) -> Result<Opened, Refused> {
+        seen: Seen<'r>,
+    ) -> Result<Opened<'r>, Refused> {
         let sender = self
             .authenticator
             .sender(credential)
@@ -236,8 +255,10 @@ impl Submission<'_> {
             .await?;
         Ok(Opened {
             sender,
-            correlation_id,
+            correlation_id: seen.correlation_id,
             received_at,
+            user_agent: seen.user_agent,
+            client: seen.client,
             rate_limit: None,
             nonce,
         })
@@ -245,7 +266,7 @@ impl Submission<'_> {
 
     /// Charges `events` to the key's and the partner's budgets (not while the store fails
     /// writes: such a request is refused before it costs the sender any quota).
-    async fn charge(&self, opened: &mut Opened, events: usize) -> Result<(), Refused> {
+    async fn charge(&self, opened: &mut Opened<'_>, events: usize) -> Result<(), Refused> {
         self.ingestor.check_store_writable()?;
         match self.admission.charge(&opened.sender, events).await {
             Ok(status) => {
@@ -264,7 +285,7 @@ impl Submission<'_> {
 
     async fn close<T>(
         &self,
-        mut opened: Opened,
+        mut opened: Opened<'_>,
         outcome: Result<T, Refused>,
     ) -> Result<Submitted<T>, Refused> {
         match outcome {
@@ -279,7 +300,7 @@ impl Submission<'_> {
         }
     }
 
-    async fn give_back_nonce(&self, opened: &mut Opened) {
+    async fn give_back_nonce(&self, opened: &mut Opened<'_>) {
         if let Some(claim) = opened.nonce.take() {
             self.admission.release_nonce(claim).await;
         }

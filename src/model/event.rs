@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::model::JsonObject;
+use crate::model::{Enrichment, JsonObject};
 
 /// A validated event: what the queue carries, the stores keep, and
 /// `GET /api/v1/events` returns. Every wire format is translated into this.
@@ -25,6 +25,9 @@ pub struct Event {
     pub is_valid: bool,
     pub validation_errors: Vec<String>,
     pub correlation_id: String,
+    /// What ingestion derived from the event (page, referrer, campaign, device, country);
+    /// absent for events stored before enrichment existed.
+    pub enrichment: Option<Enrichment>,
     /// Whether the client chose `event_id` (a resend may repeat it). Server-made ids are
     /// unique by construction, so stores may skip de-duplication for them. Not stored.
     #[serde(skip)]
@@ -48,6 +51,10 @@ impl Event {
                 .map(String::len)
                 .sum::<usize>()
             + self.correlation_id.len()
+            + self
+                .enrichment
+                .as_ref()
+                .map_or(0, Enrichment::approximate_size)
     }
 
     /// The identity used for unique-user counts: the user id, else the anonymous id.

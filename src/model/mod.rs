@@ -4,6 +4,7 @@
 
 mod api_key;
 mod code;
+mod enrichment;
 mod event;
 mod json;
 mod schema;
@@ -13,6 +14,7 @@ pub(crate) mod test_support;
 
 pub use api_key::{ApiKey, KEY_PREFIX, Scope, SecretHash};
 pub use code::Code;
+pub use enrichment::{DeviceType, Enrichment};
 pub use event::{Event, check_event_type};
 pub use json::JsonObject;
 pub use schema::{EventSchema, SchemaMode, json_schema_document};

@@ -25,6 +25,7 @@ pub fn sample_event(event_id: &str) -> Event {
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: "c1".into(),
+        enrichment: None,
         client_event_id: true,
     }
 }

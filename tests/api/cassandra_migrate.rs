@@ -62,3 +62,42 @@ async fn instances_starting_together_on_a_new_keyspace_all_come_up() {
         Backend::cassandra_from_env("instances_starting_together_on_a_new_keyspace_all_come_up");
     concurrent_starts_all_come_up(backend, INSTANCES).await;
 }
+
+/// A keyspace from before a step that adds a column (as `007_enrichment.cql` does) is
+/// found to need migrating, and one migration completes it.
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn a_keyspace_missing_an_added_column_is_migrated() {
+    let backend = Backend::cassandra_from_env("a_keyspace_missing_an_added_column_is_migrated");
+    let _cleanup = KeyspaceCleanup::new(backend);
+    let mut config = Config::defaults();
+    backend.apply(&mut config);
+    migrate::run(&config.cassandra).await.expect("migrate");
+    let session = cql_session(&config).await;
+    assert!(
+        !migrate::needs_migration(&session, &config.cassandra)
+            .await
+            .unwrap()
+    );
+    let keyspace = &config.cassandra.keyspace;
+    session
+        .query_unpaged(
+            format!("ALTER TABLE {keyspace}.events_by_subsystem_day DROP enrichment"),
+            (),
+        )
+        .await
+        .expect("drop the column, as an older release's keyspace lacks it");
+    assert!(
+        migrate::needs_migration(&session, &config.cassandra)
+            .await
+            .unwrap()
+    );
+    migrate::run(&config.cassandra)
+        .await
+        .expect("migrate again");
+    assert!(
+        !migrate::needs_migration(&session, &config.cassandra)
+            .await
+            .unwrap()
+    );
+}

@@ -32,6 +32,7 @@ fn event(partner_id: Uuid, subsystem_id: Uuid, n: usize, at: DateTime<Utc>) -> E
         is_valid: !n.is_multiple_of(3),
         validation_errors: Vec::new(),
         correlation_id: format!("c{n}"),
+        enrichment: None,
         client_event_id: true,
     }
 }

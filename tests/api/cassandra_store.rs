@@ -28,6 +28,7 @@ fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> Event {
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: correlation_id.to_string(),
+        enrichment: None,
         client_event_id: true,
     }
 }
@@ -35,6 +36,7 @@ fn event(partner_id: Uuid, event_id: &str, correlation_id: &str) -> Event {
 /// An event as a read returns it (whether the client chose the id is not stored).
 fn as_read(event: &Event) -> Event {
     Event {
+        enrichment: None,
         client_event_id: false,
         ..event.clone()
     }
@@ -272,6 +274,7 @@ async fn a_client_id_naming_a_server_made_event_is_a_duplicate() {
     let partner_id = Uuid::now_v7();
     let server_id = Uuid::now_v7().to_string();
     let server_made = Event {
+        enrichment: None,
         client_event_id: false,
         ..event(partner_id, &server_id, "server")
     };

@@ -201,6 +201,7 @@ fn raw_event(partner_id: Uuid, event_type: String, at: DateTime<Utc>) -> Event {
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: "c".into(),
+        enrichment: None,
         client_event_id: false,
     }
 }

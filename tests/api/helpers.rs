@@ -433,7 +433,7 @@ impl TestApp {
             .bearer_auth(ADMIN_TOKEN)
     }
 
-    fn with_key(&self, method: reqwest::Method, path: &str, key: &str) -> RequestBuilder {
+    pub fn with_key(&self, method: reqwest::Method, path: &str, key: &str) -> RequestBuilder {
         self.client
             .request(method, self.url(path))
             .header("x-api-key", key)

@@ -28,8 +28,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "app",
         &[
-            "http", "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas", "store",
-            "rollups", "model", "redis",
+            "http", "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas",
+            "enrich", "store", "rollups", "model", "redis",
         ],
     ),
     // The HTTP adapter: routes, extractors, wire formats, problem+json.
@@ -45,13 +45,13 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "manage",
         &[
-            "auth", "limits", "tenants", "schemas", "store", "rollups", "model", "redis",
+            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "model", "redis",
         ],
     ),
     (
         "ingest",
         &[
-            "auth", "limits", "tenants", "schemas", "store", "rollups", "model", "redis",
+            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "model", "redis",
         ],
     ),
     (
@@ -77,6 +77,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     // Storage: the traits over `model`, and the rollups it keeps.
     ("store", &["rollups", "model"]),
     ("rollups", &["model"]),
+    // Enrichment at ingest: pure computation over the event's own fields.
+    ("enrich", &["model"]),
     ("model", &[]),
     // Beside the store: the optional shared Redis.
     ("redis", &["model"]),

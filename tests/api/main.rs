@@ -5,6 +5,8 @@ mod cassandra_migrate;
 mod cassandra_rollups;
 mod cassandra_store;
 mod dashboard;
+mod enrich;
+mod enrichment_stored;
 mod hardening;
 mod hardening_access;
 mod hardening_cardinality;

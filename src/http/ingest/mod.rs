@@ -73,6 +73,7 @@ pub(crate) fn request<'a>(
             .map(|id| id.0.clone())
             .unwrap_or_default(),
         client: client_address(parts),
+        user_agent: header("user-agent"),
         body: WireBody { state, parts, body },
     }
 }

@@ -10,7 +10,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 6] = [
+pub const MIGRATIONS: [(&str, &str); 7] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -34,6 +34,10 @@ pub const MIGRATIONS: [(&str, &str); 6] = [
     (
         "006_cardinality.cql",
         include_str!("../../../cql/006_cardinality.cql"),
+    ),
+    (
+        "007_enrichment.cql",
+        include_str!("../../../cql/007_enrichment.cql"),
     ),
 ];
 
@@ -87,13 +91,61 @@ fn tables_defined(config: &CassandraConfig) -> usize {
         .count()
 }
 
-/// Whether the keyspace lacks a table the `cql/` files define (missing, or older than
-/// this release), so that `serve` applies them at start.
+/// Whether the keyspace lacks a table or a column the `cql/` files define (missing, or
+/// older than this release), so that `serve` applies them at start.
 pub async fn needs_migration(
     session: &Session,
     config: &CassandraConfig,
 ) -> Result<bool, StoreError> {
-    Ok(table_count(session, &config.keyspace).await? < tables_defined(config))
+    if table_count(session, &config.keyspace).await? < tables_defined(config) {
+        return Ok(true);
+    }
+    for (table, column) in columns_added(config) {
+        let query = "SELECT column_name FROM system_schema.columns \
+            WHERE keyspace_name = ? AND table_name = ? AND column_name = ?";
+        let result = session
+            .query_unpaged(
+                query,
+                (config.keyspace.as_str(), table.as_str(), column.as_str()),
+            )
+            .await
+            .map_err(driver_error)?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if rows.rows_num() == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The (table, column) pairs the `ALTER TABLE … ADD IF NOT EXISTS` statements add.
+fn columns_added(config: &CassandraConfig) -> Vec<(String, String)> {
+    MIGRATIONS
+        .iter()
+        .flat_map(|(_, text)| statements(text, config))
+        .filter_map(|statement| {
+            let words: Vec<&str> = statement.split_whitespace().collect();
+            match words.as_slice() {
+                [
+                    "ALTER",
+                    "TABLE",
+                    table,
+                    "ADD",
+                    "IF",
+                    "NOT",
+                    "EXISTS",
+                    column,
+                    ..,
+                ] => {
+                    let table = table.rsplit('.').next().unwrap_or(table);
+                    Some((table.to_string(), column.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 async fn table_count(session: &Session, keyspace: &str) -> Result<usize, StoreError> {

@@ -31,6 +31,8 @@ pub struct EventRow {
     pub correlation_id: String,
     pub received_at: DateTime<Utc>,
     pub received_at_ns: i64,
+    /// `model::Enrichment` as JSON; null in rows written before enrichment.
+    pub enrichment: Option<String>,
 }
 
 /// Where an event's rows live: the clustering position and partition parts it shares
@@ -98,6 +100,12 @@ impl EventRow {
             correlation_id: event.correlation_id.clone(),
             received_at: millisecond_time(event.received_at),
             received_at_ns: nanos_of(event.received_at)?,
+            enrichment: event
+                .enrichment
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
         })
     }
 
@@ -122,6 +130,12 @@ impl EventRow {
             is_valid: self.is_valid,
             validation_errors: self.validation_errors.unwrap_or_default(),
             correlation_id: self.correlation_id,
+            enrichment: self
+                .enrichment
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|error| StoreError::Corrupt(format!("an event's enrichment: {error}")))?,
             client_event_id: false,
         })
     }
@@ -136,6 +150,7 @@ impl EventRow {
             + self.anonymous_id.as_ref().map_or(0, String::len)
             + self.properties.len()
             + self.context.len()
+            + self.enrichment.as_ref().map_or(0, String::len)
             + self
                 .validation_errors
                 .iter()
@@ -179,6 +194,7 @@ mod tests {
         let placement = Placement::of(&event, 4);
         let row = EventRow::from_event(&event, placement).unwrap();
         let expected = Event {
+            enrichment: None,
             client_event_id: false,
             ..event
         };

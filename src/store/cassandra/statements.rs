@@ -9,7 +9,7 @@ use crate::store::StoreError;
 /// Columns of both events tables, in the order `rows::EventRow` binds and reads them.
 pub const EVENT_COLUMNS: &str = "event_time, event_id, event_time_ns, partner_id, subsystem_id, \
     day, bucket, event_type, user_id, anonymous_id, properties, context, is_valid, \
-    validation_errors, correlation_id, received_at, received_at_ns";
+    validation_errors, correlation_id, received_at, received_at_ns, enrichment";
 
 pub struct Statements {
     pub insert_event_by_partner: PreparedStatement,

@@ -2,16 +2,20 @@
 //! postcard (a compact serde binary format). What the row's key already says (owner,
 //! time to the microsecond, event id) is not repeated, `properties` and `context` are the
 //! JSON text they arrived as, and ids that are canonical UUIDs take 16 bytes, not 36.
+//! Format 2 appends the event's enrichment (postcard `Option<Enrichment>`, so a change
+//! to `Enrichment`'s fields is a new format); format 1 rows read as not enriched.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{Event, JsonObject};
+use crate::model::{Enrichment, Event, JsonObject};
 use crate::store::StoreError;
 
-/// Bumped whenever the layout below changes; older rows are refused as unreadable.
+/// Bumped whenever the layout below changes; rows of an unknown format are refused.
 const ROW_FORMAT_V1: u8 = 1;
+/// `EventRow`, then the enrichment.
+const ROW_FORMAT_V2: u8 = 2;
 
 /// Text that is usually a UUID: those are kept as their 16 bytes.
 #[derive(Serialize, Deserialize)]
@@ -99,8 +103,9 @@ pub fn encode(event: &Event) -> Result<Vec<u8>, StoreError> {
         validation_errors: event.validation_errors.iter().map(String::as_str).collect(),
         correlation_id: CompactId::of(&event.correlation_id),
     };
-    let mut bytes = vec![ROW_FORMAT_V1];
+    let mut bytes = vec![ROW_FORMAT_V2];
     postcard::to_io(&row, &mut bytes).map_err(corrupt)?;
+    postcard::to_io(&event.enrichment, &mut bytes).map_err(corrupt)?;
     Ok(bytes)
 }
 
@@ -116,20 +121,30 @@ pub struct KeyParts {
 /// payload included, only for the rows it returns.
 pub struct RowView<'a> {
     row: EventRow<'a>,
+    /// The encoded enrichment (empty in a format 1 row), decoded with the event.
+    enrichment: &'a [u8],
     timestamp: DateTime<Utc>,
 }
 
 /// The view of a row whose key holds the time `micros`.
 pub fn view(micros: i64, bytes: &[u8]) -> Result<RowView<'_>, StoreError> {
-    let Some((&ROW_FORMAT_V1, encoded)) = bytes.split_first() else {
-        return Err(StoreError::Corrupt(
-            "an event row in an unknown format (written by an older release?)".into(),
-        ));
+    let (row, enrichment) = match bytes.split_first() {
+        Some((&ROW_FORMAT_V1, encoded)) => {
+            (postcard::from_bytes(encoded).map_err(corrupt)?, &[][..])
+        }
+        Some((&ROW_FORMAT_V2, encoded)) => {
+            postcard::take_from_bytes::<EventRow>(encoded).map_err(corrupt)?
+        }
+        _ => {
+            return Err(StoreError::Corrupt(
+                "an event row in an unknown format (written by a newer release?)".into(),
+            ));
+        }
     };
-    let row: EventRow = postcard::from_bytes(encoded).map_err(corrupt)?;
     let timestamp_nanos = micros * 1_000 + i64::from(row.timestamp_sub_micros);
     Ok(RowView {
         row,
+        enrichment,
         timestamp: DateTime::from_timestamp_nanos(timestamp_nanos),
     })
 }
@@ -155,6 +170,10 @@ impl<'a> RowView<'a> {
     /// (and not parsed).
     pub fn into_event(self, key: KeyParts, payload: bool) -> Result<Event, StoreError> {
         let row = self.row;
+        let enrichment = match self.enrichment {
+            [] => None,
+            encoded => postcard::from_bytes::<Option<Enrichment>>(encoded).map_err(corrupt)?,
+        };
         let object = |text: &str| match payload {
             true => JsonObject::parse(text.to_string()).map_err(StoreError::Corrupt),
             false => Ok(JsonObject::empty()),
@@ -177,6 +196,7 @@ impl<'a> RowView<'a> {
                 .map(str::to_string)
                 .collect(),
             correlation_id: row.correlation_id.into_string(),
+            enrichment,
             client_event_id: false,
         })
     }
@@ -218,6 +238,12 @@ mod tests {
         event.properties = JsonObject::parse(r#"{"b": 2,  "a": [1.50]}"#.into()).unwrap();
         event.validation_errors = vec!["/a: bad".into()];
         event.correlation_id = Uuid::new_v4().to_string();
+        event.enrichment = Some(Enrichment {
+            page: Some("/pricing".into()),
+            device_type: Some(crate::model::DeviceType::Mobile),
+            bot: true,
+            ..Enrichment::default()
+        });
         let expected = Event {
             client_event_id: false,
             ..event.clone()
@@ -233,6 +259,26 @@ mod tests {
         for text in [uuid.to_uppercase(), "order-42".to_string(), String::new()] {
             assert_eq!(event_id_from_bytes(&event_id_bytes(&text)).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn a_row_of_the_first_format_reads_as_not_enriched() {
+        let mut event = sample_event("before-enrichment");
+        let mut bytes = encode(&event).unwrap();
+        bytes[0] = ROW_FORMAT_V1;
+        bytes.pop(); // postcard's `None` is one zero byte
+        event.client_event_id = false;
+        assert_eq!(event.enrichment, None);
+        assert_eq!(round_trip_bytes(&event, &bytes), event);
+    }
+
+    fn round_trip_bytes(event: &Event, bytes: &[u8]) -> Event {
+        let key = KeyParts {
+            partner_id: event.partner_id,
+            micros: event.timestamp.timestamp_micros(),
+            event_id: event.event_id.clone(),
+        };
+        decode(key, bytes, true).unwrap()
     }
 
     #[test]
