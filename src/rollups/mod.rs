@@ -24,7 +24,10 @@ pub use breakdown_cells::{
 };
 pub use breakdown_range::{BreakdownRange, TopValue, TopValues};
 pub use dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues, MAX_PROPERTY_DIMENSIONS};
-pub use value_table::{KeptValue, OtherValues, RecountedValue, TableDisagreement, ValueTable};
+pub use value_table::{
+    KeptValue, LIVE_VALUE_CAP, OtherValues, RecountedValue, TableDisagreement, VALUE_CAP,
+    ValueTable,
+};
 
 use uuid::Uuid;
 

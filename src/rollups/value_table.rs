@@ -26,6 +26,14 @@ pub struct KeptValue {
     pub actors: Vec<u8>,
 }
 
+/// Values kept per cell once its hour or day is over (`seal`), and by a recount. The
+/// seeded workload's top pages are exact at this cap (docs/BREAKDOWNS.md).
+pub const VALUE_CAP: usize = 1_000;
+
+/// Values kept per cell while its hour or day still takes events, written batch by batch
+/// (first come: values are never evicted, only later ones folded).
+pub const LIVE_VALUE_CAP: usize = 10_000;
+
 /// The values not kept: their events, a bound on any one's events, and a sketch of the
 /// distinct values (encoded `ActorSketch` over value strings; empty when none).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +120,29 @@ impl ValueTable {
         if let Some(sketch) = folded_values {
             self.other.values = sketch.to_bytes();
         }
+        Ok(())
+    }
+
+    /// Cuts a cell written with a larger cap (an hour still taking events, at
+    /// `LIVE_VALUE_CAP`) down to `cap`: the top values by events stay as they were, the rest
+    /// are folded with their bounds. Sealing an hour once it is over keeps its true top
+    /// values however late in the hour they first came.
+    pub fn seal(&mut self, cap: usize) -> Result<(), String> {
+        if self.values.len() <= cap {
+            return Ok(());
+        }
+        let mut ordered: Vec<(String, KeptValue)> =
+            std::mem::take(&mut self.values).into_iter().collect();
+        ordered.sort_unstable_by(|a, b| b.1.events.cmp(&a.1.events).then(a.0.cmp(&b.0)));
+        let folded = ordered.split_off(cap);
+        let mut sketch = decode(&self.other.values)?;
+        for (value, kept) in folded {
+            self.other.events += kept.events;
+            self.other.max_events = self.other.max_events.max(kept.events + kept.error);
+            sketch.add(value_coupon(&value));
+        }
+        self.other.values = sketch.to_bytes();
+        self.values = ordered.into_iter().collect();
         Ok(())
     }
 
