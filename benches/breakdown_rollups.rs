@@ -145,7 +145,7 @@ fn disk_per_event() {
         let delta = delta_of(hour, &batch);
         for (_, counts) in delta.cells() {
             let mut table = ValueTable::default();
-            table.absorb(counts, LIVE_VALUE_CAP).expect("absorbs");
+            table.absorb(&counts, LIVE_VALUE_CAP).expect("absorbs");
             table.seal(VALUE_CAP).expect("seals");
             let bytes = table.to_bytes().len();
             largest = largest.max(bytes);
@@ -199,7 +199,7 @@ fn breakdown_rollups(criterion: &mut Criterion) {
         .collect();
     for (key, counts) in delta_of(hour, &earlier).cells() {
         let mut table = ValueTable::default();
-        table.absorb(counts, LIVE_VALUE_CAP).expect("absorbs");
+        table.absorb(&counts, LIVE_VALUE_CAP).expect("absorbs");
         stored.insert(key, table);
     }
     let deltas: Vec<BreakdownDelta> = batches.iter().map(|batch| delta_of(hour, batch)).collect();
@@ -209,7 +209,7 @@ fn breakdown_rollups(criterion: &mut Criterion) {
             next = (next + 1) % deltas.len();
             for (key, counts) in deltas[next].cells() {
                 let table = stored.entry(key).or_default();
-                table.absorb(counts, LIVE_VALUE_CAP).expect("absorbs");
+                table.absorb(&counts, LIVE_VALUE_CAP).expect("absorbs");
             }
         })
     });

@@ -8,11 +8,12 @@
 //! coupon per event that has both values, so the set is small on purpose (docs/BREAKDOWNS.md).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use datasketches::hll::Coupon;
 use uuid::Uuid;
 
-use super::dimension::{Dimension, DimensionValues};
+use super::dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues};
 use super::{ActorSketch, Hour};
 
 use Dimension::{
@@ -154,28 +155,33 @@ pub struct ValueDelta {
     pub actors: Vec<Coupon>,
 }
 
-/// One cell's values in a delta.
+/// One cell's values, as `BreakdownDelta::cells` gives them.
 pub type ValueCounts = HashMap<String, ValueDelta>;
 
-/// (partner, hour, bots, spec index): the part of a group's key that copies nothing.
-type GroupHead = (Uuid, Hour, bool, u8);
+/// A value interned in a delta: each distinct string is hashed as a string once per event
+/// and copied once per batch, whatever the number of cells it is counted in.
+type ValueId = u32;
+
+/// (partner, hour, bots, spec index, filter value): a group of cells, all `Copy`.
+type GroupKey = (Uuid, Hour, bool, u8, ValueId);
 
 #[derive(Debug, Default)]
 struct Group {
     /// As `CELL_SPECS[spec].dimensions`.
-    builtin: Vec<ValueCounts>,
-    properties: Vec<(u8, ValueCounts)>,
+    builtin: Vec<IdCounts>,
+    properties: Vec<(u8, IdCounts)>,
 }
+
+type IdCounts = HashMap<ValueId, ValueDelta, BuildHasherDefault<IdHasher>>;
 
 /// What a batch of newly inserted events adds to the breakdown cells: exact, uncapped (a
 /// batch is bounded), applied to the stored capped cells with `ValueTable::absorb`.
 #[derive(Debug, Default)]
 pub struct BreakdownDelta {
-    groups: HashMap<GroupHead, HashMap<String, Group>>,
+    values: Vec<String>,
+    ids: HashMap<String, ValueId>,
+    groups: HashMap<GroupKey, Group, BuildHasherDefault<IdHasher>>,
 }
-
-/// The filter value of the unfiltered spec.
-const NO_FILTER: &str = "";
 
 impl BreakdownDelta {
     /// Counts one event (only one the store inserted) with its actor's coupon, if it has
@@ -188,44 +194,64 @@ impl BreakdownDelta {
         values: &DimensionValues,
     ) {
         let bots = values.is_bot();
+        let mut ids: [Option<ValueId>; BUILTIN_DIMENSIONS.len()] = [None; BUILTIN_DIMENSIONS.len()];
+        for (index, dimension) in BUILTIN_DIMENSIONS.iter().enumerate() {
+            ids[index] = values.get(*dimension).map(|value| self.intern(value));
+        }
+        let id_of = |dimension: Dimension| {
+            let index = BUILTIN_DIMENSIONS
+                .iter()
+                .position(|builtin| *builtin == dimension)?;
+            ids[index]
+        };
+        let properties: Vec<(u8, ValueId)> = values
+            .properties()
+            .filter_map(|(dimension, value)| match dimension {
+                Dimension::Property(slot) => Some((slot, self.intern(value))),
+                _ => None,
+            })
+            .collect();
         for (spec_index, spec) in CELL_SPECS.iter().enumerate() {
-            let filter_value = match spec.filter {
-                None => NO_FILTER,
-                Some(filter) => match values.get(filter) {
-                    Some(value) => value,
+            let filter_id = match spec.filter {
+                None => ValueId::MAX,
+                Some(filter) => match id_of(filter) {
+                    Some(id) => id,
                     None => continue,
                 },
             };
-            let head = (partner_id, hour, bots, spec_index as u8);
-            let by_filter = self.groups.entry(head).or_default();
-            let group = match by_filter.get_mut(filter_value) {
-                Some(group) => group,
-                None => by_filter.entry(filter_value.to_string()).or_insert(Group {
-                    builtin: vec![ValueCounts::new(); spec.dimensions.len()],
-                    properties: Vec::new(),
-                }),
-            };
+            let key = (partner_id, hour, bots, spec_index as u8, filter_id);
+            let group = self.groups.entry(key).or_insert_with(|| Group {
+                builtin: vec![IdCounts::default(); spec.dimensions.len()],
+                properties: Vec::new(),
+            });
             for (dimension, counts) in spec.dimensions.iter().zip(&mut group.builtin) {
-                if let Some(value) = values.get(*dimension) {
-                    count(counts, value, actor);
+                if let Some(id) = id_of(*dimension) {
+                    count(counts, id, actor);
                 }
             }
             if spec.properties {
-                for (dimension, value) in values.properties() {
-                    let Dimension::Property(slot) = dimension else {
-                        continue;
-                    };
-                    let position = match group.properties.iter().position(|(s, _)| *s == slot) {
+                for (slot, id) in &properties {
+                    let position = match group.properties.iter().position(|(s, _)| s == slot) {
                         Some(position) => position,
                         None => {
-                            group.properties.push((slot, ValueCounts::new()));
+                            group.properties.push((*slot, IdCounts::default()));
                             group.properties.len() - 1
                         }
                     };
-                    count(&mut group.properties[position].1, value, actor);
+                    count(&mut group.properties[position].1, *id, actor);
                 }
             }
         }
+    }
+
+    fn intern(&mut self, value: &str) -> ValueId {
+        if let Some(id) = self.ids.get(value) {
+            return *id;
+        }
+        let id = self.values.len() as ValueId;
+        self.values.push(value.to_string());
+        self.ids.insert(value.to_string(), id);
+        id
     }
 
     pub fn is_empty(&self) -> bool {
@@ -233,33 +259,40 @@ impl BreakdownDelta {
     }
 
     /// Each cell this delta adds to, with its values (cells without values left out).
-    pub fn cells(&self) -> impl Iterator<Item = (CellKey, &ValueCounts)> {
-        self.groups.iter().flat_map(|(head, by_filter)| {
-            let (partner_id, hour, bots, spec_index) = *head;
+    pub fn cells(&self) -> impl Iterator<Item = (CellKey, ValueCounts)> + '_ {
+        self.groups.iter().flat_map(move |(key, group)| {
+            let (partner_id, hour, bots, spec_index, filter_id) = *key;
             let spec = &CELL_SPECS[usize::from(spec_index)];
-            by_filter.iter().flat_map(move |(filter_value, group)| {
-                let key = move |dimension| CellKey {
-                    partner_id,
-                    hour,
-                    bots,
-                    filter: spec.filter.map(|filter| (filter, filter_value.clone())),
-                    dimension,
-                };
-                let builtin = spec.dimensions.iter().copied().zip(&group.builtin);
-                let properties = group
-                    .properties
-                    .iter()
-                    .map(|(slot, counts)| (Dimension::Property(*slot), counts));
-                builtin
-                    .chain(properties)
-                    .filter(|(_, counts)| !counts.is_empty())
-                    .map(move |(dimension, counts)| (key(dimension), counts))
-            })
+            let filter = spec
+                .filter
+                .map(|filter| (filter, self.values[filter_id as usize].clone()));
+            let builtin = spec.dimensions.iter().copied().zip(&group.builtin);
+            let properties = group
+                .properties
+                .iter()
+                .map(|(slot, counts)| (Dimension::Property(*slot), counts));
+            builtin
+                .chain(properties)
+                .filter(|(_, counts)| !counts.is_empty())
+                .map(move |(dimension, counts)| {
+                    let key = CellKey {
+                        partner_id,
+                        hour,
+                        bots,
+                        filter: filter.clone(),
+                        dimension,
+                    };
+                    let values = counts
+                        .iter()
+                        .map(|(id, delta)| (self.values[*id as usize].clone(), delta.clone()))
+                        .collect();
+                    (key, values)
+                })
         })
     }
 
     /// The same cells under their UTC day (keyed by its first hour): what day rollups add.
-    pub fn by_day(&self) -> std::collections::HashMap<CellKey, ValueCounts> {
+    pub fn by_day(&self) -> HashMap<CellKey, ValueCounts> {
         let mut days: HashMap<CellKey, ValueCounts> = HashMap::new();
         for (key, counts) in self.cells() {
             let day = CellKey {
@@ -268,7 +301,7 @@ impl BreakdownDelta {
             };
             let day_counts = days.entry(day).or_default();
             for (value, delta) in counts {
-                let into = day_counts.entry(value.clone()).or_default();
+                let into = day_counts.entry(value).or_default();
                 into.events += delta.events;
                 into.actors.extend_from_slice(&delta.actors);
             }
@@ -277,14 +310,53 @@ impl BreakdownDelta {
     }
 }
 
-fn count(counts: &mut ValueCounts, value: &str, actor: Option<Coupon>) {
-    let delta = match counts.get_mut(value) {
-        Some(delta) => delta,
-        None => counts.entry(value.to_string()).or_default(),
-    };
+fn count(counts: &mut IdCounts, id: ValueId, actor: Option<Coupon>) {
+    let delta = counts.entry(id).or_default();
     delta.events += 1;
     if let Some(coupon) = actor {
         delta.actors.push(coupon);
+    }
+}
+
+/// A multiplicative hash for the delta's small `Copy` keys (ids, uuids, hours): SipHash's
+/// protection against chosen keys is not needed for ids this delta hands out itself, and
+/// it would be most of a count's cost.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+}
+
+impl IdHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
@@ -309,7 +381,7 @@ mod tests {
         values
     }
 
-    fn cell<'a>(delta: &'a BreakdownDelta, key: &CellKey) -> &'a ValueCounts {
+    fn cell(delta: &BreakdownDelta, key: &CellKey) -> ValueCounts {
         delta
             .cells()
             .find(|(found, _)| found == key)

@@ -248,11 +248,11 @@ mod tests {
                 }
                 for (key, counts) in delta.cells() {
                     let table = hour_tables.entry(key).or_default();
-                    table.absorb(counts, live_cap).unwrap();
+                    table.absorb(&counts, live_cap).unwrap();
                 }
                 for (key, counts) in &delta.by_day() {
                     let table = day.days.entry(key.clone()).or_default();
-                    table.absorb(counts, live_cap).unwrap();
+                    table.absorb(&counts, live_cap).unwrap();
                 }
             }
         }
