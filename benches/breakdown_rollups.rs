@@ -3,6 +3,8 @@
 //! events over 30 days, so ~13,900 an hour).
 //! - `breakdown_delta_add`: one batch of 100 events' dimension values added to a fresh
 //!   `BreakdownDelta` (what the writer does per event, before the store's write);
+//! - `delta_add_hour`: a whole seeded hour (13,888 events) added to one delta, what a fold
+//!   by recount does per event;
 //! - `breakdown_absorb`: that batch's cells applied to the hour's stored tables (the CPU a
 //!   store spends in `ValueTable::absorb`, sketches decoded and encoded; no I/O).
 //!
@@ -191,6 +193,15 @@ fn breakdown_rollups(criterion: &mut Criterion) {
             black_box(delta_of(hour, &batches[next]))
         })
     });
+
+    // The fold's case: one delta over a whole seeded hour, where values repeat.
+    let hour_events: Vec<(DimensionValues, Coupon)> =
+        (0..EVENTS_PER_HOUR).map(|_| events.next()).collect();
+    group.throughput(Throughput::Elements(EVENTS_PER_HOUR as u64));
+    group.bench_function("delta_add_hour", |bench| {
+        bench.iter(|| black_box(delta_of(hour, &hour_events)))
+    });
+    group.throughput(Throughput::Elements(100));
 
     // An hour already holding its first 40 minutes, as a store's tables would.
     let mut stored: HashMap<CellKey, ValueTable> = HashMap::new();

@@ -252,7 +252,7 @@ mod tests {
                 }
                 for (key, counts) in &delta.by_day() {
                     let table = day.days.entry(key.clone()).or_default();
-                    table.absorb(&counts, live_cap).unwrap();
+                    table.absorb(counts, live_cap).unwrap();
                 }
             }
         }
