@@ -2,15 +2,32 @@
 //! by (subsystem, event type, validity) (`HourCounts`), and distinct-actor sketches
 //! (`ActorSketch`, HyperLogLog) per partner-hour and subsystem-hour, overall and per event
 //! type. A store keeps them in the same write as the events they count (`RollupDelta`), so
-//! only the events it actually inserted count, each once. Pure data: no store, no HTTP.
+//! only the events it actually inserted count, each once. Breakdowns (by page, referrer,
+//! country…, docs/BREAKDOWNS.md) are kept the same way: `BreakdownDelta` per batch, a capped
+//! `ValueTable` per cell and hour, `BreakdownRange` to merge a range and take its top values.
+//! Pure data: no store, no HTTP.
 
+mod breakdown_cells;
+mod breakdown_range;
 mod counts;
+mod dimension;
 mod hour;
 mod sketch;
+mod value_table;
 
 pub use counts::{CountCell, HourCounts, RollupDelta, SketchKey};
 pub use hour::{HOURS_PER_DAY, Hour};
 pub use sketch::{ActorSketch, ActorUnion};
+
+pub use breakdown_cells::{
+    BreakdownDelta, CELL_SPECS, CellKey, CellSpec, ValueCounts, ValueDelta, answered_by_rollups,
+};
+pub use breakdown_range::{BreakdownRange, TopValue, TopValues};
+pub use dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues, MAX_PROPERTY_DIMENSIONS};
+pub use value_table::{
+    KeptValue, LIVE_VALUE_CAP, OtherValues, RecountedValue, TableDisagreement, VALUE_CAP,
+    ValueTable,
+};
 
 use uuid::Uuid;
 
