@@ -8,7 +8,8 @@
 #      fresh process) and the median of 5 after it
 #   3. seed.py: the events through POST /api/v1/events/batch (batches of BATCH=500,
 #      CONCURRENCY=6), 2xx only; then the summary's totalEvents (includeBots=true) must
-#      equal the accepted count; disk per event of the data dir after a clean stop
+#      equal the accepted count, and check.py compares the enrichment of the newest 1000
+#      stored events with the dataset's columns; disk per event of the data dir after a clean stop
 #   4. ours.py: GET /api/v1/reports/breakdown?dimension=page&limit=10[&where=country:DE],
 #      REQUESTS=200 sequential requests per question (Python, time.perf_counter): cold =
 #      restarted service with reports.cache_ttl and settled_cache_ttl 0s (every request
@@ -84,6 +85,7 @@ if [ "$STORED" != "$ACCEPTED" ]; then
   exit 1
 fi
 say "summary totalEvents $STORED = accepted $ACCEPTED"
+"$PY" $HERE/check.py "$API" "$KEY" "$WORK/data" "$FROM" "$TODAY"
 kill -TERM $SERVER; wait $SERVER || true
 BYTES=$(du -sb "$DATA" | cut -f1)
 
@@ -97,7 +99,7 @@ serve() {
 serve
 OURS=yes
 "$PY" $HERE/ours.py "$API" "$KEY" "$FROM" "$TODAY" "$COUNTRY" "$REQUESTS" > "$WORK/cold.json" || {
-  status=$?; [ $status = 3 ] || exit $status; OURS=; }
+  status=$?; [ $status = 3 ] || exit $status; OURS=; rm "$WORK/cold.json"; }
 if [ -n "$OURS" ]; then
   kill -TERM $SERVER; wait $SERVER || true
   export VOLCANION_REPORTS__CACHE_TTL=10m VOLCANION_REPORTS__SETTLED_CACHE_TTL=10m
