@@ -51,6 +51,7 @@ GEOIP_DB=$(scripts/geoip.sh path)
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion
 
 WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 TODAY=$(date -u +%Y-%m-%dT00:00:00Z)
 FROM=$(date -u -d "$TODAY - 30 days" +%Y-%m-%dT%H:%M:%SZ)
 
