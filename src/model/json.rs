@@ -41,7 +41,14 @@ impl JsonObject {
     /// The object without its top-level field `name`, if it has one (re-encoded: key
     /// order and spacing may change); `None`, and no parse, when the text never names it.
     pub fn without_field(&self, name: &str) -> Option<JsonObject> {
-        if !self.as_str().contains(&format!("\"{name}\"")) {
+        let text = self.as_str();
+        // Checked on every event: a scan for `"name"`, without building the needle.
+        let named = text.match_indices(name).any(|(at, _)| {
+            at > 0
+                && text.as_bytes()[at - 1] == b'"'
+                && text.as_bytes().get(at + name.len()) == Some(&b'"')
+        });
+        if !named {
             return None;
         }
         let mut map: serde_json::Map<String, serde_json::Value> =
