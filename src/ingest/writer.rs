@@ -136,6 +136,16 @@ mod tests {
         async fn query_events(&self, _query: &EventQuery) -> Result<EventPage, StoreError> {
             unreachable!("writers never read")
         }
+
+        async fn backfill_enrichment(
+            &self,
+            _partner: uuid::Uuid,
+            _from: crate::rollups::Hour,
+            _to: crate::rollups::Hour,
+            _enrich: &crate::store::EnrichStored,
+        ) -> Result<u64, StoreError> {
+            unreachable!("writers never backfill")
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@
 //! Pure data: no store, no HTTP.
 
 mod breakdown_cells;
+mod breakdown_fold;
 mod breakdown_range;
 mod counts;
 mod dimension;
@@ -21,6 +22,9 @@ pub use sketch::{ActorSketch, ActorUnion};
 
 pub use breakdown_cells::{
     BreakdownDelta, CELL_SPECS, CellKey, CellSpec, ValueCounts, ValueDelta, answered_by_rollups,
+};
+pub use breakdown_fold::{
+    BreakdownDifference, BreakdownRecount, CellCounts, CellName, check_tables, dimension_values,
 };
 pub use breakdown_range::{BreakdownRange, TopValue, TopValues};
 pub use dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues, MAX_PROPERTY_DIMENSIONS};
@@ -77,6 +81,27 @@ pub struct HourRollup {
 #[derive(Debug, Clone, Default)]
 pub struct RollupRead {
     pub hours: Vec<HourRollup>,
+    pub unsettled: std::collections::BTreeSet<Hour>,
+}
+
+/// One breakdown cell over whole hours `from..to` of a partner (`name`: partition, filter,
+/// dimension), as a report reads it: a store may answer each day of `whole_days` with the
+/// day's cell instead of 24 hours' (as `RollupQuery`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakdownQuery {
+    pub partner_id: Uuid,
+    pub name: CellName,
+    pub from: Hour,
+    pub to: Hour,
+    pub whole_days: std::collections::BTreeSet<Hour>,
+}
+
+/// What a store's breakdown cells give for a query: the stored tables of the settled
+/// hours and days (in no particular order; hours and days without events have none), and
+/// the hours not folded yet, which a report reads raw.
+#[derive(Debug, Clone, Default)]
+pub struct BreakdownRead {
+    pub tables: Vec<ValueTable>,
     pub unsettled: std::collections::BTreeSet<Hour>,
 }
 

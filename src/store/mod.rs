@@ -14,8 +14,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{ErrorKind, FieldError, ServiceError};
-use crate::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
-use crate::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
+use crate::model::{ApiKey, Enrichment, Event, EventSchema, Partner, Subsystem};
+use crate::rollups::{
+    BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
+    RollupRead, SettleOutcome,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -157,7 +160,21 @@ pub trait EventStore: Send + Sync {
         self.write_events(&events).await
     }
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+    /// Stores `enrich(event)` as the enrichment of each of the partner's events in hours
+    /// `from..to` stored without one (before enrichment existed), in both of its tables;
+    /// the number of events enriched. `rollups rebuild` runs it before recounting.
+    async fn backfill_enrichment(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+        enrich: &EnrichStored,
+    ) -> Result<u64, StoreError>;
 }
+
+/// What derives an enrichment from what a stored event carries (`enrich::Enricher`, which
+/// the store may not name).
+pub type EnrichStored = dyn Fn(&Event) -> Enrichment + Send + Sync;
 
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
@@ -218,7 +235,8 @@ pub trait RollupStore: Send + Sync {
     /// the rollups don't cover yet.
     async fn hourly_rollups(&self, query: &RollupQuery) -> Result<RollupRead, StoreError>;
 
-    /// Replaces a partner's rollups of hours `from..to` with a recount of its raw events;
+    /// Replaces a partner's rollups of hours `from..to` (counts, sketches and breakdown
+    /// cells, and those of the UTC days they complete) with a recount of its raw events;
     /// the number of events recounted.
     async fn rebuild_rollups(&self, partner: Uuid, from: Hour, to: Hour)
     -> Result<u64, StoreError>;
@@ -243,8 +261,27 @@ pub trait RollupStore: Send + Sync {
     }
 }
 
+/// Breakdown cells (docs/BREAKDOWNS.md): folded from the stored events of an hour once no
+/// write has touched it for a while (by the same `settle_rollups` rounds), and of a UTC
+/// day once its hours are all folded; rebuilt and verified with the count rollups.
 #[async_trait]
-pub trait Store: EventStore + MetadataStore + RollupStore {
+pub trait BreakdownStore: Send + Sync {
+    /// The stored tables of one cell over `query.from..query.to`, and the hours of it not
+    /// folded yet (written to since their fold, or never folded).
+    async fn breakdown_cells(&self, query: &BreakdownQuery) -> Result<BreakdownRead, StoreError>;
+
+    /// The cells of a partner's hours `from..to` (and of the UTC days wholly inside) that a
+    /// recount of the stored events contradicts; hours not folded yet are left out.
+    async fn verify_breakdowns(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<BreakdownDifference>, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: EventStore + MetadataStore + RollupStore + BreakdownStore {
     /// A cheap round trip proving the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend_name(&self) -> &'static str;

@@ -9,9 +9,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
-use volcanion::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
+use volcanion::rollups::{
+    BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
+    RollupRead, SettleOutcome,
+};
 use volcanion::store::{
-    EventPage, EventQuery, EventStore, MetadataStore, RollupStore, Store, StoreError, WriteOutcome,
+    BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, MetadataStore, RollupStore,
+    Store, StoreError, WriteOutcome,
 };
 
 /// What a test does before the calls it cares about; the defaults do nothing.
@@ -47,6 +51,15 @@ impl EventStore for HookedStore {
     }
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         self.inner.query_events(query).await
+    }
+    async fn backfill_enrichment(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+        enrich: &EnrichStored,
+    ) -> Result<u64, StoreError> {
+        self.inner.backfill_enrichment(partner, from, to, enrich).await
     }
 }
 
@@ -161,6 +174,22 @@ impl RollupStore for HookedStore {
     }
     async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
         self.inner.settle_rollups(now).await
+    }
+}
+
+#[async_trait]
+impl BreakdownStore for HookedStore {
+    async fn breakdown_cells(&self, query: &BreakdownQuery) -> Result<BreakdownRead, StoreError> {
+        self.hooks.before_rollup_read().await;
+        self.inner.breakdown_cells(query).await
+    }
+    async fn verify_breakdowns(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<BreakdownDifference>, StoreError> {
+        self.inner.verify_breakdowns(partner, from, to).await
     }
 }
 

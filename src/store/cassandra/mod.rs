@@ -213,6 +213,17 @@ impl EventStore for CassandraStore {
         events_write::write_events(self, events).await
     }
 
+    // PLACEHOLDER (branch h25-base only): the store's helper replaces it.
+    async fn backfill_enrichment(
+        &self,
+        _partner: Uuid,
+        _from: crate::rollups::Hour,
+        _to: crate::rollups::Hour,
+        _enrich: &crate::store::EnrichStored,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("backfill: not built yet".into()))
+    }
+
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         events_read::query_events(self, query).await
     }
@@ -283,4 +294,24 @@ fn driver_error(error: ExecutionError) -> StoreError {
 
 fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
+}
+
+// PLACEHOLDER (branch h25-base only): the store's helper replaces it.
+#[async_trait]
+impl crate::store::BreakdownStore for CassandraStore {
+    async fn breakdown_cells(
+        &self,
+        _query: &crate::rollups::BreakdownQuery,
+    ) -> Result<crate::rollups::BreakdownRead, StoreError> {
+        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
+    }
+
+    async fn verify_breakdowns(
+        &self,
+        _partner: Uuid,
+        _from: Hour,
+        _to: Hour,
+    ) -> Result<Vec<crate::rollups::BreakdownDifference>, StoreError> {
+        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
+    }
 }

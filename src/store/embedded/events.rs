@@ -110,6 +110,17 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    // PLACEHOLDER (branch h25-base only): the store's helper replaces it.
+    async fn backfill_enrichment(
+        &self,
+        _partner: Uuid,
+        _from: crate::rollups::Hour,
+        _to: crate::rollups::Hour,
+        _enrich: &crate::store::EnrichStored,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Unavailable("backfill: not built yet".into()))
+    }
+
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let query = query.clone();
         self.blocking(move |database| {

@@ -351,3 +351,23 @@ mod tests {
         assert!(EmbeddedStore::open(dir.path()).is_ok());
     }
 }
+
+// PLACEHOLDER (branch h25-base only): the store's helper replaces it.
+#[async_trait]
+impl crate::store::BreakdownStore for EmbeddedStore {
+    async fn breakdown_cells(
+        &self,
+        _query: &crate::rollups::BreakdownQuery,
+    ) -> Result<crate::rollups::BreakdownRead, StoreError> {
+        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
+    }
+
+    async fn verify_breakdowns(
+        &self,
+        _partner: Uuid,
+        _from: Hour,
+        _to: Hour,
+    ) -> Result<Vec<crate::rollups::BreakdownDifference>, StoreError> {
+        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
+    }
+}
