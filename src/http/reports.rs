@@ -38,6 +38,9 @@ pub struct ReportParams {
     interval: Option<String>,
     /// Time series only: an IANA time zone (default `UTC`).
     tz: Option<String>,
+    /// `true` counts the events classified as bots too (default `false`).
+    #[param(value_type = Option<bool>)]
+    include_bots: Option<String>,
 }
 
 async fn report_scope(
@@ -68,7 +71,20 @@ async fn report_scope(
         subsystem_id: target.subsystem_id,
         from,
         to,
+        include_bots: include_bots(params.include_bots.as_deref())?,
     })
+}
+
+/// `includeBots`: `true` or `false` (default), nothing else.
+pub(crate) fn include_bots(text: Option<&str>) -> Result<bool, ApiError> {
+    match text {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::field(
+            "includeBots",
+            format!("must be 'true' or 'false', got '{other}'"),
+        )),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reading", params(ReportParams),

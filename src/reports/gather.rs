@@ -46,6 +46,7 @@ impl ReportService {
                     from,
                     to,
                     whole_days: plan.whole_days.clone(),
+                    include_bots: scope.include_bots,
                 };
                 self.store.hourly_rollups(&query).await?
             }
@@ -65,8 +66,12 @@ impl ReportService {
             })
             .for_each(|rollup| sink.add_rollup(rollup));
         for range in plan.raw_with(&rollups.unsettled) {
-            self.for_each_event(scope, range, &filter, |event| sink.add(event))
-                .await?;
+            self.for_each_event(scope, range, &filter, |event| {
+                if scope.counts(event) {
+                    sink.add(event)
+                }
+            })
+            .await?;
         }
         Ok(())
     }

@@ -35,7 +35,9 @@ pub use freshness::Generations;
 
 use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;
+use crate::model::Event;
 use crate::redis::{Redis, shared_cache};
+use crate::rollups::is_bot;
 use crate::store::{EventFilter, EventScope, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -60,13 +62,15 @@ impl<T: Serialize> Rendered<T> {
 }
 const MAX_CACHED_REPORTS: u64 = 10_000;
 
-/// What a report covers: a partner, optionally narrowed to one of its subsystems.
+/// What a report covers: a partner, optionally narrowed to one of its subsystems, with or
+/// without the events classified as bots (`includeBots`, default without).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ReportScope {
     pub partner_id: Uuid,
     pub subsystem_id: Option<Uuid>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    pub include_bots: bool,
 }
 
 impl ReportScope {
@@ -75,6 +79,11 @@ impl ReportScope {
             Some(subsystem) => EventScope::Subsystem(subsystem),
             None => EventScope::Partner(self.partner_id),
         }
+    }
+
+    /// Whether a raw event counts in this report.
+    fn counts(&self, event: &Event) -> bool {
+        self.include_bots || !is_bot(event)
     }
 }
 

@@ -10,13 +10,62 @@ use uuid::Uuid;
 use super::{ActorSketch, Hour};
 use crate::model::Event;
 
-/// Events of one hour with the same subsystem, event type and validity.
+/// Events of one hour with the same subsystem, event type, validity and bot partition
+/// (events whose enrichment says `bot`: reports leave them out unless asked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredCell", into = "StoredCell")]
 pub struct CountCell {
     pub subsystem_id: Uuid,
     pub event_type: String,
     pub is_valid: bool,
+    pub is_bot: bool,
     pub count: u64,
+}
+
+/// A cell as encoded: validity and partition share one byte (bit 0 valid, bit 1 bot),
+/// where cells stored before the bot partition held a bool, which postcard writes as the
+/// same byte (0 or 1): they read as human cells.
+#[derive(Serialize, Deserialize)]
+struct StoredCell {
+    subsystem_id: Uuid,
+    event_type: String,
+    class: u8,
+    count: u64,
+}
+
+impl From<StoredCell> for CountCell {
+    fn from(cell: StoredCell) -> CountCell {
+        let (is_valid, is_bot) = split_class(cell.class);
+        CountCell {
+            subsystem_id: cell.subsystem_id,
+            event_type: cell.event_type,
+            is_valid,
+            is_bot,
+            count: cell.count,
+        }
+    }
+}
+
+impl From<CountCell> for StoredCell {
+    fn from(cell: CountCell) -> StoredCell {
+        StoredCell {
+            subsystem_id: cell.subsystem_id,
+            event_type: cell.event_type,
+            class: class_byte(cell.is_valid, cell.is_bot),
+            count: cell.count,
+        }
+    }
+}
+
+/// Validity and bot partition as one byte (bit 0 valid, bit 1 bot): how both stores
+/// encode them, so a store written before the partition existed reads as humans.
+pub fn class_byte(is_valid: bool, is_bot: bool) -> u8 {
+    u8::from(is_valid) | (u8::from(is_bot) << 1)
+}
+
+/// The inverse of `class_byte`.
+pub fn split_class(class: u8) -> (bool, bool) {
+    (class & 1 == 1, class & 2 == 2)
 }
 
 /// All the cells of one partner-hour, in (subsystem, event type, validity) order.
@@ -25,7 +74,8 @@ pub struct HourCounts {
     pub cells: Vec<CountCell>,
 }
 
-type CellKey = (Uuid, String, bool);
+/// (subsystem, event type, is valid, is bot).
+pub type CellKey = (Uuid, String, bool, bool);
 
 impl HourCounts {
     /// Adds `counts` (by cell) to these, keeping the order.
@@ -34,10 +84,13 @@ impl HourCounts {
             .cells
             .drain(..)
             .map(|cell| {
-                (
-                    (cell.subsystem_id, cell.event_type, cell.is_valid),
-                    cell.count,
-                )
+                let key = (
+                    cell.subsystem_id,
+                    cell.event_type,
+                    cell.is_valid,
+                    cell.is_bot,
+                );
+                (key, cell.count)
             })
             .collect();
         for (key, count) in counts {
@@ -45,12 +98,15 @@ impl HourCounts {
         }
         self.cells = merged
             .into_iter()
-            .map(|((subsystem_id, event_type, is_valid), count)| CountCell {
-                subsystem_id,
-                event_type,
-                is_valid,
-                count,
-            })
+            .map(
+                |((subsystem_id, event_type, is_valid, is_bot), count)| CountCell {
+                    subsystem_id,
+                    event_type,
+                    is_valid,
+                    is_bot,
+                    count,
+                },
+            )
             .collect();
     }
 
@@ -60,7 +116,12 @@ impl HourCounts {
             .cells
             .iter()
             .map(|cell| {
-                let key = (cell.subsystem_id, cell.event_type.clone(), cell.is_valid);
+                let key = (
+                    cell.subsystem_id,
+                    cell.event_type.clone(),
+                    cell.is_valid,
+                    cell.is_bot,
+                );
                 (key, cell.count)
             })
             .collect();
@@ -99,12 +160,13 @@ impl HourCounts {
 }
 
 /// Whose actors a sketch holds: an owner (partner or subsystem) in one hour, for all event
-/// types (`event_type: None`) or one.
+/// types (`event_type: None`) or one, among bots' events or humans'.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SketchKey {
     pub owner: Uuid,
     pub event_type: Option<String>,
     pub hour: Hour,
+    pub bots: bool,
 }
 
 /// What a batch of newly inserted events adds to the rollups.
@@ -128,15 +190,17 @@ struct LastKeys {
 
 impl LastKeys {
     fn of(event: &Event, hour: Hour) -> LastKeys {
+        let bots = is_bot(event);
         let sketch = |owner, event_type| SketchKey {
             owner,
             event_type,
             hour,
+            bots,
         };
         let event_type = &event.event_type;
         LastKeys {
             hour: (event.partner_id, hour),
-            cell: (event.subsystem_id, event_type.clone(), event.is_valid),
+            cell: (event.subsystem_id, event_type.clone(), event.is_valid, bots),
             sketches: [
                 sketch(event.partner_id, None),
                 sketch(event.partner_id, Some(event_type.clone())),
@@ -151,7 +215,16 @@ impl LastKeys {
             && self.cell.0 == event.subsystem_id
             && self.cell.1 == event.event_type
             && self.cell.2 == event.is_valid
+            && self.cell.3 == is_bot(event)
     }
+}
+
+/// Whether `event` counts in the bot partition.
+pub fn is_bot(event: &Event) -> bool {
+    event
+        .enrichment
+        .as_ref()
+        .is_some_and(|enrichment| enrichment.bot)
 }
 
 impl RollupDelta {
@@ -243,7 +316,12 @@ mod tests {
         let cells: BTreeMap<CellKey, u64> = (0..3_000u64)
             .map(|n| {
                 (
-                    (Uuid::from_u128(1), format!("{n:0>150}"), n % 2 == 0),
+                    (
+                        Uuid::from_u128(1),
+                        format!("{n:0>150}"),
+                        n % 2 == 0,
+                        n % 3 == 0,
+                    ),
                     n + 1,
                 )
             })
@@ -287,5 +365,51 @@ mod tests {
         );
         assert_eq!(delta.actors.len(), 4);
         assert!(delta.actors.values().all(|coupons| coupons.len() == 3));
+    }
+
+    #[test]
+    fn bot_events_count_in_their_own_cells_and_sketches() {
+        let mut delta = RollupDelta::default();
+        let human = sample_event("h");
+        let mut bot = sample_event("b");
+        bot.enrichment = Some(crate::model::Enrichment {
+            bot: true,
+            ..Default::default()
+        });
+        delta.add(&human);
+        delta.add(&bot);
+        delta.add(&human);
+        let (_, cells) = delta.counts.iter().next().unwrap();
+        let bots: Vec<u64> = cells
+            .iter()
+            .map(|(key, count)| if key.3 { *count + 100 } else { *count })
+            .collect();
+        assert_eq!(bots, [2, 101]);
+        assert_eq!(delta.actors.len(), 8, "four sketches per partition");
+    }
+
+    #[test]
+    fn cells_stored_before_the_bot_partition_read_as_human() {
+        #[derive(Serialize)]
+        struct Before {
+            subsystem_id: Uuid,
+            event_type: String,
+            is_valid: bool,
+            count: u64,
+        }
+        let before = Before {
+            subsystem_id: Uuid::from_u128(3),
+            event_type: "page_view".into(),
+            is_valid: true,
+            count: 41,
+        };
+        let cell: CountCell = postcard::from_bytes(&postcard::to_stdvec(&before).unwrap()).unwrap();
+        assert!(cell.is_valid && !cell.is_bot && cell.count == 41);
+        let bot = CountCell {
+            is_bot: true,
+            ..cell.clone()
+        };
+        let again: CountCell = postcard::from_bytes(&postcard::to_stdvec(&bot).unwrap()).unwrap();
+        assert_eq!(again, bot);
     }
 }

@@ -16,7 +16,7 @@ mod hour;
 mod sketch;
 mod value_table;
 
-pub use counts::{CountCell, HourCounts, RollupDelta, SketchKey};
+pub use counts::{CountCell, HourCounts, RollupDelta, SketchKey, class_byte, is_bot, split_class};
 pub use hour::{HOURS_PER_DAY, Hour};
 pub use sketch::{ActorSketch, ActorUnion};
 
@@ -48,9 +48,20 @@ pub struct RollupQuery {
     /// store may answer each with one rollup for the day instead of 24 (fewer sketches to
     /// merge), never for a day with an unsettled hour.
     pub whole_days: std::collections::BTreeSet<Hour>,
+    /// Whether bots' events count (`includeBots=true`); by default only humans'.
+    pub include_bots: bool,
 }
 
 impl RollupQuery {
+    /// The sketch partitions to merge: humans', and bots' when they count.
+    pub fn partitions(&self) -> &'static [bool] {
+        if self.include_bots {
+            &[false, true]
+        } else {
+            &[false]
+        }
+    }
+
     /// The owner whose sketches apply: the subsystem when narrowed, else the partner.
     pub fn sketch_owner(&self) -> Uuid {
         self.subsystem_id.unwrap_or(self.partner_id)
@@ -58,7 +69,8 @@ impl RollupQuery {
 
     /// Whether a counted cell belongs to this query.
     pub fn wants(&self, cell: &CountCell) -> bool {
-        self.subsystem_id.is_none_or(|id| id == cell.subsystem_id)
+        (self.include_bots || !cell.is_bot)
+            && self.subsystem_id.is_none_or(|id| id == cell.subsystem_id)
             && self
                 .event_type
                 .as_ref()

@@ -71,6 +71,7 @@ async fn rolled_up_by(
         from: hour("2026-11-20T00:00:00Z"),
         to: hour("2026-11-21T00:00:00Z"),
         whole_days,
+        include_bots: false,
     };
     let read = store.hourly_rollups(&query).await.unwrap();
     assert!(read.hours.iter().all(|rollup| rollup.actors.is_some()));

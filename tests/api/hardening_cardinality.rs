@@ -226,6 +226,7 @@ async fn hour_counts(store: &CassandraStore, partner_id: Uuid, hour: Hour) -> (u
         from: hour,
         to: hour.next(),
         whole_days: Default::default(),
+        include_bots: false,
     };
     let read = store.hourly_rollups(&query).await.unwrap();
     let cells: Vec<_> = read.hours.iter().flat_map(|rollup| &rollup.cells).collect();

@@ -295,7 +295,7 @@ mod tests {
         );
 
         let hour = Hour::of(events[0].timestamp);
-        let cell = (events[0].subsystem_id, "page_view".to_string(), true);
+        let cell = (events[0].subsystem_id, "page_view".to_string(), true, false);
         let transaction = store.database.begin_write().unwrap();
         for (table, key) in [(ROLLUP_CELLS, hour), (ROLLUP_DAY_CELLS, hour.day())] {
             transaction
@@ -336,6 +336,7 @@ mod tests {
             from: hour.day(),
             to: Hour(hour.day().0 + 24),
             whole_days: std::collections::BTreeSet::from([hour.day()]),
+            include_bots: false,
         };
         let read = store.hourly_rollups(&query).await.unwrap();
         assert_eq!(read.hours.len(), 1);

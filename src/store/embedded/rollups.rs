@@ -22,17 +22,19 @@ use super::{
     storage_error,
 };
 use crate::rollups::{
-    ActorSketch, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery, SketchKey, runs,
+    ActorSketch, ActorUnion, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery,
+    SketchKey, class_byte, runs, split_class,
 };
 use crate::store::StoreError;
 
 pub(super) type RollupTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
-/// (subsystem, event type, validity): what a cell counts within a partner-hour.
-pub(super) type CellKey = (Uuid, String, bool);
+/// (subsystem, event type, validity, bot): what a cell counts within a partner-hour.
+pub(super) type CellKey = (Uuid, String, bool, bool);
 
 const OWNER_LEN: usize = 16;
 const HOUR_LEN: usize = 4;
-/// `partner | hour | subsystem | validity`, before the event type.
+/// `partner | hour | subsystem | class`, before the event type (class: `class_byte`, so
+/// cells written before the bot partition, with a validity byte, read as humans').
 const CELL_FIXED_LEN: usize = OWNER_LEN + HOUR_LEN + OWNER_LEN + 1;
 
 /// `partner | hour`: the start of an hour's cells.
@@ -43,12 +45,12 @@ pub(super) fn hour_prefix(partner: Uuid, hour: Hour) -> Vec<u8> {
 pub(super) fn cell_key(
     partner: Uuid,
     hour: Hour,
-    (subsystem, event_type, is_valid): &CellKey,
+    (subsystem, event_type, is_valid, is_bot): &CellKey,
 ) -> Vec<u8> {
     let mut key = Vec::with_capacity(CELL_FIXED_LEN + event_type.len());
     key.extend_from_slice(&hour_prefix(partner, hour));
     key.extend_from_slice(subsystem.as_bytes());
-    key.push(u8::from(*is_valid));
+    key.push(class_byte(*is_valid, *is_bot));
     key.extend_from_slice(event_type.as_bytes());
     key
 }
@@ -65,9 +67,9 @@ pub(super) fn split_cell_key(key: &[u8]) -> Result<(Hour, CellKey), StoreError> 
     ));
     let subsystem =
         Uuid::from_slice(&key[OWNER_LEN + HOUR_LEN..CELL_FIXED_LEN - 1]).map_err(|_| corrupt())?;
-    let is_valid = key[CELL_FIXED_LEN - 1] == 1;
+    let (is_valid, is_bot) = split_class(key[CELL_FIXED_LEN - 1]);
     let event_type = std::str::from_utf8(&key[CELL_FIXED_LEN..]).map_err(|_| corrupt())?;
-    Ok((hour, (subsystem, event_type.to_string(), is_valid)))
+    Ok((hour, (subsystem, event_type.to_string(), is_valid, is_bot)))
 }
 
 pub(super) fn decode_count(bytes: &[u8]) -> Result<u64, StoreError> {
@@ -77,28 +79,34 @@ pub(super) fn decode_count(bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn sketch_prefix(owner: Uuid, event_type: Option<&str>) -> Vec<u8> {
+/// Set in a sketch key's type length for the bot partition: event types are at most 200
+/// characters, so keys written before the partition existed read as humans'.
+const BOTS_BIT: u16 = 0x8000;
+
+fn sketch_prefix(owner: Uuid, event_type: Option<&str>, bots: bool) -> Vec<u8> {
     let name = event_type.unwrap_or_default().as_bytes();
     let length = u16::try_from(name.len()).expect("event types are at most 200 characters");
+    let length = if bots { length | BOTS_BIT } else { length };
     let mut key = keys::prefixed(owner, &length.to_be_bytes());
     key.extend_from_slice(name);
     key
 }
 
 pub(super) fn sketch_key(key: &SketchKey) -> Vec<u8> {
-    let mut bytes = sketch_prefix(key.owner, key.event_type.as_deref());
+    let mut bytes = sketch_prefix(key.owner, key.event_type.as_deref(), key.bots);
     bytes.extend_from_slice(&key.hour.to_be_bytes());
     bytes
 }
 
-/// The keys of one owner's sketches of one type over hours `from..to`.
+/// The keys of one owner's sketches of one type and partition over hours `from..to`.
 pub(super) fn sketch_range(
     owner: Uuid,
     event_type: Option<&str>,
+    bots: bool,
     from: Hour,
     to: Hour,
 ) -> (Vec<u8>, Vec<u8>) {
-    let prefix = sketch_prefix(owner, event_type);
+    let prefix = sketch_prefix(owner, event_type, bots);
     let mut start = prefix.clone();
     start.extend_from_slice(&from.to_be_bytes());
     let mut end = prefix;
@@ -279,19 +287,30 @@ fn read_level(
             hours.insert(hour, rollup);
         }
     }
-    let (start, end) = sketch_range(
-        query.sketch_owner(),
-        query.event_type.as_deref(),
-        query.from,
-        query.to,
-    );
-    for row in sketches
-        .range::<&[u8]>(start.as_slice()..end.as_slice())
-        .map_err(storage_error)?
-    {
-        let (key, value) = row.map_err(storage_error)?;
-        if let Some(rollup) = hours.get_mut(&sketch_hour(key.value())?) {
-            rollup.actors = Some(decode_sketch(value.value())?);
+    let mut actors: BTreeMap<Hour, ActorUnion> = BTreeMap::new();
+    for bots in query.partitions() {
+        let (start, end) = sketch_range(
+            query.sketch_owner(),
+            query.event_type.as_deref(),
+            *bots,
+            query.from,
+            query.to,
+        );
+        for row in sketches
+            .range::<&[u8]>(start.as_slice()..end.as_slice())
+            .map_err(storage_error)?
+        {
+            let (key, value) = row.map_err(storage_error)?;
+            let hour = sketch_hour(key.value())?;
+            if hours.contains_key(&hour) {
+                let sketch = decode_sketch(value.value())?;
+                actors.entry(hour).or_default().add_sketch(&sketch);
+            }
+        }
+    }
+    for (hour, union) in actors {
+        if let Some(rollup) = hours.get_mut(&hour) {
+            rollup.actors = Some(union.to_sketch());
         }
     }
     Ok(hours.into_values().collect())
@@ -369,7 +388,7 @@ mod tests {
 
     #[test]
     fn cell_keys_decode_to_their_hour_and_cell() {
-        let cell = (Uuid::from_u128(9), "checkout".to_string(), false);
+        let cell = (Uuid::from_u128(9), "checkout".to_string(), false, true);
         let key = cell_key(Uuid::from_u128(1), Hour(42), &cell);
         assert_eq!(split_cell_key(&key).unwrap(), (Hour(42), cell));
         assert!(key.starts_with(&hour_prefix(Uuid::from_u128(1), Hour(42))));

@@ -170,7 +170,7 @@ pub(super) fn clear_day(
             .range::<&[u8]>(start_key.as_slice()..end_key.as_slice())
             .map_err(storage_error)?
         {
-            let (_, (subsystem, event_type, _)) =
+            let (_, (subsystem, event_type, _, _)) =
                 split_cell_key(row.map_err(storage_error)?.0.value())?;
             scopes.insert((partner, Some(event_type.clone())));
             scopes.insert((subsystem, None));
@@ -182,8 +182,11 @@ pub(super) fn clear_day(
     }
     let (_, mut hour_sketches) = HOURS.open(transaction)?;
     let (_, mut day_sketches) = DAYS.open(transaction)?;
-    for (owner, event_type) in scopes {
-        let (start, stop) = sketch_range(owner, event_type.as_deref(), day, end);
+    let partitions = scopes
+        .iter()
+        .flat_map(|scope| [(scope, false), (scope, true)]);
+    for ((owner, event_type), bots) in partitions {
+        let (start, stop) = sketch_range(*owner, event_type.as_deref(), bots, day, end);
         hour_sketches
             .retain_in::<&[u8], _>(start.as_slice()..stop.as_slice(), |_, _| false)
             .map_err(storage_error)?;

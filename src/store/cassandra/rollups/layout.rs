@@ -18,6 +18,20 @@ const HOURS_PER_PERIOD: u32 = 720;
 pub(super) const PENDING_SHARDS: i32 = 16;
 /// `event_type` of the sketch over all event types.
 pub(super) const ALL_TYPES: &str = "";
+/// Put before the `event_type` of a bot partition's sketch: event types hold no control
+/// characters, so it can't meet a real type, and sketches written before the partition
+/// existed are humans'.
+const BOTS_MARK: char = '\u{1}';
+
+/// The `event_type` key of a sketch: its type (`ALL_TYPES` for all) in its partition.
+pub(super) fn sketch_type(event_type: Option<&str>, bots: bool) -> String {
+    let name = event_type.unwrap_or(ALL_TYPES);
+    if bots {
+        format!("{BOTS_MARK}{name}")
+    } else {
+        name.to_string()
+    }
+}
 
 pub(super) fn period(hour: Hour) -> i32 {
     i32::try_from(hour.0 / HOURS_PER_PERIOD).unwrap_or(i32::MAX)
@@ -355,8 +369,13 @@ mod tests {
 
     #[test]
     fn only_a_whole_set_of_one_folds_parts_gives_counts() {
-        let cells: BTreeMap<(Uuid, String, bool), u64> = (0..4u64)
-            .map(|n| ((Uuid::from_u128(1), format!("type_{n}"), true), n + 1))
+        let cells: BTreeMap<(Uuid, String, bool, bool), u64> = (0..4u64)
+            .map(|n| {
+                (
+                    (Uuid::from_u128(1), format!("type_{n}"), true, false),
+                    n + 1,
+                )
+            })
             .collect();
         let mut counts = HourCounts::default();
         counts.add(&cells);

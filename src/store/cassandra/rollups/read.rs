@@ -7,10 +7,10 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::CassandraStore;
 use super::layout::{
-    ALL_TYPES, HourFold, covers_by_day, day_rows, hour_folds, hour_of, hour_rows, rows_over,
+    HourFold, covers_by_day, day_rows, hour_folds, hour_of, hour_rows, rows_over, sketch_type,
 };
 use crate::rollups::{
-    ActorSketch, CountCell, Hour, HourCounts, HourRollup, RollupQuery, RollupRead, runs,
+    ActorSketch, ActorUnion, CountCell, Hour, HourCounts, HourRollup, RollupQuery, RollupRead, runs,
 };
 use crate::store::StoreError;
 
@@ -118,11 +118,20 @@ async fn attach_sketches(
     (from, to): (Hour, Hour),
     rollups: &mut BTreeMap<Hour, HourRollup>,
 ) -> Result<(), StoreError> {
-    let event_type = query.event_type.as_deref().unwrap_or(ALL_TYPES);
-    let key = (query.sketch_owner(), Some(event_type));
-    for (hour, bytes) in rows_over::<(i32, Vec<u8>)>(store, statement, key, from, to).await? {
-        if let Some(rollup) = rollups.get_mut(&hour_of(hour)) {
-            rollup.actors = Some(ActorSketch::from_bytes(&bytes).map_err(StoreError::Corrupt)?);
+    let mut actors: BTreeMap<Hour, ActorUnion> = BTreeMap::new();
+    for bots in query.partitions() {
+        let event_type = sketch_type(query.event_type.as_deref(), *bots);
+        let key = (query.sketch_owner(), Some(event_type.as_str()));
+        for (hour, bytes) in rows_over::<(i32, Vec<u8>)>(store, statement, key, from, to).await? {
+            if rollups.contains_key(&hour_of(hour)) {
+                let sketch = ActorSketch::from_bytes(&bytes).map_err(StoreError::Corrupt)?;
+                actors.entry(hour_of(hour)).or_default().add_sketch(&sketch);
+            }
+        }
+    }
+    for (hour, union) in actors {
+        if let Some(rollup) = rollups.get_mut(&hour) {
+            rollup.actors = Some(union.to_sketch());
         }
     }
     Ok(())

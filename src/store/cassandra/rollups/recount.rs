@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use super::horizon::day_end;
-use super::layout::{ALL_TYPES, Grain, column, hour_rows, period, rows_over, write_parts};
+use super::layout::{Grain, column, hour_rows, period, rows_over, sketch_type, write_parts};
 use super::{CassandraStore, all};
 use crate::rollups::{ActorSketch, ActorUnion, Hour, HourCounts, RollupDelta};
 use crate::store::cassandra::events_write::ttl_seconds;
@@ -59,7 +59,7 @@ pub(super) async fn store_fold(
         .sketches()
         .filter(|(key, _)| key.hour == hour)
         .map(|(key, sketch)| {
-            let event_type = key.event_type.clone().unwrap_or_default();
+            let event_type = sketch_type(key.event_type.as_deref(), key.bots);
             let values = (
                 key.owner,
                 event_type,
@@ -132,11 +132,11 @@ pub(super) async fn fold_day(
         };
         counts.merge(&hour_counts);
     }
-    let mut scopes: BTreeSet<(Uuid, String)> = BTreeSet::from([(partner, ALL_TYPES.to_string())]);
+    let mut scopes: BTreeSet<(Uuid, String)> = BTreeSet::new();
     for cell in &counts.cells {
         for owner in [partner, cell.subsystem_id] {
-            scopes.insert((owner, ALL_TYPES.to_string()));
-            scopes.insert((owner, cell.event_type.clone()));
+            scopes.insert((owner, sketch_type(None, cell.is_bot)));
+            scopes.insert((owner, sketch_type(Some(&cell.event_type), cell.is_bot)));
         }
     }
     let ttl = ttl_seconds(store, partner).await?;
