@@ -370,8 +370,9 @@ mod tests {
     #[test]
     fn bot_events_count_in_their_own_cells_and_sketches() {
         let mut delta = RollupDelta::default();
-        let human = sample_event("h");
-        let mut bot = sample_event("b");
+        let mut human = sample_event("h");
+        human.subsystem_id = Uuid::from_u128(7);
+        let mut bot = human.clone();
         bot.enrichment = Some(crate::model::Enrichment {
             bot: true,
             ..Default::default()
