@@ -119,6 +119,7 @@ impl Application {
             ),
             reports: ReportService::new(
                 store.clone(),
+                Arc::clone(&caches.directory),
                 data_as_of,
                 Arc::clone(&caches.report_generations),
                 redis.clone(),

@@ -27,6 +27,10 @@ pub struct ReportsConfig {
     /// edges cut, and on Cassandra those not folded into rollups yet); past it, a report
     /// whose buckets cut too many hours is a 400 and one waiting on the fold a 503.
     pub max_raw_hours: usize,
+    /// Most raw events a breakdown reads when its filters have no rollup cells
+    /// (docs/BREAKDOWNS.md: two filters at once, a filter on `page`, a property…); past it
+    /// the breakdown is a 400 asking for a shorter range or a filter with cells.
+    pub max_raw_events: u64,
     /// Reports computed at once by this instance (cached answers don't count).
     pub max_concurrent: usize,
     /// How long a report waits for one of those slots before it is answered 503.
@@ -36,12 +40,18 @@ pub struct ReportsConfig {
 
 impl ReportsConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        first_failure([(
-            self.max_raw_hours == 0 || self.max_concurrent == 0,
-            format!(
-                "reports.max_raw_hours and reports.max_concurrent must be > 0, got {} and {}",
-                self.max_raw_hours, self.max_concurrent
+        first_failure([
+            (
+                self.max_raw_hours == 0 || self.max_concurrent == 0,
+                format!(
+                    "reports.max_raw_hours and reports.max_concurrent must be > 0, got {} and {}",
+                    self.max_raw_hours, self.max_concurrent
+                ),
             ),
-        )])
+            (
+                self.max_raw_events == 0,
+                "reports.max_raw_events must be > 0".to_string(),
+            ),
+        ])
     }
 }

@@ -4,6 +4,7 @@
 //! Handlers extract, call a use-case, and respond.
 
 pub mod body;
+mod breakdown;
 mod client_address;
 pub mod correlation;
 mod dashboard;
@@ -91,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/reports/summary", get(reports::summary))
         .route("/api/v1/reports/timeseries", get(reports::timeseries))
+        .route("/api/v1/reports/breakdown", get(breakdown::breakdown))
         .route("/health", get(health::overall))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::auth::read_target;
+use crate::http::breakdown::{WhereParam, where_filters};
 use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::time_range;
@@ -25,8 +26,8 @@ pub struct ReportParams {
     partner_id: Option<String>,
     #[param(value_type = Option<uuid::Uuid>)]
     subsystem_id: Option<String>,
-    /// Time series only: count this event type alone.
-    event_type: Option<String>,
+    /// Time series and breakdown: count this event type alone.
+    pub(crate) event_type: Option<String>,
     /// RFC 3339; default: 24 hours before `to`.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     from: Option<String>,
@@ -43,7 +44,7 @@ pub struct ReportParams {
     include_bots: Option<String>,
 }
 
-async fn report_scope(
+pub(crate) async fn report_scope(
     state: &AppState,
     reader: &Reader,
     params: &ReportParams,
@@ -87,30 +88,34 @@ pub(crate) fn include_bots(text: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reading", params(ReportParams),
+#[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reading", params(ReportParams, WhereParam),
     responses((status = 200, description = "Counts over the range", body = Summary)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn summary(
     State(state): State<Arc<AppState>>,
     reader: Reader,
     params: Result<Query<ReportParams>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
     let scope = report_scope(&state, &reader, &params).await?;
-    let summary = state.reports.summary(scope).await?;
+    let filters = where_filters(raw.as_deref())?;
+    let summary = state.reports.summary(scope, filters).await?;
     Ok(rendered(&summary))
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/timeseries", tag = "reading", params(ReportParams),
+#[utoipa::path(get, path = "/api/v1/reports/timeseries", tag = "reading", params(ReportParams, WhereParam),
     responses((status = 200, description = "Counts per hour or day, empty buckets included", body = Timeseries)),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn timeseries(
     State(state): State<Arc<AppState>>,
     reader: Reader,
     params: Result<Query<ReportParams>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = query(params)?;
     let scope = report_scope(&state, &reader, &params).await?;
+    let filters = where_filters(raw.as_deref())?;
     let interval = match params.interval.as_deref() {
         None | Some("hour") => Interval::Hour,
         Some("day") => Interval::Day,
@@ -130,13 +135,13 @@ pub async fn timeseries(
     })?;
     let series = state
         .reports
-        .timeseries(scope, interval, tz, params.event_type.clone())
+        .timeseries(scope, interval, tz, params.event_type.clone(), filters)
         .await?;
     Ok(rendered(&series))
 }
 
 /// A report's JSON body as rendered when it was computed (cached with it).
-fn rendered<T>(report: &Rendered<T>) -> Response {
+pub(crate) fn rendered<T>(report: &Rendered<T>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         report.json.clone(),

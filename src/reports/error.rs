@@ -24,6 +24,19 @@ pub enum ReportError {
     /// Too many hours are not in rollups yet: the fold will catch up (a 503).
     #[error("{hours} hours of this range are not in rollups yet; retry shortly")]
     Unfolded { hours: usize },
+    /// A parameter the partner's data can't answer (an unknown dimension): a 400 naming it.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// A breakdown whose filters have no rollup cells would read more raw events than
+    /// allowed (a 400: a shorter range or a filter with cells answers it).
+    #[error(
+        "these filters are answered from raw events, and this range holds more than {max}; \
+         use a shorter range or one filter on eventType, subsystem, country or deviceType"
+    )]
+    TooManyRawEvents { max: u64 },
     /// Every compute slot stayed taken (a 503).
     #[error("too many reports are being computed; retry shortly")]
     Busy,
@@ -40,9 +53,10 @@ impl From<StoreError> for ReportError {
 impl ServiceError for ReportError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
-                ErrorKind::InvalidRequest
-            }
+            ReportError::TooManyBuckets(_)
+            | ReportError::TooManyRawHours { .. }
+            | ReportError::Invalid { .. }
+            | ReportError::TooManyRawEvents { .. } => ErrorKind::InvalidRequest,
             ReportError::Unfolded { .. } | ReportError::Busy => ErrorKind::Unavailable,
             ReportError::Store(error) => error.kind(),
         }
@@ -53,6 +67,7 @@ impl ServiceError for ReportError {
             ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
                 format!("interval: {self}")
             }
+            ReportError::TooManyRawEvents { .. } => format!("where: {self}"),
             ReportError::Store(error) => error.client_detail(),
             _ => self.to_string(),
         }
@@ -62,6 +77,12 @@ impl ServiceError for ReportError {
         match self {
             ReportError::TooManyBuckets(_) | ReportError::TooManyRawHours { .. } => {
                 vec![FieldError::new("interval", self.to_string())]
+            }
+            ReportError::Invalid { field, message } => {
+                vec![FieldError::new(*field, message.clone())]
+            }
+            ReportError::TooManyRawEvents { .. } => {
+                vec![FieldError::new("where", self.to_string())]
             }
             ReportError::Store(error) => error.field_errors(),
             _ => Vec::new(),

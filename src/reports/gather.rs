@@ -6,14 +6,35 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
+use super::breakdown::resolve_filters;
+use super::breakdown_raw::passes;
 use super::{Aggregate, ReportError, ReportScope, ReportService, plan, slots};
 use crate::model::Event;
-use crate::rollups::{RollupQuery, RollupRead};
+use crate::rollups::{Dimension, RollupQuery, RollupRead, dimension_values};
 use crate::store::{EventFilter, EventQuery, StoreError};
+
+/// One stretch of raw events to read: its range, the store's filter, whether the payload
+/// is needed (a property is read), and how many events may be read at most.
+pub(super) struct RawReading<'a> {
+    pub range: (DateTime<Utc>, DateTime<Utc>),
+    pub filter: &'a EventFilter,
+    pub payload: bool,
+    pub max_events: Option<u64>,
+}
 
 const PAGE_SIZE: usize = 1_000;
 
 impl ReportService {
+    /// The properties the partner declared as dimensions.
+    pub(super) async fn declared_dimensions(
+        &self,
+        partner: uuid::Uuid,
+    ) -> Result<Vec<String>, ReportError> {
+        let partner = self.directory.partner(partner).await?;
+        let partner = partner.ok_or_else(|| ReportError::from(StoreError::NotFound))?;
+        Ok(partner.dimensions.clone())
+    }
+
     /// Feeds `sink` the scope's whole hours from rollups, and from raw events the hours
     /// the range's ends or `edges` cut and those the rollups don't cover yet, holding a
     /// compute slot while it reads.
@@ -66,7 +87,13 @@ impl ReportService {
             })
             .for_each(|rollup| sink.add_rollup(rollup));
         for range in plan.raw_with(&rollups.unsettled) {
-            self.for_each_event(scope, range, &filter, |event| {
+            let reading = RawReading {
+                range,
+                filter: &filter,
+                payload: false,
+                max_events: None,
+            };
+            self.for_each_event(scope, reading, |event| {
                 if scope.counts(event) {
                     sink.add(event)
                 }
@@ -76,24 +103,62 @@ impl ReportService {
         Ok(())
     }
 
-    async fn for_each_event(
+    /// Feeds `sink` the scope's raw events that pass the `where=` filters over the whole
+    /// range (no rollup is kept per filter value for these reports), at most
+    /// `max_raw_events` of them.
+    pub(super) async fn gather_where(
         &self,
         scope: ReportScope,
-        (from, to): (DateTime<Utc>, DateTime<Utc>),
-        filter: &EventFilter,
+        filter: EventFilter,
+        filters: &[(String, String)],
+        sink: &mut impl Aggregate,
+    ) -> Result<(), ReportError> {
+        let declared = self.declared_dimensions(scope.partner_id).await?;
+        let filters = resolve_filters(filters, &declared)?;
+        let _slot = self
+            .slots
+            .enter()
+            .await
+            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
+        let reading = RawReading {
+            range: (scope.from, scope.to),
+            filter: &filter,
+            payload: filters
+                .iter()
+                .any(|(dimension, _)| matches!(dimension, Dimension::Property(_))),
+            max_events: Some(self.max_raw_events),
+        };
+        self.for_each_event(scope, reading, |event| {
+            if scope.counts(event) && passes(&filters, &dimension_values(event, &declared)) {
+                sink.add(event)
+            }
+        })
+        .await
+    }
+
+    /// Visits the raw events of one reading, page by page.
+    pub(super) async fn for_each_event(
+        &self,
+        scope: ReportScope,
+        reading: RawReading<'_>,
         mut visit: impl FnMut(&Event),
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ReportError> {
         let mut query = EventQuery {
             scope: scope.event_scope(),
-            from,
-            to,
-            filter: filter.clone(),
+            from: reading.range.0,
+            to: reading.range.1,
+            filter: reading.filter.clone(),
             limit: PAGE_SIZE,
             cursor: None,
-            with_payload: false,
+            with_payload: reading.payload,
         };
+        let mut read = 0u64;
         loop {
             let page = self.store.query_events(&query).await?;
+            read += page.items.len() as u64;
+            if let Some(max) = reading.max_events.filter(|max| read > *max) {
+                return Err(ReportError::TooManyRawEvents { max });
+            }
             page.items.iter().for_each(&mut visit);
             match page.next_cursor {
                 Some(cursor) => query.cursor = Some(cursor),

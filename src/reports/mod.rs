@@ -11,6 +11,9 @@
 //! report fails.
 
 mod aggregate;
+mod breakdown;
+mod breakdown_gather;
+mod breakdown_raw;
 mod error;
 mod freshness;
 mod gather;
@@ -30,6 +33,7 @@ pub use aggregate::{
     Aggregate, Bucket, Interval, Summary, SummaryBuilder, Timeseries, TimeseriesBuilder,
     bucket_starts,
 };
+pub use breakdown::{Breakdown, BreakdownAsk, BreakdownItem, MAX_LIMIT};
 pub use error::ReportError;
 pub use freshness::Generations;
 
@@ -40,6 +44,7 @@ use crate::redis::{Redis, shared_cache};
 use crate::rollups::is_bot;
 use crate::store::{EventFilter, EventScope, Store, StoreError};
 use crate::telemetry::Metrics;
+use crate::tenants::Directory;
 
 /// A report and its JSON body, rendered once when computed: a cached answer costs no
 /// serialization (a 30-day daily series is ~25 KB of JSON).
@@ -87,9 +92,10 @@ impl ReportScope {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SummaryKey {
     scope: ReportScope,
+    filters: Vec<(String, String)>,
     generation: u64,
 }
 
@@ -99,7 +105,21 @@ struct TimeseriesKey {
     interval: Interval,
     tz: Tz,
     event_type: Option<String>,
+    filters: Vec<(String, String)>,
     generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BreakdownKey {
+    scope: ReportScope,
+    ask: BreakdownAsk,
+    generation: u64,
+}
+
+impl freshness::RangeEnd for BreakdownKey {
+    fn range_end(&self) -> DateTime<Utc> {
+        self.scope.to
+    }
 }
 
 impl freshness::RangeEnd for SummaryKey {
@@ -141,15 +161,20 @@ pub struct ReportService {
     shared_ttl_seconds: i64,
     summaries: ReadThrough<SummaryKey, Arc<Rendered<Summary>>>,
     series: ReadThrough<TimeseriesKey, Arc<Rendered<Timeseries>>>,
+    breakdowns: ReadThrough<BreakdownKey, Arc<Rendered<Breakdown>>>,
     generations: Arc<Generations>,
+    /// The partners' declared dimensions and the subsystems' names.
+    directory: Arc<Directory>,
     max_buckets: usize,
     max_raw_hours: usize,
+    max_raw_events: u64,
     slots: slots::ComputeSlots,
 }
 
 impl ReportService {
     pub fn new(
         store: Arc<dyn Store>,
+        directory: Arc<Directory>,
         data_as_of: DataAsOf,
         generations: Arc<Generations>,
         redis: Option<Arc<Redis>>,
@@ -163,29 +188,44 @@ impl ReportService {
             redis,
             shared_ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(1),
             summaries: report_cache(config, Arc::clone(&metrics)),
-            series: report_cache(config, metrics),
+            series: report_cache(config, Arc::clone(&metrics)),
+            breakdowns: report_cache(config, metrics),
             generations,
+            directory,
             max_buckets: config.max_buckets,
             max_raw_hours: config.max_raw_hours,
+            max_raw_events: config.max_raw_events,
             slots: slots::ComputeSlots::new(config.max_concurrent, config.max_wait),
         }
     }
 
-    pub async fn summary(&self, scope: ReportScope) -> Result<Arc<Rendered<Summary>>, ReportError> {
+    /// The summary of `scope`, of the events passing `filters` (`where=`) when given.
+    pub async fn summary(
+        &self,
+        scope: ReportScope,
+        filters: Vec<(String, String)>,
+    ) -> Result<Arc<Rendered<Summary>>, ReportError> {
         let compute = async {
             let as_of = (self.data_as_of)();
             let mut builder =
                 SummaryBuilder::new(scope.partner_id, scope.subsystem_id, scope.from, scope.to);
-            self.gather(scope, EventFilter::default(), &[], &mut builder)
-                .await?;
+            let filter = EventFilter::default();
+            if filters.is_empty() {
+                self.gather(scope, filter, &[], &mut builder).await?;
+            } else {
+                self.gather_where(scope, filter, &filters, &mut builder)
+                    .await?;
+            }
             Ok(builder.finish(as_of))
         };
+        let shared_key = ("summary", scope, filters.clone());
         let key = SummaryKey {
             scope,
+            filters: filters.clone(),
             generation: self.generations.of(scope.partner_id),
         };
         self.summaries
-            .get_or_load(key, || self.shared(("summary", scope), scope.to, compute))
+            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
             .await
             .map_err(|error| ReportError::clone(&error))
     }
@@ -196,15 +236,24 @@ impl ReportService {
         interval: Interval,
         tz: Tz,
         event_type: Option<String>,
+        filters: Vec<(String, String)>,
     ) -> Result<Arc<Rendered<Timeseries>>, ReportError> {
         let starts = bucket_starts(scope.from, scope.to, interval, tz, self.max_buckets)
             .ok_or(ReportError::TooManyBuckets(self.max_buckets))?;
-        let shared_key = ("timeseries", scope, interval, tz.name(), event_type.clone());
+        let shared_key = (
+            "timeseries",
+            scope,
+            interval,
+            tz.name(),
+            event_type.clone(),
+            filters.clone(),
+        );
         let key = TimeseriesKey {
             scope,
             interval,
             tz,
             event_type: event_type.clone(),
+            filters: filters.clone(),
             generation: self.generations.of(scope.partner_id),
         };
         let compute = async {
@@ -214,11 +263,34 @@ impl ReportService {
                 event_type,
                 ..EventFilter::default()
             };
-            let edges = builder.edges().to_vec();
-            self.gather(scope, filter, &edges, &mut builder).await?;
+            if filters.is_empty() {
+                let edges = builder.edges().to_vec();
+                self.gather(scope, filter, &edges, &mut builder).await?;
+            } else {
+                self.gather_where(scope, filter, &filters, &mut builder)
+                    .await?;
+            }
             Ok(builder.finish(as_of))
         };
         self.series
+            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+            .await
+            .map_err(|error| ReportError::clone(&error))
+    }
+
+    pub async fn breakdown(
+        &self,
+        scope: ReportScope,
+        ask: BreakdownAsk,
+    ) -> Result<Arc<Rendered<Breakdown>>, ReportError> {
+        let shared_key = ("breakdown", scope, ask.clone());
+        let compute = self.compute_breakdown(scope, &ask);
+        let key = BreakdownKey {
+            scope,
+            ask: ask.clone(),
+            generation: self.generations.of(scope.partner_id),
+        };
+        self.breakdowns
             .get_or_load(key, || self.shared(shared_key, scope.to, compute))
             .await
             .map_err(|error| ReportError::clone(&error))

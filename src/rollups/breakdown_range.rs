@@ -66,6 +66,11 @@ impl BreakdownRange {
         self.cells.push(cell);
     }
 
+    /// Adds every cell of `other` (another partition's, say).
+    pub fn merge(&mut self, other: BreakdownRange) {
+        other.cells.into_iter().for_each(|cell| self.add(cell));
+    }
+
     pub fn total_events(&self) -> u64 {
         self.values
             .values()
@@ -102,6 +107,22 @@ impl BreakdownRange {
             total_events,
             items,
         })
+    }
+
+    /// The distinct actors of every value kept in any cell: the people behind the events
+    /// of a dimension every event has (`eventType`), short of those only in folded values.
+    pub fn unique_actors(&self) -> Result<u64, String> {
+        let mut sketches: Vec<&Vec<u8>> = self
+            .cells
+            .iter()
+            .flat_map(|cell| cell.values.values().map(|kept| &kept.actors))
+            .collect();
+        sketches.sort_unstable();
+        let mut union = ActorUnion::default();
+        for actors in sketches {
+            union.add_sketch(&decode(actors)?);
+        }
+        Ok(union.count())
     }
 
     fn unique_users(&self, value: &str, totals: &Totals) -> Result<u64, String> {

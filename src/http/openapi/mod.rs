@@ -67,6 +67,7 @@ use crate::ingest::format::segment::SegmentCall;
         super::events::list,
         super::reports::summary,
         super::reports::timeseries,
+        super::breakdown::breakdown,
         super::health::overall,
         super::health::live,
         super::health::ready,
