@@ -1,0 +1,149 @@
+//! Enriching events stored before enrichment existed (`EventStore::backfill_enrichment`),
+//! and marking the hours of a file written before breakdowns (layout 5) so the settler
+//! folds them. The body of an event is stored once, in the by-partner table (the
+//! by-subsystem row holds only the partner id), so a backfill rewrites that row alone;
+//! each hour it changes is marked, so its breakdown cells are refolded with the pages,
+//! countries… it now has.
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use uuid::Uuid;
+
+use super::breakdowns::{hour_key, stamp};
+use super::rollups_repair::event_hour;
+use super::{BREAKDOWN_MARKS, EVENTS_BY_PARTNER, keys, rows, storage_error};
+use crate::model::Event;
+use crate::rollups::Hour;
+use crate::store::StoreError;
+
+/// Rows one backfill step reads (and at most rewrites), each step its own transactions,
+/// so a long history neither holds a write for long nor fills memory.
+pub(super) const BACKFILL_ROWS_PER_STEP: usize = 5_000;
+
+/// Events not enriched among the next rows of a backfill, with their keys, and where the
+/// next step starts (`None`: the range is done).
+pub(super) struct Step {
+    pub events: Vec<(Vec<u8>, Event)>,
+    pub next: Option<Vec<u8>>,
+}
+
+/// Reads up to `BACKFILL_ROWS_PER_STEP` rows of the partner's hours `from..to` from
+/// `after` (exclusive; `None`: the start) and returns those stored without enrichment.
+pub(super) fn read_step(
+    database: &Database,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+    after: Option<&[u8]>,
+) -> Result<Step, StoreError> {
+    let mut range = keys::time_range(partner, from.start(), to.start(), None)?;
+    if let Some(after) = after {
+        range.0 = Bound::Excluded(after.to_vec());
+    }
+    let transaction = database.begin_read().map_err(storage_error)?;
+    let table = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let mut step = Step {
+        events: Vec::new(),
+        next: None,
+    };
+    let mut rows_read = table
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?;
+    for _ in 0..BACKFILL_ROWS_PER_STEP {
+        let Some(row) = rows_read.next() else {
+            step.next = None;
+            return Ok(step);
+        };
+        let (key, value) = row.map_err(storage_error)?;
+        let key = key.value();
+        step.next = Some(key.to_vec());
+        let (micros, id_bytes) = keys::split_event_key(key)?;
+        let parts = rows::KeyParts {
+            partner_id: partner,
+            micros,
+            event_id: rows::event_id_from_bytes(id_bytes)?,
+        };
+        let event = rows::decode(parts, value.value(), true)?;
+        if event.enrichment.is_none() {
+            step.events.push((key.to_vec(), event));
+        }
+    }
+    if rows_read.next().is_none() {
+        step.next = None;
+    }
+    Ok(step)
+}
+
+/// Stores the enriched events of a step in their rows and marks their hours; the
+/// number stored.
+pub(super) fn write_step(
+    database: &Database,
+    enriched: &[(Vec<u8>, Event)],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let transaction = database.begin_write().map_err(storage_error)?;
+    {
+        let mut events = transaction
+            .open_table(EVENTS_BY_PARTNER)
+            .map_err(storage_error)?;
+        let mut marks = transaction
+            .open_table(BREAKDOWN_MARKS)
+            .map_err(storage_error)?;
+        let mut marked = None;
+        for (key, event) in enriched {
+            let row = rows::encode(event)?;
+            events
+                .insert(key.as_slice(), row.as_slice())
+                .map_err(storage_error)?;
+            let hour = (event.partner_id, Hour::of(event.timestamp));
+            if marked != Some(hour) {
+                stamp(&mut marks, &hour_key(hour.0, hour.1), now)?;
+                marked = Some(hour);
+            }
+        }
+    }
+    transaction.commit().map_err(storage_error)?;
+    Ok(enriched.len() as u64)
+}
+
+/// Marks every partner-hour holding events (layout 5 → 6: those hours were never
+/// folded), with stamp 0 so the first settle round folds them. One seek per
+/// partner-hour, not a read of every event.
+pub(super) fn mark_every_hour(transaction: &redb::WriteTransaction) -> Result<usize, StoreError> {
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let mut marks = transaction
+        .open_table(BREAKDOWN_MARKS)
+        .map_err(storage_error)?;
+    let mut marked = 0;
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let next = events
+            .range::<&[u8]>(start.as_slice()..)
+            .map_err(storage_error)?
+            .next();
+        let Some(row) = next else {
+            return Ok(marked);
+        };
+        let key = row.map_err(storage_error)?.0.value().to_vec();
+        let partner = super::breakdowns::owner_of(&key)?;
+        let hour = event_hour(&key)?;
+        marks
+            .insert(
+                hour_key(partner, hour).as_slice(),
+                0u64.to_be_bytes().as_slice(),
+            )
+            .map_err(storage_error)?;
+        marked += 1;
+        start = keys::prefixed(partner, &hour_end_micros(hour).to_be_bytes());
+    }
+}
+
+/// The first microsecond past `hour`, as event keys hold it.
+fn hour_end_micros(hour: Hour) -> u64 {
+    u64::try_from(hour.end().timestamp_micros()).unwrap_or(u64::MAX)
+}
