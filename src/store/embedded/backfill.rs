@@ -147,3 +147,68 @@ pub(super) fn mark_every_hour(transaction: &redb::WriteTransaction) -> Result<us
 fn hour_end_micros(hour: Hour) -> u64 {
     u64::try_from(hour.end().timestamp_micros()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::sample_event;
+    use crate::store::embedded::{EmbeddedStore, LAYOUT_KEY, STORE_META};
+    use crate::store::{EventStore, RollupStore};
+
+    fn marks(store: &EmbeddedStore) -> Vec<(Hour, u64)> {
+        let transaction = store.database.begin_read().unwrap();
+        let table = transaction.open_table(BREAKDOWN_MARKS).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|row| {
+                let (key, value) = row.unwrap();
+                let hour = super::super::breakdowns::hour_at(key.value(), 0).unwrap();
+                let stamp = super::super::breakdowns::decode_stamp(value.value()).unwrap();
+                (hour, stamp)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_file_of_layout_5_gets_each_hour_with_events_marked_once_and_folded() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let ten: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let events: Vec<_> = [0, 10, 50, 70, 190]
+                .iter()
+                .map(|minutes| {
+                    let mut event = sample_event(&format!("e{minutes}"));
+                    event.timestamp = ten + chrono::Duration::minutes(*minutes);
+                    event
+                })
+                .collect();
+            store.write_events(&events).await.unwrap();
+            // As layout 5 left it: no marks, the old version.
+            let transaction = store.database.begin_write().unwrap();
+            transaction
+                .open_table(BREAKDOWN_MARKS)
+                .unwrap()
+                .retain(|_, _| false)
+                .unwrap();
+            transaction
+                .open_table(STORE_META)
+                .unwrap()
+                .insert(LAYOUT_KEY, [5u8].as_slice())
+                .unwrap();
+            transaction.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let hour = Hour::of(ten);
+        let expected = vec![(hour, 0), (hour.next(), 0), (Hour(hour.0 + 3), 0)];
+        assert_eq!(marks(&store), expected);
+        let outcome = store.settle_rollups(Utc::now()).await.unwrap();
+        assert_eq!(outcome.folded, 4, "three hours and their day, at once");
+        drop(store);
+        assert!(
+            EmbeddedStore::open(dir.path()).is_ok(),
+            "now of the current layout"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Folding breakdown cells by recount (`breakdowns` has the tables): a settle round folds
 //! each marked hour whose last write is older than the horizon, then each pending UTC day
-//! that has ended with all its hours folded; `rollups rebuild` refolds whole days in its
-//! own transactions (`rebuild_day`), and `verify` compares stored cells with a recount.
+//! that has ended with all its hours folded (`breakdowns_repair` rebuilds and verifies
+//! with the same recount and `replace`).
 //! A fold recounts from a read transaction, then writes in a write transaction that first
 //! checks the stamp it read is still there: one process writes the file, so nothing but a
 //! write into that hour can come between.
@@ -14,8 +14,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::breakdowns::{
-    BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, day_current, decode_stamp, fold_key,
-    hour_at, hour_key, marked_hours, micros, owner_of, read_cell, stamp,
+    BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, decode_stamp, fold_key, hour_at, hour_key,
+    marked_hours, micros, owner_of, stamp,
 };
 use super::rollups_repair::{Readable, day_after};
 use super::{
@@ -23,13 +23,11 @@ use super::{
     PARTNERS, from_json, keys, rows, storage_error,
 };
 use crate::model::Partner;
-use crate::rollups::{
-    BreakdownDifference, BreakdownRecount, CellName, Hour, SettleOutcome, ValueTable, check_tables,
-};
+use crate::rollups::{BreakdownRecount, CellName, Hour, SettleOutcome, ValueTable};
 use crate::store::StoreError;
 
 /// The tables of one hour (or day) by cell.
-type Tables = BTreeMap<(Hour, CellName), ValueTable>;
+pub(super) type Tables = BTreeMap<(Hour, CellName), ValueTable>;
 
 /// The partner's declared property dimensions (none for a partner that is gone).
 pub(super) fn declared(partners: &impl Readable, partner: Uuid) -> Result<Vec<String>, StoreError> {
@@ -325,123 +323,134 @@ fn fold_day(
     Ok(true)
 }
 
-/// `rollups rebuild` of one partner-day, in the caller's transaction (with the day's
-/// counts): every hour of the day and the day itself refolded from the events, their
-/// marks and pending state cleared. A report reading meanwhile sees the day as it was
-/// before the transaction or as rebuilt, never a mix; across days, some days rebuilt
-/// and the later ones not yet.
-pub(super) fn rebuild_day(
-    transaction: &WriteTransaction,
-    partner: Uuid,
-    day: Hour,
-) -> Result<(), StoreError> {
-    let (hours, days) = {
-        let partners = transaction.open_table(PARTNERS).map_err(storage_error)?;
-        let declared = declared(&partners, partner)?;
-        let events = transaction
-            .open_table(EVENTS_BY_PARTNER)
-            .map_err(storage_error)?;
-        let recount = recount(&events, partner, (day, day_after(day)), &declared)?;
-        (
-            recount.hour_tables(&declared),
-            recount.day_tables(&declared),
-        )
-    };
-    let mut hour = day;
-    while hour < day_after(day) {
-        replace(transaction, partner, Grain::Hour, hour, &hours)?;
-        hour = hour.next();
-    }
-    replace(transaction, partner, Grain::Day, day, &days)?;
-    let (start, end) = (hour_key(partner, day), hour_key(partner, day_after(day)));
-    transaction
-        .open_table(BREAKDOWN_MARKS)
-        .map_err(storage_error)?
-        .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
-        .map_err(storage_error)?;
-    transaction
-        .open_table(BREAKDOWN_DAYS_PENDING)
-        .map_err(storage_error)?
-        .remove(start.as_slice())
-        .map_err(storage_error)?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::{sample_event, sample_partner};
+    use crate::model::{Enrichment, Event, JsonObject};
+    use crate::rollups::BreakdownQuery;
+    use crate::rollups::KeptValue;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{BreakdownStore, EventStore, MetadataStore, RollupStore};
 
-/// The stored cells of one folded hour (or day), by (hour, name).
-fn stored_tables(
-    cells: &impl Readable,
-    folds: &impl Readable,
-    partner: Uuid,
-    grain: Grain,
-    hour: Hour,
-) -> Result<Tables, StoreError> {
-    let mut tables = Tables::new();
-    let Some(names) = folds
-        .get(fold_key(partner, grain, hour).as_slice())
-        .map_err(storage_error)?
-    else {
-        return Ok(tables);
-    };
-    let names: Vec<Vec<u8>> = postcard::from_bytes(names.value())
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    for name in names {
-        let prefix = cell_prefix(partner, grain, &name);
-        let cell = CellName::from_bytes(&name).map_err(StoreError::Corrupt)?;
-        for (_, table) in read_cell(cells, &prefix, hour, hour.next())? {
-            tables.insert((hour, cell.clone()), table);
-        }
+    fn event_at(partner: Uuid, id: &str, at: &str, page: &str) -> Event {
+        let mut event = sample_event(id);
+        event.partner_id = partner;
+        event.timestamp = at.parse().unwrap();
+        event.enrichment = Some(Enrichment {
+            page: Some(page.into()),
+            ..Enrichment::default()
+        });
+        event
     }
-    Ok(tables)
-}
 
-/// The folded hours of `from..to`, and the current days wholly inside it, whose stored
-/// cells a recount of their events contradicts; unfolded hours are left out.
-pub(super) fn verify(
-    transaction: &redb::ReadTransaction,
-    partner: Uuid,
-    from: Hour,
-    to: Hour,
-) -> Result<Vec<BreakdownDifference>, StoreError> {
-    let open = |table| transaction.open_table(table).map_err(storage_error);
-    let (cells, folds, marks) = (
-        open(BREAKDOWN_CELLS)?,
-        open(BREAKDOWN_FOLDS)?,
-        open(BREAKDOWN_MARKS)?,
-    );
-    let (events, pending) = (open(EVENTS_BY_PARTNER)?, open(BREAKDOWN_DAYS_PENDING)?);
-    let declared = declared(&open(PARTNERS)?, partner)?;
-    let unsettled = marked_hours(&marks, partner, from, to)?;
-    let mut found = Vec::new();
-    for (grain, hours, start) in [(Grain::Hour, 1, from), (Grain::Day, 24, from.day())] {
-        let (first, past) = (
-            fold_key(partner, grain, start),
-            fold_key(partner, grain, to),
-        );
-        for row in folds
-            .range::<&[u8]>(first.as_slice()..past.as_slice())
-            .map_err(storage_error)?
-        {
-            let hour = hour_at(row.map_err(storage_error)?.0.value(), 0)?;
-            let wanted = match grain {
-                Grain::Hour => !unsettled.contains(&hour),
-                Grain::Day => {
-                    from <= hour
-                        && day_after(hour) <= to
-                        && day_current(&folds, &pending, &marks, partner, hour)?
-                }
-            };
-            if !wanted {
-                continue;
-            }
-            let stored = stored_tables(&cells, &folds, partner, grain, hour)?;
-            let recounted = match grain {
-                Grain::Hour => recount(&events, partner, (hour, hour.next()), &declared)?
-                    .hour_counts(&declared),
-                Grain::Day => recount(&events, partner, (hour, day_after(hour)), &declared)?
-                    .day_counts(&declared),
-            };
-            found.extend(check_tables(partner, hours, &stored, &recounted));
-        }
+    fn mark_of(store: &EmbeddedStore, partner: Uuid, hour: Hour) -> Option<u64> {
+        let transaction = store.database.begin_read().unwrap();
+        let marks = transaction.open_table(BREAKDOWN_MARKS).unwrap();
+        let stamp = marks.get(hour_key(partner, hour).as_slice()).unwrap();
+        stamp.map(|stamp| decode_stamp(stamp.value()).unwrap())
     }
-    Ok(found)
+
+    fn later() -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::minutes(3)
+    }
+
+    #[tokio::test]
+    async fn a_fold_leaves_an_hour_written_to_after_it_read_the_mark_unsettled() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let partner = Uuid::now_v7();
+        let at = "2026-11-20T10:05:00Z";
+        let hour = Hour::of(at.parse().unwrap());
+        store
+            .write_events(&[event_at(partner, "first", at, "/a")])
+            .await
+            .unwrap();
+        let read = mark_of(&store, partner, hour).expect("marked");
+        store
+            .write_events(&[event_at(partner, "second", at, "/a")])
+            .await
+            .unwrap();
+        let written = mark_of(&store, partner, hour).expect("still marked");
+        assert!(written > read, "every touch changes the stamp");
+
+        let mut cache = HashMap::new();
+        let stale = fold_hour(&store.database, partner, hour, read, &mut cache).unwrap();
+        assert!(!stale, "a fold that read an older stamp writes nothing");
+        assert_eq!(mark_of(&store, partner, hour), Some(written));
+        assert!(fold_hour(&store.database, partner, hour, written, &mut cache).unwrap());
+        assert_eq!(mark_of(&store, partner, hour), None);
+    }
+
+    #[tokio::test]
+    async fn declared_properties_are_folded_under_their_names() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut partner = sample_partner();
+        partner.dimensions = vec!["plan".into()];
+        store.insert_partner(&partner).await.unwrap();
+        let events: Vec<Event> = ["pro", "pro", "pro", "free", "free"]
+            .iter()
+            .enumerate()
+            .map(|(n, plan)| {
+                let mut event = event_at(partner.id, &format!("e{n}"), "2026-11-20T10:00:00Z", "/");
+                event.properties = JsonObject::parse(format!(r#"{{"plan":"{plan}"}}"#)).unwrap();
+                event
+            })
+            .collect();
+        store.write_events(&events).await.unwrap();
+        store.settle_rollups(later()).await.unwrap();
+        let day = Hour::of("2026-11-20T00:00:00Z".parse().unwrap());
+        let query = BreakdownQuery {
+            partner_id: partner.id,
+            name: CellName {
+                bots: false,
+                filter: None,
+                dimension: "properties.plan".into(),
+            },
+            from: day,
+            to: Hour(day.0 + 24),
+            whole_days: [day].into(),
+        };
+        let read = store.breakdown_cells(&query).await.unwrap();
+        assert_eq!(read.tables.len(), 1);
+        let values = &read.tables[0].values;
+        assert_eq!((values["pro"].events, values["free"].events), (3, 2));
+    }
+
+    #[test]
+    fn a_table_past_the_row_limit_is_stored_in_parts_and_read_back_whole() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (partner, hour) = (Uuid::now_v7(), Hour(500_000));
+        let mut table = ValueTable::default();
+        for n in 0..1_000u64 {
+            let kept = KeptValue {
+                events: n + 1,
+                ..KeptValue::default()
+            };
+            table.values.insert(format!("/{n:0>600}"), kept);
+        }
+        let name = CellName {
+            bots: false,
+            filter: None,
+            dimension: "page".into(),
+        };
+        let tables = Tables::from([((hour, name.clone()), table.clone())]);
+        let transaction = store.database.begin_write().unwrap();
+        replace(&transaction, partner, Grain::Hour, hour, &tables).unwrap();
+        transaction.commit().unwrap();
+
+        let transaction = store.database.begin_read().unwrap();
+        let cells = transaction.open_table(BREAKDOWN_CELLS).unwrap();
+        let prefix = cell_prefix(partner, Grain::Hour, &name.to_bytes());
+        let rows = cells.iter().unwrap().count();
+        assert!(rows >= 3, "600 KB in rows of at most 256 KiB: {rows} rows");
+        for row in cells.iter().unwrap() {
+            assert!(row.unwrap().1.value().len() <= BREAKDOWN_ROW_BYTES);
+        }
+        let read =
+            crate::store::embedded::breakdowns::read_cell(&cells, &prefix, hour, hour.next());
+        assert_eq!(read.unwrap(), BTreeMap::from([(hour, table)]));
+    }
 }

@@ -6,6 +6,7 @@
 mod backfill;
 mod breakdowns;
 mod breakdowns_fold;
+mod breakdowns_repair;
 mod events;
 pub(crate) mod keys;
 mod metadata;
@@ -284,7 +285,7 @@ impl BreakdownStore for EmbeddedStore {
     ) -> Result<Vec<BreakdownDifference>, StoreError> {
         self.blocking(move |database| {
             let transaction = database.begin_read().map_err(storage_error)?;
-            breakdowns_fold::verify(&transaction, partner, from, to)
+            breakdowns_repair::verify(&transaction, partner, from, to)
         })
         .await
     }
