@@ -180,7 +180,11 @@ pub(super) fn settle(
     now: DateTime<Utc>,
     settle: Duration,
 ) -> Result<SettleOutcome, StoreError> {
-    let horizon = micros(now - chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::MAX));
+    // A stamp at or before `now - settle` is settled (a settle past chrono's range: none).
+    let horizon = chrono::Duration::from_std(settle)
+        .ok()
+        .and_then(|settle| now.checked_sub_signed(settle))
+        .map_or(0, micros);
     let mut outcome = SettleOutcome::default();
     let mut declared_of: HashMap<Uuid, Vec<String>> = HashMap::new();
     let marks = stamps(
