@@ -158,6 +158,7 @@ impl Config {
         self.redis.validate()?;
         self.telemetry.validate()?;
         self.http.validate()?;
+        self.store.validate()?;
         self.validate_across_sections()?;
         self.cassandra.validate()
     }

@@ -27,7 +27,7 @@ use crate::manage::Management;
 use crate::redis::{InvalidationBus, Redis};
 use crate::reports::{DataAsOf, ReportService};
 use crate::store::cassandra::CassandraStore;
-use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::{Store, upkeep};
 use crate::telemetry::Metrics;
 
@@ -154,9 +154,14 @@ impl Application {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.store.backend {
         StoreBackend::Embedded => Ok(Arc::new(
-            EmbeddedStore::open_with_cache(
+            EmbeddedStore::open_with(
                 &config.store.data_dir,
-                usize::try_from(config.store.cache_size.as_u64()).unwrap_or(usize::MAX),
+                EmbeddedOptions {
+                    cache_bytes: usize::try_from(config.store.cache_size.as_u64())
+                        .unwrap_or(usize::MAX),
+                    breakdown_settle: config.store.breakdown_settle,
+                    breakdown_fold_interval: config.store.breakdown_fold_interval,
+                },
             )
             .context("cannot open the embedded store")?,
         )),

@@ -2,6 +2,7 @@
 //! test, driven over real HTTP (and, for restarts, the real binary).
 
 mod bots;
+mod breakdown_store_embedded;
 mod cassandra_migrate;
 mod cassandra_rollups;
 mod cassandra_store;

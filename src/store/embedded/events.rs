@@ -12,12 +12,14 @@ use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, keys, rollups, rows,
-    storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, keys,
+    rollups, rows, storage_error,
 };
 use crate::model::Event;
-use crate::rollups::RollupDelta;
-use crate::store::{EventPage, EventQuery, EventScope, EventStore, StoreError, WriteOutcome};
+use crate::rollups::{Hour, RollupDelta};
+use crate::store::{
+    EnrichStored, EventPage, EventQuery, EventScope, EventStore, StoreError, WriteOutcome,
+};
 
 /// Rows one page may read past filters before it returns early with a cursor, so a
 /// selective filter over a long range can't hold a read for long.
@@ -84,6 +86,8 @@ impl EventStore for EmbeddedStore {
             let mut outcome = WriteOutcome::default();
             // Only what this transaction inserts is counted, in this same transaction.
             let mut delta = RollupDelta::default();
+            // And the partner-hours it writes into, for the breakdown fold.
+            let mut touched = std::collections::BTreeSet::new();
             {
                 let mut by_partner = transaction
                     .open_table(EVENTS_BY_PARTNER)
@@ -96,6 +100,7 @@ impl EventStore for EmbeddedStore {
                     if insert_event(event, &mut by_partner, &mut by_subsystem, &mut event_ids)? {
                         outcome.inserted += 1;
                         delta.add(event);
+                        touched.insert((event.partner_id, Hour::of(event.timestamp)));
                     } else {
                         outcome.duplicates += 1;
                     }
@@ -103,6 +108,7 @@ impl EventStore for EmbeddedStore {
             }
             if !delta.is_empty() {
                 rollups::apply(&transaction, &delta)?;
+                breakdowns::touch(&transaction, &touched, chrono::Utc::now())?;
             }
             transaction.commit().map_err(storage_error)?;
             Ok(outcome)
@@ -110,15 +116,39 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
-    // PLACEHOLDER (branch h25-base only): the store's helper replaces it.
+    /// A step at a time (`backfill::BACKFILL_ROWS_PER_STEP` rows): rows are read and
+    /// written on the blocking pool, `enrich` (borrowed, so it can't go there) runs here.
     async fn backfill_enrichment(
         &self,
-        _partner: Uuid,
-        _from: crate::rollups::Hour,
-        _to: crate::rollups::Hour,
-        _enrich: &crate::store::EnrichStored,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+        enrich: &EnrichStored,
     ) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable("backfill: not built yet".into()))
+        let mut enriched = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let step = self
+                .blocking(move |database| {
+                    backfill::read_step(database, partner, (from, to), after.as_deref())
+                })
+                .await?;
+            let mut events = step.events;
+            for (_, event) in &mut events {
+                event.enrichment = Some(enrich(event));
+            }
+            if !events.is_empty() {
+                enriched += self
+                    .blocking(move |database| {
+                        backfill::write_step(database, &events, chrono::Utc::now())
+                    })
+                    .await?;
+            }
+            match step.next {
+                Some(next) => after = Some(next),
+                None => return Ok(enriched),
+            }
+        }
     }
 
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {

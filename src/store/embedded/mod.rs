@@ -3,6 +3,10 @@
 //! transaction survives a crash, and one write transaction per writer batch gives us group
 //! commit (one fsync for hundreds of events) for free.
 
+mod backfill;
+mod breakdowns;
+mod breakdowns_fold;
+mod breakdowns_repair;
 mod events;
 pub(crate) mod keys;
 mod metadata;
@@ -14,6 +18,7 @@ mod rows;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -22,8 +27,13 @@ use serde::de::DeserializeOwned;
 
 use uuid::Uuid;
 
-use crate::rollups::{Hour, RollupDifference, RollupQuery, RollupRead};
-use crate::store::{RollupStore, Store, StoreError};
+use chrono::{DateTime, Utc};
+
+use crate::rollups::{
+    BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
+    RollupRead, SettleOutcome,
+};
+use crate::store::{BreakdownStore, RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -47,19 +57,27 @@ const ROLLUP_DAY_SKETCHES: Table = TableDefinition::new("rollup_day_sketches");
 /// Layout 3 and 4 kept an hour's (day's) counts in one row: dropped by the upgrade to 5.
 const OLD_ROLLUP_COUNTS: Table = TableDefinition::new("rollup_counts");
 const OLD_ROLLUP_DAY_COUNTS: Table = TableDefinition::new("rollup_day_counts");
+/// Breakdown cells, folded from the events (`breakdowns` describes the four).
+const BREAKDOWN_CELLS: Table = TableDefinition::new("breakdown_cells");
+const BREAKDOWN_FOLDS: Table = TableDefinition::new("breakdown_folds");
+const BREAKDOWN_MARKS: Table = TableDefinition::new("breakdown_marks");
+const BREAKDOWN_DAYS_PENDING: Table = TableDefinition::new("breakdown_days_pending");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
 /// Bumped when keys or rows change shape; a data dir of another layout is refused at
 /// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
 /// 3: hour rollups. 4: day rollups beside them. 5: one rollup entry per counted cell
-/// rather than per hour. An older file of layout 2 to 4 gets its rollups rebuilt from its
-/// events when first opened (`rollups_upgrade::upgrade`: bounded, resumable).
-const LAYOUT_VERSION: u8 = 5;
+/// rather than per hour. 6: breakdown cells, folded from the events. An older file of
+/// layout 2 to 4 gets its rollups (and breakdown cells) rebuilt from its events when first
+/// opened (`rollups_upgrade::upgrade`: bounded, resumable); one of layout 5 gets every
+/// hour with events marked, so the settler folds their breakdown cells.
+const LAYOUT_VERSION: u8 = 6;
+const LAYOUT_MARKED: u8 = 5;
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 const LAYOUT_KEY: &[u8] = b"format";
 
-const ALL_TABLES: [Table; 17] = [
+const ALL_TABLES: [Table; 21] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -76,21 +94,46 @@ const ALL_TABLES: [Table; 17] = [
     ROLLUP_SKETCHES,
     ROLLUP_DAY_CELLS,
     ROLLUP_DAY_SKETCHES,
+    BREAKDOWN_CELLS,
+    BREAKDOWN_FOLDS,
+    BREAKDOWN_MARKS,
+    BREAKDOWN_DAYS_PENDING,
     STORE_META,
 ];
 
 const DATABASE_FILE: &str = "volcanion.redb";
 const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
+/// How the embedded store is opened: its page cache, and when it folds breakdown cells
+/// (`store.cache_size`, `store.breakdown_settle`, `store.breakdown_fold_interval`).
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    pub cache_bytes: usize,
+    pub breakdown_settle: Duration,
+    pub breakdown_fold_interval: Duration,
+}
+
+impl Default for EmbeddedOptions {
+    /// config/default.toml's values.
+    fn default() -> EmbeddedOptions {
+        EmbeddedOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            breakdown_settle: Duration::from_secs(120),
+            breakdown_fold_interval: Duration::from_secs(15),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct EmbeddedStore {
     database: Arc<Database>,
+    options: EmbeddedOptions,
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `data_dir` with redb's default page cache.
+    /// Opens (or creates) the store in `data_dir` with the default options.
     pub fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        EmbeddedStore::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+        EmbeddedStore::open_with(data_dir, EmbeddedOptions::default())
     }
 
     /// Opens (or creates) the store in `data_dir`, caching at most `cache_bytes` of pages
@@ -99,6 +142,19 @@ impl EmbeddedStore {
         data_dir: &Path,
         cache_bytes: usize,
     ) -> Result<EmbeddedStore, StoreError> {
+        let options = EmbeddedOptions {
+            cache_bytes,
+            ..EmbeddedOptions::default()
+        };
+        EmbeddedStore::open_with(data_dir, options)
+    }
+
+    /// Opens (or creates) the store in `data_dir` with `options`.
+    pub fn open_with(
+        data_dir: &Path,
+        options: EmbeddedOptions,
+    ) -> Result<EmbeddedStore, StoreError> {
+        let cache_bytes = options.cache_bytes;
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::Unavailable(format!(
                 "cannot create data dir {}: {error}",
@@ -117,6 +173,18 @@ impl EmbeddedStore {
             transaction.open_table(table).map_err(storage_error)?;
         }
         let layout = check_layout(&transaction, &path)?;
+        if let Layout::HoursToMark = layout {
+            let hours = backfill::mark_every_hour(&transaction)?;
+            transaction
+                .open_table(STORE_META)
+                .map_err(storage_error)?
+                .insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
+                .map_err(storage_error)?;
+            tracing::info!(
+                hours,
+                "marked the hours of an older data dir for breakdowns"
+            );
+        }
         transaction.commit().map_err(storage_error)?;
         if let Layout::RollupsToRebuild(old) = layout {
             let rebuilt = rollups_upgrade::upgrade(&database)?;
@@ -129,6 +197,7 @@ impl EmbeddedStore {
         }
         Ok(EmbeddedStore {
             database: Arc::new(database),
+            options,
         })
     }
 
@@ -185,6 +254,41 @@ impl RollupStore for EmbeddedStore {
         })
         .await
     }
+
+    /// Writes keep the counts themselves; the settler folds breakdown cells.
+    fn settle_interval(&self) -> Option<Duration> {
+        Some(self.options.breakdown_fold_interval)
+    }
+
+    async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
+        let settle = self.options.breakdown_settle;
+        self.blocking(move |database| breakdowns_fold::settle(database, now, settle))
+            .await
+    }
+}
+
+#[async_trait]
+impl BreakdownStore for EmbeddedStore {
+    async fn breakdown_cells(&self, query: &BreakdownQuery) -> Result<BreakdownRead, StoreError> {
+        let query = query.clone();
+        self.blocking(move |database| {
+            breakdowns::read(&database.begin_read().map_err(storage_error)?, &query)
+        })
+        .await
+    }
+
+    async fn verify_breakdowns(
+        &self,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<BreakdownDifference>, StoreError> {
+        self.blocking(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            breakdowns_repair::verify(&transaction, partner, from, to)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -207,6 +311,7 @@ impl Store for EmbeddedStore {
 enum Layout {
     Current,
     RollupsToRebuild(u8),
+    HoursToMark,
 }
 
 /// Marks a new file with our layout; refuses a file written in another one (including the
@@ -224,6 +329,7 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<Lay
         .map_err(storage_error)?;
     match found {
         Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
+        Some(Some(LAYOUT_MARKED)) => Ok(Layout::HoursToMark),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;
@@ -350,25 +456,5 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         drop(EmbeddedStore::open(dir.path()).unwrap());
         assert!(EmbeddedStore::open(dir.path()).is_ok());
-    }
-}
-
-// PLACEHOLDER (branch h25-base only): the store's helper replaces it.
-#[async_trait]
-impl crate::store::BreakdownStore for EmbeddedStore {
-    async fn breakdown_cells(
-        &self,
-        _query: &crate::rollups::BreakdownQuery,
-    ) -> Result<crate::rollups::BreakdownRead, StoreError> {
-        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
-    }
-
-    async fn verify_breakdowns(
-        &self,
-        _partner: Uuid,
-        _from: Hour,
-        _to: Hour,
-    ) -> Result<Vec<crate::rollups::BreakdownDifference>, StoreError> {
-        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
     }
 }

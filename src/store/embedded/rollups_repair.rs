@@ -125,6 +125,7 @@ pub(super) fn rebuild_day(
 ) -> Result<u64, StoreError> {
     let end = day_after(day);
     clear_day(transaction, partner, day)?;
+    super::breakdowns_repair::rebuild_day(transaction, partner, day)?;
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;

@@ -1,0 +1,575 @@
+//! Folding breakdown cells by recount (`breakdowns` has the tables): a settle round folds
+//! each marked hour whose last write is older than the horizon, then each pending UTC day
+//! that has ended with all its hours folded (`breakdowns_repair` rebuilds and verifies
+//! with the same recount and `replace`).
+//! A fold recounts from a read transaction, then writes in a write transaction that first
+//! checks the stamp it read is still there: one process writes the file, so nothing but a
+//! write into that hour can come between.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use uuid::Uuid;
+
+use super::breakdowns::{
+    BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, decode_stamp, fold_key, hour_at, hour_key,
+    marked_hours, micros, owner_of, stamp,
+};
+use super::rollups_repair::{Readable, day_after};
+use super::{
+    BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
+    PARTNERS, from_json, keys, rows, storage_error,
+};
+use crate::model::Partner;
+use crate::rollups::{BreakdownRecount, CellName, Hour, SettleOutcome, ValueTable};
+use crate::store::StoreError;
+
+/// The tables of one hour (or day) by cell.
+pub(super) type Tables = BTreeMap<(Hour, CellName), ValueTable>;
+
+/// The partner's declared property dimensions (none for a partner that is gone).
+pub(super) fn declared(partners: &impl Readable, partner: Uuid) -> Result<Vec<String>, StoreError> {
+    match partners
+        .get(partner.as_bytes().as_slice())
+        .map_err(storage_error)?
+    {
+        Some(bytes) => Ok(from_json::<Partner>(bytes.value())?.dimensions),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A recount of the partner's stored events in hours `from..to`; their payload is read
+/// only when properties are declared (the breakdowns need it then).
+pub(super) fn recount(
+    events: &impl Readable,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+    declared: &[String],
+) -> Result<BreakdownRecount, StoreError> {
+    let range = keys::time_range(partner, from.start(), to.start(), None)?;
+    let mut recount = BreakdownRecount::default();
+    for row in events
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        let (micros, id_bytes) = keys::split_event_key(key.value())?;
+        let parts = rows::KeyParts {
+            partner_id: partner,
+            micros,
+            event_id: rows::event_id_from_bytes(id_bytes)?,
+        };
+        let event = rows::decode(parts, value.value(), !declared.is_empty())?;
+        recount.add(&event, declared);
+    }
+    Ok(recount)
+}
+
+/// Replaces every stored cell of one hour (or day) with `tables`' cells of it, each cut
+/// into rows of at most `BREAKDOWN_ROW_BYTES`, and records which cells it holds.
+pub(super) fn replace(
+    transaction: &WriteTransaction,
+    partner: Uuid,
+    grain: Grain,
+    hour: Hour,
+    tables: &Tables,
+) -> Result<(), StoreError> {
+    let mut folds = transaction
+        .open_table(BREAKDOWN_FOLDS)
+        .map_err(storage_error)?;
+    let mut cells = transaction
+        .open_table(BREAKDOWN_CELLS)
+        .map_err(storage_error)?;
+    let fold = fold_key(partner, grain, hour);
+    let stored: Vec<Vec<u8>> = match folds.get(fold.as_slice()).map_err(storage_error)? {
+        Some(names) => postcard::from_bytes(names.value())
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        None => Vec::new(),
+    };
+    for name in stored {
+        let prefix = cell_prefix(partner, grain, &name);
+        let (start, end) = (
+            cell_key(&prefix, hour, 0),
+            cell_key(&prefix, hour.next(), 0),
+        );
+        cells
+            .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
+            .map_err(storage_error)?;
+    }
+    let mut names = Vec::new();
+    let first = CellName {
+        bots: false,
+        filter: None,
+        dimension: String::new(),
+    };
+    let of_hour = tables
+        .range((hour, first)..)
+        .take_while(|((at, _), _)| *at == hour);
+    for ((_, name), table) in of_hour {
+        let name = name.to_bytes();
+        let prefix = cell_prefix(partner, grain, &name);
+        for (part, piece) in table.split(BREAKDOWN_ROW_BYTES).iter().enumerate() {
+            let part = u16::try_from(part).map_err(|_| {
+                StoreError::Corrupt("a breakdown cell of more than 65,536 rows".into())
+            })?;
+            cells
+                .insert(
+                    cell_key(&prefix, hour, part).as_slice(),
+                    piece.to_bytes().as_slice(),
+                )
+                .map_err(storage_error)?;
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        folds.remove(fold.as_slice()).map_err(storage_error)?;
+    } else {
+        let encoded = postcard::to_stdvec(&names).expect("byte strings always encode");
+        folds
+            .insert(fold.as_slice(), encoded.as_slice())
+            .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// Removes the stamp at `key` if it is still `expected`; whether it was.
+fn take_stamp(
+    transaction: &WriteTransaction,
+    table: super::Table,
+    key: &[u8],
+    expected: u64,
+) -> Result<bool, StoreError> {
+    let mut table = transaction.open_table(table).map_err(storage_error)?;
+    let current = match table.get(key).map_err(storage_error)? {
+        Some(stored) => Some(decode_stamp(stored.value())?),
+        None => None,
+    };
+    if current != Some(expected) {
+        return Ok(false);
+    }
+    table.remove(key).map_err(storage_error)?;
+    Ok(true)
+}
+
+/// Every (partner, hour, stamp) of a stamp table.
+fn stamps(
+    transaction: &redb::ReadTransaction,
+    table: super::Table,
+) -> Result<Vec<(Uuid, Hour, u64)>, StoreError> {
+    let table = transaction.open_table(table).map_err(storage_error)?;
+    let mut found = Vec::new();
+    for row in table.iter().map_err(storage_error)? {
+        let (key, value) = row.map_err(storage_error)?;
+        let key = key.value();
+        found.push((
+            owner_of(key)?,
+            hour_at(key, 0)?,
+            decode_stamp(value.value())?,
+        ));
+    }
+    Ok(found)
+}
+
+/// One settle round as of `now`: `folded` counts hours and days recounted, `waiting` the
+/// marked hours younger than `settle` and the pending days not ready (not ended, or with
+/// hours still to fold), `failed` the folds that failed (logged, retried next round).
+pub(super) fn settle(
+    database: &Database,
+    now: DateTime<Utc>,
+    settle: Duration,
+) -> Result<SettleOutcome, StoreError> {
+    // A stamp at or before `now - settle` is settled (a settle past chrono's range: none).
+    let horizon = chrono::Duration::from_std(settle)
+        .ok()
+        .and_then(|settle| now.checked_sub_signed(settle))
+        .map_or(0, micros);
+    let mut outcome = SettleOutcome::default();
+    let mut declared_of: HashMap<Uuid, Vec<String>> = HashMap::new();
+    let marks = stamps(
+        &database.begin_read().map_err(storage_error)?,
+        BREAKDOWN_MARKS,
+    )?;
+    for (partner, hour, mark) in marks {
+        if mark > horizon {
+            outcome.waiting += 1;
+            continue;
+        }
+        let folded = fold_hour(database, partner, hour, mark, &mut declared_of);
+        count(&mut outcome, folded, partner, hour, "hour");
+    }
+    let pending = stamps(
+        &database.begin_read().map_err(storage_error)?,
+        BREAKDOWN_DAYS_PENDING,
+    )?;
+    for (partner, day, pending) in pending {
+        if now < day_after(day).start() {
+            outcome.waiting += 1;
+            continue;
+        }
+        let folded = fold_day(database, partner, day, pending, &mut declared_of);
+        count(&mut outcome, folded, partner, day, "day");
+    }
+    Ok(outcome)
+}
+
+fn count(
+    outcome: &mut SettleOutcome,
+    folded: Result<bool, StoreError>,
+    partner: Uuid,
+    hour: Hour,
+    grain: &str,
+) {
+    match folded {
+        Ok(true) => outcome.folded += 1,
+        Ok(false) => outcome.waiting += 1,
+        Err(error) => {
+            outcome.failed += 1;
+            tracing::warn!(%error, %partner, hour = hour.0, grain, "folding breakdown cells failed; retrying next round");
+        }
+    }
+}
+
+fn declared_cached(
+    transaction: &redb::ReadTransaction,
+    partner: Uuid,
+    cache: &mut HashMap<Uuid, Vec<String>>,
+) -> Result<Vec<String>, StoreError> {
+    if let Some(declared) = cache.get(&partner) {
+        return Ok(declared.clone());
+    }
+    let partners = transaction.open_table(PARTNERS).map_err(storage_error)?;
+    let found = declared(&partners, partner)?;
+    cache.insert(partner, found.clone());
+    Ok(found)
+}
+
+/// Folds one marked hour whose stamp was `mark`; false when a write touched it meanwhile.
+fn fold_hour(
+    database: &Database,
+    partner: Uuid,
+    hour: Hour,
+    mark: u64,
+    cache: &mut HashMap<Uuid, Vec<String>>,
+) -> Result<bool, StoreError> {
+    let tables = {
+        let transaction = database.begin_read().map_err(storage_error)?;
+        let declared = declared_cached(&transaction, partner, cache)?;
+        let events = transaction
+            .open_table(EVENTS_BY_PARTNER)
+            .map_err(storage_error)?;
+        recount(&events, partner, (hour, hour.next()), &declared)?.hour_tables(&declared)
+    };
+    let transaction = database.begin_write().map_err(storage_error)?;
+    if !take_stamp(
+        &transaction,
+        BREAKDOWN_MARKS,
+        &hour_key(partner, hour),
+        mark,
+    )? {
+        return Ok(false);
+    }
+    replace(&transaction, partner, Grain::Hour, hour, &tables)?;
+    // The day's cells no longer agree with its hours: refold it once it is ready.
+    let mut pending = transaction
+        .open_table(BREAKDOWN_DAYS_PENDING)
+        .map_err(storage_error)?;
+    stamp(&mut pending, &hour_key(partner, hour.day()), Utc::now())?;
+    drop(pending);
+    transaction.commit().map_err(storage_error)?;
+    Ok(true)
+}
+
+/// Folds one ended day from a recount of its events (never merged from its sealed hours,
+/// which would lose its exact top values); false while one of its hours is marked or one
+/// was refolded meanwhile.
+fn fold_day(
+    database: &Database,
+    partner: Uuid,
+    day: Hour,
+    pending: u64,
+    cache: &mut HashMap<Uuid, Vec<String>>,
+) -> Result<bool, StoreError> {
+    let tables = {
+        let transaction = database.begin_read().map_err(storage_error)?;
+        let marks = transaction
+            .open_table(BREAKDOWN_MARKS)
+            .map_err(storage_error)?;
+        if !marked_hours(&marks, partner, day, day_after(day))?.is_empty() {
+            return Ok(false);
+        }
+        let declared = declared_cached(&transaction, partner, cache)?;
+        let events = transaction
+            .open_table(EVENTS_BY_PARTNER)
+            .map_err(storage_error)?;
+        recount(&events, partner, (day, day_after(day)), &declared)?.day_tables(&declared)
+    };
+    let transaction = database.begin_write().map_err(storage_error)?;
+    let marked = {
+        let marks = transaction
+            .open_table(BREAKDOWN_MARKS)
+            .map_err(storage_error)?;
+        !marked_hours(&marks, partner, day, day_after(day))?.is_empty()
+    };
+    if marked
+        || !take_stamp(
+            &transaction,
+            BREAKDOWN_DAYS_PENDING,
+            &hour_key(partner, day),
+            pending,
+        )?
+    {
+        return Ok(false);
+    }
+    replace(&transaction, partner, Grain::Day, day, &tables)?;
+    transaction.commit().map_err(storage_error)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::{sample_event, sample_partner};
+    use crate::model::{Enrichment, Event, JsonObject};
+    use crate::rollups::BreakdownQuery;
+    use crate::rollups::KeptValue;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{BreakdownStore, EventStore, MetadataStore, RollupStore};
+
+    fn event_at(partner: Uuid, id: &str, at: &str, page: &str) -> Event {
+        let mut event = sample_event(id);
+        event.partner_id = partner;
+        event.timestamp = at.parse().unwrap();
+        event.enrichment = Some(Enrichment {
+            page: Some(page.into()),
+            ..Enrichment::default()
+        });
+        event
+    }
+
+    fn mark_of(store: &EmbeddedStore, partner: Uuid, hour: Hour) -> Option<u64> {
+        let transaction = store.database.begin_read().unwrap();
+        let marks = transaction.open_table(BREAKDOWN_MARKS).unwrap();
+        let stamp = marks.get(hour_key(partner, hour).as_slice()).unwrap();
+        stamp.map(|stamp| decode_stamp(stamp.value()).unwrap())
+    }
+
+    fn later() -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::minutes(3)
+    }
+
+    #[tokio::test]
+    async fn a_fold_leaves_an_hour_written_to_after_it_read_the_mark_unsettled() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let partner = Uuid::now_v7();
+        let at = "2026-11-20T10:05:00Z";
+        let hour = Hour::of(at.parse().unwrap());
+        store
+            .write_events(&[event_at(partner, "first", at, "/a")])
+            .await
+            .unwrap();
+        let read = mark_of(&store, partner, hour).expect("marked");
+        store
+            .write_events(&[event_at(partner, "second", at, "/a")])
+            .await
+            .unwrap();
+        let written = mark_of(&store, partner, hour).expect("still marked");
+        assert!(written > read, "every touch changes the stamp");
+
+        let mut cache = HashMap::new();
+        let stale = fold_hour(&store.database, partner, hour, read, &mut cache).unwrap();
+        assert!(!stale, "a fold that read an older stamp writes nothing");
+        assert_eq!(mark_of(&store, partner, hour), Some(written));
+        assert!(fold_hour(&store.database, partner, hour, written, &mut cache).unwrap());
+        assert_eq!(mark_of(&store, partner, hour), None);
+    }
+
+    #[tokio::test]
+    async fn declared_properties_are_folded_under_their_names() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut partner = sample_partner();
+        partner.dimensions = vec!["plan".into()];
+        store.insert_partner(&partner).await.unwrap();
+        let events: Vec<Event> = ["pro", "pro", "pro", "free", "free"]
+            .iter()
+            .enumerate()
+            .map(|(n, plan)| {
+                let mut event = event_at(partner.id, &format!("e{n}"), "2026-11-20T10:00:00Z", "/");
+                event.properties = JsonObject::parse(format!(r#"{{"plan":"{plan}"}}"#)).unwrap();
+                event
+            })
+            .collect();
+        store.write_events(&events).await.unwrap();
+        store.settle_rollups(later()).await.unwrap();
+        let day = Hour::of("2026-11-20T00:00:00Z".parse().unwrap());
+        let query = BreakdownQuery {
+            partner_id: partner.id,
+            name: CellName {
+                bots: false,
+                filter: None,
+                dimension: "properties.plan".into(),
+            },
+            from: day,
+            to: Hour(day.0 + 24),
+            whole_days: [day].into(),
+        };
+        let read = store.breakdown_cells(&query).await.unwrap();
+        assert_eq!(read.tables.len(), 1);
+        let values = &read.tables[0].values;
+        assert_eq!((values["pro"].events, values["free"].events), (3, 2));
+    }
+
+    #[test]
+    fn a_table_past_the_row_limit_is_stored_in_parts_and_read_back_whole() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (partner, hour) = (Uuid::now_v7(), Hour(500_000));
+        let mut table = ValueTable::default();
+        for n in 0..1_000u64 {
+            let kept = KeptValue {
+                events: n + 1,
+                ..KeptValue::default()
+            };
+            table.values.insert(format!("/{n:0>600}"), kept);
+        }
+        let name = CellName {
+            bots: false,
+            filter: None,
+            dimension: "page".into(),
+        };
+        let tables = Tables::from([((hour, name.clone()), table.clone())]);
+        let transaction = store.database.begin_write().unwrap();
+        replace(&transaction, partner, Grain::Hour, hour, &tables).unwrap();
+        transaction.commit().unwrap();
+
+        let transaction = store.database.begin_read().unwrap();
+        let cells = transaction.open_table(BREAKDOWN_CELLS).unwrap();
+        let prefix = cell_prefix(partner, Grain::Hour, &name.to_bytes());
+        let rows = cells.iter().unwrap().count();
+        assert!(rows >= 3, "600 KB in rows of at most 256 KiB: {rows} rows");
+        for row in cells.iter().unwrap() {
+            assert!(row.unwrap().1.value().len() <= BREAKDOWN_ROW_BYTES);
+        }
+        let read =
+            crate::store::embedded::breakdowns::read_cell(&cells, &prefix, hour, hour.next());
+        assert_eq!(read.unwrap(), BTreeMap::from([(hour, table)]));
+    }
+
+    /// issue 25's seeded workload (benches/breakdown_rollups.rs): 10,000 pages on a Zipf
+    /// law, referrers on half the events, UTM on a quarter, 50 countries, 200,000 users.
+    struct Seeded(u64);
+
+    impl Seeded {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+
+        /// A rank in `0..values` with probability ∝ 1/(rank+1).
+        fn zipf(&mut self, values: usize) -> usize {
+            let harmonic: f64 = (1..=values).map(|rank| 1.0 / rank as f64).sum();
+            let mut point = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * harmonic;
+            for rank in 0..values {
+                point -= 1.0 / (rank + 1) as f64;
+                if point <= 0.0 {
+                    return rank;
+                }
+            }
+            values - 1
+        }
+    }
+
+    fn seeded_event(seeded: &mut Seeded, partner: Uuid, n: usize, hour: Hour) -> Event {
+        let mut event = sample_event(&format!("s{n}"));
+        event.partner_id = partner;
+        event.subsystem_id = Uuid::from_u128(seeded.zipf(3) as u128 + 1);
+        event.event_type =
+            ["page_view", "page_view", "page_view", "click", "signup"][seeded.below(5)].into();
+        event.timestamp = hour.start() + chrono::Duration::milliseconds(n as i64 * 250);
+        event.user_id = Some(format!("user-{}", seeded.below(200_000)));
+        let bot = seeded.below(50) == 0;
+        let utm = seeded.below(4) == 0;
+        event.enrichment = Some(Enrichment {
+            page: Some(format!("/page/{}", seeded.zipf(10_000))),
+            referrer_host: (seeded.below(2) == 0)
+                .then(|| format!("ref{}.example", seeded.zipf(500))),
+            utm_source: utm.then(|| format!("source{}", seeded.zipf(8))),
+            utm_medium: utm.then(|| ["cpc", "email", "social"][seeded.below(3)].to_string()),
+            utm_campaign: utm.then(|| format!("campaign{}", seeded.zipf(500) % 40)),
+            browser: Some(format!("browser{}", seeded.zipf(8))),
+            os: Some(format!("os{}", seeded.zipf(8))),
+            device_type: Some(match (bot, seeded.zipf(8) % 3) {
+                (true, _) => crate::model::DeviceType::Bot,
+                (false, 0) => crate::model::DeviceType::Desktop,
+                (false, 1) => crate::model::DeviceType::Mobile,
+                (false, _) => crate::model::DeviceType::Tablet,
+            }),
+            country: Some(format!("C{}", seeded.zipf(50))),
+            bot,
+        });
+        event
+    }
+
+    /// The disk figure of docs/BREAKDOWNS.md as this store keeps it (printed; run with
+    /// `--nocapture`): keys and values of one seeded hour's cells and fold record.
+    #[tokio::test]
+    async fn a_seeded_hours_cells_take_a_few_hundred_bytes_per_event() {
+        const EVENTS: usize = 10_000_000 / (30 * 24);
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let partner = Uuid::now_v7();
+        let hour = Hour::of("2026-11-20T10:00:00Z".parse().unwrap());
+        let mut seeded = Seeded(25);
+        let events: Vec<Event> = (0..EVENTS)
+            .map(|n| seeded_event(&mut seeded, partner, n, hour))
+            .collect();
+        for batch in events.chunks(1_000) {
+            store.write_events(batch).await.unwrap();
+        }
+        let outcome = store.settle_rollups(later()).await.unwrap();
+        assert_eq!(outcome.folded, 2, "the hour and its day");
+
+        let transaction = store.database.begin_read().unwrap();
+        let cells = transaction.open_table(BREAKDOWN_CELLS).unwrap();
+        let (mut bytes, mut rows, mut largest) = ([0usize; 2], [0usize; 2], 0);
+        for row in cells.iter().unwrap() {
+            let (key, value) = row.unwrap();
+            let grain = usize::from(key.value()[16]);
+            bytes[grain] += key.value().len() + value.value().len();
+            rows[grain] += 1;
+            largest = largest.max(value.value().len());
+        }
+        let folds = transaction.open_table(BREAKDOWN_FOLDS).unwrap();
+        let record = folds
+            .get(fold_key(partner, Grain::Hour, hour).as_slice())
+            .unwrap();
+        let record = record.unwrap().value().len();
+        let per_event = (bytes[0] + record) as f64 / EVENTS as f64;
+        println!(
+            "seeded hour: {EVENTS} events; hour cells {} rows, {} B + fold record {record} B = \
+             {per_event:.1} B/event; its day's cells {} rows, {:.1} B/event; largest row {largest} B",
+            rows[0],
+            bytes[0],
+            rows[1],
+            bytes[1] as f64 / EVENTS as f64,
+        );
+        let stats = redb::ReadableTableMetadata::stats(&cells).unwrap();
+        let pages = stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes();
+        println!(
+            "in redb pages, hour and day cells: {pages} B ({:.1} B/event for both)",
+            pages as f64 / EVENTS as f64
+        );
+        assert!(per_event < 1_000.0, "{per_event:.1} B/event");
+        assert!(largest <= BREAKDOWN_ROW_BYTES);
+    }
+}
