@@ -111,7 +111,12 @@ impl Backend {
     /// Points `config` at this backend's store (a fresh one per test).
     pub fn apply(self, config: &mut Config) {
         match self {
-            Backend::Embedded => {}
+            Backend::Embedded => {
+                config.store.breakdown_settle =
+                    humantime::parse_duration(TEST_ROLLUP_SETTLE).unwrap();
+                config.store.breakdown_fold_interval =
+                    humantime::parse_duration(TEST_ROLLUP_FOLD_INTERVAL).unwrap();
+            }
             Backend::Cassandra { .. } => {
                 config.store.backend = StoreBackend::Cassandra;
                 config.cassandra.replication_factor = self.replication_factor();
@@ -379,6 +384,7 @@ impl SchemaScope<'_> {
 pub enum Report {
     Summary,
     Timeseries,
+    Breakdown,
 }
 
 impl Report {
@@ -386,6 +392,7 @@ impl Report {
         match self {
             Report::Summary => "/api/v1/reports/summary",
             Report::Timeseries => "/api/v1/reports/timeseries",
+            Report::Breakdown => "/api/v1/reports/breakdown",
         }
     }
 }
@@ -731,6 +738,11 @@ impl TestApp {
     pub async fn timeseries(&self, key: &str, query: &str) -> Value {
         let response = self.report(key, Report::Timeseries, query).await;
         ok_json(response, "timeseries").await
+    }
+
+    pub async fn breakdown(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Breakdown, query).await;
+        ok_json(response, "breakdown").await
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bots;
 mod breakdown_store_embedded;
+mod breakdowns;
 mod cassandra_migrate;
 mod cassandra_rollups;
 mod cassandra_store;
