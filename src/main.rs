@@ -9,11 +9,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
 use uuid::Uuid;
+
 use volcanion::Application;
 use volcanion::config::Config;
+use volcanion::enrich::Enricher;
 use volcanion::manage::{self, rollups::RollupRange};
 use volcanion::store::cassandra::migrate::{self, MigrationReport};
+use volcanion::telemetry::Metrics;
 
 // Every event is a handful of short-lived allocations; mimalloc's thread-local free lists
 // cost a fraction of glibc's malloc/free, which led the ingest profile.
@@ -159,14 +163,33 @@ async fn rollups(config: &Config, action: RollupsAction) -> anyhow::Result<ExitC
     };
     match action {
         RollupsAction::Rebuild(_) => {
-            for (partner, events) in manage::rollups::rebuild(store.as_ref(), &range).await? {
-                println!("partner {partner}: rollups rebuilt from {events} events");
+            let metrics = Arc::new(Metrics::new());
+            let enricher = Enricher::new(&config.enrich, metrics)?;
+            for rebuilt in manage::rollups::rebuild(store.as_ref(), &enricher, &range).await? {
+                println!(
+                    "partner {}: {} events stored without enrichment enriched; rollups rebuilt from {} events",
+                    rebuilt.partner, rebuilt.enriched, rebuilt.recounted
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         RollupsAction::Verify(_) => {
             let differences = manage::rollups::verify(store.as_ref(), &range).await?;
-            for (partner, difference) in &differences {
+            for difference in &differences.breakdowns {
+                println!(
+                    "partner {}, {} starting {}: breakdown cell {:?} disagrees with the raw events: {:?}",
+                    difference.partner_id,
+                    if difference.hours == 1 {
+                        "hour"
+                    } else {
+                        "UTC day"
+                    },
+                    difference.hour.start().to_rfc3339(),
+                    difference.cell,
+                    difference.disagreements
+                );
+            }
+            for (partner, difference) in &differences.counts {
                 let span = if difference.hours == 1 {
                     "hour"
                 } else {

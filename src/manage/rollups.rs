@@ -1,10 +1,15 @@
-//! `volcanion rollups rebuild|verify`: recount rollups from raw events, or compare them
-//! with a recount. Run against the configured store, beside or instead of `serve`.
+//! `volcanion rollups rebuild|verify`: recount rollups (counts, sketches, breakdown
+//! cells) from raw events, or compare them with a recount. A rebuild first enriches the
+//! events stored before enrichment existed, from what they carry (their context and
+//! properties; their client address was not kept), so their pages, referrers and devices
+//! count in breakdowns. Run against the configured store, beside or instead of `serve`.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::rollups::{Hour, RollupDifference};
+use crate::enrich::{EnrichInput, Enricher};
+use crate::model::Event;
+use crate::rollups::{BreakdownDifference, Hour, RollupDifference};
 use crate::store::{Store, StoreError};
 
 /// Which partners and hours: `partner` (all when `None`), whole hours covering `from..to`.
@@ -34,30 +39,78 @@ impl RollupRange {
     }
 }
 
-/// Rebuilds each partner's rollups; (partner, events recounted) for each.
+/// What a rebuild did for one partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub partner: Uuid,
+    /// Events stored without an enrichment that got one.
+    pub enriched: u64,
+    pub recounted: u64,
+}
+
+/// Enriches each partner's events stored without an enrichment, then rebuilds its
+/// rollups.
 pub async fn rebuild(
     store: &dyn Store,
+    enricher: &Enricher,
     range: &RollupRange,
-) -> Result<Vec<(Uuid, u64)>, StoreError> {
+) -> Result<Vec<Rebuilt>, StoreError> {
     let (from, to) = range.hours();
     let mut rebuilt = Vec::new();
     for partner in range.partners(store).await? {
-        rebuilt.push((partner, store.rebuild_rollups(partner, from, to).await?));
+        let own_hosts = match store.partner(partner).await? {
+            Some(partner) => partner.own_hosts,
+            None => Vec::new(),
+        };
+        let enrich = |event: &Event| {
+            enricher.enrich(&EnrichInput {
+                context: &event.context,
+                properties: &event.properties,
+                request_user_agent: None,
+                client_address: None,
+                own_hosts: &own_hosts,
+            })
+        };
+        let enriched = store
+            .backfill_enrichment(partner, from, to, &enrich)
+            .await?;
+        let recounted = store.rebuild_rollups(partner, from, to).await?;
+        rebuilt.push(Rebuilt {
+            partner,
+            enriched,
+            recounted,
+        });
     }
     Ok(rebuilt)
 }
 
-/// Every hour whose rollups differ from a recount, by partner.
-pub async fn verify(
-    store: &dyn Store,
-    range: &RollupRange,
-) -> Result<Vec<(Uuid, RollupDifference)>, StoreError> {
+/// Where stored rollups and a recount of the raw events disagree.
+#[derive(Debug, Default)]
+pub struct Differences {
+    /// Hours (or days) whose counts differ, by partner.
+    pub counts: Vec<(Uuid, RollupDifference)>,
+    /// Breakdown cells a recount contradicts (docs/BREAKDOWNS.md, "Cap and error").
+    pub breakdowns: Vec<BreakdownDifference>,
+}
+
+impl Differences {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.breakdowns.is_empty()
+    }
+}
+
+/// Every hour whose rollups differ from a recount, and every breakdown cell a recount
+/// contradicts, by partner.
+pub async fn verify(store: &dyn Store, range: &RollupRange) -> Result<Differences, StoreError> {
     let (from, to) = range.hours();
-    let mut differences = Vec::new();
+    let mut differences = Differences::default();
     for partner in range.partners(store).await? {
         for difference in store.verify_rollups(partner, from, to).await? {
-            differences.push((partner, difference));
+            differences.counts.push((partner, difference));
         }
+        differences
+            .breakdowns
+            .extend(store.verify_breakdowns(partner, from, to).await?);
     }
     Ok(differences)
 }

@@ -174,7 +174,7 @@ pub trait EventStore: Send + Sync {
 
 /// What derives an enrichment from what a stored event carries (`enrich::Enricher`, which
 /// the store may not name).
-pub type EnrichStored = dyn Fn(&Event) -> Enrichment + Send + Sync;
+pub type EnrichStored<'a> = dyn Fn(&Event) -> Enrichment + Send + Sync + 'a;
 
 #[async_trait]
 pub trait MetadataStore: Send + Sync {

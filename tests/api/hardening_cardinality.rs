@@ -408,6 +408,10 @@ async fn a_rebuild_by_the_binary_over_many_days_gives_the_same_reports_and_verif
     let mut before = service.app.summary(&tenant.key, range).await;
     assert_eq!(before["totalEvents"], 180);
     before["dataAsOf"].take();
+    let pages = format!("{range}&dimension=page");
+    let mut pages_before = service.app.breakdown(&tenant.key, &pages).await;
+    assert_eq!(pages_before["items"][0]["events"], 180);
+    pages_before["dataAsOf"].take();
     crate::process::terminate(service).await;
 
     let rebuilt = rollups_command(data_dir.path(), "rebuild");
@@ -422,5 +426,8 @@ async fn a_rebuild_by_the_binary_over_many_days_gives_the_same_reports_and_verif
     let mut after = service.app.summary(&tenant.key, range).await;
     after["dataAsOf"].take();
     assert_eq!(after, before);
+    let mut pages_after = service.app.breakdown(&tenant.key, &pages).await;
+    pages_after["dataAsOf"].take();
+    assert_eq!(pages_after, pages_before);
     crate::process::terminate(service).await;
 }
