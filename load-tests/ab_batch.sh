@@ -33,7 +33,7 @@ for round in $(seq 1 "$ROUNDS"); do
       [ "$depth" = 0 ] && break; sleep 0.1
     done
     from=$(date -u -d "-2 hours" +%Y-%m-%dT%H:00:00Z); to=$(date -u -d "+2 hours" +%Y-%m-%dT%H:00:00Z)
-    stored=$(curl -sf "$API/api/v1/reports/summary?from=$from&to=$to" -H "X-API-Key: $KEY" | jq .totalEvents)
+    stored=$(curl -sf "$API/api/v1/reports/summary?from=$from&to=$to&includeBots=true" -H "X-API-Key: $KEY" | jq .totalEvents)
     [ "$stored" -ge "$events" ] || { echo "FAIL: $events acknowledged, $stored stored" >&2; exit 1; }
     printf 'round %s %s: %s events/s, %s µs CPU/event, %s acknowledged, %s stored, %s not 2xx\n' \
       "$round" "$name" "$(awk -v e="$events" -v s="$seconds" 'BEGIN {printf "%.0f", e / s}')" \

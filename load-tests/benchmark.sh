@@ -83,7 +83,7 @@ check_stored() {
   for _ in $(seq 1 100); do   # the writers finish what they hold (durable: nothing left)
     [ "$(metric volcanion_ingest_queue_depth)" = 0 ] && break; sleep 0.1
   done
-  total=$(curl -sf "$API/api/v1/reports/summary?from=$from&to=$to" -H "X-API-Key: $KEY" | jq .totalEvents)
+  total=$(curl -sf "$API/api/v1/reports/summary?from=$from&to=$to&includeBots=true" -H "X-API-Key: $KEY" | jq .totalEvents)
   if [ "$total" -lt "$ACKNOWLEDGED" ]; then
     echo "FAIL: $ACKNOWLEDGED events acknowledged, but the summary counts $total" >&2; exit 1
   fi

@@ -70,6 +70,8 @@ done
 export VOLCANION_ENRICH__GEOIP_DB=$GEOIP_DB
 export VOLCANION_REPORTS__CACHE_TTL=0s VOLCANION_REPORTS__SETTLED_CACHE_TTL=0s
 export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
+# Seeded hours fold into breakdown cells soon after the seed (the default waits 2 minutes).
+export VOLCANION_STORE__BREAKDOWN_SETTLE=2s VOLCANION_STORE__BREAKDOWN_FOLD_INTERVAL=1s
 start_service "$BINARY" "$PORT"
 cleanup() { kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA" "$WORK"; }
 trap cleanup EXIT
@@ -77,16 +79,21 @@ create_tenant
 ACCEPTED=$("$PY" $HERE/seed.py "$API" "$KEY" "$WORK/data" --batch "${BATCH:-500}" --concurrency "${CONCURRENCY:-6}")
 metric() { curl -sf "$API/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 for _ in $(seq 1 600); do [ "$(metric volcanion_events_stored_total)" -ge "$ACCEPTED" ] && break; sleep 0.2; done
-SUMMARY="$API/api/v1/reports/summary?from=$FROM&to=$TODAY"
-# includeBots arrives with issue 25's reports; until then the summary counts every event.
-STORED=$(curl -sf "$SUMMARY&includeBots=true" -H "X-API-Key: $KEY" | jq .totalEvents) \
-  || STORED=$(curl -sf "$SUMMARY" -H "X-API-Key: $KEY" | jq .totalEvents)
+SUMMARY="$API/api/v1/reports/summary?from=$FROM&to=$TODAY&includeBots=true"
+STORED=$(curl -sf "$SUMMARY" -H "X-API-Key: $KEY" | jq .totalEvents)
 if [ "$STORED" != "$ACCEPTED" ]; then
   say "the summary counts $STORED events, $ACCEPTED were accepted"
   exit 1
 fi
 say "summary totalEvents $STORED = accepted $ACCEPTED"
 "$PY" $HERE/check.py "$API" "$KEY" "$WORK/data" "$FROM" "$TODAY"
+FOLD_START=$(date +%s)
+for _ in $(seq 1 3600); do
+  [ "$(metric volcanion_rollup_hours_folded_total)" -gt 0 ] && [ "$(metric volcanion_rollup_hours_waiting)" = 0 ] && break
+  sleep 1
+done
+[ "$(metric volcanion_rollup_hours_waiting)" = 0 ] || { say "the seeded hours did not fold within an hour"; exit 1; }
+say "every seeded hour and day folded into breakdown cells in $(( $(date +%s) - FOLD_START )) s"
 kill -TERM $SERVER; wait $SERVER || true
 BYTES=$(du -sb "$DATA" | cut -f1)
 
