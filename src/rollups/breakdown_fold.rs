@@ -78,7 +78,10 @@ pub fn dimension_values(event: &Event, declared: &[String]) -> DimensionValues {
     if let Some(device) = enrichment.device_type {
         values.set(Dimension::DeviceType, device.as_str());
     }
-    values.set(Dimension::Bot, if enrichment.bot { "true" } else { "false" });
+    values.set(
+        Dimension::Bot,
+        if enrichment.bot { "true" } else { "false" },
+    );
     if !declared.is_empty() {
         let properties = event.properties.to_value();
         for (slot, name) in declared.iter().enumerate() {
@@ -113,12 +116,8 @@ impl BreakdownRecount {
     pub fn add(&mut self, event: &Event, declared: &[String]) {
         let actor = event.actor().map(ActorSketch::coupon);
         let values = dimension_values(event, declared);
-        self.delta.add(
-            event.partner_id,
-            Hour::of(event.timestamp),
-            actor,
-            &values,
-        );
+        self.delta
+            .add(event.partner_id, Hour::of(event.timestamp), actor, &values);
     }
 
     /// The hour cells to store, at `VALUE_CAP`, keyed by (hour, name).
@@ -232,8 +231,8 @@ mod tests {
         let mut event = crate::model::test_support::sample_event(&format!("{user}-{minute}"));
         event.timestamp = Utc.with_ymd_and_hms(2026, 11, 20, 10, minute, 0).unwrap();
         event.user_id = Some(user.to_string());
-        event.properties = JsonObject::parse(r#"{"plan":"pro","seats":3,"tags":[1]}"#.into())
-            .expect("valid JSON");
+        event.properties =
+            JsonObject::parse(r#"{"plan":"pro","seats":3,"tags":[1]}"#.into()).expect("valid JSON");
         event.enrichment = Some(Enrichment {
             page: Some(page.to_string()),
             country: Some(country.to_string()),
@@ -257,7 +256,11 @@ mod tests {
         assert_eq!(values.get(Dimension::DeviceType), Some("desktop"));
         assert_eq!(values.get(Dimension::Bot), Some("false"));
         assert_eq!(values.get(Dimension::Property(0)), Some("3"));
-        assert_eq!(values.get(Dimension::Property(1)), None, "arrays are not values");
+        assert_eq!(
+            values.get(Dimension::Property(1)),
+            None,
+            "arrays are not values"
+        );
         assert_eq!(values.get(Dimension::Property(2)), Some("pro"));
         assert_eq!(values.get(Dimension::ReferrerHost), None);
 
@@ -275,7 +278,10 @@ mod tests {
         let mut recount = BreakdownRecount::default();
         for n in 0..60u32 {
             let page = format!("/p{}", n % 7);
-            recount.add(&event(&page, "DE", n % 10 == 0, &format!("u{n}"), n), &declared);
+            recount.add(
+                &event(&page, "DE", n % 10 == 0, &format!("u{n}"), n),
+                &declared,
+            );
         }
         let partner = recount.delta.cells().next().unwrap().0.partner_id;
         let tables = recount.hour_tables(&declared);

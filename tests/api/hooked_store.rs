@@ -59,7 +59,9 @@ impl EventStore for HookedStore {
         to: Hour,
         enrich: &EnrichStored,
     ) -> Result<u64, StoreError> {
-        self.inner.backfill_enrichment(partner, from, to, enrich).await
+        self.inner
+            .backfill_enrichment(partner, from, to, enrich)
+            .await
     }
 }
 
