@@ -55,7 +55,7 @@ async fn partner(store: &CassandraStore, code: &str) -> Uuid {
 /// Event `n` of a partner: seven pages (the first ones most often), two countries, every
 /// tenth a bot, 40 users, a `plan` property.
 fn event(partner_id: Uuid, subsystem_id: Uuid, n: usize, at: DateTime<Utc>) -> Event {
-    let bot = n % 10 == 0;
+    let bot = n.is_multiple_of(10);
     Event {
         event_id: format!("e{n}"),
         partner_id,

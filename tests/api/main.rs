@@ -1,6 +1,7 @@
 //! The HTTP integration suite: the real router on an ephemeral port, a fresh store per
 //! test, driven over real HTTP (and, for restarts, the real binary).
 
+mod cassandra_breakdown_size;
 mod cassandra_breakdowns;
 mod cassandra_migrate;
 mod cassandra_rollups;

@@ -108,11 +108,13 @@ pub(super) async fn cell_index(
     Ok(cells)
 }
 
+/// (part, parts of its fold, fold, encoded table part)
+type PartRow = (i32, Option<i32>, Option<i64>, Vec<u8>);
+
 /// One cell's stored parts for one hour or day, of whatever folds wrote them.
 #[derive(Debug, Default)]
 pub(super) struct CellParts {
-    /// (part, parts of its fold, fold, encoded table part)
-    rows: Vec<(i32, Option<i32>, Option<i64>, Vec<u8>)>,
+    rows: Vec<PartRow>,
 }
 
 /// What a cell holds for one fold.
