@@ -14,6 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use scylla::serialize::batch::BatchValues;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::breakdown_rows::{cell_index, cell_period, fold_period, grain_code};
@@ -23,6 +26,7 @@ use super::recount::recount_with;
 use super::{CassandraStore, all};
 use crate::model::Event;
 use crate::rollups::{BreakdownRecount, CellName, Hour, RollupDelta, ValueTable};
+use crate::store::cassandra::driver_error;
 use crate::store::{EventQuery, EventScope, EventStore, MetadataStore, StoreError};
 
 /// Raw events read per page by a day's recount.
@@ -151,6 +155,61 @@ pub(super) async fn fold_day(
     write_cells(store, partner, at, tables).await
 }
 
+/// Index rows written per batch (one partition; ~50 bytes each).
+const INDEX_BATCH: usize = 100;
+
+/// Bind values of `insert_part` from its key, part number and columns.
+type PartKey<'a> = (Uuid, i32, &'a [u8], i32, i32);
+
+#[allow(clippy::type_complexity, reason = "the statement's eleven bind values")]
+fn flat<'a>(
+    (key, part, parts, fold, bytes, timestamp, ttl): (
+        PartKey<'a>,
+        i32,
+        i32,
+        i64,
+        Vec<u8>,
+        i64,
+        i32,
+    ),
+) -> (
+    Uuid,
+    i32,
+    &'a [u8],
+    i32,
+    i32,
+    i32,
+    i32,
+    i64,
+    Vec<u8>,
+    i64,
+    i32,
+) {
+    let (partner, grain, cell, period, hour) = key;
+    (
+        partner, grain, cell, period, hour, part, parts, fold, bytes, timestamp, ttl,
+    )
+}
+
+/// Runs `statements` as one unlogged batch (each a write of one partition, idempotent).
+async fn unlogged(
+    store: &CassandraStore,
+    statements: Vec<&PreparedStatement>,
+    values: impl BatchValues + Send,
+) -> Result<(), StoreError> {
+    let mut batch = Batch::new(BatchType::Unlogged);
+    for statement in statements {
+        batch.append_statement(statement.clone());
+    }
+    batch.set_is_idempotent(true);
+    store
+        .session
+        .batch(&batch, values)
+        .await
+        .map_err(driver_error)?;
+    Ok(())
+}
+
 /// Which hour or day a fold writes, what it covers, and its timestamp and TTL.
 #[derive(Clone, Copy)]
 struct Written {
@@ -187,24 +246,13 @@ async fn write_cells(
     for (cell, table) in &cells {
         let parts = table.split(store.max_batch_bytes);
         let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
-        for (index, part) in parts.iter().enumerate() {
+        let part_row = |index: usize, part: &ValueTable| {
             let index = i32::try_from(index).unwrap_or(i32::MAX);
-            let values = (
-                partner,
-                grain,
-                cell.as_slice(),
-                period,
-                hour,
-                index,
-                count,
-                at.written_at,
-                part.to_bytes(),
-                at.written_at,
-                at.ttl,
-            );
-            writes.push(store.execute(&statements.insert_part, values).boxed());
-        }
-        let values = (
+            let (fold, bytes) = (at.written_at, part.to_bytes());
+            let key = (partner, grain, cell.as_slice(), period, hour);
+            (key, index, count, fold, bytes, at.written_at, at.ttl)
+        };
+        let past = (
             at.written_at,
             partner,
             grain,
@@ -213,7 +261,19 @@ async fn write_cells(
             hour,
             count,
         );
-        writes.push(store.execute(&statements.delete_parts_from, values).boxed());
+        if let [part] = parts.as_slice() {
+            // Most cells are one part: it and the deletion of older parts past it go as one
+            // mutation of the cell's partition.
+            let both = vec![&statements.insert_part, &statements.delete_parts_from];
+            let values = (flat(part_row(0, part)), past);
+            writes.push(unlogged(store, both, values).boxed());
+            continue;
+        }
+        for (index, part) in parts.iter().enumerate() {
+            let values = flat(part_row(index, part));
+            writes.push(store.execute(&statements.insert_part, values).boxed());
+        }
+        writes.push(store.execute(&statements.delete_parts_from, past).boxed());
     }
     let kept: BTreeSet<&[u8]> = cells.iter().map(|(cell, _)| cell.as_slice()).collect();
     for cell in previous
@@ -231,20 +291,20 @@ async fn write_cells(
         );
         writes.push(store.execute(&statements.delete_parts_from, values).boxed());
     }
-    // The index: this fold's cells, and nothing older (cleared just before its timestamp).
+    // The index: this fold's cells, and nothing older (cleared just before its timestamp),
+    // in batches of its one partition.
     let clear = (at.written_at - 1, partner, grain, period, hour);
     writes.push(store.execute(&statements.clear_cells, clear).boxed());
-    for (cell, _) in &cells {
-        let values = (
-            partner,
-            grain,
-            period,
-            hour,
-            cell.as_slice(),
-            at.written_at,
-            at.ttl,
-        );
-        writes.push(store.execute(&statements.insert_cell, values).boxed());
+    for chunk in cells.chunks(INDEX_BATCH) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(cell, _)| {
+                let key = (partner, grain, period, hour, cell.as_slice());
+                (key.0, key.1, key.2, key.3, key.4, at.written_at, at.ttl)
+            })
+            .collect();
+        let inserts = vec![&statements.insert_cell; rows.len()];
+        writes.push(unlogged(store, inserts, rows).boxed());
     }
     all(store, writes).await?;
     let values = (
