@@ -4,13 +4,14 @@
 //! test prints what they take per event (the figure docs/BREAKDOWNS.md asks a store for).
 //! Like every Cassandra test: listed as ignored unless run with `--include-ignored`.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use volcanion::config::Config;
 use volcanion::model::{DeviceType, Enrichment, Event, JsonObject};
-use volcanion::rollups::Hour;
+use volcanion::rollups::{ActorSketch, BreakdownQuery, CellName, Hour};
 use volcanion::store::cassandra::CassandraStore;
 use volcanion::store::{BreakdownStore, EventStore, RollupStore};
 
@@ -139,6 +140,47 @@ async fn stored_bytes(
     (rows, values, keys, index)
 }
 
+/// The hour's top 20 human pages: events exact (error 0) and unique users within 2% of a
+/// recount of `events`.
+async fn top_pages_are_exact(store: &CassandraStore, partner: Uuid, hour: Hour, events: &[Event]) {
+    let mut recount: HashMap<&str, (u64, HashSet<&str>)> = HashMap::new();
+    for event in events {
+        let enrichment = event.enrichment.as_ref().unwrap();
+        if !enrichment.bot {
+            let page = recount
+                .entry(enrichment.page.as_deref().unwrap())
+                .or_default();
+            page.0 += 1;
+            page.1.insert(event.user_id.as_deref().unwrap());
+        }
+    }
+    let query = BreakdownQuery {
+        partner_id: partner,
+        name: CellName {
+            bots: false,
+            filter: None,
+            dimension: "page".into(),
+        },
+        from: hour,
+        to: hour.next(),
+        whole_days: BTreeSet::new(),
+    };
+    let read = store.breakdown_cells(&query).await.unwrap();
+    assert_eq!((read.tables.len(), read.unsettled.len()), (1, 0));
+    let mut top: Vec<_> = read.tables[0].values.iter().collect();
+    top.sort_by(|a, b| b.1.events.cmp(&a.1.events).then(a.0.cmp(b.0)));
+    for (page, kept) in top.into_iter().take(20) {
+        let (events, users) = &recount[page.as_str()];
+        assert_eq!((kept.events, kept.error), (*events, 0), "{page}");
+        let estimate = ActorSketch::from_bytes(&kept.actors).unwrap().estimate();
+        let exact = users.len() as f64;
+        assert!(
+            (estimate - exact).abs() <= exact * 0.02,
+            "{page}: {estimate} vs {exact}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
 async fn a_seeded_hour_folds_into_cells_that_verify_clean() {
@@ -179,6 +221,7 @@ async fn a_seeded_hour_folds_into_cells_that_verify_clean() {
         []
     );
     let verified = started.elapsed();
+    top_pages_are_exact(&store, partner, hour, &events).await;
 
     let session = cql_session(&config).await;
     let keyspace = &config.cassandra.keyspace;

@@ -9,6 +9,12 @@
 //! rebuild's time) with the partner's TTL, like the counts, and the fold row naming
 //! `written_at` is written last: a reader takes only parts of the fold its fold row names,
 //! so an older fold never overwrites a newer one, and a cell being rewritten is read raw.
+//!
+//! Mid-rebuild (a fold of an already folded hour or day, at a later timestamp), a report
+//! reading one cell sees the previous fold's table until the rebuild writes that cell's
+//! parts, then reads the hour raw (parts of a later fold than its fold row names) until
+//! the fold row is written; a cell the recount no longer has is gone just before that.
+//! It never sees parts of two folds joined into one table.
 
 use std::collections::{BTreeMap, BTreeSet};
 
