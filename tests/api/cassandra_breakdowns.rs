@@ -433,3 +433,54 @@ async fn backfilled_events_are_enriched_in_both_tables_and_then_counted() {
     );
     assert_eq!(store.verify_breakdowns(a, from, to).await.unwrap(), []);
 }
+
+/// Hours folded by a release before breakdowns (counts, no breakdown fold) are unsettled
+/// for breakdowns, so reports read them raw, and a rebuild folds them.
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn hours_folded_before_breakdowns_existed_are_read_raw_until_a_rebuild() {
+    let backend = Backend::cassandra_from_env(
+        "hours_folded_before_breakdowns_existed_are_read_raw_until_a_rebuild",
+    );
+    let _cleanup = KeyspaceCleanup::new(backend);
+    let config = config(backend);
+    let store = open(&config).await;
+    let a = partner(&store, "upgraded").await;
+    let at: DateTime<Utc> = "2026-11-20T07:00:00Z".parse().unwrap();
+    let events: Vec<Event> = (0..20)
+        .map(|n| event(a, Uuid::now_v7(), n, at + Duration::minutes(n as i64)))
+        .collect();
+    store.write_events(&events).await.unwrap();
+    assert_eq!(settle(&store).await, 1);
+    let session = cql_session(&config).await;
+    let keyspace = &config.cassandra.keyspace;
+    for table in [
+        "rollup_breakdown_folds",
+        "rollup_breakdown_cells",
+        "rollup_breakdowns",
+    ] {
+        session
+            .query_unpaged(format!("TRUNCATE {keyspace}.{table}"), ())
+            .await
+            .unwrap();
+    }
+    let pages = cell("page", None);
+    for whole_day in [false, true] {
+        let read = read(&store, a, &pages, whole_day).await;
+        assert!(read.tables.is_empty());
+        assert_eq!(
+            read.unsettled,
+            BTreeSet::from([hour("2026-11-20T07:00:00Z")])
+        );
+    }
+    let (from, to) = day();
+    assert_eq!(
+        store.verify_breakdowns(a, from, to).await.unwrap(),
+        [],
+        "hours not folded are left out"
+    );
+    store.rebuild_rollups(a, from, to).await.unwrap();
+    let rebuilt = read(&store, a, &pages, true).await;
+    assert_eq!((rebuilt.tables.len(), rebuilt.unsettled.len()), (1, 0));
+    assert_eq!(events_by_value(&rebuilt), expected(&events, |_| true, page));
+}

@@ -1,7 +1,9 @@
 //! `rollups verify` for breakdown cells: a day at a time, the day's events are recounted
 //! once and each folded hour's stored cells (and the day's, when current and wholly in the
 //! range) are checked against the recount with `check_tables`. Hours not folded yet, or
-//! whose cells a rebuild is rewriting, are left out: reports read them raw.
+//! whose cells a rebuild is rewriting, are left out: reports read them raw. The recount
+//! uses the partner's declared dimensions as they are now: after a change to them, the
+//! property cells of earlier folds show as differences until a rebuild refolds them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
