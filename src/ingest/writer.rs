@@ -142,7 +142,7 @@ mod tests {
             _partner: uuid::Uuid,
             _from: crate::rollups::Hour,
             _to: crate::rollups::Hour,
-            _enrich: &crate::store::EnrichStored,
+            _enrich: &crate::store::EnrichStored<'_>,
         ) -> Result<u64, StoreError> {
             unreachable!("writers never backfill")
         }

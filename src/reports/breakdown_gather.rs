@@ -167,13 +167,12 @@ impl ReportService {
             name: None,
             error: (top.error > 0).then_some(top.error),
         };
-        if dimension == Dimension::Subsystem {
-            if let Ok(id) = item.value.parse() {
-                if let Some(subsystem) = self.directory.subsystem(id).await? {
-                    item.code = Some(subsystem.code.as_str().to_string());
-                    item.name = Some(subsystem.name.clone());
-                }
-            }
+        if dimension == Dimension::Subsystem
+            && let Ok(id) = item.value.parse()
+            && let Some(subsystem) = self.directory.subsystem(id).await?
+        {
+            item.code = Some(subsystem.code.as_str().to_string());
+            item.name = Some(subsystem.name.clone());
         }
         Ok(item)
     }

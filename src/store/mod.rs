@@ -168,7 +168,7 @@ pub trait EventStore: Send + Sync {
         partner: Uuid,
         from: Hour,
         to: Hour,
-        enrich: &EnrichStored,
+        enrich: &EnrichStored<'_>,
     ) -> Result<u64, StoreError>;
 }
 

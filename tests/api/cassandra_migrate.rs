@@ -101,3 +101,45 @@ async fn a_keyspace_missing_an_added_column_is_migrated() {
             .unwrap()
     );
 }
+
+/// A keyspace from before breakdown cells (`008_breakdowns.cql`) lacks their tables: it is
+/// found to need migrating, and one migration adds them.
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn a_keyspace_missing_the_breakdown_tables_is_migrated() {
+    let backend =
+        Backend::cassandra_from_env("a_keyspace_missing_the_breakdown_tables_is_migrated");
+    let _cleanup = KeyspaceCleanup::new(backend);
+    let mut config = Config::defaults();
+    backend.apply(&mut config);
+    migrate::run(&config.cassandra).await.expect("migrate");
+    let session = cql_session(&config).await;
+    let keyspace = &config.cassandra.keyspace;
+    for table in [
+        "rollup_breakdowns",
+        "rollup_breakdown_cells",
+        "rollup_breakdown_folds",
+    ] {
+        session
+            .query_unpaged(format!("DROP TABLE {keyspace}.{table}"), ())
+            .await
+            .expect("drop the table, as an older release's keyspace lacks it");
+    }
+    assert!(
+        migrate::needs_migration(&session, &config.cassandra)
+            .await
+            .unwrap()
+    );
+    let report = migrate::run(&config.cassandra)
+        .await
+        .expect("migrate again");
+    assert_eq!(report.tables_created, 3);
+    assert!(
+        !migrate::needs_migration(&session, &config.cassandra)
+            .await
+            .unwrap()
+    );
+    CassandraStore::open(&config.cassandra)
+        .await
+        .expect("the store prepares its breakdown statements on the migrated keyspace");
+}

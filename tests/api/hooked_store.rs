@@ -57,7 +57,7 @@ impl EventStore for HookedStore {
         partner: Uuid,
         from: Hour,
         to: Hour,
-        enrich: &EnrichStored,
+        enrich: &EnrichStored<'_>,
     ) -> Result<u64, StoreError> {
         self.inner
             .backfill_enrichment(partner, from, to, enrich)

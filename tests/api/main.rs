@@ -4,6 +4,8 @@
 mod bots;
 mod breakdown_store_embedded;
 mod breakdowns;
+mod cassandra_breakdown_size;
+mod cassandra_breakdowns;
 mod cassandra_migrate;
 mod cassandra_rollups;
 mod cassandra_store;

@@ -10,7 +10,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 7] = [
+pub const MIGRATIONS: [(&str, &str); 8] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -38,6 +38,10 @@ pub const MIGRATIONS: [(&str, &str); 7] = [
     (
         "007_enrichment.cql",
         include_str!("../../../cql/007_enrichment.cql"),
+    ),
+    (
+        "008_breakdowns.cql",
+        include_str!("../../../cql/008_breakdowns.cql"),
     ),
 ];
 

@@ -11,8 +11,12 @@
 //! - `events_write` de-duplication claims and per-partition unlogged batches
 //! - `events_read`  day/bucket fan-out, merge, and the cursor it resumes from (`cursor`)
 //! - `metadata`   partners, subsystems, API keys and event structures
-//! - `rollups`    touches on write, folds of settled hours, the rollups reports read
+//! - `rollups`    touches on write, folds of settled hours, the rollups reports read,
+//!   breakdown cells (prepared in `breakdown_statements`)
+//! - `backfill`   enrichment for events stored before it existed
 
+mod backfill;
+mod breakdown_statements;
 pub(crate) mod cursor;
 mod day_range;
 mod event_claims;
@@ -42,10 +46,14 @@ use uuid::Uuid;
 
 use crate::config::CassandraConfig;
 use crate::model::Event;
-use crate::rollups::{Hour, RollupDifference, RollupQuery, RollupRead, SettleOutcome};
-use crate::store::{
-    EventPage, EventQuery, EventStore, RollupStore, Store, StoreError, WriteOutcome,
+use crate::rollups::{
+    BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
+    RollupRead, SettleOutcome,
 };
+use crate::store::{
+    BreakdownStore, EventPage, EventQuery, EventStore, RollupStore, Store, StoreError, WriteOutcome,
+};
+use breakdown_statements::BreakdownStatements;
 use statements::Statements;
 
 /// How long a partner's `retentionDays` (the events' TTL) is cached by the writers.
@@ -55,6 +63,7 @@ const RETENTION_CACHE_CAPACITY: u64 = 100_000;
 pub struct CassandraStore {
     session: Session,
     statements: Statements,
+    breakdown_statements: BreakdownStatements,
     buckets: u32,
     write_concurrency: usize,
     max_batch_bytes: usize,
@@ -81,9 +90,11 @@ impl CassandraStore {
         }
         settings::check_partner_buckets(&session, config).await?;
         let statements = Statements::prepare(&session, &config.keyspace).await?;
+        let breakdown_statements = BreakdownStatements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
             session,
             statements,
+            breakdown_statements,
             buckets: config.partner_buckets,
             write_concurrency: config.write_concurrency,
             max_batch_bytes: usize::try_from(config.max_batch_size.as_u64()).unwrap_or(usize::MAX),
@@ -213,15 +224,14 @@ impl EventStore for CassandraStore {
         events_write::write_events(self, events).await
     }
 
-    // PLACEHOLDER (branch h25-base only): the store's helper replaces it.
     async fn backfill_enrichment(
         &self,
-        _partner: Uuid,
-        _from: crate::rollups::Hour,
-        _to: crate::rollups::Hour,
-        _enrich: &crate::store::EnrichStored,
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+        enrich: &crate::store::EnrichStored<'_>,
     ) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable("backfill: not built yet".into()))
+        backfill::backfill_enrichment(self, partner, from, to, enrich).await
     }
 
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
@@ -296,22 +306,18 @@ fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
 
-// PLACEHOLDER (branch h25-base only): the store's helper replaces it.
 #[async_trait]
-impl crate::store::BreakdownStore for CassandraStore {
-    async fn breakdown_cells(
-        &self,
-        _query: &crate::rollups::BreakdownQuery,
-    ) -> Result<crate::rollups::BreakdownRead, StoreError> {
-        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
+impl BreakdownStore for CassandraStore {
+    async fn breakdown_cells(&self, query: &BreakdownQuery) -> Result<BreakdownRead, StoreError> {
+        rollups::breakdown_cells(self, query).await
     }
 
     async fn verify_breakdowns(
         &self,
-        _partner: Uuid,
-        _from: Hour,
-        _to: Hour,
-    ) -> Result<Vec<crate::rollups::BreakdownDifference>, StoreError> {
-        Err(StoreError::Unavailable("breakdowns: not built yet".into()))
+        partner: Uuid,
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<BreakdownDifference>, StoreError> {
+        rollups::verify_breakdowns(self, partner, from, to).await
     }
 }

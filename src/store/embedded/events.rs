@@ -123,7 +123,7 @@ impl EventStore for EmbeddedStore {
         partner: Uuid,
         from: Hour,
         to: Hour,
-        enrich: &EnrichStored,
+        enrich: &EnrichStored<'_>,
     ) -> Result<u64, StoreError> {
         let mut enriched = 0;
         let mut after: Option<Vec<u8>> = None;

@@ -19,7 +19,13 @@
 //! - `recount` raw events recounted into an hour's fold, hours folded into a day row
 //! - `settle`  the round that folds the pending hours no write touches any more
 //! - `repair`  rebuilding and verifying a partner's range
+//! - `breakdowns` breakdown cells recounted with each fold (`breakdown_rows` their tables,
+//!   `breakdown_read` what reports read, `breakdown_verify` what verify checks)
 
+mod breakdown_read;
+mod breakdown_rows;
+mod breakdown_verify;
+mod breakdowns;
 mod horizon;
 mod layout;
 mod read;
@@ -34,6 +40,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::CassandraStore;
 use crate::store::StoreError;
 
+pub(super) use breakdown_read::read as breakdown_cells;
+pub(super) use breakdown_verify::verify as verify_breakdowns;
 pub(super) use read::read;
 pub(super) use repair::{rebuild, verify};
 pub(super) use settle::settle;

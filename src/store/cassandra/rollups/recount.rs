@@ -5,9 +5,11 @@ use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
+use super::breakdowns::{self, BreakdownFold};
 use super::horizon::day_end;
 use super::layout::{Grain, column, hour_rows, period, rows_over, sketch_type, write_parts};
 use super::{CassandraStore, all};
+use crate::model::Event;
 use crate::rollups::{ActorSketch, ActorUnion, Hour, HourCounts, RollupDelta};
 use crate::store::cassandra::events_write::ttl_seconds;
 use crate::store::{EventQuery, EventScope, EventStore, StoreError};
@@ -22,6 +24,18 @@ pub(super) async fn recount(
     from: Hour,
     to: Hour,
 ) -> Result<RollupDelta, StoreError> {
+    recount_with(store, partner, (from, to), false, |_| {}).await
+}
+
+/// The same, handing each event (with its payload if asked) to `each` too: one read of
+/// the events feeds the breakdown cells (`breakdowns::recount_hours`).
+pub(super) async fn recount_with(
+    store: &CassandraStore,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+    with_payload: bool,
+    mut each: impl FnMut(&Event) + Send,
+) -> Result<RollupDelta, StoreError> {
     let mut delta = RollupDelta::default();
     let mut query = EventQuery {
         scope: EventScope::Partner(partner),
@@ -30,11 +44,14 @@ pub(super) async fn recount(
         filter: Default::default(),
         limit: RECOUNT_PAGE,
         cursor: None,
-        with_payload: false,
+        with_payload,
     };
     loop {
         let page = store.query_events(&query).await?;
-        page.items.iter().for_each(|event| delta.add(event));
+        for event in &page.items {
+            delta.add(event);
+            each(event);
+        }
         match page.next_cursor {
             Some(cursor) => query.cursor = Some(cursor),
             None => return Ok(delta),
@@ -43,13 +60,14 @@ pub(super) async fn recount(
 }
 
 /// Stores `delta`'s rollups of `hour` as the fold of the touch `touched_at`, written at
-/// cell timestamp `written_at`: sketches first, then the counts that mark it settled.
+/// cell timestamp `written_at`: sketches first, then the counts and the breakdown cells,
+/// then the fold that marks it settled.
 /// The number of events counted.
 pub(super) async fn store_fold(
     store: &CassandraStore,
     partner: Uuid,
     hour: Hour,
-    delta: &RollupDelta,
+    (delta, breakdowns): (&RollupDelta, &BreakdownFold),
     touched_at: i64,
     written_at: i64,
 ) -> Result<u64, StoreError> {
@@ -81,6 +99,14 @@ pub(super) async fn store_fold(
         &counts,
         written_at,
         ttl,
+    )
+    .await?;
+    breakdowns::write_hour(
+        store,
+        partner,
+        hour,
+        breakdowns,
+        (touched_at, written_at, ttl),
     )
     .await?;
     // The counts live in the parts now: the row's own column (folds of older releases)
@@ -166,6 +192,7 @@ pub(super) async fn fold_day(
         })
         .collect();
     all(store, merges).await?;
+    breakdowns::fold_day(store, partner, day, (covers, written_at, ttl)).await?;
     write_parts(store, Grain::Day, (partner, day), &counts, written_at, ttl).await?;
     let legacy_counts: Option<Vec<u8>> = None;
     store

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{NaiveDate, NaiveTime, Utc};
 use uuid::Uuid;
 
+use super::breakdowns::recount_hours;
 use super::horizon::{Horizon, chunks, day_end, days};
 use super::layout::{HourFold, covers_by_day, day_rows, hour_folds, hour_rows};
 use super::recount::{fold_day, recount, store_fold};
@@ -49,12 +50,13 @@ pub(in crate::store::cassandra) async fn rebuild(
             if touched.is_some_and(|touched| !horizon.settles(touched)) {
                 continue; // still being written to: `settle` folds it later
             }
-            let delta = recount(store, partner, hour, hour.next()).await?;
+            let (delta, breakdowns) = recount_hours(store, partner, hour, hour.next()).await?;
             let counted = !delta.is_empty();
             match touched {
                 Some(touched) if horizon.settles(touched) => {
+                    let fold = (&delta, &breakdowns);
                     recounted +=
-                        store_fold(store, partner, hour, &delta, touched, micros(now)).await?;
+                        store_fold(store, partner, hour, fold, touched, micros(now)).await?;
                     visited_days.insert(hour.day());
                 }
                 Some(_) => {}

@@ -10,9 +10,10 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::CassandraStore;
+use super::breakdowns::recount_hours;
 use super::horizon::Horizon;
 use super::layout::{PENDING_SHARDS, column, hour_folds, hour_of};
-use super::recount::{fold_day, recount, store_fold};
+use super::recount::{fold_day, store_fold};
 use crate::rollups::{Hour, SettleOutcome};
 use crate::store::StoreError;
 
@@ -107,8 +108,16 @@ async fn fold_pending(
     let done_at = match touched_at(store, partner, hour).await? {
         Some(touched) if !horizon.settles(touched) => return Ok(false),
         Some(touched) => {
-            let delta = recount(store, partner, hour, hour.next()).await?;
-            store_fold(store, partner, hour, &delta, touched, touched).await?;
+            let (delta, breakdowns) = recount_hours(store, partner, hour, hour.next()).await?;
+            store_fold(
+                store,
+                partner,
+                hour,
+                (&delta, &breakdowns),
+                touched,
+                touched,
+            )
+            .await?;
             touched
         }
         // The hour's touch expired with its events: nothing left to fold.
