@@ -477,6 +477,9 @@ function signOut({ keepMessage = false } = {}) {
   clearInterval(session.refreshTimer)
   clearTimeout(session.retryTimer)
   if (!keepMessage) clearMessage()
+  // The next key may be another partner's, whose values these filters are not.
+  view.filters = []
+  renderChips()
   $('board').hidden = true
   $('sign-out').hidden = true
   $('who').hidden = true
