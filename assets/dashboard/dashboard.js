@@ -41,7 +41,10 @@ class ApiFailure extends Error {
 async function api(path, params = {}) {
   const query = new URLSearchParams()
   for (const [name, value] of Object.entries(params)) {
-    if (value !== undefined && value !== null && value !== '') query.set(name, value)
+    // An array is a repeated parameter (`where=`).
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one !== undefined && one !== null && one !== '') query.append(name, one)
+    }
   }
   const url = query.toString() ? `${path}?${query}` : path
   const response = await fetch(url, {
@@ -200,23 +203,29 @@ async function refresh(event) {
   try {
     const scope = filters()
     const common = { partnerId: scope.partnerId, subsystemId: scope.subsystemId, from: scope.from, to: scope.to }
-    const [summary, series, latest] = await Promise.all([
-      api('/api/v1/reports/summary', common),
-      api('/api/v1/reports/timeseries', { ...common, eventType: scope.eventType, interval: $('interval').value, tz: $('tz').value }),
+    // Every report shares the filters and the bot toggle; the listing is no report.
+    const report = { ...common, ...narrowing() }
+    const [summary, series, latest, panels] = await Promise.all([
+      api('/api/v1/reports/summary', report),
+      api('/api/v1/reports/timeseries', { ...report, eventType: scope.eventType, interval: $('interval').value, tz: $('tz').value }),
       api('/api/v1/events', { ...common, eventType: scope.eventType, limit: LATEST_LIMIT }),
+      loadPanels({ ...report, eventType: scope.eventType }),
     ])
     if (generation !== session.generation) return
-    render(scope, summary, series, latest)
+    const failure = pageFailure(panels)
+    if (failure) throw failure
+    render(scope, summary, series, latest, panels)
   } catch (error) {
     if (generation === session.generation) handleFailure(error)
   }
 }
 
-function render(scope, summary, series, latest) {
+function render(scope, summary, series, latest, panels) {
   clearMessage()
   renderTotals(summary, scope.eventType)
   renderChart(series)
   renderTops(summary)
+  renderPanels(panels)
   renderLatest(latest.items)
   $('empty').hidden = summary.totalEvents > 0
   const timeZone = $('tz').value
@@ -248,7 +257,7 @@ function renderTotals(summary, eventType) {
   // The summary report has no event-type filter: say what the totals cover.
   $('totals-note').hidden = !eventType
   $('totals-note').textContent = eventType
-    ? `Totals cover every event type (${numberFormat.format(summary.eventCounts[eventType] || 0)} of them are "${eventType}"); the chart and the latest events show "${eventType}" only.`
+    ? `Totals cover every event type (${numberFormat.format(summary.eventCounts[eventType] || 0)} of them are "${eventType}"); the chart, the panels and the latest events show "${eventType}" only.`
     : ''
   rememberOptions(summary)
 }
@@ -468,6 +477,9 @@ function signOut({ keepMessage = false } = {}) {
   clearInterval(session.refreshTimer)
   clearTimeout(session.retryTimer)
   if (!keepMessage) clearMessage()
+  // The next key may be another partner's, whose values these filters are not.
+  view.filters = []
+  renderChips()
   $('board').hidden = true
   $('sign-out').hidden = true
   $('who').hidden = true
@@ -518,6 +530,9 @@ function wire() {
     $(id).addEventListener('change', () => refresh())
   }
   $('partner').addEventListener('change', async () => {
+    // Another partner's values would filter out everything.
+    view.filters = []
+    renderChips()
     try {
       await loadSubsystemNames()
     } catch (error) {
@@ -526,12 +541,19 @@ function wire() {
     }
     refresh()
   })
+  $('include-bots').addEventListener('change', () => {
+    view.includeBots = $('include-bots').checked
+    refresh()
+  })
+  view.onChange = () => refresh()
   $('auto-refresh').addEventListener('change', scheduleAutoRefresh)
   window.addEventListener('resize', () => session.chart && session.chart.setSize(chartSize()))
 }
 
 function start() {
   fillTimeZones()
+  buildPanels()
+  renderChips()
   wire()
   const credential = initialCredential()
   if (credential) {

@@ -3,7 +3,8 @@
 //! against the real `volcanion` binary with seeded data it signs in, shows the API's own
 //! numbers and latest events, draws a chart that is not blank, refetches when the range
 //! changes, explains a wrong key, fits a phone-width screen and gives the admin token a
-//! partner picker.
+//! partner picker; its breakdown panels, value filters and bot share are checked in
+//! `dashboard_panels.rs`.
 //!
 //! The browser test needs playwright-core and Chromium, which `scripts/segment-sdks.sh
 //! install DIR` installs (what `.ci/run` does); it runs with `--include-ignored` and
@@ -18,6 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
+use crate::dashboard_panels::{Expected, assert_filters, assert_panel_error, assert_panels};
 use crate::helpers::{
     ADMIN_TOKEN, Backend, SchemaScope, TestApp, id_of, installed_libraries, run_script, spawn_app,
 };
@@ -25,6 +27,9 @@ use crate::process::{start, terminate};
 
 const ARTIFACTS_ENV: &str = "VOLCANION_TEST_ARTIFACTS";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 #[tokio::test]
 async fn the_page_and_its_files_are_served_with_strict_headers() {
@@ -113,6 +118,14 @@ async fn in_chromium_the_dashboard_shows_the_apis_numbers_and_explains_a_wrong_k
     assert_eq!(ingest_only["signInShown"], true);
     let read = &seen["read"];
     assert_board_matches_api(&service.app, &seeded, &read["board"]).await;
+    let expected = Expected {
+        events: &seeded.events,
+        bots: seeded.bots.len(),
+    };
+    assert_panels(&service.app, &seeded.read_key, &read["board"], &expected).await;
+    assert_screenshot_not_blank(&artifacts.join("panels.png"));
+    assert_filters(&service.app, &seeded.read_key, &read["filters"], &expected).await;
+    assert_panel_error(&read["panelError"]);
     assert!(
         read["chartColours"].as_u64().unwrap() > 20,
         "the chart is drawn: {}",
@@ -152,12 +165,14 @@ async fn in_chromium_the_dashboard_shows_the_apis_numbers_and_explains_a_wrong_k
 }
 
 /// What the test put in: a partner with two subsystems, an ingest-only and a read-only key,
-/// and events of which some break the partner's `purchase` structure.
+/// events of which some break the partner's `purchase` structure, and a crawler's.
 struct Seeded {
     partner_id: String,
     read_key: String,
     ingest_key: String,
+    /// People's events, which reports count by default.
     events: Vec<Value>,
+    bots: Vec<Value>,
 }
 
 async fn seed(app: &TestApp) -> Seeded {
@@ -174,16 +189,18 @@ async fn seed(app: &TestApp) -> Seeded {
     assert!(response.status().is_success());
     let ingest_key = key_with_scope(app, &partner_id, "ingest").await;
     let read_key = key_with_scope(app, &partner_id, "read").await;
-    let events = events(Utc::now());
-    let accepted = app.send_batch(&ingest_key, &events).await;
+    let now = Utc::now();
+    let (events, bots) = (events(now), crawler(now));
+    let all: Vec<Value> = events.iter().chain(&bots).cloned().collect();
+    let accepted = app.send_batch(&ingest_key, &all).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    app.await_events(&read_key, "limit=1000", events.len())
-        .await;
+    app.await_events(&read_key, "limit=1000", all.len()).await;
     Seeded {
         partner_id,
         read_key,
         ingest_key,
         events,
+        bots,
     }
 }
 
@@ -195,6 +212,8 @@ async fn key_with_scope(app: &TestApp, partner_id: &str, scope: &str) -> String 
 
 /// 30 events over the last 20 hours from 7 users on two subsystems; every fifth is a
 /// purchase without its `amount`, so it is stored invalid with its validation errors.
+/// Half on desktop Firefox, half on an iPhone, over three pages (15, 10 and 5 events),
+/// from two referrers or none; the first ten from a campaign.
 fn events(now: DateTime<Utc>) -> Vec<Value> {
     (0..30)
         .map(|index: i64| {
@@ -210,6 +229,42 @@ fn events(now: DateTime<Utc>) -> Vec<Value> {
                 "subsystem": if index % 3 == 0 { "dash-ios" } else { "dash-web" },
                 "timestamp": now - chrono::Duration::minutes(40 * index + 5),
                 "properties": properties,
+                "context": context(index),
+            })
+        })
+        .collect()
+}
+
+fn context(index: i64) -> Value {
+    let page = [
+        "/pricing", "/pricing", "/pricing", "/docs", "/docs", "/blog",
+    ][index as usize % 6];
+    let referrer = match index % 4 {
+        0 | 2 => "https://www.google.com/search?q=volcanion",
+        1 => "https://news.ycombinator.com/item?id=1",
+        _ => "",
+    };
+    let mut context = json!({
+        "page": {"path": page, "referrer": referrer, "url": format!("https://shop.example{page}")},
+        "userAgent": if index % 2 == 0 { FIREFOX } else { IPHONE },
+    });
+    if index < 10 {
+        context["campaign"] =
+            json!({"name": "winter-sale", "source": "newsletter", "medium": "email"});
+    }
+    context
+}
+
+/// Three page views by Googlebot: counted as bots, left out of reports by default.
+fn crawler(now: DateTime<Utc>) -> Vec<Value> {
+    (0..3)
+        .map(|index: i64| {
+            json!({
+                "eventType": "page_view",
+                "userId": "crawler",
+                "subsystem": "dash-web",
+                "timestamp": now - chrono::Duration::minutes(50 * index + 7),
+                "context": {"page": {"path": "/pricing"}, "userAgent": GOOGLEBOT},
             })
         })
         .collect()

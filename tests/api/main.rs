@@ -10,6 +10,7 @@ mod cassandra_migrate;
 mod cassandra_rollups;
 mod cassandra_store;
 mod dashboard;
+mod dashboard_panels;
 mod enrich;
 mod enrichment_stored;
 mod hardening;

@@ -4,7 +4,7 @@
 //
 // usage: BROWSER_LIBS=DIR [CHROMIUM=/usr/bin/chromium] node dashboard.cjs SERVICE READ_KEY INGEST_KEY ADMIN_TOKEN OUT_DIR
 //   DIR holds node_modules/playwright-core (scripts/segment-sdks.sh installs it); OUT_DIR
-//   receives the screenshots (chart.png, phone.png, dashboard.png).
+//   receives the screenshots (chart.png, panels.png, filtered.png, phone.png, dashboard.png).
 const path = require('node:path')
 const fs = require('node:fs')
 const { createRequire } = require('node:module')
@@ -73,8 +73,59 @@ async function readBoard(page) {
       chartSummary: text('chart-summary'),
       emptyShown: !document.getElementById('empty').hidden,
       who: text('who'),
+      botShare: text('bot-share'),
+      botEvents: text('bot-events'),
+      chips: Array.from(document.querySelectorAll('#chips .chip'), (chip) => ({ key: chip.dataset.key, value: chip.dataset.value })),
+      chipsShown: !document.getElementById('filters').hidden,
+      panels: Object.fromEntries(Array.from(document.querySelectorAll('#panels .panel'), (panel) => [panel.id.replace('panel-', ''), {
+        dimension: panel.dataset.dimension,
+        state: panel.dataset.state,
+        rows: Array.from(panel.querySelector('tbody').rows, (row) => ({
+          value: row.dataset.value === undefined ? null : row.dataset.value,
+          cells: Array.from(row.cells, (cell) => cell.textContent.trim()),
+        })),
+      }])),
     }
   })
+}
+
+// Runs `action`, then waits for the page's next load to finish.
+async function nextLoad(page, action) {
+  const loads = await page.evaluate(() => Number(document.body.dataset.loads || 0))
+  await action()
+  await waitLoads(page, loads + 1)
+}
+
+// The query of every report request made while `action` ran (and the load it caused).
+async function reportQueries(page, action) {
+  const queries = []
+  const listen = (request) => {
+    const url = new URL(request.url())
+    if (/\/api\/v1\/reports\/(summary|timeseries|breakdown)$/.test(url.pathname)) {
+      queries.push({ report: url.pathname.split('/').pop(), where: url.searchParams.getAll('where'), includeBots: url.searchParams.get('includeBots') })
+    }
+  }
+  page.on('request', listen)
+  await nextLoad(page, action)
+  page.off('request', listen)
+  return queries
+}
+
+// A click on a page in the "Top pages" panel filters everything; removing its chip
+// restores the page; the bot toggle counts bots in every report.
+async function filterAndBots(page) {
+  const clickQueries = await reportQueries(page, () => page.click('#panel-pages tr[data-value="/docs"] button.pick'))
+  const filtered = await readBoard(page)
+  await page.screenshot({ path: path.join(outDir, 'filtered.png'), fullPage: true })
+  const removeQueries = await reportQueries(page, () => page.click('#chips .chip[data-key="page"]'))
+  const restored = await readBoard(page)
+  const botQueries = await reportQueries(page, () => page.check('#include-bots'))
+  const withBots = await readBoard(page)
+  await nextLoad(page, () => page.uncheck('#include-bots'))
+  const withoutBots = await readBoard(page)
+  await nextLoad(page, () => page.selectOption('#panel-campaigns-dimension', 'utmSource'))
+  const bySource = (await readBoard(page)).panels.campaigns
+  return { clickQueries, filtered, removeQueries, restored, botQueries, withBots, withoutBots, bySource }
 }
 
 // How many distinct colours the chart's canvas holds: a blank chart has one or two.
@@ -135,14 +186,16 @@ async function readKeySession(browser) {
   const board = await readBoard(page)
   const colours = await chartColours(page)
   await page.locator('#chart').screenshot({ path: path.join(outDir, 'chart.png') })
+  await page.locator('#panels').screenshot({ path: path.join(outDir, 'panels.png') })
   const storage = await page.evaluate(() => Object.values(sessionStorage))
   const cookies = await context.cookies()
+  const filters = await filterAndBots(page)
   const requestsBefore = summaries.length
-  await page.selectOption('#range', '7d')
-  await waitLoads(page, 2)
+  await nextLoad(page, () => page.selectOption('#range', '7d'))
   const afterRange = await readBoard(page)
   const rangeRequest = summaries.slice(requestsBefore).pop()
   const empty = await emptyRange(page)
+  const panelError = await failedPanel(page)
   const rateLimited = await rateLimitedRefresh(page)
   await context.close()
   return {
@@ -157,14 +210,44 @@ async function readKeySession(browser) {
       to: afterRange.to,
     },
     empty,
+    panelError,
     rateLimited,
+    filters,
+  }
+}
+
+// One panel's question refused (400): the panel shows the problem's detail, the rest loads.
+// Another answers more values than it lists: an "other" row.
+async function failedPanel(page) {
+  const asks = (dimension) => (url) => url.pathname.endsWith('/reports/breakdown') && url.searchParams.get('dimension') === dimension
+  await page.route(asks('os'), (route) => route.fulfill({
+    status: 400,
+    headers: { 'content-type': 'application/problem+json' },
+    body: JSON.stringify({ status: 400, title: 'Bad Request', detail: 'dimension: the os rollup is resting' }),
+  }))
+  await page.route(asks('browser'), (route) => route.fulfill({
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      dimension: 'browser', items: [{ value: 'Firefox', events: 6, uniqueUsers: 2 }],
+      otherEvents: 4, otherValues: 2, totalEvents: 10, botEvents: 0, dataAsOf: new Date().toISOString(),
+    }),
+  }))
+  await nextLoad(page, () => page.click('#refresh'))
+  const board = await readBoard(page)
+  await page.unroute(asks('os'))
+  await page.unroute(asks('browser'))
+  return {
+    systems: board.panels.systems,
+    browsers: board.panels.browsers,
+    messageShown: await page.isVisible('#message'),
+    pagesState: board.panels.pages.state,
   }
 }
 
 // A custom range before any event: the page says there is nothing yet.
 async function emptyRange(page) {
-  await page.selectOption('#range', 'custom')
-  await waitLoads(page, 3)
+  await nextLoad(page, () => page.selectOption('#range', 'custom'))
   // Both ends at once, as one change: no refetch for a half-edited range.
   await page.evaluate(() => {
     document.getElementById('from').value = '2020-01-01T00:00'
@@ -218,7 +301,7 @@ async function adminSession(browser) {
   const pickerShown = await page.isVisible('#partner')
   const board = await readBoard(page)
   // The screenshot shows no credential: the fragment is gone, the form hidden.
-  await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 1150 } })
+  await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 1560 } })
   await context.close()
   return { partners, pickerShown, totalEvents: board.totalEvents, topSubsystems: board.topSubsystems, who: board.who }
 }
