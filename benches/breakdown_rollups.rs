@@ -14,111 +14,66 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 
+use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datasketches::hll::Coupon;
 use uuid::Uuid;
+use volcanion::model::{DeviceType, Enrichment, Event, JsonObject};
 use volcanion::rollups::{
-    ActorSketch, BreakdownDelta, CellKey, Dimension, DimensionValues, Hour, LIVE_VALUE_CAP,
-    VALUE_CAP, ValueTable,
+    ActorSketch, BreakdownDelta, CellKey, DimensionValues, Hour, LIVE_VALUE_CAP, VALUE_CAP,
+    ValueTable, dimension_values,
 };
 
 const EVENTS_PER_HOUR: usize = 10_000_000 / (30 * 24);
 const PARTNER: Uuid = Uuid::from_u128(25);
 
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn zipf(&mut self, cumulative: &[f64]) -> usize {
-        let total = cumulative[cumulative.len() - 1];
-        let point = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
-        cumulative.partition_point(|sum| *sum <= point)
-    }
+#[allow(dead_code, reason = "each includer uses a part")]
+mod seeded {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/seeded.rs"
+    ));
 }
 
-fn zipf_law(values: usize) -> Vec<f64> {
-    let mut sum = 0.0;
-    (1..=values)
-        .map(|rank| {
-            sum += 1.0 / rank as f64;
-            sum
-        })
-        .collect()
-}
+use seeded::{Laws, Seeded};
 
-/// One seeded event: its dimension values and its actor's coupon.
+/// The seeded events: each one's dimension values and its actor's coupon.
 struct SeededEvents {
     seeded: Seeded,
-    pages: Vec<f64>,
-    referrers: Vec<f64>,
-    countries: Vec<f64>,
-    small: Vec<f64>,
+    laws: Laws,
+    subsystems: [Uuid; 3],
 }
 
 impl SeededEvents {
     fn new() -> SeededEvents {
         SeededEvents {
             seeded: Seeded(25),
-            pages: zipf_law(10_000),
-            referrers: zipf_law(500),
-            countries: zipf_law(50),
-            small: zipf_law(8),
+            laws: Laws::new(),
+            subsystems: [1, 2, 3].map(Uuid::from_u128),
         }
     }
 
     fn next(&mut self) -> (DimensionValues, Coupon) {
         let s = &mut self.seeded;
-        let mut values = DimensionValues::default();
-        let event_types = ["page_view", "page_view", "page_view", "click", "signup"];
-        values.set(Dimension::EventType, event_types[s.below(5) as usize]);
-        let subsystems = ["web", "app", "docs"];
-        values.set(Dimension::Subsystem, subsystems[s.zipf(&self.small) % 3]);
-        values.set(Dimension::Page, format!("/page/{}", s.zipf(&self.pages)));
-        if s.below(2) == 0 {
-            let host = format!("ref{}.example", s.zipf(&self.referrers));
-            values.set(Dimension::ReferrerHost, host);
-        }
-        if s.below(4) == 0 {
-            values.set(
-                Dimension::UtmSource,
-                format!("source{}", s.zipf(&self.small)),
-            );
-            values.set(
-                Dimension::UtmMedium,
-                ["cpc", "email", "social"][s.below(3) as usize],
-            );
-            values.set(
-                Dimension::UtmCampaign,
-                format!("campaign{}", s.zipf(&self.referrers) % 40),
-            );
-        }
-        values.set(
-            Dimension::Browser,
-            format!("browser{}", s.zipf(&self.small)),
-        );
-        values.set(Dimension::Os, format!("os{}", s.zipf(&self.small)));
-        let bot = s.below(50) == 0;
-        let device = if bot {
-            "bot"
-        } else {
-            ["desktop", "mobile", "tablet"][s.zipf(&self.small) % 3]
+        let event = Event {
+            event_id: String::new(),
+            partner_id: PARTNER,
+            subsystem_id: self.subsystems[s.zipf(&self.laws.small) % 3],
+            event_type: seeded::event_type(s).to_string(),
+            timestamp: Utc::now(),
+            received_at: Utc::now(),
+            user_id: Some(seeded::user(s)),
+            anonymous_id: None,
+            properties: JsonObject::empty(),
+            context: JsonObject::empty(),
+            is_valid: true,
+            validation_errors: Vec::new(),
+            correlation_id: String::new(),
+            enrichment: Some(seeded::enrichment(s, &self.laws)),
+            client_event_id: false,
         };
-        values.set(Dimension::DeviceType, device);
-        values.set(Dimension::Country, format!("C{}", s.zipf(&self.countries)));
-        values.set(Dimension::Bot, bot.to_string());
-        let actor = ActorSketch::coupon(&format!("user-{}", s.below(200_000)));
-        (values, actor)
+        let actor = ActorSketch::coupon(event.actor().expect("a user"));
+        (dimension_values(&event, &[]), actor)
     }
 }
 

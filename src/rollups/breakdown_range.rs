@@ -175,39 +175,16 @@ mod tests {
         ActorSketch, BreakdownDelta, CellKey, Dimension, DimensionValues, Hour, ValueCounts,
     };
 
-    /// splitmix64: a deterministic workload without a dependency.
-    struct Seeded(u64);
-
-    impl Seeded {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        /// A rank in `0..cumulative.len()` drawn on the Zipf law `cumulative` sums.
-        fn zipf(&mut self, cumulative: &[f64]) -> usize {
-            let total = cumulative[cumulative.len() - 1];
-            let point = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
-            cumulative.partition_point(|sum| *sum <= point)
-        }
+    #[allow(dead_code, reason = "each includer uses a part")]
+    mod seeded {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/seeded.rs"
+        ));
     }
 
-    fn zipf_law(values: usize) -> Vec<f64> {
-        let mut sum = 0.0;
-        (1..=values)
-            .map(|rank| {
-                sum += 1.0 / rank as f64;
-                sum
-            })
-            .collect()
-    }
+    use crate::model::{DeviceType, Enrichment};
+    use seeded::{Seeded, zipf_law};
 
     /// The scaled-down workload's caps: a quarter of its pages while live, 250 sealed.
     const CAP: usize = 250;

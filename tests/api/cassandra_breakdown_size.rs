@@ -20,77 +20,40 @@ use crate::helpers::{Backend, KeyspaceCleanup, cql_session};
 /// A seeded hour: 10 M events over 30 days.
 const EVENTS: usize = 10_000_000 / (30 * 24);
 
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A rank on a Zipf law (s = 1) over `values` values.
-    fn zipf(&mut self, values: usize) -> usize {
-        let harmonic: f64 = (1..=values).map(|rank| 1.0 / rank as f64).sum();
-        let mut point = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * harmonic;
-        for rank in 1..=values {
-            point -= 1.0 / rank as f64;
-            if point <= 0.0 {
-                return rank - 1;
-            }
-        }
-        values - 1
-    }
+#[allow(dead_code, reason = "each includer uses a part")]
+mod seeded {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/seeded.rs"
+    ));
 }
+
+use seeded::{Laws, Seeded};
 
 fn seeded_event(
     seeded: &mut Seeded,
+    laws: &Laws,
     partner_id: Uuid,
     subsystems: &[Uuid],
     n: usize,
     at: DateTime<Utc>,
 ) -> Event {
     let s = seeded;
-    let bot = s.below(50) == 0;
-    let utm = s.below(4) == 0;
-    let enrichment = Enrichment {
-        page: Some(format!("/page/{}", s.zipf(10_000))),
-        referrer_host: (s.below(2) == 0).then(|| format!("ref{}.example", s.zipf(500))),
-        utm_source: utm.then(|| format!("source{}", s.zipf(8))),
-        utm_medium: utm.then(|| ["cpc", "email", "social"][s.below(3) as usize].to_string()),
-        utm_campaign: utm.then(|| format!("campaign{}", s.zipf(500) % 40)),
-        browser: Some(format!("browser{}", s.zipf(8))),
-        os: Some(format!("os{}", s.zipf(8))),
-        device_type: Some(if bot {
-            DeviceType::Bot
-        } else {
-            [DeviceType::Desktop, DeviceType::Mobile, DeviceType::Tablet][s.zipf(8) % 3]
-        }),
-        country: Some(format!("C{}", s.zipf(50))),
-        bot,
-    };
-    let event_types = ["page_view", "page_view", "page_view", "click", "signup"];
     Event {
         event_id: format!("s{n}"),
         partner_id,
-        subsystem_id: subsystems[s.zipf(8) % subsystems.len()],
-        event_type: event_types[s.below(5) as usize].to_string(),
+        subsystem_id: subsystems[s.zipf(&laws.small) % subsystems.len()],
+        event_type: seeded::event_type(s).to_string(),
         timestamp: at,
         received_at: Utc::now(),
-        user_id: Some(format!("user-{}", s.below(200_000))),
+        user_id: Some(seeded::user(s)),
         anonymous_id: None,
         properties: JsonObject::empty(),
         context: JsonObject::empty(),
         is_valid: true,
         validation_errors: Vec::new(),
         correlation_id: format!("c{n}"),
-        enrichment: Some(enrichment),
+        enrichment: Some(seeded::enrichment(s, laws)),
         client_event_id: true,
     }
 }
@@ -193,11 +156,11 @@ async fn a_seeded_hour_folds_into_cells_that_verify_clean() {
     let partner = Uuid::now_v7();
     let subsystems = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
     let ten: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
-    let mut seeded = Seeded(25);
+    let (mut seeded, laws) = (Seeded(25), Laws::new());
     let events: Vec<Event> = (0..EVENTS)
         .map(|n| {
             let at = ten + Duration::milliseconds((n * 3_600_000 / EVENTS) as i64);
-            seeded_event(&mut seeded, partner, &subsystems, n, at)
+            seeded_event(&mut seeded, &laws, partner, &subsystems, n, at)
         })
         .collect();
     let started = Instant::now();

@@ -458,65 +458,25 @@ mod tests {
         assert_eq!(read.unwrap(), BTreeMap::from([(hour, table)]));
     }
 
-    /// issue 25's seeded workload (benches/breakdown_rollups.rs): 10,000 pages on a Zipf
-    /// law, referrers on half the events, UTM on a quarter, 50 countries, 200,000 users.
-    struct Seeded(u64);
-
-    impl Seeded {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> usize {
-            (self.next() % n) as usize
-        }
-
-        /// A rank in `0..values` with probability ∝ 1/(rank+1).
-        fn zipf(&mut self, values: usize) -> usize {
-            let harmonic: f64 = (1..=values).map(|rank| 1.0 / rank as f64).sum();
-            let mut point = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * harmonic;
-            for rank in 0..values {
-                point -= 1.0 / (rank + 1) as f64;
-                if point <= 0.0 {
-                    return rank;
-                }
-            }
-            values - 1
-        }
+    #[allow(dead_code, reason = "each includer uses a part")]
+    mod seeded {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/seeded.rs"
+        ));
     }
 
-    fn seeded_event(seeded: &mut Seeded, partner: Uuid, n: usize, hour: Hour) -> Event {
+    use crate::model::DeviceType;
+    use seeded::{Laws, Seeded};
+
+    fn seeded_event(s: &mut Seeded, laws: &Laws, partner: Uuid, n: usize, hour: Hour) -> Event {
         let mut event = sample_event(&format!("s{n}"));
         event.partner_id = partner;
-        event.subsystem_id = Uuid::from_u128(seeded.zipf(3) as u128 + 1);
-        event.event_type =
-            ["page_view", "page_view", "page_view", "click", "signup"][seeded.below(5)].into();
+        event.subsystem_id = Uuid::from_u128(s.zipf(&laws.small) as u128 % 3 + 1);
+        event.event_type = seeded::event_type(s).into();
         event.timestamp = hour.start() + chrono::Duration::milliseconds(n as i64 * 250);
-        event.user_id = Some(format!("user-{}", seeded.below(200_000)));
-        let bot = seeded.below(50) == 0;
-        let utm = seeded.below(4) == 0;
-        event.enrichment = Some(Enrichment {
-            page: Some(format!("/page/{}", seeded.zipf(10_000))),
-            referrer_host: (seeded.below(2) == 0)
-                .then(|| format!("ref{}.example", seeded.zipf(500))),
-            utm_source: utm.then(|| format!("source{}", seeded.zipf(8))),
-            utm_medium: utm.then(|| ["cpc", "email", "social"][seeded.below(3)].to_string()),
-            utm_campaign: utm.then(|| format!("campaign{}", seeded.zipf(500) % 40)),
-            browser: Some(format!("browser{}", seeded.zipf(8))),
-            os: Some(format!("os{}", seeded.zipf(8))),
-            device_type: Some(match (bot, seeded.zipf(8) % 3) {
-                (true, _) => crate::model::DeviceType::Bot,
-                (false, 0) => crate::model::DeviceType::Desktop,
-                (false, 1) => crate::model::DeviceType::Mobile,
-                (false, _) => crate::model::DeviceType::Tablet,
-            }),
-            country: Some(format!("C{}", seeded.zipf(50))),
-            bot,
-        });
+        event.user_id = Some(seeded::user(s));
+        event.enrichment = Some(seeded::enrichment(s, laws));
         event
     }
 
@@ -529,9 +489,9 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let partner = Uuid::now_v7();
         let hour = Hour::of("2026-11-20T10:00:00Z".parse().unwrap());
-        let mut seeded = Seeded(25);
+        let (mut seeded, laws) = (Seeded(25), Laws::new());
         let events: Vec<Event> = (0..EVENTS)
-            .map(|n| seeded_event(&mut seeded, partner, n, hour))
+            .map(|n| seeded_event(&mut seeded, &laws, partner, n, hour))
             .collect();
         for batch in events.chunks(1_000) {
             store.write_events(batch).await.unwrap();
