@@ -73,7 +73,11 @@ export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
 # Seeded hours fold into breakdown cells soon after the seed (the default waits 2 minutes).
 export VOLCANION_STORE__BREAKDOWN_SETTLE=2s VOLCANION_STORE__BREAKDOWN_FOLD_INTERVAL=1s
 start_service "$BINARY" "$PORT"
-cleanup() { kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA" "$WORK"; }
+# KEEP_DATA=1 keeps the data dir (its path is printed) to look at the service afterwards.
+cleanup() {
+  kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"
+  if [ -n "${KEEP_DATA:-}" ]; then say "data dir kept: $DATA"; else rm -rf "$DATA"; fi
+}
 trap cleanup EXIT
 create_tenant
 ACCEPTED=$("$PY" $HERE/seed.py "$API" "$KEY" "$WORK/data" --batch "${BATCH:-500}" --concurrency "${CONCURRENCY:-6}")
@@ -95,7 +99,8 @@ done
 [ "$(metric volcanion_rollup_hours_waiting)" = 0 ] || { say "the seeded hours did not fold within an hour"; exit 1; }
 say "every seeded hour and day folded into breakdown cells in $(( $(date +%s) - FOLD_START )) s"
 kill -TERM $SERVER; wait $SERVER || true
-BYTES=$(du -sb "$DATA" | cut -f1)
+# Bytes in use (du without -b): redb grows its file ahead of what it holds.
+BYTES=$(( $(du -sk "$DATA" | cut -f1) * 1024 ))
 
 # 4: our endpoint, cold then warm, each on a restarted service over the same data dir.
 serve() {
@@ -122,5 +127,5 @@ echo "Breakdown benchmark: $EVENTS events, $(git rev-parse --short HEAD)$(git di
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before $LOAD_BEFORE"
 echo "engines: chDB $("$PY" -c 'import chdb; print(chdb.__version__)'), DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)');" \
   "ours: $REQUESTS sequential requests per question (Python http.client, time.perf_counter)"
-awk -v b="$BYTES" -v n="$STORED" 'BEGIN {printf "our data dir: %d bytes for %d events, %.0f bytes/event\n", b, n, b / n}'
+awk -v b="$BYTES" -v n="$STORED" 'BEGIN {printf "our data dir: %.0f bytes for %d events, %.0f bytes/event\n", b, n, b / n}'
 "$PY" $HERE/report.py "$WORK"

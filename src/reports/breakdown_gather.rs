@@ -77,7 +77,15 @@ impl ReportService {
         let mut unsettled = BTreeSet::new();
         if let Some((from, to)) = plan.rollups {
             for bots in [false, true] {
-                for dimension in BTreeSet::from([values, total]) {
+                // Bots' values count only with `includeBots` (or by `bot`); their totals
+                // are always answered (`botEvents`).
+                let bot_values = scope.include_bots || resolved.dimension == Dimension::Bot;
+                let dimensions = if bots && !bot_values {
+                    BTreeSet::from([total])
+                } else {
+                    BTreeSet::from([values, total])
+                };
+                for dimension in dimensions {
                     let name = resolved
                         .cell_name(dimension, bots)
                         .expect("a breakdown with cells names them");
