@@ -16,6 +16,8 @@ use crate::config::EnrichConfig;
 use crate::model::DeviceType;
 use crate::telemetry::Metrics;
 
+use super::recent;
+
 /// The cache's name on `volcanion_cache_{hits,misses}_total`.
 const CACHE_NAME: &str = "user_agents";
 /// Woothee's word for a field it could not tell.
@@ -38,6 +40,8 @@ pub(super) struct UserAgents {
     parser: woothee::parser::Parser,
     /// Keyed by the agent as parsed (cut to `max_length`).
     cache: Cache<Box<str>, Arc<Agent>>,
+    /// This instance's tag in the per-thread `recent` agents.
+    owner: u64,
     max_length: usize,
     hits: IntCounter,
     misses: IntCounter,
@@ -48,6 +52,7 @@ impl UserAgents {
         UserAgents {
             parser: woothee::parser::Parser::new(),
             cache: Cache::new(config.user_agent_cache_entries),
+            owner: recent::new_owner(),
             max_length: config.max_user_agent_length,
             hits: metrics.cache_hits.with_label_values(&[CACHE_NAME]),
             misses: metrics.cache_misses.with_label_values(&[CACHE_NAME]),
@@ -58,13 +63,23 @@ impl UserAgents {
     /// Agents longer than `enrich.max_user_agent_length` are classified by that prefix.
     pub fn classify(&self, user_agent: &str) -> Arc<Agent> {
         let key = cut(user_agent.trim(), self.max_length);
-        if let Some(agent) = self.cache.get(key) {
+        if let Some(agent) = recent::get(self.owner, key) {
             self.hits.inc();
             return agent;
         }
-        self.misses.inc();
-        let agent = Arc::new(self.parse(key));
-        self.cache.insert(Box::from(key), Arc::clone(&agent));
+        let agent = match self.cache.get(key) {
+            Some(agent) => {
+                self.hits.inc();
+                agent
+            }
+            None => {
+                self.misses.inc();
+                let agent = Arc::new(self.parse(key));
+                self.cache.insert(Box::from(key), Arc::clone(&agent));
+                agent
+            }
+        };
+        recent::put(self.owner, key, &agent);
         agent
     }
 
@@ -235,6 +250,25 @@ mod tests {
         let agents = UserAgents::new(&Config::defaults().enrich, &metrics);
         let first = agents.classify(SAFARI_IPHONE);
         let second = agents.classify(SAFARI_IPHONE);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(metrics.cache_hits.with_label_values(&[CACHE_NAME]).get(), 1);
+        assert_eq!(
+            metrics.cache_misses.with_label_values(&[CACHE_NAME]).get(),
+            1
+        );
+    }
+
+    #[test]
+    fn another_thread_finds_the_agent_in_the_shared_cache() {
+        let metrics = Metrics::new();
+        let agents = UserAgents::new(&Config::defaults().enrich, &metrics);
+        let first = agents.classify(SAFARI_IPHONE);
+        let second = std::thread::scope(|scope| {
+            scope
+                .spawn(|| agents.classify(SAFARI_IPHONE))
+                .join()
+                .unwrap()
+        });
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(metrics.cache_hits.with_label_values(&[CACHE_NAME]).get(), 1);
         assert_eq!(

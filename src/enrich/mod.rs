@@ -8,6 +8,7 @@
 mod agent;
 mod carried;
 mod country;
+mod recent;
 mod urls;
 
 use std::net::IpAddr;
@@ -86,10 +87,11 @@ impl Enricher {
         let no_page = ContextPage::default();
         let page = context.page.get().unwrap_or(&no_page);
         let page_url = page.url.get().or(properties.url.get()).map(urls::split);
-        let utm = Utm {
-            campaign: context.campaign.get(),
-            queries: [page_url.and_then(|url| url.query), page.search.get()],
-        };
+        let [utm_source, utm_medium, utm_campaign] = utm_fields(
+            context.campaign.get(),
+            [page_url.and_then(|url| url.query), page.search.get()],
+            self.max_value_length,
+        );
 
         let user_agent = context.user_agent.get().or(input.request_user_agent);
         let agent = user_agent
@@ -114,9 +116,9 @@ impl Enricher {
             page: page_path(page, &properties).map(|path| cut(path, max).to_string()),
             referrer_host: referrer_host(page, &properties, &own_hosts)
                 .map(|host| cut(host, max).to_ascii_lowercase()),
-            utm_source: utm.value(|campaign| &campaign.source, "utm_source", max),
-            utm_medium: utm.value(|campaign| &campaign.medium, "utm_medium", max),
-            utm_campaign: utm.value(|campaign| &campaign.name, "utm_campaign", max),
+            utm_source,
+            utm_medium,
+            utm_campaign,
             browser: agent.as_ref().and_then(|agent| agent.browser.clone()),
             os: agent.as_ref().and_then(|agent| agent.os.clone()),
             device_type: agent.as_ref().map(|agent| agent.device_type),
@@ -153,30 +155,42 @@ fn referrer_host<'a>(
     (!host.is_empty() && !own_hosts.contains(host)).then_some(host)
 }
 
-/// Where the UTM fields are read: `context.campaign`, then the queries in order.
-struct Utm<'a> {
-    campaign: Option<&'a Campaign<'a>>,
-    queries: [Option<&'a str>; 2],
-}
+/// The query parameters of the UTM fields, in `Enrichment`'s order.
+const UTM_PARAMETERS: [&str; 3] = ["utm_source", "utm_medium", "utm_campaign"];
 
-impl<'a> Utm<'a> {
-    fn value(
-        &self,
-        field: impl Fn(&'a Campaign<'a>) -> &'a carried::Text<'a>,
-        parameter: &str,
-        max: usize,
-    ) -> Option<String> {
-        let from_campaign = self.campaign.and_then(|campaign| field(campaign).get());
-        let mut value = from_campaign.map(str::to_string).or_else(|| {
-            self.queries
-                .iter()
-                .flatten()
-                .find_map(|query| urls::query_parameter(query, parameter))
-        })?;
-        let kept = cut(&value, max).len();
-        value.truncate(kept);
-        Some(value)
+/// `utm_source`, `utm_medium`, `utm_campaign`, each from `context.campaign`, else the
+/// first of `queries` that has it; cut to `max` bytes. Each query is read once.
+fn utm_fields(
+    campaign: Option<&Campaign<'_>>,
+    queries: [Option<&str>; 2],
+    max: usize,
+) -> [Option<String>; 3] {
+    let from_campaign = campaign.map_or([None; 3], |campaign| {
+        [
+            campaign.source.get(),
+            campaign.medium.get(),
+            campaign.name.get(),
+        ]
+    });
+    let mut values = from_campaign.map(|value| value.map(str::to_string));
+    for query in queries.into_iter().flatten() {
+        if values.iter().all(Option::is_some) {
+            break;
+        }
+        let found = urls::query_parameters(query, UTM_PARAMETERS);
+        for (value, from_query) in values.iter_mut().zip(found) {
+            if value.is_none() {
+                *value = from_query;
+            }
+        }
     }
+    values.map(|value| {
+        value.map(|mut value| {
+            let kept = cut(&value, max).len();
+            value.truncate(kept);
+            value
+        })
+    })
 }
 
 /// The page's path, by the precedence `Enricher::enrich` documents.

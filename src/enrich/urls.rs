@@ -90,14 +90,30 @@ pub(super) fn same_host(left: &str, right: &str) -> bool {
     bare_host(left).eq_ignore_ascii_case(bare_host(right))
 }
 
-/// The value of the first `name=` parameter in `query` (a leading `?` allowed),
-/// percent- and `+`-decoded, when it is not blank.
-pub(super) fn query_parameter(query: &str, name: &str) -> Option<String> {
+/// The value of the first parameter of each of `names` in `query` (a leading `?`
+/// allowed; names compared in any case), percent- and `+`-decoded; absent when the
+/// parameter is missing or its first value is blank. One pass, however many names.
+pub(super) fn query_parameters<const N: usize>(
+    query: &str,
+    names: [&str; N],
+) -> [Option<String>; N] {
     let query = query.strip_prefix('?').unwrap_or(query);
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.trim().to_string())
-        .filter(|value| !value.is_empty())
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    let mut seen = [false; N];
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(index) = names.iter().position(|name| key.eq_ignore_ascii_case(name)) else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            continue;
+        }
+        let value = value.trim();
+        values[index] = (!value.is_empty()).then(|| value.to_string());
+        if seen.iter().all(|seen| *seen) {
+            break;
+        }
+    }
+    values
 }
 
 #[cfg(test)]
@@ -140,16 +156,19 @@ mod tests {
 
     #[test]
     fn query_parameters_are_decoded_and_blank_ones_absent() {
-        let query = "?utm_source=news%20letter&UTM_MEDIUM=e+mail&utm_campaign=%20";
-        assert_eq!(
-            query_parameter(query, "utm_source").as_deref(),
-            Some("news letter")
+        let query =
+            "?utm_source=news%20letter&UTM_MEDIUM=e+mail&utm_campaign=%20&utm_campaign=late";
+        let [source, medium, campaign, term] = query_parameters(
+            query,
+            ["utm_source", "utm_medium", "utm_campaign", "utm_term"],
         );
+        assert_eq!(source.as_deref(), Some("news letter"));
+        assert_eq!(medium.as_deref(), Some("e mail"));
+        assert_eq!(campaign, None, "the first value counts, blank");
+        assert_eq!(term, None);
         assert_eq!(
-            query_parameter(query, "utm_medium").as_deref(),
-            Some("e mail")
+            query_parameters("a=1&utm_source=x&utm_source=y", ["utm_source"]),
+            [Some("x".to_string())]
         );
-        assert_eq!(query_parameter(query, "utm_campaign"), None);
-        assert_eq!(query_parameter(query, "utm_term"), None);
     }
 }

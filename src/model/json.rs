@@ -1,4 +1,6 @@
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 /// A JSON object kept as the text it arrived as: checked once at the edge, then carried
@@ -38,28 +40,106 @@ impl JsonObject {
         &self.0
     }
 
-    /// The object without its top-level field `name`, if it has one (re-encoded: key
-    /// order and spacing may change); `None`, and no parse, when the text never names it.
+    /// The object without its top-level field `name` (every occurrence of it), if it has
+    /// one: the other members in their order, each value's text as sent (only the spacing
+    /// between members goes), with no tree built; `None`, and no walk, when the text
+    /// can't name it.
     pub fn without_field(&self, name: &str) -> Option<JsonObject> {
         let text = self.as_str();
-        // Checked on every event: a scan for `"name"`, without building the needle.
+        // Checked on every event: a scan for `"name"`, without building the needle. A key
+        // spelled with escapes (`"\u0069p"`) needs a backslash, so one sends us walking.
         let named = text.match_indices(name).any(|(at, _)| {
             at > 0
                 && text.as_bytes()[at - 1] == b'"'
                 && text.as_bytes().get(at + name.len()) == Some(&b'"')
         });
-        if !named {
+        if !named && !text.contains('\\') {
             return None;
         }
-        let mut map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.as_str()).expect("checked when the object was made");
-        map.remove(name)?;
-        Some(JsonObject::from_map(&map))
+        let kept = serde_json::Deserializer::from_str(text)
+            .deserialize_map(CutField { name })
+            .expect("checked when the object was made")?;
+        // Serialized, not parsed: the values are copied as they are, and the result needs
+        // no second check (`RawValue::from_string` would walk it all again).
+        let object = serde_json::value::to_raw_value(&Members(kept))
+            .expect("keys and checked values always serialize");
+        Some(JsonObject(object))
     }
 
     /// The parsed tree, for the few places that need one (schema validation).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::from_str(self.0.get()).expect("checked when the object was made")
+    }
+}
+
+/// Walks an object's members, keeping every one not named `name` as its key and its
+/// value's raw text; `None` when no member is named `name`.
+struct CutField<'a> {
+    name: &'a str,
+}
+
+impl<'de> serde::de::Visitor<'de> for CutField<'_> {
+    type Value = Option<Vec<(Cow<'de, str>, &'de RawValue)>>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        let mut cut = false;
+        while let Some(key) = map.next_key_seed(Key)? {
+            let value: &'de RawValue = map.next_value()?;
+            match key == self.name {
+                true => cut = true,
+                false => kept.push((key, value)),
+            }
+        }
+        Ok(cut.then_some(kept))
+    }
+}
+
+/// The members `CutField` kept, written back as an object in their order.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl Serialize for Members<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// A key, borrowed from the text unless it has escapes.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_string()))
     }
 }
 
@@ -152,6 +232,34 @@ mod tests {
             "a nested field stays"
         );
         assert!(JsonObject::empty().without_field("ip").is_none());
+    }
+
+    #[test]
+    fn a_field_is_cut_wherever_it_stands_and_the_rest_kept_in_order_as_sent() {
+        let cut = |text: &str| {
+            JsonObject::parse(text.to_string())
+                .unwrap()
+                .without_field("ip")
+                .map(|object| object.as_str().to_string())
+        };
+        assert_eq!(
+            cut(r#"{"ip": "203.0.113.9", "b": 1.50, "a": {"ip": 2}}"#).as_deref(),
+            Some(r#"{"b":1.50,"a":{"ip": 2}}"#)
+        );
+        assert_eq!(
+            cut(r#"{"z": [1, "ip"] , "ip":"x","a":null}"#).as_deref(),
+            Some(r#"{"z":[1, "ip"],"a":null}"#)
+        );
+        assert_eq!(cut(r#" { "ip" : {"v": "}"} } "#).as_deref(), Some("{}"));
+        assert_eq!(
+            cut(r#"{"ip": 1, "ip": 2, "k\n": "\"ip\""}"#).as_deref(),
+            Some(r#"{"k\n":"\"ip\""}"#)
+        );
+        assert_eq!(
+            cut(r#"{"i\u0070": "x", "a": 1}"#).as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        assert_eq!(cut(r#"{"a": "ip", "b": "\"ip\"", "ipv6": 1}"#), None);
     }
 
     #[test]

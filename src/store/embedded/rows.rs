@@ -103,7 +103,10 @@ pub fn encode(event: &Event) -> Result<Vec<u8>, StoreError> {
         validation_errors: event.validation_errors.iter().map(String::as_str).collect(),
         correlation_id: CompactId::of(&event.correlation_id),
     };
-    let mut bytes = vec![ROW_FORMAT_V2];
+    // Sized once from the event's own estimate (above the encoded size: postcard's
+    // lengths are varints), so the writes below never grow the buffer.
+    let mut bytes = Vec::with_capacity(event.approximate_size());
+    bytes.push(ROW_FORMAT_V2);
     postcard::to_io(&row, &mut bytes).map_err(corrupt)?;
     postcard::to_io(&event.enrichment, &mut bytes).map_err(corrupt)?;
     Ok(bytes)
