@@ -112,37 +112,23 @@ impl BreakdownRange {
     /// The distinct actors of every value kept in any cell: the people behind the events
     /// of a dimension every event has (`eventType`), short of those only in folded values.
     pub fn unique_actors(&self) -> Result<u64, String> {
-        let mut sketches: Vec<&Vec<u8>> = self
+        let sketches = self
             .cells
             .iter()
-            .flat_map(|cell| cell.values.values().map(|kept| &kept.actors))
-            .collect();
-        sketches.sort_unstable();
-        let mut union = ActorUnion::default();
-        for actors in sketches {
-            union.add_sketch(&decode(actors)?);
-        }
-        Ok(union.count())
+            .flat_map(|cell| cell.values.values().map(|kept| &kept.actors));
+        Ok(union_of(sketches.collect())?.count())
     }
 
     fn unique_users(&self, value: &str, totals: &Totals) -> Result<u64, String> {
-        let mut sketches: Vec<&Vec<u8>> = totals
+        let sketches = totals
             .cells
             .iter()
-            .map(|index| &self.cells[*index].values[value].actors)
-            .collect();
-        // A union's estimate can differ in its last digit with the order of its sketches:
-        // one order whatever the cells' makes the answer the same.
-        sketches.sort_unstable();
-        let mut union = ActorUnion::default();
-        for actors in sketches {
-            union.add_sketch(&decode(actors)?);
-        }
-        Ok(union.count())
+            .map(|index| &self.cells[*index].values[value].actors);
+        Ok(union_of(sketches.collect())?.count())
     }
 
     fn distinct_values(&self) -> Result<u64, String> {
-        let mut folded: Vec<&Vec<u8>> = self
+        let folded: Vec<&Vec<u8>> = self
             .cells
             .iter()
             .map(|cell| &cell.other.values)
@@ -151,16 +137,23 @@ impl BreakdownRange {
         if folded.is_empty() {
             return Ok(self.values.len() as u64);
         }
-        folded.sort_unstable();
-        let mut union = ActorUnion::default();
-        for values in folded {
-            union.add_sketch(&decode(values)?);
-        }
+        let mut union = union_of(folded)?;
         let mut kept: Vec<&String> = self.values.keys().collect();
         kept.sort_unstable();
         kept.into_iter().for_each(|value| union.add_actor(value));
         Ok(union.count())
     }
+}
+
+/// The union of encoded sketches, taken in one order whatever the cells' (a union's
+/// estimate can differ in its last digit with the order of its sketches).
+fn union_of(mut sketches: Vec<&Vec<u8>>) -> Result<ActorUnion, String> {
+    sketches.sort_unstable();
+    let mut union = ActorUnion::default();
+    for sketch in sketches {
+        union.add_sketch(&decode(sketch)?);
+    }
+    Ok(union)
 }
 
 #[cfg(test)]

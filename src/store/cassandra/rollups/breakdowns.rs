@@ -118,13 +118,7 @@ pub(super) async fn write_hour(
     fold: &BreakdownFold,
     (covers, written_at, ttl): (i64, i64, i32),
 ) -> Result<(), StoreError> {
-    let tables = fold
-        .recount
-        .hour_tables(&fold.declared)
-        .into_iter()
-        .filter(|((at, _), _)| *at == hour)
-        .map(|((_, name), table)| (name, table))
-        .collect();
+    let tables = tables_of(fold.recount.hour_tables(&fold.declared), hour);
     let at = Written {
         grain: Grain::Hour,
         hour,
@@ -144,13 +138,7 @@ pub(super) async fn fold_day(
     (covers, written_at, ttl): (i64, i64, i32),
 ) -> Result<(), StoreError> {
     let fold = recount_cells(store, partner, day, day_end(day)).await?;
-    let tables = fold
-        .recount
-        .day_tables(&fold.declared)
-        .into_iter()
-        .filter(|((at, _), _)| *at == day)
-        .map(|((_, name), table)| (name, table))
-        .collect();
+    let tables = tables_of(fold.recount.day_tables(&fold.declared), day);
     let at = Written {
         grain: Grain::Day,
         hour: day,
@@ -159,6 +147,18 @@ pub(super) async fn fold_day(
         ttl,
     };
     write_cells(store, partner, at, tables).await
+}
+
+/// The tables a recount made for `hour` (or the day starting at it), by cell name.
+fn tables_of<T: FromIterator<(CellName, ValueTable)>>(
+    tables: BTreeMap<(Hour, CellName), ValueTable>,
+    hour: Hour,
+) -> T {
+    tables
+        .into_iter()
+        .filter(|((at, _), _)| *at == hour)
+        .map(|((_, name), table)| (name, table))
+        .collect()
 }
 
 /// Index rows written per batch (one partition; ~50 bytes each).
