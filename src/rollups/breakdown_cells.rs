@@ -16,108 +16,53 @@ use uuid::Uuid;
 use super::dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues};
 use super::{ActorSketch, Hour};
 
-use Dimension::{
-    Browser, Country, DeviceType, EventType, Os, Page, ReferrerHost, Subsystem, UtmCampaign,
-    UtmMedium, UtmSource,
-};
+use Dimension::{Bot, Country, DeviceType, EventType, Subsystem};
 
-/// One family of cells: the filter dimension (`None`: unfiltered), the dimensions broken
-/// down under it, and whether declared properties are too.
+/// One family of cells: the filter dimension (`None`: unfiltered), and whether declared
+/// properties are broken down under it too. The built-in dimensions broken down under a
+/// filter are all but the filter's own (`dimensions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellSpec {
     pub filter: Option<Dimension>,
-    pub dimensions: &'static [Dimension],
     pub properties: bool,
 }
 
-const ALL_BUT_EVENT_TYPE: &[Dimension] = &[
-    Subsystem,
-    Page,
-    ReferrerHost,
-    UtmSource,
-    UtmMedium,
-    UtmCampaign,
-    Browser,
-    Os,
-    DeviceType,
-    Country,
-];
+impl CellSpec {
+    /// The built-in dimensions with cells under this filter, in `BUILTIN_DIMENSIONS` order:
+    /// every one but the filter's own and `bot` (answered from the partitions).
+    pub fn dimensions(&self) -> impl Iterator<Item = Dimension> + '_ {
+        BUILTIN_DIMENSIONS
+            .iter()
+            .copied()
+            .filter(move |dimension| *dimension != Bot && Some(*dimension) != self.filter)
+    }
+}
 
 /// The cell families every event is counted in. `eventType` (the breakdown's own
-/// `eventType=` too) and `subsystem` (`subsystemId=`) filter every built-in dimension;
-/// `country` and `deviceType`, the filters a dashboard click sets most, filter the others.
+/// `eventType=` too) and `subsystem` (`subsystemId=`) are parameters of every report;
+/// `country` and `deviceType` are the filters a dashboard click sets most, with few values.
 /// Properties are broken down unfiltered and by event type only: they are event-type
 /// specific. Two filters at once (say `eventType` and `country`) have no cell: a bounded raw
 /// read answers them.
 pub const CELL_SPECS: [CellSpec; 5] = [
     CellSpec {
         filter: None,
-        dimensions: &[
-            EventType,
-            Subsystem,
-            Page,
-            ReferrerHost,
-            UtmSource,
-            UtmMedium,
-            UtmCampaign,
-            Browser,
-            Os,
-            DeviceType,
-            Country,
-        ],
         properties: true,
     },
     CellSpec {
         filter: Some(EventType),
-        dimensions: ALL_BUT_EVENT_TYPE,
         properties: true,
     },
     CellSpec {
         filter: Some(Subsystem),
-        dimensions: &[
-            EventType,
-            Page,
-            ReferrerHost,
-            UtmSource,
-            UtmMedium,
-            UtmCampaign,
-            Browser,
-            Os,
-            DeviceType,
-            Country,
-        ],
         properties: false,
     },
     CellSpec {
         filter: Some(Country),
-        dimensions: &[
-            EventType,
-            Subsystem,
-            Page,
-            ReferrerHost,
-            UtmSource,
-            UtmMedium,
-            UtmCampaign,
-            Browser,
-            Os,
-            DeviceType,
-        ],
         properties: false,
     },
     CellSpec {
         filter: Some(DeviceType),
-        dimensions: &[
-            EventType,
-            Subsystem,
-            Page,
-            ReferrerHost,
-            UtmSource,
-            UtmMedium,
-            UtmCampaign,
-            Browser,
-            Os,
-            Country,
-        ],
         properties: false,
     },
 ];
@@ -133,7 +78,7 @@ pub fn answered_by_rollups(filter: Option<Dimension>, dimension: Dimension) -> b
     match dimension {
         Dimension::Bot => true,
         Dimension::Property(_) => spec.properties,
-        builtin => spec.dimensions.contains(&builtin),
+        builtin => spec.dimensions().any(|dimension| dimension == builtin),
     }
 }
 
@@ -167,7 +112,7 @@ type GroupKey = (Uuid, Hour, bool, u8, ValueId);
 
 #[derive(Debug, Default)]
 struct Group {
-    /// As `CELL_SPECS[spec].dimensions`.
+    /// As `CELL_SPECS[spec].dimensions()`.
     builtin: Vec<IdCounts>,
     properties: Vec<(u8, IdCounts)>,
 }
@@ -221,11 +166,11 @@ impl BreakdownDelta {
             };
             let key = (partner_id, hour, bots, spec_index as u8, filter_id);
             let group = self.groups.entry(key).or_insert_with(|| Group {
-                builtin: vec![IdCounts::default(); spec.dimensions.len()],
+                builtin: vec![IdCounts::default(); spec.dimensions().count()],
                 properties: Vec::new(),
             });
-            for (dimension, counts) in spec.dimensions.iter().zip(&mut group.builtin) {
-                if let Some(id) = id_of(*dimension) {
+            for (dimension, counts) in spec.dimensions().zip(&mut group.builtin) {
+                if let Some(id) = id_of(dimension) {
                     count(counts, id, actor);
                 }
             }
@@ -266,7 +211,7 @@ impl BreakdownDelta {
             let filter = spec
                 .filter
                 .map(|filter| (filter, self.values[filter_id as usize].clone()));
-            let builtin = spec.dimensions.iter().copied().zip(&group.builtin);
+            let builtin = spec.dimensions().zip(&group.builtin);
             let properties = group
                 .properties
                 .iter()
@@ -368,6 +313,7 @@ pub(super) fn value_coupon(value: &str) -> Coupon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Dimension::*;
 
     fn event(country: &str, device: &str, page: &str, bot: bool) -> DimensionValues {
         let mut values = DimensionValues::default();

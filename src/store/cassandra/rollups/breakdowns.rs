@@ -28,15 +28,12 @@ use uuid::Uuid;
 use super::breakdown_rows::{cell_index, cell_period, fold_period, grain_code};
 use super::horizon::day_end;
 use super::layout::{Grain, column};
-use super::recount::recount_with;
+use super::recount::{each_event, recount_with};
 use super::{CassandraStore, all};
 use crate::model::Event;
 use crate::rollups::{BreakdownRecount, CellName, Hour, RollupDelta, ValueTable};
 use crate::store::cassandra::driver_error;
-use crate::store::{EventQuery, EventScope, EventStore, MetadataStore, StoreError};
-
-/// Raw events read per page by a day's recount.
-const RECOUNT_PAGE: usize = 5_000;
+use crate::store::{MetadataStore, StoreError};
 
 /// A partner's events recounted into breakdown cells, under the dimensions the partner
 /// declared when they were read.
@@ -91,23 +88,12 @@ pub(super) async fn recount_cells(
         declared: declared(store, partner).await?,
         ..BreakdownFold::default()
     };
-    let mut query = EventQuery {
-        scope: EventScope::Partner(partner),
-        from: from.start(),
-        to: to.start(),
-        filter: Default::default(),
-        limit: RECOUNT_PAGE,
-        cursor: None,
-        with_payload: !fold.declared.is_empty(),
-    };
-    loop {
-        let page = store.query_events(&query).await?;
-        page.items.iter().for_each(|event| fold.add(event));
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return Ok(fold),
-        }
-    }
+    let with_payload = !fold.declared.is_empty();
+    each_event(store, partner, (from, to), with_payload, |event| {
+        fold.add(event)
+    })
+    .await?;
+    Ok(fold)
 }
 
 /// Stores `fold`'s cells of `hour` as the fold of the touch `covers`, at `written_at`.

@@ -32,11 +32,27 @@ pub(super) async fn recount(
 pub(super) async fn recount_with(
     store: &CassandraStore,
     partner: Uuid,
-    (from, to): (Hour, Hour),
+    range: (Hour, Hour),
     with_payload: bool,
     mut each: impl FnMut(&Event) + Send,
 ) -> Result<RollupDelta, StoreError> {
     let mut delta = RollupDelta::default();
+    each_event(store, partner, range, with_payload, |event| {
+        delta.add(event);
+        each(event);
+    })
+    .await?;
+    Ok(delta)
+}
+
+/// Visits a partner's stored events in hours `from..to`, a page at a time.
+pub(super) async fn each_event(
+    store: &CassandraStore,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+    with_payload: bool,
+    mut each: impl FnMut(&Event) + Send,
+) -> Result<(), StoreError> {
     let mut query = EventQuery {
         scope: EventScope::Partner(partner),
         from: from.start(),
@@ -48,13 +64,10 @@ pub(super) async fn recount_with(
     };
     loop {
         let page = store.query_events(&query).await?;
-        for event in &page.items {
-            delta.add(event);
-            each(event);
-        }
+        page.items.iter().for_each(&mut each);
         match page.next_cursor {
             Some(cursor) => query.cursor = Some(cursor),
-            None => return Ok(delta),
+            None => return Ok(()),
         }
     }
 }
