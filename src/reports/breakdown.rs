@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ReportError;
-use crate::rollups::{BreakdownRange, CellName, Dimension, TopValues, ValueTable};
+use crate::rollups::{BreakdownRange, CellName, Dimension, EncodedTable, TopValues};
 
 /// The most values one breakdown lists.
 pub const MAX_LIMIT: usize = 1_000;
@@ -166,7 +166,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn add_values(&mut self, bots: bool, table: ValueTable) {
+    pub fn add_values(&mut self, bots: bool, table: EncodedTable) {
         self.values[usize::from(bots)].add(table);
     }
 
@@ -188,10 +188,11 @@ impl Tally {
         if dimension == Dimension::Bot {
             let mut items = Vec::new();
             for (value, range) in [("false", &humans), ("true", &bots)] {
-                if range.total_events() > 0 {
+                let events = range.total_events()?;
+                if events > 0 {
                     items.push(crate::rollups::TopValue {
                         value: value.to_string(),
-                        events: range.total_events(),
+                        events,
                         unique_users: range.unique_actors()?,
                         error: 0,
                     });

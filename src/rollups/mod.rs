@@ -12,6 +12,7 @@ mod breakdown_fold;
 mod breakdown_range;
 mod counts;
 mod dimension;
+mod encoded_table;
 mod hour;
 mod sketch;
 mod value_table;
@@ -28,6 +29,7 @@ pub use breakdown_fold::{
 };
 pub use breakdown_range::{BreakdownRange, TopValue, TopValues};
 pub use dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues, MAX_PROPERTY_DIMENSIONS};
+pub use encoded_table::{EncodedTable, KeptRef, OtherRef, TableView};
 pub use value_table::{
     KeptValue, LIVE_VALUE_CAP, OtherValues, RecountedValue, TableDisagreement, VALUE_CAP,
     ValueTable,
@@ -113,7 +115,7 @@ pub struct BreakdownQuery {
 /// the hours not folded yet, which a report reads raw.
 #[derive(Debug, Clone, Default)]
 pub struct BreakdownRead {
-    pub tables: Vec<ValueTable>,
+    pub tables: Vec<EncodedTable>,
     pub unsettled: std::collections::BTreeSet<Hour>,
 }
 

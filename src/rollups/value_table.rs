@@ -156,13 +156,13 @@ impl ValueTable {
         let mut ordered: Vec<(String, RecountedValue)> = recounted.into_iter().collect();
         ordered.sort_unstable_by(|a, b| b.1.events.cmp(&a.1.events).then(a.0.cmp(&b.0)));
         let mut table = ValueTable::default();
-        let mut folded = ActorSketch::default();
+        let mut folded = ActorSketch::for_unions();
         for (rank, (value, recounted)) in ordered.into_iter().enumerate() {
             if rank < cap {
                 let actors = if recounted.actors.count() == 0 {
                     Vec::new()
                 } else {
-                    recounted.actors.to_sketch().to_bytes()
+                    recounted.actors.to_sketch_for_unions().to_bytes()
                 };
                 table.values.insert(
                     value,
@@ -284,10 +284,11 @@ impl ValueTable {
     }
 }
 
-/// An encoded sketch, empty meaning no actors (or values) yet.
+/// An encoded sketch, empty meaning no actors (or values) yet: a new one is kept for
+/// unions (`ActorSketch::for_unions`), as a report merges a cell's sketches over its range.
 pub(super) fn decode(bytes: &[u8]) -> Result<ActorSketch, String> {
     if bytes.is_empty() {
-        return Ok(ActorSketch::default());
+        return Ok(ActorSketch::for_unions());
     }
     ActorSketch::from_bytes(bytes)
 }

@@ -130,7 +130,8 @@ async fn top_pages_are_exact(store: &CassandraStore, partner: Uuid, hour: Hour, 
     };
     let read = store.breakdown_cells(&query).await.unwrap();
     assert_eq!((read.tables.len(), read.unsettled.len()), (1, 0));
-    let mut top: Vec<_> = read.tables[0].values.iter().collect();
+    let table = read.tables[0].decode().unwrap();
+    let mut top: Vec<_> = table.values.iter().collect();
     top.sort_by(|a, b| b.1.events.cmp(&a.1.events).then(a.0.cmp(b.0)));
     for (page, kept) in top.into_iter().take(20) {
         let (events, users) = &recount[page.as_str()];

@@ -145,6 +145,7 @@ async fn read(
 fn events_by_value(read: &BreakdownRead) -> BTreeMap<String, u64> {
     let mut totals = BTreeMap::new();
     for table in &read.tables {
+        let table = table.decode().unwrap();
         assert_eq!(table.other.events, 0, "few values: none folded");
         for (value, kept) in &table.values {
             assert_eq!(kept.error, 0, "a recount is exact");
@@ -338,7 +339,7 @@ fn assert_unique_users(read: &BreakdownRead, events: &[Event]) {
     for (page, actors) in users {
         let mut union = ActorUnion::default();
         for table in &read.tables {
-            if let Some(kept) = table.values.get(&page) {
+            if let Some(kept) = table.decode().unwrap().values.get(&page) {
                 union.add_sketch(&ActorSketch::from_bytes(&kept.actors).unwrap());
             }
         }

@@ -27,7 +27,7 @@ use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, keys, storage_error,
 };
-use crate::rollups::{BreakdownQuery, BreakdownRead, Hour, ValueTable};
+use crate::rollups::{BreakdownQuery, BreakdownRead, EncodedTable, Hour, ValueTable};
 use crate::store::StoreError;
 
 /// The most bytes one stored row of a breakdown cell holds: a table past it is cut into
@@ -184,6 +184,33 @@ pub(super) fn read_cell(
         .collect())
 }
 
+/// The same, left encoded (what a report reads: it decodes only what it lists). The rows
+/// are copied: a page guard must not outlive its read transaction (a later write may free
+/// the page).
+pub(super) fn read_encoded_cell(
+    cells: &impl Readable,
+    prefix: &[u8],
+    from: Hour,
+    to: Hour,
+) -> Result<BTreeMap<Hour, EncodedTable>, StoreError> {
+    let (start, end) = (cell_key(prefix, from, 0), cell_key(prefix, to, 0));
+    let mut parts: BTreeMap<Hour, Vec<Vec<u8>>> = BTreeMap::new();
+    for row in cells
+        .range::<&[u8]>(start.as_slice()..end.as_slice())
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        parts
+            .entry(hour_at(key.value(), PART_LEN)?)
+            .or_default()
+            .push(value.value().to_vec());
+    }
+    Ok(parts
+        .into_iter()
+        .map(|(hour, parts)| (hour, EncodedTable::from_parts(parts)))
+        .collect())
+}
+
 /// Whether the day's cells are current: folded, with no hour refolded since (pending) and
 /// none written to since its fold (marked).
 pub(super) fn day_current(
@@ -225,12 +252,12 @@ pub(super) fn read(
         if day_current(&folds, &pending, &marks, partner, *day)? {
             covered.push(*day);
             read.tables
-                .extend(read_cell(&cells, &day_prefix, *day, day.next())?.into_values());
+                .extend(read_encoded_cell(&cells, &day_prefix, *day, day.next())?.into_values());
         }
     }
     let hour_prefix = cell_prefix(partner, Grain::Hour, &name);
     for (from, to) in uncovered(query.from, query.to, &covered) {
-        let hours = read_cell(&cells, &hour_prefix, from, to)?;
+        let hours = read_encoded_cell(&cells, &hour_prefix, from, to)?;
         read.tables.extend(
             hours
                 .into_iter()

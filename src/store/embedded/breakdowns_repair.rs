@@ -171,8 +171,9 @@ mod tests {
         };
         let read = store.breakdown_cells(&query).await.unwrap();
         assert_eq!(read.tables.len(), 1, "one day table");
-        let values = &read.tables[0].values;
-        values
+        let table = read.tables[0].decode().unwrap();
+        table
+            .values
             .iter()
             .map(|(v, kept)| (v.clone(), kept.events))
             .collect()

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::CassandraStore;
 use super::layout::{Grain, column, hour_of};
-use crate::rollups::{HOURS_PER_DAY, Hour, ValueTable};
+use crate::rollups::{EncodedTable, HOURS_PER_DAY, Hour};
 use crate::store::StoreError;
 
 /// Fold rows are small: 30 days of them per partition, at both grains.
@@ -120,7 +120,7 @@ pub(super) struct CellParts {
 /// What a cell holds for one fold.
 #[derive(Debug)]
 pub(super) enum Stored {
-    Table(ValueTable),
+    Table(EncodedTable),
     /// The fold wrote no such cell (no event had its values).
     Absent,
     /// A later fold (a rebuild) is rewriting it, or its parts are not all there yet: read
@@ -135,11 +135,11 @@ impl CellParts {
         if self.rows.iter().any(|row| row.2.is_some_and(|f| f > fold)) {
             return Ok(Stored::Rewriting);
         }
-        let current: BTreeMap<i32, (Option<i32>, &[u8])> = self
+        let current: BTreeMap<i32, (Option<i32>, &Vec<u8>)> = self
             .rows
             .iter()
             .filter(|row| row.2 == Some(fold))
-            .map(|(part, parts, _, bytes)| (*part, (*parts, bytes.as_slice())))
+            .map(|(part, parts, _, bytes)| (*part, (*parts, bytes)))
             .collect();
         let Some((_, (expected, _))) = current.first_key_value() else {
             return Ok(Stored::Absent);
@@ -151,11 +151,8 @@ impl CellParts {
         if !whole {
             return Ok(Stored::Rewriting);
         }
-        let parts = current
-            .values()
-            .map(|(_, bytes)| ValueTable::from_bytes(bytes).map_err(StoreError::Corrupt))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Stored::Table(ValueTable::join(parts)))
+        let parts = current.into_values().map(|(_, bytes)| bytes.clone());
+        Ok(Stored::Table(EncodedTable::from_parts(parts.collect())))
     }
 }
 
@@ -202,7 +199,7 @@ pub(super) async fn cell_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollups::{KeptValue, VALUE_CAP};
+    use crate::rollups::{KeptValue, VALUE_CAP, ValueTable};
 
     fn table(values: usize) -> ValueTable {
         let mut table = ValueTable::default();
@@ -238,7 +235,7 @@ mod tests {
             .map(|i| (i, count, 7, &split[i as usize]))
             .collect();
         match parts_of(&rows).of_fold(7).unwrap() {
-            Stored::Table(joined) => assert_eq!(joined, whole),
+            Stored::Table(joined) => assert_eq!(joined.decode().unwrap(), whole),
             other => panic!("{other:?}"),
         }
         assert!(matches!(

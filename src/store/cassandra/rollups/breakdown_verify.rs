@@ -105,6 +105,7 @@ async fn stored_tables(
             };
             match parts.of_fold(*fold)? {
                 Stored::Table(table) => {
+                    let table = table.decode().map_err(StoreError::Corrupt)?;
                     tables.insert((hour, name.clone()), table);
                 }
                 Stored::Absent => {}
