@@ -165,23 +165,13 @@ pub(super) fn read_cell(
     from: Hour,
     to: Hour,
 ) -> Result<BTreeMap<Hour, ValueTable>, StoreError> {
-    let (start, end) = (cell_key(prefix, from, 0), cell_key(prefix, to, 0));
-    let mut parts: BTreeMap<Hour, Vec<ValueTable>> = BTreeMap::new();
-    for row in cells
-        .range::<&[u8]>(start.as_slice()..end.as_slice())
-        .map_err(storage_error)?
-    {
-        let (key, value) = row.map_err(storage_error)?;
-        let table = ValueTable::from_bytes(value.value()).map_err(StoreError::Corrupt)?;
-        parts
-            .entry(hour_at(key.value(), PART_LEN)?)
-            .or_default()
-            .push(table);
-    }
-    Ok(parts
+    let encoded = read_encoded_cell(cells, prefix, from, to)?;
+    let decode = |(hour, table): (Hour, EncodedTable)| Ok((hour, table.decode()?));
+    encoded
         .into_iter()
-        .map(|(hour, parts)| (hour, ValueTable::join(parts)))
-        .collect())
+        .map(decode)
+        .collect::<Result<_, String>>()
+        .map_err(StoreError::Corrupt)
 }
 
 /// The same, left encoded (what a report reads: it decodes only what it lists). The rows
