@@ -90,9 +90,10 @@ impl<'de> serde::de::Visitor<'de> for CutField<'_> {
         let mut cut = false;
         while let Some(key) = map.next_key_seed(Key)? {
             let value: &'de RawValue = map.next_value()?;
-            match key == self.name {
-                true => cut = true,
-                false => kept.push((key, value)),
+            if key == self.name {
+                cut = true;
+            } else {
+                kept.push((key, value));
             }
         }
         Ok(cut.then_some(kept))

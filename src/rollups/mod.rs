@@ -29,7 +29,7 @@ pub use breakdown_fold::{
 };
 pub use breakdown_range::{BreakdownRange, TopValue, TopValues};
 pub use dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues, MAX_PROPERTY_DIMENSIONS};
-pub use encoded_table::{EncodedTable, KeptRef, OtherRef, TableView};
+pub use encoded_table::{EncodedTable, TableView};
 pub use value_table::{
     KeptValue, LIVE_VALUE_CAP, OtherValues, RecountedValue, TableDisagreement, VALUE_CAP,
     ValueTable,

@@ -306,6 +306,7 @@ fn with_coupons(stored: &[u8], coupons: &[datasketches::hll::Coupon]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollups::ValueDelta;
 
     #[test]
     fn sketches_as_bytes_encode_as_the_sequences_stored_before() {
@@ -330,7 +331,6 @@ mod tests {
         assert_eq!(postcard::to_stdvec(&kept).unwrap(), before);
         assert_eq!(postcard::from_bytes::<KeptValue>(&before).unwrap(), kept);
     }
-    use crate::rollups::ValueDelta;
 
     fn batch(values: impl IntoIterator<Item = (String, u64)>) -> ValueCounts {
         values

@@ -131,15 +131,15 @@ pub(super) enum Stored {
 impl CellParts {
     /// The table fold `fold` wrote. Parts of older folds are leftovers a concurrent fold
     /// could not see to delete, and are ignored.
-    pub(super) fn of_fold(&self, fold: i64) -> Result<Stored, StoreError> {
+    pub(super) fn of_fold(self, fold: i64) -> Result<Stored, StoreError> {
         if self.rows.iter().any(|row| row.2.is_some_and(|f| f > fold)) {
             return Ok(Stored::Rewriting);
         }
-        let current: BTreeMap<i32, (Option<i32>, &Vec<u8>)> = self
+        let current: BTreeMap<i32, (Option<i32>, Vec<u8>)> = self
             .rows
-            .iter()
+            .into_iter()
             .filter(|row| row.2 == Some(fold))
-            .map(|(part, parts, _, bytes)| (*part, (*parts, bytes)))
+            .map(|(part, parts, _, bytes)| (part, (parts, bytes)))
             .collect();
         let Some((_, (expected, _))) = current.first_key_value() else {
             return Ok(Stored::Absent);
@@ -151,7 +151,7 @@ impl CellParts {
         if !whole {
             return Ok(Stored::Rewriting);
         }
-        let parts = current.into_values().map(|(_, bytes)| bytes.clone());
+        let parts = current.into_values().map(|(_, bytes)| bytes);
         Ok(Stored::Table(EncodedTable::from_parts(parts.collect())))
     }
 }
