@@ -81,36 +81,38 @@ impl ReportService {
         };
         let mut unsettled = BTreeSet::new();
         if let Some((from, to)) = plan.rollups {
+            // Bots' values count only with `includeBots` (or by `bot`); their totals are
+            // always answered (`botEvents`).
+            let bot_values = scope.include_bots || resolved.dimension == Dimension::Bot;
+            let mut cells = Vec::new();
             for bots in [false, true] {
-                // Bots' values count only with `includeBots` (or by `bot`); their totals
-                // are always answered (`botEvents`).
-                let bot_values = scope.include_bots || resolved.dimension == Dimension::Bot;
                 let dimensions = if bots && !bot_values {
                     BTreeSet::from([total])
                 } else {
                     BTreeSet::from([values, total])
                 };
-                for dimension in dimensions {
-                    let name = resolved
-                        .cell_name(dimension, bots)
-                        .expect("a breakdown with cells names them");
-                    let query = BreakdownQuery {
-                        partner_id: scope.partner_id,
-                        name,
-                        from,
-                        to,
-                        whole_days: plan.whole_days.clone(),
-                    };
-                    let read = self.store.breakdown_cells(&query).await?;
-                    unsettled.extend(read.unsettled);
-                    for table in read.tables {
-                        if dimension == total {
-                            let view = table.view().map_err(StoreError::Corrupt)?;
-                            tally.add_events(bots, view.total_events());
-                        }
-                        if dimension == values {
-                            tally.add_values(bots, table);
-                        }
+                cells.extend(dimensions.into_iter().map(|dimension| (bots, dimension)));
+            }
+            let names = cells.iter().map(|(bots, dimension)| {
+                (resolved.cell_name(*dimension, *bots)).expect("a breakdown with cells names them")
+            });
+            let query = BreakdownQuery {
+                partner_id: scope.partner_id,
+                names: names.collect(),
+                from,
+                to,
+                whole_days: plan.whole_days.clone(),
+            };
+            let read = self.store.breakdown_cells(&query).await?;
+            unsettled = read.unsettled;
+            for ((bots, dimension), tables) in cells.into_iter().zip(read.tables) {
+                for table in tables {
+                    if dimension == total {
+                        let view = table.view().map_err(StoreError::Corrupt)?;
+                        tally.add_events(bots, view.total_events());
+                    }
+                    if dimension == values {
+                        tally.add_values(bots, table);
                     }
                 }
             }

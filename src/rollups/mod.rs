@@ -98,24 +98,26 @@ pub struct RollupRead {
     pub unsettled: std::collections::BTreeSet<Hour>,
 }
 
-/// One breakdown cell over whole hours `from..to` of a partner (`name`: partition, filter,
-/// dimension), as a report reads it: a store may answer each day of `whole_days` with the
-/// day's cell instead of 24 hours' (as `RollupQuery`).
+/// Breakdown cells over whole hours `from..to` of a partner (each name: partition, filter,
+/// dimension), as a report reads them: a store may answer each day of `whole_days` with the
+/// day's cells instead of 24 hours' (as `RollupQuery`). The cells are read together, as of
+/// one state of the folds: cells read one by one while an hour is folded could each see it
+/// differently, and the report would count the hour both raw and from a cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakdownQuery {
     pub partner_id: Uuid,
-    pub name: CellName,
+    pub names: Vec<CellName>,
     pub from: Hour,
     pub to: Hour,
     pub whole_days: std::collections::BTreeSet<Hour>,
 }
 
-/// What a store's breakdown cells give for a query: the stored tables of the settled
-/// hours and days (in no particular order; hours and days without events have none), and
-/// the hours not folded yet, which a report reads raw.
+/// What a store's breakdown cells give for a query: per name (in the query's order), the
+/// stored tables of the settled hours and days (in no particular order; hours and days
+/// without events have none), and the hours not folded yet, which a report reads raw.
 #[derive(Debug, Clone, Default)]
 pub struct BreakdownRead {
-    pub tables: Vec<EncodedTable>,
+    pub tables: Vec<Vec<EncodedTable>>,
     pub unsettled: std::collections::BTreeSet<Hour>,
 }
 

@@ -14,7 +14,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 use volcanion::model::{DeviceType, Enrichment, Event, JsonObject};
-use volcanion::rollups::{BreakdownQuery, BreakdownRange, BreakdownRead, CellName, Hour};
+use volcanion::rollups::{
+    BreakdownQuery, BreakdownRange, BreakdownRead, CellName, EncodedTable, Hour,
+};
 use volcanion::store::embedded::EmbeddedStore;
 use volcanion::store::{
     BreakdownStore, EventFilter, EventQuery, EventScope, EventStore, RollupStore, Store,
@@ -81,7 +83,7 @@ async fn read(
 ) -> BreakdownRead {
     let query = BreakdownQuery {
         partner_id,
-        name,
+        names: vec![name],
         from,
         to,
         whole_days: whole_days.iter().copied().collect(),
@@ -92,7 +94,7 @@ async fn read(
 /// Events per value over the tables read.
 fn counts(read: &BreakdownRead) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
-    for table in &read.tables {
+    for table in &read.tables[0] {
         for (value, kept) in &table.decode().unwrap().values {
             *counts.entry(value.clone()).or_default() += kept.events;
         }
@@ -144,7 +146,7 @@ async fn folded_cells_equal_a_recount_of_the_hour_with_exact_top_counts() {
     let range = (hour("2026-11-20T10:00:00Z"), hour("2026-11-20T11:00:00Z"));
 
     let before = read(&store, partner, cell("page"), range, &[]).await;
-    assert!(before.tables.is_empty());
+    assert!(before.tables[0].is_empty());
     assert_eq!(before.unsettled, BTreeSet::from([range.0]));
     let early = store.settle_rollups(Utc::now()).await.unwrap();
     assert_eq!((early.folded, early.waiting), (0, 1), "not settled yet");
@@ -162,11 +164,12 @@ async fn folded_cells_equal_a_recount_of_the_hour_with_exact_top_counts() {
         };
         let folded = read(&store, partner, name, range, &[]).await;
         assert!(folded.unsettled.is_empty());
-        assert_eq!(folded.tables.len(), 1);
+        assert_eq!(folded.tables[0].len(), 1);
         let mut merged = BreakdownRange::default();
         folded
             .tables
             .into_iter()
+            .flatten()
             .for_each(|table| merged.add(table));
         let top = merged.top(1_000).unwrap();
         let expected: Vec<_> = exact.iter().filter(|((bot, _), _)| *bot == bots).collect();
@@ -183,13 +186,39 @@ async fn folded_cells_equal_a_recount_of_the_hour_with_exact_top_counts() {
             );
         }
     }
+    // Cells read together come back in the query's order, each as read alone.
+    let names = vec![
+        CellName {
+            bots: true,
+            ..cell("page")
+        },
+        cell("page"),
+    ];
+    let query = BreakdownQuery {
+        partner_id: partner,
+        names: names.clone(),
+        from: range.0,
+        to: range.1,
+        whole_days: BTreeSet::new(),
+    };
+    let together = store.breakdown_cells(&query).await.unwrap();
+    assert_eq!(together.tables.len(), 2);
+    for (name, tables) in names.into_iter().zip(together.tables) {
+        let alone = read(&store, partner, name, range, &[]).await;
+        let events = |tables: &[EncodedTable]| -> Vec<u64> {
+            let views = tables
+                .iter()
+                .map(|table| table.view().unwrap().total_events());
+            views.collect()
+        };
+        assert_eq!(events(&tables), events(&alone.tables[0]));
+    }
     let germany = CellName {
         filter: Some(("country".into(), "DE".into())),
         ..cell("page")
     };
     let filtered = read(&store, partner, germany, range, &[]).await;
-    let total: u64 = filtered
-        .tables
+    let total: u64 = filtered.tables[0]
         .iter()
         .map(|t| t.view().unwrap().total_events())
         .sum();
@@ -223,13 +252,13 @@ async fn a_late_event_reopens_its_hour_and_day_until_both_are_refolded() {
     assert_eq!(outcome.folded, 4, "hours 10, 11 and 12, and the day");
 
     let as_day = read(&store, partner, cell("page"), whole_day(), &[day()]).await;
-    assert_eq!(as_day.tables.len(), 1, "one day table answers the day");
+    assert_eq!(as_day.tables[0].len(), 1, "one day table answers the day");
     assert_eq!(
         counts(&as_day),
         HashMap::from([("/a".into(), 15), ("/b".into(), 15)])
     );
     let by_hour = read(&store, partner, cell("page"), whole_day(), &[]).await;
-    assert_eq!(by_hour.tables.len(), 3);
+    assert_eq!(by_hour.tables[0].len(), 3);
     assert_eq!(counts(&by_hour), counts(&as_day));
 
     let late = page_view(partner, "late", at("2026-11-20T11:30:00Z"), Some("/c"));
@@ -240,7 +269,7 @@ async fn a_late_event_reopens_its_hour_and_day_until_both_are_refolded() {
         BTreeSet::from([hour("2026-11-20T11:00:00Z")])
     );
     assert_eq!(
-        reopened.tables.len(),
+        reopened.tables[0].len(),
         2,
         "hours 10 and 12; the day is not current"
     );
@@ -250,7 +279,7 @@ async fn a_late_event_reopens_its_hour_and_day_until_both_are_refolded() {
     assert_eq!(outcome.folded, 2, "the hour and its day, in the same round");
     let refolded = read(&store, partner, cell("page"), whole_day(), &[day()]).await;
     assert!(refolded.unsettled.is_empty());
-    assert_eq!(refolded.tables.len(), 1);
+    assert_eq!(refolded.tables[0].len(), 1);
     assert_eq!(counts(&refolded)["/c"], 1);
     assert_eq!(counts(&refolded).values().sum::<u64>(), 31);
     let nothing_left = store.settle_rollups(settled_now()).await.unwrap();
@@ -279,7 +308,7 @@ async fn a_rebuild_folds_a_range_at_once_and_verify_then_agrees() {
     assert_eq!(store.rebuild_rollups(partner, from, to).await.unwrap(), 12);
     let rebuilt = read(&store, partner, cell("page"), whole_day(), &[day()]).await;
     assert!(rebuilt.unsettled.is_empty());
-    assert_eq!(rebuilt.tables.len(), 1, "the day was rebuilt whole");
+    assert_eq!(rebuilt.tables[0].len(), 1, "the day was rebuilt whole");
     assert_eq!(counts(&rebuilt)["/home"], 12);
     assert_eq!(
         store.verify_breakdowns(partner, from, to).await.unwrap(),
@@ -302,7 +331,7 @@ async fn a_backfill_enriches_old_events_and_the_next_fold_counts_their_pages() {
     store.write_events(&others).await.unwrap();
     store.settle_rollups(settled_now()).await.unwrap();
     let unenriched = read(&store, partner, cell("page"), whole_day(), &[]).await;
-    assert!(unenriched.tables.is_empty() && unenriched.unsettled.is_empty());
+    assert!(unenriched.tables[0].is_empty() && unenriched.unsettled.is_empty());
 
     let enrich = |event: &Event| Enrichment {
         page: Some(format!("/{}", event.event_type)),
@@ -394,7 +423,7 @@ async fn one_partners_cells_never_appear_in_anothers_read() {
         assert!(
             read(&store, idle, cell("page"), whole_day(), &whole_days)
                 .await
-                .tables
+                .tables[0]
                 .is_empty()
         );
     }
@@ -425,7 +454,7 @@ async fn events_ingested_over_http_are_folded_with_the_pages_their_enrichment_fo
     let partner: Uuid = tenant.partner_id.parse().unwrap();
     let query = BreakdownQuery {
         partner_id: partner,
-        name: cell("page"),
+        names: vec![cell("page")],
         from: whole_day().0,
         to: whole_day().1,
         whole_days: BTreeSet::from([day()]),

@@ -129,7 +129,7 @@ async fn read(
     let (from, to) = day();
     let query = BreakdownQuery {
         partner_id,
-        name: name.clone(),
+        names: vec![name.clone()],
         from,
         to,
         whole_days: if whole_day {
@@ -144,7 +144,7 @@ async fn read(
 /// Events per value over the tables read.
 fn events_by_value(read: &BreakdownRead) -> BTreeMap<String, u64> {
     let mut totals = BTreeMap::new();
-    for table in &read.tables {
+    for table in &read.tables[0] {
         let table = table.decode().unwrap();
         assert_eq!(table.other.events, 0, "few values: none folded");
         for (value, kept) in &table.values {
@@ -209,7 +209,7 @@ async fn folded_cells_equal_a_recount_reopen_on_late_events_and_survive_tamperin
 
     let before = read(&store, a, &pages, false).await;
     assert!(
-        before.tables.is_empty(),
+        before.tables[0].is_empty(),
         "nothing is folded before it settles"
     );
     let (ten_h, eleven_h) = (hour("2026-11-20T10:00:00Z"), hour("2026-11-20T11:00:00Z"));
@@ -217,10 +217,10 @@ async fn folded_cells_equal_a_recount_reopen_on_late_events_and_survive_tamperin
     assert_eq!(settle(&store).await, 4, "two hours of each partner");
 
     let by_hour = read(&store, a, &pages, false).await;
-    assert_eq!((by_hour.tables.len(), by_hour.unsettled.len()), (2, 0));
+    assert_eq!((by_hour.tables[0].len(), by_hour.unsettled.len()), (2, 0));
     assert_eq!(events_by_value(&by_hour), expected(&events, |_| true, page));
     let by_day = read(&store, a, &pages, true).await;
-    assert_eq!(by_day.tables.len(), 1, "the ended day is one table");
+    assert_eq!(by_day.tables[0].len(), 1, "the ended day is one table");
     assert_eq!(events_by_value(&by_day), expected(&events, |_| true, page));
     assert_unique_users(&by_day, &events);
     let german = cell("page", Some(("country", "DE")));
@@ -264,11 +264,11 @@ async fn folded_cells_equal_a_recount_reopen_on_late_events_and_survive_tamperin
     for whole_day in [false, true] {
         let reopened = read(&store, a, &pages, whole_day).await;
         assert_eq!(reopened.unsettled, BTreeSet::from([ten_h]));
-        assert_eq!(reopened.tables.len(), 1, "11:00 alone is still folded");
+        assert_eq!(reopened.tables[0].len(), 1, "11:00 alone is still folded");
     }
     assert_eq!(settle(&store).await, 1);
     let refolded = read(&store, a, &pages, true).await;
-    assert_eq!((refolded.tables.len(), refolded.unsettled.len()), (1, 0));
+    assert_eq!((refolded.tables[0].len(), refolded.unsettled.len()), (1, 0));
     assert_eq!(
         events_by_value(&refolded),
         expected(&events, |_| true, page)
@@ -338,7 +338,7 @@ fn assert_unique_users(read: &BreakdownRead, events: &[Event]) {
     }
     for (page, actors) in users {
         let mut union = ActorUnion::default();
-        for table in &read.tables {
+        for table in &read.tables[0] {
             if let Some(kept) = table.decode().unwrap().values.get(&page) {
                 union.add_sketch(&ActorSketch::from_bytes(&kept.actors).unwrap());
             }
@@ -380,7 +380,7 @@ async fn backfilled_events_are_enriched_in_both_tables_and_then_counted() {
     let pages = cell("page", None);
     let before = read(&store, a, &pages, true).await;
     assert!(
-        before.tables.is_empty() && before.unsettled.is_empty(),
+        before.tables[0].is_empty() && before.unsettled.is_empty(),
         "no pages known"
     );
 
@@ -460,7 +460,7 @@ async fn hours_folded_before_breakdowns_existed_are_read_raw_until_a_rebuild() {
     assert_eq!(settle(&store).await, 1);
     let pages = cell("page", None);
     let folded = read(&store, a, &pages, false).await;
-    assert_eq!((folded.tables.len(), folded.unsettled.len()), (1, 0));
+    assert_eq!((folded.tables[0].len(), folded.unsettled.len()), (1, 0));
     assert_eq!(events_by_value(&folded), expected(&events, |_| true, page));
     let session = cql_session(&config).await;
     let keyspace = &config.cassandra.keyspace;
@@ -476,7 +476,7 @@ async fn hours_folded_before_breakdowns_existed_are_read_raw_until_a_rebuild() {
     }
     for whole_day in [false, true] {
         let read = read(&store, a, &pages, whole_day).await;
-        assert!(read.tables.is_empty());
+        assert!(read.tables[0].is_empty());
         assert_eq!(
             read.unsettled,
             BTreeSet::from([hour("2026-11-20T07:00:00Z")])
@@ -489,6 +489,6 @@ async fn hours_folded_before_breakdowns_existed_are_read_raw_until_a_rebuild() {
     );
     store.rebuild_rollups(a, from, to).await.unwrap();
     let rebuilt = read(&store, a, &pages, true).await;
-    assert_eq!((rebuilt.tables.len(), rebuilt.unsettled.len()), (1, 0));
+    assert_eq!((rebuilt.tables[0].len(), rebuilt.unsettled.len()), (1, 0));
     assert_eq!(events_by_value(&rebuilt), expected(&events, |_| true, page));
 }

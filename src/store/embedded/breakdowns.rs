@@ -221,7 +221,8 @@ pub(super) fn day_current(
     Ok(folded && !refolded && marked_hours(marks, partner, day, day_after(day))?.is_empty())
 }
 
-/// What `BreakdownStore::breakdown_cells` answers, from one read transaction.
+/// What `BreakdownStore::breakdown_cells` answers: every name's cells from one read
+/// transaction, so all of them see the same folds.
 pub(super) fn read(
     transaction: &redb::ReadTransaction,
     query: &BreakdownQuery,
@@ -230,32 +231,36 @@ pub(super) fn read(
     let (cells, folds) = (open(BREAKDOWN_CELLS)?, open(BREAKDOWN_FOLDS)?);
     let (marks, pending) = (open(BREAKDOWN_MARKS)?, open(BREAKDOWN_DAYS_PENDING)?);
     let partner = query.partner_id;
-    let name = query.name.to_bytes();
-    let mut read = BreakdownRead {
-        unsettled: marked_hours(&marks, partner, query.from, query.to)?,
-        ..BreakdownRead::default()
-    };
-    let day_prefix = cell_prefix(partner, Grain::Day, &name);
+    let unsettled = marked_hours(&marks, partner, query.from, query.to)?;
     let mut covered = Vec::new();
     let inside = |day: &&Hour| day.starts_day() && day_after(**day) <= query.to;
     for day in query.whole_days.range(query.from..).filter(inside) {
         if day_current(&folds, &pending, &marks, partner, *day)? {
             covered.push(*day);
-            read.tables
-                .extend(read_encoded_cell(&cells, &day_prefix, *day, day.next())?.into_values());
         }
     }
-    let hour_prefix = cell_prefix(partner, Grain::Hour, &name);
-    for (from, to) in uncovered(query.from, query.to, &covered) {
-        let hours = read_encoded_cell(&cells, &hour_prefix, from, to)?;
-        read.tables.extend(
-            hours
-                .into_iter()
-                .filter(|(hour, _)| !read.unsettled.contains(hour))
-                .map(|(_, table)| table),
-        );
+    let stretches = uncovered(query.from, query.to, &covered);
+    let mut tables = Vec::with_capacity(query.names.len());
+    for name in &query.names {
+        let name = name.to_bytes();
+        let mut read = Vec::new();
+        let day_prefix = cell_prefix(partner, Grain::Day, &name);
+        for day in &covered {
+            read.extend(read_encoded_cell(&cells, &day_prefix, *day, day.next())?.into_values());
+        }
+        let hour_prefix = cell_prefix(partner, Grain::Hour, &name);
+        for (from, to) in &stretches {
+            let hours = read_encoded_cell(&cells, &hour_prefix, *from, *to)?;
+            read.extend(
+                hours
+                    .into_iter()
+                    .filter(|(hour, _)| !unsettled.contains(hour))
+                    .map(|(_, table)| table),
+            );
+        }
+        tables.push(read);
     }
-    Ok(read)
+    Ok(BreakdownRead { tables, unsettled })
 }
 
 /// The stretches of `from..to` outside the (ordered) days `covered`.

@@ -407,18 +407,18 @@ mod tests {
         let day = Hour::of("2026-11-20T00:00:00Z".parse().unwrap());
         let query = BreakdownQuery {
             partner_id: partner.id,
-            name: CellName {
+            names: vec![CellName {
                 bots: false,
                 filter: None,
                 dimension: "properties.plan".into(),
-            },
+            }],
             from: day,
             to: Hour(day.0 + 24),
             whole_days: [day].into(),
         };
         let read = store.breakdown_cells(&query).await.unwrap();
-        assert_eq!(read.tables.len(), 1);
-        let values = read.tables[0].decode().unwrap().values;
+        assert_eq!(read.tables[0].len(), 1);
+        let values = read.tables[0][0].decode().unwrap().values;
         assert_eq!((values["pro"].events, values["free"].events), (3, 2));
     }
 

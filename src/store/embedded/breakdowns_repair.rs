@@ -164,14 +164,14 @@ mod tests {
     async fn day_counts(store: &EmbeddedStore, partner: Uuid, day: Hour) -> Vec<(String, u64)> {
         let query = BreakdownQuery {
             partner_id: partner,
-            name: page_cell(),
+            names: vec![page_cell()],
             from: day,
             to: day_after(day),
             whole_days: [day].into(),
         };
         let read = store.breakdown_cells(&query).await.unwrap();
-        assert_eq!(read.tables.len(), 1, "one day table");
-        let table = read.tables[0].decode().unwrap();
+        assert_eq!(read.tables[0].len(), 1, "one day table");
+        let table = read.tables[0][0].decode().unwrap();
         table
             .values
             .iter()
