@@ -1,5 +1,6 @@
 //! Pure aggregation: summary totals and calendar-aligned time buckets, from whole-hour
-//! rollups and from raw events (the range's partial hours), which add up the same way.
+//! rollups, from the breakdown cells under a `where=` filter, and from raw events (the
+//! range's partial hours), which all add up the same way.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::model::Event;
-use crate::rollups::{ActorUnion, HourRollup};
+use crate::rollups::{ActorSketch, ActorUnion, Hour, HourRollup};
 
 // The `as` names are the ones the OpenAPI document has always used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -32,11 +33,27 @@ pub struct Summary {
     pub data_as_of: DateTime<Utc>,
 }
 
-/// What reports are built from: raw events and whole-hour rollups add up the same way.
+/// One whole hour (or UTC day, by its first hour) of the events passing a `where=` filter,
+/// as the breakdown cells under the filter count them (`filtered_gather`).
+#[derive(Debug)]
+pub struct FilteredHour {
+    pub hour: Hour,
+    pub events: u64,
+    pub invalid_events: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_subsystem: BTreeMap<Uuid, u64>,
+    /// Sketches whose union is the hour's actors.
+    pub actors: Vec<ActorSketch>,
+}
+
+/// What reports are built from: raw events, whole-hour rollups and filtered whole hours
+/// add up the same way.
 pub trait Aggregate {
     fn add(&mut self, event: &Event);
     /// Adds a whole hour from its rollup.
     fn add_rollup(&mut self, rollup: &HourRollup);
+    /// Adds a whole hour (or day) of the events passing a filter.
+    fn add_filtered(&mut self, hour: &FilteredHour);
 }
 
 pub struct SummaryBuilder {
@@ -111,6 +128,22 @@ impl Aggregate for SummaryBuilder {
         if let Some(actors) = &rollup.actors {
             self.actors.add_sketch(actors);
         }
+    }
+
+    fn add_filtered(&mut self, hour: &FilteredHour) {
+        let summary = &mut self.summary;
+        summary.total_events += hour.events;
+        summary.invalid_events += hour.invalid_events;
+        summary.valid_events += hour.events - hour.invalid_events;
+        for (event_type, count) in &hour.by_type {
+            *summary.event_counts.entry(event_type.clone()).or_default() += count;
+        }
+        for (subsystem, count) in &hour.by_subsystem {
+            *summary.subsystem_counts.entry(*subsystem).or_default() += count;
+        }
+        hour.actors
+            .iter()
+            .for_each(|sketch| self.actors.add_sketch(sketch));
     }
 }
 
@@ -273,6 +306,20 @@ impl Aggregate for TimeseriesBuilder {
         if let Some(sketch) = &rollup.actors {
             actors.add_sketch(sketch);
         }
+    }
+
+    /// A whole hour or day lies inside one bucket, as a rollup's.
+    fn add_filtered(&mut self, hour: &FilteredHour) {
+        let Some((count, actors, by_type)) = self.bucket(hour.hour.start()) else {
+            return;
+        };
+        *count += hour.events;
+        for (event_type, events) in &hour.by_type {
+            *by_type.entry(event_type.clone()).or_default() += events;
+        }
+        hour.actors
+            .iter()
+            .for_each(|sketch| actors.add_sketch(sketch));
     }
 }
 

@@ -80,15 +80,12 @@ impl Resolved {
     ) -> Result<Resolved, ReportError> {
         let dimension = Dimension::parse(&ask.dimension, &declared)
             .ok_or_else(|| not_a_dimension("dimension", &ask.dimension))?;
-        let mut filters = resolve_filters(&ask.filters, &declared)?;
-        filters.extend(
-            ask.event_type
-                .clone()
-                .map(|name| (Dimension::EventType, name)),
-        );
-        filters.extend(subsystem.map(|id| (Dimension::Subsystem, id.to_string())));
-        filters.sort();
-        filters.dedup();
+        let filters = every_filter(
+            &ask.filters,
+            ask.event_type.as_deref(),
+            subsystem,
+            &declared,
+        )?;
         Ok(Resolved {
             dimension,
             filters,
@@ -131,6 +128,22 @@ impl Resolved {
     }
 }
 
+/// A report's filters by dimension: its `where=` ones, then its `eventType=` and its
+/// scope's subsystem, in order and once each.
+pub fn every_filter(
+    filters: &[(String, String)],
+    event_type: Option<&str>,
+    subsystem: Option<Uuid>,
+    declared: &[String],
+) -> Result<Vec<(Dimension, String)>, ReportError> {
+    let mut filters = resolve_filters(filters, declared)?;
+    filters.extend(event_type.map(|name| (Dimension::EventType, name.to_string())));
+    filters.extend(subsystem.map(|id| (Dimension::Subsystem, id.to_string())));
+    filters.sort();
+    filters.dedup();
+    Ok(filters)
+}
+
 /// `where=` filters by dimension: an unknown key is a 400 naming `where`.
 pub fn resolve_filters(
     filters: &[(String, String)],
@@ -151,7 +164,7 @@ fn not_a_dimension(field: &'static str, name: &str) -> ReportError {
         field,
         message: format!(
             "'{name}' is not a dimension: use eventType, subsystem, page, referrerHost, \
-             utmSource, utmMedium, utmCampaign, browser, os, deviceType, country, bot, or \
+             utmSource, utmMedium, utmCampaign, browser, os, deviceType, country, bot, valid, or \
              properties.<name> for a declared property"
         ),
     }

@@ -106,7 +106,7 @@ impl ReportService {
             let read = self.store.breakdown_cells(&query).await?;
             unsettled = read.unsettled;
             for ((bots, dimension), tables) in cells.into_iter().zip(read.tables) {
-                for table in tables {
+                for (_, table) in tables {
                     if dimension == total {
                         let view = table.view().map_err(StoreError::Corrupt)?;
                         tally.add_events(bots, view.total_events());

@@ -6,11 +6,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::breakdown::resolve_filters;
-use super::breakdown_raw::passes;
 use super::{Aggregate, ReportError, ReportScope, ReportService, plan, slots};
 use crate::model::Event;
-use crate::rollups::{Dimension, RollupQuery, RollupRead, dimension_values};
+use crate::rollups::{RollupQuery, RollupRead};
 use crate::store::{EventFilter, EventQuery, StoreError};
 
 /// One stretch of raw events to read: its range, the store's filter, whether the payload
@@ -101,39 +99,6 @@ impl ReportService {
             .await?;
         }
         Ok(())
-    }
-
-    /// Feeds `sink` the scope's raw events that pass the `where=` filters over the whole
-    /// range (no rollup is kept per filter value for these reports), at most
-    /// `max_raw_events` of them.
-    pub(super) async fn gather_where(
-        &self,
-        scope: ReportScope,
-        filter: EventFilter,
-        filters: &[(String, String)],
-        sink: &mut impl Aggregate,
-    ) -> Result<(), ReportError> {
-        let declared = self.declared_dimensions(scope.partner_id).await?;
-        let filters = resolve_filters(filters, &declared)?;
-        let _slot = self
-            .slots
-            .enter()
-            .await
-            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
-        let reading = RawReading {
-            range: (scope.from, scope.to),
-            filter: &filter,
-            payload: filters
-                .iter()
-                .any(|(dimension, _)| matches!(dimension, Dimension::Property(_))),
-            max_events: Some(self.max_raw_events),
-        };
-        self.for_each_event(scope, reading, |event| {
-            if scope.counts(event) && passes(&filters, &dimension_values(event, &declared)) {
-                sink.add(event)
-            }
-        })
-        .await
     }
 
     /// Visits the raw events of one reading, page by page.

@@ -15,6 +15,7 @@ mod breakdown;
 mod breakdown_gather;
 mod breakdown_raw;
 mod error;
+mod filtered_gather;
 mod freshness;
 mod gather;
 mod plan;
@@ -213,7 +214,7 @@ impl ReportService {
             if filters.is_empty() {
                 self.gather(scope, filter, &[], &mut builder).await?;
             } else {
-                self.gather_where(scope, filter, &filters, &mut builder)
+                self.gather_where(scope, filter, &filters, &[], &mut builder)
                     .await?;
             }
             Ok(builder.finish(as_of))
@@ -263,11 +264,11 @@ impl ReportService {
                 event_type,
                 ..EventFilter::default()
             };
+            let edges = builder.edges().to_vec();
             if filters.is_empty() {
-                let edges = builder.edges().to_vec();
                 self.gather(scope, filter, &edges, &mut builder).await?;
             } else {
-                self.gather_where(scope, filter, &filters, &mut builder)
+                self.gather_where(scope, filter, &filters, &edges, &mut builder)
                     .await?;
             }
             Ok(builder.finish(as_of))

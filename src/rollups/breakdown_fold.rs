@@ -84,6 +84,10 @@ pub fn dimension_values(event: &Event, declared: &[String]) -> DimensionValues {
         Dimension::Bot,
         if enrichment.bot { "true" } else { "false" },
     );
+    values.set(
+        Dimension::Valid,
+        if event.is_valid { "true" } else { "false" },
+    );
     if !declared.is_empty() {
         let properties = event.properties.to_value();
         for (slot, name) in declared.iter().enumerate() {

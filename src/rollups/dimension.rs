@@ -26,11 +26,14 @@ pub enum Dimension {
     /// Answered from the bot and human partitions every cell has (`CellKey::bots`), so no
     /// cell of its own is kept.
     Bot,
+    /// Whether the event passed its schema (`"true"`/`"false"`): what a filtered summary's
+    /// `validEvents` and `invalidEvents` are read from.
+    Valid,
     Property(u8),
 }
 
 /// The built-in dimensions, in the order `DimensionValues` holds them.
-pub const BUILTIN_DIMENSIONS: [Dimension; 12] = [
+pub const BUILTIN_DIMENSIONS: [Dimension; 13] = [
     Dimension::EventType,
     Dimension::Subsystem,
     Dimension::Page,
@@ -43,9 +46,10 @@ pub const BUILTIN_DIMENSIONS: [Dimension; 12] = [
     Dimension::DeviceType,
     Dimension::Country,
     Dimension::Bot,
+    Dimension::Valid,
 ];
 
-const BUILTIN_NAMES: [&str; 12] = [
+const BUILTIN_NAMES: [&str; 13] = [
     "eventType",
     "subsystem",
     "page",
@@ -58,6 +62,7 @@ const BUILTIN_NAMES: [&str; 12] = [
     "deviceType",
     "country",
     "bot",
+    "valid",
 ];
 
 const PROPERTY_PREFIX: &str = "properties.";
@@ -100,7 +105,7 @@ impl Dimension {
 /// `"true"` or `"false"`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DimensionValues {
-    builtin: [Option<String>; 12],
+    builtin: [Option<String>; 13],
     properties: Vec<Option<String>>,
 }
 

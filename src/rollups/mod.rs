@@ -113,11 +113,15 @@ pub struct BreakdownQuery {
 }
 
 /// What a store's breakdown cells give for a query: per name (in the query's order), the
-/// stored tables of the settled hours and days (in no particular order; hours and days
-/// without events have none), and the hours not folded yet, which a report reads raw.
+/// stored tables of the settled hours and days, each with its hour (a day's: its first;
+/// in no particular order; hours and days without events have none), and the hours not
+/// folded yet, which a report reads raw.
 #[derive(Debug, Clone, Default)]
 pub struct BreakdownRead {
-    pub tables: Vec<Vec<EncodedTable>>,
+    pub tables: Vec<Vec<(Hour, EncodedTable)>>,
+    /// The whole days answered by their day's cells (their tables carry the day's first
+    /// hour, as that hour's own would).
+    pub days: std::collections::BTreeSet<Hour>,
     pub unsettled: std::collections::BTreeSet<Hour>,
 }
 

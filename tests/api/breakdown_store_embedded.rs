@@ -94,7 +94,7 @@ async fn read(
 /// Events per value over the tables read.
 fn counts(read: &BreakdownRead) -> HashMap<String, u64> {
     let mut counts = HashMap::new();
-    for table in &read.tables[0] {
+    for (_, table) in &read.tables[0] {
         for (value, kept) in &table.decode().unwrap().values {
             *counts.entry(value.clone()).or_default() += kept.events;
         }
@@ -170,7 +170,7 @@ async fn folded_cells_equal_a_recount_of_the_hour_with_exact_top_counts() {
             .tables
             .into_iter()
             .flatten()
-            .for_each(|table| merged.add(table));
+            .for_each(|(_, table)| merged.add(table));
         let top = merged.top(1_000).unwrap();
         let expected: Vec<_> = exact.iter().filter(|((bot, _), _)| *bot == bots).collect();
         assert_eq!(top.items.len(), expected.len());
@@ -205,10 +205,10 @@ async fn folded_cells_equal_a_recount_of_the_hour_with_exact_top_counts() {
     assert_eq!(together.tables.len(), 2);
     for (name, tables) in names.into_iter().zip(together.tables) {
         let alone = read(&store, partner, name, range, &[]).await;
-        let events = |tables: &[EncodedTable]| -> Vec<u64> {
+        let events = |tables: &[(Hour, EncodedTable)]| -> Vec<u64> {
             let views = tables
                 .iter()
-                .map(|table| table.view().unwrap().total_events());
+                .map(|(_, table)| table.view().unwrap().total_events());
             views.collect()
         };
         assert_eq!(events(&tables), events(&alone.tables[0]));
@@ -220,7 +220,7 @@ async fn folded_cells_equal_a_recount_of_the_hour_with_exact_top_counts() {
     let filtered = read(&store, partner, germany, range, &[]).await;
     let total: u64 = filtered.tables[0]
         .iter()
-        .map(|t| t.view().unwrap().total_events())
+        .map(|(_, t)| t.view().unwrap().total_events())
         .sum();
     assert_eq!(total, 900, "a third of the 2,700 human events");
     assert_eq!(

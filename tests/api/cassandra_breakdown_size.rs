@@ -130,7 +130,7 @@ async fn top_pages_are_exact(store: &CassandraStore, partner: Uuid, hour: Hour, 
     };
     let read = store.breakdown_cells(&query).await.unwrap();
     assert_eq!((read.tables[0].len(), read.unsettled.len()), (1, 0));
-    let table = read.tables[0][0].decode().unwrap();
+    let table = read.tables[0][0].1.decode().unwrap();
     let mut top: Vec<_> = table.values.iter().collect();
     top.sort_by(|a, b| b.1.events.cmp(&a.1.events).then(a.0.cmp(b.0)));
     for (page, kept) in top.into_iter().take(20) {

@@ -144,7 +144,7 @@ async fn read(
 /// Events per value over the tables read.
 fn events_by_value(read: &BreakdownRead) -> BTreeMap<String, u64> {
     let mut totals = BTreeMap::new();
-    for table in &read.tables[0] {
+    for (_, table) in &read.tables[0] {
         let table = table.decode().unwrap();
         assert_eq!(table.other.events, 0, "few values: none folded");
         for (value, kept) in &table.values {
@@ -338,7 +338,7 @@ fn assert_unique_users(read: &BreakdownRead, events: &[Event]) {
     }
     for (page, actors) in users {
         let mut union = ActorUnion::default();
-        for table in &read.tables[0] {
+        for (_, table) in &read.tables[0] {
             if let Some(kept) = table.decode().unwrap().values.get(&page) {
                 union.add_sketch(&ActorSketch::from_bytes(&kept.actors).unwrap());
             }

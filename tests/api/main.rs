@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_panels;
 mod enrich;
 mod enrichment_stored;
+mod filtered_reports;
 mod hardening;
 mod hardening_access;
 mod hardening_cardinality;

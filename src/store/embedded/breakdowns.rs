@@ -246,7 +246,7 @@ pub(super) fn read(
         let mut read = Vec::new();
         let day_prefix = cell_prefix(partner, Grain::Day, &name);
         for day in &covered {
-            read.extend(read_encoded_cell(&cells, &day_prefix, *day, day.next())?.into_values());
+            read.extend(read_encoded_cell(&cells, &day_prefix, *day, day.next())?);
         }
         let hour_prefix = cell_prefix(partner, Grain::Hour, &name);
         for (from, to) in &stretches {
@@ -254,13 +254,16 @@ pub(super) fn read(
             read.extend(
                 hours
                     .into_iter()
-                    .filter(|(hour, _)| !unsettled.contains(hour))
-                    .map(|(_, table)| table),
+                    .filter(|(hour, _)| !unsettled.contains(hour)),
             );
         }
         tables.push(read);
     }
-    Ok(BreakdownRead { tables, unsettled })
+    Ok(BreakdownRead {
+        tables,
+        days: covered.into_iter().collect(),
+        unsettled,
+    })
 }
 
 /// The stretches of `from..to` outside the (ordered) days `covered`.

@@ -418,7 +418,7 @@ mod tests {
         };
         let read = store.breakdown_cells(&query).await.unwrap();
         assert_eq!(read.tables[0].len(), 1);
-        let values = read.tables[0][0].decode().unwrap().values;
+        let values = read.tables[0][0].1.decode().unwrap().values;
         assert_eq!((values["pro"].events, values["free"].events), (3, 2));
     }
 

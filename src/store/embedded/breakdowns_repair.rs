@@ -171,7 +171,7 @@ mod tests {
         };
         let read = store.breakdown_cells(&query).await.unwrap();
         assert_eq!(read.tables[0].len(), 1, "one day table");
-        let table = read.tables[0][0].decode().unwrap();
+        let table = read.tables[0][0].1.decode().unwrap();
         table
             .values
             .iter()

@@ -29,7 +29,7 @@ pub(in crate::store::cassandra) async fn read(
     let marks = fold_marks(store, partner, Grain::Hour, query.from, query.to).await?;
     let (mut current, mut unsettled) = current_hours(&folds, &marks);
     let cells: Vec<Vec<u8>> = query.names.iter().map(|name| name.to_bytes()).collect();
-    let mut tables: Vec<Vec<EncodedTable>> = vec![Vec::new(); cells.len()];
+    let mut tables: Vec<Vec<(Hour, EncodedTable)>> = vec![Vec::new(); cells.len()];
 
     // Whole days whose cells are current for every name; a day being rewritten for one
     // name is answered by its hours for all, so that all count the same hours.
@@ -58,7 +58,7 @@ pub(in crate::store::cassandra) async fn read(
     for (stored, read) in day_tables.into_iter().zip(&mut tables) {
         for (day, stored) in stored {
             if let (true, Stored::Table(table)) = (days.contains_key(&day), stored) {
-                read.push(table);
+                read.push((day, table));
             }
         }
     }
@@ -91,12 +91,17 @@ pub(in crate::store::cassandra) async fn read(
         hour_tables.push(stored);
     }
     for (stored, read) in hour_tables.into_iter().zip(&mut tables) {
-        let settled = stored
-            .into_iter()
-            .filter(|(hour, _)| !unsettled.contains(hour));
-        read.extend(settled.map(|(_, table)| table));
+        read.extend(
+            stored
+                .into_iter()
+                .filter(|(hour, _)| !unsettled.contains(hour)),
+        );
     }
-    Ok(BreakdownRead { tables, unsettled })
+    Ok(BreakdownRead {
+        tables,
+        days: days.into_keys().collect(),
+        unsettled,
+    })
 }
 
 /// The query's whole days whose cells are current (with the fold whose parts to take): no
