@@ -27,9 +27,9 @@ pub struct ReportsConfig {
     /// edges cut, and on Cassandra those not folded into rollups yet); past it, a report
     /// whose buckets cut too many hours is a 400 and one waiting on the fold a 503.
     pub max_raw_hours: usize,
-    /// Most raw events a breakdown reads when its filters have no rollup cells
+    /// Most raw events a report reads when its `where=` filters have no rollup cells
     /// (docs/BREAKDOWNS.md: two filters at once, a filter on `page`, a property…); past it
-    /// the breakdown is a 400 asking for a shorter range or a filter with cells.
+    /// the report is a 400 asking for a shorter range or a filter with cells.
     pub max_raw_events: u64,
     /// Reports computed at once by this instance (cached answers don't count).
     pub max_concurrent: usize,

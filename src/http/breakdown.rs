@@ -21,7 +21,7 @@ const DEFAULT_LIMIT: usize = 10;
 #[into_params(parameter_in = Query)]
 pub struct BreakdownParams {
     /// `eventType`, `subsystem`, `page`, `referrerHost`, `utmSource`, `utmMedium`,
-    /// `utmCampaign`, `browser`, `os`, `deviceType`, `country`, `bot`, or
+    /// `utmCampaign`, `browser`, `os`, `deviceType`, `country`, `bot`, `valid`, or
     /// `properties.<name>` for a property the partner declared as a dimension.
     dimension: Option<String>,
     /// Values listed, 1 to 1000 (default 10).

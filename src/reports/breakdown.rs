@@ -108,10 +108,8 @@ impl Resolved {
     /// The dimension whose cells hold every event passing the filter (every event has an
     /// event type; under an event type filter, a subsystem): its totals are the events.
     pub fn total_dimension(&self) -> Dimension {
-        match self.cell_filter().flatten() {
-            Some((Dimension::EventType, _)) => Dimension::Subsystem,
-            _ => Dimension::EventType,
-        }
+        let filter = self.cell_filter().flatten();
+        crate::rollups::total_dimension(filter.map(|(dimension, _)| *dimension))
     }
 
     /// The stored name of `dimension`'s cell in one partition under the cell filter.

@@ -16,8 +16,8 @@ use super::breakdown_raw::passes;
 use super::gather::RawReading;
 use super::{Aggregate, ReportError, ReportScope, ReportService, plan, slots};
 use crate::rollups::{
-    ActorSketch, BreakdownQuery, BreakdownRead, CellName, Dimension, HOURS_PER_DAY, Hour,
-    answered_by_rollups, dimension_values,
+    ActorUnion, BreakdownQuery, BreakdownRead, CellName, Dimension, HOURS_PER_DAY, Hour,
+    answered_by_rollups, dimension_values, total_dimension,
 };
 use crate::store::{EventFilter, StoreError};
 
@@ -194,23 +194,25 @@ fn tally(
                 Dimension::EventType => {
                     for (name, kept) in &view.values {
                         *entry.by_type.entry(name.to_string()).or_default() += kept.events;
-                        entry.actors.push(ActorSketch::from_bytes(kept.actors)?);
                     }
-                    entry.events += view.total_events();
                 }
                 Dimension::Subsystem => {
                     for (id, kept) in &view.values {
                         let id = id.parse().map_err(|_| format!("subsystem id {id:?}"))?;
                         *entry.by_subsystem.entry(id).or_default() += kept.events;
-                        if filter == Dimension::EventType {
-                            entry.actors.push(ActorSketch::from_bytes(kept.actors)?);
-                        }
-                    }
-                    if filter == Dimension::EventType {
-                        entry.events += view.total_events();
                     }
                 }
                 _ => entry.invalid_events += view.get("false").map_or(0, |kept| kept.events),
+            }
+            // Every event has a type (under a type filter, a subsystem): these values'
+            // people are the hour's.
+            if *kind == total_dimension(Some(filter)) {
+                entry.events += view.total_events();
+                let sketches: Vec<&[u8]> =
+                    view.values.iter().map(|(_, kept)| kept.actors).collect();
+                let mut union = ActorUnion::default();
+                union.add_encoded(&sketches)?;
+                entry.actors.push(union.to_sketch_for_unions());
             }
         }
     }
@@ -250,7 +252,7 @@ fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollups::{ActorUnion, EncodedTable, KeptValue, ValueTable};
+    use crate::rollups::{ActorSketch, EncodedTable, KeptValue, ValueTable};
 
     /// A table of `values` (value, events, people).
     fn table(values: &[(&str, u64, &[&str])]) -> EncodedTable {

@@ -1,5 +1,6 @@
-//! Reports: summary and time series over a partner's (or subsystem's) events. Whole UTC
-//! hours come from the store's rollups; the hours the range's ends or bucket edges cut
+//! Reports: summary, time series and breakdowns over a partner's (or subsystem's) events.
+//! Whole UTC hours come from the store's rollups (under a `where=` filter, from its
+//! breakdown cells: `filtered_gather`); the hours the range's ends or bucket edges cut
 //! (`plan`), and those the store has not folded yet, from raw events. Results carry
 //! `dataAsOf` and are cached by age (in memory, and in Redis when configured, so
 //! instances share recent ones).

@@ -82,6 +82,15 @@ pub fn answered_by_rollups(filter: Option<Dimension>, dimension: Dimension) -> b
     }
 }
 
+/// The dimension whose cells under `filter` hold every event passing it: every event has an
+/// event type; under an event type filter, a subsystem. Its totals are the events.
+pub fn total_dimension(filter: Option<Dimension>) -> Dimension {
+    match filter {
+        Some(EventType) => Subsystem,
+        _ => EventType,
+    }
+}
+
 /// Where one cell's values are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CellKey {

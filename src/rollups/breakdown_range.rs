@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 
 use super::encoded_table::{EncodedTable, TableView};
-use super::value_table::decode;
 use super::{ActorSketch, ActorUnion};
 
 /// One value of the answer. `error` bounds how many more events a recount could find
@@ -197,9 +196,7 @@ fn distinct_values<'a>(
 fn union_of(mut sketches: Vec<&[u8]>) -> Result<ActorUnion, String> {
     sketches.sort_unstable();
     let mut union = ActorUnion::default();
-    for sketch in sketches {
-        union.add_sketch(&decode(sketch)?);
-    }
+    union.add_encoded(&sketches)?;
     Ok(union)
 }
 

@@ -23,6 +23,7 @@ pub use sketch::{ActorSketch, ActorUnion};
 
 pub use breakdown_cells::{
     BreakdownDelta, CELL_SPECS, CellKey, CellSpec, ValueCounts, ValueDelta, answered_by_rollups,
+    total_dimension,
 };
 pub use breakdown_fold::{
     BreakdownDifference, BreakdownRecount, CellCounts, CellName, check_tables, dimension_values,

@@ -9,6 +9,18 @@ use datasketches::hll::{Coupon, HllSketch, HllType, HllUnion};
 const LG_K: u8 = 14;
 const STORED_TYPE: HllType = HllType::Hll4;
 const UNION_TYPE: HllType = HllType::Hll8;
+/// An encoded sketch's header in HLL mode (DataSketches' layout: `lg_k` at byte 3, the
+/// mode byte at 7); a dense HLL_8 sketch's registers follow it, one byte each.
+const HLL_HEADER: usize = 40;
+const CUR_MODE_HLL: u8 = 2;
+const TGT_HLL8: u8 = 2;
+
+/// The registers of an encoded dense HLL_8 sketch at `LG_K`, else `None`.
+fn dense_registers(bytes: &[u8]) -> Option<&[u8]> {
+    let (lg_k, mode) = (*bytes.get(3)?, *bytes.get(7)?);
+    let dense = lg_k == LG_K && mode & 0x3 == CUR_MODE_HLL && (mode >> 2) & 0x3 == TGT_HLL8;
+    (dense && bytes.len() == HLL_HEADER + (1 << LG_K)).then(|| &bytes[HLL_HEADER..])
+}
 
 /// The actors of one owner (partner or subsystem) in one hour, as stored.
 #[derive(Debug, Clone)]
@@ -71,6 +83,42 @@ impl ActorUnion {
         self.0.update_value(actor);
     }
 
+    /// Merges encoded sketches (empty ones are empty sketches). The union rebuilds its
+    /// estimator over all 16,384 registers for every dense sketch it merges (~30 µs, most
+    /// of a month's breakdown read), so dense HLL_8 ones are merged here first, by a
+    /// byte-wise max of their stored registers, and given to it as one image (with the
+    /// first's header: a union merges only an image's registers). The first goes in as
+    /// itself: an empty union takes the estimator state of the array it starts from.
+    pub fn add_encoded(&mut self, sketches: &[&[u8]]) -> Result<(), String> {
+        let mut dense = sketches
+            .iter()
+            .filter_map(|bytes| Some((*bytes, dense_registers(bytes)?)));
+        if let Some((first, registers)) = dense.next() {
+            self.add_sketch(&ActorSketch::from_bytes(first)?);
+            let mut merged: Option<Vec<u8>> = None;
+            for (_, more) in dense {
+                let max = merged.get_or_insert_with(|| registers.to_vec());
+                max.iter_mut()
+                    .zip(more)
+                    .for_each(|(max, more)| *max = (*max).max(*more));
+            }
+            if let Some(max) = merged {
+                let mut image = first[..HLL_HEADER].to_vec();
+                image.extend_from_slice(&max);
+                self.add_sketch(&ActorSketch::from_bytes(&image)?);
+            }
+        }
+        for sparse in sketches
+            .iter()
+            .filter(|bytes| dense_registers(bytes).is_none())
+        {
+            if !sparse.is_empty() {
+                self.add_sketch(&ActorSketch::from_bytes(sparse)?);
+            }
+        }
+        Ok(())
+    }
+
     /// The union as a sketch to store.
     pub fn to_sketch(&self) -> ActorSketch {
         ActorSketch(self.0.to_sketch(STORED_TYPE))
@@ -90,6 +138,39 @@ impl ActorUnion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_sketches_merge_as_the_union_merges_them_one_by_one() {
+        // Dense and sparse HLL_8 sketches, and an HLL_4 one, overlapping.
+        let sketch = |from: u32, to: u32, dense: bool| {
+            let mut sketch = if dense {
+                ActorSketch::for_unions()
+            } else {
+                ActorSketch::default()
+            };
+            (from..to).for_each(|i| sketch.add(ActorSketch::coupon(&format!("u{i}"))));
+            sketch.to_bytes()
+        };
+        let encoded = [
+            sketch(0, 20_000, true),
+            sketch(10_000, 40_000, true),
+            sketch(35_000, 36_000, true),
+            sketch(39_990, 40_010, true),
+            sketch(50_000, 60_000, false),
+            sketch(0, 0, true),
+        ];
+        assert!(dense_registers(&encoded[0]).is_some() && dense_registers(&encoded[3]).is_none());
+        let mut one_by_one = ActorUnion::default();
+        for bytes in &encoded {
+            one_by_one.add_sketch(&ActorSketch::from_bytes(bytes).unwrap());
+        }
+        let mut at_once = ActorUnion::default();
+        let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        at_once.add_encoded(&slices).unwrap();
+        assert_eq!(at_once.0.estimate(), one_by_one.0.estimate());
+        let exact = 50_010.0;
+        assert!((at_once.0.estimate() - exact).abs() < exact * 0.02);
+    }
 
     #[test]
     fn stored_sketches_merge_into_the_distinct_count() {
