@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The two breakdown questions on chDB (ClickHouse in process) and DuckDB, over native tables.
+"""The breakdown questions (and the filtered summary) on chDB (ClickHouse in process) and DuckDB, over native tables.
 
   engines.py load ENGINE PARQUET DIR     builds the engine's native table `events` in DIR
   engines.py query ENGINE DIR FROM TO COUNTRY
@@ -23,9 +23,11 @@ def questions(start, end, country):
     where = f"ts >= '{start}' AND ts < '{end}' AND NOT bot"
     top = "SELECT page, count(*) AS events, count(DISTINCT user_id) AS users FROM events WHERE {} " \
           "GROUP BY page ORDER BY events DESC, page LIMIT 10"
+    summary = "SELECT 'all', count(*), count(DISTINCT user_id) FROM events WHERE {}"
     return {
         "top-10 pages, unique users, 30 days": top.format(where),
         f"the same, where=country:{country}": top.format(f"{where} AND country = '{country}'"),
+        f"summary (events, unique users), where=country:{country}": summary.format(f"{where} AND country = '{country}'"),
     }
 
 

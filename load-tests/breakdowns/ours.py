@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times our breakdown endpoint: one connection, REQUESTS sequential requests per question,
+"""Times our breakdown endpoint (and the summary under the same filter): one connection, REQUESTS sequential requests per question,
 each timed with time.perf_counter around request and full response.
 
   ours.py API KEY FROM TO COUNTRY REQUESTS
@@ -24,9 +24,12 @@ def main():
     connection = http.client.HTTPConnection(host, timeout=60)
     base = "/api/v1/reports/breakdown?" + urllib.parse.urlencode(
         {"from": start, "to": end, "dimension": "page", "limit": 10})
+    where = urllib.parse.urlencode({"where": f"country:{country}"})
+    summary = "/api/v1/reports/summary?" + urllib.parse.urlencode({"from": start, "to": end}) + "&" + where
     questions = {
         "top-10 pages, unique users, 30 days": base,
-        f"the same, where=country:{country}": base + "&" + urllib.parse.urlencode({"where": f"country:{country}"}),
+        f"the same, where=country:{country}": base + "&" + where,
+        f"summary (events, unique users), where=country:{country}": summary,
     }
     answers = {}
     for question, path in questions.items():
@@ -45,7 +48,11 @@ def main():
                 continue
             times.append(elapsed)
             if rows is None:
-                rows = [[item["value"], item["events"], item["uniqueUsers"]] for item in json.loads(answer)["items"]]
+                body = json.loads(answer)
+                if "items" in body:
+                    rows = [[item["value"], item["events"], item["uniqueUsers"]] for item in body["items"]]
+                else:
+                    rows = [["all", body["totalEvents"], body["uniqueUsers"]]]
         if not times:
             sys.exit(f"GET {path}: no 2xx answer")
         answers[question] = {"first_ms": times[0], "p50_ms": float(np.percentile(times, 50)),

@@ -10,8 +10,8 @@
 #      CONCURRENCY=6), 2xx only; then the summary's totalEvents (includeBots=true) must
 #      equal the accepted count, and check.py compares the enrichment of the newest 1000
 #      stored events with the dataset's columns; disk per event of the data dir after a clean stop
-#   4. ours.py: GET /api/v1/reports/breakdown?dimension=page&limit=10[&where=country:DE],
-#      REQUESTS=200 sequential requests per question (Python, time.perf_counter): cold =
+#   4. ours.py: GET /api/v1/reports/breakdown?dimension=page&limit=10[&where=country:DE]
+#      and GET /api/v1/reports/summary?where=country:DE, REQUESTS=200 sequential requests per question (Python, time.perf_counter): cold =
 #      restarted service with reports.cache_ttl and settled_cache_ttl 0s (every request
 #      computes), its first request shown apart; warm = restarted with caches on, warmed
 #      by one request. Skipped, saying so, while the endpoint answers 404.
