@@ -42,7 +42,7 @@ impl ReportService {
             scope.subsystem_id,
             &declared,
         )?;
-        let raw = Filtered {
+        let raw = RawFilter {
             filters: &filters,
             declared: &declared,
             filter: &filter,
@@ -55,10 +55,10 @@ impl ReportService {
         if let [(dimension, value)] = filters.as_slice()
             && answered_by_rollups(Some(*dimension), Dimension::Valid)
         {
-            let plan = plan::plan(scope.from, scope.to, edges);
             if *dimension == Dimension::Subsystem && value.parse::<uuid::Uuid>().is_err() {
                 return Ok(()); // No subsystem has that id: no event passes.
             }
+            let plan = plan::plan(scope.from, scope.to, edges);
             let hours = self
                 .filtered_cells(scope, (*dimension, value), &plan)
                 .await?;
@@ -122,7 +122,7 @@ impl ReportService {
     async fn add_raw(
         &self,
         scope: ReportScope,
-        raw: &Filtered<'_>,
+        raw: &RawFilter<'_>,
         range: (DateTime<Utc>, DateTime<Utc>),
         max_events: Option<u64>,
         sink: &mut impl Aggregate,
@@ -145,8 +145,8 @@ impl ReportService {
     }
 }
 
-/// What the raw reads check each event against.
-struct Filtered<'a> {
+/// What a raw read checks each event against.
+struct RawFilter<'a> {
     filters: &'a [(Dimension, String)],
     declared: &'a [String],
     filter: &'a EventFilter,
