@@ -15,8 +15,11 @@
 #      restarted service with reports.cache_ttl and settled_cache_ttl 0s (every request
 #      computes), its first request shown apart; warm = restarted with caches on, warmed
 #      by one request. Skipped, saying so, while the endpoint answers 404.
-# Python deps (pinned) go into a venv under ~/.cache/volcanion/. Needs curl, jq, npm (for
-# scripts/geoip.sh). Usage: load-tests/breakdowns/run.sh [--events N]   (BINARY=… a build)
+# STORE=cassandra runs our part on Cassandra instead (CASSANDRA_NODES, default
+# 127.0.0.1:9042, e.g. scripts/cassandra.sh start; a keyspace of its own, dropped at the
+# end; no disk figure: Cassandra's own files are shared). Python deps (pinned) go into a venv
+# under ~/.cache/volcanion/. Needs curl, jq, npm (for scripts/geoip.sh).
+# Usage: load-tests/breakdowns/run.sh [--events N]   (BINARY=… a build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=load-tests/breakdowns
@@ -72,11 +75,21 @@ export VOLCANION_REPORTS__CACHE_TTL=0s VOLCANION_REPORTS__SETTLED_CACHE_TTL=0s
 export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
 # Seeded hours fold into breakdown cells soon after the seed (the default waits 2 minutes).
 export VOLCANION_STORE__BREAKDOWN_SETTLE=2s VOLCANION_STORE__BREAKDOWN_FOLD_INTERVAL=1s
+STORE=${STORE:-embedded}
+if [ "$STORE" = cassandra ]; then
+  export VOLCANION_STORE__BACKEND=cassandra VOLCANION_CASSANDRA__NODES=${CASSANDRA_NODES:-127.0.0.1:9042}
+  export VOLCANION_CASSANDRA__KEYSPACE=breakdowns_$$
+  # The shortest settle accepted (2 × request_timeout + 1 s), so the seeded hours fold soon.
+  export VOLCANION_CASSANDRA__ROLLUP_SETTLE=12s VOLCANION_CASSANDRA__ROLLUP_FOLD_INTERVAL=1s
+fi
 start_service "$BINARY" "$PORT"
 # KEEP_DATA=1 keeps the data dir (its path is printed) to look at the service afterwards.
 cleanup() {
   kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"
   if [ -n "${KEEP_DATA:-}" ]; then say "data dir kept: $DATA"; else rm -rf "$DATA"; fi
+  if [ "$STORE" = cassandra ]; then
+    scripts/cassandra.sh cqlsh -e "DROP KEYSPACE IF EXISTS $VOLCANION_CASSANDRA__KEYSPACE" >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 create_tenant
@@ -127,5 +140,9 @@ echo "Breakdown benchmark: $EVENTS events, $(git rev-parse --short HEAD)$(git di
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before $LOAD_BEFORE"
 echo "engines: chDB $("$PY" -c 'import chdb; print(chdb.__version__)'), DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)');" \
   "ours: $REQUESTS sequential requests per question (Python http.client, time.perf_counter)"
-awk -v b="$BYTES" -v n="$STORED" 'BEGIN {printf "our data dir: %.0f bytes for %d events, %.0f bytes/event\n", b, n, b / n}'
+if [ "$STORE" = cassandra ]; then
+  echo "our store: Cassandra at $VOLCANION_CASSANDRA__NODES (keyspace $VOLCANION_CASSANDRA__KEYSPACE)"
+else
+  awk -v b="$BYTES" -v n="$STORED" 'BEGIN {printf "our data dir: %.0f bytes for %d events, %.0f bytes/event\n", b, n, b / n}'
+fi
 "$PY" $HERE/report.py "$WORK"

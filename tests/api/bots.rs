@@ -8,11 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Report, Tenant, TestApp, assert_problem, error_fields, event, spawn_app, wait_until,
+    Backend, FIREFOX, GOOGLEBOT, Report, Tenant, TestApp, assert_problem, error_fields, event,
+    spawn_app, wait_until,
 };
-
-const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 fn visit(tenant: &Tenant, user: &str, agent: &str, minute: u32) -> Value {
     let mut visit = event(

@@ -3,21 +3,17 @@
 //! rollup cells and without (raw), the same answers once the hours are folded, and bad
 //! parameters named.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Report, Tenant, TestApp, assert_problem, error_fields, spawn_app, wait_until,
+    Backend, FIREFOX, GOOGLEBOT, IPHONE, Report, Tenant, TestApp, assert_problem, error_fields,
+    spawn_app,
 };
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 /// The same day spelled another way: its answers can't come from the cache of `DAY`'s.
 const DAY_AGAIN: &str = "from=2026-11-20T00:00:00.000Z&to=2026-11-21T00:00:00Z";
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn event(tenant: &Tenant, kind: &str, user: &str, time: &str, context: Value) -> Value {
     json!({
@@ -61,13 +57,6 @@ async fn seed(app: &TestApp, tenant: &Tenant) {
     let response = app.send_batch(&tenant.key, &events).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     app.await_events(&tenant.key, DAY, 7).await;
-}
-
-/// A metric's value in `/metrics` text.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| line.split_whitespace().last()?.parse().ok())
 }
 
 /// (value, events, unique users) of each item.
@@ -210,16 +199,7 @@ async fn breakdowns_answer_every_dimension_and_filter(backend: Backend) {
     check_answers(&app, &tenant, DAY).await;
 
     // The same once both hours (and their day) are folded into cells.
-    wait_until(
-        "the seeded hours are folded",
-        Duration::from_secs(30),
-        || async {
-            let text = app.metrics().await;
-            metric(&text, "volcanion_rollup_hours_waiting") == Some(0.0)
-                && metric(&text, "volcanion_rollup_hours_folded_total") >= Some(2.0)
-        },
-    )
-    .await;
+    app.await_folded(2.0).await;
     check_answers(&app, &tenant, DAY_AGAIN).await;
 
     // Another partner's key sees none of it.

@@ -21,15 +21,13 @@ use tokio::process::Command;
 
 use crate::dashboard_panels::{Expected, assert_filters, assert_panel_error, assert_panels};
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, SchemaScope, TestApp, id_of, installed_libraries, run_script, spawn_app,
+    ADMIN_TOKEN, Backend, FIREFOX, GOOGLEBOT, IPHONE, SchemaScope, TestApp, id_of,
+    installed_libraries, run_script, spawn_app,
 };
 use crate::process::{start, terminate};
 
 const ARTIFACTS_ENV: &str = "VOLCANION_TEST_ARTIFACTS";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 #[tokio::test]
 async fn the_page_and_its_files_are_served_with_strict_headers() {

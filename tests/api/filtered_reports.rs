@@ -4,21 +4,17 @@
 //! filter without cells (`browser`) runs into; before the fold the same answers come from
 //! raw events; and a filter with cells gives what the raw path gives for the same events.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Report, SchemaScope, TestAppBuilder, assert_problem, error_fields, wait_until,
+    Backend, FIREFOX, GOOGLEBOT, IPHONE, Report, SchemaScope, TestAppBuilder, assert_problem,
+    error_fields,
 };
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
 /// The same day spelled another way: its answers can't come from the cache of `DAY`'s.
 const DAY_AGAIN: &str = "from=2026-11-20T00:00:00.000Z&to=2026-11-21T00:00:00Z";
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 /// Fewer than the mobile events: only cells can answer a filtered report once folded.
 const MAX_RAW_EVENTS: u64 = 5;
 
@@ -135,16 +131,7 @@ async fn filtered_reports_are_answered_from_cells_once_folded(backend: Backend) 
         &ios_id,
     );
 
-    wait_until(
-        "the seeded hours are folded",
-        Duration::from_secs(30),
-        || async {
-            let text = app.metrics().await;
-            metric(&text, "volcanion_rollup_hours_waiting") == Some(0.0)
-                && metric(&text, "volcanion_rollup_hours_folded_total") >= Some(2.0)
-        },
-    )
-    .await;
+    app.await_folded(2.0).await;
 
     // Folded: from cells, past max_raw_events.
     let mobile = format!("{DAY_AGAIN}&where=deviceType:mobile");
@@ -219,13 +206,6 @@ async fn filtered_reports_are_answered_from_cells_once_folded(backend: Backend) 
     let other = app.tenant("globex").await;
     let theirs = app.summary(&other.key, &mobile).await;
     assert_eq!(theirs["totalEvents"], 0);
-}
-
-/// A metric's value in `/metrics` text.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| line.split_whitespace().last()?.parse().ok())
 }
 
 crate::backend_tests!(filtered_reports_are_answered_from_cells_once_folded);

@@ -337,6 +337,19 @@ impl TestAppBuilder {
     }
 }
 
+/// User agents the enrichment tests send: a desktop browser, a phone, a crawler.
+pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// A metric's value in `/metrics` text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .and_then(|line| line.split_whitespace().last()?.parse().ok())
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     TestAppBuilder::new(backend).spawn().await
 }
@@ -461,6 +474,20 @@ impl TestApp {
             .text()
             .await
             .expect("a text body")
+    }
+
+    /// Waits until no hour waits to be folded and at least `hours` were.
+    pub async fn await_folded(&self, hours: f64) {
+        wait_until(
+            "the seeded hours are folded",
+            Duration::from_secs(30),
+            || async {
+                let text = self.metrics().await;
+                metric(&text, "volcanion_rollup_hours_waiting") == Some(0.0)
+                    && metric(&text, "volcanion_rollup_hours_folded_total") >= Some(hours)
+            },
+        )
+        .await;
     }
 
     // Partners.
