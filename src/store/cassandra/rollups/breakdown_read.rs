@@ -34,23 +34,7 @@ pub(in crate::store::cassandra) async fn read(
     // Whole days whose cells are current for every name; a day being rewritten for one
     // name is answered by its hours for all, so that all count the same hours.
     let mut days = current_days(store, query, &folds).await?;
-    let wanted = days.keys().copied().collect();
-    let day_parts = try_join_all(
-        (cells.iter()).map(|cell| cell_parts(store, partner, Grain::Day, cell, &wanted)),
-    )
-    .await?;
-    let mut day_tables = Vec::with_capacity(cells.len());
-    for mut parts in day_parts {
-        let mut stored = BTreeMap::new();
-        for (day, fold) in &days {
-            let parts = parts.remove(day);
-            stored.insert(
-                *day,
-                parts.map_or(Ok(Stored::Absent), |parts| parts.of_fold(*fold))?,
-            );
-        }
-        day_tables.push(stored);
-    }
+    let day_tables = stored_cells(store, partner, Grain::Day, &cells, &days).await?;
     days.retain(|day, _| {
         let rewriting = |stored: &BTreeMap<Hour, Stored>| matches!(stored[day], Stored::Rewriting);
         !day_tables.iter().any(rewriting)
@@ -67,28 +51,19 @@ pub(in crate::store::cassandra) async fn read(
     unsettled.retain(in_no_day);
 
     // Hours: one being rewritten for any name is read raw, and no name's cell counts it.
-    let hours = current.keys().copied().collect();
-    let hour_parts = try_join_all(
-        (cells.iter()).map(|cell| cell_parts(store, partner, Grain::Hour, cell, &hours)),
-    )
-    .await?;
     let mut hour_tables = Vec::with_capacity(cells.len());
-    for mut parts in hour_parts {
-        let mut stored = Vec::new();
-        for (hour, fold) in &current {
-            match parts
-                .remove(hour)
-                .map(|parts| parts.of_fold(*fold))
-                .transpose()?
-            {
-                Some(Stored::Table(table)) => stored.push((*hour, table)),
-                Some(Stored::Rewriting) => {
-                    unsettled.insert(*hour);
+    for stored in stored_cells(store, partner, Grain::Hour, &cells, &current).await? {
+        let mut found = Vec::new();
+        for (hour, stored) in stored {
+            match stored {
+                Stored::Table(table) => found.push((hour, table)),
+                Stored::Rewriting => {
+                    unsettled.insert(hour);
                 }
-                Some(Stored::Absent) | None => {}
+                Stored::Absent => {}
             }
         }
-        hour_tables.push(stored);
+        hour_tables.push(found);
     }
     for (stored, read) in hour_tables.into_iter().zip(&mut tables) {
         read.extend(
@@ -102,6 +77,34 @@ pub(in crate::store::cassandra) async fn read(
         days: days.into_keys().collect(),
         unsettled,
     })
+}
+
+/// Each cell's table, as its period's fold wrote it, for every period (hour or day) of
+/// `folds`, in the cells' order; the cells are read concurrently.
+async fn stored_cells(
+    store: &CassandraStore,
+    partner: uuid::Uuid,
+    grain: Grain,
+    cells: &[Vec<u8>],
+    folds: &BTreeMap<Hour, i64>,
+) -> Result<Vec<BTreeMap<Hour, Stored>>, StoreError> {
+    let periods = folds.keys().copied().collect();
+    let reads = cells
+        .iter()
+        .map(|cell| cell_parts(store, partner, grain, cell, &periods));
+    let mut stored = Vec::with_capacity(cells.len());
+    for mut parts in try_join_all(reads).await? {
+        let mut tables = BTreeMap::new();
+        for (period, fold) in folds {
+            let table = match parts.remove(period) {
+                Some(parts) => parts.of_fold(*fold)?,
+                None => Stored::Absent,
+            };
+            tables.insert(*period, table);
+        }
+        stored.push(tables);
+    }
+    Ok(stored)
 }
 
 /// The query's whole days whose cells are current (with the fold whose parts to take): no
