@@ -301,3 +301,60 @@ async fn a_client_id_naming_a_server_made_event_is_a_duplicate() {
         vec![as_read(&server_made)]
     );
 }
+
+/// An absent value (no anonymous id, no validation errors, no enrichment) is left unset,
+/// not written as null: a null is a tombstone that every later read of the day steps over.
+/// Cassandra's own trace of a read says how many it met.
+#[tokio::test]
+#[ignore = "needs Cassandra: VOLCANION_TEST_CASSANDRA_NODES and --include-ignored"]
+async fn absent_values_write_no_tombstones() {
+    let (store, config, _cleanup) = open("absent_values_write_no_tombstones").await;
+    let partner_id = Uuid::now_v7();
+    let known = event(partner_id, "known-user", "c1");
+    let anonymous = Event {
+        user_id: None,
+        anonymous_id: Some("a1".to_string()),
+        ..event(partner_id, "anonymous-user", "c2")
+    };
+    store.write_events(&[known, anonymous]).await.unwrap();
+
+    let session = cql_session(&config).await;
+    let keyspace = &config.cassandra.keyspace;
+    let mut select = scylla::statement::Statement::new(format!(
+        "SELECT * FROM {keyspace}.events_by_partner_day WHERE partner_id = ? AND day = ? AND bucket = ?"
+    ));
+    select.set_tracing(true);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let (mut live, mut tombstones) = (0, 0);
+    for bucket in 0..config.cassandra.partner_buckets as i32 {
+        let result = session
+            .query_unpaged(select.clone(), (partner_id, day, bucket))
+            .await
+            .unwrap();
+        let trace = session
+            .get_tracing_info(&result.tracing_id().unwrap())
+            .await
+            .unwrap();
+        for activity in trace.events.iter().filter_map(|e| e.activity.as_deref()) {
+            // "Read 1 live rows and 0 tombstone cells"
+            let words: Vec<&str> = activity.split_whitespace().collect();
+            if let [
+                "Read",
+                rows,
+                "live",
+                "rows",
+                "and",
+                cells,
+                "tombstone",
+                "cells",
+                ..,
+            ] = words[..]
+            {
+                live += rows.parse::<u32>().unwrap();
+                tombstones += cells.parse::<u32>().unwrap();
+            }
+        }
+    }
+    assert_eq!(live, 2, "the trace counts both rows");
+    assert_eq!(tombstones, 0);
+}

@@ -2,6 +2,13 @@
 //! (a stable hash of the event id) and the fingerprint that tells a retry from a resend.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use scylla::deserialize::{
+    DeserializationError, FrameSlice, TypeCheckError, value::DeserializeValue,
+};
+use scylla::frame::response::result::ColumnType;
+use scylla::serialize::SerializationError;
+use scylla::serialize::value::SerializeValue;
+use scylla::serialize::writers::{CellWriter, WrittenCellProof};
 use scylla::{DeserializeRow, SerializeRow};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -22,17 +29,55 @@ pub struct EventRow {
     pub day: NaiveDate,
     pub bucket: i32,
     pub event_type: String,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
+    pub user_id: Absent<String>,
+    pub anonymous_id: Absent<String>,
     pub properties: String,
     pub context: String,
     pub is_valid: bool,
-    pub validation_errors: Option<Vec<String>>,
+    /// Unset when empty: an insert of a non-frozen list also writes a tombstone for the
+    /// list it replaces, and most events have no errors.
+    pub validation_errors: Absent<Vec<String>>,
     pub correlation_id: String,
     pub received_at: DateTime<Utc>,
     pub received_at_ns: i64,
     /// `model::Enrichment` as JSON; null in rows written before enrichment.
-    pub enrichment: Option<String>,
+    pub enrichment: Absent<String>,
+}
+
+/// A nullable column that is left unset, not bound to null, when it has no value. A null
+/// in an insert is a tombstone, and every read of the partition (folds, event queries)
+/// steps over it: with one per event, reads of large days counted as many tombstones as
+/// rows. Reads it as `Option`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Absent<T>(pub Option<T>);
+
+impl<T: SerializeValue> SerializeValue for Absent<T> {
+    fn serialize<'b>(
+        &self,
+        typ: &ColumnType,
+        writer: CellWriter<'b>,
+    ) -> Result<WrittenCellProof<'b>, SerializationError> {
+        match &self.0 {
+            Some(value) => value.serialize(typ, writer),
+            None => Ok(writer.set_unset()),
+        }
+    }
+}
+
+impl<'frame, 'metadata, T> DeserializeValue<'frame, 'metadata> for Absent<T>
+where
+    T: DeserializeValue<'frame, 'metadata>,
+{
+    fn type_check(typ: &ColumnType) -> Result<(), TypeCheckError> {
+        <Option<T>>::type_check(typ)
+    }
+
+    fn deserialize(
+        typ: &'metadata ColumnType<'metadata>,
+        value: Option<FrameSlice<'frame>>,
+    ) -> Result<Self, DeserializationError> {
+        <Option<T>>::deserialize(typ, value).map(Absent)
+    }
 }
 
 /// Where an event's rows live: the clustering position and partition parts it shares
@@ -91,21 +136,25 @@ impl EventRow {
             day: placement.day,
             bucket: placement.bucket,
             event_type: event.event_type.clone(),
-            user_id: event.user_id.clone(),
-            anonymous_id: event.anonymous_id.clone(),
+            user_id: Absent(event.user_id.clone()),
+            anonymous_id: Absent(event.anonymous_id.clone()),
             properties: event.properties.as_str().to_string(),
             context: event.context.as_str().to_string(),
             is_valid: event.is_valid,
-            validation_errors: Some(event.validation_errors.clone()),
+            validation_errors: Absent(
+                (!event.validation_errors.is_empty()).then(|| event.validation_errors.clone()),
+            ),
             correlation_id: event.correlation_id.clone(),
             received_at: millisecond_time(event.received_at),
             received_at_ns: nanos_of(event.received_at)?,
-            enrichment: event
-                .enrichment
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            enrichment: Absent(
+                event
+                    .enrichment
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            ),
         })
     }
 
@@ -123,15 +172,16 @@ impl EventRow {
             event_type: self.event_type,
             timestamp: DateTime::from_timestamp_nanos(self.event_time_ns),
             received_at: DateTime::from_timestamp_nanos(self.received_at_ns),
-            user_id: self.user_id,
-            anonymous_id: self.anonymous_id,
+            user_id: self.user_id.0,
+            anonymous_id: self.anonymous_id.0,
             properties,
             context,
             is_valid: self.is_valid,
-            validation_errors: self.validation_errors.unwrap_or_default(),
+            validation_errors: self.validation_errors.0.unwrap_or_default(),
             correlation_id: self.correlation_id,
             enrichment: self
                 .enrichment
+                .0
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()
@@ -146,13 +196,14 @@ impl EventRow {
         FIXED_COLUMNS
             + self.event_id.len()
             + self.event_type.len()
-            + self.user_id.as_ref().map_or(0, String::len)
-            + self.anonymous_id.as_ref().map_or(0, String::len)
+            + self.user_id.0.as_ref().map_or(0, String::len)
+            + self.anonymous_id.0.as_ref().map_or(0, String::len)
             + self.properties.len()
             + self.context.len()
-            + self.enrichment.as_ref().map_or(0, String::len)
+            + self.enrichment.0.as_ref().map_or(0, String::len)
             + self
                 .validation_errors
+                .0
                 .iter()
                 .flatten()
                 .map(|error| error.len() + 4)
