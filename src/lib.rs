@@ -72,6 +72,7 @@ pub mod ingest;
 pub mod limits;
 pub mod manage;
 pub mod model;
+pub mod people;
 pub mod redis;
 pub mod reports;
 pub mod rollups;

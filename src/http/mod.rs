@@ -17,6 +17,7 @@ mod keys;
 mod observe;
 pub mod openapi;
 mod partners;
+mod people;
 pub mod problem;
 mod read_scope;
 mod reports;
@@ -93,6 +94,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/reports/summary", get(reports::summary))
         .route("/api/v1/reports/timeseries", get(reports::timeseries))
         .route("/api/v1/reports/breakdown", get(breakdown::breakdown))
+        .route("/api/v1/reports/funnel", get(people::funnel))
+        .route("/api/v1/reports/retention", get(people::retention))
         .route("/health", get(health::overall))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -34,11 +34,11 @@ pub struct ReportParams {
     /// RFC 3339; default: now.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     to: Option<String>,
-    /// Time series only: `hour` (default) or `day`.
-    #[param(pattern = "^(hour|day)$")]
-    interval: Option<String>,
-    /// Time series only: an IANA time zone (default `UTC`).
-    tz: Option<String>,
+    /// Time series: `hour` (default) or `day`; retention: `day` (default) or `week`.
+    #[param(pattern = "^(hour|day|week)$")]
+    pub(crate) interval: Option<String>,
+    /// Time series and retention: an IANA time zone (default `UTC`).
+    pub(crate) tz: Option<String>,
     /// `true` counts the events classified as bots too (default `false`).
     #[param(value_type = Option<bool>)]
     include_bots: Option<String>,
@@ -126,18 +126,23 @@ pub async fn timeseries(
             ));
         }
     };
-    let tz_name = params.tz.as_deref().unwrap_or("UTC");
-    let tz: Tz = tz_name.parse().map_err(|_| {
-        ApiError::field(
-            "tz",
-            format!("'{tz_name}' is not an IANA time zone such as Europe/Berlin"),
-        )
-    })?;
+    let tz = time_zone(params.tz.as_deref())?;
     let series = state
         .reports
         .timeseries(scope, interval, tz, params.event_type.clone(), filters)
         .await?;
     Ok(rendered(&series))
+}
+
+/// `tz`: an IANA time zone, default UTC.
+pub(crate) fn time_zone(name: Option<&str>) -> Result<Tz, ApiError> {
+    let name = name.unwrap_or("UTC");
+    name.parse().map_err(|_| {
+        ApiError::field(
+            "tz",
+            format!("'{name}' is not an IANA time zone such as Europe/Berlin"),
+        )
+    })
 }
 
 /// A report's JSON body as rendered when it was computed (cached with it).

@@ -216,7 +216,7 @@ pub fn bucket_starts(
 }
 
 /// The first instant of `date` in `tz` (the day may start after 00:00 across a DST gap).
-fn local_midnight(tz: Tz, date: chrono::NaiveDate) -> DateTime<Utc> {
+pub(super) fn local_midnight(tz: Tz, date: chrono::NaiveDate) -> DateTime<Utc> {
     (0..24)
         .find_map(|hour| {
             tz.from_local_datetime(&date.and_time(NaiveTime::from_hms_opt(hour, 0, 0)?))

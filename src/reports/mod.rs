@@ -18,8 +18,11 @@ mod breakdown_raw;
 mod error;
 mod filtered_gather;
 mod freshness;
+mod funnel;
 mod gather;
+mod moments;
 mod plan;
+mod retention;
 mod slots;
 
 use std::future::Future;
@@ -38,6 +41,8 @@ pub use aggregate::{
 pub use breakdown::{Breakdown, BreakdownAsk, BreakdownItem, MAX_LIMIT};
 pub use error::ReportError;
 pub use freshness::Generations;
+pub use funnel::{Funnel, FunnelAsk, FunnelStep, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS};
+pub use retention::{Cohort, MAX_PERIODS, Retention, RetentionAsk, RetentionInterval};
 
 use crate::cache::ReadThrough;
 use crate::config::ReportsConfig;
@@ -118,6 +123,20 @@ struct BreakdownKey {
     generation: u64,
 }
 
+/// A funnel or retention report's key: its scope, what it asks, the partner's generation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PeopleKey<A> {
+    scope: ReportScope,
+    ask: A,
+    generation: u64,
+}
+
+impl<A> freshness::RangeEnd for PeopleKey<A> {
+    fn range_end(&self) -> DateTime<Utc> {
+        self.scope.to
+    }
+}
+
 impl freshness::RangeEnd for BreakdownKey {
     fn range_end(&self) -> DateTime<Utc> {
         self.scope.to
@@ -164,6 +183,8 @@ pub struct ReportService {
     summaries: ReadThrough<SummaryKey, Arc<Rendered<Summary>>>,
     series: ReadThrough<TimeseriesKey, Arc<Rendered<Timeseries>>>,
     breakdowns: ReadThrough<BreakdownKey, Arc<Rendered<Breakdown>>>,
+    funnels: ReadThrough<PeopleKey<FunnelAsk>, Arc<Rendered<Funnel>>>,
+    retentions: ReadThrough<PeopleKey<RetentionAsk>, Arc<Rendered<Retention>>>,
     generations: Arc<Generations>,
     /// The partners' declared dimensions and the subsystems' names.
     directory: Arc<Directory>,
@@ -191,7 +212,9 @@ impl ReportService {
             shared_ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(1),
             summaries: report_cache(config, Arc::clone(&metrics)),
             series: report_cache(config, Arc::clone(&metrics)),
-            breakdowns: report_cache(config, metrics),
+            breakdowns: report_cache(config, Arc::clone(&metrics)),
+            funnels: report_cache(config, Arc::clone(&metrics)),
+            retentions: report_cache(config, metrics),
             generations,
             directory,
             max_buckets: config.max_buckets,
@@ -293,6 +316,42 @@ impl ReportService {
             generation: self.generations.of(scope.partner_id),
         };
         self.breakdowns
+            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+            .await
+            .map_err(|error| ReportError::clone(&error))
+    }
+
+    pub async fn funnel(
+        &self,
+        scope: ReportScope,
+        ask: FunnelAsk,
+    ) -> Result<Arc<Rendered<Funnel>>, ReportError> {
+        let shared_key = ("funnel", scope, ask.clone());
+        let compute = self.compute_funnel(scope, &ask);
+        let key = PeopleKey {
+            scope,
+            ask: ask.clone(),
+            generation: self.generations.of(scope.partner_id),
+        };
+        self.funnels
+            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+            .await
+            .map_err(|error| ReportError::clone(&error))
+    }
+
+    pub async fn retention(
+        &self,
+        scope: ReportScope,
+        ask: RetentionAsk,
+    ) -> Result<Arc<Rendered<Retention>>, ReportError> {
+        let shared_key = ("retention", scope, ask.clone());
+        let compute = self.compute_retention(scope, &ask, self.max_buckets);
+        let key = PeopleKey {
+            scope,
+            ask: ask.clone(),
+            generation: self.generations.of(scope.partner_id),
+        };
+        self.retentions
             .get_or_load(key, || self.shared(shared_key, scope.to, compute))
             .await
             .map_err(|error| ReportError::clone(&error))

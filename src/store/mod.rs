@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, FieldError, ServiceError};
 use crate::model::{ApiKey, Enrichment, Event, EventSchema, Partner, Subsystem};
+use crate::people::Joins;
 use crate::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
@@ -280,8 +281,17 @@ pub trait BreakdownStore: Send + Sync {
     ) -> Result<Vec<BreakdownDifference>, StoreError>;
 }
 
+/// People's joins (`people`): each anonymous id seen with a user id is joined to the first
+/// one, recorded with the event that asks for it (a later different pairing is recorded
+/// apart, never merged).
 #[async_trait]
-pub trait Store: EventStore + MetadataStore + RollupStore + BreakdownStore {
+pub trait PeopleStore: Send + Sync {
+    /// Every join of `partner`.
+    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError>;
+}
+
+#[async_trait]
+pub trait Store: EventStore + MetadataStore + RollupStore + BreakdownStore + PeopleStore {
     /// A cheap round trip proving the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend_name(&self) -> &'static str;

@@ -13,9 +13,10 @@ use volcanion::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
 };
+use volcanion::people::Joins;
 use volcanion::store::{
-    BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, MetadataStore, RollupStore,
-    Store, StoreError, WriteOutcome,
+    BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, MetadataStore, PeopleStore,
+    RollupStore, Store, StoreError, WriteOutcome,
 };
 
 /// What a test does before the calls it cares about; the defaults do nothing.
@@ -192,6 +193,13 @@ impl BreakdownStore for HookedStore {
         to: Hour,
     ) -> Result<Vec<BreakdownDifference>, StoreError> {
         self.inner.verify_breakdowns(partner, from, to).await
+    }
+}
+
+#[async_trait]
+impl PeopleStore for HookedStore {
+    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError> {
+        self.inner.joins(partner).await
     }
 }
 

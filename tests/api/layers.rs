@@ -29,7 +29,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "app",
         &[
             "http", "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas",
-            "enrich", "store", "rollups", "model", "redis",
+            "enrich", "store", "rollups", "people", "model", "redis",
         ],
     ),
     // The HTTP adapter: routes, extractors, wire formats, problem+json.
@@ -37,7 +37,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "http",
         &[
             "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas", "store",
-            "rollups", "model", "redis",
+            "rollups", "people", "model", "redis",
         ],
     ),
     // The use cases. Ingestion and management act for an authenticated caller, so they
@@ -45,38 +45,40 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "manage",
         &[
-            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "model", "redis",
+            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "people", "model", "redis",
         ],
     ),
     (
         "ingest",
         &[
-            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "model", "redis",
+            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "people", "model", "redis",
         ],
     ),
     (
         "auth",
         &[
-            "limits", "tenants", "schemas", "store", "rollups", "model", "redis",
+            "limits", "tenants", "schemas", "store", "rollups", "people", "model", "redis",
         ],
     ),
     (
         "reports",
         &[
-            "limits", "tenants", "schemas", "store", "rollups", "model", "redis",
+            "limits", "tenants", "schemas", "store", "rollups", "people", "model", "redis",
         ],
     ),
     // The services the use cases share. Event structures belong to a subsystem, so
     // `schemas` may use `tenants`.
-    ("limits", &["store", "rollups", "model", "redis"]),
-    ("tenants", &["store", "rollups", "model", "redis"]),
+    ("limits", &["store", "rollups", "people", "model", "redis"]),
+    ("tenants", &["store", "rollups", "people", "model", "redis"]),
     (
         "schemas",
-        &["tenants", "store", "rollups", "model", "redis"],
+        &["tenants", "store", "rollups", "people", "model", "redis"],
     ),
     // Storage: the traits over `model`, and the rollups it keeps.
-    ("store", &["rollups", "model"]),
+    ("store", &["rollups", "people", "model"]),
     ("rollups", &["model"]),
+    // People: who an event belongs to, funnels and retention (pure computation).
+    ("people", &["model"]),
     // Enrichment at ingest: pure computation over the event's own fields.
     ("enrich", &["model"]),
     ("model", &[]),

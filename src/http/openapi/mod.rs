@@ -68,6 +68,8 @@ use crate::ingest::format::segment::SegmentCall;
         super::reports::summary,
         super::reports::timeseries,
         super::breakdown::breakdown,
+        super::people::funnel,
+        super::people::retention,
         super::health::overall,
         super::health::live,
         super::health::ready,

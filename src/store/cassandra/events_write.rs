@@ -12,6 +12,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::event_claims::{Claim, claim};
+use super::joins;
 use super::rows::EventRow;
 use super::{CassandraStore, driver_error, rollups};
 use crate::model::Event;
@@ -78,7 +79,7 @@ pub async fn write_events(
     // Futures built up front: a closure over borrowed events inside the stream would not
     // be `Send` for every lifetime, which the async trait requires.
     let pending_claims: Vec<_> = first_writes
-        .into_iter()
+        .iter()
         .map(|event| claim(store, event))
         .collect();
     let claims: Vec<Claim> = futures::stream::iter(pending_claims)
@@ -123,9 +124,12 @@ pub async fn write_events(
     }
     // Both before the rows: a reader may see a day or hour marked and empty, never rows
     // in one that is not marked.
+    // Joins of duplicates too: a retried batch whose first attempt failed after its claims
+    // still records them (first wins, so recording one again changes nothing).
     futures::try_join!(
         record_event_days(store, &partitions),
-        rollups::touch(store, &hours)
+        rollups::touch(store, &hours),
+        joins::record(store, &first_writes),
     )?;
     let batches: Vec<(EventsTable, Vec<EventInsert>)> = partitions
         .into_iter()

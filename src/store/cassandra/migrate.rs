@@ -10,7 +10,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 8] = [
+pub const MIGRATIONS: [(&str, &str); 9] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -42,6 +42,10 @@ pub const MIGRATIONS: [(&str, &str); 8] = [
     (
         "008_breakdowns.cql",
         include_str!("../../../cql/008_breakdowns.cql"),
+    ),
+    (
+        "009_people.cql",
+        include_str!("../../../cql/009_people.cql"),
     ),
 ];
 

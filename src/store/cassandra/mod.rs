@@ -22,6 +22,7 @@ mod day_range;
 mod event_claims;
 mod events_read;
 mod events_write;
+mod joins;
 pub mod keyspace;
 mod metadata;
 pub mod migrate;
@@ -46,12 +47,14 @@ use uuid::Uuid;
 
 use crate::config::CassandraConfig;
 use crate::model::Event;
+use crate::people::Joins;
 use crate::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
 };
 use crate::store::{
-    BreakdownStore, EventPage, EventQuery, EventStore, RollupStore, Store, StoreError, WriteOutcome,
+    BreakdownStore, EventPage, EventQuery, EventStore, PeopleStore, RollupStore, Store, StoreError,
+    WriteOutcome,
 };
 use breakdown_statements::BreakdownStatements;
 use statements::Statements;
@@ -64,6 +67,7 @@ pub struct CassandraStore {
     session: Session,
     statements: Statements,
     breakdown_statements: BreakdownStatements,
+    join_statements: joins::JoinStatements,
     buckets: u32,
     write_concurrency: usize,
     max_batch_bytes: usize,
@@ -91,10 +95,12 @@ impl CassandraStore {
         settings::check_partner_buckets(&session, config).await?;
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         let breakdown_statements = BreakdownStatements::prepare(&session, &config.keyspace).await?;
+        let join_statements = joins::JoinStatements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
             session,
             statements,
             breakdown_statements,
+            join_statements,
             buckets: config.partner_buckets,
             write_concurrency: config.write_concurrency,
             max_batch_bytes: usize::try_from(config.max_batch_size.as_u64()).unwrap_or(usize::MAX),
@@ -210,6 +216,13 @@ impl TransactionOutcome {
         }
     }
 
+    fn existing_text(&self, column: &str) -> Option<&str> {
+        match self.columns.get(column) {
+            Some(CqlValue::Text(text)) => Some(text),
+            _ => None,
+        }
+    }
+
     fn existing_timestamp(&self, column: &str) -> Option<DateTime<Utc>> {
         match self.columns.get(column) {
             Some(CqlValue::Timestamp(millis)) => DateTime::from_timestamp_millis(millis.0),
@@ -269,6 +282,13 @@ impl RollupStore for CassandraStore {
 
     async fn settle_rollups(&self, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
         rollups::settle(self, now).await
+    }
+}
+
+#[async_trait]
+impl PeopleStore for CassandraStore {
+    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError> {
+        joins::read(self, partner).await
     }
 }
 

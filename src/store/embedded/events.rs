@@ -12,8 +12,8 @@ use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, keys,
-    rollups, rows, storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, joins,
+    keys, rollups, rows, storage_error,
 };
 use crate::model::Event;
 use crate::rollups::{Hour, RollupDelta};
@@ -88,6 +88,8 @@ impl EventStore for EmbeddedStore {
             let mut delta = RollupDelta::default();
             // And the partner-hours it writes into, for the breakdown fold.
             let mut touched = std::collections::BTreeSet::new();
+            // And the events whose joins it records.
+            let mut inserted = Vec::new();
             {
                 let mut by_partner = transaction
                     .open_table(EVENTS_BY_PARTNER)
@@ -101,6 +103,7 @@ impl EventStore for EmbeddedStore {
                         outcome.inserted += 1;
                         delta.add(event);
                         touched.insert((event.partner_id, Hour::of(event.timestamp)));
+                        inserted.push(event);
                     } else {
                         outcome.duplicates += 1;
                     }
@@ -109,6 +112,7 @@ impl EventStore for EmbeddedStore {
             if !delta.is_empty() {
                 rollups::apply(&transaction, &delta)?;
                 breakdowns::touch(&transaction, &touched, chrono::Utc::now())?;
+                joins::record(&transaction, inserted)?;
             }
             transaction.commit().map_err(storage_error)?;
             Ok(outcome)

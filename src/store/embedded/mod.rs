@@ -8,6 +8,7 @@ mod breakdowns;
 mod breakdowns_fold;
 mod breakdowns_repair;
 mod events;
+mod joins;
 pub(crate) mod keys;
 mod metadata;
 mod records;
@@ -33,7 +34,8 @@ use crate::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
 };
-use crate::store::{BreakdownStore, RollupStore, Store, StoreError};
+use crate::people::Joins;
+use crate::store::{BreakdownStore, PeopleStore, RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -62,6 +64,10 @@ const BREAKDOWN_CELLS: Table = TableDefinition::new("breakdown_cells");
 const BREAKDOWN_FOLDS: Table = TableDefinition::new("breakdown_folds");
 const BREAKDOWN_MARKS: Table = TableDefinition::new("breakdown_marks");
 const BREAKDOWN_DAYS_PENDING: Table = TableDefinition::new("breakdown_days_pending");
+/// People's joins (`joins`): the user an anonymous id was first seen with, and later
+/// different pairings.
+const PEOPLE_JOINS: Table = TableDefinition::new("people_joins");
+const PEOPLE_JOIN_CONFLICTS: Table = TableDefinition::new("people_join_conflicts");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
@@ -71,13 +77,15 @@ const STORE_META: Table = TableDefinition::new("store_meta");
 /// rather than per hour. 6: breakdown cells, folded from the events. An older file of
 /// layout 2 to 4 gets its rollups (and breakdown cells) rebuilt from its events when first
 /// opened (`rollups_upgrade::upgrade`: bounded, resumable); one of layout 5 gets every
-/// hour with events marked, so the settler folds their breakdown cells.
-const LAYOUT_VERSION: u8 = 6;
+/// hour with events marked, so the settler folds their breakdown cells. 7: people's joins;
+/// a file of an older layout gets the joins of its stored events recorded when opened.
+const LAYOUT_VERSION: u8 = 7;
 const LAYOUT_MARKED: u8 = 5;
+const LAYOUT_JOINED: u8 = 6;
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 const LAYOUT_KEY: &[u8] = b"format";
 
-const ALL_TABLES: [Table; 21] = [
+const ALL_TABLES: [Table; 23] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -98,6 +106,8 @@ const ALL_TABLES: [Table; 21] = [
     BREAKDOWN_FOLDS,
     BREAKDOWN_MARKS,
     BREAKDOWN_DAYS_PENDING,
+    PEOPLE_JOINS,
+    PEOPLE_JOIN_CONFLICTS,
     STORE_META,
 ];
 
@@ -173,17 +183,21 @@ impl EmbeddedStore {
             transaction.open_table(table).map_err(storage_error)?;
         }
         let layout = check_layout(&transaction, &path)?;
-        if let Layout::HoursToMark = layout {
-            let hours = backfill::mark_every_hour(&transaction)?;
+        if let Layout::Upgrade { mark_hours } = layout {
+            if mark_hours {
+                let hours = backfill::mark_every_hour(&transaction)?;
+                tracing::info!(
+                    hours,
+                    "marked the hours of an older data dir for breakdowns"
+                );
+            }
+            let joins = joins::record_every_join(&transaction)?;
+            tracing::info!(joins, "recorded the people's joins of an older data dir");
             transaction
                 .open_table(STORE_META)
                 .map_err(storage_error)?
                 .insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;
-            tracing::info!(
-                hours,
-                "marked the hours of an older data dir for breakdowns"
-            );
         }
         transaction.commit().map_err(storage_error)?;
         if let Layout::RollupsToRebuild(old) = layout {
@@ -292,6 +306,16 @@ impl BreakdownStore for EmbeddedStore {
 }
 
 #[async_trait]
+impl PeopleStore for EmbeddedStore {
+    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError> {
+        self.blocking(move |database| {
+            joins::read(&database.begin_read().map_err(storage_error)?, partner)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|database| {
@@ -311,7 +335,10 @@ impl Store for EmbeddedStore {
 enum Layout {
     Current,
     RollupsToRebuild(u8),
-    HoursToMark,
+    /// Layouts 5 and 6: joins to record, and for 5 hours to mark.
+    Upgrade {
+        mark_hours: bool,
+    },
 }
 
 /// Marks a new file with our layout; refuses a file written in another one (including the
@@ -329,7 +356,8 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<Lay
         .map_err(storage_error)?;
     match found {
         Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
-        Some(Some(LAYOUT_MARKED)) => Ok(Layout::HoursToMark),
+        Some(Some(LAYOUT_MARKED)) => Ok(Layout::Upgrade { mark_hours: true }),
+        Some(Some(LAYOUT_JOINED)) => Ok(Layout::Upgrade { mark_hours: false }),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;

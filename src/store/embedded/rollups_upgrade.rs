@@ -35,6 +35,7 @@ pub(super) fn upgrade(database: &Database) -> Result<Rebuilt, StoreError> {
             next_partner_day(&events, position)?
         };
         let Some((partner, day)) = next else {
+            super::joins::record_every_join(&transaction)?;
             let mut meta = transaction.open_table(STORE_META).map_err(storage_error)?;
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;

@@ -32,7 +32,8 @@ pub const PAGE_EVENT_TYPE: &str = "page_view";
 pub const SCREEN_EVENT_TYPE: &str = "screen_view";
 pub const IDENTIFY_EVENT_TYPE: &str = "identify";
 pub const GROUP_EVENT_TYPE: &str = "group";
-pub const ALIAS_EVENT_TYPE: &str = "alias";
+/// People join an alias's `previousId` to its user (`people::joins_of`).
+pub const ALIAS_EVENT_TYPE: &str = crate::people::ALIAS_EVENT_TYPE;
 
 /// A Segment call, as named by its message's `type` or by its endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

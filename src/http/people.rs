@@ -1,0 +1,210 @@
+//! `GET /api/v1/reports/funnel` and `/retention`: reports over people (API.md, "funnel",
+//! "retention"). Steps repeat (`steps=a&steps=b`), so they are read from the raw query
+//! string, like `where=`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, RawQuery, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::http::breakdown::{WhereParam, where_filters};
+use crate::http::extract::{Reader, query};
+use crate::http::problem::ApiError;
+use crate::http::reports::{ReportParams, rendered, report_scope, time_zone};
+use crate::http::state::AppState;
+use crate::reports::{
+    Funnel, FunnelAsk, MAX_PERIODS, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS, Retention,
+    RetentionAsk, RetentionInterval,
+};
+
+/// `steps=`, described here, read from the raw query string.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "describes a parameter read by `steps`")]
+pub struct FunnelParams {
+    /// 2 to 10 event types in order, comma-separated (`steps=a,b,c`) or repeated
+    /// (`steps=a&steps=b`).
+    steps: Vec<String>,
+    /// How long after step 1 the last step may come: a whole number with `m`, `h` or `d`
+    /// (`7d`), at most 90 days.
+    #[param(pattern = "^[0-9]+[mhd]$")]
+    window: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/funnel", tag = "reading",
+    params(ReportParams, FunnelParams, WhereParam),
+    responses((status = 200, description = "People per step, conversions and median times between steps", body = Funnel)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn funnel(
+    State(state): State<Arc<AppState>>,
+    reader: Reader,
+    params: Result<Query<ReportParams>, QueryRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = query(params)?;
+    let scope = report_scope(&state, &reader, &params).await?;
+    let raw = raw.as_deref();
+    let window = single(raw, "window")?.ok_or_else(|| ApiError::field("window", "is required"))?;
+    let ask = FunnelAsk {
+        steps: steps(raw)?,
+        window_ms: window_ms(&window)?,
+        window,
+        filters: where_filters(raw)?,
+    };
+    let answer = state.reports.funnel(scope, ask).await?;
+    Ok(rendered(&answer))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct RetentionParams {
+    /// The event that puts a person in a cohort (their first ever).
+    start_event: Option<String>,
+    /// The event that counts as coming back.
+    return_event: Option<String>,
+    /// Following periods per cohort, 1 to 52 (default 4).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 52)]
+    periods: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/retention", tag = "reading",
+    params(ReportParams, RetentionParams, WhereParam),
+    responses((status = 200, description = "Cohorts by first start event, and returns per following period", body = Retention)),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn retention(
+    State(state): State<Arc<AppState>>,
+    reader: Reader,
+    params: Result<Query<ReportParams>, QueryRejection>,
+    retention: Result<Query<RetentionParams>, QueryRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (params, retention) = (query(params)?, query(retention)?);
+    let scope = report_scope(&state, &reader, &params).await?;
+    let required = |value: &Option<String>, field: &'static str| {
+        value
+            .clone()
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| ApiError::field(field, "is required"))
+    };
+    let ask = RetentionAsk {
+        start_event: required(&retention.start_event, "startEvent")?,
+        return_event: required(&retention.return_event, "returnEvent")?,
+        interval: match params.interval.as_deref() {
+            None | Some("day") => RetentionInterval::Day,
+            Some("week") => RetentionInterval::Week,
+            Some(other) => {
+                return Err(ApiError::field(
+                    "interval",
+                    format!("must be 'day' or 'week', got '{other}'"),
+                ));
+            }
+        },
+        periods: periods(retention.periods.as_deref())?,
+        tz: time_zone(params.tz.as_deref())?,
+        filters: where_filters(raw.as_deref())?,
+    };
+    let answer = state.reports.retention(scope, ask).await?;
+    Ok(rendered(&answer))
+}
+
+/// Every `steps=` value, each split at commas: 2 to 10 non-empty event types.
+fn steps(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let steps: Vec<String> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "steps")
+        .flat_map(|(_, value)| {
+            value
+                .split(',')
+                .map(|step| step.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if steps.iter().any(String::is_empty) {
+        return Err(ApiError::field("steps", "an empty step"));
+    }
+    if !(MIN_STEPS..=MAX_STEPS).contains(&steps.len()) {
+        return Err(ApiError::field(
+            "steps",
+            format!(
+                "{MIN_STEPS} to {MAX_STEPS} event types, got {}",
+                steps.len()
+            ),
+        ));
+    }
+    Ok(steps)
+}
+
+/// The one value of `name`; a repeat is a 400.
+fn single(raw: Option<&str>, name: &'static str) -> Result<Option<String>, ApiError> {
+    let mut values = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::field(name, "given more than once"));
+    }
+    Ok(first)
+}
+
+/// `window`: a whole number of minutes, hours or days, from 1 minute to 90 days.
+fn window_ms(text: &str) -> Result<i64, ApiError> {
+    let invalid = || {
+        ApiError::field(
+            "window",
+            format!("must be a whole number with m, h or d (such as 7d), at most {MAX_WINDOW_DAYS}d, got '{text}'"),
+        )
+    };
+    let unit_ms = match text.chars().last() {
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        _ => return Err(invalid()),
+    };
+    let count: i64 = text[..text.len() - 1].parse().map_err(|_| invalid())?;
+    let window = count.checked_mul(unit_ms).ok_or_else(invalid)?;
+    if count <= 0 || window > MAX_WINDOW_DAYS * 86_400_000 {
+        return Err(invalid());
+    }
+    Ok(window)
+}
+
+fn periods(text: Option<&str>) -> Result<usize, ApiError> {
+    let Some(text) = text else {
+        return Ok(4);
+    };
+    text.parse::<usize>()
+        .ok()
+        .filter(|periods| (1..=MAX_PERIODS).contains(periods))
+        .ok_or_else(|| {
+            ApiError::field(
+                "periods",
+                format!("must be a whole number from 1 to {MAX_PERIODS}, got '{text}'"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_split_at_commas_and_repeat() {
+        assert_eq!(steps(Some("steps=a,b&steps=c")).unwrap(), ["a", "b", "c"]);
+        assert_eq!(steps(Some("steps=Order%20Completed,b")).unwrap(), ["Order Completed", "b"]);
+        for bad in ["steps=a", "steps=a,,b", "", "steps=1,2,3,4,5,6,7,8,9,10,11"] {
+            assert!(steps(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn windows_are_whole_minutes_hours_or_days_up_to_90_days() {
+        assert_eq!(window_ms("7d").unwrap(), 7 * 86_400_000);
+        assert_eq!(window_ms("30m").unwrap(), 1_800_000);
+        assert_eq!(window_ms("90d").unwrap(), 90 * 86_400_000);
+        for bad in ["0d", "91d", "7", "d", "-1h", "1.5h", "7w", "99999999999999999d"] {
+            assert!(window_ms(bad).is_err(), "{bad}");
+        }
+    }
+}
