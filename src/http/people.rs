@@ -15,8 +15,8 @@ use crate::http::problem::ApiError;
 use crate::http::reports::{ReportParams, rendered, report_scope, time_zone};
 use crate::http::state::AppState;
 use crate::reports::{
-    Funnel, FunnelAsk, MAX_PERIODS, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS, Retention,
-    RetentionAsk, RetentionInterval,
+    Funnel, FunnelAsk, MAX_PERIODS, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS, Retention, RetentionAsk,
+    RetentionInterval,
 };
 
 /// `steps=`, described here, read from the raw query string.
@@ -153,7 +153,9 @@ fn window_ms(text: &str) -> Result<i64, ApiError> {
     let invalid = || {
         ApiError::field(
             "window",
-            format!("must be a whole number with m, h or d (such as 7d), at most {MAX_WINDOW_DAYS}d, got '{text}'"),
+            format!(
+                "must be a whole number with m, h or d (such as 7d), at most {MAX_WINDOW_DAYS}d, got '{text}'"
+            ),
         )
     };
     let unit_ms = match text.chars().last() {
@@ -192,7 +194,10 @@ mod tests {
     #[test]
     fn steps_split_at_commas_and_repeat() {
         assert_eq!(steps(Some("steps=a,b&steps=c")).unwrap(), ["a", "b", "c"]);
-        assert_eq!(steps(Some("steps=Order%20Completed,b")).unwrap(), ["Order Completed", "b"]);
+        assert_eq!(
+            steps(Some("steps=Order%20Completed,b")).unwrap(),
+            ["Order Completed", "b"]
+        );
         for bad in ["steps=a", "steps=a,,b", "", "steps=1,2,3,4,5,6,7,8,9,10,11"] {
             assert!(steps(Some(bad)).is_err(), "{bad}");
         }
@@ -203,7 +208,16 @@ mod tests {
         assert_eq!(window_ms("7d").unwrap(), 7 * 86_400_000);
         assert_eq!(window_ms("30m").unwrap(), 1_800_000);
         assert_eq!(window_ms("90d").unwrap(), 90 * 86_400_000);
-        for bad in ["0d", "91d", "7", "d", "-1h", "1.5h", "7w", "99999999999999999d"] {
+        for bad in [
+            "0d",
+            "91d",
+            "7",
+            "d",
+            "-1h",
+            "1.5h",
+            "7w",
+            "99999999999999999d",
+        ] {
             assert!(window_ms(bad).is_err(), "{bad}");
         }
     }

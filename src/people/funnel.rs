@@ -141,7 +141,13 @@ where
     let median_seconds_from_previous = gaps
         .iter_mut()
         .enumerate()
-        .map(|(step, gaps)| if step == 0 { None } else { median_seconds(gaps) })
+        .map(|(step, gaps)| {
+            if step == 0 {
+                None
+            } else {
+                median_seconds(gaps)
+            }
+        })
         .collect();
     FunnelCounts {
         users,
@@ -178,7 +184,13 @@ mod tests {
         // a at 0 reaches b at 5 but c at 20 is past the window of 10; a at 12 reaches both.
         let times = vec![vec![0, 12], vec![5, 14], vec![20]];
         let found = progress(&funnel, &times, (0, 100), 10).unwrap();
-        assert_eq!(found, Progress { depth: 3, gaps_ms: vec![2, 6] });
+        assert_eq!(
+            found,
+            Progress {
+                depth: 3,
+                gaps_ms: vec![2, 6]
+            }
+        );
         // Step 1 outside the range: nobody.
         assert_eq!(progress(&funnel, &times, (13, 100), 10), None);
     }
@@ -192,16 +204,28 @@ mod tests {
         let twice = vec![vec![3, 3]];
         assert_eq!(
             progress(&funnel, &twice, (0, 10), 10).unwrap(),
-            Progress { depth: 2, gaps_ms: vec![0] }
+            Progress {
+                depth: 2,
+                gaps_ms: vec![0]
+            }
         );
     }
 
     #[test]
     fn medians_are_of_the_people_who_reached_the_step() {
         let people = [
-            Progress { depth: 3, gaps_ms: vec![1_000, 4_000] },
-            Progress { depth: 2, gaps_ms: vec![3_000] },
-            Progress { depth: 1, gaps_ms: vec![] },
+            Progress {
+                depth: 3,
+                gaps_ms: vec![1_000, 4_000],
+            },
+            Progress {
+                depth: 2,
+                gaps_ms: vec![3_000],
+            },
+            Progress {
+                depth: 1,
+                gaps_ms: vec![],
+            },
         ];
         let counts = count(3, people);
         assert_eq!(counts.users, vec![3, 2, 1]);
@@ -220,7 +244,12 @@ mod properties {
 
     /// The deepest step a person reaches, by trying every assignment of their events to
     /// the steps (the contract read literally, no greedy choice).
-    fn deepest(steps: &[usize], events: &[(usize, Moment)], range: (Moment, Moment), window: i64) -> usize {
+    fn deepest(
+        steps: &[usize],
+        events: &[(usize, Moment)],
+        range: (Moment, Moment),
+        window: i64,
+    ) -> usize {
         fn extend(
             steps: &[usize],
             events: &[(usize, Moment)],
@@ -228,7 +257,9 @@ mod properties {
             previous: Moment,
             deadline: Moment,
         ) -> usize {
-            let Some(&wanted) = steps.first() else { return 0 };
+            let Some(&wanted) = steps.first() else {
+                return 0;
+            };
             let mut best = 0;
             for (index, &(kind, at)) in events.iter().enumerate() {
                 if used[index] || kind != wanted || at < previous || at > deadline {

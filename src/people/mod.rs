@@ -75,10 +75,11 @@ pub fn joins_of(event: &Event) -> Vec<(String, String)> {
     }
     if event.event_type == ALIAS_EVENT_TYPE {
         let properties = event.properties.to_value();
-        if let Some(previous) = properties.get("previousId").and_then(|id| id.as_str()) {
-            if previous != user && Some(previous) != event.anonymous_id.as_deref() {
-                joins.push((previous.to_string(), user.to_string()));
-            }
+        if let Some(previous) = properties.get("previousId").and_then(|id| id.as_str())
+            && previous != user
+            && Some(previous) != event.anonymous_id.as_deref()
+        {
+            joins.push((previous.to_string(), user.to_string()));
         }
     }
     joins

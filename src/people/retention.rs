@@ -74,10 +74,11 @@ pub fn grid(
         came_back.clear();
         came_back.resize(row.returned.len(), false);
         for &at in returns.get(person).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(period) = layout.index_of(at) {
-                if period > cohort && period - cohort <= came_back.len() {
-                    came_back[period - cohort - 1] = true;
-                }
+            if let Some(period) = layout.index_of(at)
+                && period > cohort
+                && period - cohort <= came_back.len()
+            {
+                came_back[period - cohort - 1] = true;
             }
         }
         for (count, back) in row.returned.iter_mut().zip(&came_back) {
@@ -108,8 +109,16 @@ mod tests {
         assert_eq!(
             grid,
             vec![
-                CohortCounts { period: 0, users: 2, returned: vec![1, 1] },
-                CohortCounts { period: 1, users: 1, returned: vec![1, 1] },
+                CohortCounts {
+                    period: 0,
+                    users: 2,
+                    returned: vec![1, 1]
+                },
+                CohortCounts {
+                    period: 1,
+                    users: 1,
+                    returned: vec![1, 1]
+                },
             ]
         );
         // At 25 the second cohort's 2nd following period (30..40) has not begun.

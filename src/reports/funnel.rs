@@ -74,10 +74,7 @@ impl ReportService {
                 },
             )
             .await?;
-        let range = (
-            scope.from.timestamp_millis(),
-            scope.to.timestamp_millis(),
-        );
+        let range = (scope.from.timestamp_millis(), scope.to.timestamp_millis());
         let window_ms = ask.window_ms;
         let counts = tokio::task::spawn_blocking(move || run(&shape, moments, range, window_ms))
             .await
@@ -89,7 +86,11 @@ impl ReportService {
             .enumerate()
             .map(|(step, event_type)| {
                 let users = counts.users[step];
-                let previous = if step == 0 { started } else { counts.users[step - 1] };
+                let previous = if step == 0 {
+                    started
+                } else {
+                    counts.users[step - 1]
+                };
                 FunnelStep {
                     event_type: event_type.clone(),
                     users,

@@ -85,7 +85,11 @@ impl ReportService {
         } else {
             vec![ask.start_event.clone(), ask.return_event.clone()]
         };
-        let end = layout.last().copied().unwrap_or(scope.to).min(now.max(scope.to));
+        let end = layout
+            .last()
+            .copied()
+            .unwrap_or(scope.to)
+            .min(now.max(scope.to));
         let moments = self
             .moments(
                 scope,

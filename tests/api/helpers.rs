@@ -398,6 +398,8 @@ pub enum Report {
     Summary,
     Timeseries,
     Breakdown,
+    Funnel,
+    Retention,
 }
 
 impl Report {
@@ -406,6 +408,8 @@ impl Report {
             Report::Summary => "/api/v1/reports/summary",
             Report::Timeseries => "/api/v1/reports/timeseries",
             Report::Breakdown => "/api/v1/reports/breakdown",
+            Report::Funnel => "/api/v1/reports/funnel",
+            Report::Retention => "/api/v1/reports/retention",
         }
     }
 }
@@ -770,6 +774,16 @@ impl TestApp {
     pub async fn breakdown(&self, key: &str, query: &str) -> Value {
         let response = self.report(key, Report::Breakdown, query).await;
         ok_json(response, "breakdown").await
+    }
+
+    pub async fn funnel(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Funnel, query).await;
+        ok_json(response, "funnel").await
+    }
+
+    pub async fn retention(&self, key: &str, query: &str) -> Value {
+        let response = self.report(key, Report::Retention, query).await;
+        ok_json(response, "retention").await
     }
 }
 

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
+use volcanion::people::Joins;
 use volcanion::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
 };
-use volcanion::people::Joins;
 use volcanion::store::{
     BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, MetadataStore, PeopleStore,
     RollupStore, Store, StoreError, WriteOutcome,

@@ -45,13 +45,15 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "manage",
         &[
-            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "people", "model", "redis",
+            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "people",
+            "model", "redis",
         ],
     ),
     (
         "ingest",
         &[
-            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "people", "model", "redis",
+            "auth", "limits", "tenants", "schemas", "enrich", "store", "rollups", "people",
+            "model", "redis",
         ],
     ),
     (

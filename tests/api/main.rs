@@ -32,6 +32,7 @@ mod management;
 mod openapi;
 mod operations;
 mod own_redis;
+mod people;
 mod process;
 mod reading;
 mod redis;

@@ -17,7 +17,9 @@ pub(super) fn record<'a>(
     transaction: &WriteTransaction,
     events: impl IntoIterator<Item = &'a Event>,
 ) -> Result<usize, StoreError> {
-    let mut joins = transaction.open_table(PEOPLE_JOINS).map_err(storage_error)?;
+    let mut joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
     let mut conflicts = transaction
         .open_table(PEOPLE_JOIN_CONFLICTS)
         .map_err(storage_error)?;
@@ -63,7 +65,9 @@ pub(super) fn read(
     transaction: &redb::ReadTransaction,
     partner: Uuid,
 ) -> Result<Joins, StoreError> {
-    let table = transaction.open_table(PEOPLE_JOINS).map_err(storage_error)?;
+    let table = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
     let range = keys::owner_range(partner);
     let mut joins = Joins::default();
     for row in table
@@ -106,4 +110,59 @@ pub(super) fn record_every_join(transaction: &WriteTransaction) -> Result<usize,
 
 fn text(bytes: &[u8]) -> Result<String, StoreError> {
     String::from_utf8(bytes.to_vec()).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::sample_event;
+    use crate::store::embedded::{EmbeddedStore, LAYOUT_KEY, STORE_META};
+    use crate::store::{EventStore, PeopleStore};
+    use redb::ReadableTableMetadata;
+
+    fn identify(id: &str, anonymous: &str, user: &str) -> Event {
+        let mut event = sample_event(id);
+        event.anonymous_id = Some(anonymous.to_string());
+        event.user_id = Some(user.to_string());
+        event
+    }
+
+    #[tokio::test]
+    async fn the_first_user_wins_and_an_older_file_gets_its_joins_recorded() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let partner;
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let first = identify("e1", "a1", "u1");
+            partner = first.partner_id;
+            let mut later = identify("e2", "a1", "u9");
+            later.partner_id = partner;
+            store.write_events(&[first, later]).await.unwrap();
+            let joins = store.joins(partner).await.unwrap();
+            assert_eq!(joins.user_of("a1"), Some("u1"));
+            let transaction = store.database.begin_write().unwrap();
+            let conflicts = transaction.open_table(PEOPLE_JOIN_CONFLICTS).unwrap();
+            assert_eq!(conflicts.len().unwrap(), 1, "the later pairing, recorded");
+            drop(conflicts);
+            // As layout 6 left it: no joins, the old version.
+            transaction
+                .open_table(PEOPLE_JOINS)
+                .unwrap()
+                .retain(|_, _| false)
+                .unwrap();
+            transaction
+                .open_table(STORE_META)
+                .unwrap()
+                .insert(LAYOUT_KEY, [6u8].as_slice())
+                .unwrap();
+            transaction.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let joins = store.joins(partner).await.unwrap();
+        assert_eq!(
+            joins.user_of("a1"),
+            Some("u1"),
+            "recorded again in stored order"
+        );
+    }
 }

@@ -30,11 +30,11 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
+use crate::people::Joins;
 use crate::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
 };
-use crate::people::Joins;
 use crate::store::{BreakdownStore, PeopleStore, RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;

@@ -1,0 +1,268 @@
+//! People, funnels and retention over real HTTP, on both stores: an anonymous visitor who
+//! signs in later is one person with their earlier events; a later pairing with another
+//! user is recorded, not merged; bots are left out unless asked for; bad parameters are
+//! 400s naming the field.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Backend, GOOGLEBOT, Report, TestApp, assert_problem, error_fields, spawn_app,
+};
+
+const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
+
+/// An event of `kind` at `time` (`2026-11-20T10:00`), by `user` and/or `anonymous`.
+fn event(kind: &str, user: Option<&str>, anonymous: Option<&str>, time: &str) -> Value {
+    let mut event = json!({
+        "eventType": kind,
+        "timestamp": format!("{time}:00Z"),
+    });
+    if let Some(user) = user {
+        event["userId"] = json!(user);
+    }
+    if let Some(anonymous) = anonymous {
+        event["anonymousId"] = json!(anonymous);
+    }
+    event
+}
+
+/// The people and what they did (times on 2026-11-20 unless dated):
+/// - a1, anonymous, views at 10:00, then signs in as u1 (identify at 10:05), signs up
+///   at 10:10 and buys at 10:20; a1 is later seen with u9 (14:00): recorded, not merged;
+/// - u2 views at 11:00, signs up at 11:30, and again the next day;
+/// - a3, never signed in, views at 12:00 and signs up at 12:10;
+/// - u4 views at 13:00 and signs up two hours later (past a 1 h window), and two days on;
+/// - u6 first viewed the day before, and again at 09:00;
+/// - a crawler views and signs up.
+fn story() -> Vec<Value> {
+    let mut crawler = vec![
+        event("page_view", Some("bot1"), None, "2026-11-20T16:00"),
+        event("signup", Some("bot1"), None, "2026-11-20T16:01"),
+    ];
+    for event in &mut crawler {
+        event["context"] = json!({"userAgent": GOOGLEBOT});
+    }
+    // Sent out of order: the purchase and sign-up before the identify that joins a1.
+    let mut events = vec![
+        event("purchase", Some("u1"), None, "2026-11-20T10:20"),
+        event("signup", Some("u1"), None, "2026-11-20T10:10"),
+        event("page_view", None, Some("a1"), "2026-11-20T10:00"),
+        event("identify", Some("u1"), Some("a1"), "2026-11-20T10:05"),
+        event("identify", Some("u9"), Some("a1"), "2026-11-20T14:00"),
+        event("page_view", Some("u2"), None, "2026-11-20T11:00"),
+        event("signup", Some("u2"), None, "2026-11-20T11:30"),
+        event("signup", Some("u2"), None, "2026-11-21T09:00"),
+        event("page_view", None, Some("a3"), "2026-11-20T12:00"),
+        event("signup", None, Some("a3"), "2026-11-20T12:10"),
+        event("page_view", Some("u4"), None, "2026-11-20T13:00"),
+        event("signup", Some("u4"), None, "2026-11-20T15:00"),
+        event("signup", Some("u4"), None, "2026-11-22T09:00"),
+        event("page_view", Some("u6"), None, "2026-11-19T10:00"),
+        event("page_view", Some("u6"), None, "2026-11-20T09:00"),
+    ];
+    events.extend(crawler);
+    events
+}
+
+async fn told(backend: Backend) -> (TestApp, String) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("people").await;
+    let mut events = story();
+    for event in &mut events {
+        event["subsystem"] = json!(tenant.subsystem_code);
+    }
+    let response = app.send_batch(&tenant.key, &events).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    app.await_events(
+        &tenant.key,
+        "from=2026-11-19T00:00:00Z&to=2026-11-23T00:00:00Z&limit=100",
+        events.len(),
+    )
+    .await;
+    (app, tenant.key)
+}
+
+fn users(funnel: &Value) -> Vec<u64> {
+    funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["users"].as_u64().unwrap())
+        .collect()
+}
+
+async fn funnels_count_people_joined_across_their_ids(backend: Backend) {
+    let (app, key) = told(backend).await;
+    let query = format!("{DAY}&steps=page_view,signup,purchase&window=1h");
+    let funnel = app.funnel(&key, &query).await;
+    assert_eq!(funnel["window"], "1h");
+    // u1 (as a1, then u1), u2, a3, u4 and u6 viewed; u1, u2 and a3 signed up within the
+    // hour; u1 bought.
+    assert_eq!(users(&funnel), [5, 3, 1]);
+    let steps = funnel["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["eventType"], "page_view");
+    assert_eq!(steps[0]["conversionFromStart"], 1.0);
+    assert_eq!(steps[0]["medianSecondsFromPrevious"], Value::Null);
+    assert_eq!(steps[1]["conversionFromStart"], 0.6);
+    assert_eq!(steps[1]["conversionFromPrevious"], 0.6);
+    // 10 min (u1), 30 min (u2), 10 min (a3).
+    assert_eq!(steps[1]["medianSecondsFromPrevious"], 600.0);
+    assert_eq!(steps[2]["conversionFromStart"], 0.2);
+    assert!((steps[2]["conversionFromPrevious"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(steps[2]["medianSecondsFromPrevious"], 600.0);
+    assert!(funnel["dataAsOf"].is_string());
+
+    // A window of 2 h lets u4's sign-up count; the crawler counts when asked for.
+    let wider = app
+        .funnel(
+            &key,
+            &format!("{DAY}&steps=page_view&steps=signup&window=2h"),
+        )
+        .await;
+    assert_eq!(users(&wider), [5, 4]);
+    let with_bots = app
+        .funnel(
+            &key,
+            &format!("{DAY}&steps=page_view,signup&window=2h&includeBots=true"),
+        )
+        .await;
+    assert_eq!(users(&with_bots), [6, 5]);
+}
+
+async fn retention_counts_cohorts_by_first_start_and_later_returns(backend: Backend) {
+    let (app, key) = told(backend).await;
+    let query = format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=day&periods=2");
+    let retention = app.retention(&key, &query).await;
+    assert_eq!(retention["interval"], "day");
+    // u6 first viewed the day before: not in the cohort of the 20th.
+    assert_eq!(
+        retention["cohorts"],
+        json!([{"start": "2026-11-20T00:00:00Z", "users": 4, "returned": [1, 1]}])
+    );
+    // Weeks start on Monday (the 20th is a Friday); the week of the 23rd had no sign-up.
+    let weekly = app
+        .retention(
+            &key,
+            &format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=week&periods=1"),
+        )
+        .await;
+    assert_eq!(
+        weekly["cohorts"],
+        json!([{"start": "2026-11-16T00:00:00Z", "users": 4, "returned": [0]}])
+    );
+    // In New York the 20th begins at 05:00 UTC: u6's 09:00 view falls on the 20th there
+    // too, but the cohorts are the zone's days the range touches (the 19th and the 20th).
+    let new_york = app
+        .retention(
+            &key,
+            &format!("{DAY}&startEvent=page_view&returnEvent=signup&tz=America/New_York&periods=1"),
+        )
+        .await;
+    let starts: Vec<&str> = new_york["cohorts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cohort| cohort["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts, ["2026-11-19T05:00:00Z", "2026-11-20T05:00:00Z"]);
+}
+
+async fn bad_funnel_and_retention_parameters_name_the_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("people-bad").await;
+    let cases = [
+        (Report::Funnel, format!("{DAY}&window=1h"), "steps"),
+        (Report::Funnel, format!("{DAY}&steps=a&window=1h"), "steps"),
+        (Report::Funnel, format!("{DAY}&steps=a,b"), "window"),
+        (
+            Report::Funnel,
+            format!("{DAY}&steps=a,b&window=7w"),
+            "window",
+        ),
+        (
+            Report::Funnel,
+            format!("{DAY}&steps=a,b&window=91d"),
+            "window",
+        ),
+        (
+            Report::Funnel,
+            format!("{DAY}&steps=a,b&window=1h&where=nope:1"),
+            "where",
+        ),
+        (
+            Report::Retention,
+            format!("{DAY}&returnEvent=b"),
+            "startEvent",
+        ),
+        (
+            Report::Retention,
+            format!("{DAY}&startEvent=a&returnEvent=b&interval=hour"),
+            "interval",
+        ),
+        (
+            Report::Retention,
+            format!("{DAY}&startEvent=a&returnEvent=b&periods=0"),
+            "periods",
+        ),
+        (
+            Report::Retention,
+            format!("{DAY}&startEvent=a&returnEvent=b&tz=Mars/Base"),
+            "tz",
+        ),
+    ];
+    for (report, query, field) in cases {
+        let response = app.report(&tenant.key, report, &query).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error_fields(&problem), [field], "{query}");
+    }
+}
+
+/// An alias joins its `previousId` to its user, for the earlier events too.
+async fn an_alias_joins_its_previous_id_to_its_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tenant = app.tenant("people-alias").await;
+    let mut alias = event("alias", Some("u7"), None, "2026-11-20T08:30");
+    alias["properties"] = json!({"previousId": "a7"});
+    let mut events = vec![
+        event("page_view", None, Some("a7"), "2026-11-20T08:00"),
+        alias,
+        event("signup", Some("u7"), None, "2026-11-20T08:40"),
+    ];
+    for event in &mut events {
+        event["subsystem"] = json!(tenant.subsystem_code);
+    }
+    let response = app.send_batch(&tenant.key, &events).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    app.await_events(&tenant.key, DAY, events.len()).await;
+    let funnel = app
+        .funnel(
+            &tenant.key,
+            &format!("{DAY}&steps=page_view,signup&window=1h"),
+        )
+        .await;
+    assert_eq!(users(&funnel), [1, 1]);
+    assert_eq!(funnel["steps"][1]["medianSecondsFromPrevious"], 2400.0);
+}
+
+/// A key of another partner sees none of these people.
+async fn another_partners_key_sees_none_of_these_people(backend: Backend) {
+    let (app, _) = told(backend).await;
+    let other = app.tenant("people-other").await;
+    let funnel = app
+        .funnel(
+            &other.key,
+            &format!("{DAY}&steps=page_view,signup&window=1h"),
+        )
+        .await;
+    assert_eq!(users(&funnel), [0, 0]);
+    assert_eq!(funnel["steps"][0]["conversionFromStart"], 0.0);
+}
+
+crate::backend_tests!(
+    funnels_count_people_joined_across_their_ids,
+    retention_counts_cohorts_by_first_start_and_later_returns,
+    bad_funnel_and_retention_parameters_name_the_field,
+    another_partners_key_sees_none_of_these_people,
+    an_alias_joins_its_previous_id_to_its_user,
+);
