@@ -41,6 +41,8 @@
 //!   with cursors, rollups folded by recount); `upkeep` runs the periodic rollup fold
 //! - `rollups`   hourly counts and actor sketches, the data reports read, and breakdown
 //!   cells by dimension (docs/BREAKDOWNS.md) (no store, no HTTP)
+//! - `people`    who an event belongs to (joins of anonymous ids to users), and what
+//!   funnels and retention count over people's moments (no store, no HTTP)
 //! - `model`     the records every layer shares: event, partner, subsystem, API key,
 //!   event structure, validated newtypes (`Code`, `JsonObject`); test fixtures
 //! - `redis`     the optional shared Redis: connection with timeouts and fallbacks, cache
@@ -54,7 +56,7 @@
 //! - `cache`     the read-through cache (single-flight, hit/miss metrics) lookups use
 //!
 //! Arrows point one way: http → manage/ingest/auth/reports → limits/tenants/schemas →
-//! store → rollups/model (and redis beside them); `ingest` and `manage` also use `auth`,
+//! store → rollups/people/model (and redis beside them); `ingest` and `manage` also use `auth`,
 //! `schemas` uses `tenants`. Nothing below `http` imports axum. `tests/api/layers.rs` fails
 //! when an import points up, or a file or handler grows too long. `fuzzing` (hidden) is
 //! the public door of the fuzz entry points, which live beside what they fuzz.
