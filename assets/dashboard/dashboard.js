@@ -238,6 +238,7 @@ function render(scope, summary, series, latest, panels) {
   session.loads += 1
   document.body.dataset.loads = String(session.loads)
   document.body.dataset.state = 'ready'
+  refreshPeople()
 }
 
 // ---- rendering ------------------------------------------------------------------------
@@ -266,6 +267,7 @@ function rememberOptions(summary) {
   for (const type of Object.keys(summary.eventCounts)) session.knownTypes.add(type)
   for (const id of Object.keys(summary.subsystemCounts)) session.knownSubsystems.add(id)
   syncOptions($('event-type'), session.knownTypes, (type) => type)
+  syncPeopleOptions(session.knownTypes)
   syncOptions($('subsystem'), session.knownSubsystems, subsystemLabel)
 }
 
@@ -553,6 +555,7 @@ function wire() {
 function start() {
   fillTimeZones()
   buildPanels()
+  buildPeople()
   renderChips()
   wire()
   const credential = initialCredential()

@@ -70,6 +70,7 @@ const ASSETS: &[Asset] = &[
     asset!("dashboard.css", "text/css; charset=utf-8"),
     asset!("dashboard.js", "text/javascript; charset=utf-8"),
     asset!("panels.js", "text/javascript; charset=utf-8"),
+    asset!("people.js", "text/javascript; charset=utf-8"),
     asset!("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     asset!("vendor/uPlot.min.css", "text/css; charset=utf-8"),
     asset!("vendor/LICENSE", "text/plain; charset=utf-8"),

@@ -116,6 +116,7 @@ async fn in_chromium_the_dashboard_shows_the_apis_numbers_and_explains_a_wrong_k
     assert_eq!(ingest_only["signInShown"], true);
     let read = &seen["read"];
     assert_board_matches_api(&service.app, &seeded, &read["board"]).await;
+    assert_people_match_api(&service.app, &seeded, &read["people"]).await;
     let expected = Expected {
         events: &seeded.events,
         bots: seeded.bots.len(),
@@ -266,6 +267,57 @@ fn crawler(now: DateTime<Utc>) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// The page's funnel and retention grid are the API's for the range and zone it asked.
+async fn assert_people_match_api(app: &TestApp, seeded: &Seeded, seen: &Value) {
+    let range = |view: &Value| {
+        format!(
+            "from={}&to={}",
+            encode(view["from"].as_str().unwrap()),
+            encode(view["to"].as_str().unwrap())
+        )
+    };
+    let funnel = app
+        .funnel(
+            &seeded.read_key,
+            &format!(
+                "{}&steps=page_view,signup,purchase&window=1d",
+                range(&seen["funnel"])
+            ),
+        )
+        .await;
+    let rows = seen["funnel"]["rows"].as_array().unwrap();
+    let steps = funnel["steps"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{seen}");
+    for (index, (row, step)) in rows.iter().zip(steps).enumerate() {
+        let event_type = step["eventType"].as_str().unwrap();
+        assert_eq!(row[0], format!("{}. {event_type}", index + 1));
+        assert_eq!(row[1], step["users"].to_string(), "{row} vs {step}");
+    }
+    assert!(
+        steps[0]["users"].as_u64().unwrap() > 0,
+        "people to count: {funnel}"
+    );
+    let retention = app
+        .retention(
+            &seeded.read_key,
+            &format!(
+                "{}&startEvent=page_view&returnEvent=purchase&interval=day&periods=4&tz={}",
+                range(&seen["retention"]),
+                encode(seen["tz"].as_str().unwrap())
+            ),
+        )
+        .await;
+    let cohorts = retention["cohorts"].as_array().unwrap();
+    let rows = seen["retention"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), cohorts.len(), "{seen} vs {retention}");
+    for (index, cohort) in cohorts.iter().enumerate() {
+        assert_eq!(rows[index][1], cohort["users"].to_string());
+        assert_eq!(seen["retention"]["returned"][index], cohort["returned"]);
+    }
+    let people: u64 = cohorts.iter().map(|c| c["users"].as_u64().unwrap()).sum();
+    assert!(people > 0, "cohorts to show: {retention}");
 }
 
 /// The page's totals, top lists and latest events are the API's for the range it showed.

@@ -4,7 +4,8 @@
 //
 // usage: BROWSER_LIBS=DIR [CHROMIUM=/usr/bin/chromium] node dashboard.cjs SERVICE READ_KEY INGEST_KEY ADMIN_TOKEN OUT_DIR
 //   DIR holds node_modules/playwright-core (scripts/segment-sdks.sh installs it); OUT_DIR
-//   receives the screenshots (chart.png, panels.png, filtered.png, phone.png, dashboard.png).
+//   receives the screenshots (chart.png, panels.png, funnel.png, filtered.png, phone.png,
+//   dashboard.png).
 const path = require('node:path')
 const fs = require('node:fs')
 const { createRequire } = require('node:module')
@@ -128,6 +129,38 @@ async function filterAndBots(page) {
   return { clickQueries, filtered, removeQueries, restored, botQueries, withBots, withoutBots, bySource }
 }
 
+// The funnel (page view → sign-up → purchase, within a day) and the retention grid (page
+// view, then purchase, by day), each shown with its button, read as a person reads them.
+async function peopleViews(page) {
+  const ready = (id) => page.waitForFunction((card) => document.getElementById(card).dataset.state === 'ready', id, { timeout: TIMEOUT })
+  await page.selectOption('#funnel-step-1', 'page_view')
+  await page.selectOption('#funnel-step-2', 'signup')
+  await page.selectOption('#funnel-step-3', 'purchase')
+  await page.selectOption('#funnel-window', '1d')
+  await page.click('#funnel-form button[type=submit]')
+  await ready('funnel-card')
+  await page.selectOption('#retention-start', 'page_view')
+  await page.selectOption('#retention-return', 'purchase')
+  await page.click('#retention-form button[type=submit]')
+  await ready('retention-card')
+  await page.locator('#funnel-card').screenshot({ path: path.join(outDir, 'funnel.png') })
+  return page.evaluate(() => {
+    const rows = (id) => Array.from(document.getElementById(id).tBodies[0].rows, (row) =>
+      Array.from(row.cells, (cell) => cell.textContent.trim()))
+    const card = (id) => ({ from: document.getElementById(id).dataset.from, to: document.getElementById(id).dataset.to })
+    return {
+      tz: document.getElementById('tz').value,
+      funnel: { ...card('funnel-card'), rows: rows('funnel') },
+      retention: {
+        ...card('retention-card'),
+        rows: rows('retention'),
+        returned: Array.from(document.getElementById('retention').tBodies[0].rows, (row) =>
+          Array.from(row.querySelectorAll('[data-returned]'), (cell) => Number(cell.dataset.returned))),
+      },
+    }
+  })
+}
+
 // How many distinct colours the chart's canvas holds: a blank chart has one or two.
 async function chartColours(page) {
   return page.evaluate(() => {
@@ -187,6 +220,7 @@ async function readKeySession(browser) {
   const colours = await chartColours(page)
   await page.locator('#chart').screenshot({ path: path.join(outDir, 'chart.png') })
   await page.locator('#panels').screenshot({ path: path.join(outDir, 'panels.png') })
+  const peopleSeen = await peopleViews(page)
   const storage = await page.evaluate(() => Object.values(sessionStorage))
   const cookies = await context.cookies()
   const filters = await filterAndBots(page)
@@ -200,6 +234,7 @@ async function readKeySession(browser) {
   await context.close()
   return {
     board,
+    people: peopleSeen,
     chartColours: colours,
     keptInSessionStorage: storage.includes(readKey),
     cookies: cookies.length,
