@@ -64,7 +64,17 @@ impl ReportService {
                 moments.push((person, slot, event.timestamp.timestamp_millis()));
             }
         })
-        .await?;
+        .await
+        .map_err(|error| match error {
+            // No filter is to blame here: the range (and for retention the history) is.
+            ReportError::TooManyRawEvents { max } => ReportError::Invalid {
+                field: "from",
+                message: format!(
+                    "funnels and retention are counted from raw events, at most {max}                      (reports.max_raw_events), and this range holds more; use a shorter range"
+                ),
+            },
+            other => other,
+        })?;
         Ok(moments)
     }
 }

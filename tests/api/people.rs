@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, GOOGLEBOT, Report, TestApp, assert_problem, error_fields, spawn_app,
+    Backend, GOOGLEBOT, Report, TestApp, TestAppBuilder, assert_problem, error_fields, spawn_app,
 };
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
@@ -218,6 +218,45 @@ async fn bad_funnel_and_retention_parameters_name_the_field(backend: Backend) {
     }
 }
 
+/// Until the people index answers them, funnels and retention read raw events, at most
+/// `reports.max_raw_events`: past it a 400 naming the range, not a filter.
+async fn past_the_raw_event_bound_a_funnel_is_a_400_naming_from(backend: Backend) {
+    let app = TestAppBuilder::new(backend)
+        .configure(|config| config.reports.max_raw_events = 3)
+        .spawn()
+        .await;
+    let tenant = app.tenant("people-bound").await;
+    let events: Vec<Value> = (0..5)
+        .map(|minute| {
+            let mut event = event(
+                "page_view",
+                Some("u1"),
+                None,
+                &format!("2026-11-20T10:0{minute}"),
+            );
+            event["subsystem"] = json!(tenant.subsystem_code);
+            event
+        })
+        .collect();
+    let response = app.send_batch(&tenant.key, &events).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    app.await_events(&tenant.key, DAY, events.len()).await;
+    for (report, query) in [
+        (
+            Report::Funnel,
+            format!("{DAY}&steps=page_view,signup&window=1h"),
+        ),
+        (
+            Report::Retention,
+            format!("{DAY}&startEvent=page_view&returnEvent=page_view"),
+        ),
+    ] {
+        let response = app.report(&tenant.key, report, &query).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error_fields(&problem), ["from"], "{problem}");
+    }
+}
+
 /// An alias joins its `previousId` to its user, for the earlier events too.
 async fn an_alias_joins_its_previous_id_to_its_user(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -265,4 +304,5 @@ crate::backend_tests!(
     bad_funnel_and_retention_parameters_name_the_field,
     another_partners_key_sees_none_of_these_people,
     an_alias_joins_its_previous_id_to_its_user,
+    past_the_raw_event_bound_a_funnel_is_a_400_naming_from,
 );

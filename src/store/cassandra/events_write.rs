@@ -122,10 +122,9 @@ pub async fn write_events(
             .or_default()
             .push(EventInsert { row, ttl_seconds });
     }
-    // Both before the rows: a reader may see a day or hour marked and empty, never rows
-    // in one that is not marked.
-    // Joins of duplicates too: a retried batch whose first attempt failed after its claims
-    // still records them (first wins, so recording one again changes nothing).
+    // Days and hours marked before the rows: a reader may see one marked and empty, never
+    // rows in one that is not marked. Joins of duplicates too: a batch retried after its
+    // claims were written still records them (the first pairing wins, so again is a no-op).
     futures::try_join!(
         record_event_days(store, &partitions),
         rollups::touch(store, &hours),

@@ -17,6 +17,15 @@ pub(super) fn record<'a>(
     transaction: &WriteTransaction,
     events: impl IntoIterator<Item = &'a Event>,
 ) -> Result<usize, StoreError> {
+    // Most batches ask for none: then no table is opened.
+    let asked: Vec<(&Event, Vec<(String, String)>)> = events
+        .into_iter()
+        .map(|event| (event, joins_of(event)))
+        .filter(|(_, joins)| !joins.is_empty())
+        .collect();
+    if asked.is_empty() {
+        return Ok(0);
+    }
     let mut joins = transaction
         .open_table(PEOPLE_JOINS)
         .map_err(storage_error)?;
@@ -24,8 +33,8 @@ pub(super) fn record<'a>(
         .open_table(PEOPLE_JOIN_CONFLICTS)
         .map_err(storage_error)?;
     let mut recorded = 0;
-    for event in events {
-        for (anonymous, user) in joins_of(event) {
+    for (event, asked) in asked {
+        for (anonymous, user) in asked {
             let key = keys::prefixed(event.partner_id, anonymous.as_bytes());
             let first = joins
                 .get(key.as_slice())

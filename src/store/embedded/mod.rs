@@ -81,7 +81,7 @@ const STORE_META: Table = TableDefinition::new("store_meta");
 /// a file of an older layout gets the joins of its stored events recorded when opened.
 const LAYOUT_VERSION: u8 = 7;
 const LAYOUT_MARKED: u8 = 5;
-const LAYOUT_JOINED: u8 = 6;
+const LAYOUT_UNJOINED: u8 = 6;
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 const LAYOUT_KEY: &[u8] = b"format";
 
@@ -357,7 +357,7 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<Lay
     match found {
         Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
         Some(Some(LAYOUT_MARKED)) => Ok(Layout::Upgrade { mark_hours: true }),
-        Some(Some(LAYOUT_JOINED)) => Ok(Layout::Upgrade { mark_hours: false }),
+        Some(Some(LAYOUT_UNJOINED)) => Ok(Layout::Upgrade { mark_hours: false }),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;
