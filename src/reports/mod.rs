@@ -326,17 +326,9 @@ impl ReportService {
         scope: ReportScope,
         ask: FunnelAsk,
     ) -> Result<Arc<Rendered<Funnel>>, ReportError> {
-        let shared_key = ("funnel", scope, ask.clone());
         let compute = self.compute_funnel(scope, &ask);
-        let key = PeopleKey {
-            scope,
-            ask: ask.clone(),
-            generation: self.generations.of(scope.partner_id),
-        };
-        self.funnels
-            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+        self.people_report(&self.funnels, "funnel", scope, ask.clone(), compute)
             .await
-            .map_err(|error| ReportError::clone(&error))
     }
 
     pub async fn retention(
@@ -344,15 +336,31 @@ impl ReportService {
         scope: ReportScope,
         ask: RetentionAsk,
     ) -> Result<Arc<Rendered<Retention>>, ReportError> {
-        let shared_key = ("retention", scope, ask.clone());
         let compute = self.compute_retention(scope, &ask, self.max_buckets);
+        self.people_report(&self.retentions, "retention", scope, ask.clone(), compute)
+            .await
+    }
+
+    /// A funnel or retention grid, cached here by what it asks and shared like the others.
+    async fn people_report<A, T>(
+        &self,
+        cache: &ReadThrough<PeopleKey<A>, Arc<Rendered<T>>>,
+        name: &'static str,
+        scope: ReportScope,
+        ask: A,
+        compute: impl Future<Output = Result<T, ReportError>>,
+    ) -> Result<Arc<Rendered<T>>, ReportError>
+    where
+        A: Clone + Serialize + std::hash::Hash + Eq + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
         let key = PeopleKey {
             scope,
             ask: ask.clone(),
             generation: self.generations.of(scope.partner_id),
         };
-        self.retentions
-            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+        cache
+            .get_or_load(key, || self.shared((name, scope, ask), scope.to, compute))
             .await
             .map_err(|error| ReportError::clone(&error))
     }

@@ -65,8 +65,8 @@ fn story() -> Vec<Value> {
     events
 }
 
-async fn told(backend: Backend) -> (TestApp, String) {
-    let app = spawn_app(backend).await;
+/// The story told to a new partner of `app`; its key.
+async fn told(app: &TestApp) -> String {
     let tenant = app.tenant("people").await;
     let mut events = story();
     for event in &mut events {
@@ -80,7 +80,7 @@ async fn told(backend: Backend) -> (TestApp, String) {
         events.len(),
     )
     .await;
-    (app, tenant.key)
+    tenant.key
 }
 
 fn users(funnel: &Value) -> Vec<u64> {
@@ -92,10 +92,20 @@ fn users(funnel: &Value) -> Vec<u64> {
         .collect()
 }
 
-async fn funnels_count_people_joined_across_their_ids(backend: Backend) {
-    let (app, key) = told(backend).await;
+/// One app per store for the reports over the story (a Cassandra app costs a keyspace).
+async fn people_are_joined_across_their_ids_in_funnels_and_retention(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = told(&app).await;
+    funnels_count_people_joined_across_their_ids(&app, &key).await;
+    retention_counts_cohorts_by_first_start_and_later_returns(&app, &key).await;
+    another_partners_key_sees_none_of_these_people(&app).await;
+    an_alias_joins_its_previous_id_to_its_user(&app).await;
+    bad_funnel_and_retention_parameters_name_the_field(&app).await;
+}
+
+async fn funnels_count_people_joined_across_their_ids(app: &TestApp, key: &str) {
     let query = format!("{DAY}&steps=page_view,signup,purchase&window=1h");
-    let funnel = app.funnel(&key, &query).await;
+    let funnel = app.funnel(key, &query).await;
     assert_eq!(funnel["window"], "1h");
     // u1 (as a1, then u1), u2, a3, u4 and u6 viewed; u1, u2 and a3 signed up within the
     // hour; u1 bought.
@@ -116,24 +126,23 @@ async fn funnels_count_people_joined_across_their_ids(backend: Backend) {
     // A window of 2 h lets u4's sign-up count; the crawler counts when asked for.
     let wider = app
         .funnel(
-            &key,
+            key,
             &format!("{DAY}&steps=page_view&steps=signup&window=2h"),
         )
         .await;
     assert_eq!(users(&wider), [5, 4]);
     let with_bots = app
         .funnel(
-            &key,
+            key,
             &format!("{DAY}&steps=page_view,signup&window=2h&includeBots=true"),
         )
         .await;
     assert_eq!(users(&with_bots), [6, 5]);
 }
 
-async fn retention_counts_cohorts_by_first_start_and_later_returns(backend: Backend) {
-    let (app, key) = told(backend).await;
+async fn retention_counts_cohorts_by_first_start_and_later_returns(app: &TestApp, key: &str) {
     let query = format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=day&periods=2");
-    let retention = app.retention(&key, &query).await;
+    let retention = app.retention(key, &query).await;
     assert_eq!(retention["interval"], "day");
     // u6 first viewed the day before: not in the cohort of the 20th.
     assert_eq!(
@@ -143,7 +152,7 @@ async fn retention_counts_cohorts_by_first_start_and_later_returns(backend: Back
     // Weeks start on Monday (the 20th is a Friday); the week of the 23rd had no sign-up.
     let weekly = app
         .retention(
-            &key,
+            key,
             &format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=week&periods=1"),
         )
         .await;
@@ -155,7 +164,7 @@ async fn retention_counts_cohorts_by_first_start_and_later_returns(backend: Back
     // too, but the cohorts are the zone's days the range touches (the 19th and the 20th).
     let new_york = app
         .retention(
-            &key,
+            key,
             &format!("{DAY}&startEvent=page_view&returnEvent=signup&tz=America/New_York&periods=1"),
         )
         .await;
@@ -168,8 +177,7 @@ async fn retention_counts_cohorts_by_first_start_and_later_returns(backend: Back
     assert_eq!(starts, ["2026-11-19T05:00:00Z", "2026-11-20T05:00:00Z"]);
 }
 
-async fn bad_funnel_and_retention_parameters_name_the_field(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn bad_funnel_and_retention_parameters_name_the_field(app: &TestApp) {
     let tenant = app.tenant("people-bad").await;
     let cases = [
         (Report::Funnel, format!("{DAY}&window=1h"), "steps"),
@@ -258,8 +266,7 @@ async fn past_the_raw_event_bound_a_funnel_is_a_400_naming_from(backend: Backend
 }
 
 /// An alias joins its `previousId` to its user, for the earlier events too.
-async fn an_alias_joins_its_previous_id_to_its_user(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn an_alias_joins_its_previous_id_to_its_user(app: &TestApp) {
     let tenant = app.tenant("people-alias").await;
     let mut alias = event("alias", Some("u7"), None, "2026-11-20T08:30");
     alias["properties"] = json!({"previousId": "a7"});
@@ -285,8 +292,7 @@ async fn an_alias_joins_its_previous_id_to_its_user(backend: Backend) {
 }
 
 /// A key of another partner sees none of these people.
-async fn another_partners_key_sees_none_of_these_people(backend: Backend) {
-    let (app, _) = told(backend).await;
+async fn another_partners_key_sees_none_of_these_people(app: &TestApp) {
     let other = app.tenant("people-other").await;
     let funnel = app
         .funnel(
@@ -299,10 +305,6 @@ async fn another_partners_key_sees_none_of_these_people(backend: Backend) {
 }
 
 crate::backend_tests!(
-    funnels_count_people_joined_across_their_ids,
-    retention_counts_cohorts_by_first_start_and_later_returns,
-    bad_funnel_and_retention_parameters_name_the_field,
-    another_partners_key_sees_none_of_these_people,
-    an_alias_joins_its_previous_id_to_its_user,
+    people_are_joined_across_their_ids_in_funnels_and_retention,
     past_the_raw_event_bound_a_funnel_is_a_400_naming_from,
 );
