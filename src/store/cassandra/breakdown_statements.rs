@@ -5,6 +5,7 @@
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
+use super::statements::prepare_statement;
 use crate::store::StoreError;
 
 pub struct BreakdownStatements {
@@ -26,15 +27,7 @@ impl BreakdownStatements {
         keyspace: &str,
     ) -> Result<BreakdownStatements, StoreError> {
         let ks = keyspace;
-        let prepare = |cql: String| async move {
-            let mut statement = session.prepare(cql).await.map_err(|error| {
-                StoreError::Unavailable(format!(
-                    "cannot prepare a statement (are the tables there? run `volcanion migrate`): {error}"
-                ))
-            })?;
-            statement.set_is_idempotent(true);
-            Ok::<_, StoreError>(statement)
-        };
+        let prepare = |cql: String| prepare_statement(session, cql, true);
         let key = "partner_id = ? AND grain = ? AND period = ?";
         let cell_key = "partner_id = ? AND grain = ? AND cell = ? AND period = ?";
         Ok(BreakdownStatements {

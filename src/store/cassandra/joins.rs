@@ -13,6 +13,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::rows::bucket_of;
+use super::statements::prepare_statement;
 use super::{CassandraStore, corrupt, driver_error};
 use crate::model::Event;
 use crate::people::{Joins, joins_of};
@@ -36,12 +37,7 @@ impl JoinStatements {
     pub async fn prepare(session: &Session, keyspace: &str) -> Result<JoinStatements, StoreError> {
         let ks = keyspace;
         let prepare = |cql: String, idempotent: bool| async move {
-            let mut statement = session.prepare(cql).await.map_err(|error| {
-                StoreError::Unavailable(format!(
-                    "cannot prepare a statement (are the tables there? run `volcanion migrate`): {error}"
-                ))
-            })?;
-            statement.set_is_idempotent(idempotent);
+            let mut statement = prepare_statement(session, cql, idempotent).await?;
             statement.set_page_size(PAGE_SIZE);
             Ok::<_, StoreError>(statement)
         };

@@ -87,15 +87,8 @@ enum Retry {
 impl Statements {
     pub async fn prepare(session: &Session, keyspace: &str) -> Result<Statements, StoreError> {
         let ks = keyspace;
-        let prepare = |cql: String, retry: Retry| async move {
-            let mut statement = session.prepare(cql).await.map_err(|error| {
-                StoreError::Unavailable(format!(
-                    "cannot prepare a statement (are the tables there? run `volcanion migrate`): {error}"
-                ))
-            })?;
-            statement.set_is_idempotent(retry == Retry::Idempotent);
-            Ok::<_, StoreError>(statement)
-        };
+        let prepare =
+            |cql: String, retry: Retry| prepare_statement(session, cql, retry == Retry::Idempotent);
         use Retry::{Idempotent, NotIdempotent};
         let event_markers = vec!["?"; EVENT_COLUMNS.split(',').count()].join(", ");
         Ok(Statements {
@@ -381,4 +374,20 @@ impl Statements {
             .map_err(|error| StoreError::Unavailable(format!("ping: {error}")))?,
         })
     }
+}
+
+/// Prepares `cql`, marked idempotent (the driver may retry it) or not; a failure says
+/// what is likely missing.
+pub(super) async fn prepare_statement(
+    session: &Session,
+    cql: String,
+    idempotent: bool,
+) -> Result<PreparedStatement, StoreError> {
+    let mut statement = session.prepare(cql).await.map_err(|error| {
+        StoreError::Unavailable(format!(
+            "cannot prepare a statement (are the tables there? run `volcanion migrate`): {error}"
+        ))
+    })?;
+    statement.set_is_idempotent(idempotent);
+    Ok(statement)
 }
