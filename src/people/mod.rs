@@ -8,9 +8,11 @@
 //! sketches count them.
 //!
 //! - `funnel`     the deepest path per person, and the counts per step
+//! - `postings`   the per-person index: who did an event type when, 12 bytes an event
 //! - `retention`  cohorts by first start event, returns per following period
 
 pub mod funnel;
+pub mod postings;
 pub mod retention;
 
 use std::collections::HashMap;

@@ -1,19 +1,26 @@
 //! People's moments for funnels and retention: each event of the wanted types that passes
-//! the report's filters, as (person, type slot, time). People are joined as the store's
-//! joins say (`people::Joins`), so an anonymous visitor who signed in later is one person
-//! with their earlier events.
+//! the report's filters, as (person, type slot, time).
 //!
-//! Read from raw events, bounded by `reports.max_raw_events`.
+//! Without `where=` filters they come from people's postings (`people::postings`, folded
+//! with the breakdown cells, people resolved through their joins) for the range's whole
+//! hours and days, and from the raw events of the rest: the range's cut ends and the hours
+//! not folded since their last write (a late join marks the hours it changes). With
+//! filters, which postings don't keep, from the raw events of the whole range, at most
+//! `reports.max_raw_events` of them. Raw events are joined as the store's joins say.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
 use super::breakdown::resolve_filters;
 use super::breakdown_raw::passes;
 use super::gather::RawReading;
-use super::{ReportError, ReportScope, ReportService};
+use super::{ReportError, ReportScope, ReportService, plan};
+use crate::model::Event;
+use crate::people::postings;
 use crate::people::{Moment, Person};
-use crate::rollups::{Dimension, dimension_values};
-use crate::store::EventFilter;
+use crate::rollups::{BreakdownQuery, Dimension, dimension_values, postings_cell};
+use crate::store::{EventFilter, StoreError};
 
 /// What to gather: the event types (one slot each, in order), the `where=` filters, and
 /// the range of event times.
@@ -23,15 +30,75 @@ pub(super) struct MomentsAsk<'a> {
     pub range: (DateTime<Utc>, DateTime<Utc>),
 }
 
+pub(super) type Moments = Vec<(Person, usize, Moment)>;
+
 impl ReportService {
     pub(super) async fn moments(
         &self,
         scope: ReportScope,
         ask: MomentsAsk<'_>,
-    ) -> Result<Vec<(Person, usize, Moment)>, ReportError> {
+    ) -> Result<Moments, ReportError> {
+        if !ask.filters.is_empty() {
+            return self
+                .raw_moments(scope, &ask, &[ask.range], Some(self.max_raw_events))
+                .await;
+        }
+        let plan = plan::plan(ask.range.0, ask.range.1, &[]);
+        let mut moments = Moments::new();
+        let mut unsettled = BTreeSet::new();
+        if let Some((from, to)) = plan.rollups {
+            let query = BreakdownQuery {
+                partner_id: scope.partner_id,
+                names: ask
+                    .types
+                    .iter()
+                    .map(|event_type| postings_cell(event_type, scope.subsystem_id))
+                    .collect(),
+                from,
+                to,
+                whole_days: plan.whole_days.clone(),
+            };
+            let read = self.store.breakdown_cells(&query).await?;
+            unsettled = read.unsettled;
+            for (slot, cells) in read.tables.into_iter().enumerate() {
+                for (hour, cell) in cells {
+                    // An hour's or a day's (by its first hour): offsets from its start.
+                    let start = hour.start().timestamp_millis();
+                    for part in cell.parts() {
+                        for posting in postings::decode(part).map_err(StoreError::Corrupt)? {
+                            if scope.include_bots || !posting.bot {
+                                let at = start + i64::from(posting.offset_ms);
+                                moments.push((posting.person, slot, at));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if plan.raw_hours(&unsettled) > self.max_raw_hours {
+            return Err(ReportError::Unfolded {
+                hours: unsettled.len(),
+            });
+        }
+        let raw = plan.raw_with(&unsettled);
+        moments.extend(self.raw_moments(scope, &ask, &raw, None).await?);
+        Ok(moments)
+    }
+
+    /// The moments of the raw events of `ranges` (at most `max_events` read), people
+    /// joined through the joins of their anonymous ids.
+    async fn raw_moments(
+        &self,
+        scope: ReportScope,
+        ask: &MomentsAsk<'_>,
+        ranges: &[(DateTime<Utc>, DateTime<Utc>)],
+        max_events: Option<u64>,
+    ) -> Result<Moments, ReportError> {
+        if ranges.is_empty() {
+            return Ok(Moments::new());
+        }
         let declared = self.declared_dimensions(scope.partner_id).await?;
         let filters = resolve_filters(ask.filters, &declared)?;
-        let joins = self.store.joins(scope.partner_id).await?;
         let payload = filters
             .iter()
             .any(|(dimension, _)| matches!(dimension, Dimension::Property(_)));
@@ -43,14 +110,9 @@ impl ReportService {
             },
             ..EventFilter::default()
         };
-        let reading = RawReading {
-            range: ask.range,
-            filter: &filter,
-            payload,
-            max_events: Some(self.max_raw_events),
-        };
-        let mut moments = Vec::new();
-        self.for_each_event(scope, reading, |event| {
+        // (slot, time, user id, anonymous id) of each event that counts.
+        let mut seen: Vec<(usize, Moment, Option<String>, Option<String>)> = Vec::new();
+        let mut keep = |event: &Event| {
             if !scope.counts(event) {
                 return;
             }
@@ -60,21 +122,50 @@ impl ReportService {
             if !filters.is_empty() && !passes(&filters, &dimension_values(event, &declared)) {
                 return;
             }
-            if let Some(person) = joins.person_of(event) {
-                moments.push((person, slot, event.timestamp.timestamp_millis()));
-            }
-        })
-        .await
-        .map_err(|error| match error {
-            // No filter is to blame here: the range (and for retention the history) is.
-            ReportError::TooManyRawEvents { max } => ReportError::Invalid {
-                field: "from",
-                message: format!(
-                    "funnels and retention are counted from raw events, at most {max}                      (reports.max_raw_events), and this range holds more; use a shorter range"
-                ),
-            },
-            other => other,
-        })?;
-        Ok(moments)
+            let at = event.timestamp.timestamp_millis();
+            seen.push((slot, at, event.user_id.clone(), event.anonymous_id.clone()));
+        };
+        for range in ranges {
+            let reading = RawReading {
+                range: *range,
+                filter: &filter,
+                payload,
+                max_events,
+            };
+            self.for_each_event(scope, reading, &mut keep)
+                .await
+                .map_err(|error| match error {
+                    // No filter is to blame here: the range (and for retention the history) is.
+                    ReportError::TooManyRawEvents { max } => ReportError::Invalid {
+                        field: "from",
+                        message: format!(
+                            "funnels and retention with where= filters are counted from raw \
+                             events, at most {max} (reports.max_raw_events), and this range \
+                             holds more; use a shorter range"
+                        ),
+                    },
+                    other => other,
+                })?;
+        }
+        let anonymous: BTreeSet<String> = seen
+            .iter()
+            .filter(|(_, _, user, _)| user.is_none())
+            .filter_map(|(_, _, _, anonymous)| anonymous.clone())
+            .collect();
+        let joins = self
+            .store
+            .joins_among(scope.partner_id, anonymous.into_iter().collect())
+            .await?;
+        Ok(seen
+            .into_iter()
+            .filter_map(|(slot, at, user, anonymous)| {
+                let id = match (&user, &anonymous) {
+                    (Some(user), _) => user.as_str(),
+                    (None, Some(anonymous)) => joins.user_of(anonymous).unwrap_or(anonymous),
+                    (None, None) => return None,
+                };
+                Some((crate::people::person_key(id), slot, at))
+            })
+            .collect())
     }
 }

@@ -62,9 +62,6 @@ fn tz_name<S: serde::Serializer>(tz: &Tz, serializer: S) -> Result<S::Ok, S::Err
     serializer.serialize_str(tz.name())
 }
 
-/// The events before this are not looked at for a first start event (none are stored).
-const FIRST_EVENT_ON_RECORD: DateTime<Utc> = DateTime::UNIX_EPOCH;
-
 impl ReportService {
     pub(super) async fn compute_retention(
         &self,
@@ -90,13 +87,19 @@ impl ReportService {
             .copied()
             .unwrap_or(scope.to)
             .min(now.max(scope.to));
+        // A first start event ever: looked for from the partner's first stored event on.
+        let first_on_record = self
+            .store
+            .first_event_day(scope.partner_id)
+            .await?
+            .map_or(scope.from, |first| first.min(scope.from));
         let moments = self
             .moments(
                 scope,
                 MomentsAsk {
                     types: &types,
                     filters: &ask.filters,
-                    range: (FIRST_EVENT_ON_RECORD, end),
+                    range: (first_on_record, end),
                 },
             )
             .await?;

@@ -11,9 +11,13 @@ use uuid::Uuid;
 
 use super::breakdown_cells::{BreakdownDelta, CellKey, ValueCounts};
 use super::dimension::{Dimension, DimensionValues};
+use super::encoded_table::EncodedTable;
+use super::postings_fold::PostingsRecount;
 use super::value_table::{TableDisagreement, VALUE_CAP, ValueTable};
 use super::{ActorSketch, Hour};
 use crate::model::{Enrichment, Event};
+use crate::people::Joins;
+use crate::people::postings::{self, Posting};
 
 /// A stored cell's identity within a partner and an hour (or day): its partition, its
 /// filter as (dimension name, value), and the dimension it breaks down, by API name
@@ -112,10 +116,55 @@ fn scalar_text(value: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// A recount of one partner's stored events, hour by hour: feed it every event of the
-/// hours (or days) to fold, then take the cells.
+/// hours (or days) to fold, look up the joins of its `anonymous_ids`, then take the cells.
 #[derive(Debug, Default)]
 pub struct BreakdownRecount {
     delta: BreakdownDelta,
+    postings: PostingsRecount,
+}
+
+/// What one stored cell holds: a breakdown's value table, or people's postings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Table(ValueTable),
+    Postings(Vec<Posting>),
+}
+
+/// Cells by (hour or day, name).
+pub type Cells = BTreeMap<(Hour, CellName), Cell>;
+
+impl Cell {
+    /// The parts a store writes, each encoding at most `max_part_bytes` (a value table's
+    /// part holds at least one value, a postings part at least one posting).
+    pub fn encode(&self, max_part_bytes: usize) -> Vec<Vec<u8>> {
+        match self {
+            Cell::Table(table) => table
+                .split(max_part_bytes)
+                .iter()
+                .map(ValueTable::to_bytes)
+                .collect(),
+            Cell::Postings(list) => postings::encode(list.clone(), max_part_bytes),
+        }
+    }
+
+    /// The cell `name` stored as `encoded`.
+    pub fn decode(name: &CellName, encoded: &EncodedTable) -> Result<Cell, String> {
+        if !name.is_postings() {
+            return encoded.decode().map(Cell::Table);
+        }
+        let mut list = Vec::new();
+        for part in encoded.parts() {
+            list.extend(postings::decode(part)?);
+        }
+        Ok(Cell::Postings(list))
+    }
+}
+
+/// What a recount says a cell should hold: each value's events, or the postings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellRecount {
+    Counts(CellCounts),
+    Postings(Vec<Posting>),
 }
 
 impl BreakdownRecount {
@@ -124,37 +173,79 @@ impl BreakdownRecount {
         let values = dimension_values(event, declared);
         self.delta
             .add(event.partner_id, Hour::of(event.timestamp), actor, &values);
+        self.postings.add(event);
     }
 
-    /// The hour cells to store, at `VALUE_CAP`, keyed by (hour, name).
-    pub fn hour_tables(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), ValueTable> {
-        tables(self.delta.cells(), declared)
+    /// The anonymous ids of the events without a user id, whose joins the cells need.
+    pub fn anonymous_ids(&self) -> &[String] {
+        self.postings.anonymous_ids()
+    }
+
+    /// The hour cells to store: tables at `VALUE_CAP`, and postings with people as `joins`
+    /// resolve them.
+    pub fn hour_cells(&self, declared: &[String], joins: &Joins) -> Cells {
+        let mut cells = tables(self.delta.cells(), declared);
+        cells.extend(postings_cells(&self.postings, joins, false));
+        cells
     }
 
     /// The same events' cells per UTC day (by its first hour): fold them from a recount of
     /// the whole day (a day kept from sealed hours would lose its exact top values).
-    pub fn day_tables(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), ValueTable> {
-        tables(self.delta.by_day(), declared)
+    pub fn day_cells(&self, declared: &[String], joins: &Joins) -> Cells {
+        let mut cells = tables(self.delta.by_day(), declared);
+        cells.extend(postings_cells(&self.postings, joins, true));
+        cells
     }
 
-    /// The recounted events per value of each hour cell, for `check_tables`.
-    pub fn hour_counts(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), CellCounts> {
-        counts(self.delta.cells(), declared)
+    /// What each hour cell should hold, for `check_tables`.
+    pub fn hour_counts(
+        &self,
+        declared: &[String],
+        joins: &Joins,
+    ) -> BTreeMap<(Hour, CellName), CellRecount> {
+        let mut recounted = counts(self.delta.cells(), declared);
+        recounted.extend(postings_recounts(&self.postings, joins, false));
+        recounted
     }
 
     /// The same per UTC day.
-    pub fn day_counts(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), CellCounts> {
-        counts(self.delta.by_day(), declared)
+    pub fn day_counts(
+        &self,
+        declared: &[String],
+        joins: &Joins,
+    ) -> BTreeMap<(Hour, CellName), CellRecount> {
+        let mut recounted = counts(self.delta.by_day(), declared);
+        recounted.extend(postings_recounts(&self.postings, joins, true));
+        recounted
     }
+}
+
+fn postings_cells(
+    postings: &PostingsRecount,
+    joins: &Joins,
+    days: bool,
+) -> impl Iterator<Item = ((Hour, CellName), Cell)> {
+    postings
+        .cells(joins, days)
+        .into_iter()
+        .map(|(key, list)| (key, Cell::Postings(list)))
+}
+
+fn postings_recounts(
+    postings: &PostingsRecount,
+    joins: &Joins,
+    days: bool,
+) -> impl Iterator<Item = ((Hour, CellName), CellRecount)> {
+    postings
+        .cells(joins, days)
+        .into_iter()
+        .map(|(key, list)| (key, CellRecount::Postings(list)))
 }
 
 /// A cell's recounted events by value.
 pub type CellCounts = HashMap<String, u64>;
 
-fn tables(
-    cells: impl IntoIterator<Item = (CellKey, ValueCounts)>,
-    declared: &[String],
-) -> BTreeMap<(Hour, CellName), ValueTable> {
+fn tables(cells: impl IntoIterator<Item = (CellKey, ValueCounts)>, declared: &[String]) -> Cells {
     cells
         .into_iter()
         .filter_map(|(key, counts)| {
@@ -165,7 +256,7 @@ fn tables(
             table
                 .absorb(&counts, VALUE_CAP)
                 .expect("a new table has no stored sketch to decode");
-            Some(((key.hour, name), table))
+            Some(((key.hour, name), Cell::Table(table)))
         })
         .collect()
 }
@@ -173,7 +264,7 @@ fn tables(
 fn counts(
     cells: impl IntoIterator<Item = (CellKey, ValueCounts)>,
     declared: &[String],
-) -> BTreeMap<(Hour, CellName), CellCounts> {
+) -> BTreeMap<(Hour, CellName), CellRecount> {
     cells
         .into_iter()
         .filter_map(|(key, counts)| {
@@ -182,7 +273,7 @@ fn counts(
                 .into_iter()
                 .map(|(value, delta)| (value, delta.events))
                 .collect();
-            Some(((key.hour, name), counts))
+            Some(((key.hour, name), CellRecount::Counts(counts)))
         })
         .collect()
 }
@@ -199,23 +290,19 @@ pub struct BreakdownDifference {
 }
 
 /// Every cell of `stored` or `recounted` (by hour or day and name) on which they
-/// disagree: a stored cell is checked with `ValueTable::check` at `VALUE_CAP`, a cell
-/// missing on one side is empty there.
+/// disagree: a stored table is checked with `ValueTable::check` at `VALUE_CAP`, stored
+/// postings must equal the recounted ones, and a cell missing on one side is empty there.
 pub fn check_tables(
     partner_id: Uuid,
     hours: u32,
-    stored: &BTreeMap<(Hour, CellName), ValueTable>,
-    recounted: &BTreeMap<(Hour, CellName), CellCounts>,
+    stored: &Cells,
+    recounted: &BTreeMap<(Hour, CellName), CellRecount>,
 ) -> Vec<BreakdownDifference> {
-    let empty_table = ValueTable::default();
-    let empty_counts = CellCounts::new();
     let keys: std::collections::BTreeSet<&(Hour, CellName)> =
         stored.keys().chain(recounted.keys()).collect();
     keys.into_iter()
         .filter_map(|key| {
-            let table = stored.get(key).unwrap_or(&empty_table);
-            let counts = recounted.get(key).unwrap_or(&empty_counts);
-            let disagreements = table.check(counts, VALUE_CAP);
+            let disagreements = check_cell(&key.1, stored.get(key), recounted.get(key));
             (!disagreements.is_empty()).then(|| BreakdownDifference {
                 partner_id,
                 hour: key.0,
@@ -225,6 +312,43 @@ pub fn check_tables(
             })
         })
         .collect()
+}
+
+fn check_cell(
+    name: &CellName,
+    stored: Option<&Cell>,
+    recounted: Option<&CellRecount>,
+) -> Vec<TableDisagreement> {
+    let none = Vec::new();
+    if name.is_postings() {
+        let stored = match stored {
+            Some(Cell::Postings(list)) => list,
+            _ => &none,
+        };
+        let recounted = match recounted {
+            Some(CellRecount::Postings(list)) => list,
+            _ => &none,
+        };
+        return if stored == recounted {
+            Vec::new()
+        } else {
+            vec![TableDisagreement::Postings {
+                stored: stored.len() as u64,
+                recounted: recounted.len() as u64,
+            }]
+        };
+    }
+    let empty_table = ValueTable::default();
+    let empty_counts = CellCounts::new();
+    let table = match stored {
+        Some(Cell::Table(table)) => table,
+        _ => &empty_table,
+    };
+    let counts = match recounted {
+        Some(CellRecount::Counts(counts)) => counts,
+        _ => &empty_counts,
+    };
+    table.check(counts, VALUE_CAP)
 }
 
 #[cfg(test)]
@@ -290,24 +414,29 @@ mod tests {
             );
         }
         let partner = recount.delta.cells().next().unwrap().0.partner_id;
-        let tables = recount.hour_tables(&declared);
-        let counts = recount.hour_counts(&declared);
+        let joins = Joins::default();
+        let tables = recount.hour_cells(&declared, &joins);
+        let counts = recount.hour_counts(&declared, &joins);
         assert!(check_tables(partner, 1, &tables, &counts).is_empty());
+        let table = |name: &CellName| match &tables[&(hour_of_test(), name.clone())] {
+            Cell::Table(table) => table.clone(),
+            Cell::Postings(_) => panic!("a table"),
+        };
 
         let page_cell = CellName {
             bots: false,
             filter: None,
             dimension: "page".into(),
         };
-        let hour = Hour::of(Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap());
-        let humans: u64 = tables[&(hour, page_cell.clone())].total_events();
+        let hour = hour_of_test();
+        let humans: u64 = table(&page_cell).total_events();
         assert_eq!(humans, 54, "the six bot events are in the bot partition");
         let property = CellName {
             bots: false,
             filter: None,
             dimension: "properties.plan".into(),
         };
-        assert_eq!(tables[&(hour, property)].values["pro"].events, 54);
+        assert_eq!(table(&property).values["pro"].events, 54);
         let filtered = CellName {
             bots: false,
             filter: Some(("country".into(), "DE".into())),
@@ -316,15 +445,33 @@ mod tests {
         assert!(tables.contains_key(&(hour, filtered)));
 
         let mut changed = tables.clone();
-        let table = changed.get_mut(&(hour, page_cell.clone())).unwrap();
-        table.values.get_mut("/p1").unwrap().events += 1;
+        let mut page = table(&page_cell);
+        page.values.get_mut("/p1").unwrap().events += 1;
+        changed.insert((hour, page_cell.clone()), Cell::Table(page));
         let differences = check_tables(partner, 1, &changed, &counts);
         assert_eq!(differences.len(), 1);
         assert_eq!(differences[0].cell, page_cell);
 
-        let days = recount.day_tables(&declared);
+        // Postings: one event's person changed (a join the stored fold did not know).
+        let postings = crate::rollups::postings_cell("page_view", None);
+        let mut changed = tables.clone();
+        let Some(Cell::Postings(list)) = changed.get_mut(&(hour, postings.clone())) else {
+            panic!("the events' postings")
+        };
+        assert_eq!(list.len(), 60);
+        list[0].person ^= 1;
+        let differences = check_tables(partner, 1, &changed, &counts);
+        assert_eq!(differences.len(), 1);
+        assert_eq!(differences[0].cell, postings);
+
+        let days = recount.day_cells(&declared, &joins);
         assert!(days.keys().all(|(day, _)| *day == hour.day()));
-        assert!(check_tables(partner, 24, &days, &recount.day_counts(&declared)).is_empty());
+        let day_counts = recount.day_counts(&declared, &joins);
+        assert!(check_tables(partner, 24, &days, &day_counts).is_empty());
+    }
+
+    fn hour_of_test() -> Hour {
+        Hour::of(Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap())
     }
 
     #[test]

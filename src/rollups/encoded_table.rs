@@ -104,6 +104,10 @@ impl EncodedTable {
         EncodedTable { parts }
     }
 
+    pub fn parts(&self) -> &[Vec<u8>] {
+        &self.parts
+    }
+
     /// The cell read in place. Fails on a part that does not decode.
     pub fn view(&self) -> Result<TableView<'_>, String> {
         let mut view = TableView::default();

@@ -14,6 +14,7 @@ mod counts;
 mod dimension;
 mod encoded_table;
 mod hour;
+mod postings_fold;
 mod sketch;
 mod value_table;
 
@@ -26,11 +27,13 @@ pub use breakdown_cells::{
     total_dimension,
 };
 pub use breakdown_fold::{
-    BreakdownDifference, BreakdownRecount, CellCounts, CellName, check_tables, dimension_values,
+    BreakdownDifference, BreakdownRecount, Cell, CellCounts, CellName, CellRecount, Cells,
+    check_tables, dimension_values,
 };
 pub use breakdown_range::{BreakdownRange, TopValue, TopValues};
 pub use dimension::{BUILTIN_DIMENSIONS, Dimension, DimensionValues, MAX_PROPERTY_DIMENSIONS};
 pub use encoded_table::{EncodedTable, TableView};
+pub use postings_fold::{PostingsRecount, postings_cell};
 pub use value_table::{
     KeptValue, LIVE_VALUE_CAP, OtherValues, RecountedValue, TableDisagreement, VALUE_CAP,
     ValueTable,

@@ -85,6 +85,12 @@ pub enum TableDisagreement {
         stored: u64,
         recounted: u64,
     },
+    /// People's postings that differ from the recount (a join not folded in yet is marked,
+    /// and not checked): how many each side has.
+    Postings {
+        stored: u64,
+        recounted: u64,
+    },
 }
 
 impl ValueTable {

@@ -286,8 +286,16 @@ pub trait BreakdownStore: Send + Sync {
 /// apart, never merged).
 #[async_trait]
 pub trait PeopleStore: Send + Sync {
-    /// Every join of `partner`.
-    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError>;
+    /// The joins of those of `anonymous_ids` that have one.
+    async fn joins_among(
+        &self,
+        partner: Uuid,
+        anonymous_ids: Vec<String>,
+    ) -> Result<Joins, StoreError>;
+
+    /// The start of the UTC day of the partner's earliest stored event (`None`: none):
+    /// where a retention report looks for first start events.
+    async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 #[async_trait]

@@ -198,8 +198,19 @@ impl BreakdownStore for HookedStore {
 
 #[async_trait]
 impl PeopleStore for HookedStore {
-    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError> {
-        self.inner.joins(partner).await
+    async fn joins_among(
+        &self,
+        partner: Uuid,
+        anonymous_ids: Vec<String>,
+    ) -> Result<Joins, StoreError> {
+        self.inner.joins_among(partner, anonymous_ids).await
+    }
+
+    async fn first_event_day(
+        &self,
+        partner: Uuid,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.first_event_day(partner).await
     }
 }
 

@@ -78,7 +78,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ),
     // Storage: the traits over `model`, and the rollups it keeps.
     ("store", &["rollups", "people", "model"]),
-    ("rollups", &["model"]),
+    ("rollups", &["people", "model"]),
     // People: who an event belongs to, funnels and retention (pure computation).
     ("people", &["model"]),
     // Enrichment at ingest: pure computation over the event's own fields.

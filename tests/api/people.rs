@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, GOOGLEBOT, Report, TestApp, TestAppBuilder, assert_problem, error_fields, spawn_app,
+    Backend, GOOGLEBOT, Report, Tenant, TestApp, TestAppBuilder, assert_problem, error_fields,
+    spawn_app,
 };
 
 const DAY: &str = "from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z";
@@ -65,8 +66,8 @@ fn story() -> Vec<Value> {
     events
 }
 
-/// The story told to a new partner of `app`; its key.
-async fn told(app: &TestApp) -> String {
+/// The story told to a new partner of `app`.
+async fn told(app: &TestApp) -> Tenant {
     let tenant = app.tenant("people").await;
     let mut events = story();
     for event in &mut events {
@@ -80,7 +81,7 @@ async fn told(app: &TestApp) -> String {
         events.len(),
     )
     .await;
-    tenant.key
+    tenant
 }
 
 fn users(funnel: &Value) -> Vec<u64> {
@@ -92,19 +93,34 @@ fn users(funnel: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// The hours the story's events lie in: once this many are folded (and none waits), its
+/// reports read people's postings.
+const STORY_HOURS: f64 = 11.0;
+
 /// One app per store for the reports over the story (a Cassandra app costs a keyspace).
+/// Funnels and retention are read from people's postings once the hours are folded, and
+/// from raw events with a `where=` filter: both give the same people.
 async fn people_are_joined_across_their_ids_in_funnels_and_retention(backend: Backend) {
     let app = spawn_app(backend).await;
-    let key = told(&app).await;
-    funnels_count_people_joined_across_their_ids(&app, &key).await;
-    retention_counts_cohorts_by_first_start_and_later_returns(&app, &key).await;
+    let tenant = told(&app).await;
+    app.await_folded(STORY_HOURS).await;
+    for filter in ["", "&where=valid:true"] {
+        funnels_count_people_joined_across_their_ids(&app, &tenant, filter).await;
+        retention_counts_cohorts_by_first_start_and_later_returns(&app, &tenant.key, filter).await;
+    }
     another_partners_key_sees_none_of_these_people(&app).await;
     an_alias_joins_its_previous_id_to_its_user(&app).await;
+    a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_refold(&app).await;
     bad_funnel_and_retention_parameters_name_the_field(&app).await;
 }
 
-async fn funnels_count_people_joined_across_their_ids(app: &TestApp, key: &str) {
-    let query = format!("{DAY}&steps=page_view,signup,purchase&window=1h");
+async fn funnels_count_people_joined_across_their_ids(
+    app: &TestApp,
+    tenant: &Tenant,
+    filter: &str,
+) {
+    let key = &tenant.key;
+    let query = format!("{DAY}&steps=page_view,signup,purchase&window=1h{filter}");
     let funnel = app.funnel(key, &query).await;
     assert_eq!(funnel["window"], "1h");
     // u1 (as a1, then u1), u2, a3, u4 and u6 viewed; u1, u2 and a3 signed up within the
@@ -127,21 +143,35 @@ async fn funnels_count_people_joined_across_their_ids(app: &TestApp, key: &str) 
     let wider = app
         .funnel(
             key,
-            &format!("{DAY}&steps=page_view&steps=signup&window=2h"),
+            &format!("{DAY}&steps=page_view&steps=signup&window=2h{filter}"),
         )
         .await;
     assert_eq!(users(&wider), [5, 4]);
     let with_bots = app
         .funnel(
             key,
-            &format!("{DAY}&steps=page_view,signup&window=2h&includeBots=true"),
+            &format!("{DAY}&steps=page_view,signup&window=2h&includeBots=true{filter}"),
         )
         .await;
     assert_eq!(users(&with_bots), [6, 5]);
+    // The subsystem's own postings: all of the story is in it.
+    let subsystem = &tenant.subsystem_id;
+    let scoped = app
+        .funnel(
+            key,
+            &format!("{DAY}&steps=page_view,signup&window=2h&subsystemId={subsystem}{filter}"),
+        )
+        .await;
+    assert_eq!(users(&scoped), [5, 4]);
 }
 
-async fn retention_counts_cohorts_by_first_start_and_later_returns(app: &TestApp, key: &str) {
-    let query = format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=day&periods=2");
+async fn retention_counts_cohorts_by_first_start_and_later_returns(
+    app: &TestApp,
+    key: &str,
+    filter: &str,
+) {
+    let query =
+        format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=day&periods=2{filter}");
     let retention = app.retention(key, &query).await;
     assert_eq!(retention["interval"], "day");
     // u6 first viewed the day before: not in the cohort of the 20th.
@@ -153,7 +183,9 @@ async fn retention_counts_cohorts_by_first_start_and_later_returns(app: &TestApp
     let weekly = app
         .retention(
             key,
-            &format!("{DAY}&startEvent=page_view&returnEvent=signup&interval=week&periods=1"),
+            &format!(
+                "{DAY}&startEvent=page_view&returnEvent=signup&interval=week&periods=1{filter}"
+            ),
         )
         .await;
     assert_eq!(
@@ -165,7 +197,9 @@ async fn retention_counts_cohorts_by_first_start_and_later_returns(app: &TestApp
     let new_york = app
         .retention(
             key,
-            &format!("{DAY}&startEvent=page_view&returnEvent=signup&tz=America/New_York&periods=1"),
+            &format!(
+                "{DAY}&startEvent=page_view&returnEvent=signup&tz=America/New_York&periods=1{filter}"
+            ),
         )
         .await;
     let starts: Vec<&str> = new_york["cohorts"]
@@ -226,8 +260,8 @@ async fn bad_funnel_and_retention_parameters_name_the_field(app: &TestApp) {
     }
 }
 
-/// Until the people index answers them, funnels and retention read raw events, at most
-/// `reports.max_raw_events`: past it a 400 naming the range, not a filter.
+/// With a `where=` filter, which people's postings don't keep, funnels and retention read
+/// raw events, at most `reports.max_raw_events`: past it a 400 naming the range.
 async fn past_the_raw_event_bound_a_funnel_is_a_400_naming_from(backend: Backend) {
     let app = TestAppBuilder::new(backend)
         .configure(|config| config.reports.max_raw_events = 3)
@@ -252,11 +286,11 @@ async fn past_the_raw_event_bound_a_funnel_is_a_400_naming_from(backend: Backend
     for (report, query) in [
         (
             Report::Funnel,
-            format!("{DAY}&steps=page_view,signup&window=1h"),
+            format!("{DAY}&steps=page_view,signup&window=1h&where=valid:true"),
         ),
         (
             Report::Retention,
-            format!("{DAY}&startEvent=page_view&returnEvent=page_view"),
+            format!("{DAY}&startEvent=page_view&returnEvent=page_view&where=valid:true"),
         ),
     ] {
         let response = app.report(&tenant.key, report, &query).await;
@@ -289,6 +323,61 @@ async fn an_alias_joins_its_previous_id_to_its_user(app: &TestApp) {
         .await;
     assert_eq!(users(&funnel), [1, 1]);
     assert_eq!(funnel["steps"][1]["medianSecondsFromPrevious"], 2400.0);
+}
+
+/// An anonymous visitor's hour folded under the anonymous id; a sign-in later joins it to
+/// the user: the hour is marked and read raw (joined) at once, then folded again under the
+/// user.
+async fn a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_refold(
+    app: &TestApp,
+) {
+    let tenant = app.tenant("people-late").await;
+    let send = |events: Vec<Value>| {
+        let (app, tenant) = (app, &tenant);
+        async move {
+            let events: Vec<Value> = events
+                .into_iter()
+                .map(|mut event| {
+                    event["subsystem"] = json!(tenant.subsystem_code);
+                    event
+                })
+                .collect();
+            let response = app.send_batch(&tenant.key, &events).await;
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+        }
+    };
+    send(vec![
+        event("page_view", None, Some("a5"), "2026-11-20T06:00"),
+        event("signup", Some("u5"), None, "2026-11-20T06:30"),
+    ])
+    .await;
+    app.await_events(&tenant.key, DAY, 2).await;
+    app.await_folded(STORY_HOURS + 1.0).await;
+    // Hours, not the whole day: the day's postings are refolded whenever one of its hours is.
+    let query =
+        "from=2026-11-20T05:00:00Z&to=2026-11-20T09:00:00Z&steps=page_view,signup&window=1h";
+    assert_eq!(users(&app.funnel(&tenant.key, query).await), [1, 0]);
+
+    send(vec![event(
+        "identify",
+        Some("u5"),
+        Some("a5"),
+        "2026-11-20T07:00",
+    )])
+    .await;
+    app.await_events(&tenant.key, DAY, 3).await;
+    assert_eq!(
+        users(&app.funnel(&tenant.key, query).await),
+        [1, 1],
+        "a5's view is u5's as soon as the join is stored"
+    );
+    // The view's hour folded again, and the sign-in's.
+    app.await_folded(STORY_HOURS + 3.0).await;
+    assert_eq!(
+        users(&app.funnel(&tenant.key, query).await),
+        [1, 1],
+        "and once its hour is folded again"
+    );
 }
 
 /// A key of another partner sees none of these people.

@@ -32,11 +32,11 @@ impl BreakdownStatements {
         let cell_key = "partner_id = ? AND grain = ? AND cell = ? AND period = ?";
         Ok(BreakdownStatements {
             insert_fold: prepare(format!(
-                "INSERT INTO {ks}.rollup_breakdown_folds (partner_id, grain, period, hour, fold, covers) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"
+                "INSERT INTO {ks}.rollup_breakdown_folds (partner_id, grain, period, hour, fold, covers, people) VALUES (?, ?, ?, ?, ?, ?, true) USING TIMESTAMP ? AND TTL ?"
             ))
             .await?,
             select_folds: prepare(format!(
-                "SELECT hour, fold, covers FROM {ks}.rollup_breakdown_folds WHERE {key} AND hour >= ? AND hour < ?"
+                "SELECT hour, fold, covers, people FROM {ks}.rollup_breakdown_folds WHERE {key} AND hour >= ? AND hour < ?"
             ))
             .await?,
             clear_cells: prepare(format!(

@@ -3,34 +3,50 @@
 //! different one is recorded apart. Browsers send their anonymous id with every event of a
 //! signed-in user, so the joins this process has seen are remembered and not written
 //! again (a lightweight transaction is four round trips).
+//!
+//! The hours holding an anonymous id's events without a user id are recorded too
+//! (`cql/010_people_postings.cql`): a join first recorded after their fold touches them,
+//! so they are folded again with the anonymous id's postings under the user.
 
-use std::ops::ControlFlow;
+use std::collections::{BTreeMap, HashMap};
+
+use futures::{StreamExt, TryStreamExt};
 
 use chrono::Utc;
 use scylla::client::session::Session;
-use scylla::response::PagingState;
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
+use super::events_write::ttl_seconds;
+use super::rollups::{all, touch};
 use super::rows::bucket_of;
 use super::statements::prepare_statement;
-use super::{CassandraStore, corrupt, driver_error};
+use super::{CassandraStore, corrupt};
 use crate::model::Event;
 use crate::people::{Joins, joins_of};
+use crate::rollups::Hour;
 use crate::store::StoreError;
 
 /// Partitions a partner's joins spread over.
 const JOIN_BUCKETS: u32 = 16;
 /// Joins remembered by this process: (partner, anonymous id) → user.
 const REMEMBERED_JOINS: u64 = 200_000;
+/// Anonymous hours this process has recorded, not written again.
+const REMEMBERED_HOURS: u64 = 200_000;
 const PAGE_SIZE: i32 = 5_000;
+/// Anonymous ids looked up per query (`IN`, within one partition).
+const LOOKUP_CHUNK: usize = 100;
 
 pub struct JoinStatements {
     insert_join: PreparedStatement,
     insert_conflict: PreparedStatement,
-    select_joins: PreparedStatement,
+    select_joins_among: PreparedStatement,
+    insert_anonymous_hour: PreparedStatement,
+    select_anonymous_hours: PreparedStatement,
     /// Joins already in the table, as this process learnt them.
     known: moka::sync::Cache<(Uuid, String), String>,
+    /// Anonymous hours already in the table.
+    hours_known: moka::sync::Cache<(Uuid, String, Hour), ()>,
 }
 
 impl JoinStatements {
@@ -50,17 +66,28 @@ impl JoinStatements {
                 "INSERT INTO {ks}.people_join_conflicts (partner_id, anonymous_id, user_id, seen_at) VALUES (?, ?, ?, ?)"
             ), true)
             .await?,
-            select_joins: prepare(format!(
-                "SELECT anonymous_id, user_id FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ?"
+            select_joins_among: prepare(format!(
+                "SELECT anonymous_id, user_id FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ? AND anonymous_id IN ?"
+            ), true)
+            .await?,
+            insert_anonymous_hour: prepare(format!(
+                "INSERT INTO {ks}.people_anonymous_hours (partner_id, anonymous_id, hour) VALUES (?, ?, ?) USING TTL ?"
+            ), true)
+            .await?,
+            select_anonymous_hours: prepare(format!(
+                "SELECT hour FROM {ks}.people_anonymous_hours WHERE partner_id = ? AND anonymous_id = ?"
             ), true)
             .await?,
             known: moka::sync::Cache::new(REMEMBERED_JOINS),
+            hours_known: moka::sync::Cache::new(REMEMBERED_HOURS),
         })
     }
 }
 
-/// Records the joins `events` ask for.
+/// Records the hours of `events` without a user id, then the joins they ask for; a join
+/// first recorded touches the hours of its anonymous id's earlier events.
 pub(super) async fn record(store: &CassandraStore, events: &[&Event]) -> Result<(), StoreError> {
+    record_anonymous_hours(store, events).await?;
     let statements = &store.join_statements;
     for event in events {
         for (anonymous, user) in joins_of(event) {
@@ -77,6 +104,7 @@ pub(super) async fn record(store: &CassandraStore, events: &[&Event]) -> Result<
                 )
                 .await?;
             let first = if outcome.applied {
+                touch_anonymous_hours(store, partner, anonymous).await?;
                 user.clone()
             } else {
                 outcome
@@ -98,29 +126,92 @@ pub(super) async fn record(store: &CassandraStore, events: &[&Event]) -> Result<
     Ok(())
 }
 
-/// Every join of `partner`, bucket by bucket, page by page.
-pub(super) async fn read(store: &CassandraStore, partner: Uuid) -> Result<Joins, StoreError> {
-    let statement = &store.join_statements.select_joins;
-    let mut joins = Joins::default();
-    for bucket in 0..JOIN_BUCKETS {
-        let bucket = i32::try_from(bucket).expect("16 buckets");
-        let mut paging = PagingState::start();
-        loop {
-            let (result, next) = store
-                .session
-                .execute_single_page(statement, (partner, bucket), paging)
-                .await
-                .map_err(driver_error)?;
-            let rows = result.into_rows_result().map_err(corrupt)?;
-            for row in rows.rows::<(String, String)>().map_err(corrupt)? {
-                let (anonymous, user) = row.map_err(corrupt)?;
-                joins.insert(anonymous, user);
-            }
-            match next.into_paging_control_flow() {
-                ControlFlow::Continue(state) => paging = state,
-                ControlFlow::Break(()) => break,
-            }
+async fn record_anonymous_hours(
+    store: &CassandraStore,
+    events: &[&Event],
+) -> Result<(), StoreError> {
+    let statements = &store.join_statements;
+    let mut fresh = Vec::new();
+    for event in events.iter().filter(|event| event.user_id.is_none()) {
+        let Some(anonymous) = &event.anonymous_id else {
+            continue;
+        };
+        let key = (
+            event.partner_id,
+            anonymous.clone(),
+            Hour::of(event.timestamp),
+        );
+        if !statements.hours_known.contains_key(&key) {
+            statements.hours_known.insert(key.clone(), ());
+            fresh.push(key);
         }
+    }
+    let mut writes = Vec::with_capacity(fresh.len());
+    for (partner, anonymous, hour) in &fresh {
+        let ttl = ttl_seconds(store, *partner).await?;
+        let hour = i32::try_from(hour.0).unwrap_or(i32::MAX);
+        let values = (*partner, anonymous.as_str(), hour, ttl);
+        writes.push(store.execute(&statements.insert_anonymous_hour, values));
+    }
+    if let Err(error) = all(store, writes).await {
+        // Not known after all: the next batch writes them again.
+        for key in fresh {
+            statements.hours_known.invalidate(&key);
+        }
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// Touches the hours holding `anonymous`'s events without a user id, so they are folded
+/// again under the user it was just joined to.
+async fn touch_anonymous_hours(
+    store: &CassandraStore,
+    partner: Uuid,
+    anonymous: &str,
+) -> Result<(), StoreError> {
+    let statement = &store.join_statements.select_anonymous_hours;
+    let rows: Vec<(i32,)> = store.select(statement, (partner, anonymous)).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ttl = ttl_seconds(store, partner).await?;
+    let hours: HashMap<(Uuid, Hour), i32> = rows
+        .into_iter()
+        .filter_map(|(hour,)| Some(((partner, Hour(u32::try_from(hour).ok()?)), ttl)))
+        .collect();
+    touch(store, &hours).await
+}
+
+/// The joins of those of `anonymous_ids` that have one: one query per bucket and chunk.
+pub(super) async fn among(
+    store: &CassandraStore,
+    partner: Uuid,
+    anonymous_ids: &[String],
+) -> Result<Joins, StoreError> {
+    let mut by_bucket: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for anonymous in anonymous_ids {
+        by_bucket
+            .entry(bucket_of(anonymous, JOIN_BUCKETS))
+            .or_default()
+            .push(anonymous);
+    }
+    let statement = &store.join_statements.select_joins_among;
+    let reads: Vec<_> = by_bucket
+        .iter()
+        .flat_map(|(bucket, ids)| {
+            ids.chunks(LOOKUP_CHUNK).map(move |chunk| {
+                store.select::<(String, String)>(statement, (partner, *bucket, chunk))
+            })
+        })
+        .collect();
+    let found: Vec<Vec<(String, String)>> = futures::stream::iter(reads)
+        .buffer_unordered(store.write_concurrency)
+        .try_collect()
+        .await?;
+    let mut joins = Joins::default();
+    for (anonymous, user) in found.into_iter().flatten() {
+        joins.insert(anonymous, user);
     }
     Ok(joins)
 }

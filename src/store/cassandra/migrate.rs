@@ -10,7 +10,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 9] = [
+pub const MIGRATIONS: [(&str, &str); 10] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -46,6 +46,10 @@ pub const MIGRATIONS: [(&str, &str); 9] = [
     (
         "009_people.cql",
         include_str!("../../../cql/009_people.cql"),
+    ),
+    (
+        "010_people_postings.cql",
+        include_str!("../../../cql/010_people_postings.cql"),
     ),
 ];
 

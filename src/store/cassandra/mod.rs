@@ -287,8 +287,20 @@ impl RollupStore for CassandraStore {
 
 #[async_trait]
 impl PeopleStore for CassandraStore {
-    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError> {
-        joins::read(self, partner).await
+    async fn joins_among(
+        &self,
+        partner: Uuid,
+        anonymous_ids: Vec<String>,
+    ) -> Result<Joins, StoreError> {
+        joins::among(self, partner, &anonymous_ids).await
+    }
+
+    async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let statement = &self.statements.select_first_event_day;
+        let days: Vec<(chrono::NaiveDate,)> = self.select(statement, (partner,)).await?;
+        Ok(days
+            .first()
+            .map(|(day,)| day.and_time(chrono::NaiveTime::MIN).and_utc()))
     }
 }
 

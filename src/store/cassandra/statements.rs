@@ -21,6 +21,7 @@ pub struct Statements {
     pub select_event_by_subsystem_key: PreparedStatement,
     pub insert_event_day: PreparedStatement,
     pub select_event_days: PreparedStatement,
+    pub select_first_event_day: PreparedStatement,
 
     pub touch_rollup_hour: PreparedStatement,
     pub insert_rollup_pending: PreparedStatement,
@@ -135,6 +136,11 @@ impl Statements {
             .await?,
             select_event_days: prepare(
                 format!("SELECT day FROM {ks}.event_days WHERE owner = ? AND day >= ? AND day <= ?"),
+                Idempotent,
+            )
+            .await?,
+            select_first_event_day: prepare(
+                format!("SELECT day FROM {ks}.event_days WHERE owner = ? ORDER BY day ASC LIMIT 1"),
                 Idempotent,
             )
             .await?,

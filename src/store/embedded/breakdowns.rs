@@ -27,7 +27,7 @@ use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, keys, storage_error,
 };
-use crate::rollups::{BreakdownQuery, BreakdownRead, EncodedTable, Hour, ValueTable};
+use crate::rollups::{BreakdownQuery, BreakdownRead, EncodedTable, Hour};
 use crate::store::StoreError;
 
 /// The most bytes one stored row of a breakdown cell holds: a table past it is cut into
@@ -159,12 +159,13 @@ pub(super) fn marked_hours(
 }
 
 /// The joined tables of one cell over hours (or days) `from..to`, by hour.
+#[cfg(test)]
 pub(super) fn read_cell(
     cells: &impl Readable,
     prefix: &[u8],
     from: Hour,
     to: Hour,
-) -> Result<BTreeMap<Hour, ValueTable>, StoreError> {
+) -> Result<BTreeMap<Hour, crate::rollups::ValueTable>, StoreError> {
     let encoded = read_encoded_cell(cells, prefix, from, to)?;
     let decode = |(hour, table): (Hour, EncodedTable)| Ok((hour, table.decode()?));
     encoded

@@ -6,7 +6,7 @@
 //! checks the stamp it read is still there: one process writes the file, so nothing but a
 //! write into that hour can come between.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,14 +20,12 @@ use super::breakdowns::{
 use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
-    PARTNERS, from_json, keys, rows, storage_error,
+    PARTNERS, PEOPLE_JOINS, from_json, joins, keys, rows, storage_error,
 };
 use crate::model::Partner;
-use crate::rollups::{BreakdownRecount, CellName, Hour, SettleOutcome, ValueTable};
+use crate::people::Joins;
+use crate::rollups::{BreakdownRecount, CellName, Cells, Hour, SettleOutcome};
 use crate::store::StoreError;
-
-/// The tables of one hour (or day) by cell.
-pub(super) type Tables = BTreeMap<(Hour, CellName), ValueTable>;
 
 /// The partner's declared property dimensions (none for a partner that is gone).
 pub(super) fn declared(partners: &impl Readable, partner: Uuid) -> Result<Vec<String>, StoreError> {
@@ -67,14 +65,47 @@ pub(super) fn recount(
     Ok(recount)
 }
 
-/// Replaces every stored cell of one hour (or day) with `tables`' cells of it, each cut
+/// A recount of hours `from..to` (`recount`) with the joins of its anonymous ids: what
+/// its cells (`hour_cells`, `day_cells`) and checks need.
+pub(super) fn recount_people(
+    (events, joins_table): (&impl Readable, &impl Readable),
+    partner: Uuid,
+    range: (Hour, Hour),
+    declared: &[String],
+) -> Result<(BreakdownRecount, Joins), StoreError> {
+    let recount = recount(events, partner, range, declared)?;
+    let joins = joins::among(joins_table, partner, recount.anonymous_ids())?;
+    Ok((recount, joins))
+}
+
+/// The cells of hours (or days) `range`, recounted from a read transaction.
+fn recounted_cells(
+    transaction: &redb::ReadTransaction,
+    partner: Uuid,
+    (range, grain): ((Hour, Hour), Grain),
+    declared: &[String],
+) -> Result<Cells, StoreError> {
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
+    let (recount, joins) = recount_people((&events, &joins), partner, range, declared)?;
+    Ok(match grain {
+        Grain::Hour => recount.hour_cells(declared, &joins),
+        Grain::Day => recount.day_cells(declared, &joins),
+    })
+}
+
+/// Replaces every stored cell of one hour (or day) with `cells`' cells of it, each cut
 /// into rows of at most `BREAKDOWN_ROW_BYTES`, and records which cells it holds.
 pub(super) fn replace(
     transaction: &WriteTransaction,
     partner: Uuid,
     grain: Grain,
     hour: Hour,
-    tables: &Tables,
+    cells_of: &Cells,
 ) -> Result<(), StoreError> {
     let mut folds = transaction
         .open_table(BREAKDOWN_FOLDS)
@@ -104,21 +135,18 @@ pub(super) fn replace(
         filter: None,
         dimension: String::new(),
     };
-    let of_hour = tables
+    let of_hour = cells_of
         .range((hour, first)..)
         .take_while(|((at, _), _)| *at == hour);
-    for ((_, name), table) in of_hour {
+    for ((_, name), cell) in of_hour {
         let name = name.to_bytes();
         let prefix = cell_prefix(partner, grain, &name);
-        for (part, piece) in table.split(BREAKDOWN_ROW_BYTES).iter().enumerate() {
+        for (part, piece) in cell.encode(BREAKDOWN_ROW_BYTES).iter().enumerate() {
             let part = u16::try_from(part).map_err(|_| {
                 StoreError::Corrupt("a breakdown cell of more than 65,536 rows".into())
             })?;
             cells
-                .insert(
-                    cell_key(&prefix, hour, part).as_slice(),
-                    piece.to_bytes().as_slice(),
-                )
+                .insert(cell_key(&prefix, hour, part).as_slice(), piece.as_slice())
                 .map_err(storage_error)?;
         }
         names.push(name);
@@ -256,10 +284,8 @@ fn fold_hour(
     let tables = {
         let transaction = database.begin_read().map_err(storage_error)?;
         let declared = declared_cached(&transaction, partner, cache)?;
-        let events = transaction
-            .open_table(EVENTS_BY_PARTNER)
-            .map_err(storage_error)?;
-        recount(&events, partner, (hour, hour.next()), &declared)?.hour_tables(&declared)
+        let range = ((hour, hour.next()), Grain::Hour);
+        recounted_cells(&transaction, partner, range, &declared)?
     };
     let transaction = database.begin_write().map_err(storage_error)?;
     if !take_stamp(
@@ -300,10 +326,8 @@ fn fold_day(
             return Ok(false);
         }
         let declared = declared_cached(&transaction, partner, cache)?;
-        let events = transaction
-            .open_table(EVENTS_BY_PARTNER)
-            .map_err(storage_error)?;
-        recount(&events, partner, (day, day_after(day)), &declared)?.day_tables(&declared)
+        let range = ((day, day_after(day)), Grain::Day);
+        recounted_cells(&transaction, partner, range, &declared)?
     };
     let transaction = database.begin_write().map_err(storage_error)?;
     let marked = {
@@ -330,10 +354,11 @@ fn fold_day(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::model::test_support::{sample_event, sample_partner};
     use crate::model::{Enrichment, Event, JsonObject};
-    use crate::rollups::BreakdownQuery;
-    use crate::rollups::KeptValue;
+    use crate::rollups::{BreakdownQuery, Cell, KeptValue, ValueTable};
     use crate::store::embedded::EmbeddedStore;
     use crate::store::{BreakdownStore, EventStore, MetadataStore, RollupStore};
 
@@ -440,7 +465,7 @@ mod tests {
             filter: None,
             dimension: "page".into(),
         };
-        let tables = Tables::from([((hour, name.clone()), table.clone())]);
+        let tables = Cells::from([((hour, name.clone()), Cell::Table(table.clone()))]);
         let transaction = store.database.begin_write().unwrap();
         replace(&transaction, partner, Grain::Hour, hour, &tables).unwrap();
         transaction.commit().unwrap();

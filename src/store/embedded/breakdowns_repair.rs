@@ -7,15 +7,15 @@ use redb::WriteTransaction;
 use uuid::Uuid;
 
 use super::breakdowns::{
-    Grain, cell_prefix, day_current, fold_key, hour_at, hour_key, marked_hours, read_cell,
+    Grain, cell_prefix, day_current, fold_key, hour_at, hour_key, marked_hours, read_encoded_cell,
 };
-use super::breakdowns_fold::{Tables, declared, recount, replace};
+use super::breakdowns_fold::{declared, recount_people, replace};
 use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
-    PARTNERS, storage_error,
+    PARTNERS, PEOPLE_JOINS, storage_error,
 };
-use crate::rollups::{BreakdownDifference, CellName, Hour, check_tables};
+use crate::rollups::{BreakdownDifference, Cell, CellName, Cells, Hour, check_tables};
 use crate::store::StoreError;
 
 /// `rollups rebuild` of one partner-day, in the caller's transaction (with the day's
@@ -34,10 +34,14 @@ pub(super) fn rebuild_day(
         let events = transaction
             .open_table(EVENTS_BY_PARTNER)
             .map_err(storage_error)?;
-        let recount = recount(&events, partner, (day, day_after(day)), &declared)?;
+        let joins = transaction
+            .open_table(PEOPLE_JOINS)
+            .map_err(storage_error)?;
+        let tables = (&events, &joins);
+        let (recount, joins) = recount_people(tables, partner, (day, day_after(day)), &declared)?;
         (
-            recount.hour_tables(&declared),
-            recount.day_tables(&declared),
+            recount.hour_cells(&declared, &joins),
+            recount.day_cells(&declared, &joins),
         )
     };
     let mut hour = day;
@@ -67,8 +71,8 @@ fn stored_tables(
     partner: Uuid,
     grain: Grain,
     hour: Hour,
-) -> Result<Tables, StoreError> {
-    let mut tables = Tables::new();
+) -> Result<Cells, StoreError> {
+    let mut tables = Cells::new();
     let Some(names) = folds
         .get(fold_key(partner, grain, hour).as_slice())
         .map_err(storage_error)?
@@ -80,8 +84,9 @@ fn stored_tables(
     for name in names {
         let prefix = cell_prefix(partner, grain, &name);
         let cell = CellName::from_bytes(&name).map_err(StoreError::Corrupt)?;
-        for (_, table) in read_cell(cells, &prefix, hour, hour.next())? {
-            tables.insert((hour, cell.clone()), table);
+        for (_, encoded) in read_encoded_cell(cells, &prefix, hour, hour.next())? {
+            let stored = Cell::decode(&cell, &encoded).map_err(StoreError::Corrupt)?;
+            tables.insert((hour, cell.clone()), stored);
         }
     }
     Ok(tables)
@@ -102,6 +107,7 @@ pub(super) fn verify(
         open(BREAKDOWN_MARKS)?,
     );
     let (events, pending) = (open(EVENTS_BY_PARTNER)?, open(BREAKDOWN_DAYS_PENDING)?);
+    let joins = open(PEOPLE_JOINS)?;
     let declared = declared(&open(PARTNERS)?, partner)?;
     let unsettled = marked_hours(&marks, partner, from, to)?;
     let mut found = Vec::new();
@@ -127,11 +133,15 @@ pub(super) fn verify(
                 continue;
             }
             let stored = stored_tables(&cells, &folds, partner, grain, hour)?;
+            let end = match grain {
+                Grain::Hour => hour.next(),
+                Grain::Day => day_after(hour),
+            };
+            let (recount, joins) =
+                recount_people((&events, &joins), partner, (hour, end), &declared)?;
             let recounted = match grain {
-                Grain::Hour => recount(&events, partner, (hour, hour.next()), &declared)?
-                    .hour_counts(&declared),
-                Grain::Day => recount(&events, partner, (hour, day_after(hour)), &declared)?
-                    .day_counts(&declared),
+                Grain::Hour => recount.hour_counts(&declared, &joins),
+                Grain::Day => recount.day_counts(&declared, &joins),
             };
             found.extend(check_tables(partner, hours, &stored, &recounted));
         }

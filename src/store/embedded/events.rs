@@ -241,6 +241,28 @@ fn matching_event(
     view.into_event(parts, query.with_payload).map(Some)
 }
 
+/// The start of the UTC day of `partner`'s earliest stored event.
+pub(super) fn first_event_day(
+    database: &redb::Database,
+    partner: Uuid,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    let transaction = database.begin_read().map_err(storage_error)?;
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let range = keys::owner_range(partner);
+    let Some(first) = events
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?
+        .next()
+    else {
+        return Ok(None);
+    };
+    let (micros, _) = keys::split_event_key(first.map_err(storage_error)?.0.value())?;
+    Ok(chrono::DateTime::from_timestamp_micros(micros)
+        .map(|at| at.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()))
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Duration;

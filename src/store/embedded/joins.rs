@@ -1,23 +1,67 @@
-//! People's joins in the embedded store (`people`): `partner | anonymous id` → the user it
-//! was first seen with, written in the transaction that stores the event asking for it,
-//! and `partner | anonymous id | 0 | other user` → when a later, different pairing was
-//! first seen (recorded, never merged). Ids hold no control characters (the ingest rule),
-//! so the 0 byte ends the anonymous id.
+//! People's joins in the embedded store (`people`), written in the transaction that stores
+//! the events asking for them:
+//! - `people_joins`: `partner | anonymous id` → the user it was first seen with;
+//! - `people_join_conflicts`: `partner | anonymous id | 0 | other user` → when a later,
+//!   different pairing was first seen (recorded, never merged);
+//! - `people_anonymous_hours`: `partner | anonymous id | 0 | hour` → nothing: the hours
+//!   holding events of the anonymous id without a user id. Their postings were folded
+//!   under the anonymous id, so a join first recorded later marks them to be folded again.
+//!
+//! Ids hold no control characters (the ingest rule), so the 0 byte ends the anonymous id.
 
+use std::collections::BTreeSet;
+
+use chrono::Utc;
 use redb::{ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
-use super::{EVENTS_BY_PARTNER, PEOPLE_JOIN_CONFLICTS, PEOPLE_JOINS, keys, rows, storage_error};
+use super::breakdowns::{hour_key, stamp};
+use super::rollups_repair::Readable;
+use super::{
+    BREAKDOWN_MARKS, EVENTS_BY_PARTNER, PEOPLE_ANONYMOUS_HOURS, PEOPLE_JOIN_CONFLICTS,
+    PEOPLE_JOINS, keys, rows, storage_error,
+};
 use crate::model::Event;
 use crate::people::{Joins, joins_of};
+use crate::rollups::Hour;
 use crate::store::StoreError;
 
-/// Records the joins `events` ask for (events just inserted); how many were new.
+/// `partner | anonymous id | 0`: the start of the id's conflicts or hours.
+fn anonymous_prefix(partner: Uuid, anonymous: &str) -> Vec<u8> {
+    let mut key = keys::prefixed(partner, anonymous.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Records the joins `events` ask for (events just inserted), and the hours of those
+/// without a user id; a new join marks the hours of its anonymous id's earlier events.
+/// How many joins were new.
 pub(super) fn record<'a>(
     transaction: &WriteTransaction,
     events: impl IntoIterator<Item = &'a Event>,
 ) -> Result<usize, StoreError> {
-    // Most batches ask for none: then no table is opened.
+    let events: Vec<&Event> = events.into_iter().collect();
+    let anonymous_hours: BTreeSet<Vec<u8>> = events
+        .iter()
+        .filter(|event| event.user_id.is_none())
+        .filter_map(|event| {
+            let anonymous = event.anonymous_id.as_deref()?;
+            let mut key = anonymous_prefix(event.partner_id, anonymous);
+            key.extend_from_slice(&Hour::of(event.timestamp).to_be_bytes());
+            Some(key)
+        })
+        .collect();
+    if !anonymous_hours.is_empty() {
+        let mut table = transaction
+            .open_table(PEOPLE_ANONYMOUS_HOURS)
+            .map_err(storage_error)?;
+        for key in anonymous_hours {
+            table
+                .insert(key.as_slice(), [].as_slice())
+                .map_err(storage_error)?;
+        }
+    }
+    // Most batches ask for no join: then no joins table is opened.
     let asked: Vec<(&Event, Vec<(String, String)>)> = events
         .into_iter()
         .map(|event| (event, joins_of(event)))
@@ -45,6 +89,7 @@ pub(super) fn record<'a>(
                     joins
                         .insert(key.as_slice(), user.as_bytes())
                         .map_err(storage_error)?;
+                    mark_anonymous_hours(transaction, event.partner_id, &anonymous)?;
                     recorded += 1;
                 }
                 Some(first) if first != user.as_bytes() => {
@@ -69,29 +114,60 @@ pub(super) fn record<'a>(
     Ok(recorded)
 }
 
-/// Every join of `partner`.
-pub(super) fn read(
-    transaction: &redb::ReadTransaction,
+/// Marks every hour holding events of `anonymous` without a user id (their postings name
+/// the anonymous id), so the settler folds them again under the user.
+fn mark_anonymous_hours(
+    transaction: &WriteTransaction,
     partner: Uuid,
-) -> Result<Joins, StoreError> {
-    let table = transaction
-        .open_table(PEOPLE_JOINS)
+    anonymous: &str,
+) -> Result<(), StoreError> {
+    let prefix = anonymous_prefix(partner, anonymous);
+    let mut end = prefix.clone();
+    *end.last_mut().expect("the 0 byte") = 1;
+    let hours: Vec<Hour> = {
+        let table = transaction
+            .open_table(PEOPLE_ANONYMOUS_HOURS)
+            .map_err(storage_error)?;
+        let mut hours = Vec::new();
+        for row in table
+            .range::<&[u8]>(prefix.as_slice()..end.as_slice())
+            .map_err(storage_error)?
+        {
+            let key = row.map_err(storage_error)?.0.value().to_vec();
+            hours.push(super::breakdowns::hour_at(&key, 0)?);
+        }
+        hours
+    };
+    if hours.is_empty() {
+        return Ok(());
+    }
+    let mut marks = transaction
+        .open_table(BREAKDOWN_MARKS)
         .map_err(storage_error)?;
-    let range = keys::owner_range(partner);
+    for hour in hours {
+        stamp(&mut marks, &hour_key(partner, hour), Utc::now())?;
+    }
+    Ok(())
+}
+
+/// The joins of `anonymous_ids` (those that have one).
+pub(super) fn among(
+    table: &impl Readable,
+    partner: Uuid,
+    anonymous_ids: &[String],
+) -> Result<Joins, StoreError> {
     let mut joins = Joins::default();
-    for row in table
-        .range::<&[u8]>(keys::borrowed(&range))
-        .map_err(storage_error)?
-    {
-        let (key, user) = row.map_err(storage_error)?;
-        let anonymous = text(&key.value()[16..])?;
-        joins.insert(anonymous, text(user.value())?);
+    for anonymous in anonymous_ids {
+        let key = keys::prefixed(partner, anonymous.as_bytes());
+        if let Some(user) = table.get(key.as_slice()).map_err(storage_error)? {
+            joins.insert(anonymous.clone(), text(user.value())?);
+        }
     }
     Ok(joins)
 }
 
-/// Records the joins of every stored event: for a data dir written before joins were
-/// kept (layouts 5 and 6), once, when it is opened.
+/// Records the joins and anonymous hours of every stored event: for a data dir written
+/// before they were kept (layouts 5 to 7), once, when it is opened.
 pub(super) fn record_every_join(transaction: &WriteTransaction) -> Result<usize, StoreError> {
     let events: Vec<Event> = {
         let table = transaction
@@ -108,7 +184,7 @@ pub(super) fn record_every_join(transaction: &WriteTransaction) -> Result<usize,
                 event_id: rows::event_id_from_bytes(id_bytes)?,
             };
             let event = rows::decode(parts, value.value(), true)?;
-            if !joins_of(&event).is_empty() {
+            if !joins_of(&event).is_empty() || event.user_id.is_none() {
                 found.push(event);
             }
         }
@@ -147,8 +223,8 @@ mod tests {
             let mut later = identify("e2", "a1", "u9");
             later.partner_id = partner;
             store.write_events(&[first, later]).await.unwrap();
-            let joins = store.joins(partner).await.unwrap();
-            assert_eq!(joins.user_of("a1"), Some("u1"));
+            let joins = store.joins_among(partner, vec!["a1".into()]).await;
+            assert_eq!(joins.unwrap().user_of("a1"), Some("u1"));
             let transaction = store.database.begin_write().unwrap();
             let conflicts = transaction.open_table(PEOPLE_JOIN_CONFLICTS).unwrap();
             assert_eq!(conflicts.len().unwrap(), 1, "the later pairing, recorded");
@@ -167,11 +243,61 @@ mod tests {
             transaction.commit().unwrap();
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let joins = store.joins(partner).await.unwrap();
+        let joins = store.joins_among(partner, vec!["a1".into()]).await.unwrap();
         assert_eq!(
             joins.user_of("a1"),
             Some("u1"),
             "recorded again in stored order"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_join_recorded_after_a_fold_marks_the_hours_of_the_anonymous_events() {
+        use crate::rollups::Hour;
+        use crate::store::RollupStore;
+        use crate::store::embedded::breakdowns::marked_hours;
+        use redb::ReadableDatabase;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut visit = sample_event("v1");
+        visit.user_id = None;
+        visit.anonymous_id = Some("a1".into());
+        visit.timestamp = "2026-11-20T10:05:00Z".parse().unwrap();
+        let partner = visit.partner_id;
+        let mut other = visit.clone();
+        other.event_id = "v2".into();
+        other.anonymous_id = Some("a2".into());
+        other.timestamp = "2026-11-20T12:05:00Z".parse().unwrap();
+        store.write_events(&[visit, other]).await.unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::minutes(3);
+        store.settle_rollups(later).await.unwrap();
+        let day = Hour::of("2026-11-20T00:00:00Z".parse().unwrap());
+        let marked = |store: &EmbeddedStore| {
+            let transaction = store.database.begin_read().unwrap();
+            let marks = transaction.open_table(BREAKDOWN_MARKS).unwrap();
+            marked_hours(&marks, partner, day, Hour(day.0 + 24)).unwrap()
+        };
+        assert!(marked(&store).is_empty(), "both hours folded");
+
+        let mut sign_in = identify("i1", "a1", "u1");
+        sign_in.partner_id = partner;
+        sign_in.timestamp = "2026-11-20T15:00:00Z".parse().unwrap();
+        store.write_events(&[sign_in.clone()]).await.unwrap();
+        let ten = Hour::of("2026-11-20T10:00:00Z".parse().unwrap());
+        let fifteen = Hour::of(sign_in.timestamp);
+        assert_eq!(
+            marked(&store),
+            [ten, fifteen].into(),
+            "a1's hour is folded again, a2's is not"
+        );
+        store.settle_rollups(later).await.unwrap();
+        sign_in.event_id = "i2".into();
+        store.write_events(&[sign_in]).await.unwrap();
+        assert_eq!(
+            marked(&store),
+            [fifteen].into(),
+            "a known join marks nothing"
         );
     }
 }

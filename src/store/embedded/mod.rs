@@ -68,6 +68,8 @@ const BREAKDOWN_DAYS_PENDING: Table = TableDefinition::new("breakdown_days_pendi
 /// different pairings.
 const PEOPLE_JOINS: Table = TableDefinition::new("people_joins");
 const PEOPLE_JOIN_CONFLICTS: Table = TableDefinition::new("people_join_conflicts");
+/// The hours holding an anonymous id's events without a user id (`joins`).
+const PEOPLE_ANONYMOUS_HOURS: Table = TableDefinition::new("people_anonymous_hours");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
@@ -79,13 +81,14 @@ const STORE_META: Table = TableDefinition::new("store_meta");
 /// opened (`rollups_upgrade::upgrade`: bounded, resumable); one of layout 5 gets every
 /// hour with events marked, so the settler folds their breakdown cells. 7: people's joins;
 /// a file of an older layout gets the joins of its stored events recorded when opened.
-const LAYOUT_VERSION: u8 = 7;
-const LAYOUT_MARKED: u8 = 5;
-const LAYOUT_UNJOINED: u8 = 6;
+/// 8: people's postings among the cells, and the anonymous ids' hours; a file of layout 5
+/// to 7 gets both recorded and every hour with events marked, so the settler refolds it.
+const LAYOUT_VERSION: u8 = 8;
+const LAYOUTS_MARKED: [u8; 3] = [5, 6, 7];
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 const LAYOUT_KEY: &[u8] = b"format";
 
-const ALL_TABLES: [Table; 23] = [
+const ALL_TABLES: [Table; 24] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -108,6 +111,7 @@ const ALL_TABLES: [Table; 23] = [
     BREAKDOWN_DAYS_PENDING,
     PEOPLE_JOINS,
     PEOPLE_JOIN_CONFLICTS,
+    PEOPLE_ANONYMOUS_HOURS,
     STORE_META,
 ];
 
@@ -183,14 +187,9 @@ impl EmbeddedStore {
             transaction.open_table(table).map_err(storage_error)?;
         }
         let layout = check_layout(&transaction, &path)?;
-        if let Layout::Upgrade { mark_hours } = layout {
-            if mark_hours {
-                let hours = backfill::mark_every_hour(&transaction)?;
-                tracing::info!(
-                    hours,
-                    "marked the hours of an older data dir for breakdowns"
-                );
-            }
+        if let Layout::Upgrade = layout {
+            let hours = backfill::mark_every_hour(&transaction)?;
+            tracing::info!(hours, "marked the hours of an older data dir for folding");
             let joins = joins::record_every_join(&transaction)?;
             tracing::info!(joins, "recorded the people's joins of an older data dir");
             transaction
@@ -307,11 +306,24 @@ impl BreakdownStore for EmbeddedStore {
 
 #[async_trait]
 impl PeopleStore for EmbeddedStore {
-    async fn joins(&self, partner: Uuid) -> Result<Joins, StoreError> {
+    async fn joins_among(
+        &self,
+        partner: Uuid,
+        anonymous_ids: Vec<String>,
+    ) -> Result<Joins, StoreError> {
         self.blocking(move |database| {
-            joins::read(&database.begin_read().map_err(storage_error)?, partner)
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let table = transaction
+                .open_table(PEOPLE_JOINS)
+                .map_err(storage_error)?;
+            joins::among(&table, partner, &anonymous_ids)
         })
         .await
+    }
+
+    async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.blocking(move |database| events::first_event_day(database, partner))
+            .await
     }
 }
 
@@ -335,10 +347,8 @@ impl Store for EmbeddedStore {
 enum Layout {
     Current,
     RollupsToRebuild(u8),
-    /// Layouts 5 and 6: joins to record, and for 5 hours to mark.
-    Upgrade {
-        mark_hours: bool,
-    },
+    /// Layouts 5 to 7: joins and anonymous hours to record, hours to mark.
+    Upgrade,
 }
 
 /// Marks a new file with our layout; refuses a file written in another one (including the
@@ -356,8 +366,7 @@ fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<Lay
         .map_err(storage_error)?;
     match found {
         Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
-        Some(Some(LAYOUT_MARKED)) => Ok(Layout::Upgrade { mark_hours: true }),
-        Some(Some(LAYOUT_UNJOINED)) => Ok(Layout::Upgrade { mark_hours: false }),
+        Some(Some(old)) if LAYOUTS_MARKED.contains(&old) => Ok(Layout::Upgrade),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;

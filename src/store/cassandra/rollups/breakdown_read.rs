@@ -26,7 +26,10 @@ pub(in crate::store::cassandra) async fn read(
 ) -> Result<BreakdownRead, StoreError> {
     let partner = query.partner_id;
     let folds = hour_folds(store, partner, query.from, query.to).await?;
-    let marks = fold_marks(store, partner, Grain::Hour, query.from, query.to).await?;
+    let mut marks = fold_marks(store, partner, Grain::Hour, query.from, query.to).await?;
+    // People's postings: folds of older releases wrote none, so their hours are read raw.
+    let postings = query.names.iter().any(|name| name.is_postings());
+    marks.retain(|_, mark| mark.people || !postings);
     let (mut current, mut unsettled) = current_hours(&folds, &marks);
     let cells: Vec<Vec<u8>> = query.names.iter().map(|name| name.to_bytes()).collect();
     let mut tables: Vec<Vec<(Hour, EncodedTable)>> = vec![Vec::new(); cells.len()];
@@ -131,10 +134,13 @@ async fn current_days(
     };
     let covers = covers_by_day(folds);
     let day_marks = fold_marks(store, query.partner_id, Grain::Day, *first, last.next()).await?;
+    let postings = query.names.iter().any(|name| name.is_postings());
     Ok(days
         .into_iter()
         .filter_map(|day| {
-            let mark = day_marks.get(&day)?;
+            let mark = day_marks
+                .get(&day)
+                .filter(|mark| mark.people || !postings)?;
             (mark.covers.is_some() && mark.covers == covers.get(&day).copied())
                 .then_some((day, mark.fold))
         })

@@ -62,7 +62,12 @@ pub(super) struct FoldMark {
     pub(super) fold: i64,
     /// What it counted (see the table's comment).
     pub(super) covers: Option<i64>,
+    /// Whether the fold wrote people's postings (folds before step 10 did not).
+    pub(super) people: bool,
 }
+
+/// (hour, fold, covers, people) as `select_folds` reads them.
+type FoldRow = (i32, Option<i64>, Option<i64>, Option<bool>);
 
 /// The fold rows of a partner's hours (or days) in `from..to`.
 pub(super) async fn fold_marks(
@@ -76,13 +81,14 @@ pub(super) async fn fold_marks(
     let mut marks = BTreeMap::new();
     for (period, start, end) in spans(from, to, FOLD_PERIOD_HOURS) {
         let values = (partner, grain_code(grain), period, start, end);
-        let rows: Vec<(i32, Option<i64>, Option<i64>)> = store.select(statement, values).await?;
-        marks.extend(rows.into_iter().filter_map(|(hour, fold, covers)| {
+        let rows: Vec<FoldRow> = store.select(statement, values).await?;
+        marks.extend(rows.into_iter().filter_map(|(hour, fold, covers, people)| {
             Some((
                 hour_of(hour),
                 FoldMark {
                     fold: fold?,
                     covers,
+                    people: people.unwrap_or(false),
                 },
             ))
         }));

@@ -17,7 +17,7 @@ use super::breakdowns::recount_cells;
 use super::horizon::{day_end, days};
 use super::layout::{Grain, covers_by_day, hour_folds};
 use crate::rollups::{
-    BreakdownDifference, CellName, HOURS_PER_DAY, Hour, ValueTable, check_tables,
+    BreakdownDifference, Cell, CellName, Cells, HOURS_PER_DAY, Hour, check_tables,
 };
 use crate::store::StoreError;
 
@@ -55,14 +55,14 @@ pub(in crate::store::cassandra) async fn verify(
         }
         let fold = recount_cells(store, partner, start, end).await?;
         let (stored, rewriting) = stored_tables(store, partner, Grain::Hour, &hours).await?;
-        let mut recounted = fold.recount.hour_counts(&fold.declared);
+        let mut recounted = fold.recount.hour_counts(&fold.declared, &fold.joins);
         recounted.retain(|(hour, _), _| hours.contains_key(hour) && !rewriting.contains(hour));
         found.extend(check_tables(partner, 1, &stored, &recounted));
         if let Some(day_fold) = day_fold {
             let folded = BTreeMap::from([(day, day_fold)]);
             let (stored, rewriting) = stored_tables(store, partner, Grain::Day, &folded).await?;
             if rewriting.is_empty() {
-                let recounted = fold.recount.day_counts(&fold.declared);
+                let recounted = fold.recount.day_counts(&fold.declared, &fold.joins);
                 found.extend(check_tables(partner, HOURS_PER_DAY, &stored, &recounted));
             }
         }
@@ -77,7 +77,7 @@ async fn stored_tables(
     partner: Uuid,
     grain: Grain,
     hours: &BTreeMap<Hour, i64>,
-) -> Result<(BTreeMap<(Hour, CellName), ValueTable>, BTreeSet<Hour>), StoreError> {
+) -> Result<(Cells, BTreeSet<Hour>), StoreError> {
     let (Some(first), Some(last)) = (hours.keys().next(), hours.keys().next_back()) else {
         return Ok(Default::default());
     };
@@ -105,8 +105,8 @@ async fn stored_tables(
             };
             match parts.of_fold(*fold)? {
                 Stored::Table(table) => {
-                    let table = table.decode().map_err(StoreError::Corrupt)?;
-                    tables.insert((hour, name.clone()), table);
+                    let cell = Cell::decode(&name, &table).map_err(StoreError::Corrupt)?;
+                    tables.insert((hour, name.clone()), cell);
                 }
                 Stored::Absent => {}
                 Stored::Rewriting => {

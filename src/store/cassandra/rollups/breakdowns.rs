@@ -31,21 +31,30 @@ use super::layout::{Grain, column};
 use super::recount::{each_event, recount_with};
 use super::{CassandraStore, all};
 use crate::model::Event;
-use crate::rollups::{BreakdownRecount, CellName, Hour, RollupDelta, ValueTable};
-use crate::store::cassandra::driver_error;
+use crate::people::Joins;
+use crate::rollups::{BreakdownRecount, Cell, CellName, Cells, Hour, RollupDelta};
+use crate::store::cassandra::{driver_error, joins};
 use crate::store::{MetadataStore, StoreError};
 
 /// A partner's events recounted into breakdown cells, under the dimensions the partner
-/// declared when they were read.
+/// declared when they were read, with the joins of their anonymous ids (people's
+/// postings count joined ids as their user).
 #[derive(Debug, Default)]
 pub(super) struct BreakdownFold {
     pub(super) recount: BreakdownRecount,
     pub(super) declared: Vec<String>,
+    pub(super) joins: Joins,
 }
 
 impl BreakdownFold {
     fn add(&mut self, event: &Event) {
         self.recount.add(event, &self.declared);
+    }
+
+    /// Looks up the joins of the recounted anonymous ids (once every event is added).
+    async fn join(&mut self, store: &CassandraStore, partner: Uuid) -> Result<(), StoreError> {
+        self.joins = joins::among(store, partner, self.recount.anonymous_ids()).await?;
+        Ok(())
     }
 }
 
@@ -74,6 +83,7 @@ pub(super) async fn recount_hours(
         fold.add(event)
     })
     .await?;
+    fold.join(store, partner).await?;
     Ok((counts, fold))
 }
 
@@ -93,6 +103,7 @@ pub(super) async fn recount_cells(
         fold.add(event)
     })
     .await?;
+    fold.join(store, partner).await?;
     Ok(fold)
 }
 
@@ -104,7 +115,7 @@ pub(super) async fn write_hour(
     fold: &BreakdownFold,
     (covers, written_at, ttl): (i64, i64, i32),
 ) -> Result<(), StoreError> {
-    let tables = tables_of(fold.recount.hour_tables(&fold.declared), hour);
+    let tables = cells_of(fold.recount.hour_cells(&fold.declared, &fold.joins), hour);
     let at = Written {
         grain: Grain::Hour,
         hour,
@@ -124,7 +135,7 @@ pub(super) async fn fold_day(
     (covers, written_at, ttl): (i64, i64, i32),
 ) -> Result<(), StoreError> {
     let fold = recount_cells(store, partner, day, day_end(day)).await?;
-    let tables = tables_of(fold.recount.day_tables(&fold.declared), day);
+    let tables = cells_of(fold.recount.day_cells(&fold.declared, &fold.joins), day);
     let at = Written {
         grain: Grain::Day,
         hour: day,
@@ -135,12 +146,9 @@ pub(super) async fn fold_day(
     write_cells(store, partner, at, tables).await
 }
 
-/// The tables a recount made for `hour` (or the day starting at it), by cell name.
-fn tables_of<T: FromIterator<(CellName, ValueTable)>>(
-    tables: BTreeMap<(Hour, CellName), ValueTable>,
-    hour: Hour,
-) -> T {
-    tables
+/// The cells a recount made for `hour` (or the day starting at it), by name.
+fn cells_of(cells: Cells, hour: Hour) -> BTreeMap<CellName, Cell> {
+    cells
         .into_iter()
         .filter(|((at, _), _)| *at == hour)
         .map(|((_, name), table)| (name, table))
@@ -219,7 +227,7 @@ async fn write_cells(
     store: &CassandraStore,
     partner: Uuid,
     at: Written,
-    tables: BTreeMap<CellName, ValueTable>,
+    tables: BTreeMap<CellName, Cell>,
 ) -> Result<(), StoreError> {
     let statements = &store.breakdown_statements;
     let grain = grain_code(at.grain);
@@ -230,17 +238,17 @@ async fn write_cells(
         .into_iter()
         .map(|(_, cell)| cell)
         .collect();
-    let cells: Vec<(Vec<u8>, ValueTable)> = tables
+    let cells: Vec<(Vec<u8>, Cell)> = tables
         .into_iter()
-        .map(|(name, table)| (name.to_bytes(), table))
+        .map(|(name, cell)| (name.to_bytes(), cell))
         .collect();
     let mut writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::new();
     for (cell, table) in &cells {
-        let parts = table.split(store.max_batch_bytes);
+        let parts = table.encode(store.max_batch_bytes);
         let count = i32::try_from(parts.len()).unwrap_or(i32::MAX);
-        let part_row = |index: usize, part: &ValueTable| {
+        let part_row = |index: usize, part: &Vec<u8>| {
             let index = i32::try_from(index).unwrap_or(i32::MAX);
-            let (fold, bytes) = (at.written_at, part.to_bytes());
+            let (fold, bytes) = (at.written_at, part.clone());
             let key = (partner, grain, cell.as_slice(), period, hour);
             (key, index, count, fold, bytes, at.written_at, at.ttl)
         };

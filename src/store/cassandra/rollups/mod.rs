@@ -52,7 +52,7 @@ fn micros(instant: DateTime<Utc>) -> i64 {
 }
 
 /// Runs `writes`, `write_concurrency` at a time.
-async fn all(
+pub(super) async fn all(
     store: &CassandraStore,
     writes: Vec<impl std::future::Future<Output = Result<(), StoreError>>>,
 ) -> Result<(), StoreError> {
