@@ -39,8 +39,8 @@
 //! - `store`     storage traits over `model`; the embedded (redb) store and the Cassandra
 //!   one (session, `keyspace`, recorded `settings`, migrations, `event_claims`, reads
 //!   with cursors, rollups folded by recount); `upkeep` runs the periodic rollup fold
-//! - `rollups`   hourly counts and actor sketches, the data reports read, and breakdown
-//!   cells by dimension (docs/BREAKDOWNS.md) (no store, no HTTP)
+//! - `rollups`   hourly counts and actor sketches, the data reports read, breakdown cells
+//!   by dimension (docs/BREAKDOWNS.md) and people's postings beside them (no store, no HTTP)
 //! - `people`    who an event belongs to (joins of anonymous ids to users), and what
 //!   funnels and retention count over people's moments (no store, no HTTP)
 //! - `model`     the records every layer shares: event, partner, subsystem, API key,

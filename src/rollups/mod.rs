@@ -5,6 +5,8 @@
 //! only the events it actually inserted count, each once. Breakdowns (by page, referrer,
 //! country…, docs/BREAKDOWNS.md) are kept the same way: `BreakdownDelta` per batch, a capped
 //! `ValueTable` per cell and hour, `BreakdownRange` to merge a range and take its top values.
+//! People's postings (`postings_fold`), the per-person index funnels and retention read,
+//! are folded as cells of their own beside them (`Cell`).
 //! Pure data: no store, no HTTP.
 
 mod breakdown_cells;
