@@ -18,6 +18,35 @@ import urllib.parse
 import numpy as np
 
 
+def timed_requests(connection, path, key, requests):
+    """`requests` sequential GETs of `path`: (times of the 2xx answers in ms, the first 2xx
+    body); exits 3 on a 404 (the endpoint is not there)."""
+    times, first = [], None
+    for _ in range(int(requests)):
+        began = time.perf_counter()
+        connection.request("GET", path, headers={"X-API-Key": key})
+        response = connection.getresponse()
+        answer = response.read()
+        elapsed = (time.perf_counter() - began) * 1000
+        if response.status == 404:
+            print(f"GET {path}: 404, no such endpoint yet: {answer[:200]!r}", file=sys.stderr)
+            sys.exit(3)
+        if not 200 <= response.status < 300:
+            print(f"GET {path}: {response.status} {answer[:300]!r}", file=sys.stderr)
+            continue
+        times.append(elapsed)
+        if first is None:
+            first = json.loads(answer)
+    if not times:
+        sys.exit(f"GET {path}: no 2xx answer")
+    return times, first
+
+
+def summary_of(times):
+    return {"first_ms": times[0], "p50_ms": float(np.percentile(times, 50)),
+            "p99_ms": float(np.percentile(times, 99)), "ok": len(times)}
+
+
 def main():
     api, key, start, end, country, requests = sys.argv[1:7]
     host = urllib.parse.urlparse(api).netloc
@@ -33,30 +62,12 @@ def main():
     }
     answers = {}
     for question, path in questions.items():
-        times, rows = [], None
-        for _ in range(int(requests)):
-            began = time.perf_counter()
-            connection.request("GET", path, headers={"X-API-Key": key})
-            response = connection.getresponse()
-            answer = response.read()
-            elapsed = (time.perf_counter() - began) * 1000
-            if response.status == 404:
-                print(f"GET {path}: 404, no breakdown endpoint yet: {answer[:200]!r}", file=sys.stderr)
-                sys.exit(3)
-            if not 200 <= response.status < 300:
-                print(f"GET {path}: {response.status} {answer[:300]!r}", file=sys.stderr)
-                continue
-            times.append(elapsed)
-            if rows is None:
-                body = json.loads(answer)
-                if "items" in body:
-                    rows = [[item["value"], item["events"], item["uniqueUsers"]] for item in body["items"]]
-                else:
-                    rows = [["all", body["totalEvents"], body["uniqueUsers"]]]
-        if not times:
-            sys.exit(f"GET {path}: no 2xx answer")
-        answers[question] = {"first_ms": times[0], "p50_ms": float(np.percentile(times, 50)),
-                             "p99_ms": float(np.percentile(times, 99)), "ok": len(times), "rows": rows}
+        times, body = timed_requests(connection, path, key, requests)
+        if "items" in body:
+            rows = [[item["value"], item["events"], item["uniqueUsers"]] for item in body["items"]]
+        else:
+            rows = [["all", body["totalEvents"], body["uniqueUsers"]]]
+        answers[question] = dict(summary_of(times), rows=rows)
     print(json.dumps(answers))
 
 

@@ -52,25 +52,15 @@ def body(codes, pieces, seed, first, last):
     return ('{"events":[' + ",".join(parts) + "]}").encode()
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("api")
-    parser.add_argument("key")
-    parser.add_argument("dir")
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=6)
-    args = parser.parse_args()
-    with np.load(os.path.join(args.dir, "codes.npz")) as saved:
-        codes = {name: saved[name] for name in saved.files}
-    with open(os.path.join(args.dir, "tables.json")) as saved:
-        tables = json.load(saved)
-    pieces = fragments(tables)
-    total = len(codes["ts"])
-    starts = iter(range(0, total, args.batch))
+def post_batches(api, key, total, batch, concurrency, body_of):
+    """Posts events 0..total in batches of `batch` (`body_of(first, last)` the JSON body),
+    `concurrency` at a time, in order; a 429/503 is sent again. Prints the tally to stderr
+    and returns it ({accepted, rejected, refused})."""
+    starts = iter(range(0, total, batch))
     lock = threading.Lock()
     tally = {"accepted": 0, "rejected": 0, "refused": 0}
-    host = urllib.parse.urlparse(args.api).netloc
-    headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
+    host = urllib.parse.urlparse(api).netloc
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
 
     def worker():
         connection = http.client.HTTPConnection(host, timeout=60)
@@ -79,7 +69,7 @@ def main():
                 first = next(starts, None)
             if first is None:
                 return
-            payload = body(codes, pieces, tables["seed"], first, min(first + args.batch, total))
+            payload = body_of(first, min(first + batch, total))
             while True:
                 connection.request("POST", "/api/v1/events/batch", payload, headers)
                 response = connection.getresponse()
@@ -98,7 +88,7 @@ def main():
                     print(f"batch at {first}: {response.status} {answer[:300]!r}", file=sys.stderr)
 
     began = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -107,6 +97,24 @@ def main():
     print(f"seeded: {tally['accepted']} of {total} events accepted (2xx) in {elapsed:.0f} s, "
           f"{tally['accepted'] / elapsed:.0f} events/s; {tally['rejected']} rejected, "
           f"{tally['refused']} batches refused", file=sys.stderr)
+    return tally
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("api")
+    parser.add_argument("key")
+    parser.add_argument("dir")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=6)
+    args = parser.parse_args()
+    with np.load(os.path.join(args.dir, "codes.npz")) as saved:
+        codes = {name: saved[name] for name in saved.files}
+    with open(os.path.join(args.dir, "tables.json")) as saved:
+        tables = json.load(saved)
+    pieces = fragments(tables)
+    tally = post_batches(args.api, args.key, len(codes["ts"]), args.batch, args.concurrency,
+                         lambda first, last: body(codes, pieces, tables["seed"], first, last))
     print(tally["accepted"])
     sys.exit(1 if tally["rejected"] or tally["refused"] else 0)
 

@@ -63,6 +63,29 @@ impl Joins {
     pub fn person_of(&self, event: &Event) -> Option<Person> {
         self.person_id(event).map(person_key)
     }
+
+    /// Gives `event` (one being counted, never one being listed) its person as its user
+    /// id when its anonymous id is joined, so whatever counts actors counts people.
+    pub fn resolve(&self, event: &mut Event) {
+        if event.user_id.is_none()
+            && let Some(user) = event
+                .anonymous_id
+                .as_deref()
+                .and_then(|id| self.user_of(id))
+        {
+            event.user_id = Some(user.to_string());
+        }
+    }
+}
+
+/// The anonymous ids of `events` without a user id: the joins that resolving them needs.
+pub fn anonymous_ids<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<String> {
+    let ids: std::collections::BTreeSet<&str> = events
+        .into_iter()
+        .filter(|event| event.user_id.is_none())
+        .filter_map(|event| event.anonymous_id.as_deref())
+        .collect();
+    ids.into_iter().map(str::to_string).collect()
 }
 
 /// The joins an event asks for, as (anonymous id, user id): its anonymous id when it

@@ -19,7 +19,7 @@ impl ReportService {
         scope: ReportScope,
         ask: &BreakdownAsk,
     ) -> Result<Breakdown, ReportError> {
-        let as_of = (self.data_as_of)();
+        let as_of = self.as_of(scope.partner_id).await?;
         let declared = self.declared_dimensions(scope.partner_id).await?;
         let resolved = Resolved::new(ask, scope.subsystem_id, declared)?;
         let _slot = self

@@ -55,7 +55,7 @@ impl ReportService {
         scope: ReportScope,
         ask: &FunnelAsk,
     ) -> Result<Funnel, ReportError> {
-        let as_of = (self.data_as_of)();
+        let as_of = self.as_of(scope.partner_id).await?;
         let shape = FunnelShape::of(&ask.steps);
         let _slot = self
             .slots

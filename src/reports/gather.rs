@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Aggregate, ReportError, ReportScope, ReportService, plan, slots};
 use crate::model::Event;
+use crate::people::anonymous_ids;
 use crate::rollups::{RollupQuery, RollupRead};
 use crate::store::{EventFilter, EventQuery, StoreError};
 
@@ -101,7 +102,7 @@ impl ReportService {
         Ok(())
     }
 
-    /// Visits the raw events of one reading, page by page.
+    /// Visits the raw events of one reading, page by page, each as its person.
     pub(super) async fn for_each_event(
         &self,
         scope: ReportScope,
@@ -119,10 +120,17 @@ impl ReportService {
         };
         let mut read = 0u64;
         loop {
-            let page = self.store.query_events(&query).await?;
+            let mut page = self.store.query_events(&query).await?;
             read += page.items.len() as u64;
             if let Some(max) = reading.max_events.filter(|max| read > *max) {
                 return Err(ReportError::TooManyRawEvents { max });
+            }
+            // Reports count people: each event as its person (the joins of the page's
+            // anonymous ids), as the folds count them.
+            let anonymous = anonymous_ids(&page.items);
+            if !anonymous.is_empty() {
+                let joins = self.store.joins_among(scope.partner_id, anonymous).await?;
+                page.items.iter_mut().for_each(|event| joins.resolve(event));
             }
             page.items.iter().for_each(&mut visit);
             match page.next_cursor {

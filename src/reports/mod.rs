@@ -40,7 +40,7 @@ pub use aggregate::{
 };
 pub use breakdown::{Breakdown, BreakdownAsk, BreakdownItem, MAX_LIMIT};
 pub use error::ReportError;
-pub use freshness::Generations;
+pub use freshness::{Generations, Rendered};
 pub use funnel::{Funnel, FunnelAsk, FunnelStep, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS};
 pub use retention::{Cohort, MAX_PERIODS, Retention, RetentionAsk, RetentionInterval};
 
@@ -49,30 +49,9 @@ use crate::config::ReportsConfig;
 use crate::model::Event;
 use crate::redis::{Redis, shared_cache};
 use crate::rollups::is_bot;
-use crate::store::{EventFilter, EventScope, Store, StoreError};
+use crate::store::{EventFilter, EventScope, Store};
 use crate::telemetry::Metrics;
 use crate::tenants::Directory;
-
-/// A report and its JSON body, rendered once when computed: a cached answer costs no
-/// serialization (a 30-day daily series is ~25 KB of JSON).
-#[derive(Debug)]
-pub struct Rendered<T> {
-    pub report: T,
-    pub json: bytes::Bytes,
-}
-
-impl<T: Serialize> Rendered<T> {
-    fn new(report: T) -> Result<Rendered<T>, StoreError> {
-        let json = serde_json::to_vec(&report).map_err(|error| {
-            StoreError::Corrupt(format!("a report does not serialize: {error}"))
-        })?;
-        Ok(Rendered {
-            report,
-            json: json.into(),
-        })
-    }
-}
-const MAX_CACHED_REPORTS: u64 = 10_000;
 
 /// What a report covers: a partner, optionally narrowed to one of its subsystems, with or
 /// without the events classified as bots (`includeBots`, default without).
@@ -158,23 +137,6 @@ impl freshness::RangeEnd for TimeseriesKey {
 /// The instant up to which every acknowledged event is in the store (`dataAsOf`).
 pub type DataAsOf = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-/// Reports cached by the age of their range (`freshness`).
-fn report_cache<K, V>(config: &ReportsConfig, metrics: Arc<Metrics>) -> ReadThrough<K, V>
-where
-    K: freshness::RangeEnd + std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    let by_age = freshness::ByAge {
-        recent_ttl: config.cache_ttl,
-        settled_ttl: config.settled_cache_ttl,
-    };
-    let cache = moka::future::Cache::builder()
-        .max_capacity(MAX_CACHED_REPORTS)
-        .expire_after(by_age)
-        .build();
-    ReadThrough::wrap("report", cache, metrics)
-}
-
 pub struct ReportService {
     store: Arc<dyn Store>,
     data_as_of: DataAsOf,
@@ -210,11 +172,11 @@ impl ReportService {
             data_as_of,
             redis,
             shared_ttl_seconds: i64::try_from(ttl.as_secs().max(1)).unwrap_or(1),
-            summaries: report_cache(config, Arc::clone(&metrics)),
-            series: report_cache(config, Arc::clone(&metrics)),
-            breakdowns: report_cache(config, Arc::clone(&metrics)),
-            funnels: report_cache(config, Arc::clone(&metrics)),
-            retentions: report_cache(config, metrics),
+            summaries: freshness::report_cache(config, Arc::clone(&metrics)),
+            series: freshness::report_cache(config, Arc::clone(&metrics)),
+            breakdowns: freshness::report_cache(config, Arc::clone(&metrics)),
+            funnels: freshness::report_cache(config, Arc::clone(&metrics)),
+            retentions: freshness::report_cache(config, metrics),
             generations,
             directory,
             max_buckets: config.max_buckets,
@@ -224,6 +186,17 @@ impl ReportService {
         }
     }
 
+    /// The instant up to which every acknowledged event of `partner` is counted: the
+    /// queue's (`data_as_of`), or earlier while the store has a join's recount pending
+    /// (events counted under an anonymous id its join has not been folded into yet).
+    async fn as_of(&self, partner: Uuid) -> Result<DateTime<Utc>, ReportError> {
+        let as_of = (self.data_as_of)();
+        Ok(match self.store.recount_pending_since(partner).await? {
+            Some(pending) => as_of.min(pending),
+            None => as_of,
+        })
+    }
+
     /// The summary of `scope`, of the events passing `filters` (`where=`) when given.
     pub async fn summary(
         &self,
@@ -231,7 +204,7 @@ impl ReportService {
         filters: Vec<(String, String)>,
     ) -> Result<Arc<Rendered<Summary>>, ReportError> {
         let compute = async {
-            let as_of = (self.data_as_of)();
+            let as_of = self.as_of(scope.partner_id).await?;
             let mut builder =
                 SummaryBuilder::new(scope.partner_id, scope.subsystem_id, scope.from, scope.to);
             let filter = EventFilter::default();
@@ -250,7 +223,7 @@ impl ReportService {
             generation: self.generations.of(scope.partner_id),
         };
         self.summaries
-            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+            .get_or_load(key, || self.shared(shared_key, scope, compute))
             .await
             .map_err(|error| ReportError::clone(&error))
     }
@@ -282,7 +255,7 @@ impl ReportService {
             generation: self.generations.of(scope.partner_id),
         };
         let compute = async {
-            let as_of = (self.data_as_of)();
+            let as_of = self.as_of(scope.partner_id).await?;
             let mut builder = TimeseriesBuilder::new(interval, tz, starts);
             let filter = EventFilter {
                 event_type,
@@ -298,7 +271,7 @@ impl ReportService {
             Ok(builder.finish(as_of))
         };
         self.series
-            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+            .get_or_load(key, || self.shared(shared_key, scope, compute))
             .await
             .map_err(|error| ReportError::clone(&error))
     }
@@ -316,7 +289,7 @@ impl ReportService {
             generation: self.generations.of(scope.partner_id),
         };
         self.breakdowns
-            .get_or_load(key, || self.shared(shared_key, scope.to, compute))
+            .get_or_load(key, || self.shared(shared_key, scope, compute))
             .await
             .map_err(|error| ReportError::clone(&error))
     }
@@ -360,7 +333,7 @@ impl ReportService {
             generation: self.generations.of(scope.partner_id),
         };
         cache
-            .get_or_load(key, || self.shared((name, scope, ask), scope.to, compute))
+            .get_or_load(key, || self.shared((name, scope, ask), scope, compute))
             .await
             .map_err(|error| ReportError::clone(&error))
     }
@@ -371,14 +344,19 @@ impl ReportService {
     async fn shared<T>(
         &self,
         key: impl Serialize,
-        range_end: DateTime<Utc>,
+        scope: ReportScope,
         compute: impl Future<Output = Result<T, ReportError>>,
     ) -> Result<Arc<Rendered<T>>, ReportError>
     where
         T: Serialize + DeserializeOwned,
     {
+        let held_back = self
+            .store
+            .recount_pending_since(scope.partner_id)
+            .await?
+            .is_some();
         let report = match &self.redis {
-            Some(redis) if !freshness::is_settled(range_end) => {
+            Some(redis) if !freshness::is_settled(scope.to) => {
                 shared_cache::get_or_compute(
                     redis,
                     "report",
@@ -390,6 +368,6 @@ impl ReportService {
             }
             _ => compute.await?,
         };
-        Ok(Arc::new(Rendered::new(report)?))
+        Ok(Arc::new(Rendered::new(report, held_back)?))
     }
 }

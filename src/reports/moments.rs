@@ -6,7 +6,7 @@
 //! hours and days, and from the raw events of the rest: the range's cut ends and the hours
 //! not folded since their last write (a late join marks the hours it changes). With
 //! filters, which postings don't keep, from the raw events of the whole range, at most
-//! `reports.max_raw_events` of them. Raw events are joined as the store's joins say.
+//! `reports.max_raw_events` of them. Raw events are read as their people.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +18,7 @@ use super::gather::RawReading;
 use super::{ReportError, ReportScope, ReportService, plan};
 use crate::model::Event;
 use crate::people::postings;
-use crate::people::{Moment, Person};
+use crate::people::{Moment, Person, person_key};
 use crate::rollups::{BreakdownQuery, Dimension, dimension_values, postings_cell};
 use crate::store::{EventFilter, StoreError};
 
@@ -110,8 +110,7 @@ impl ReportService {
             },
             ..EventFilter::default()
         };
-        // (slot, time, user id, anonymous id) of each event that counts.
-        let mut seen: Vec<(usize, Moment, Option<String>, Option<String>)> = Vec::new();
+        let mut moments = Moments::new();
         let mut keep = |event: &Event| {
             if !scope.counts(event) {
                 return;
@@ -122,8 +121,10 @@ impl ReportService {
             if !filters.is_empty() && !passes(&filters, &dimension_values(event, &declared)) {
                 return;
             }
-            let at = event.timestamp.timestamp_millis();
-            seen.push((slot, at, event.user_id.clone(), event.anonymous_id.clone()));
+            // Read events come as their people (`for_each_event`).
+            if let Some(person) = event.actor() {
+                moments.push((person_key(person), slot, event.timestamp.timestamp_millis()));
+            }
         };
         for range in ranges {
             let reading = RawReading {
@@ -147,25 +148,6 @@ impl ReportService {
                     other => other,
                 })?;
         }
-        let anonymous: BTreeSet<String> = seen
-            .iter()
-            .filter(|(_, _, user, _)| user.is_none())
-            .filter_map(|(_, _, _, anonymous)| anonymous.clone())
-            .collect();
-        let joins = self
-            .store
-            .joins_among(scope.partner_id, anonymous.into_iter().collect())
-            .await?;
-        Ok(seen
-            .into_iter()
-            .filter_map(|(slot, at, user, anonymous)| {
-                let id = match (&user, &anonymous) {
-                    (Some(user), _) => user.as_str(),
-                    (None, Some(anonymous)) => joins.user_of(anonymous).unwrap_or(anonymous),
-                    (None, None) => return None,
-                };
-                Some((crate::people::person_key(id), slot, at))
-            })
-            .collect())
+        Ok(moments)
     }
 }

@@ -69,7 +69,7 @@ impl ReportService {
         ask: &RetentionAsk,
         max_cohorts: usize,
     ) -> Result<Retention, ReportError> {
-        let as_of = (self.data_as_of)();
+        let as_of = self.as_of(scope.partner_id).await?;
         let now = Utc::now();
         let (layout, cohorts) = periods(scope, ask, max_cohorts)?;
         let _slot = self

@@ -16,7 +16,6 @@ use super::postings_fold::PostingsRecount;
 use super::value_table::{TableDisagreement, VALUE_CAP, ValueTable};
 use super::{ActorSketch, Hour};
 use crate::model::{Enrichment, Event};
-use crate::people::Joins;
 use crate::people::postings::{self, Posting};
 
 /// A stored cell's identity within a partner and an hour (or day): its partition, its
@@ -116,7 +115,7 @@ fn scalar_text(value: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// A recount of one partner's stored events, hour by hour: feed it every event of the
-/// hours (or days) to fold, look up the joins of its `anonymous_ids`, then take the cells.
+/// hours (or days) to fold, each given its person (`Joins::resolve`), then take the cells.
 #[derive(Debug, Default)]
 pub struct BreakdownRecount {
     delta: BreakdownDelta,
@@ -176,68 +175,52 @@ impl BreakdownRecount {
         self.postings.add(event);
     }
 
-    /// The anonymous ids of the events without a user id, whose joins the cells need.
-    pub fn anonymous_ids(&self) -> &[String] {
-        self.postings.anonymous_ids()
-    }
-
-    /// The hour cells to store: tables at `VALUE_CAP`, and postings with people as `joins`
-    /// resolve them.
-    pub fn hour_cells(&self, declared: &[String], joins: &Joins) -> Cells {
+    /// The hour cells to store: tables at `VALUE_CAP`, and postings.
+    pub fn hour_cells(&self, declared: &[String]) -> Cells {
         let mut cells = tables(self.delta.cells(), declared);
-        cells.extend(postings_cells(&self.postings, joins, false));
+        cells.extend(postings_cells(&self.postings, false));
         cells
     }
 
     /// The same events' cells per UTC day (by its first hour): fold them from a recount of
     /// the whole day (a day kept from sealed hours would lose its exact top values).
-    pub fn day_cells(&self, declared: &[String], joins: &Joins) -> Cells {
+    pub fn day_cells(&self, declared: &[String]) -> Cells {
         let mut cells = tables(self.delta.by_day(), declared);
-        cells.extend(postings_cells(&self.postings, joins, true));
+        cells.extend(postings_cells(&self.postings, true));
         cells
     }
 
     /// What each hour cell should hold, for `check_tables`.
-    pub fn hour_counts(
-        &self,
-        declared: &[String],
-        joins: &Joins,
-    ) -> BTreeMap<(Hour, CellName), CellRecount> {
+    pub fn hour_counts(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), CellRecount> {
         let mut recounted = counts(self.delta.cells(), declared);
-        recounted.extend(postings_recounts(&self.postings, joins, false));
+        recounted.extend(postings_recounts(&self.postings, false));
         recounted
     }
 
     /// The same per UTC day.
-    pub fn day_counts(
-        &self,
-        declared: &[String],
-        joins: &Joins,
-    ) -> BTreeMap<(Hour, CellName), CellRecount> {
+    pub fn day_counts(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), CellRecount> {
         let mut recounted = counts(self.delta.by_day(), declared);
-        recounted.extend(postings_recounts(&self.postings, joins, true));
+        recounted.extend(postings_recounts(&self.postings, true));
         recounted
     }
 }
 
 fn postings_cells(
     postings: &PostingsRecount,
-    joins: &Joins,
     days: bool,
 ) -> impl Iterator<Item = ((Hour, CellName), Cell)> {
     postings
-        .cells(joins, days)
+        .cells(days)
         .into_iter()
         .map(|(key, list)| (key, Cell::Postings(list)))
 }
 
 fn postings_recounts(
     postings: &PostingsRecount,
-    joins: &Joins,
     days: bool,
 ) -> impl Iterator<Item = ((Hour, CellName), CellRecount)> {
     postings
-        .cells(joins, days)
+        .cells(days)
         .into_iter()
         .map(|(key, list)| (key, CellRecount::Postings(list)))
 }
@@ -414,9 +397,8 @@ mod tests {
             );
         }
         let partner = recount.delta.cells().next().unwrap().0.partner_id;
-        let joins = Joins::default();
-        let tables = recount.hour_cells(&declared, &joins);
-        let counts = recount.hour_counts(&declared, &joins);
+        let tables = recount.hour_cells(&declared);
+        let counts = recount.hour_counts(&declared);
         assert!(check_tables(partner, 1, &tables, &counts).is_empty());
         let table = |name: &CellName| match &tables[&(hour_of_test(), name.clone())] {
             Cell::Table(table) => table.clone(),
@@ -464,9 +446,9 @@ mod tests {
         assert_eq!(differences.len(), 1);
         assert_eq!(differences[0].cell, postings);
 
-        let days = recount.day_cells(&declared, &joins);
+        let days = recount.day_cells(&declared);
         assert!(days.keys().all(|(day, _)| *day == hour.day()));
-        let day_counts = recount.day_counts(&declared, &joins);
+        let day_counts = recount.day_counts(&declared);
         assert!(check_tables(partner, 24, &days, &day_counts).is_empty());
     }
 

@@ -3,9 +3,9 @@
 //! subsystem, as a cell of its own beside the breakdown cells, so the stores keep, read,
 //! refold and verify it the same way.
 //!
-//! People are resolved when the fold runs: an anonymous id joined to a user counts as that
-//! user (the store looks up `anonymous_ids` first). A join recorded after a fold marks the
-//! hours that hold the anonymous id's events, which are then folded again.
+//! The stores give each event its person before folding it (`Joins::resolve`): an
+//! anonymous id joined to a user counts as that user. A join recorded after a fold marks
+//! the hours that hold the anonymous id's events, which are then folded again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,7 +15,7 @@ use super::breakdown_fold::CellName;
 use super::{Hour, is_bot};
 use crate::model::Event;
 use crate::people::postings::Posting;
-use crate::people::{Joins, Person, person_key};
+use crate::people::{Person, person_key};
 
 /// The dimension of a postings cell starts with this (no API dimension name does).
 const POSTINGS_PREFIX: &str = "@people ";
@@ -37,18 +37,11 @@ impl CellName {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Actor {
-    Person(Person),
-    /// An index into `anonymous_ids`: resolved through the joins when the cells are made.
-    Anonymous(u32),
-}
-
-#[derive(Debug, Clone, Copy)]
 struct Seen {
     at_ms: i64,
     event_type: u32,
     subsystem: Uuid,
-    actor: Actor,
+    person: Person,
     bot: bool,
 }
 
@@ -58,59 +51,37 @@ pub struct PostingsRecount {
     seen: Vec<Seen>,
     event_types: Vec<String>,
     type_index: HashMap<String, u32>,
-    anonymous_ids: Vec<String>,
-    anonymous_index: HashMap<String, u32>,
-}
-
-fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, name: &str) -> u32 {
-    if let Some(found) = index.get(name) {
-        return *found;
-    }
-    let next = u32::try_from(names.len()).expect("fewer than 2^32 names in one recount");
-    names.push(name.to_string());
-    index.insert(name.to_string(), next);
-    next
 }
 
 impl PostingsRecount {
-    /// Keeps `event` (an event with neither id belongs to nobody, and has no posting).
+    /// Keeps `event` under its actor, its person once resolved (an event with neither id
+    /// belongs to nobody, and has no posting).
     pub fn add(&mut self, event: &Event) {
-        let actor = match (&event.user_id, &event.anonymous_id) {
-            (Some(user), _) => Actor::Person(person_key(user)),
-            (None, Some(anonymous)) => Actor::Anonymous(intern(
-                &mut self.anonymous_ids,
-                &mut self.anonymous_index,
-                anonymous,
-            )),
-            (None, None) => return,
+        let Some(actor) = event.actor() else {
+            return;
         };
-        let event_type = intern(
-            &mut self.event_types,
-            &mut self.type_index,
-            &event.event_type,
-        );
+        let event_type = match self.type_index.get(&event.event_type) {
+            Some(index) => *index,
+            None => {
+                let next = u32::try_from(self.event_types.len())
+                    .expect("fewer than 2^32 event types in one recount");
+                self.event_types.push(event.event_type.clone());
+                self.type_index.insert(event.event_type.clone(), next);
+                next
+            }
+        };
         self.seen.push(Seen {
             at_ms: event.timestamp.timestamp_millis(),
             event_type,
             subsystem: event.subsystem_id,
-            actor,
+            person: person_key(actor),
             bot: is_bot(event),
         });
     }
 
-    /// The anonymous ids of the events without a user id: the joins to look up.
-    pub fn anonymous_ids(&self) -> &[String] {
-        &self.anonymous_ids
-    }
-
     /// The postings of every hour (`days` false) or UTC day (by its first hour), type and
-    /// scope, with people as `joins` resolve them.
-    pub fn cells(&self, joins: &Joins, days: bool) -> BTreeMap<(Hour, CellName), Vec<Posting>> {
-        let resolved: Vec<Person> = self
-            .anonymous_ids
-            .iter()
-            .map(|id| person_key(joins.user_of(id).unwrap_or(id)))
-            .collect();
+    /// scope.
+    pub fn cells(&self, days: bool) -> BTreeMap<(Hour, CellName), Vec<Posting>> {
         let mut by_cell: HashMap<(Hour, u32, Option<Uuid>), Vec<Posting>> = HashMap::new();
         for seen in &self.seen {
             let Some(at) = chrono::DateTime::from_timestamp_millis(seen.at_ms) else {
@@ -120,10 +91,7 @@ impl PostingsRecount {
             let period = if days { hour.day() } else { hour };
             let offset = seen.at_ms - period.start().timestamp_millis();
             let posting = Posting {
-                person: match seen.actor {
-                    Actor::Person(person) => person,
-                    Actor::Anonymous(index) => resolved[index as usize],
-                },
+                person: seen.person,
                 offset_ms: u32::try_from(offset).expect("an offset within a day"),
                 bot: seen.bot,
             };
@@ -150,6 +118,7 @@ impl PostingsRecount {
 mod tests {
     use super::*;
     use crate::model::test_support::sample_event;
+    use crate::people::Joins;
     use chrono::{TimeZone, Utc};
 
     fn event(user: Option<&str>, anonymous: Option<&str>, minute: u32) -> Event {
@@ -161,17 +130,21 @@ mod tests {
     }
 
     #[test]
-    fn anonymous_events_count_as_the_user_they_are_joined_to() {
-        let mut recount = PostingsRecount::default();
-        recount.add(&event(None, Some("a1"), 5));
-        recount.add(&event(None, Some("a2"), 6));
-        recount.add(&event(Some("u1"), None, 7));
-        recount.add(&event(None, None, 8));
-        assert_eq!(recount.anonymous_ids(), ["a1", "a2"]);
+    fn resolved_anonymous_events_count_as_the_user_they_are_joined_to() {
         let mut joins = Joins::default();
         joins.insert("a1".into(), "u1".into());
+        let mut recount = PostingsRecount::default();
+        for mut event in [
+            event(None, Some("a1"), 5),
+            event(None, Some("a2"), 6),
+            event(Some("u1"), None, 7),
+            event(None, None, 8),
+        ] {
+            joins.resolve(&mut event);
+            recount.add(&event);
+        }
 
-        let cells = recount.cells(&joins, false);
+        let cells = recount.cells(false);
         let hour = Hour::of(Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap());
         let sample = event(None, None, 0);
         let all = &cells[&(hour, postings_cell(&sample.event_type, None))];
@@ -186,7 +159,7 @@ mod tests {
         let scoped = postings_cell(&sample.event_type, Some(sample.subsystem_id));
         assert_eq!(&cells[&(hour, scoped)], all);
 
-        let days = recount.cells(&joins, true);
+        let days = recount.cells(true);
         let day = &days[&(hour.day(), postings_cell(&sample.event_type, None))];
         let earliest = day.iter().map(|posting| posting.offset_ms).min();
         assert_eq!(

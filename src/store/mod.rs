@@ -296,6 +296,13 @@ pub trait PeopleStore: Send + Sync {
     /// The start of the UTC day of the partner's earliest stored event (`None`: none):
     /// where a retention report looks for first start events.
     async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// When the earliest join still to be folded into the partner's unique-user counts was
+    /// recorded (`None`: they count people as joined now). Reports' `dataAsOf` is no later.
+    async fn recount_pending_since(
+        &self,
+        partner: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 #[async_trait]

@@ -212,6 +212,13 @@ impl PeopleStore for HookedStore {
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
         self.inner.first_event_day(partner).await
     }
+
+    async fn recount_pending_since(
+        &self,
+        partner: Uuid,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.recount_pending_since(partner).await
+    }
 }
 
 #[async_trait]

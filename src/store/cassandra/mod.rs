@@ -302,6 +302,15 @@ impl PeopleStore for CassandraStore {
             .first()
             .map(|(day,)| day.and_time(chrono::NaiveTime::MIN).and_utc()))
     }
+
+    /// None: a join touches the hours it changes, and reports read them raw (joined)
+    /// until they are folded again.
+    async fn recount_pending_since(
+        &self,
+        _partner: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
 }
 
 #[async_trait]

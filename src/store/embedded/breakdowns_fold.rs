@@ -17,14 +17,14 @@ use super::breakdowns::{
     BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, decode_stamp, fold_key, hour_at, hour_key,
     marked_hours, micros, owner_of, stamp,
 };
+use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
-    PARTNERS, PEOPLE_JOINS, from_json, joins, keys, rows, storage_error,
+    PARTNERS, PEOPLE_JOINS, from_json, joins, keys, rollups, rows, storage_error,
 };
 use crate::model::Partner;
-use crate::people::Joins;
-use crate::rollups::{BreakdownRecount, CellName, Cells, Hour, SettleOutcome};
+use crate::rollups::{BreakdownRecount, CellName, Cells, Hour, RollupDelta, SettleOutcome};
 use crate::store::StoreError;
 
 /// The partner's declared property dimensions (none for a partner that is gone).
@@ -38,16 +38,21 @@ pub(super) fn declared(partners: &impl Readable, partner: Uuid) -> Result<Vec<St
     }
 }
 
-/// A recount of the partner's stored events in hours `from..to`; their payload is read
-/// only when properties are declared (the breakdowns need it then).
+/// A recount of the partner's stored events in hours `from..to`, each counted as its
+/// person (`joins::Resolver` over `people_joins`); their payload is read only when
+/// properties are declared (the breakdowns need it then). With `sketches`, their rollups
+/// too (an hour's fold rewrites the hour's unique-user sketches).
 pub(super) fn recount(
-    events: &impl Readable,
+    (events, joins): (&impl Readable, &impl Readable),
     partner: Uuid,
     (from, to): (Hour, Hour),
     declared: &[String],
-) -> Result<BreakdownRecount, StoreError> {
+    sketches: bool,
+) -> Result<(BreakdownRecount, Option<RollupDelta>), StoreError> {
     let range = keys::time_range(partner, from.start(), to.start(), None)?;
     let mut recount = BreakdownRecount::default();
+    let mut rollups = sketches.then(RollupDelta::default);
+    let mut resolver = Resolver::new(joins);
     for row in events
         .range::<&[u8]>(keys::borrowed(&range))
         .map_err(storage_error)?
@@ -59,43 +64,37 @@ pub(super) fn recount(
             micros,
             event_id: rows::event_id_from_bytes(id_bytes)?,
         };
-        let event = rows::decode(parts, value.value(), !declared.is_empty())?;
+        let mut event = rows::decode(parts, value.value(), !declared.is_empty())?;
+        resolver.resolve(&mut event)?;
         recount.add(&event, declared);
+        if let Some(rollups) = &mut rollups {
+            rollups.add(&event);
+        }
     }
-    Ok(recount)
+    Ok((recount, rollups))
 }
 
-/// A recount of hours `from..to` (`recount`) with the joins of its anonymous ids: what
-/// its cells (`hour_cells`, `day_cells`) and checks need.
-pub(super) fn recount_people(
-    (events, joins_table): (&impl Readable, &impl Readable),
-    partner: Uuid,
-    range: (Hour, Hour),
-    declared: &[String],
-) -> Result<(BreakdownRecount, Joins), StoreError> {
-    let recount = recount(events, partner, range, declared)?;
-    let joins = joins::among(joins_table, partner, recount.anonymous_ids())?;
-    Ok((recount, joins))
-}
-
-/// The cells of hours (or days) `range`, recounted from a read transaction.
+/// The cells of hours (or days) `range`, recounted from a read transaction (with the
+/// hour's rollups when `sketches`).
 fn recounted_cells(
     transaction: &redb::ReadTransaction,
     partner: Uuid,
     (range, grain): ((Hour, Hour), Grain),
     declared: &[String],
-) -> Result<Cells, StoreError> {
+) -> Result<(Cells, Option<RollupDelta>), StoreError> {
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
     let joins = transaction
         .open_table(PEOPLE_JOINS)
         .map_err(storage_error)?;
-    let (recount, joins) = recount_people((&events, &joins), partner, range, declared)?;
-    Ok(match grain {
-        Grain::Hour => recount.hour_cells(declared, &joins),
-        Grain::Day => recount.day_cells(declared, &joins),
-    })
+    let sketches = grain == Grain::Hour;
+    let (recount, rollups) = recount((&events, &joins), partner, range, declared, sketches)?;
+    let cells = match grain {
+        Grain::Hour => recount.hour_cells(declared),
+        Grain::Day => recount.day_cells(declared),
+    };
+    Ok((cells, rollups))
 }
 
 /// Replaces every stored cell of one hour (or day) with `cells`' cells of it, each cut
@@ -281,7 +280,7 @@ fn fold_hour(
     mark: u64,
     cache: &mut HashMap<Uuid, Vec<String>>,
 ) -> Result<bool, StoreError> {
-    let tables = {
+    let (tables, rollups) = {
         let transaction = database.begin_read().map_err(storage_error)?;
         let declared = declared_cached(&transaction, partner, cache)?;
         let range = ((hour, hour.next()), Grain::Hour);
@@ -297,6 +296,11 @@ fn fold_hour(
         return Ok(false);
     }
     replace(&transaction, partner, Grain::Hour, hour, &tables)?;
+    // A join since the events were written changes who they count as.
+    if let Some(rollups) = rollups {
+        rollups::replace_sketches(&transaction, hour, &rollups)?;
+        joins::recounted(&transaction, partner, (hour, hour.next()))?;
+    }
     // The day's cells no longer agree with its hours: refold it once it is ready.
     let mut pending = transaction
         .open_table(BREAKDOWN_DAYS_PENDING)
@@ -327,7 +331,7 @@ fn fold_day(
         }
         let declared = declared_cached(&transaction, partner, cache)?;
         let range = ((day, day_after(day)), Grain::Day);
-        recounted_cells(&transaction, partner, range, &declared)?
+        recounted_cells(&transaction, partner, range, &declared)?.0
     };
     let transaction = database.begin_write().map_err(storage_error)?;
     let marked = {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::breakdowns::{
     Grain, cell_prefix, day_current, fold_key, hour_at, hour_key, marked_hours, read_encoded_cell,
 };
-use super::breakdowns_fold::{declared, recount_people, replace};
+use super::breakdowns_fold::{declared, recount, replace};
 use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
@@ -37,12 +37,9 @@ pub(super) fn rebuild_day(
         let joins = transaction
             .open_table(PEOPLE_JOINS)
             .map_err(storage_error)?;
-        let tables = (&events, &joins);
-        let (recount, joins) = recount_people(tables, partner, (day, day_after(day)), &declared)?;
-        (
-            recount.hour_cells(&declared, &joins),
-            recount.day_cells(&declared, &joins),
-        )
+        let range = (day, day_after(day));
+        let (recount, _) = recount((&events, &joins), partner, range, &declared, false)?;
+        (recount.hour_cells(&declared), recount.day_cells(&declared))
     };
     let mut hour = day;
     while hour < day_after(day) {
@@ -61,6 +58,8 @@ pub(super) fn rebuild_day(
         .map_err(storage_error)?
         .remove(start.as_slice())
         .map_err(storage_error)?;
+    // The rebuild recounts the day's sketches as people (`rollups_repair::rebuild_day`).
+    super::joins::recounted(transaction, partner, (day, day_after(day)))?;
     Ok(())
 }
 
@@ -137,11 +136,10 @@ pub(super) fn verify(
                 Grain::Hour => hour.next(),
                 Grain::Day => day_after(hour),
             };
-            let (recount, joins) =
-                recount_people((&events, &joins), partner, (hour, end), &declared)?;
+            let (recount, _) = recount((&events, &joins), partner, (hour, end), &declared, false)?;
             let recounted = match grain {
-                Grain::Hour => recount.hour_counts(&declared, &joins),
-                Grain::Day => recount.day_counts(&declared, &joins),
+                Grain::Hour => recount.hour_counts(&declared),
+                Grain::Day => recount.day_counts(&declared),
             };
             found.extend(check_tables(partner, hours, &stored, &recounted));
         }

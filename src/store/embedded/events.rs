@@ -12,8 +12,8 @@ use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, joins,
-    keys, rollups, rows, storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, PEOPLE_JOINS, backfill,
+    breakdowns, joins, keys, rollups, rows, storage_error,
 };
 use crate::model::Event;
 use crate::rollups::{Hour, RollupDelta};
@@ -101,7 +101,6 @@ impl EventStore for EmbeddedStore {
                 for event in events.iter() {
                     if insert_event(event, &mut by_partner, &mut by_subsystem, &mut event_ids)? {
                         outcome.inserted += 1;
-                        delta.add(event);
                         touched.insert((event.partner_id, Hour::of(event.timestamp)));
                         inserted.push(event);
                     } else {
@@ -109,10 +108,26 @@ impl EventStore for EmbeddedStore {
                     }
                 }
             }
-            if !delta.is_empty() {
+            if !inserted.is_empty() {
+                // Joins first: the sketches count each event as its person, this batch's
+                // joins included.
+                joins::record(&transaction, inserted.iter().copied())?;
+                let people = transaction
+                    .open_table(PEOPLE_JOINS)
+                    .map_err(storage_error)?;
+                let mut resolver = joins::Resolver::new(&people);
+                for event in &inserted {
+                    match resolver.user_of(event)? {
+                        Some(user) => delta.add(&Event {
+                            user_id: Some(user),
+                            ..Event::clone(event)
+                        }),
+                        None => delta.add(event),
+                    }
+                }
+                drop(people);
                 rollups::apply(&transaction, &delta)?;
                 breakdowns::touch(&transaction, &touched, chrono::Utc::now())?;
-                joins::record(&transaction, inserted)?;
             }
             transaction.commit().map_err(storage_error)?;
             Ok(outcome)

@@ -4,22 +4,25 @@
 //! - `people_join_conflicts`: `partner | anonymous id | 0 | other user` → when a later,
 //!   different pairing was first seen (recorded, never merged);
 //! - `people_anonymous_hours`: `partner | anonymous id | 0 | hour` → nothing: the hours
-//!   holding events of the anonymous id without a user id. Their postings were folded
-//!   under the anonymous id, so a join first recorded later marks them to be folded again.
+//!   holding events of the anonymous id without a user id. Their postings and sketches
+//!   counted the anonymous id, so a join first recorded later marks them to be folded
+//!   again;
+//! - `people_pending`: `partner | hour` → when a join first marked it (µs): its sketches
+//!   still count the anonymous id, until its fold rewrites them (reports' `dataAsOf`).
 //!
 //! Ids hold no control characters (the ingest rule), so the 0 byte ends the anonymous id.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::breakdowns::{hour_key, stamp};
 use super::rollups_repair::Readable;
 use super::{
     BREAKDOWN_MARKS, EVENTS_BY_PARTNER, PEOPLE_ANONYMOUS_HOURS, PEOPLE_JOIN_CONFLICTS,
-    PEOPLE_JOINS, keys, rows, storage_error,
+    PEOPLE_JOINS, PEOPLE_PENDING, keys, rows, storage_error,
 };
 use crate::model::Event;
 use crate::people::{Joins, joins_of};
@@ -144,10 +147,108 @@ fn mark_anonymous_hours(
     let mut marks = transaction
         .open_table(BREAKDOWN_MARKS)
         .map_err(storage_error)?;
+    let mut pending = transaction
+        .open_table(PEOPLE_PENDING)
+        .map_err(storage_error)?;
+    let now = Utc::now();
     for hour in hours {
-        stamp(&mut marks, &hour_key(partner, hour), Utc::now())?;
+        let key = hour_key(partner, hour);
+        stamp(&mut marks, &key, now)?;
+        if pending
+            .get(key.as_slice())
+            .map_err(storage_error)?
+            .is_none()
+        {
+            let micros = now.timestamp_micros().to_be_bytes();
+            pending
+                .insert(key.as_slice(), micros.as_slice())
+                .map_err(storage_error)?;
+        }
     }
     Ok(())
+}
+
+/// The fold of `hour` has recounted it as the people its events now belong to.
+pub(super) fn recounted(
+    transaction: &WriteTransaction,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+) -> Result<(), StoreError> {
+    let (start, end) = (hour_key(partner, from), hour_key(partner, to));
+    transaction
+        .open_table(PEOPLE_PENDING)
+        .map_err(storage_error)?
+        .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
+        .map_err(storage_error)?;
+    Ok(())
+}
+
+/// When the earliest pending recount of the partner's hours was marked.
+pub(super) fn pending_since(
+    database: &redb::Database,
+    partner: Uuid,
+) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
+    let transaction = database.begin_read().map_err(storage_error)?;
+    let table = transaction
+        .open_table(PEOPLE_PENDING)
+        .map_err(storage_error)?;
+    let range = keys::owner_range(partner);
+    let mut earliest: Option<i64> = None;
+    for row in table
+        .range::<&[u8]>(keys::borrowed(&range))
+        .map_err(storage_error)?
+    {
+        let value = row.map_err(storage_error)?.1;
+        let bytes: [u8; 8] = value
+            .value()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a pending recount that is not 8 bytes".into()))?;
+        let micros = i64::from_be_bytes(bytes);
+        earliest = Some(earliest.map_or(micros, |found| found.min(micros)));
+    }
+    Ok(earliest.and_then(chrono::DateTime::from_timestamp_micros))
+}
+
+/// Gives events their people (`Joins::resolve`) through `people_joins`, each anonymous id
+/// looked up once.
+pub(super) struct Resolver<'t, T: Readable> {
+    table: &'t T,
+    known: HashMap<(Uuid, String), Option<String>>,
+}
+
+impl<'t, T: Readable> Resolver<'t, T> {
+    pub(super) fn new(table: &'t T) -> Self {
+        Resolver {
+            table,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The user `event`'s anonymous id is joined to, for an event without a user id.
+    pub(super) fn user_of(&mut self, event: &Event) -> Result<Option<String>, StoreError> {
+        let (None, Some(anonymous)) = (&event.user_id, &event.anonymous_id) else {
+            return Ok(None);
+        };
+        let key = (event.partner_id, anonymous.clone());
+        if let Some(user) = self.known.get(&key) {
+            return Ok(user.clone());
+        }
+        let stored = keys::prefixed(event.partner_id, anonymous.as_bytes());
+        let user = match self.table.get(stored.as_slice()).map_err(storage_error)? {
+            Some(user) => Some(text(user.value())?),
+            None => None,
+        };
+        self.known.insert(key, user.clone());
+        Ok(user)
+    }
+
+    /// Gives `event` its person as its user id (`Joins::resolve`).
+    pub(super) fn resolve(&mut self, event: &mut Event) -> Result<(), StoreError> {
+        if let Some(user) = self.user_of(event)? {
+            event.user_id = Some(user);
+        }
+        Ok(())
+    }
 }
 
 /// The joins of `anonymous_ids` (those that have one).
@@ -256,7 +357,6 @@ mod tests {
         use crate::rollups::Hour;
         use crate::store::RollupStore;
         use crate::store::embedded::breakdowns::marked_hours;
-        use redb::ReadableDatabase;
 
         let dir = tempfile::TempDir::new().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
@@ -291,7 +391,14 @@ mod tests {
             [ten, fifteen].into(),
             "a1's hour is folded again, a2's is not"
         );
+        let pending = store.recount_pending_since(partner).await.unwrap();
+        assert!(pending.is_some(), "reports' dataAsOf waits for the recount");
+        assert_eq!(
+            store.recount_pending_since(Uuid::now_v7()).await.unwrap(),
+            None
+        );
         store.settle_rollups(later).await.unwrap();
+        assert_eq!(store.recount_pending_since(partner).await.unwrap(), None);
         sign_in.event_id = "i2".into();
         store.write_events(&[sign_in]).await.unwrap();
         assert_eq!(

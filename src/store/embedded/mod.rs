@@ -10,6 +10,7 @@ mod breakdowns_repair;
 mod events;
 mod joins;
 pub(crate) mod keys;
+mod layout;
 mod metadata;
 mod records;
 mod rollups;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -38,6 +39,8 @@ use crate::rollups::{
 use crate::store::{BreakdownStore, PeopleStore, RollupStore, Store, StoreError};
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+use layout::{LAYOUT_KEY, LAYOUT_VERSION, Layout, check_layout};
 
 const EVENTS_BY_PARTNER: Table = TableDefinition::new("events_by_partner");
 const EVENTS_BY_SUBSYSTEM: Table = TableDefinition::new("events_by_subsystem");
@@ -68,27 +71,14 @@ const BREAKDOWN_DAYS_PENDING: Table = TableDefinition::new("breakdown_days_pendi
 /// different pairings.
 const PEOPLE_JOINS: Table = TableDefinition::new("people_joins");
 const PEOPLE_JOIN_CONFLICTS: Table = TableDefinition::new("people_join_conflicts");
-/// The hours holding an anonymous id's events without a user id (`joins`).
+/// The hours holding an anonymous id's events without a user id, and those a join marked
+/// whose sketches are still to be recounted (`joins`).
 const PEOPLE_ANONYMOUS_HOURS: Table = TableDefinition::new("people_anonymous_hours");
+const PEOPLE_PENDING: Table = TableDefinition::new("people_pending");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
-/// Bumped when keys or rows change shape; a data dir of another layout is refused at
-/// start rather than read as if it were empty. 2: ascending event keys, postcard rows.
-/// 3: hour rollups. 4: day rollups beside them. 5: one rollup entry per counted cell
-/// rather than per hour. 6: breakdown cells, folded from the events. An older file of
-/// layout 2 to 4 gets its rollups (and breakdown cells) rebuilt from its events when first
-/// opened (`rollups_upgrade::upgrade`: bounded, resumable); one of layout 5 gets every
-/// hour with events marked, so the settler folds their breakdown cells. 7: people's joins;
-/// a file of an older layout gets the joins of its stored events recorded when opened.
-/// 8: people's postings among the cells, and the anonymous ids' hours; a file of layout 5
-/// to 7 gets both recorded and every hour with events marked, so the settler refolds it.
-const LAYOUT_VERSION: u8 = 8;
-const LAYOUTS_MARKED: [u8; 3] = [5, 6, 7];
-const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
-const LAYOUT_KEY: &[u8] = b"format";
-
-const ALL_TABLES: [Table; 24] = [
+const ALL_TABLES: [Table; 25] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -112,6 +102,7 @@ const ALL_TABLES: [Table; 24] = [
     PEOPLE_JOINS,
     PEOPLE_JOIN_CONFLICTS,
     PEOPLE_ANONYMOUS_HOURS,
+    PEOPLE_PENDING,
     STORE_META,
 ];
 
@@ -325,6 +316,14 @@ impl PeopleStore for EmbeddedStore {
         self.blocking(move |database| events::first_event_day(database, partner))
             .await
     }
+
+    async fn recount_pending_since(
+        &self,
+        partner: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.blocking(move |database| joins::pending_since(database, partner))
+            .await
+    }
 }
 
 #[async_trait]
@@ -340,47 +339,6 @@ impl Store for EmbeddedStore {
 
     fn backend_name(&self) -> &'static str {
         "embedded"
-    }
-}
-
-/// What opening a file found: our layout, or one whose rollups must be rebuilt.
-enum Layout {
-    Current,
-    RollupsToRebuild(u8),
-    /// Layouts 5 to 7: joins and anonymous hours to record, hours to mark.
-    Upgrade,
-}
-
-/// Marks a new file with our layout; refuses a file written in another one (including the
-/// unmarked first layout, whose events would otherwise look absent).
-fn check_layout(transaction: &redb::WriteTransaction, path: &Path) -> Result<Layout, StoreError> {
-    let mut meta = transaction.open_table(STORE_META).map_err(storage_error)?;
-    let found = meta
-        .get(LAYOUT_KEY)
-        .map_err(storage_error)?
-        .map(|value| value.value().first().copied());
-    let has_events = !transaction
-        .open_table(EVENTS_BY_PARTNER)
-        .map_err(storage_error)?
-        .is_empty()
-        .map_err(storage_error)?;
-    match found {
-        Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
-        Some(Some(old)) if LAYOUTS_MARKED.contains(&old) => Ok(Layout::Upgrade),
-        None if !has_events => {
-            meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
-                .map_err(storage_error)?;
-            Ok(Layout::Current)
-        }
-        Some(Some(old)) if LAYOUTS_REBUILT.contains(&old) => Ok(Layout::RollupsToRebuild(old)),
-        other => Err(StoreError::Unavailable(format!(
-            "{} was written in store layout {} and this release reads layout {LAYOUT_VERSION}; \
-             start with an empty VOLCANION_DATA_DIR (no release has shipped the old layout)",
-            path.display(),
-            other
-                .flatten()
-                .map_or("1".to_string(), |version| version.to_string()),
-        ))),
     }
 }
 

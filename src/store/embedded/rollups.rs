@@ -22,8 +22,8 @@ use super::{
     storage_error,
 };
 use crate::rollups::{
-    ActorSketch, ActorUnion, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery,
-    SketchKey, class_byte, runs, split_class,
+    ActorSketch, ActorUnion, CountCell, HOURS_PER_DAY, Hour, HourCounts, HourRollup, RollupDelta,
+    RollupQuery, SketchKey, class_byte, runs, split_class,
 };
 use crate::store::StoreError;
 
@@ -240,6 +240,52 @@ fn add(
         sketches
             .insert(key.as_slice(), value.as_slice())
             .map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// Replaces `hour`'s sketches with those of a recount of its events (`delta`: the same
+/// keys, its events counted as the people they now belong to: a sketch cannot forget a
+/// member), and rebuilds the day sketches they are part of from the day's hours.
+pub(super) fn replace_sketches(
+    transaction: &redb::WriteTransaction,
+    hour: Hour,
+    delta: &RollupDelta,
+) -> Result<(), StoreError> {
+    let mut hours = transaction
+        .open_table(ROLLUP_SKETCHES)
+        .map_err(storage_error)?;
+    let mut days = transaction
+        .open_table(ROLLUP_DAY_SKETCHES)
+        .map_err(storage_error)?;
+    let day = hour.day();
+    for (key, sketch) in delta.sketches().filter(|(key, _)| key.hour == hour) {
+        hours
+            .insert(sketch_key(key).as_slice(), sketch.to_bytes().as_slice())
+            .map_err(storage_error)?;
+        let (start, end) = sketch_range(
+            key.owner,
+            key.event_type.as_deref(),
+            key.bots,
+            day,
+            Hour(day.0 + HOURS_PER_DAY),
+        );
+        let mut union = ActorUnion::default();
+        for row in hours
+            .range::<&[u8]>(start.as_slice()..end.as_slice())
+            .map_err(storage_error)?
+        {
+            union.add_sketch(&decode_sketch(row.map_err(storage_error)?.1.value())?);
+        }
+        let of_day = SketchKey {
+            hour: day,
+            ..key.clone()
+        };
+        days.insert(
+            sketch_key(&of_day).as_slice(),
+            union.to_sketch().to_bytes().as_slice(),
+        )
+        .map_err(storage_error)?;
     }
     Ok(())
 }

@@ -11,11 +11,13 @@ use chrono::DateTime;
 use redb::{Database, ReadableTable};
 use uuid::Uuid;
 
+use super::joins::Resolver;
 use super::rollups::{
     DAYS, HOURS, RollupWork, apply_level, hour_prefix, sketch_range, split_cell_key, stored_counts,
 };
 use super::{
-    EVENT_TYPES, EVENTS_BY_PARTNER, ROLLUP_CELLS, ROLLUP_DAY_CELLS, keys, rows, storage_error,
+    EVENT_TYPES, EVENTS_BY_PARTNER, PEOPLE_JOINS, ROLLUP_CELLS, ROLLUP_DAY_CELLS, keys, rows,
+    storage_error,
 };
 use crate::model::Event;
 use crate::rollups::{HOURS_PER_DAY, Hour, HourCounts, RollupDelta, RollupDifference, differences};
@@ -87,21 +89,25 @@ fn next_day(
     Ok(found.filter(|day| *day < to))
 }
 
-/// The rollups of a partner's raw events in hours `from..to`.
+/// The rollups of a partner's raw events in hours `from..to`, each counted as its person
+/// (`joins::Resolver` over `people_joins`).
 fn recount(
-    events: &impl Readable,
+    (events, joins): (&impl Readable, &impl Readable),
     partner: Uuid,
     from: Hour,
     to: Hour,
 ) -> Result<RollupDelta, StoreError> {
     let range = keys::time_range(partner, from.start(), to.start(), None)?;
     let mut delta = RollupDelta::default();
+    let mut resolver = Resolver::new(joins);
     for row in events
         .range::<&[u8]>(keys::borrowed(&range))
         .map_err(storage_error)?
     {
         let (key, value) = row.map_err(storage_error)?;
-        delta.add(&decode_event(partner, key.value(), value.value())?);
+        let mut event = decode_event(partner, key.value(), value.value())?;
+        resolver.resolve(&mut event)?;
+        delta.add(&event);
     }
     Ok(delta)
 }
@@ -129,12 +135,15 @@ pub(super) fn rebuild_day(
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
+    let joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
     let mut types = transaction.open_table(EVENT_TYPES).map_err(storage_error)?;
     let mut recounted = 0;
     let mut work = RollupWork::default();
     let mut hour = day;
     while hour < end {
-        let delta = recount(&events, partner, hour, hour.next())?;
+        let delta = recount((&events, &joins), partner, hour, hour.next())?;
         hour = hour.next();
         if delta.is_empty() {
             continue;
@@ -243,6 +252,9 @@ pub(super) fn verify(
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
+    let joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
     let hour_cells = transaction
         .open_table(ROLLUP_CELLS)
         .map_err(storage_error)?;
@@ -257,7 +269,8 @@ pub(super) fn verify(
         let mut whole_day = HourCounts::default();
         let mut hour = day;
         while hour < end {
-            let counts = recount(&events, partner, hour, hour.next())?.counts_of(partner);
+            let counts = recount((&events, &joins), partner, hour, hour.next())?;
+            let counts = counts.counts_of(partner);
             for (counted, hour_counts) in counts {
                 whole_day.merge(&hour_counts);
                 recounted.insert(counted, hour_counts);

@@ -55,14 +55,14 @@ pub(in crate::store::cassandra) async fn verify(
         }
         let fold = recount_cells(store, partner, start, end).await?;
         let (stored, rewriting) = stored_tables(store, partner, Grain::Hour, &hours).await?;
-        let mut recounted = fold.recount.hour_counts(&fold.declared, &fold.joins);
+        let mut recounted = fold.recount.hour_counts(&fold.declared);
         recounted.retain(|(hour, _), _| hours.contains_key(hour) && !rewriting.contains(hour));
         found.extend(check_tables(partner, 1, &stored, &recounted));
         if let Some(day_fold) = day_fold {
             let folded = BTreeMap::from([(day, day_fold)]);
             let (stored, rewriting) = stored_tables(store, partner, Grain::Day, &folded).await?;
             if rewriting.is_empty() {
-                let recounted = fold.recount.day_counts(&fold.declared, &fold.joins);
+                let recounted = fold.recount.day_counts(&fold.declared);
                 found.extend(check_tables(partner, HOURS_PER_DAY, &stored, &recounted));
             }
         }

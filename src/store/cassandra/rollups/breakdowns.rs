@@ -31,30 +31,21 @@ use super::layout::{Grain, column};
 use super::recount::{each_event, recount_with};
 use super::{CassandraStore, all};
 use crate::model::Event;
-use crate::people::Joins;
 use crate::rollups::{BreakdownRecount, Cell, CellName, Cells, Hour, RollupDelta};
-use crate::store::cassandra::{driver_error, joins};
+use crate::store::cassandra::driver_error;
 use crate::store::{MetadataStore, StoreError};
 
 /// A partner's events recounted into breakdown cells, under the dimensions the partner
-/// declared when they were read, with the joins of their anonymous ids (people's
-/// postings count joined ids as their user).
+/// declared when they were read.
 #[derive(Debug, Default)]
 pub(super) struct BreakdownFold {
     pub(super) recount: BreakdownRecount,
     pub(super) declared: Vec<String>,
-    pub(super) joins: Joins,
 }
 
 impl BreakdownFold {
     fn add(&mut self, event: &Event) {
         self.recount.add(event, &self.declared);
-    }
-
-    /// Looks up the joins of the recounted anonymous ids (once every event is added).
-    async fn join(&mut self, store: &CassandraStore, partner: Uuid) -> Result<(), StoreError> {
-        self.joins = joins::among(store, partner, self.recount.anonymous_ids()).await?;
-        Ok(())
     }
 }
 
@@ -83,7 +74,6 @@ pub(super) async fn recount_hours(
         fold.add(event)
     })
     .await?;
-    fold.join(store, partner).await?;
     Ok((counts, fold))
 }
 
@@ -103,7 +93,6 @@ pub(super) async fn recount_cells(
         fold.add(event)
     })
     .await?;
-    fold.join(store, partner).await?;
     Ok(fold)
 }
 
@@ -115,7 +104,7 @@ pub(super) async fn write_hour(
     fold: &BreakdownFold,
     (covers, written_at, ttl): (i64, i64, i32),
 ) -> Result<(), StoreError> {
-    let tables = cells_of(fold.recount.hour_cells(&fold.declared, &fold.joins), hour);
+    let tables = cells_of(fold.recount.hour_cells(&fold.declared), hour);
     let at = Written {
         grain: Grain::Hour,
         hour,
@@ -135,7 +124,7 @@ pub(super) async fn fold_day(
     (covers, written_at, ttl): (i64, i64, i32),
 ) -> Result<(), StoreError> {
     let fold = recount_cells(store, partner, day, day_end(day)).await?;
-    let tables = cells_of(fold.recount.day_cells(&fold.declared, &fold.joins), day);
+    let tables = cells_of(fold.recount.day_cells(&fold.declared), day);
     let at = Written {
         grain: Grain::Day,
         hour: day,

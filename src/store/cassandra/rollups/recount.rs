@@ -10,8 +10,10 @@ use super::horizon::day_end;
 use super::layout::{Grain, column, hour_rows, period, rows_over, sketch_type, write_parts};
 use super::{CassandraStore, all};
 use crate::model::Event;
+use crate::people::anonymous_ids;
 use crate::rollups::{ActorSketch, ActorUnion, Hour, HourCounts, RollupDelta};
 use crate::store::cassandra::events_write::ttl_seconds;
+use crate::store::cassandra::joins;
 use crate::store::{EventQuery, EventScope, EventStore, StoreError};
 
 /// Raw events read per page by a recount.
@@ -45,7 +47,8 @@ pub(super) async fn recount_with(
     Ok(delta)
 }
 
-/// Visits a partner's stored events in hours `from..to`, a page at a time.
+/// Visits a partner's stored events in hours `from..to`, a page at a time, each given its
+/// person (`Joins::resolve`).
 pub(super) async fn each_event(
     store: &CassandraStore,
     partner: Uuid,
@@ -63,7 +66,10 @@ pub(super) async fn each_event(
         with_payload,
     };
     loop {
-        let page = store.query_events(&query).await?;
+        let mut page = store.query_events(&query).await?;
+        // Each event counts as its person: the joins of the page's anonymous ids.
+        let joins = joins::among(store, partner, &anonymous_ids(&page.items)).await?;
+        page.items.iter_mut().for_each(|event| joins.resolve(event));
         page.items.iter().for_each(&mut each);
         match page.next_cursor {
             Some(cursor) => query.cursor = Some(cursor),

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The people benchmark's funnel on chDB (ClickHouse in process), over a native table.
+
+  engines.py load PARQUET DIR          builds the table `events` in DIR
+  engines.py funnel DIR FROM TO        in a fresh process: prints JSON {cold_ms, median_ms,
+                                       users}, cold the first run, median of the 5 after it
+  engines.py retention DIR FROM TO     prints JSON [[week start, users, returned…]…]: the
+                                       exact answer our retention question must give
+
+The funnel is ours (view_pricing → signup → purchase, 7-day window, step 1 in [FROM, TO))
+as ClickHouse's `windowFunnel` counts it, over the person each event belongs to (resolved
+in the dataset: chDB is given the joins, which our service works out itself). `users[k]`
+is the people whose deepest step is k + 1 or more.
+"""
+import json
+import statistics
+from datetime import date, datetime, timedelta, timezone
+import sys
+import time
+
+RUNS = 5
+WINDOW_MS = 7 * 86_400_000
+STEPS = ["view_pricing", "signup", "purchase"]
+
+
+def connect(path):
+    import chdb
+
+    return chdb.connect(path)
+
+
+def load(parquet, path):
+    connection = connect(path)
+    connection.query(
+        "CREATE TABLE events (ts DateTime64(3, 'UTC'), event_type LowCardinality(String), person String) "
+        "ENGINE = MergeTree ORDER BY (event_type, ts)")
+    connection.query(f"INSERT INTO events SELECT ts, event_type, person FROM file('{parquet}', Parquet)")
+    connection.query("OPTIMIZE TABLE events FINAL")
+
+
+def funnel_sql(start, end):
+    steps = ", ".join(f"event_type = '{step}'" for step in STEPS)
+    first = f"event_type = '{STEPS[0]}' AND ts < '{end}'"
+    steps = steps.replace(f"event_type = '{STEPS[0]}'", first, 1)
+    listed = ", ".join(f"'{step}'" for step in STEPS)
+    return (f"SELECT level, count() FROM (SELECT person, windowFunnel({WINDOW_MS})("
+            f"toUInt64(toUnixTimestamp64Milli(ts)), {steps}) AS level FROM events "
+            f"WHERE event_type IN ({listed}) AND ts >= '{start}' "
+            f"AND ts < addMilliseconds(toDateTime64('{end}', 3, 'UTC'), {WINDOW_MS}) "
+            f"GROUP BY person) WHERE level > 0 GROUP BY level ORDER BY level")
+
+
+def retention(connection, start, end, periods=4):
+    """Cohorts by the week (from Monday, UTC) of each person's first signup ever, within
+    [start, end); per cohort, who did action_00 in each of the `periods` following weeks
+    that have begun."""
+    sql = (f"SELECT toString(toMonday(first)) AS week, count() AS users, "
+           + ", ".join(f"countIf(has(weeks, addWeeks(toMonday(first), {k})))" for k in range(1, periods + 1))
+           + " FROM (SELECT person, min(ts) AS first FROM events WHERE event_type = 'signup' GROUP BY person) "
+           f"AS f LEFT JOIN (SELECT person, groupUniqArray(toMonday(ts)) AS weeks FROM events "
+           f"WHERE event_type = 'action_00' GROUP BY person) AS r ON f.person = r.person "
+           f"WHERE first >= '{start}' AND first < '{end}' GROUP BY week ORDER BY week")
+    rows = json.loads(connection.query(sql, "JSONCompact").bytes())["data"]
+    today = datetime.now(timezone.utc).date()
+    grid = []
+    for week, users, *returned in rows:
+        monday = date.fromisoformat(week)
+        begun = [int(n) for k, n in enumerate(returned, 1) if monday + timedelta(weeks=k) <= today]
+        grid.append([week, int(users)] + begun)
+    return grid
+
+
+def main():
+    command = sys.argv[1]
+    if command == "load":
+        load(sys.argv[2], sys.argv[3])
+        return
+    path, start, end = sys.argv[2:5]
+    connection = connect(path)
+    if command == "retention":
+        print(json.dumps(retention(connection, start, end)))
+        return
+    sql = funnel_sql(start, end)
+
+    def timed():
+        began = time.perf_counter()
+        rows = json.loads(connection.query(sql, "JSONCompact").bytes())["data"]
+        return (time.perf_counter() - began) * 1000, rows
+
+    cold, rows = timed()
+    times = [timed()[0] for _ in range(RUNS)]
+    deepest = {int(level): int(count) for level, count in rows}
+    users = [sum(n for level, n in deepest.items() if level >= step) for step in range(1, len(STEPS) + 1)]
+    print(json.dumps({"cold_ms": cold, "median_ms": statistics.median(times), "users": users}))
+
+
+if __name__ == "__main__":
+    main()

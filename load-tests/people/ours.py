@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Times our funnel and retention endpoints: one connection, REQUESTS sequential requests
+per question (breakdowns/ours.py's timing).
+
+  ours.py API KEY FROM TO REQUESTS
+
+Prints JSON {question: {first_ms, p50_ms, p99_ms, ok, answer}} (answer: the funnel's users
+per step, or the retention cohorts).
+"""
+import http.client
+import json
+import os
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "breakdowns"))
+from ours import summary_of, timed_requests  # noqa: E402
+
+FUNNEL = "3-step funnel (view_pricing, signup, purchase), 7-day window, 30 days"
+RETENTION = "retention grid, signup then action_00, 4 weekly periods, 30 days"
+
+
+def main():
+    api, key, start, end, requests = sys.argv[1:6]
+    connection = http.client.HTTPConnection(urllib.parse.urlparse(api).netloc, timeout=120)
+    span = {"from": start, "to": end}
+    questions = {
+        FUNNEL: "/api/v1/reports/funnel?" + urllib.parse.urlencode(
+            dict(span, steps="view_pricing,signup,purchase", window="7d")),
+        RETENTION: "/api/v1/reports/retention?" + urllib.parse.urlencode(
+            dict(span, startEvent="signup", returnEvent="action_00", interval="week", periods=4)),
+    }
+    answers = {}
+    for question, path in questions.items():
+        times, body = timed_requests(connection, path, key, requests)
+        answer = [step["users"] for step in body["steps"]] if "steps" in body else body["cohorts"]
+        answers[question] = dict(summary_of(times), answer=answer)
+    print(json.dumps(answers))
+
+
+if __name__ == "__main__":
+    main()

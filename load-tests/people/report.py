@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""run.sh's table, from the JSON that engines.py and ours.py left in WORK, and whether the
+answers agree exactly: our funnel's users per step with chDB's windowFunnel, our
+retention grid with chDB's recount.
+
+  report.py WORK
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "breakdowns"))
+from report import load  # noqa: E402
+
+
+def main():
+    work = sys.argv[1]
+    chdb, grid = load(work, "chdb"), load(work, "chdb-retention")
+    cold, warm = load(work, "cold"), load(work, "warm")
+    # ours.py asks the funnel first, then the retention grid.
+    funnel, retention = list(cold)
+    print()
+    print("| question | chDB median (cold) | Volcanion cold p99 (first) | warm p99 |")
+    print("|---|---|---|---|")
+    for question in (funnel, retention):
+        engine = f"{chdb['median_ms']:.0f} ms ({chdb['cold_ms']:.0f} ms)" if question == funnel else "—"
+        o = cold[question]
+        print(f"| {question} | {engine} | {o['p99_ms']:.1f} ms ({o['first_ms']:.1f} ms) | "
+              f"{warm[question]['p99_ms']:.2f} ms |")
+    print()
+    ours_funnel = cold[funnel]["answer"]
+    ours_grid = [[cohort["start"][:10], cohort["users"]] + cohort["returned"] for cohort in cold[retention]["answer"]]
+    verdicts = [("funnel users per step", ours_funnel, chdb["users"]), ("retention grid", ours_grid, grid)]
+    failed = False
+    for name, ours, theirs in verdicts:
+        same = ours == theirs
+        failed |= not same
+        print(f"- {name}: ours {ours} {'equals' if same else 'DIFFERS from'} chDB's {theirs}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
