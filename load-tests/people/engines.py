@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The people benchmark's funnel on chDB (ClickHouse in process), over a native table.
 
-  engines.py load PARQUET DIR          builds the table `events` in DIR
+  engines.py load PARQUET DIR ORDER    builds the table `events` in DIR, sorted by ORDER
+                                       (`ts`, or `event_type, ts`)
   engines.py funnel DIR FROM TO        in a fresh process: prints JSON {cold_ms, median_ms,
                                        users}, cold the first run, median of the 5 after it
   engines.py retention DIR FROM TO     prints JSON [[week start, users, returned…]…]: the
@@ -29,11 +30,11 @@ def connect(path):
     return chdb.connect(path)
 
 
-def load(parquet, path):
+def load(parquet, path, order):
     connection = connect(path)
     connection.query(
         "CREATE TABLE events (ts DateTime64(3, 'UTC'), event_type LowCardinality(String), person String) "
-        "ENGINE = MergeTree ORDER BY (event_type, ts)")
+        f"ENGINE = MergeTree ORDER BY ({order})")
     connection.query(f"INSERT INTO events SELECT ts, event_type, person FROM file('{parquet}', Parquet)")
     connection.query("OPTIMIZE TABLE events FINAL")
 
@@ -73,7 +74,7 @@ def retention(connection, start, end, periods=4):
 def main():
     command = sys.argv[1]
     if command == "load":
-        load(sys.argv[2], sys.argv[3])
+        load(sys.argv[2], sys.argv[3], sys.argv[4])
         return
     path, start, end = sys.argv[2:5]
     connection = connect(path)

@@ -15,22 +15,27 @@ from report import load  # noqa: E402
 
 def main():
     work = sys.argv[1]
-    chdb, grid = load(work, "chdb"), load(work, "chdb-retention")
+    by_time, by_type = load(work, "chdb-ts"), load(work, "chdb-event_type")
+    grid = load(work, "chdb-retention")
     cold, warm = load(work, "cold"), load(work, "warm")
     # ours.py asks the funnel first, then the retention grid.
     funnel, retention = list(cold)
     print()
-    print("| question | chDB median (cold) | Volcanion cold p99 (first) | warm p99 |")
-    print("|---|---|---|---|")
+    print("| question | chDB by time, median (cold) | chDB by type, median (cold) "
+          "| Volcanion cold p99 (first) | warm p99 |")
+    print("|---|---|---|---|---|")
     for question in (funnel, retention):
-        engine = f"{chdb['median_ms']:.0f} ms ({chdb['cold_ms']:.0f} ms)" if question == funnel else "—"
+        engines = [f"{run['median_ms']:.0f} ms ({run['cold_ms']:.0f} ms)" if question == funnel else "—"
+                   for run in (by_time, by_type)]
         o = cold[question]
-        print(f"| {question} | {engine} | {o['p99_ms']:.1f} ms ({o['first_ms']:.1f} ms) | "
+        print(f"| {question} | {' | '.join(engines)} | {o['p99_ms']:.1f} ms ({o['first_ms']:.1f} ms) | "
               f"{warm[question]['p99_ms']:.2f} ms |")
     print()
     ours_funnel = cold[funnel]["answer"]
     ours_grid = [[cohort["start"][:10], cohort["users"]] + cohort["returned"] for cohort in cold[retention]["answer"]]
-    verdicts = [("funnel users per step", ours_funnel, chdb["users"]), ("retention grid", ours_grid, grid)]
+    verdicts = [("funnel users per step", ours_funnel, by_time["users"]),
+                ("funnel users per step (by type)", ours_funnel, by_type["users"]),
+                ("retention grid", ours_grid, grid)]
     failed = False
     for name, ours, theirs in verdicts:
         same = ours == theirs

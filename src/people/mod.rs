@@ -51,19 +51,6 @@ impl Joins {
         self.users.get(anonymous_id).map(String::as_str)
     }
 
-    /// The id of `event`'s person; `None` for an event with neither id.
-    pub fn person_id<'a>(&'a self, event: &'a Event) -> Option<&'a str> {
-        match (&event.user_id, &event.anonymous_id) {
-            (Some(user), _) => Some(user),
-            (None, Some(anonymous)) => Some(self.user_of(anonymous).unwrap_or(anonymous)),
-            (None, None) => None,
-        }
-    }
-
-    pub fn person_of(&self, event: &Event) -> Option<Person> {
-        self.person_id(event).map(person_key)
-    }
-
     /// Gives `event` (one being counted, never one being listed) its person as its user
     /// id when its anonymous id is joined, so whatever counts actors counts people.
     pub fn resolve(&self, event: &mut Event) {

@@ -32,8 +32,9 @@ pub struct CohortCounts {
 
 /// The grid of `cohorts` cohorts (periods `0..cohorts`) with up to `periods` following
 /// periods each, those begun by `now`. `first_starts` gives each person's first start
-/// event ever, `returns` each person's return event times; people whose first start is
-/// outside `within` (the range) or outside the cohorts' periods are in no cohort.
+/// event ever, `returns` the periods each person did the return event in; people whose
+/// first start is outside `within` (the range) or outside the cohorts' periods are in no
+/// cohort.
 pub fn grid(
     layout: &Periods,
     cohorts: usize,
@@ -41,7 +42,7 @@ pub fn grid(
     within: (Moment, Moment),
     now: Moment,
     first_starts: &HashMap<Person, Moment>,
-    returns: &HashMap<Person, Vec<Moment>>,
+    returns: &HashMap<Person, Vec<usize>>,
 ) -> Vec<CohortCounts> {
     let mut grid: Vec<CohortCounts> = (0..cohorts)
         .map(|period| {
@@ -73,11 +74,8 @@ pub fn grid(
         row.users += 1;
         came_back.clear();
         came_back.resize(row.returned.len(), false);
-        for &at in returns.get(person).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(period) = layout.index_of(at)
-                && period > cohort
-                && period - cohort <= came_back.len()
-            {
+        for &period in returns.get(person).map(Vec::as_slice).unwrap_or_default() {
+            if period > cohort && period - cohort <= came_back.len() {
                 came_back[period - cohort - 1] = true;
             }
         }
@@ -100,10 +98,10 @@ mod tests {
         };
         let firsts = HashMap::from([(1, 2), (2, 5), (3, 12), (4, -3)]);
         let returns = HashMap::from([
-            (1, vec![3, 15, 16]), // period 0 (its own), period 1
-            (2, vec![25]),        // period 2
-            (3, vec![22, 35]),    // periods 2 and 3 (its 1st and 2nd)
-            (4, vec![15]),        // first start before the range: no cohort
+            (1, vec![0, 1]), // its own period, and the next
+            (2, vec![2]),
+            (3, vec![2, 3]), // its 1st and 2nd following periods
+            (4, vec![1]),    // first start before the range: no cohort
         ]);
         let grid = grid(&layout, 2, 2, (0, 20), 100, &firsts, &returns);
         assert_eq!(

@@ -64,16 +64,16 @@ impl ReportService {
             .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
         // Later steps may fall after `to`, within the window of a step 1 before it.
         let end = scope.to + Duration::milliseconds(ask.window_ms);
-        let moments = self
-            .moments(
-                scope,
-                MomentsAsk {
-                    types: &shape.slot_types,
-                    filters: &ask.filters,
-                    range: (scope.from, end),
-                },
-            )
-            .await?;
+        let mut moments = Vec::new();
+        let ask_moments = MomentsAsk {
+            types: &shape.slot_types,
+            filters: &ask.filters,
+            range: (scope.from, end),
+        };
+        self.moments(scope, ask_moments, &mut |person, slot, at| {
+            moments.push((person, slot, at))
+        })
+        .await?;
         let range = (scope.from.timestamp_millis(), scope.to.timestamp_millis());
         let window_ms = ask.window_ms;
         let counts = tokio::task::spawn_blocking(move || run(&shape, moments, range, window_ms))

@@ -30,21 +30,24 @@ pub(super) struct MomentsAsk<'a> {
     pub range: (DateTime<Utc>, DateTime<Utc>),
 }
 
-pub(super) type Moments = Vec<(Person, usize, Moment)>;
+/// Where each moment goes, as (person, slot, time): a report keeps only what it needs
+/// (a funnel every moment, retention first starts and returning periods).
+pub(super) type Visit<'a> = &'a mut (dyn FnMut(Person, usize, Moment) + Send);
 
 impl ReportService {
     pub(super) async fn moments(
         &self,
         scope: ReportScope,
         ask: MomentsAsk<'_>,
-    ) -> Result<Moments, ReportError> {
+        visit: Visit<'_>,
+    ) -> Result<(), ReportError> {
         if !ask.filters.is_empty() {
+            let all = [ask.range];
             return self
-                .raw_moments(scope, &ask, &[ask.range], Some(self.max_raw_events))
+                .raw_moments(scope, &ask, &all, Some(self.max_raw_events), visit)
                 .await;
         }
         let plan = plan::plan(ask.range.0, ask.range.1, &[]);
-        let mut moments = Moments::new();
         let mut unsettled = BTreeSet::new();
         if let Some((from, to)) = plan.rollups {
             let query = BreakdownQuery {
@@ -67,8 +70,7 @@ impl ReportService {
                     for part in cell.parts() {
                         for posting in postings::decode(part).map_err(StoreError::Corrupt)? {
                             if scope.include_bots || !posting.bot {
-                                let at = start + i64::from(posting.offset_ms);
-                                moments.push((posting.person, slot, at));
+                                visit(posting.person, slot, start + i64::from(posting.offset_ms));
                             }
                         }
                     }
@@ -81,8 +83,7 @@ impl ReportService {
             });
         }
         let raw = plan.raw_with(&unsettled);
-        moments.extend(self.raw_moments(scope, &ask, &raw, None).await?);
-        Ok(moments)
+        self.raw_moments(scope, &ask, &raw, None, visit).await
     }
 
     /// The moments of the raw events of `ranges` (at most `max_events` read), people
@@ -93,9 +94,10 @@ impl ReportService {
         ask: &MomentsAsk<'_>,
         ranges: &[(DateTime<Utc>, DateTime<Utc>)],
         max_events: Option<u64>,
-    ) -> Result<Moments, ReportError> {
+        visit: Visit<'_>,
+    ) -> Result<(), ReportError> {
         if ranges.is_empty() {
-            return Ok(Moments::new());
+            return Ok(());
         }
         let declared = self.declared_dimensions(scope.partner_id).await?;
         let filters = resolve_filters(ask.filters, &declared)?;
@@ -110,7 +112,6 @@ impl ReportService {
             },
             ..EventFilter::default()
         };
-        let mut moments = Moments::new();
         let mut keep = |event: &Event| {
             if !scope.counts(event) {
                 return;
@@ -123,7 +124,7 @@ impl ReportService {
             }
             // Read events come as their people (`for_each_event`).
             if let Some(person) = event.actor() {
-                moments.push((person_key(person), slot, event.timestamp.timestamp_millis()));
+                visit(person_key(person), slot, event.timestamp.timestamp_millis());
             }
         };
         for range in ranges {
@@ -148,6 +149,6 @@ impl ReportService {
                     other => other,
                 })?;
         }
-        Ok(moments)
+        Ok(())
     }
 }

@@ -77,50 +77,54 @@ impl ReportService {
             .enter()
             .await
             .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
-        let types = if ask.start_event == ask.return_event {
-            vec![ask.start_event.clone()]
-        } else {
-            vec![ask.start_event.clone(), ask.return_event.clone()]
-        };
         let end = layout
             .last()
             .copied()
             .unwrap_or(scope.to)
             .min(now.max(scope.to));
-        // A first start event ever: looked for from the partner's first stored event on.
+        let periods = Periods {
+            starts: layout.iter().map(DateTime::timestamp_millis).collect(),
+        };
+        let within = (scope.from.timestamp_millis(), scope.to.timestamp_millis());
+        // First start events ever: looked for from the partner's first stored event on;
+        // only the people whose first falls in the range make cohorts.
         let first_on_record = self
             .store
             .first_event_day(scope.partner_id)
             .await?
             .map_or(scope.from, |first| first.min(scope.from));
-        let moments = self
-            .moments(
-                scope,
-                MomentsAsk {
-                    types: &types,
-                    filters: &ask.filters,
-                    range: (first_on_record, end),
-                },
-            )
-            .await?;
-        let return_slot = types.len() - 1;
         let mut first_starts: HashMap<Person, Moment> = HashMap::new();
-        let mut returns: HashMap<Person, Vec<Moment>> = HashMap::new();
-        for (person, slot, at) in moments {
-            if slot == 0 {
-                let first = first_starts.entry(person).or_insert(at);
-                *first = (*first).min(at);
-            }
-            if slot == return_slot {
-                returns.entry(person).or_default().push(at);
-            }
-        }
-        let layout = Periods {
-            starts: layout.iter().map(DateTime::timestamp_millis).collect(),
+        let starts = MomentsAsk {
+            types: std::slice::from_ref(&ask.start_event),
+            filters: &ask.filters,
+            range: (first_on_record, scope.to),
         };
-        let within = (scope.from.timestamp_millis(), scope.to.timestamp_millis());
+        self.moments(scope, starts, &mut |person, _, at| {
+            let first = first_starts.entry(person).or_insert(at);
+            *first = (*first).min(at);
+        })
+        .await?;
+        first_starts.retain(|_, first| within.0 <= *first && *first < within.1);
+        // Then the periods the cohorts' people did the return event in.
+        let mut returns: HashMap<Person, Vec<usize>> = HashMap::new();
+        let returning = MomentsAsk {
+            types: std::slice::from_ref(&ask.return_event),
+            filters: &ask.filters,
+            range: (layout.first().copied().unwrap_or(scope.from), end),
+        };
+        self.moments(scope, returning, &mut |person, _, at| {
+            if first_starts.contains_key(&person)
+                && let Some(period) = periods.index_of(at)
+            {
+                let seen = returns.entry(person).or_default();
+                if !seen.contains(&period) {
+                    seen.push(period);
+                }
+            }
+        })
+        .await?;
         let rows = grid(
-            &layout,
+            &periods,
             cohorts,
             ask.periods,
             within,
@@ -131,7 +135,7 @@ impl ReportService {
         let cohorts = rows
             .into_iter()
             .map(|row| Cohort {
-                start: DateTime::from_timestamp_millis(layout.starts[row.period])
+                start: DateTime::from_timestamp_millis(periods.starts[row.period])
                     .unwrap_or(scope.from),
                 users: row.users,
                 returned: row.returned,

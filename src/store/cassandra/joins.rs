@@ -126,6 +126,7 @@ pub(super) async fn record(store: &CassandraStore, events: &[&Event]) -> Result<
     Ok(())
 }
 
+/// Records the hours holding `events` without a user id (each once per process).
 async fn record_anonymous_hours(
     store: &CassandraStore,
     events: &[&Event],
@@ -146,14 +147,17 @@ async fn record_anonymous_hours(
             fresh.push(key);
         }
     }
-    let mut writes = Vec::with_capacity(fresh.len());
-    for (partner, anonymous, hour) in &fresh {
-        let ttl = ttl_seconds(store, *partner).await?;
-        let hour = i32::try_from(hour.0).unwrap_or(i32::MAX);
-        let values = (*partner, anonymous.as_str(), hour, ttl);
-        writes.push(store.execute(&statements.insert_anonymous_hour, values));
-    }
-    if let Err(error) = all(store, writes).await {
+    let written = async {
+        let mut writes = Vec::with_capacity(fresh.len());
+        for (partner, anonymous, hour) in &fresh {
+            let ttl = ttl_seconds(store, *partner).await?;
+            let hour = i32::try_from(hour.0).unwrap_or(i32::MAX);
+            let values = (*partner, anonymous.as_str(), hour, ttl);
+            writes.push(store.execute(&statements.insert_anonymous_hour, values));
+        }
+        all(store, writes).await
+    };
+    if let Err(error) = written.await {
         // Not known after all: the next batch writes them again.
         for key in fresh {
             statements.hours_known.invalidate(&key);
