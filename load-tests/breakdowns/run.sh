@@ -36,19 +36,8 @@ REQUESTS=${REQUESTS:-200}
 COUNTRY=${COUNTRY:-DE}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BINARY=${BINARY:-$TARGET_DIR/release/volcanion}
-VENV=${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/volcanion/breakdowns-venv}
-# chDB 4.4 and DuckDB 2.0 as issue 25 names them; numpy 2.4 is the last for Python 3.11.
-PINS="chdb==4.4.0 duckdb==2.0.0 numpy==2.4.6 pyarrow==26.0.1 maxminddb==3.2.0"
 say() { echo "breakdowns: $*" >&2; }
-
-if [[ ! -f $VENV/.pins || $(cat "$VENV/.pins") != "$PINS" ]]; then
-  say "installing $PINS into $VENV"
-  python3 -m venv "$VENV"
-  # shellcheck disable=SC2086
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINS
-  echo "$PINS" > "$VENV/.pins"
-fi
-PY=$VENV/bin/python
+. load-tests/bench_venv.sh
 scripts/geoip.sh install
 GEOIP_DB=$(scripts/geoip.sh path)
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion

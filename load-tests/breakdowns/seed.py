@@ -52,6 +52,14 @@ def body(codes, pieces, seed, first, last):
     return ('{"events":[' + ",".join(parts) + "]}").encode()
 
 
+def load_dataset(directory):
+    """What dataset.py wrote into `directory`: its codes (numpy arrays) and tables."""
+    with np.load(os.path.join(directory, "codes.npz")) as saved:
+        codes = {name: saved[name] for name in saved.files}
+    with open(os.path.join(directory, "tables.json")) as saved:
+        return codes, json.load(saved)
+
+
 def post_batches(api, key, total, batch, concurrency, body_of):
     """Posts events 0..total in batches of `batch` (`body_of(first, last)` the JSON body),
     `concurrency` at a time, in order; a 429/503 is sent again. Prints the tally to stderr
@@ -108,10 +116,7 @@ def main():
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=6)
     args = parser.parse_args()
-    with np.load(os.path.join(args.dir, "codes.npz")) as saved:
-        codes = {name: saved[name] for name in saved.files}
-    with open(os.path.join(args.dir, "tables.json")) as saved:
-        tables = json.load(saved)
+    codes, tables = load_dataset(args.dir)
     pieces = fragments(tables)
     tally = post_batches(args.api, args.key, len(codes["ts"]), args.batch, args.concurrency,
                          lambda first, last: body(codes, pieces, tables["seed"], first, last))

@@ -14,8 +14,8 @@ EVENTS=2000000
 [ "${1:-}" = --events ] && EVENTS=$2
 ROUNDS=${ROUNDS:-2}
 PORT=${PORT:-18090}
-PY=${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/volcanion/breakdowns-venv}/bin/python
-[ -x "$PY" ] || { echo "run load-tests/people/run.sh once first (it makes the venv)" >&2; exit 2; }
+say() { echo "ab_seed: $*" >&2; }
+. load-tests/bench_venv.sh
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 TODAY=$(date -u +%Y-%m-%dT00:00:00Z)

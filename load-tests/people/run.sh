@@ -36,18 +36,8 @@ PORT=${PORT:-18084}
 REQUESTS=${REQUESTS:-200}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BINARY=${BINARY:-$TARGET_DIR/release/volcanion}
-VENV=${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/volcanion/breakdowns-venv}
-PINS="chdb==4.4.0 duckdb==2.0.0 numpy==2.4.6 pyarrow==26.0.1 maxminddb==3.2.0"
 say() { echo "people: $*" >&2; }
-
-if [[ ! -f $VENV/.pins || $(cat "$VENV/.pins") != "$PINS" ]]; then
-  say "installing $PINS into $VENV"
-  python3 -m venv "$VENV"
-  # shellcheck disable=SC2086
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINS
-  echo "$PINS" > "$VENV/.pins"
-fi
-PY=$VENV/bin/python
+. load-tests/bench_venv.sh
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion
 
 WORK=$(mktemp -d)

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "breakdowns"))
-from seed import post_batches  # noqa: E402
+from seed import load_dataset, post_batches  # noqa: E402
 
 
 def body(codes, types, seed, first, last):
@@ -41,10 +41,7 @@ def main():
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=6)
     args = parser.parse_args()
-    with np.load(os.path.join(args.dir, "codes.npz")) as saved:
-        codes = {name: saved[name] for name in saved.files}
-    with open(os.path.join(args.dir, "tables.json")) as saved:
-        tables = json.load(saved)
+    codes, tables = load_dataset(args.dir)
     types = [json.dumps(name) for name in tables["eventTypes"]]
     tally = post_batches(args.api, args.key, len(codes["ts"]), args.batch, args.concurrency,
                          lambda first, last: body(codes, types, tables["seed"], first, last))
