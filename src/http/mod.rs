@@ -18,6 +18,7 @@ mod observe;
 pub mod openapi;
 mod partners;
 mod people;
+mod person;
 pub mod problem;
 mod read_scope;
 mod reports;
@@ -96,6 +97,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/reports/breakdown", get(breakdown::breakdown))
         .route("/api/v1/reports/funnel", get(people::funnel))
         .route("/api/v1/reports/retention", get(people::retention))
+        .route("/api/v1/people/{userId}", get(person::person))
         .route("/health", get(health::overall))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

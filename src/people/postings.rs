@@ -42,6 +42,39 @@ pub fn encode(mut postings: Vec<Posting>, max_part_bytes: usize) -> Vec<Vec<u8>>
         .collect()
 }
 
+/// The span of one encoded part holding `person`'s postings (found by bisection: parts
+/// are sorted by person first), for `decode`.
+pub fn span_of(part: &[u8], person: Person) -> Result<&[u8], String> {
+    if !part.len().is_multiple_of(POSTING_BYTES) {
+        return Err(format!(
+            "a postings part of {} bytes, not a multiple of {POSTING_BYTES}",
+            part.len()
+        ));
+    }
+    let person_at = |index: usize| {
+        let at = index * POSTING_BYTES;
+        u64::from_be_bytes(part[at..at + 8].try_into().expect("8 bytes"))
+    };
+    let count = part.len() / POSTING_BYTES;
+    let first = partition_point(count, |index| person_at(index) < person);
+    let end = partition_point(count, |index| person_at(index) <= person);
+    Ok(&part[first * POSTING_BYTES..end * POSTING_BYTES])
+}
+
+/// The first index of `0..count` where `before` is false (`before` holds for a prefix).
+fn partition_point(count: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, count);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
+}
+
 /// Each posting of one encoded part, in order.
 pub fn decode(part: &[u8]) -> Result<impl Iterator<Item = Posting> + '_, String> {
     if !part.len().is_multiple_of(POSTING_BYTES) {
@@ -93,10 +126,33 @@ mod tests {
             postings.dedup();
             prop_assert_eq!(decoded, postings);
         }
+
+        #[test]
+        fn a_persons_span_holds_exactly_their_postings(
+            postings in prop::collection::vec(posting(), 0..200),
+            people in prop::collection::vec(0u64..8, 1..20),
+            part_bytes in 1usize..400,
+        ) {
+            // Few people, so most have several postings, and one likely has none.
+            let postings: Vec<Posting> = postings
+                .into_iter()
+                .zip(people.iter().cycle())
+                .map(|(posting, person)| Posting { person: *person, ..posting })
+                .collect();
+            for part in encode(postings, part_bytes) {
+                for person in 0..9 {
+                    let span: Vec<Posting> = decode(span_of(&part, person).unwrap()).unwrap().collect();
+                    let filtered: Vec<Posting> =
+                        decode(&part).unwrap().filter(|posting| posting.person == person).collect();
+                    prop_assert_eq!(span, filtered);
+                }
+            }
+        }
     }
 
     #[test]
     fn a_part_cut_mid_posting_is_refused() {
         assert!(decode(&[0u8; 13]).is_err());
+        assert!(span_of(&[0u8; 13], 0).is_err());
     }
 }

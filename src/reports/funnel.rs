@@ -69,6 +69,7 @@ impl ReportService {
             types: &shape.slot_types,
             filters: &ask.filters,
             range: (scope.from, end),
+            person: None,
         };
         self.moments(scope, ask_moments, &mut |person, slot, at| {
             moments.push((person, slot, at))

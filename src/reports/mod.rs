@@ -21,6 +21,7 @@ mod freshness;
 mod funnel;
 mod gather;
 mod moments;
+mod person;
 mod plan;
 mod retention;
 mod slots;
@@ -42,6 +43,7 @@ pub use breakdown::{Breakdown, BreakdownAsk, BreakdownItem, MAX_LIMIT};
 pub use error::ReportError;
 pub use freshness::{Generations, Rendered};
 pub use funnel::{Funnel, FunnelAsk, FunnelStep, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS};
+pub use person::Person;
 pub use retention::{Cohort, MAX_PERIODS, Retention, RetentionAsk, RetentionInterval};
 
 use crate::cache::ReadThrough;

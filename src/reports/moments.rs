@@ -22,12 +22,14 @@ use crate::people::{Moment, Person, person_key};
 use crate::rollups::{BreakdownQuery, Dimension, dimension_values, postings_cell};
 use crate::store::{EventFilter, StoreError};
 
-/// What to gather: the event types (one slot each, in order), the `where=` filters, and
-/// the range of event times.
+/// What to gather: the event types (one slot each, in order), the `where=` filters, the
+/// range of event times, and whether only one person's moments are wanted (the others
+/// may still be visited; a person's lookup reads only their span of each posting part).
 pub(super) struct MomentsAsk<'a> {
     pub types: &'a [String],
     pub filters: &'a [(String, String)],
     pub range: (DateTime<Utc>, DateTime<Utc>),
+    pub person: Option<Person>,
 }
 
 /// Where each moment goes, as (person, slot, time): a report keeps only what it needs
@@ -68,6 +70,12 @@ impl ReportService {
                     // An hour's or a day's (by its first hour): offsets from its start.
                     let start = hour.start().timestamp_millis();
                     for part in cell.parts() {
+                        let part = match ask.person {
+                            Some(person) => {
+                                postings::span_of(part, person).map_err(StoreError::Corrupt)?
+                            }
+                            None => part,
+                        };
                         for posting in postings::decode(part).map_err(StoreError::Corrupt)? {
                             if scope.include_bots || !posting.bot {
                                 visit(posting.person, slot, start + i64::from(posting.offset_ms));

@@ -98,6 +98,7 @@ impl ReportService {
             types: std::slice::from_ref(&ask.start_event),
             filters: &ask.filters,
             range: (first_on_record, scope.to),
+            person: None,
         };
         self.moments(scope, starts, &mut |person, _, at| {
             let first = first_starts.entry(person).or_insert(at);
@@ -111,6 +112,7 @@ impl ReportService {
             types: std::slice::from_ref(&ask.return_event),
             filters: &ask.filters,
             range: (layout.first().copied().unwrap_or(scope.from), end),
+            person: None,
         };
         self.moments(scope, returning, &mut |person, _, at| {
             if first_starts.contains_key(&person)

@@ -230,6 +230,12 @@ pub fn is_bot(event: &Event) -> bool {
 impl RollupDelta {
     /// Counts `event`: call it only for events the store inserted (not duplicates).
     pub fn add(&mut self, event: &Event) {
+        self.add_as(event, event.actor());
+    }
+
+    /// Counts `event` as `person` in the sketches (its user's id for a joined anonymous
+    /// id), without copying the event.
+    pub fn add_as(&mut self, event: &Event, person: Option<&str>) {
         let hour = Hour::of(event.timestamp);
         if !self.last.as_ref().is_some_and(|last| last.fit(event, hour)) {
             self.last = Some(LastKeys::of(event, hour));
@@ -242,10 +248,10 @@ impl RollupDelta {
                 cells.insert(keys.cell.clone(), 1);
             }
         }
-        let Some(actor) = event.actor() else {
+        let Some(person) = person else {
             return;
         };
-        let coupon = ActorSketch::coupon(actor);
+        let coupon = ActorSketch::coupon(person);
         for key in &keys.sketches {
             match self.actors.get_mut(key) {
                 Some(coupons) => coupons.push(coupon),

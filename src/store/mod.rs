@@ -293,6 +293,13 @@ pub trait PeopleStore: Send + Sync {
         anonymous_ids: Vec<String>,
     ) -> Result<Joins, StoreError>;
 
+    /// The anonymous ids joined to `user`, in id order.
+    async fn anonymous_ids_of(
+        &self,
+        partner: Uuid,
+        user: String,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// The start of the UTC day of the partner's earliest stored event (`None`: none):
     /// where a retention report looks for first start events.
     async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError>;

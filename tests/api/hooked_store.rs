@@ -206,6 +206,14 @@ impl PeopleStore for HookedStore {
         self.inner.joins_among(partner, anonymous_ids).await
     }
 
+    async fn anonymous_ids_of(
+        &self,
+        partner: Uuid,
+        user: String,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.anonymous_ids_of(partner, user).await
+    }
+
     async fn first_event_day(
         &self,
         partner: Uuid,

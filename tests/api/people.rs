@@ -110,6 +110,7 @@ async fn people_are_joined_across_their_ids_in_funnels_and_retention(backend: Ba
         funnels_count_people_joined_across_their_ids(&app, &tenant, filter).await;
         retention_counts_cohorts_by_first_start_and_later_returns(&app, &tenant.key, filter).await;
     }
+    a_person_shows_their_joined_ids_first_and_last_seen_and_events(&app, &tenant).await;
     another_partners_key_sees_none_of_these_people(&app).await;
     an_alias_joins_its_previous_id_to_its_user(&app).await;
     a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_refold(&app).await;
@@ -389,6 +390,16 @@ async fn a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_r
         [1, 1],
         "a5's view is u5's as soon as the join is stored"
     );
+    let u5 = person_json(app, &tenant.key, "u5").await;
+    assert_eq!(
+        (
+            u5["anonymousIds"].clone(),
+            u5["events"].clone(),
+            u5["firstSeen"].clone()
+        ),
+        (json!(["a5"]), json!(3), json!("2026-11-20T06:00:00Z")),
+        "{u5}"
+    );
     // Unique users too, once the view's hour is folded again (at once on Cassandra, which
     // reads a touched hour raw; within the settle on the embedded store, which recounts
     // its sketches then).
@@ -406,9 +417,58 @@ async fn a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_r
     );
 }
 
+async fn person(app: &TestApp, key: &str, user: &str) -> reqwest::Response {
+    let path = format!("/api/v1/people/{user}");
+    app.with_key(reqwest::Method::GET, &path, key)
+        .send()
+        .await
+        .expect("a response")
+}
+
+async fn person_json(app: &TestApp, key: &str, user: &str) -> Value {
+    let response = person(app, key, user).await;
+    assert_eq!(response.status(), StatusCode::OK, "person {user}");
+    response.json().await.expect("a JSON body")
+}
+
+/// `GET /api/v1/people/{userId}`: u1 with a1's view, not u9's later identify; bots too.
+async fn a_person_shows_their_joined_ids_first_and_last_seen_and_events(
+    app: &TestApp,
+    tenant: &Tenant,
+) {
+    let u1 = person_json(app, &tenant.key, "u1").await;
+    assert_eq!(u1["userId"], "u1");
+    assert_eq!(u1["anonymousIds"], json!(["a1"]));
+    assert_eq!(u1["firstSeen"], "2026-11-20T10:00:00Z", "a1's view: {u1}");
+    assert_eq!(u1["lastSeen"], "2026-11-20T10:20:00Z");
+    assert_eq!(
+        u1["events"], 4,
+        "a1's view, the identify, the sign-up, the purchase"
+    );
+    assert!(u1["dataAsOf"].is_string());
+    let u9 = person_json(app, &tenant.key, "u9").await;
+    assert_eq!(
+        (u9["anonymousIds"].clone(), u9["events"].clone()),
+        (json!([]), json!(1)),
+        "the later pairing is not merged: {u9}"
+    );
+    let crawler = person_json(app, &tenant.key, "bot1").await;
+    assert_eq!(crawler["events"], 2, "bots are people too here");
+    let u2 = person_json(app, &tenant.key, "u2").await;
+    assert_eq!(u2["lastSeen"], "2026-11-21T09:00:00Z", "the next day's too");
+    let missing = person(app, &tenant.key, "nobody").await;
+    assert_problem(missing, StatusCode::NOT_FOUND).await;
+}
+
 /// A key of another partner sees none of these people.
 async fn another_partners_key_sees_none_of_these_people(app: &TestApp) {
     let other = app.tenant("people-other").await;
+    let u1 = person(app, &other.key, "u1").await;
+    assert_eq!(
+        u1.status(),
+        StatusCode::NOT_FOUND,
+        "u1 is another partner's"
+    );
     let funnel = app
         .funnel(
             &other.key,

@@ -70,6 +70,7 @@ use crate::ingest::format::segment::SegmentCall;
         super::breakdown::breakdown,
         super::people::funnel,
         super::people::retention,
+        super::person::person,
         super::health::overall,
         super::health::live,
         super::health::ready,

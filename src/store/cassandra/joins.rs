@@ -41,6 +41,8 @@ pub struct JoinStatements {
     insert_join: PreparedStatement,
     insert_conflict: PreparedStatement,
     select_joins_among: PreparedStatement,
+    insert_user_id: PreparedStatement,
+    select_user_ids: PreparedStatement,
     insert_anonymous_hour: PreparedStatement,
     select_anonymous_hours: PreparedStatement,
     /// Joins already in the table, as this process learnt them.
@@ -68,6 +70,14 @@ impl JoinStatements {
             .await?,
             select_joins_among: prepare(format!(
                 "SELECT anonymous_id, user_id FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ? AND anonymous_id IN ?"
+            ), true)
+            .await?,
+            insert_user_id: prepare(format!(
+                "INSERT INTO {ks}.people_user_ids (partner_id, user_id, anonymous_id) VALUES (?, ?, ?)"
+            ), true)
+            .await?,
+            select_user_ids: prepare(format!(
+                "SELECT anonymous_id FROM {ks}.people_user_ids WHERE partner_id = ? AND user_id = ?"
             ), true)
             .await?,
             insert_anonymous_hour: prepare(format!(
@@ -120,6 +130,14 @@ pub(super) async fn record(store: &CassandraStore, events: &[&Event]) -> Result<
                     )
                     .await?;
             }
+            // Written by every writer learning the join, so a crash after the join's own
+            // write is mended by the next event asking for it.
+            store
+                .execute(
+                    &statements.insert_user_id,
+                    (partner, first.as_str(), anonymous),
+                )
+                .await?;
             statements.known.insert(remembered, first);
         }
     }
@@ -185,6 +203,17 @@ async fn touch_anonymous_hours(
         .filter_map(|(hour,)| Some(((partner, Hour(u32::try_from(hour).ok()?)), ttl)))
         .collect();
     touch(store, &hours).await
+}
+
+/// The anonymous ids joined to `user`, in id order.
+pub(super) async fn anonymous_ids_of(
+    store: &CassandraStore,
+    partner: Uuid,
+    user: &str,
+) -> Result<Vec<String>, StoreError> {
+    let statement = &store.join_statements.select_user_ids;
+    let rows: Vec<(String,)> = store.select(statement, (partner, user)).await?;
+    Ok(rows.into_iter().map(|(anonymous,)| anonymous).collect())
 }
 
 /// The joins of those of `anonymous_ids` that have one: one query per bucket and chunk.

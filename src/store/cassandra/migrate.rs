@@ -10,7 +10,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 10] = [
+pub const MIGRATIONS: [(&str, &str); 11] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -50,6 +50,10 @@ pub const MIGRATIONS: [(&str, &str); 10] = [
     (
         "010_people_postings.cql",
         include_str!("../../../cql/010_people_postings.cql"),
+    ),
+    (
+        "011_people_user_ids.cql",
+        include_str!("../../../cql/011_people_user_ids.cql"),
     ),
 ];
 

@@ -295,6 +295,14 @@ impl PeopleStore for CassandraStore {
         joins::among(self, partner, &anonymous_ids).await
     }
 
+    async fn anonymous_ids_of(
+        &self,
+        partner: Uuid,
+        user: String,
+    ) -> Result<Vec<String>, StoreError> {
+        joins::anonymous_ids_of(self, partner, &user).await
+    }
+
     async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
         let statement = &self.statements.select_first_event_day;
         let days: Vec<(chrono::NaiveDate,)> = self.select(statement, (partner,)).await?;

@@ -21,7 +21,7 @@ use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
-    PARTNERS, PEOPLE_JOINS, from_json, joins, keys, rollups, rows, storage_error,
+    PARTNERS, PEOPLE_JOINS, anonymous_hours, from_json, keys, rollups, rows, storage_error,
 };
 use crate::model::Partner;
 use crate::rollups::{BreakdownRecount, CellName, Cells, Hour, RollupDelta, SettleOutcome};
@@ -42,8 +42,8 @@ pub(super) fn declared(partners: &impl Readable, partner: Uuid) -> Result<Vec<St
 /// person (`joins::Resolver` over `people_joins`); their payload is read only when
 /// properties are declared (the breakdowns need it then). With `sketches`, their rollups
 /// too (an hour's fold rewrites the hour's unique-user sketches).
-pub(super) fn recount(
-    (events, joins): (&impl Readable, &impl Readable),
+pub(super) fn recount<J: Readable>(
+    (events, resolver): (&impl Readable, &mut Resolver<'_, J>),
     partner: Uuid,
     (from, to): (Hour, Hour),
     declared: &[String],
@@ -52,7 +52,6 @@ pub(super) fn recount(
     let range = keys::time_range(partner, from.start(), to.start(), None)?;
     let mut recount = BreakdownRecount::default();
     let mut rollups = sketches.then(RollupDelta::default);
-    let mut resolver = Resolver::new(joins);
     for row in events
         .range::<&[u8]>(keys::borrowed(&range))
         .map_err(storage_error)?
@@ -74,6 +73,14 @@ pub(super) fn recount(
     Ok((recount, rollups))
 }
 
+/// An hour's (or day's) cells recounted, with the hour's rollups, and the anonymous ids
+/// of its events that no join names yet.
+struct Recounted {
+    cells: Cells,
+    rollups: Option<RollupDelta>,
+    unjoined: Vec<String>,
+}
+
 /// The cells of hours (or days) `range`, recounted from a read transaction (with the
 /// hour's rollups when `sketches`).
 fn recounted_cells(
@@ -81,7 +88,7 @@ fn recounted_cells(
     partner: Uuid,
     (range, grain): ((Hour, Hour), Grain),
     declared: &[String],
-) -> Result<(Cells, Option<RollupDelta>), StoreError> {
+) -> Result<Recounted, StoreError> {
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
@@ -89,12 +96,17 @@ fn recounted_cells(
         .open_table(PEOPLE_JOINS)
         .map_err(storage_error)?;
     let sketches = grain == Grain::Hour;
-    let (recount, rollups) = recount((&events, &joins), partner, range, declared, sketches)?;
+    let mut resolver = Resolver::new(&joins);
+    let (recount, rollups) = recount((&events, &mut resolver), partner, range, declared, sketches)?;
     let cells = match grain {
         Grain::Hour => recount.hour_cells(declared),
         Grain::Day => recount.day_cells(declared),
     };
-    Ok((cells, rollups))
+    Ok(Recounted {
+        cells,
+        rollups,
+        unjoined: resolver.unjoined().map(str::to_string).collect(),
+    })
 }
 
 /// Replaces every stored cell of one hour (or day) with `cells`' cells of it, each cut
@@ -280,7 +292,7 @@ fn fold_hour(
     mark: u64,
     cache: &mut HashMap<Uuid, Vec<String>>,
 ) -> Result<bool, StoreError> {
-    let (tables, rollups) = {
+    let recounted = {
         let transaction = database.begin_read().map_err(storage_error)?;
         let declared = declared_cached(&transaction, partner, cache)?;
         let range = ((hour, hour.next()), Grain::Hour);
@@ -295,11 +307,17 @@ fn fold_hour(
     )? {
         return Ok(false);
     }
-    replace(&transaction, partner, Grain::Hour, hour, &tables)?;
+    // A join recorded since the recount found none of the hour's anonymous ids' hours (they
+    // are recorded below): fold again, as that join's person.
+    if !anonymous_hours::record(&transaction, partner, hour, &recounted.unjoined)? {
+        transaction.abort().map_err(storage_error)?;
+        return Ok(false);
+    }
+    replace(&transaction, partner, Grain::Hour, hour, &recounted.cells)?;
     // A join since the events were written changes who they count as.
-    if let Some(rollups) = rollups {
+    if let Some(rollups) = recounted.rollups {
         rollups::replace_sketches(&transaction, hour, &rollups)?;
-        joins::recounted(&transaction, partner, (hour, hour.next()))?;
+        anonymous_hours::recounted(&transaction, partner, (hour, hour.next()))?;
     }
     // The day's cells no longer agree with its hours: refold it once it is ready.
     let mut pending = transaction
@@ -331,7 +349,7 @@ fn fold_day(
         }
         let declared = declared_cached(&transaction, partner, cache)?;
         let range = ((day, day_after(day)), Grain::Day);
-        recounted_cells(&transaction, partner, range, &declared)?.0
+        recounted_cells(&transaction, partner, range, &declared)?.cells
     };
     let transaction = database.begin_write().map_err(storage_error)?;
     let marked = {

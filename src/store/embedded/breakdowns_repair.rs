@@ -10,6 +10,7 @@ use super::breakdowns::{
     Grain, cell_prefix, day_current, fold_key, hour_at, hour_key, marked_hours, read_encoded_cell,
 };
 use super::breakdowns_fold::{declared, recount, replace};
+use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
@@ -38,7 +39,8 @@ pub(super) fn rebuild_day(
             .open_table(PEOPLE_JOINS)
             .map_err(storage_error)?;
         let range = (day, day_after(day));
-        let (recount, _) = recount((&events, &joins), partner, range, &declared, false)?;
+        let mut resolver = Resolver::new(&joins);
+        let (recount, _) = recount((&events, &mut resolver), partner, range, &declared, false)?;
         (recount.hour_cells(&declared), recount.day_cells(&declared))
     };
     let mut hour = day;
@@ -59,7 +61,7 @@ pub(super) fn rebuild_day(
         .remove(start.as_slice())
         .map_err(storage_error)?;
     // The rebuild recounts the day's sketches as people (`rollups_repair::rebuild_day`).
-    super::joins::recounted(transaction, partner, (day, day_after(day)))?;
+    super::anonymous_hours::recounted(transaction, partner, (day, day_after(day)))?;
     Ok(())
 }
 
@@ -136,7 +138,9 @@ pub(super) fn verify(
                 Grain::Hour => hour.next(),
                 Grain::Day => day_after(hour),
             };
-            let (recount, _) = recount((&events, &joins), partner, (hour, end), &declared, false)?;
+            let mut resolver = Resolver::new(&joins);
+            let range = (hour, end);
+            let (recount, _) = recount((&events, &mut resolver), partner, range, &declared, false)?;
             let recounted = match grain {
                 Grain::Hour => recount.hour_counts(&declared),
                 Grain::Day => recount.day_counts(&declared),

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, Table as WriteTable};
 use uuid::Uuid;
 
+use super::remembered::Learnt;
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, PEOPLE_JOINS, backfill,
-    breakdowns, joins, keys, rollups, rows, storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, joins,
+    keys, rollups, rows, storage_error,
 };
 use crate::model::Event;
 use crate::rollups::{Hour, RollupDelta};
@@ -81,6 +82,7 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn write_batch(&self, events: Arc<[Event]>) -> Result<WriteOutcome, StoreError> {
+        let remembered = Arc::clone(&self.remembered);
         self.blocking(move |database| {
             let transaction = database.begin_write().map_err(storage_error)?;
             let mut outcome = WriteOutcome::default();
@@ -108,28 +110,19 @@ impl EventStore for EmbeddedStore {
                     }
                 }
             }
+            let mut learnt = Learnt::default();
             if !inserted.is_empty() {
                 // Joins first: the sketches count each event as its person, this batch's
                 // joins included.
-                joins::record(&transaction, inserted.iter().copied())?;
-                let people = transaction
-                    .open_table(PEOPLE_JOINS)
-                    .map_err(storage_error)?;
-                let mut resolver = joins::Resolver::new(&people);
-                for event in &inserted {
-                    match resolver.user_of(event)? {
-                        Some(user) => delta.add(&Event {
-                            user_id: Some(user),
-                            ..Event::clone(event)
-                        }),
-                        None => delta.add(event),
-                    }
+                let users = joins::record(&transaction, &inserted, &remembered, &mut learnt)?;
+                for (event, user) in inserted.iter().zip(&users) {
+                    delta.add_as(event, user.as_deref().or(event.actor()));
                 }
-                drop(people);
                 rollups::apply(&transaction, &delta)?;
                 breakdowns::touch(&transaction, &touched, chrono::Utc::now())?;
             }
             transaction.commit().map_err(storage_error)?;
+            remembered.committed(learnt);
             Ok(outcome)
         })
         .await

@@ -1,77 +1,99 @@
 //! People's joins in the embedded store (`people`), written in the transaction that stores
 //! the events asking for them:
 //! - `people_joins`: `partner | anonymous id` → the user it was first seen with;
+//! - `people_user_ids`: `partner | user | 0 | anonymous id` → nothing: the same joins by
+//!   user, for a person's lookup;
 //! - `people_join_conflicts`: `partner | anonymous id | 0 | other user` → when a later,
-//!   different pairing was first seen (recorded, never merged);
-//! - `people_anonymous_hours`: `partner | anonymous id | 0 | hour` → nothing: the hours
-//!   holding events of the anonymous id without a user id. Their postings and sketches
-//!   counted the anonymous id, so a join first recorded later marks them to be folded
-//!   again;
-//! - `people_pending`: `partner | hour` → when a join first marked it (µs): its sketches
-//!   still count the anonymous id, until its fold rewrites them (reports' `dataAsOf`).
+//!   different pairing was first seen (recorded, never merged).
 //!
-//! Ids hold no control characters (the ingest rule), so the 0 byte ends the anonymous id.
+//! A join first recorded marks the hours that counted its anonymous id apart
+//! (`anonymous_hours`). Ids hold no control characters (the ingest rule), so the 0 byte
+//! ends the anonymous id.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use chrono::Utc;
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use uuid::Uuid;
 
-use super::breakdowns::{hour_key, stamp};
+use super::anonymous_hours;
+use super::remembered::{Learnt, Remembered};
 use super::rollups_repair::Readable;
 use super::{
-    BREAKDOWN_MARKS, EVENTS_BY_PARTNER, PEOPLE_ANONYMOUS_HOURS, PEOPLE_JOIN_CONFLICTS,
-    PEOPLE_JOINS, PEOPLE_PENDING, keys, rows, storage_error,
+    EVENTS_BY_PARTNER, PEOPLE_JOIN_CONFLICTS, PEOPLE_JOINS, PEOPLE_USER_IDS, keys, rows,
+    storage_error,
 };
 use crate::model::Event;
 use crate::people::{Joins, joins_of};
-use crate::rollups::Hour;
 use crate::store::StoreError;
 
-/// `partner | anonymous id | 0`: the start of the id's conflicts or hours.
-fn anonymous_prefix(partner: Uuid, anonymous: &str) -> Vec<u8> {
-    let mut key = keys::prefixed(partner, anonymous.as_bytes());
-    key.push(0);
-    key
-}
-
-/// Records the joins `events` ask for (events just inserted), and the hours of those
-/// without a user id; a new join marks the hours of its anonymous id's earlier events.
-/// How many joins were new.
-pub(super) fn record<'a>(
+/// Records the joins `events` (just inserted) ask for, then gives each event the user its
+/// anonymous id is joined to (this batch's joins included; `None` for an event with a user
+/// id or without a join). `learnt` gathers what the process may remember once the
+/// transaction commits.
+pub(super) fn record(
     transaction: &WriteTransaction,
-    events: impl IntoIterator<Item = &'a Event>,
-) -> Result<usize, StoreError> {
-    let events: Vec<&Event> = events.into_iter().collect();
-    let anonymous_hours: BTreeSet<Vec<u8>> = events
-        .iter()
-        .filter(|event| event.user_id.is_none())
-        .filter_map(|event| {
-            let anonymous = event.anonymous_id.as_deref()?;
-            let mut key = anonymous_prefix(event.partner_id, anonymous);
-            key.extend_from_slice(&Hour::of(event.timestamp).to_be_bytes());
-            Some(key)
-        })
-        .collect();
-    if !anonymous_hours.is_empty() {
-        let mut table = transaction
-            .open_table(PEOPLE_ANONYMOUS_HOURS)
-            .map_err(storage_error)?;
-        for key in anonymous_hours {
-            table
-                .insert(key.as_slice(), [].as_slice())
-                .map_err(storage_error)?;
+    events: &[&Event],
+    remembered: &Remembered,
+    learnt: &mut Learnt,
+) -> Result<Vec<Option<Arc<str>>>, StoreError> {
+    record_joins(transaction, events, remembered, learnt)?;
+    let table = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
+    let mut batch: HashMap<Vec<u8>, Option<Arc<str>>> = HashMap::new();
+    let mut users = Vec::with_capacity(events.len());
+    for event in events {
+        let (None, Some(anonymous)) = (&event.user_id, &event.anonymous_id) else {
+            users.push(None);
+            continue;
+        };
+        let key = keys::prefixed(event.partner_id, anonymous.as_bytes());
+        if let Some(user) = remembered.user(&key) {
+            users.push(Some(user));
+            continue;
         }
+        let user = match batch.get(&key) {
+            Some(user) => user.clone(),
+            None => {
+                let user: Option<Arc<str>> =
+                    match table.get(key.as_slice()).map_err(storage_error)? {
+                        Some(user) => Some(text(user.value())?.into()),
+                        None => None,
+                    };
+                if let Some(user) = &user {
+                    learnt.users.push((key.clone(), user.clone()));
+                }
+                batch.insert(key, user.clone());
+                user
+            }
+        };
+        users.push(user);
     }
-    // Most batches ask for no join: then no joins table is opened.
-    let asked: Vec<(&Event, Vec<(String, String)>)> = events
-        .into_iter()
-        .map(|event| (event, joins_of(event)))
-        .filter(|(_, joins)| !joins.is_empty())
+    Ok(users)
+}
+/// Records the joins `events` ask for: a new one marks the hours of its anonymous id's
+/// earlier events; a different user for a joined id is a conflict, recorded once.
+fn record_joins(
+    transaction: &WriteTransaction,
+    events: &[&Event],
+    remembered: &Remembered,
+    learnt: &mut Learnt,
+) -> Result<(), StoreError> {
+    // Most batches ask for no join, or only for joins this process already knows: then
+    // no joins table is opened.
+    let asked: Vec<(&Event, Vec<u8>, String)> = events
+        .iter()
+        .flat_map(|event| {
+            joins_of(event).into_iter().map(move |(anonymous, user)| {
+                let key = keys::prefixed(event.partner_id, anonymous.as_bytes());
+                (*event, key, user)
+            })
+        })
+        .filter(|(_, key, user)| remembered.user(key).as_deref() != Some(user.as_str()))
         .collect();
     if asked.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     let mut joins = transaction
         .open_table(PEOPLE_JOINS)
@@ -79,136 +101,52 @@ pub(super) fn record<'a>(
     let mut conflicts = transaction
         .open_table(PEOPLE_JOIN_CONFLICTS)
         .map_err(storage_error)?;
-    let mut recorded = 0;
-    for (event, asked) in asked {
-        for (anonymous, user) in asked {
-            let key = keys::prefixed(event.partner_id, anonymous.as_bytes());
-            let first = joins
-                .get(key.as_slice())
-                .map_err(storage_error)?
-                .map(|user| user.value().to_vec());
-            match first {
-                None => {
-                    joins
-                        .insert(key.as_slice(), user.as_bytes())
-                        .map_err(storage_error)?;
-                    mark_anonymous_hours(transaction, event.partner_id, &anonymous)?;
-                    recorded += 1;
-                }
-                Some(first) if first != user.as_bytes() => {
-                    let mut conflict = key;
-                    conflict.push(0);
-                    conflict.extend_from_slice(user.as_bytes());
-                    if conflicts
-                        .get(conflict.as_slice())
-                        .map_err(storage_error)?
-                        .is_none()
-                    {
-                        let micros = event.received_at.timestamp_micros().to_be_bytes();
-                        conflicts
-                            .insert(conflict.as_slice(), micros.as_slice())
-                            .map_err(storage_error)?;
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    Ok(recorded)
-}
-
-/// Marks every hour holding events of `anonymous` without a user id (their postings name
-/// the anonymous id), so the settler folds them again under the user.
-fn mark_anonymous_hours(
-    transaction: &WriteTransaction,
-    partner: Uuid,
-    anonymous: &str,
-) -> Result<(), StoreError> {
-    let prefix = anonymous_prefix(partner, anonymous);
-    let mut end = prefix.clone();
-    *end.last_mut().expect("the 0 byte") = 1;
-    let hours: Vec<Hour> = {
-        let table = transaction
-            .open_table(PEOPLE_ANONYMOUS_HOURS)
-            .map_err(storage_error)?;
-        let mut hours = Vec::new();
-        for row in table
-            .range::<&[u8]>(prefix.as_slice()..end.as_slice())
-            .map_err(storage_error)?
-        {
-            let key = row.map_err(storage_error)?.0.value().to_vec();
-            hours.push(super::breakdowns::hour_at(&key, 0)?);
-        }
-        hours
-    };
-    if hours.is_empty() {
-        return Ok(());
-    }
-    let mut marks = transaction
-        .open_table(BREAKDOWN_MARKS)
+    let mut by_user = transaction
+        .open_table(PEOPLE_USER_IDS)
         .map_err(storage_error)?;
-    let mut pending = transaction
-        .open_table(PEOPLE_PENDING)
-        .map_err(storage_error)?;
-    let now = Utc::now();
-    for hour in hours {
-        let key = hour_key(partner, hour);
-        stamp(&mut marks, &key, now)?;
-        if pending
+    let mut joined = BTreeSet::new();
+    for (event, key, user) in asked {
+        let first = joins
             .get(key.as_slice())
             .map_err(storage_error)?
-            .is_none()
-        {
-            let micros = now.timestamp_micros().to_be_bytes();
-            pending
-                .insert(key.as_slice(), micros.as_slice())
-                .map_err(storage_error)?;
+            .map(|user| user.value().to_vec());
+        match first {
+            None => {
+                joins
+                    .insert(key.as_slice(), user.as_bytes())
+                    .map_err(storage_error)?;
+                let anonymous = &key[keys::OWNER_LEN..];
+                let user_key = user_id_key(event.partner_id, user.as_bytes(), anonymous);
+                by_user
+                    .insert(user_key.as_slice(), [].as_slice())
+                    .map_err(storage_error)?;
+                anonymous_hours::mark(transaction, event.partner_id, anonymous)?;
+                joined.insert(event.partner_id);
+                learnt.users.push((key, user.into()));
+            }
+            Some(first) if first != user.as_bytes() => {
+                let mut conflict = key;
+                conflict.push(0);
+                conflict.extend_from_slice(user.as_bytes());
+                if conflicts
+                    .get(conflict.as_slice())
+                    .map_err(storage_error)?
+                    .is_none()
+                {
+                    let micros = event.received_at.timestamp_micros().to_be_bytes();
+                    conflicts
+                        .insert(conflict.as_slice(), micros.as_slice())
+                        .map_err(storage_error)?;
+                }
+            }
+            Some(first) => learnt.users.push((key, text(&first)?.into())),
         }
     }
-    Ok(())
-}
-
-/// The fold of `hour` has recounted it as the people its events now belong to.
-pub(super) fn recounted(
-    transaction: &WriteTransaction,
-    partner: Uuid,
-    (from, to): (Hour, Hour),
-) -> Result<(), StoreError> {
-    let (start, end) = (hour_key(partner, from), hour_key(partner, to));
-    transaction
-        .open_table(PEOPLE_PENDING)
-        .map_err(storage_error)?
-        .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
-        .map_err(storage_error)?;
-    Ok(())
-}
-
-/// When the earliest pending recount of the partner's hours was marked.
-pub(super) fn pending_since(
-    database: &redb::Database,
-    partner: Uuid,
-) -> Result<Option<chrono::DateTime<Utc>>, StoreError> {
-    let transaction = database.begin_read().map_err(storage_error)?;
-    let table = transaction
-        .open_table(PEOPLE_PENDING)
-        .map_err(storage_error)?;
-    let range = keys::owner_range(partner);
-    let mut earliest: Option<i64> = None;
-    for row in table
-        .range::<&[u8]>(keys::borrowed(&range))
-        .map_err(storage_error)?
-    {
-        let value = row.map_err(storage_error)?.1;
-        let bytes: [u8; 8] = value
-            .value()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("a pending recount that is not 8 bytes".into()))?;
-        let micros = i64::from_be_bytes(bytes);
-        earliest = Some(earliest.map_or(micros, |found| found.min(micros)));
+    for partner in joined {
+        anonymous_hours::hold_back_unfolded(transaction, partner)?;
     }
-    Ok(earliest.and_then(chrono::DateTime::from_timestamp_micros))
+    Ok(())
 }
-
 /// Gives events their people (`Joins::resolve`) through `people_joins`, each anonymous id
 /// looked up once.
 pub(super) struct Resolver<'t, T: Readable> {
@@ -242,6 +180,14 @@ impl<'t, T: Readable> Resolver<'t, T> {
         Ok(user)
     }
 
+    /// The anonymous ids looked up that no join names.
+    pub(super) fn unjoined(&self) -> impl Iterator<Item = &str> {
+        self.known
+            .iter()
+            .filter(|(_, user)| user.is_none())
+            .map(|((_, anonymous), _)| anonymous.as_str())
+    }
+
     /// Gives `event` its person as its user id (`Joins::resolve`).
     pub(super) fn resolve(&mut self, event: &mut Event) -> Result<(), StoreError> {
         if let Some(user) = self.user_of(event)? {
@@ -267,9 +213,63 @@ pub(super) fn among(
     Ok(joins)
 }
 
-/// Records the joins and anonymous hours of every stored event: for a data dir written
-/// before they were kept (layouts 5 to 7), once, when it is opened.
-pub(super) fn record_every_join(transaction: &WriteTransaction) -> Result<usize, StoreError> {
+/// `partner | user | 0 | anonymous id`: a join's key by user.
+fn user_id_key(partner: Uuid, user: &[u8], anonymous: &[u8]) -> Vec<u8> {
+    let mut key = keys::prefixed(partner, user);
+    key.push(0);
+    key.extend_from_slice(anonymous);
+    key
+}
+
+/// The anonymous ids joined to `user`, in id order.
+pub(super) fn anonymous_ids_of(
+    database: &redb::Database,
+    partner: Uuid,
+    user: &str,
+) -> Result<Vec<String>, StoreError> {
+    let transaction = database.begin_read().map_err(storage_error)?;
+    let table = transaction
+        .open_table(PEOPLE_USER_IDS)
+        .map_err(storage_error)?;
+    let start = user_id_key(partner, user.as_bytes(), b"");
+    let mut end = start.clone();
+    *end.last_mut().expect("the 0 byte") = 1;
+    let mut found = Vec::new();
+    for row in table
+        .range::<&[u8]>(start.as_slice()..end.as_slice())
+        .map_err(storage_error)?
+    {
+        found.push(text(&row.map_err(storage_error)?.0.value()[start.len()..])?);
+    }
+    Ok(found)
+}
+
+/// Indexes every join by its user: for a data dir written before `people_user_ids` was
+/// kept, once, when it is opened. How many joins it indexed.
+pub(super) fn index_users(transaction: &WriteTransaction) -> Result<u64, StoreError> {
+    let joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
+    let mut by_user = transaction
+        .open_table(PEOPLE_USER_IDS)
+        .map_err(storage_error)?;
+    let mut indexed = 0;
+    for row in joins.iter().map_err(storage_error)? {
+        let (key, user) = row.map_err(storage_error)?;
+        let key = key.value();
+        let partner = super::breakdowns::owner_of(key)?;
+        let user_key = user_id_key(partner, user.value(), &key[keys::OWNER_LEN..]);
+        by_user
+            .insert(user_key.as_slice(), [].as_slice())
+            .map_err(storage_error)?;
+        indexed += 1;
+    }
+    Ok(indexed)
+}
+
+/// Records the joins of every stored event: for a data dir written
+/// before they were kept (layouts 5 to 7), once, when it is opened. How many joins it has.
+pub(super) fn record_every_join(transaction: &WriteTransaction) -> Result<u64, StoreError> {
     let events: Vec<Event> = {
         let table = transaction
             .open_table(EVENTS_BY_PARTNER)
@@ -285,13 +285,25 @@ pub(super) fn record_every_join(transaction: &WriteTransaction) -> Result<usize,
                 event_id: rows::event_id_from_bytes(id_bytes)?,
             };
             let event = rows::decode(parts, value.value(), true)?;
-            if !joins_of(&event).is_empty() || event.user_id.is_none() {
+            if !joins_of(&event).is_empty() {
                 found.push(event);
             }
         }
         found
     };
-    record(transaction, &events)
+    let events: Vec<&Event> = events.iter().collect();
+    record(
+        transaction,
+        &events,
+        &Remembered::default(),
+        &mut Learnt::default(),
+    )?;
+    let joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?
+        .len()
+        .map_err(storage_error)?;
+    Ok(joins)
 }
 
 fn text(bytes: &[u8]) -> Result<String, StoreError> {
@@ -350,61 +362,27 @@ mod tests {
             Some("u1"),
             "recorded again in stored order"
         );
-    }
-
-    #[tokio::test]
-    async fn a_join_recorded_after_a_fold_marks_the_hours_of_the_anonymous_events() {
-        use crate::rollups::Hour;
-        use crate::store::RollupStore;
-        use crate::store::embedded::breakdowns::marked_hours;
-
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let mut visit = sample_event("v1");
-        visit.user_id = None;
-        visit.anonymous_id = Some("a1".into());
-        visit.timestamp = "2026-11-20T10:05:00Z".parse().unwrap();
-        let partner = visit.partner_id;
-        let mut other = visit.clone();
-        other.event_id = "v2".into();
-        other.anonymous_id = Some("a2".into());
-        other.timestamp = "2026-11-20T12:05:00Z".parse().unwrap();
-        store.write_events(&[visit, other]).await.unwrap();
-        let later = chrono::Utc::now() + chrono::Duration::minutes(3);
-        store.settle_rollups(later).await.unwrap();
-        let day = Hour::of("2026-11-20T00:00:00Z".parse().unwrap());
-        let marked = |store: &EmbeddedStore| {
-            let transaction = store.database.begin_read().unwrap();
-            let marks = transaction.open_table(BREAKDOWN_MARKS).unwrap();
-            marked_hours(&marks, partner, day, Hour(day.0 + 24)).unwrap()
+        let ids_of = |store: &EmbeddedStore, user: &str| {
+            let (store, user) = (store.clone(), user.to_string());
+            async move { store.anonymous_ids_of(partner, user).await.unwrap() }
         };
-        assert!(marked(&store).is_empty(), "both hours folded");
-
-        let mut sign_in = identify("i1", "a1", "u1");
-        sign_in.partner_id = partner;
-        sign_in.timestamp = "2026-11-20T15:00:00Z".parse().unwrap();
-        store.write_events(&[sign_in.clone()]).await.unwrap();
-        let ten = Hour::of("2026-11-20T10:00:00Z".parse().unwrap());
-        let fifteen = Hour::of(sign_in.timestamp);
-        assert_eq!(
-            marked(&store),
-            [ten, fifteen].into(),
-            "a1's hour is folded again, a2's is not"
-        );
-        let pending = store.recount_pending_since(partner).await.unwrap();
-        assert!(pending.is_some(), "reports' dataAsOf waits for the recount");
-        assert_eq!(
-            store.recount_pending_since(Uuid::now_v7()).await.unwrap(),
-            None
-        );
-        store.settle_rollups(later).await.unwrap();
-        assert_eq!(store.recount_pending_since(partner).await.unwrap(), None);
-        sign_in.event_id = "i2".into();
-        store.write_events(&[sign_in]).await.unwrap();
-        assert_eq!(
-            marked(&store),
-            [fifteen].into(),
-            "a known join marks nothing"
-        );
+        assert_eq!(ids_of(&store, "u1").await, ["a1"]);
+        assert!(ids_of(&store, "u9").await.is_empty(), "not merged");
+        // As layout 8 left it: joins, not indexed by user.
+        let transaction = store.database.begin_write().unwrap();
+        transaction
+            .open_table(PEOPLE_USER_IDS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        transaction
+            .open_table(STORE_META)
+            .unwrap()
+            .insert(LAYOUT_KEY, [8u8].as_slice())
+            .unwrap();
+        transaction.commit().unwrap();
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(ids_of(&store, "u1").await, ["a1"], "indexed when opened");
     }
 }

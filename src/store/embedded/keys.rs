@@ -14,7 +14,7 @@ use crate::store::StoreError;
 /// An owned range of keys, as `(start, end)` bounds.
 pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
-const OWNER_LEN: usize = 16;
+pub const OWNER_LEN: usize = 16;
 const TIME_LEN: usize = 8;
 
 /// `owner | micros | event id` (the id as `rows::event_id_bytes` encodes it).

@@ -17,7 +17,9 @@ use crate::store::StoreError;
 /// a file of an older layout gets the joins of its stored events recorded when opened.
 /// 8: people's postings among the cells, and the anonymous ids' hours; a file of layout 5
 /// to 7 gets both recorded and every hour with events marked, so the settler refolds it.
-pub(super) const LAYOUT_VERSION: u8 = 8;
+/// 9: the joins indexed by user too; a file of layout 5 to 8 gets them indexed.
+pub(super) const LAYOUT_VERSION: u8 = 9;
+const LAYOUT_USERS_TO_INDEX: u8 = 8;
 const LAYOUTS_MARKED: [u8; 3] = [5, 6, 7];
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 pub(super) const LAYOUT_KEY: &[u8] = b"format";
@@ -26,8 +28,10 @@ pub(super) const LAYOUT_KEY: &[u8] = b"format";
 pub(super) enum Layout {
     Current,
     RollupsToRebuild(u8),
-    /// Layouts 5 to 7: joins and anonymous hours to record, hours to mark.
+    /// Layouts 5 to 7: joins and anonymous hours to record, hours to mark, users to index.
     Upgrade,
+    /// Layout 8: the joins to index by user.
+    UsersToIndex,
 }
 
 /// Marks a new file with our layout; refuses a file written in another one (including the
@@ -49,6 +53,7 @@ pub(super) fn check_layout(
     match found {
         Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
         Some(Some(old)) if LAYOUTS_MARKED.contains(&old) => Ok(Layout::Upgrade),
+        Some(Some(LAYOUT_USERS_TO_INDEX)) => Ok(Layout::UsersToIndex),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;

@@ -3,6 +3,7 @@
 //! transaction survives a crash, and one write transaction per writer batch gives us group
 //! commit (one fsync for hundreds of events) for free.
 
+mod anonymous_hours;
 mod backfill;
 mod breakdowns;
 mod breakdowns_fold;
@@ -13,6 +14,7 @@ pub(crate) mod keys;
 mod layout;
 mod metadata;
 mod records;
+mod remembered;
 mod rollups;
 mod rollups_repair;
 mod rollups_upgrade;
@@ -71,6 +73,8 @@ const BREAKDOWN_DAYS_PENDING: Table = TableDefinition::new("breakdown_days_pendi
 /// different pairings.
 const PEOPLE_JOINS: Table = TableDefinition::new("people_joins");
 const PEOPLE_JOIN_CONFLICTS: Table = TableDefinition::new("people_join_conflicts");
+/// The same joins by user (`partner | user | 0 | anonymous id`), for a person's lookup.
+const PEOPLE_USER_IDS: Table = TableDefinition::new("people_user_ids");
 /// The hours holding an anonymous id's events without a user id, and those a join marked
 /// whose sketches are still to be recounted (`joins`).
 const PEOPLE_ANONYMOUS_HOURS: Table = TableDefinition::new("people_anonymous_hours");
@@ -78,7 +82,7 @@ const PEOPLE_PENDING: Table = TableDefinition::new("people_pending");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
-const ALL_TABLES: [Table; 25] = [
+const ALL_TABLES: [Table; 26] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -101,6 +105,7 @@ const ALL_TABLES: [Table; 25] = [
     BREAKDOWN_DAYS_PENDING,
     PEOPLE_JOINS,
     PEOPLE_JOIN_CONFLICTS,
+    PEOPLE_USER_IDS,
     PEOPLE_ANONYMOUS_HOURS,
     PEOPLE_PENDING,
     STORE_META,
@@ -133,6 +138,8 @@ impl Default for EmbeddedOptions {
 pub struct EmbeddedStore {
     database: Arc<Database>,
     options: EmbeddedOptions,
+    /// The people rows the writer knows are stored.
+    remembered: Arc<remembered::Remembered>,
 }
 
 impl EmbeddedStore {
@@ -183,6 +190,13 @@ impl EmbeddedStore {
             tracing::info!(hours, "marked the hours of an older data dir for folding");
             let joins = joins::record_every_join(&transaction)?;
             tracing::info!(joins, "recorded the people's joins of an older data dir");
+        }
+        if matches!(layout, Layout::Upgrade | Layout::UsersToIndex) {
+            let users = joins::index_users(&transaction)?;
+            tracing::info!(
+                users,
+                "indexed the people's joins of an older data dir by user"
+            );
             transaction
                 .open_table(STORE_META)
                 .map_err(storage_error)?
@@ -202,6 +216,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             database: Arc::new(database),
             options,
+            remembered: Arc::default(),
         })
     }
 
@@ -312,6 +327,15 @@ impl PeopleStore for EmbeddedStore {
         .await
     }
 
+    async fn anonymous_ids_of(
+        &self,
+        partner: Uuid,
+        user: String,
+    ) -> Result<Vec<String>, StoreError> {
+        self.blocking(move |database| joins::anonymous_ids_of(database, partner, &user))
+            .await
+    }
+
     async fn first_event_day(&self, partner: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.blocking(move |database| events::first_event_day(database, partner))
             .await
@@ -321,7 +345,7 @@ impl PeopleStore for EmbeddedStore {
         &self,
         partner: Uuid,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.blocking(move |database| joins::pending_since(database, partner))
+        self.blocking(move |database| anonymous_hours::pending_since(database, partner))
             .await
     }
 }

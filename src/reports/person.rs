@@ -1,0 +1,98 @@
+//! A person's lookup (API.md, "People"): the anonymous ids joined to a user, when the
+//! person was first and last seen, and how many events they did. Read from people's
+//! postings over the partner's whole history, only the person's span of each part (a
+//! bisection: parts are sorted by person), and from the raw events of the hours not folded
+//! yet; bots included, as in the listing.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::moments::MomentsAsk;
+use super::{ReportError, ReportScope, ReportService, slots};
+use crate::people::person_key;
+
+/// How far past now the lookup reads: event times past the ingest's clock skew are
+/// clamped to their receive time, and no skew is a day.
+const FUTURE_MARGIN_HOURS: i64 = 24;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub user_id: String,
+    /// The anonymous ids joined to the user, in id order.
+    pub anonymous_ids: Vec<String>,
+    /// The person's earliest and latest event time (`null` without events).
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Their events, counted as people's postings keep them: events of one type at the
+    /// same millisecond count once.
+    pub events: u64,
+    pub data_as_of: DateTime<Utc>,
+}
+
+impl ReportService {
+    /// `user`'s lookup within `scope`'s partner or subsystem (its range is ignored: the
+    /// whole history is read); `None` for a user with neither events nor joined ids.
+    pub async fn person(
+        &self,
+        scope: ReportScope,
+        user: &str,
+    ) -> Result<Option<Person>, ReportError> {
+        let as_of = self.as_of(scope.partner_id).await?;
+        let partner = scope.partner_id;
+        let anonymous_ids = self
+            .store
+            .anonymous_ids_of(partner, user.to_string())
+            .await?;
+        let Some(first_day) = self.store.first_event_day(partner).await? else {
+            return Ok(None);
+        };
+        let types = self.store.event_types(partner).await?;
+        let _slot = self
+            .slots
+            .enter()
+            .await
+            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
+        let now = Utc::now();
+        let range = (first_day, now + Duration::hours(FUTURE_MARGIN_HOURS));
+        let scope = ReportScope {
+            from: range.0,
+            to: range.1,
+            include_bots: true,
+            ..scope
+        };
+        let wanted = person_key(user);
+        let ask = MomentsAsk {
+            types: &types,
+            filters: &[],
+            range,
+            person: Some(wanted),
+        };
+        let (mut events, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
+        self.moments(scope, ask, &mut |person, _, at| {
+            if person == wanted {
+                events += 1;
+                first = first.min(at);
+                last = last.max(at);
+            }
+        })
+        .await?;
+        if events == 0 && anonymous_ids.is_empty() {
+            return Ok(None);
+        }
+        let seen = |at: i64| {
+            (events > 0)
+                .then(|| DateTime::from_timestamp_millis(at))
+                .flatten()
+        };
+        Ok(Some(Person {
+            user_id: user.to_string(),
+            anonymous_ids,
+            first_seen: seen(first),
+            last_seen: seen(last),
+            events,
+            data_as_of: as_of,
+        }))
+    }
+}
