@@ -2,7 +2,7 @@
 //! or after the previous one and within the window of their step 1 (API.md, "funnel").
 //! Pure computation: `reports` gathers each person's step times, this counts them.
 
-use super::{Moment, Person};
+use super::{Moment, Person, median_seconds};
 
 /// A funnel's steps as slots: steps naming the same event type share a slot, so an event
 /// can serve one step only (a funnel `A, A` needs two `A`s).
@@ -153,21 +153,6 @@ where
         users,
         median_seconds_from_previous,
     }
-}
-
-/// The median of `gaps` (ms) in seconds: the middle one, or the mean of the middle two.
-fn median_seconds(gaps: &mut [i64]) -> Option<f64> {
-    if gaps.is_empty() {
-        return None;
-    }
-    gaps.sort_unstable();
-    let middle = gaps.len() / 2;
-    let ms = if gaps.len() % 2 == 1 {
-        gaps[middle] as f64
-    } else {
-        (gaps[middle - 1] as f64 + gaps[middle] as f64) / 2.0
-    };
-    Some(ms / 1_000.0)
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 //! - `funnel`     the deepest path per person, and the counts per step
 //! - `postings`   the per-person index: who did an event type when, 12 bytes an event
 //! - `retention`  cohorts by first start event, returns per following period
+//! - `sessions`   a person's visits: runs of events without a long gap
 
 pub mod funnel;
 pub mod postings;
 pub mod retention;
+pub mod sessions;
 
 use std::collections::HashMap;
 
@@ -34,6 +36,22 @@ pub type Person = u64;
 pub fn person_key(id: &str) -> Person {
     let digest = Sha256::digest(id.as_bytes());
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The median of `durations` (ms) in seconds: the middle one, or the mean of the middle
+/// two (`None` for none).
+pub fn median_seconds(durations: &mut [i64]) -> Option<f64> {
+    if durations.is_empty() {
+        return None;
+    }
+    durations.sort_unstable();
+    let middle = durations.len() / 2;
+    let ms = if durations.len() % 2 == 1 {
+        durations[middle] as f64
+    } else {
+        (durations[middle - 1] as f64 + durations[middle] as f64) / 2.0
+    };
+    Some(ms / 1_000.0)
 }
 
 /// A partner's joins: anonymous id → the user it was first seen with.

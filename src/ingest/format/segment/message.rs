@@ -27,8 +27,9 @@ use crate::model::JsonObject;
 /// historical import stays exact); beyond it, they are corrected.
 pub const TRUSTED_CLOCK_SKEW: TimeDelta = TimeDelta::seconds(2);
 
-/// The event types the calls other than `track` are stored under.
-pub const PAGE_EVENT_TYPE: &str = "page_view";
+/// The event types the calls other than `track` are stored under (a page view is what
+/// sessions count pages by).
+pub const PAGE_EVENT_TYPE: &str = crate::people::sessions::PAGE_VIEW_EVENT_TYPE;
 pub const SCREEN_EVENT_TYPE: &str = "screen_view";
 pub const IDENTIFY_EVENT_TYPE: &str = "identify";
 pub const GROUP_EVENT_TYPE: &str = "group";
