@@ -31,6 +31,12 @@ pub struct FunnelParams {
     /// (`7d`), at most 90 days.
     #[param(pattern = "^[0-9]+[mhd]$")]
     window: String,
+    /// A filter on one step's events, `step:key:value` (step from 1, then as `where=`):
+    /// `stepWhere=2:page:/pricing` counts only pricing-page views as step 2. Repeat it
+    /// for several (on one step they must all hold). A step with its own filter is read
+    /// from raw events, at most `reports.max_raw_events` of its type in the range.
+    #[param(rename = "stepWhere")]
+    step_where: Option<Vec<String>>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/funnel", tag = "reading",
@@ -47,8 +53,10 @@ pub async fn funnel(
     let scope = report_scope(&state, &reader, &params).await?;
     let raw = raw.as_deref();
     let window = single(raw, "window")?.ok_or_else(|| ApiError::field("window", "is required"))?;
+    let steps = steps(raw)?;
     let ask = FunnelAsk {
-        steps: steps(raw)?,
+        step_filters: step_filters(raw, steps.len())?,
+        steps,
         window_ms: window_ms(&window)?,
         window,
         filters: where_filters(raw)?,
@@ -136,6 +144,32 @@ fn steps(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
     Ok(steps)
 }
 
+/// Every `stepWhere=N:key:value`, as one filter list per step (`N` from 1).
+fn step_filters(raw: Option<&str>, steps: usize) -> Result<Vec<Vec<(String, String)>>, ApiError> {
+    let mut filters = vec![Vec::new(); steps];
+    for (_, text) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "stepWhere")
+    {
+        let invalid = || {
+            ApiError::field(
+                "stepWhere",
+                format!(
+                    "must be step:key:value with a step from 1 to {steps}, such as \
+                     2:page:/pricing, got '{text}'"
+                ),
+            )
+        };
+        let (step, filter) = text.split_once(':').ok_or_else(invalid)?;
+        let (key, value) = filter.split_once(':').ok_or_else(invalid)?;
+        let step: usize = step.parse().map_err(|_| invalid())?;
+        if !(1..=steps).contains(&step) || key.is_empty() {
+            return Err(invalid());
+        }
+        filters[step - 1].push((key.to_string(), value.to_string()));
+    }
+    Ok(filters)
+}
+
 /// The one value of `name`; a repeat is a 400.
 fn single(raw: Option<&str>, name: &'static str) -> Result<Option<String>, ApiError> {
     let mut values = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
@@ -200,6 +234,31 @@ mod tests {
         );
         for bad in ["steps=a", "steps=a,,b", "", "steps=1,2,3,4,5,6,7,8,9,10,11"] {
             assert!(steps(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn step_filters_name_their_step_and_split_like_where() {
+        let filters = step_filters(Some("stepWhere=2%3Apage%3A%2Fa%3Ab&stepWhere=2:os:iOS"), 3);
+        assert_eq!(
+            filters.unwrap(),
+            [
+                vec![],
+                vec![
+                    ("page".to_string(), "/a:b".to_string()),
+                    ("os".to_string(), "iOS".to_string())
+                ],
+                vec![]
+            ]
+        );
+        for bad in [
+            "stepWhere=0:os:iOS",
+            "stepWhere=4:os:iOS",
+            "stepWhere=1:os",
+            "stepWhere=x:os:a",
+            "stepWhere=1::a",
+        ] {
+            assert!(step_filters(Some(bad), 3).is_err(), "{bad}");
         }
     }
 

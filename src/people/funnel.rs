@@ -4,19 +4,20 @@
 
 use super::{Moment, Person, median_seconds};
 
-/// A funnel's steps as slots: steps naming the same event type share a slot, so an event
-/// can serve one step only (a funnel `A, A` needs two `A`s).
+/// A funnel's steps as slots: steps asking for the same events (`S`: an event type, or
+/// one with a filter) share a slot, so an event can serve one step only (a funnel `A, A`
+/// needs two `A`s).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunnelShape {
-    /// The event type of each slot, in first-use order.
-    pub slot_types: Vec<String>,
+pub struct FunnelShape<S = String> {
+    /// What each slot asks for, in first-use order.
+    pub slot_types: Vec<S>,
     /// Each step's slot.
     pub step_slots: Vec<usize>,
 }
 
-impl FunnelShape {
-    pub fn of(steps: &[String]) -> FunnelShape {
-        let mut slot_types: Vec<String> = Vec::new();
+impl<S: PartialEq + Clone> FunnelShape<S> {
+    pub fn of(steps: &[S]) -> FunnelShape<S> {
+        let mut slot_types: Vec<S> = Vec::new();
         let step_slots = steps
             .iter()
             .map(|step| match slot_types.iter().position(|t| t == step) {
@@ -47,8 +48,8 @@ pub struct Progress {
 /// earliest unused event of its slot at or after the previous step, within `window_ms`
 /// of step 1 (the earliest is never worse for the steps after it). The first step-1 event
 /// reaching the deepest step counts; `None` without one in the range.
-pub fn progress(
-    shape: &FunnelShape,
+pub fn progress<S>(
+    shape: &FunnelShape<S>,
     times: &[Vec<Moment>],
     (from, to): (Moment, Moment),
     window_ms: i64,
@@ -94,8 +95,8 @@ pub fn progress(
 
 /// The funnel of people's step events, given as (person, slot, time) in any order: each
 /// person's progress (`progress`), counted (`count`).
-pub fn run(
-    shape: &FunnelShape,
+pub fn run<S>(
+    shape: &FunnelShape<S>,
     mut moments: Vec<(Person, usize, Moment)>,
     range: (Moment, Moment),
     window_ms: i64,

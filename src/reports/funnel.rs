@@ -14,11 +14,13 @@ pub const MIN_STEPS: usize = 2;
 pub const MAX_STEPS: usize = 10;
 pub const MAX_WINDOW_DAYS: i64 = 90;
 
-/// What a funnel asks: its steps (event types), its window (as asked, and in
-/// milliseconds) and its `where=` filters.
+/// What a funnel asks: its steps (event types, each with its own filters, `stepWhere=`:
+/// one list per step), its window (as asked, and in milliseconds) and its `where=`
+/// filters (on every step).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct FunnelAsk {
     pub steps: Vec<String>,
+    pub step_filters: Vec<Vec<(String, String)>>,
     pub window: String,
     pub window_ms: i64,
     pub filters: Vec<(String, String)>,
@@ -56,7 +58,13 @@ impl ReportService {
         ask: &FunnelAsk,
     ) -> Result<Funnel, ReportError> {
         let as_of = self.as_of(scope.partner_id).await?;
-        let shape = FunnelShape::of(&ask.steps);
+        // Steps share a slot when they ask for the same events: the same type and filters.
+        let asked: Vec<(String, Vec<(String, String)>)> = (ask.steps.iter().cloned())
+            .zip(ask.step_filters.iter().cloned())
+            .collect();
+        let shape = FunnelShape::of(&asked);
+        let (types, slot_filters): (Vec<String>, Vec<Vec<(String, String)>>) =
+            shape.slot_types.iter().cloned().unzip();
         let _slot = self
             .slots
             .enter()
@@ -66,7 +74,8 @@ impl ReportService {
         let end = scope.to + Duration::milliseconds(ask.window_ms);
         let mut moments = Vec::new();
         let ask_moments = MomentsAsk {
-            types: &shape.slot_types,
+            types: &types,
+            slot_filters: &slot_filters,
             filters: &ask.filters,
             range: (scope.from, end),
             person: None,

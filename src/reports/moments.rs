@@ -22,19 +22,37 @@ use crate::people::{Moment, Person, person_key};
 use crate::rollups::{BreakdownQuery, Dimension, dimension_values, postings_cell};
 use crate::store::{EventFilter, StoreError};
 
-/// What to gather: the event types (one slot each, in order), the `where=` filters, the
+/// What to gather: the event types (one slot each, in order), each slot's own filters (a
+/// funnel step's `stepWhere=`; empty, or one list per slot), the `where=` filters, the
 /// range of event times, and whether only one person's moments are wanted (the others
 /// may still be visited; a person's lookup reads only their span of each posting part).
 pub(super) struct MomentsAsk<'a> {
     pub types: &'a [String],
+    pub slot_filters: &'a [Vec<(String, String)>],
     pub filters: &'a [(String, String)],
     pub range: (DateTime<Utc>, DateTime<Utc>),
     pub person: Option<Person>,
 }
 
+impl MomentsAsk<'_> {
+    fn slot_filters(&self, slot: usize) -> &[(String, String)] {
+        self.slot_filters.get(slot).map_or(&[], Vec::as_slice)
+    }
+
+    /// Which slots postings can serve: those without filters of their own.
+    fn plain_slots(&self) -> Vec<bool> {
+        (0..self.types.len())
+            .map(|slot| self.slot_filters(slot).is_empty())
+            .collect()
+    }
+}
+
 /// Where each moment goes, as (person, slot, time): a report keeps only what it needs
 /// (a funnel every moment, retention first starts and returning periods).
 pub(super) type Visit<'a> = &'a mut (dyn FnMut(Person, usize, Moment) + Send);
+
+/// Ranges of event times.
+type Ranges<'a> = &'a [(DateTime<Utc>, DateTime<Utc>)];
 
 impl ReportService {
     pub(super) async fn moments(
@@ -43,21 +61,41 @@ impl ReportService {
         ask: MomentsAsk<'_>,
         visit: Visit<'_>,
     ) -> Result<(), ReportError> {
+        let all = [ask.range];
+        let plain = ask.plain_slots();
         if !ask.filters.is_empty() {
-            let all = [ask.range];
+            let every = vec![true; plain.len()];
             return self
-                .raw_moments(scope, &ask, &all, Some(self.max_raw_events), visit)
+                .raw_moments(
+                    scope,
+                    &ask,
+                    (&all, &every),
+                    Some(self.max_raw_events),
+                    visit,
+                )
                 .await;
+        }
+        // Slots with filters of their own: from the raw events of their type, as `where=`.
+        let filtered: Vec<bool> = plain.iter().map(|plain| !plain).collect();
+        if filtered.contains(&true) {
+            self.raw_moments(
+                scope,
+                &ask,
+                (&all, &filtered),
+                Some(self.max_raw_events),
+                visit,
+            )
+            .await?;
         }
         let plan = plan::plan(ask.range.0, ask.range.1, &[]);
         let mut unsettled = BTreeSet::new();
-        if let Some((from, to)) = plan.rollups {
+        let read_slots: Vec<usize> = (0..plain.len()).filter(|slot| plain[*slot]).collect();
+        if let (Some((from, to)), false) = (plan.rollups, read_slots.is_empty()) {
             let query = BreakdownQuery {
                 partner_id: scope.partner_id,
-                names: ask
-                    .types
+                names: read_slots
                     .iter()
-                    .map(|event_type| postings_cell(event_type, scope.subsystem_id))
+                    .map(|slot| postings_cell(&ask.types[*slot], scope.subsystem_id))
                     .collect(),
                 from,
                 to,
@@ -65,7 +103,7 @@ impl ReportService {
             };
             let read = self.store.breakdown_cells(&query).await?;
             unsettled = read.unsettled;
-            for (slot, cells) in read.tables.into_iter().enumerate() {
+            for (cells, slot) in read.tables.into_iter().zip(read_slots) {
                 for (hour, cell) in cells {
                     // An hour's or a day's (by its first hour): offsets from its start.
                     let start = hour.start().timestamp_millis();
@@ -91,30 +129,46 @@ impl ReportService {
             });
         }
         let raw = plan.raw_with(&unsettled);
-        self.raw_moments(scope, &ask, &raw, None, visit).await
+        self.raw_moments(scope, &ask, (&raw, &plain), None, visit)
+            .await
     }
 
-    /// The moments of the raw events of `ranges` (at most `max_events` read), people
-    /// joined through the joins of their anonymous ids.
+    /// The moments of the `wanted` slots in the raw events of `ranges` (at most
+    /// `max_events` read), people joined through the joins of their anonymous ids.
     async fn raw_moments(
         &self,
         scope: ReportScope,
         ask: &MomentsAsk<'_>,
-        ranges: &[(DateTime<Utc>, DateTime<Utc>)],
+        (ranges, wanted): (Ranges<'_>, &[bool]),
         max_events: Option<u64>,
         visit: Visit<'_>,
     ) -> Result<(), ReportError> {
-        if ranges.is_empty() {
+        if ranges.is_empty() || !wanted.contains(&true) {
             return Ok(());
         }
         let declared = self.declared_dimensions(scope.partner_id).await?;
         let filters = resolve_filters(ask.filters, &declared)?;
+        let slot_filters = (0..ask.types.len())
+            .map(|slot| resolve_filters(ask.slot_filters(slot), &declared))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| match error {
+                ReportError::Invalid { message, .. } => ReportError::Invalid {
+                    field: "stepWhere",
+                    message,
+                },
+                other => other,
+            })?;
         let payload = filters
             .iter()
+            .chain(slot_filters.iter().flatten())
             .any(|(dimension, _)| matches!(dimension, Dimension::Property(_)));
         // One type: the store filters it; several: every event of the range is read.
+        let types: BTreeSet<&String> = (0..ask.types.len())
+            .filter(|slot| wanted[*slot])
+            .map(|slot| &ask.types[slot])
+            .collect();
         let filter = EventFilter {
-            event_type: match ask.types {
+            event_type: match types.into_iter().collect::<Vec<_>>()[..] {
                 [only] => Some(only.clone()),
                 _ => None,
             },
@@ -124,15 +178,28 @@ impl ReportService {
             if !scope.counts(event) {
                 return;
             }
-            let Some(slot) = ask.types.iter().position(|t| *t == event.event_type) else {
+            // Read events come as their people (`for_each_event`).
+            let Some(person) = event.actor() else {
                 return;
             };
-            if !filters.is_empty() && !passes(&filters, &dimension_values(event, &declared)) {
+            let mut values = None;
+            let mut passes_all = |filters: &[(Dimension, String)]| {
+                filters.is_empty()
+                    || passes(
+                        filters,
+                        values.get_or_insert_with(|| dimension_values(event, &declared)),
+                    )
+            };
+            if !passes_all(&filters) {
                 return;
             }
-            // Read events come as their people (`for_each_event`).
-            if let Some(person) = event.actor() {
-                visit(person_key(person), slot, event.timestamp.timestamp_millis());
+            for (slot, event_type) in ask.types.iter().enumerate() {
+                if wanted[slot]
+                    && *event_type == event.event_type
+                    && passes_all(&slot_filters[slot])
+                {
+                    visit(person_key(person), slot, event.timestamp.timestamp_millis());
+                }
             }
         };
         for range in ranges {

@@ -65,6 +65,7 @@ impl ReportService {
         let wanted = person_key(user);
         let ask = MomentsAsk {
             types: &types,
+            slot_filters: &[],
             filters: &[],
             range,
             person: Some(wanted),

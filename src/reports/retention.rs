@@ -96,6 +96,7 @@ impl ReportService {
         let mut first_starts: HashMap<Person, Moment> = HashMap::new();
         let starts = MomentsAsk {
             types: std::slice::from_ref(&ask.start_event),
+            slot_filters: &[],
             filters: &ask.filters,
             range: (first_on_record, scope.to),
             person: None,
@@ -110,6 +111,7 @@ impl ReportService {
         let mut returns: HashMap<Person, Vec<usize>> = HashMap::new();
         let returning = MomentsAsk {
             types: std::slice::from_ref(&ask.return_event),
+            slot_filters: &[],
             filters: &ask.filters,
             range: (layout.first().copied().unwrap_or(scope.from), end),
             person: None,

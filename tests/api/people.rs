@@ -113,6 +113,7 @@ async fn people_are_joined_across_their_ids_in_funnels_and_retention(backend: Ba
     a_person_shows_their_joined_ids_first_and_last_seen_and_events(&app, &tenant).await;
     another_partners_key_sees_none_of_these_people(&app).await;
     an_alias_joins_its_previous_id_to_its_user(&app).await;
+    a_step_filter_counts_only_its_steps_matching_events(&app).await;
     a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_refold(&app).await;
     bad_funnel_and_retention_parameters_name_the_field(&app).await;
 }
@@ -342,6 +343,56 @@ async fn an_alias_joins_its_previous_id_to_its_user(app: &TestApp) {
         .await;
     assert_eq!(users(&funnel), [1, 1]);
     assert_eq!(funnel["steps"][1]["medianSecondsFromPrevious"], 2400.0);
+}
+
+/// `stepWhere=N:key:value` narrows one step; steps of one type with different filters are
+/// different steps.
+async fn a_step_filter_counts_only_its_steps_matching_events(app: &TestApp) {
+    let tenant = app.tenant("people-steps").await;
+    let view = |anonymous: &str, path: &str, time: &str| {
+        let mut view = event("page_view", None, Some(anonymous), time);
+        view["context"] = json!({"page": {"path": path}});
+        view
+    };
+    let mut events = vec![
+        view("a8", "/pricing", "2026-11-20T08:00"),
+        event("signup", None, Some("a8"), "2026-11-20T08:10"),
+        view("a9", "/blog", "2026-11-20T08:00"),
+        view("a9", "/pricing", "2026-11-20T08:05"),
+        event("signup", None, Some("a9"), "2026-11-20T08:10"),
+        view("a10", "/blog", "2026-11-20T08:00"),
+    ];
+    for event in &mut events {
+        event["subsystem"] = json!(tenant.subsystem_code);
+    }
+    let response = app.send_batch(&tenant.key, &events).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    app.await_events(&tenant.key, DAY, events.len()).await;
+    let funnel = |query: &'static str| {
+        let (app, key) = (app, &tenant.key);
+        async move { users(&app.funnel(key, &format!("{DAY}&window=1h&{query}")).await) }
+    };
+    assert_eq!(funnel("steps=page_view,signup").await, [3, 2]);
+    assert_eq!(
+        funnel("steps=page_view,signup&stepWhere=1:page:/pricing").await,
+        [2, 2]
+    );
+    assert_eq!(
+        funnel("steps=page_view,page_view,signup&stepWhere=1:page:/blog&stepWhere=2:page:/pricing")
+            .await,
+        [2, 1, 1],
+        "a9 read the blog, then pricing, then signed up; a10 only read the blog"
+    );
+    for bad in [
+        "steps=page_view,signup&stepWhere=3:page:/a",
+        "steps=page_view,signup&stepWhere=1:nope:/a",
+        "steps=page_view,signup&stepWhere=page:/a",
+    ] {
+        let query = format!("{DAY}&window=1h&{bad}");
+        let response = app.report(&tenant.key, Report::Funnel, &query).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error_fields(&problem), ["stepWhere"], "{bad}: {problem}");
+    }
 }
 
 /// An anonymous visitor's hour folded under the anonymous id; a sign-in later joins it to
