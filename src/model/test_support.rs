@@ -30,6 +30,23 @@ pub fn sample_event(event_id: &str) -> Event {
     }
 }
 
+/// `sample_event` by an anonymous visitor only, at `time` (RFC 3339).
+pub fn anonymous_event(event_id: &str, anonymous: &str, time: &str) -> Event {
+    let mut event = sample_event(event_id);
+    event.user_id = None;
+    event.anonymous_id = Some(anonymous.to_string());
+    event.timestamp = time.parse().expect("an RFC 3339 time");
+    event
+}
+
+/// `sample_event` carrying both ids, as an `identify` does.
+pub fn identify_event(event_id: &str, anonymous: &str, user: &str) -> Event {
+    let mut event = sample_event(event_id);
+    event.anonymous_id = Some(anonymous.to_string());
+    event.user_id = Some(user.to_string());
+    event
+}
+
 /// An active partner with the default rate limit.
 pub fn sample_partner() -> Partner {
     Partner {

@@ -196,30 +196,19 @@ pub(super) fn pending_since(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Event;
-    use crate::model::test_support::sample_event;
+    use crate::model::test_support::{anonymous_event, identify_event};
     use crate::store::embedded::EmbeddedStore;
     use crate::store::{EventStore, PeopleStore, RollupStore};
-
-    fn identify(id: &str, anonymous: &str, user: &str) -> Event {
-        let mut event = sample_event(id);
-        event.anonymous_id = Some(anonymous.to_string());
-        event.user_id = Some(user.to_string());
-        event
-    }
 
     #[tokio::test]
     async fn a_join_before_the_fold_holds_reports_back_and_a_join_during_it_makes_it_fold_again() {
         let dir = tempfile::TempDir::new().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let mut visit = sample_event("v1");
-        visit.user_id = None;
-        visit.anonymous_id = Some("a1".into());
-        visit.timestamp = "2026-11-20T10:05:00Z".parse().unwrap();
+        let visit = anonymous_event("v1", "a1", "2026-11-20T10:05:00Z");
         let partner = visit.partner_id;
         store.write_events(&[visit]).await.unwrap();
         assert_eq!(store.recount_pending_since(partner).await.unwrap(), None);
-        let mut sign_in = identify("i1", "a1", "u1");
+        let mut sign_in = identify_event("i1", "a1", "u1");
         sign_in.partner_id = partner;
         store.write_events(&[sign_in]).await.unwrap();
         assert!(
@@ -262,10 +251,7 @@ mod tests {
 
         let dir = tempfile::TempDir::new().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let mut visit = sample_event("v1");
-        visit.user_id = None;
-        visit.anonymous_id = Some("a1".into());
-        visit.timestamp = "2026-11-20T10:05:00Z".parse().unwrap();
+        let visit = anonymous_event("v1", "a1", "2026-11-20T10:05:00Z");
         let partner = visit.partner_id;
         let mut other = visit.clone();
         other.event_id = "v2".into();
@@ -282,7 +268,7 @@ mod tests {
         };
         assert!(marked(&store).is_empty(), "both hours folded");
 
-        let mut sign_in = identify("i1", "a1", "u1");
+        let mut sign_in = identify_event("i1", "a1", "u1");
         sign_in.partner_id = partner;
         sign_in.timestamp = "2026-11-20T15:00:00Z".parse().unwrap();
         store.write_events(&[sign_in.clone()]).await.unwrap();

@@ -152,7 +152,7 @@ fn hour_end_micros(hour: Hour) -> u64 {
 mod tests {
     use super::*;
     use crate::model::test_support::sample_event;
-    use crate::store::embedded::{EmbeddedStore, LAYOUT_KEY, STORE_META};
+    use crate::store::embedded::{EmbeddedStore, as_layout_left};
     use crate::store::{EventStore, RollupStore};
 
     fn marks(store: &EmbeddedStore) -> Vec<(Hour, u64)> {
@@ -186,18 +186,7 @@ mod tests {
                 .collect();
             store.write_events(&events).await.unwrap();
             // As layout 5 left it: no marks, the old version.
-            let transaction = store.database.begin_write().unwrap();
-            transaction
-                .open_table(BREAKDOWN_MARKS)
-                .unwrap()
-                .retain(|_, _| false)
-                .unwrap();
-            transaction
-                .open_table(STORE_META)
-                .unwrap()
-                .insert(LAYOUT_KEY, [5u8].as_slice())
-                .unwrap();
-            transaction.commit().unwrap();
+            as_layout_left(&store.database, 5, BREAKDOWN_MARKS);
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let hour = Hour::of(ten);

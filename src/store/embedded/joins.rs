@@ -313,17 +313,10 @@ fn text(bytes: &[u8]) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_support::sample_event;
-    use crate::store::embedded::{EmbeddedStore, LAYOUT_KEY, STORE_META};
+    use crate::model::test_support::identify_event;
+    use crate::store::embedded::{EmbeddedStore, as_layout_left};
     use crate::store::{EventStore, PeopleStore};
     use redb::ReadableTableMetadata;
-
-    fn identify(id: &str, anonymous: &str, user: &str) -> Event {
-        let mut event = sample_event(id);
-        event.anonymous_id = Some(anonymous.to_string());
-        event.user_id = Some(user.to_string());
-        event
-    }
 
     #[tokio::test]
     async fn the_first_user_wins_and_an_older_file_gets_its_joins_recorded() {
@@ -331,29 +324,19 @@ mod tests {
         let partner;
         {
             let store = EmbeddedStore::open(dir.path()).unwrap();
-            let first = identify("e1", "a1", "u1");
+            let first = identify_event("e1", "a1", "u1");
             partner = first.partner_id;
-            let mut later = identify("e2", "a1", "u9");
+            let mut later = identify_event("e2", "a1", "u9");
             later.partner_id = partner;
             store.write_events(&[first, later]).await.unwrap();
             let joins = store.joins_among(partner, vec!["a1".into()]).await;
             assert_eq!(joins.unwrap().user_of("a1"), Some("u1"));
-            let transaction = store.database.begin_write().unwrap();
+            let transaction = store.database.begin_read().unwrap();
             let conflicts = transaction.open_table(PEOPLE_JOIN_CONFLICTS).unwrap();
             assert_eq!(conflicts.len().unwrap(), 1, "the later pairing, recorded");
-            drop(conflicts);
+            drop((conflicts, transaction));
             // As layout 6 left it: no joins, the old version.
-            transaction
-                .open_table(PEOPLE_JOINS)
-                .unwrap()
-                .retain(|_, _| false)
-                .unwrap();
-            transaction
-                .open_table(STORE_META)
-                .unwrap()
-                .insert(LAYOUT_KEY, [6u8].as_slice())
-                .unwrap();
-            transaction.commit().unwrap();
+            as_layout_left(&store.database, 6, PEOPLE_JOINS);
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let joins = store.joins_among(partner, vec!["a1".into()]).await.unwrap();
@@ -369,18 +352,7 @@ mod tests {
         assert_eq!(ids_of(&store, "u1").await, ["a1"]);
         assert!(ids_of(&store, "u9").await.is_empty(), "not merged");
         // As layout 8 left it: joins, not indexed by user.
-        let transaction = store.database.begin_write().unwrap();
-        transaction
-            .open_table(PEOPLE_USER_IDS)
-            .unwrap()
-            .retain(|_, _| false)
-            .unwrap();
-        transaction
-            .open_table(STORE_META)
-            .unwrap()
-            .insert(LAYOUT_KEY, [8u8].as_slice())
-            .unwrap();
-        transaction.commit().unwrap();
+        as_layout_left(&store.database, 8, PEOPLE_USER_IDS);
         drop(store);
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(ids_of(&store, "u1").await, ["a1"], "indexed when opened");

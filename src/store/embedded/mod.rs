@@ -374,6 +374,24 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
+/// Leaves a data dir as an older layout did: `emptied` (a table it did not keep) cleared,
+/// `layout` its mark.
+#[cfg(test)]
+fn as_layout_left(database: &Database, layout: u8, emptied: Table) {
+    let transaction = database.begin_write().unwrap();
+    transaction
+        .open_table(emptied)
+        .unwrap()
+        .retain(|_, _| false)
+        .unwrap();
+    transaction
+        .open_table(STORE_META)
+        .unwrap()
+        .insert(LAYOUT_KEY, [layout].as_slice())
+        .unwrap();
+    transaction.commit().unwrap();
+}
+
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
