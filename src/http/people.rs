@@ -15,8 +15,8 @@ use crate::http::problem::ApiError;
 use crate::http::reports::{ReportParams, rendered, report_scope, time_zone};
 use crate::http::state::AppState;
 use crate::reports::{
-    Funnel, FunnelAsk, MAX_PERIODS, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS, Retention, RetentionAsk,
-    RetentionInterval,
+    Funnel, FunnelAsk, MAX_BREAKDOWN_VALUES, MAX_PERIODS, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS,
+    Retention, RetentionAsk, RetentionInterval, StepBreakdown,
 };
 
 /// `steps=`, described here, read from the raw query string.
@@ -37,6 +37,12 @@ pub struct FunnelParams {
     /// from raw events, at most `reports.max_raw_events` of its type in the range.
     #[param(rename = "stepWhere")]
     step_where: Option<Vec<String>>,
+    /// A dimension (as the breakdown report's) to break step 1 down by: the answer's
+    /// `breakdown` then holds the funnel of each of its top values among step-1 events.
+    breakdown: Option<String>,
+    /// With `breakdown`: how many values, 1 to 50 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 50)]
+    limit: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/funnel", tag = "reading",
@@ -60,6 +66,7 @@ pub async fn funnel(
         window_ms: window_ms(&window)?,
         window,
         filters: where_filters(raw)?,
+        breakdown: step_breakdown(raw)?,
     };
     let answer = state.reports.funnel(scope, ask).await?;
     Ok(rendered(&answer))
@@ -168,6 +175,26 @@ fn step_filters(raw: Option<&str>, steps: usize) -> Result<Vec<Vec<(String, Stri
         filters[step - 1].push((key.to_string(), value.to_string()));
     }
     Ok(filters)
+}
+
+/// `breakdown=D&limit=N`: step 1 broken down by the top values of a dimension.
+fn step_breakdown(raw: Option<&str>) -> Result<Option<StepBreakdown>, ApiError> {
+    let limit = match single(raw, "limit")? {
+        None => 10,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=MAX_BREAKDOWN_VALUES).contains(limit))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "limit",
+                    format!(
+                        "must be a whole number from 1 to {MAX_BREAKDOWN_VALUES}, got '{text}'"
+                    ),
+                )
+            })?,
+    };
+    Ok(single(raw, "breakdown")?.map(|dimension| StepBreakdown { dimension, limit }))
 }
 
 /// The one value of `name`; a repeat is a 400.

@@ -44,6 +44,17 @@ pub enum ReportError {
     Store(#[from] Arc<StoreError>),
 }
 
+impl ReportError {
+    /// The same 400 naming `field` instead (a filter checked under another parameter's
+    /// name); any other error as it is.
+    pub fn naming(self, field: &'static str) -> ReportError {
+        match self {
+            ReportError::Invalid { message, .. } => ReportError::Invalid { field, message },
+            other => other,
+        }
+    }
+}
+
 impl From<StoreError> for ReportError {
     fn from(error: StoreError) -> ReportError {
         ReportError::Store(Arc::new(error))

@@ -42,7 +42,10 @@ pub use aggregate::{
 pub use breakdown::{Breakdown, BreakdownAsk, BreakdownItem, MAX_LIMIT};
 pub use error::ReportError;
 pub use freshness::{Generations, Rendered};
-pub use funnel::{Funnel, FunnelAsk, FunnelStep, MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS};
+pub use funnel::{
+    Funnel, FunnelAsk, FunnelBreakdown, FunnelBreakdownItem, FunnelStep, MAX_BREAKDOWN_VALUES,
+    MAX_STEPS, MAX_WINDOW_DAYS, MIN_STEPS, StepBreakdown,
+};
 pub use person::Person;
 pub use retention::{Cohort, MAX_PERIODS, Retention, RetentionAsk, RetentionInterval};
 

@@ -151,13 +151,7 @@ impl ReportService {
         let slot_filters = (0..ask.types.len())
             .map(|slot| resolve_filters(ask.slot_filters(slot), &declared))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| match error {
-                ReportError::Invalid { message, .. } => ReportError::Invalid {
-                    field: "stepWhere",
-                    message,
-                },
-                other => other,
-            })?;
+            .map_err(|error| error.naming("stepWhere"))?;
         let payload = filters
             .iter()
             .chain(slot_filters.iter().flatten())

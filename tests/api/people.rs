@@ -113,7 +113,7 @@ async fn people_are_joined_across_their_ids_in_funnels_and_retention(backend: Ba
     a_person_shows_their_joined_ids_first_and_last_seen_and_events(&app, &tenant).await;
     another_partners_key_sees_none_of_these_people(&app).await;
     an_alias_joins_its_previous_id_to_its_user(&app).await;
-    a_step_filter_counts_only_its_steps_matching_events(&app).await;
+    step_filters_and_a_breakdown_of_step_1_count_only_matching_events(&app).await;
     a_join_after_the_fold_counts_the_earlier_events_at_once_and_after_the_refold(&app).await;
     bad_funnel_and_retention_parameters_name_the_field(&app).await;
 }
@@ -346,8 +346,8 @@ async fn an_alias_joins_its_previous_id_to_its_user(app: &TestApp) {
 }
 
 /// `stepWhere=N:key:value` narrows one step; steps of one type with different filters are
-/// different steps.
-async fn a_step_filter_counts_only_its_steps_matching_events(app: &TestApp) {
+/// different steps; `breakdown=D` gives the funnel per top value of step 1.
+async fn step_filters_and_a_breakdown_of_step_1_count_only_matching_events(app: &TestApp) {
     let tenant = app.tenant("people-steps").await;
     let view = |anonymous: &str, path: &str, time: &str| {
         let mut view = event("page_view", None, Some(anonymous), time);
@@ -383,15 +383,40 @@ async fn a_step_filter_counts_only_its_steps_matching_events(app: &TestApp) {
         [2, 1, 1],
         "a9 read the blog, then pricing, then signed up; a10 only read the blog"
     );
-    for bad in [
-        "steps=page_view,signup&stepWhere=3:page:/a",
-        "steps=page_view,signup&stepWhere=1:nope:/a",
-        "steps=page_view,signup&stepWhere=page:/a",
+    // Step 1 broken down by page: the funnel again for each page's viewers.
+    let query = format!("{DAY}&window=1h&steps=page_view,signup&breakdown=page");
+    let broken = app.funnel(&tenant.key, &query).await;
+    assert_eq!(users(&broken), [3, 2], "the funnel as asked, as before");
+    assert_eq!(broken["breakdown"]["dimension"], "page");
+    let items: Vec<(String, Vec<u64>)> = broken["breakdown"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| (item["value"].as_str().unwrap().to_string(), users(item)))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("/blog".into(), vec![2, 1]),
+            ("/pricing".into(), vec![2, 2])
+        ],
+        "two views each (ties by value); a10 read the blog and left"
+    );
+    for (bad, field) in [
+        ("steps=page_view,signup&stepWhere=3:page:/a", "stepWhere"),
+        ("steps=page_view,signup&stepWhere=1:nope:/a", "stepWhere"),
+        ("steps=page_view,signup&stepWhere=page:/a", "stepWhere"),
+        ("steps=page_view,signup&breakdown=nope", "breakdown"),
+        ("steps=page_view,signup&breakdown=page&limit=0", "limit"),
+        (
+            "steps=page_view,signup&breakdown=page&stepWhere=1:nope:/a",
+            "stepWhere",
+        ),
     ] {
         let query = format!("{DAY}&window=1h&{bad}");
         let response = app.report(&tenant.key, Report::Funnel, &query).await;
         let problem = assert_problem(response, StatusCode::BAD_REQUEST).await;
-        assert_eq!(error_fields(&problem), ["stepWhere"], "{bad}: {problem}");
+        assert_eq!(error_fields(&problem), [field], "{bad}: {problem}");
     }
 }
 
