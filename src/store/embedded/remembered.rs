@@ -4,7 +4,8 @@
 //! process, since the first user wins and is never replaced.
 //!
 //! Only what a committed transaction holds is remembered (`Remembered::committed`): a
-//! failed commit leaves nothing that would skip a later write.
+//! failed commit leaves nothing that would skip a later write. Whatever deletes a join
+//! (an erasure) must forget it here too.
 
 use std::sync::Arc;
 
