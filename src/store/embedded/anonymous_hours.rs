@@ -20,12 +20,13 @@ use super::{
 use crate::rollups::Hour;
 use crate::store::StoreError;
 
-/// `partner | anonymous id | 0`: the start of the id's conflicts or hours.
-fn anonymous_prefix(partner: Uuid, anonymous: &str) -> Vec<u8> {
-    let mut key = keys::prefixed(partner, anonymous.as_bytes());
+/// `partner | anonymous id | 0`: the start of the id's hours.
+fn anonymous_prefix(partner: Uuid, anonymous: &[u8]) -> Vec<u8> {
+    let mut key = keys::prefixed(partner, anonymous);
     key.push(0);
     key
 }
+
 /// Records that the anonymous ids `unjoined` (the events of `hour` without a user id, that
 /// its fold found no join for) have events in `hour`, so a join first recorded later marks
 /// it, in the fold's write transaction: false, writing nothing, when one of them was
@@ -54,7 +55,7 @@ pub(super) fn record(
         .open_table(PEOPLE_ANONYMOUS_HOURS)
         .map_err(storage_error)?;
     for anonymous in unjoined {
-        let mut key = anonymous_prefix(partner, anonymous);
+        let mut key = anonymous_prefix(partner, anonymous.as_bytes());
         key.extend_from_slice(&hour.to_be_bytes());
         table
             .insert(key.as_slice(), [].as_slice())
@@ -70,8 +71,7 @@ pub(super) fn mark(
     partner: Uuid,
     anonymous: &[u8],
 ) -> Result<(), StoreError> {
-    let mut prefix = keys::prefixed(partner, anonymous);
-    prefix.push(0);
+    let prefix = anonymous_prefix(partner, anonymous);
     let mut end = prefix.clone();
     *end.last_mut().expect("the 0 byte") = 1;
     let folded: Vec<Hour> = {
@@ -234,7 +234,7 @@ mod tests {
         let transaction = store.database.begin_read().unwrap();
         let hours = transaction.open_table(PEOPLE_ANONYMOUS_HOURS).unwrap();
         let key = |anonymous: &str| {
-            let mut key = anonymous_prefix(partner, anonymous);
+            let mut key = anonymous_prefix(partner, anonymous.as_bytes());
             key.extend_from_slice(&ten.to_be_bytes());
             key
         };
