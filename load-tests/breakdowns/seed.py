@@ -108,7 +108,10 @@ def post_batches(api, key, total, batch, concurrency, body_of):
     return tally
 
 
-def main():
+def seed_main(body_maker):
+    """The command line both seeders share: `API KEY DIR [--batch] [--concurrency]`; posts the
+    dataset in DIR with the batch bodies `body_maker(codes, tables)` returns a maker of
+    (`body_of(first, last)`), prints the accepted events, exits 1 on any refusal."""
     parser = argparse.ArgumentParser()
     parser.add_argument("api")
     parser.add_argument("key")
@@ -117,11 +120,17 @@ def main():
     parser.add_argument("--concurrency", type=int, default=6)
     args = parser.parse_args()
     codes, tables = load_dataset(args.dir)
-    pieces = fragments(tables)
     tally = post_batches(args.api, args.key, len(codes["ts"]), args.batch, args.concurrency,
-                         lambda first, last: body(codes, pieces, tables["seed"], first, last))
+                         body_maker(codes, tables))
     print(tally["accepted"])
     sys.exit(1 if tally["rejected"] or tally["refused"] else 0)
+
+
+def main():
+    def body_maker(codes, tables):
+        pieces = fragments(tables)
+        return lambda first, last: body(codes, pieces, tables["seed"], first, last)
+    seed_main(body_maker)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ says. Event ids are fixed, so a batch sent again stores nothing twice. Only 2xx 
 count: prints the accepted events, and exits 1 when any batch was refused or any event
 rejected.
 """
-import argparse
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "breakdowns"))
-from seed import load_dataset, post_batches  # noqa: E402
+from seed import seed_main  # noqa: E402
 
 
 def body(codes, types, seed, first, last):
@@ -34,19 +33,10 @@ def body(codes, types, seed, first, last):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("api")
-    parser.add_argument("key")
-    parser.add_argument("dir")
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=6)
-    args = parser.parse_args()
-    codes, tables = load_dataset(args.dir)
-    types = [json.dumps(name) for name in tables["eventTypes"]]
-    tally = post_batches(args.api, args.key, len(codes["ts"]), args.batch, args.concurrency,
-                         lambda first, last: body(codes, types, tables["seed"], first, last))
-    print(tally["accepted"])
-    sys.exit(1 if tally["rejected"] or tally["refused"] else 0)
+    def body_maker(codes, tables):
+        types = [json.dumps(name) for name in tables["eventTypes"]]
+        return lambda first, last: body(codes, types, tables["seed"], first, last)
+    seed_main(body_maker)
 
 
 if __name__ == "__main__":
