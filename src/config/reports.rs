@@ -31,6 +31,11 @@ pub struct ReportsConfig {
     /// (docs/BREAKDOWNS.md: two filters at once, a filter on `page`, a property…); past it
     /// the report is a 400 asking for a shorter range or a filter with cells.
     pub max_raw_events: u64,
+    /// The longest gap within one visit (API.md, "Sessions"). UTC days are folded with the
+    /// default 30 minutes; another gap is counted from people's postings at report time
+    /// (slower, and at most `max_raw_events` of them).
+    #[serde(with = "duration")]
+    pub session_gap: Duration,
     /// Reports computed at once by this instance (cached answers don't count).
     pub max_concurrent: usize,
     /// How long a report waits for one of those slots before it is answered 503.
@@ -51,6 +56,14 @@ impl ReportsConfig {
             (
                 self.max_raw_events == 0,
                 "reports.max_raw_events must be > 0".to_string(),
+            ),
+            (
+                self.session_gap < Duration::from_secs(60)
+                    || self.session_gap > Duration::from_secs(86_400),
+                format!(
+                    "reports.session_gap must be from 1m to 24h, got {:?}",
+                    self.session_gap
+                ),
             ),
         ])
     }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::model::Event;
+use crate::people::sessions::VisitTally;
 use crate::rollups::{ActorSketch, ActorUnion, Hour, HourRollup};
 
 // The `as` names are the ones the OpenAPI document has always used.
@@ -29,6 +30,15 @@ pub struct Summary {
     pub unique_users: u64,
     pub event_counts: BTreeMap<String, u64>,
     pub subsystem_counts: BTreeMap<Uuid, u64>,
+    /// People's visits (runs of events without a gap over `reports.session_gap`, cut at
+    /// UTC midnight and at the range's ends); `null` when a `where=` filter would have
+    /// them counted from more than `reports.max_raw_events` raw events.
+    pub visits: Option<u64>,
+    /// The share of visits that were one page view and nothing else (`null` without visits).
+    pub bounce_rate: Option<f64>,
+    /// The median visit duration, first event to last, in whole seconds (`null` without
+    /// visits).
+    pub visit_duration_seconds: Option<f64>,
     /// Every event acknowledged before this instant is counted.
     pub data_as_of: DateTime<Utc>,
 }
@@ -80,6 +90,9 @@ impl SummaryBuilder {
                 unique_users: 0,
                 event_counts: BTreeMap::new(),
                 subsystem_counts: BTreeMap::new(),
+                visits: None,
+                bounce_rate: None,
+                visit_duration_seconds: None,
                 data_as_of: DateTime::<Utc>::MIN_UTC,
             },
             actors: ActorUnion::default(),
@@ -101,9 +114,14 @@ impl SummaryBuilder {
         *summary.subsystem_counts.entry(subsystem_id).or_default() += count;
     }
 
-    pub fn finish(mut self, data_as_of: DateTime<Utc>) -> Summary {
+    pub fn finish(mut self, data_as_of: DateTime<Utc>, visits: Option<VisitTally>) -> Summary {
         self.summary.unique_users = self.actors.count();
         self.summary.data_as_of = data_as_of;
+        if let Some(tally) = visits {
+            self.summary.visits = Some(tally.visits);
+            self.summary.bounce_rate = tally.bounce_rate();
+            self.summary.visit_duration_seconds = tally.median_duration_seconds();
+        }
         self.summary
     }
 }
@@ -354,7 +372,7 @@ mod tests {
         builder.add(&event_at("2026-11-20T01:00:00Z", "view", "u1", true));
         builder.add(&event_at("2026-11-20T02:00:00Z", "view", "u2", false));
         builder.add(&event_at("2026-11-20T03:00:00Z", "buy", "u1", true));
-        let summary = builder.finish(utc("2026-11-21T00:00:00Z"));
+        let summary = builder.finish(utc("2026-11-21T00:00:00Z"), None);
         assert_eq!(
             (
                 summary.total_events,

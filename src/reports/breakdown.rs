@@ -162,8 +162,9 @@ fn not_a_dimension(field: &'static str, name: &str) -> ReportError {
         field,
         message: format!(
             "'{name}' is not a dimension: use eventType, subsystem, page, referrerHost, \
-             utmSource, utmMedium, utmCampaign, browser, os, deviceType, country, bot, valid, or \
-             properties.<name> for a declared property"
+             utmSource, utmMedium, utmCampaign, browser, os, deviceType, country, bot, valid, \
+             properties.<name> for a declared property, or (to break down by) entryPage or \
+             exitPage"
         ),
     }
 }

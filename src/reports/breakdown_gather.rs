@@ -10,7 +10,7 @@ use super::breakdown::{Breakdown, BreakdownAsk, BreakdownItem, Resolved, Tally};
 use super::breakdown_raw::RawBreakdown;
 use super::gather::RawReading;
 use super::{ReportError, ReportScope, ReportService, plan, slots};
-use crate::rollups::{BreakdownQuery, Dimension, EncodedTable, TopValue};
+use crate::rollups::{BreakdownQuery, Dimension, ENTRY_PAGE, EXIT_PAGE, EncodedTable, TopValue};
 use crate::store::{EventFilter, StoreError};
 
 impl ReportService {
@@ -19,6 +19,9 @@ impl ReportService {
         scope: ReportScope,
         ask: &BreakdownAsk,
     ) -> Result<Breakdown, ReportError> {
+        if [ENTRY_PAGE, EXIT_PAGE].contains(&ask.dimension.as_str()) {
+            return self.visit_pages(scope, ask).await;
+        }
         let as_of = self.as_of(scope.partner_id).await?;
         let declared = self.declared_dimensions(scope.partner_id).await?;
         let resolved = Resolved::new(ask, scope.subsystem_id, declared)?;

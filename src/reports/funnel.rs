@@ -140,7 +140,7 @@ impl ReportService {
             range: (scope.from, end),
             person: None,
         };
-        self.moments(scope, ask_moments, &mut |person, slot, at| {
+        self.moments(scope, ask_moments, &mut |person, slot, at, _| {
             moments.push((person, slot, at))
         })
         .await?;

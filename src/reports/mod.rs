@@ -25,6 +25,7 @@ mod person;
 mod plan;
 mod retention;
 mod slots;
+mod visits;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -158,6 +159,7 @@ pub struct ReportService {
     max_buckets: usize,
     max_raw_hours: usize,
     max_raw_events: u64,
+    session_gap_ms: i64,
     slots: slots::ComputeSlots,
 }
 
@@ -187,6 +189,7 @@ impl ReportService {
             max_buckets: config.max_buckets,
             max_raw_hours: config.max_raw_hours,
             max_raw_events: config.max_raw_events,
+            session_gap_ms: i64::try_from(config.session_gap.as_millis()).unwrap_or(i64::MAX),
             slots: slots::ComputeSlots::new(config.max_concurrent, config.max_wait),
         }
     }
@@ -219,7 +222,8 @@ impl ReportService {
                 self.gather_where(scope, filter, &filters, &[], &mut builder)
                     .await?;
             }
-            Ok(builder.finish(as_of))
+            let visits = self.visit_tally(scope, &filters).await?;
+            Ok(builder.finish(as_of, visits))
         };
         let shared_key = ("summary", scope, filters.clone());
         let key = SummaryKey {

@@ -19,7 +19,7 @@ use super::{ReportError, ReportScope, ReportService, plan};
 use crate::model::Event;
 use crate::people::postings;
 use crate::people::{Moment, Person, person_key};
-use crate::rollups::{BreakdownQuery, Dimension, dimension_values, postings_cell};
+use crate::rollups::{BreakdownQuery, Dimension, dimension_values, is_bot, postings_cell};
 use crate::store::{EventFilter, StoreError};
 
 /// What to gather: the event types (one slot each, in order), each slot's own filters (a
@@ -47,15 +47,41 @@ impl MomentsAsk<'_> {
     }
 }
 
-/// Where each moment goes, as (person, slot, time): a report keeps only what it needs
-/// (a funnel every moment, retention first starts and returning periods).
-pub(super) type Visit<'a> = &'a mut (dyn FnMut(Person, usize, Moment) + Send);
+/// Where each moment goes, as (person, slot, time, whether a bot's): a report keeps only
+/// what it needs (a funnel every moment, retention first starts and returning periods,
+/// visits each person's timeline).
+pub(super) type Visit<'a> = &'a mut (dyn FnMut(Person, usize, Moment, bool) + Send);
 
 /// Ranges of event times.
 type Ranges<'a> = &'a [(DateTime<Utc>, DateTime<Utc>)];
 
 impl ReportService {
+    /// The moments of `ask`; past `reports.max_raw_events` raw events (with filters), a
+    /// 400 naming `from`.
     pub(super) async fn moments(
+        &self,
+        scope: ReportScope,
+        ask: MomentsAsk<'_>,
+        visit: Visit<'_>,
+    ) -> Result<(), ReportError> {
+        self.gather_moments(scope, ask, visit)
+            .await
+            .map_err(|error| match error {
+                // No filter is to blame here: the range (and for retention the history) is.
+                ReportError::TooManyRawEvents { max } => ReportError::Invalid {
+                    field: "from",
+                    message: format!(
+                        "reports over people with where= filters are counted from raw events, \
+                         at most {max} (reports.max_raw_events), and this range holds more; \
+                         use a shorter range"
+                    ),
+                },
+                other => other,
+            })
+    }
+
+    /// `moments`, past the raw event bound a `TooManyRawEvents`.
+    pub(super) async fn gather_moments(
         &self,
         scope: ReportScope,
         ask: MomentsAsk<'_>,
@@ -116,7 +142,8 @@ impl ReportService {
                         };
                         for posting in postings::decode(part).map_err(StoreError::Corrupt)? {
                             if scope.include_bots || !posting.bot {
-                                visit(posting.person, slot, start + i64::from(posting.offset_ms));
+                                let at = start + i64::from(posting.offset_ms);
+                                visit(posting.person, slot, at, posting.bot);
                             }
                         }
                     }
@@ -192,7 +219,8 @@ impl ReportService {
                     && *event_type == event.event_type
                     && passes_all(&slot_filters[slot])
                 {
-                    visit(person_key(person), slot, event.timestamp.timestamp_millis());
+                    let at = event.timestamp.timestamp_millis();
+                    visit(person_key(person), slot, at, is_bot(event));
                 }
             }
         };
@@ -203,20 +231,7 @@ impl ReportService {
                 payload,
                 max_events,
             };
-            self.for_each_event(scope, reading, &mut keep)
-                .await
-                .map_err(|error| match error {
-                    // No filter is to blame here: the range (and for retention the history) is.
-                    ReportError::TooManyRawEvents { max } => ReportError::Invalid {
-                        field: "from",
-                        message: format!(
-                            "funnels and retention with where= filters are counted from raw \
-                             events, at most {max} (reports.max_raw_events), and this range \
-                             holds more; use a shorter range"
-                        ),
-                    },
-                    other => other,
-                })?;
+            self.for_each_event(scope, reading, &mut keep).await?;
         }
         Ok(())
     }

@@ -71,7 +71,7 @@ impl ReportService {
             person: Some(wanted),
         };
         let (mut events, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
-        self.moments(scope, ask, &mut |person, _, at| {
+        self.moments(scope, ask, &mut |person, _, at, _| {
             if person == wanted {
                 events += 1;
                 first = first.min(at);

@@ -101,7 +101,7 @@ impl ReportService {
             range: (first_on_record, scope.to),
             person: None,
         };
-        self.moments(scope, starts, &mut |person, _, at| {
+        self.moments(scope, starts, &mut |person, _, at, _| {
             let first = first_starts.entry(person).or_insert(at);
             *first = (*first).min(at);
         })
@@ -116,7 +116,7 @@ impl ReportService {
             range: (layout.first().copied().unwrap_or(scope.from), end),
             person: None,
         };
-        self.moments(scope, returning, &mut |person, _, at| {
+        self.moments(scope, returning, &mut |person, _, at, _| {
             if first_starts.contains_key(&person)
                 && let Some(period) = periods.index_of(at)
             {

@@ -14,9 +14,11 @@ use super::dimension::{Dimension, DimensionValues};
 use super::encoded_table::EncodedTable;
 use super::postings_fold::PostingsRecount;
 use super::value_table::{TableDisagreement, VALUE_CAP, ValueTable};
+use super::visits_fold::{VisitCell, VisitsRecount};
 use super::{ActorSketch, Hour};
 use crate::model::{Enrichment, Event};
 use crate::people::postings::{self, Posting};
+use crate::people::sessions::VisitTally;
 
 /// A stored cell's identity within a partner and an hour (or day): its partition, its
 /// filter as (dimension name, value), and the dimension it breaks down, by API name
@@ -120,13 +122,16 @@ fn scalar_text(value: Option<&serde_json::Value>) -> Option<String> {
 pub struct BreakdownRecount {
     delta: BreakdownDelta,
     postings: PostingsRecount,
+    visits: VisitsRecount,
 }
 
-/// What one stored cell holds: a breakdown's value table, or people's postings.
+/// What one stored cell holds: a breakdown's value table, people's postings, or a day's
+/// visit tally.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Table(ValueTable),
     Postings(Vec<Posting>),
+    Visits(VisitTally),
 }
 
 /// Cells by (hour or day, name).
@@ -143,11 +148,16 @@ impl Cell {
                 .map(ValueTable::to_bytes)
                 .collect(),
             Cell::Postings(list) => postings::encode(list.clone(), max_part_bytes),
+            Cell::Visits(tally) => tally.to_parts(max_part_bytes),
         }
     }
 
     /// The cell `name` stored as `encoded`.
     pub fn decode(name: &CellName, encoded: &EncodedTable) -> Result<Cell, String> {
+        if name.is_visits() {
+            return VisitTally::from_parts(encoded.parts().iter().map(Vec::as_slice))
+                .map(Cell::Visits);
+        }
         if !name.is_postings() {
             return encoded.decode().map(Cell::Table);
         }
@@ -159,11 +169,13 @@ impl Cell {
     }
 }
 
-/// What a recount says a cell should hold: each value's events, or the postings.
+/// What a recount says a cell should hold: each value's events, the postings, or the
+/// visit tally.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellRecount {
     Counts(CellCounts),
     Postings(Vec<Posting>),
+    Visits(VisitTally),
 }
 
 impl BreakdownRecount {
@@ -173,6 +185,7 @@ impl BreakdownRecount {
         self.delta
             .add(event.partner_id, Hour::of(event.timestamp), actor, &values);
         self.postings.add(event);
+        self.visits.add(event);
     }
 
     /// The hour cells to store: tables at `VALUE_CAP`, and postings.
@@ -182,11 +195,19 @@ impl BreakdownRecount {
         cells
     }
 
-    /// The same events' cells per UTC day (by its first hour): fold them from a recount of
-    /// the whole day (a day kept from sealed hours would lose its exact top values).
+    /// The same events' cells per UTC day (by its first hour), with the day's visits: fold
+    /// them from a recount of the whole day (a day kept from sealed hours would lose its
+    /// exact top values, and its visits).
     pub fn day_cells(&self, declared: &[String]) -> Cells {
         let mut cells = tables(self.delta.by_day(), declared);
         cells.extend(postings_cells(&self.postings, true));
+        for (key, cell) in self.visits.day_cells() {
+            let cell = match cell {
+                VisitCell::Tally(tally) => Cell::Visits(tally),
+                VisitCell::Pages(pages) => Cell::Table(capped(&pages)),
+            };
+            cells.insert(key, cell);
+        }
         cells
     }
 
@@ -201,6 +222,13 @@ impl BreakdownRecount {
     pub fn day_counts(&self, declared: &[String]) -> BTreeMap<(Hour, CellName), CellRecount> {
         let mut recounted = counts(self.delta.by_day(), declared);
         recounted.extend(postings_recounts(&self.postings, true));
+        for (key, cell) in self.visits.day_cells() {
+            let recount = match cell {
+                VisitCell::Tally(tally) => CellRecount::Visits(tally),
+                VisitCell::Pages(pages) => CellRecount::Counts(events_by_value(pages)),
+            };
+            recounted.insert(key, recount);
+        }
         recounted
     }
 }
@@ -233,14 +261,25 @@ fn tables(cells: impl IntoIterator<Item = (CellKey, ValueCounts)>, declared: &[S
         .into_iter()
         .filter_map(|(key, counts)| {
             let name = CellName::of(&key, declared)?;
-            let mut table = ValueTable::default();
-            // One batch holding every event, biggest values first: the top `VALUE_CAP`
-            // are kept exact (error 0), the rest folded with the largest as the bound.
-            table
-                .absorb(&counts, VALUE_CAP)
-                .expect("a new table has no stored sketch to decode");
-            Some(((key.hour, name), Cell::Table(table)))
+            Some(((key.hour, name), Cell::Table(capped(&counts))))
         })
+        .collect()
+}
+
+/// A cell's table of `counts`, one batch holding every event, biggest values first: the
+/// top `VALUE_CAP` are kept exact (error 0), the rest folded with the largest as the bound.
+fn capped(counts: &ValueCounts) -> ValueTable {
+    let mut table = ValueTable::default();
+    table
+        .absorb(counts, VALUE_CAP)
+        .expect("a new table has no stored sketch to decode");
+    table
+}
+
+fn events_by_value(counts: ValueCounts) -> CellCounts {
+    counts
+        .into_iter()
+        .map(|(value, delta)| (value, delta.events))
         .collect()
 }
 
@@ -252,11 +291,10 @@ fn counts(
         .into_iter()
         .filter_map(|(key, counts)| {
             let name = CellName::of(&key, declared)?;
-            let counts = counts
-                .into_iter()
-                .map(|(value, delta)| (value, delta.events))
-                .collect();
-            Some(((key.hour, name), CellRecount::Counts(counts)))
+            Some((
+                (key.hour, name),
+                CellRecount::Counts(events_by_value(counts)),
+            ))
         })
         .collect()
 }
@@ -302,6 +340,24 @@ fn check_cell(
     stored: Option<&Cell>,
     recounted: Option<&CellRecount>,
 ) -> Vec<TableDisagreement> {
+    if name.is_visits() {
+        let stored = match stored {
+            Some(Cell::Visits(tally)) => tally.clone(),
+            _ => VisitTally::default(),
+        };
+        let recounted = match recounted {
+            Some(CellRecount::Visits(tally)) => tally.clone(),
+            _ => VisitTally::default(),
+        };
+        return if stored == recounted {
+            Vec::new()
+        } else {
+            vec![TableDisagreement::Visits {
+                stored: stored.visits,
+                recounted: recounted.visits,
+            }]
+        };
+    }
     let none = Vec::new();
     if name.is_postings() {
         let stored = match stored {
@@ -402,7 +458,7 @@ mod tests {
         assert!(check_tables(partner, 1, &tables, &counts).is_empty());
         let table = |name: &CellName| match &tables[&(hour_of_test(), name.clone())] {
             Cell::Table(table) => table.clone(),
-            Cell::Postings(_) => panic!("a table"),
+            _ => panic!("a table"),
         };
 
         let page_cell = CellName {

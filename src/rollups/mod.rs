@@ -19,6 +19,7 @@ mod hour;
 mod postings_fold;
 mod sketch;
 mod value_table;
+mod visits_fold;
 
 pub use counts::{CountCell, HourCounts, RollupDelta, SketchKey, class_byte, is_bot, split_class};
 pub use hour::{HOURS_PER_DAY, Hour};
@@ -39,6 +40,9 @@ pub use postings_fold::{PostingsRecount, postings_cell};
 pub use value_table::{
     KeptValue, LIVE_VALUE_CAP, OtherValues, RecountedValue, TableDisagreement, VALUE_CAP,
     ValueTable,
+};
+pub use visits_fold::{
+    ENTRY_PAGE, EXIT_PAGE, PageStep, VisitCount, page_cell, page_step, visits_cell,
 };
 
 use uuid::Uuid;

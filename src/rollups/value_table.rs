@@ -91,6 +91,11 @@ pub enum TableDisagreement {
         stored: u64,
         recounted: u64,
     },
+    /// A day's visit tally that differs from the recount: how many visits each side has.
+    Visits {
+        stored: u64,
+        recounted: u64,
+    },
 }
 
 impl ValueTable {

@@ -141,6 +141,9 @@ fn the_report_schemas_describe_real_reports() {
         unique_users: 2,
         event_counts: BTreeMap::from([("page_view".to_string(), 3)]),
         subsystem_counts: BTreeMap::from([(Uuid::nil(), 3)]),
+        visits: Some(2),
+        bounce_rate: Some(0.5),
+        visit_duration_seconds: None,
         data_as_of: at,
     };
     assert_matches("SummaryReport", &serde_json::to_value(&summary).unwrap());

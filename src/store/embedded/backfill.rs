@@ -152,8 +152,11 @@ fn hour_end_micros(hour: Hour) -> u64 {
 mod tests {
     use super::*;
     use crate::model::test_support::sample_event;
+    use crate::people::sessions::VisitTally;
+    use crate::rollups::{BreakdownQuery, visits_cell};
+    use crate::store::embedded::BREAKDOWN_CELLS;
     use crate::store::embedded::{EmbeddedStore, as_layout_left};
-    use crate::store::{EventStore, RollupStore};
+    use crate::store::{BreakdownStore, EventStore, RollupStore};
 
     fn marks(store: &EmbeddedStore) -> Vec<(Hour, u64)> {
         let transaction = store.database.begin_read().unwrap();
@@ -199,5 +202,45 @@ mod tests {
             EmbeddedStore::open(dir.path()).is_ok(),
             "now of the current layout"
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_of_layout_9_gets_its_days_folded_again_with_their_visits() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let ten: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+        let partner = sample_event("any").partner_id;
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            // u1's page views: 10:00 and 10:10, then 40 minutes apart, then 13:10.
+            let events: Vec<_> = [0, 10, 50, 70, 190]
+                .iter()
+                .map(|minutes| {
+                    let mut event = sample_event(&format!("e{minutes}"));
+                    event.timestamp = ten + chrono::Duration::minutes(*minutes);
+                    event
+                })
+                .collect();
+            store.write_events(&events).await.unwrap();
+            store.settle_rollups(Utc::now()).await.unwrap();
+            // As layout 9 left it: days folded without visits (here, no cells at all).
+            as_layout_left(&store.database, 9, BREAKDOWN_CELLS);
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(marks(&store).len(), 3, "every hour with events marked");
+        let outcome = store.settle_rollups(Utc::now()).await.unwrap();
+        assert_eq!(outcome.folded, 4, "three hours and their day");
+        let day = Hour::of(ten).day();
+        let query = BreakdownQuery {
+            partner_id: partner,
+            names: vec![visits_cell(None, false)],
+            from: day,
+            to: Hour(day.0 + 24),
+            whole_days: [day].into(),
+        };
+        let read = store.breakdown_cells(&query).await.unwrap();
+        assert!(read.days.contains(&day));
+        let parts = read.tables[0][0].1.parts().iter().map(Vec::as_slice);
+        let tally = VisitTally::from_parts(parts).unwrap();
+        assert_eq!((tally.visits, tally.bounces), (3, 1));
     }
 }

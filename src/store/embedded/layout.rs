@@ -18,8 +18,11 @@ use crate::store::StoreError;
 /// 8: people's postings among the cells, and the anonymous ids' hours; a file of layout 5
 /// to 7 gets both recorded and every hour with events marked, so the settler refolds it.
 /// 9: the joins indexed by user too; a file of layout 5 to 8 gets them indexed.
-pub(super) const LAYOUT_VERSION: u8 = 9;
+/// 10: people's visits among a day's cells; a file of layout 8 or 9 gets every hour with
+/// events marked, so the settler refolds its hours and then its days.
+pub(super) const LAYOUT_VERSION: u8 = 10;
 const LAYOUT_USERS_TO_INDEX: u8 = 8;
+const LAYOUT_DAYS_TO_REFOLD: u8 = 9;
 const LAYOUTS_MARKED: [u8; 3] = [5, 6, 7];
 const LAYOUTS_REBUILT: [u8; 3] = [2, 3, 4];
 pub(super) const LAYOUT_KEY: &[u8] = b"format";
@@ -30,8 +33,10 @@ pub(super) enum Layout {
     RollupsToRebuild(u8),
     /// Layouts 5 to 7: joins and anonymous hours to record, hours to mark, users to index.
     Upgrade,
-    /// Layout 8: the joins to index by user.
+    /// Layout 8: the joins to index by user, and the hours to mark.
     UsersToIndex,
+    /// Layout 9: the hours to mark, so their days are folded with visits.
+    DaysToRefold,
 }
 
 /// Marks a new file with our layout; refuses a file written in another one (including the
@@ -54,6 +59,7 @@ pub(super) fn check_layout(
         Some(Some(LAYOUT_VERSION)) => Ok(Layout::Current),
         Some(Some(old)) if LAYOUTS_MARKED.contains(&old) => Ok(Layout::Upgrade),
         Some(Some(LAYOUT_USERS_TO_INDEX)) => Ok(Layout::UsersToIndex),
+        Some(Some(LAYOUT_DAYS_TO_REFOLD)) => Ok(Layout::DaysToRefold),
         None if !has_events => {
             meta.insert(LAYOUT_KEY, [LAYOUT_VERSION].as_slice())
                 .map_err(storage_error)?;

@@ -185,9 +185,15 @@ impl EmbeddedStore {
             transaction.open_table(table).map_err(storage_error)?;
         }
         let layout = check_layout(&transaction, &path)?;
-        if let Layout::Upgrade = layout {
+        let upgraded = matches!(
+            layout,
+            Layout::Upgrade | Layout::UsersToIndex | Layout::DaysToRefold
+        );
+        if upgraded {
             let hours = backfill::mark_every_hour(&transaction)?;
             tracing::info!(hours, "marked the hours of an older data dir for folding");
+        }
+        if let Layout::Upgrade = layout {
             let joins = joins::record_every_join(&transaction)?;
             tracing::info!(joins, "recorded the people's joins of an older data dir");
         }
@@ -197,6 +203,8 @@ impl EmbeddedStore {
                 users,
                 "indexed the people's joins of an older data dir by user"
             );
+        }
+        if upgraded {
             transaction
                 .open_table(STORE_META)
                 .map_err(storage_error)?
