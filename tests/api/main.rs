@@ -41,5 +41,6 @@ mod restart;
 mod schemas;
 mod segment;
 mod segment_sdks;
+mod sessions;
 mod slow_clients;
 mod traces;
