@@ -247,6 +247,15 @@ function share(part, total) {
   return total === 0 ? '–' : `${(100 * part / total).toFixed(1)} %`
 }
 
+// Whole seconds as `42 s`, `3 min 05 s` or `1 h 02 min`.
+function duration(seconds) {
+  const whole = Math.round(seconds)
+  if (whole < 60) return `${whole} s`
+  const minutes = Math.floor(whole / 60)
+  if (minutes < 60) return `${minutes} min ${String(whole % 60).padStart(2, '0')} s`
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`
+}
+
 function renderTotals(summary, eventType) {
   const total = summary.totalEvents
   $('total-events').textContent = numberFormat.format(total)
@@ -255,6 +264,10 @@ function renderTotals(summary, eventType) {
   $('invalid-share').textContent = share(summary.invalidEvents, total)
   $('invalid-events').textContent = `${numberFormat.format(summary.invalidEvents)} events`
   $('unique-users').textContent = numberFormat.format(summary.uniqueUsers)
+  // Visits are null when a filter would have them counted from too many raw events.
+  $('visits').textContent = summary.visits == null ? '–' : numberFormat.format(summary.visits)
+  $('bounce-rate').textContent = summary.bounceRate == null ? '–' : `${(100 * summary.bounceRate).toFixed(1)} %`
+  $('visit-duration').textContent = summary.visitDurationSeconds == null ? '–' : duration(summary.visitDurationSeconds)
   // The summary report has no event-type filter: say what the totals cover.
   $('totals-note').hidden = !eventType
   $('totals-note').textContent = eventType

@@ -7,7 +7,11 @@
 const PANEL_LIMIT = 10
 // Each panel and the dimensions it can show (the first by default; more give a switch).
 const PANELS = [
-  { id: 'pages', title: 'Top pages', dimensions: [['page', 'Page']] },
+  {
+    id: 'pages',
+    title: 'Top pages',
+    dimensions: [['page', 'Page'], ['entryPage', 'Entry page'], ['exitPage', 'Exit page']],
+  },
   { id: 'referrers', title: 'Referrers', dimensions: [['referrerHost', 'Referrer']] },
   {
     id: 'campaigns',
@@ -19,6 +23,8 @@ const PANELS = [
   { id: 'systems', title: 'Operating systems', dimensions: [['os', 'OS']] },
   { id: 'devices', title: 'Devices', dimensions: [['deviceType', 'Device']] },
 ]
+// Dimensions whose values count visits, not events: not filters (a visit is no event).
+const VISIT_DIMENSIONS = ['entryPage', 'exitPage']
 // Statuses that concern one panel's question: its detail is shown in the panel. Others
 // (a bad key, rate limits, an unreachable service) are the whole page's problem.
 const PANEL_STATUSES = [400, 404, 422]
@@ -119,13 +125,15 @@ function pageFailure(results) {
 
 function renderPanels(results) {
   for (const result of results) renderPanel(result)
-  renderBotShare(results.find(({ answer }) => answer))
+  // Bots' events: from a panel counting events, not visits.
+  renderBotShare(results.find(({ answer, dimension }) => answer && !VISIT_DIMENSIONS.includes(dimension)))
 }
 
 function renderPanel({ panel, dimension, answer, error }) {
   const section = $(`panel-${panel.id}`)
   const table = section.querySelector('table')
   table.tHead.rows[0].cells[0].textContent = dimensionLabel(dimension)
+  table.tHead.rows[0].cells[1].textContent = VISIT_DIMENSIONS.includes(dimension) ? 'Visits' : 'Events'
   section.dataset.dimension = dimension
   const tbody = table.tBodies[0]
   if (error) {
@@ -147,8 +155,14 @@ function wide(text, className) {
   return td
 }
 
-// The value as a button that filters the page, over a bar of its share of the events.
+// The value as a button that filters the page (an entry or exit page as text), over a
+// bar of its share of the events (or visits).
 function valueRow(dimension, item, total) {
+  if (VISIT_DIMENSIONS.includes(dimension)) {
+    const name = cell(valueLabel(dimension, item.value), 'value')
+    name.append(bar(item.events, total))
+    return [name, cell(numberFormat.format(item.events), 'num'), cell(numberFormat.format(item.uniqueUsers), 'num')]
+  }
   const pick = document.createElement('button')
   pick.type = 'button'
   pick.className = 'pick'

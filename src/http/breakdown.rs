@@ -21,8 +21,10 @@ const DEFAULT_LIMIT: usize = 10;
 #[into_params(parameter_in = Query)]
 pub struct BreakdownParams {
     /// `eventType`, `subsystem`, `page`, `referrerHost`, `utmSource`, `utmMedium`,
-    /// `utmCampaign`, `browser`, `os`, `deviceType`, `country`, `bot`, `valid`, or
-    /// `properties.<name>` for a property the partner declared as a dimension.
+    /// `utmCampaign`, `browser`, `os`, `deviceType`, `country`, `bot`, `valid`,
+    /// `properties.<name>` for a property the partner declared as a dimension, or
+    /// `entryPage` / `exitPage`: the page visits began or ended on (`events` and
+    /// `totalEvents` then count visits, `uniqueUsers` people).
     dimension: Option<String>,
     /// Values listed, 1 to 1000 (default 10).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]

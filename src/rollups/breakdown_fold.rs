@@ -506,6 +506,23 @@ mod tests {
         assert!(days.keys().all(|(day, _)| *day == hour.day()));
         let day_counts = recount.day_counts(&declared);
         assert!(check_tables(partner, 24, &days, &day_counts).is_empty());
+
+        // A day's visits are checked too: a stored tally that lost a bounce differs.
+        let visits = crate::rollups::visits_cell(None, false);
+        let mut changed = days.clone();
+        let Some(Cell::Visits(tally)) = changed.get_mut(&(hour.day(), visits.clone())) else {
+            panic!("the day's visits")
+        };
+        assert!(tally.bounces > 0);
+        tally.bounces -= 1;
+        let differences = check_tables(partner, 24, &changed, &day_counts);
+        assert_eq!(differences.len(), 1);
+        assert_eq!(differences[0].cell, visits);
+        let entries = crate::rollups::page_cell(crate::rollups::ENTRY_PAGE, None, false);
+        assert!(
+            days.contains_key(&(hour.day(), entries)),
+            "entry pages beside them"
+        );
     }
 
     fn hour_of_test() -> Hour {

@@ -328,12 +328,33 @@ async fn assert_board_matches_api(app: &TestApp, seeded: &Seeded, board: &Value)
         encode(board["to"].as_str().unwrap())
     );
     let summary = app.summary(&seeded.read_key, &range).await;
-    for field in ["totalEvents", "validEvents", "invalidEvents", "uniqueUsers"] {
+    for field in [
+        "totalEvents",
+        "validEvents",
+        "invalidEvents",
+        "uniqueUsers",
+        "visits",
+    ] {
         assert_eq!(
             board[field], summary[field],
             "{field}: {board} vs {summary}"
         );
     }
+    let bounce = summary["bounceRate"]
+        .as_f64()
+        .expect("visits, so a bounce rate");
+    let shown: f64 = board["bounceRate"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(" %")
+        .parse()
+        .unwrap();
+    assert!(
+        (shown - 100.0 * bounce).abs() <= 0.05,
+        "{shown} % vs {bounce}"
+    );
+    assert!(summary["visitDurationSeconds"].is_number());
+    assert_ne!(board["visitDuration"], "–", "{board}");
     assert_eq!(summary["totalEvents"], seeded.events.len());
     assert_eq!(summary["invalidEvents"], 6);
     let mut expected_types: Vec<(String, u64)> = summary["eventCounts"]

@@ -148,6 +148,14 @@ pub(crate) async fn assert_filters(
         (&top_source[0], &top_source[1]),
         (&json!("newsletter"), &json!(10))
     );
+    let by_entry = &seen["byEntryPage"];
+    let pages = &by_entry["panels"]["pages"];
+    assert_eq!(pages["dimension"], "entryPage", "the pages switch");
+    assert!(
+        !shown_rows(pages).is_empty(),
+        "visits entered somewhere: {pages}"
+    );
+    assert_panels_match(app, key, by_entry, "").await;
 }
 
 /// A panel whose question was refused says why, and only that panel.

@@ -62,6 +62,9 @@ async function readBoard(page) {
       validShare: text('valid-share'),
       invalidShare: text('invalid-share'),
       uniqueUsers: digits('unique-users'),
+      visits: digits('visits'),
+      bounceRate: text('bounce-rate'),
+      visitDuration: text('visit-duration'),
       topTypes: rows('top-types').map(([name, count]) => [name, Number(count.replace(/[^0-9]/g, ''))]),
       topSubsystems: rows('top-subsystems').map(([, count]) => Number(count.replace(/[^0-9]/g, ''))),
       latest,
@@ -126,7 +129,10 @@ async function filterAndBots(page) {
   const withoutBots = await readBoard(page)
   await nextLoad(page, () => page.selectOption('#panel-campaigns-dimension', 'utmSource'))
   const bySource = (await readBoard(page)).panels.campaigns
-  return { clickQueries, filtered, removeQueries, restored, botQueries, withBots, withoutBots, bySource }
+  await nextLoad(page, () => page.selectOption('#panel-pages-dimension', 'entryPage'))
+  const byEntryPage = await readBoard(page)
+  await nextLoad(page, () => page.selectOption('#panel-pages-dimension', 'page'))
+  return { clickQueries, filtered, removeQueries, restored, botQueries, withBots, withoutBots, bySource, byEntryPage }
 }
 
 // The funnel (page view → sign-up → purchase, within a day) and the retention grid (page
