@@ -8,13 +8,15 @@ One partner, EVENTS events over the 30 days before START (epoch seconds), 200,00
   (`purchase`) 1 minute to 4 days after signing up, and a tenth of the sign-ups and
   purchases come too late for a 7-day window; some sign-ups and purchases have no view;
 - the rest spread over 47 other types (Zipf) and every person uniformly;
+- page views: the second most frequent of the other types is `page_view`, each on one of
+  30 pages (Zipf), so visits have bounces and entry and exit pages;
 - identity as a web tracker sees it: 40% of people browse anonymously (`anonymousId`
   only) until they sign in at a random instant (an `identify` carrying both ids), then
   carry their `userId`; 10% never sign in (their person is the anonymous id); the rest
   always carry their `userId`.
 
 Writes into OUT: events.parquet (what chDB reads: ts in ms, event_type, person as the
-service resolves it, user_id and anonymous_id as sent) and codes.npz with tables.json
+service resolves it, user_id and anonymous_id as sent, a page view's page) and codes.npz with tables.json
 (what seed.py turns into batch events).
 
 Usage: dataset.py --events N --start EPOCH --out DIR [--seed 26]
@@ -31,6 +33,8 @@ DAYS = 30
 PEOPLE = 200_000
 FUNNEL = ["view_pricing", "signup", "purchase"]
 OTHER_TYPES = [f"action_{n:02}" for n in range(47)]
+OTHER_TYPES[1] = "page_view"
+PAGES = [f"/p/{n:02}" for n in range(30)]
 TYPES = FUNNEL + OTHER_TYPES
 VIEWERS = 100_000
 SIGN_UP_SHARE, PURCHASE_SHARE, LATE_SHARE = 0.40, 0.30, 0.10
@@ -113,10 +117,14 @@ def main():
     carries = np.where(kind[person] == 0, 1, np.where(kind[person] == 2, 2, np.where(ts < sign_in[person], 2, 1)))
     carries = np.where(event_type == IDENTIFY, 3, carries)
 
+    views = event_type == TYPES.index("page_view")
+    page = np.where(views, rng.choice(len(PAGES), len(ts), p=zipf(len(PAGES))), -1).astype(np.int16)
+
     os.makedirs(args.out, exist_ok=True)
-    np.savez(os.path.join(args.out, "codes.npz"), ts=ts, person=person, event_type=event_type, carries=carries)
+    np.savez(os.path.join(args.out, "codes.npz"), ts=ts, person=person, event_type=event_type, carries=carries,
+             page=page)
     with open(os.path.join(args.out, "tables.json"), "w") as out:
-        json.dump({"eventTypes": TYPES + ["identify"], "seed": args.seed}, out)
+        json.dump({"eventTypes": TYPES + ["identify"], "pages": PAGES, "seed": args.seed}, out)
     users = np.array([f"user_{p}" for p in range(PEOPLE)], dtype=object)
     anonymous = np.array([f"anon_{p}" for p in range(PEOPLE)], dtype=object)
     resolved = np.where(kind == 2, anonymous, users)
@@ -126,6 +134,7 @@ def main():
         "person": pa.array(resolved[person], pa.string()),
         "user_id": pa.array(np.where(carries != 2, users[person], None), pa.string()),
         "anonymous_id": pa.array(np.where(carries != 1, anonymous[person], None), pa.string()),
+        "page": pa.array(np.where(page >= 0, np.array(PAGES, dtype=object)[np.maximum(page, 0)], None), pa.string()),
     })
     pq.write_table(table, os.path.join(args.out, "events.parquet"), row_group_size=1_000_000)
     print(f"dataset: {len(ts)} events, {PEOPLE} people, {len(TYPES)} event types (and identify), "

@@ -7,6 +7,9 @@
                                        users}, cold the first run, median of the 5 after it
   engines.py retention DIR FROM TO     prints JSON [[week start, users, returned…]…]: the
                                        exact answer our retention question must give
+  engines.py sessions DIR FROM TO      in a fresh process: prints JSON {cold_ms, median_ms,
+                                       visits, bounces, median_seconds, entries}: visits
+                                       as our summary and entryPage breakdown count them
 
 The funnel is ours (view_pricing → signup → purchase, 7-day window, step 1 in [FROM, TO))
 as ClickHouse's `windowFunnel` counts it, over the person each event belongs to (resolved
@@ -33,9 +36,9 @@ def connect(path):
 def load(parquet, path, order):
     connection = connect(path)
     connection.query(
-        "CREATE TABLE events (ts DateTime64(3, 'UTC'), event_type LowCardinality(String), person String) "
-        f"ENGINE = MergeTree ORDER BY ({order})")
-    connection.query(f"INSERT INTO events SELECT ts, event_type, person FROM file('{parquet}', Parquet)")
+        "CREATE TABLE events (ts DateTime64(3, 'UTC'), event_type LowCardinality(String), person String, "
+        f"page LowCardinality(Nullable(String))) ENGINE = MergeTree ORDER BY ({order})")
+    connection.query(f"INSERT INTO events SELECT ts, event_type, person, page FROM file('{parquet}', Parquet)")
     connection.query("OPTIMIZE TABLE events FINAL")
 
 
@@ -71,6 +74,44 @@ def retention(connection, start, end, periods=4):
     return grid
 
 
+def visits_sql(start, end):
+    """Each visit of [start, end): a person's events (one type at the same millisecond
+    once) split where the gap from the one before is over 30 minutes or crosses UTC
+    midnight, with its events, page views, duration in whole seconds and entry page."""
+    return (
+        "SELECT person, visit, count() AS events, countIf(event_type = 'page_view') AS views, "
+        "intDiv(max(ms) - min(ms), 1000) AS seconds, "
+        "argMinIf(page, (ms, event_type), event_type = 'page_view') AS entry FROM ("
+        "SELECT person, ms, event_type, page, sum(if(previous < 0 OR ms - previous > 1800000 "
+        "OR intDiv(ms, 86400000) != intDiv(previous, 86400000), 1, 0)) OVER (PARTITION BY person "
+        "ORDER BY ms, event_type ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS visit FROM ("
+        "SELECT person, ms, event_type, page, lagInFrame(ms, 1, toInt64(-1)) OVER (PARTITION BY person "
+        "ORDER BY ms, event_type ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS previous FROM ("
+        "SELECT person, toUnixTimestamp64Milli(ts) AS ms, event_type, min(page) AS page FROM events "
+        f"WHERE ts >= '{start}' AND ts < '{end}' GROUP BY person, event_type, ts))) "
+        "GROUP BY person, visit")
+
+
+def sessions(connection, start, end):
+    visits = visits_sql(start, end)
+    tally = (f"SELECT count(), countIf(events = 1 AND views = 1), quantileExactLow(0.5)(seconds), "
+             f"quantileExactHigh(0.5)(seconds) FROM ({visits})")
+
+    def timed():
+        began = time.perf_counter()
+        rows = json.loads(connection.query(tally, "JSONCompact").bytes())["data"]
+        return (time.perf_counter() - began) * 1000, rows
+
+    cold, rows = timed()
+    times = [timed()[0] for _ in range(RUNS)]
+    count, bounces, low, high = (int(value) for value in rows[0])
+    entries = json.loads(connection.query(
+        f"SELECT entry, count() AS n FROM ({visits}) WHERE views > 0 GROUP BY entry "
+        "ORDER BY n DESC, entry LIMIT 10", "JSONCompact").bytes())["data"]
+    return {"cold_ms": cold, "median_ms": statistics.median(times), "visits": count, "bounces": bounces,
+            "median_seconds": (low + high) / 2, "entries": [[page, int(n)] for page, n in entries]}
+
+
 def main():
     command = sys.argv[1]
     if command == "load":
@@ -80,6 +121,9 @@ def main():
     connection = connect(path)
     if command == "retention":
         print(json.dumps(retention(connection, start, end)))
+        return
+    if command == "sessions":
+        print(json.dumps(sessions(connection, start, end)))
         return
     sql = funnel_sql(start, end)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Times our funnel and retention endpoints: one connection, REQUESTS sequential requests
+"""Times our funnel, retention, summary (visits) and entry page endpoints: one connection, REQUESTS sequential requests
 per question (breakdowns/ours.py's timing).
 
   ours.py API KEY FROM TO REQUESTS
 
 Prints JSON {question: {first_ms, p50_ms, p99_ms, ok, answer}} (answer: the funnel's users
-per step, or the retention cohorts).
+per step, the retention cohorts, the summary's [visits, bounceRate, visitDurationSeconds],
+or the top 10 entry pages as [page, visits]).
 """
 import http.client
 import json
@@ -18,6 +19,8 @@ from ours import summary_of, timed_requests  # noqa: E402
 
 FUNNEL = "3-step funnel (view_pricing, signup, purchase), 7-day window, 30 days"
 RETENTION = "retention grid, signup then action_00, 4 weekly periods, 30 days"
+SESSIONS = "summary with visits, bounce rate, median visit duration, 30 days"
+ENTRIES = "top 10 entry pages (visits), 30 days"
 
 
 def main():
@@ -29,11 +32,20 @@ def main():
             dict(span, steps="view_pricing,signup,purchase", window="7d")),
         RETENTION: "/api/v1/reports/retention?" + urllib.parse.urlencode(
             dict(span, startEvent="signup", returnEvent="action_00", interval="week", periods=4)),
+        SESSIONS: "/api/v1/reports/summary?" + urllib.parse.urlencode(span),
+        ENTRIES: "/api/v1/reports/breakdown?" + urllib.parse.urlencode(dict(span, dimension="entryPage")),
     }
     answers = {}
     for question, path in questions.items():
         times, body = timed_requests(connection, path, key, requests)
-        answer = [step["users"] for step in body["steps"]] if "steps" in body else body["cohorts"]
+        if "steps" in body:
+            answer = [step["users"] for step in body["steps"]]
+        elif "cohorts" in body:
+            answer = body["cohorts"]
+        elif "visits" in body:
+            answer = [body["visits"], body["bounceRate"], body["visitDurationSeconds"]]
+        else:
+            answer = [[item["value"], item["events"]] for item in body["items"]]
         answers[question] = dict(summary_of(times), answer=answer)
     print(json.dumps(answers))
 

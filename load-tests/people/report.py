@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """run.sh's table, from the JSON that engines.py and ours.py left in WORK, and whether the
 answers agree exactly: our funnel's users per step with chDB's windowFunnel, our
-retention grid with chDB's recount.
+retention grid with chDB's recount, our visits (count, bounces, median duration) and top
+entry pages with chDB's window-function recount.
 
   report.py WORK
 """
@@ -17,16 +18,19 @@ def main():
     work = sys.argv[1]
     by_time, by_type = load(work, "chdb-ts"), load(work, "chdb-event_type")
     grid = load(work, "chdb-retention")
+    visits = load(work, "chdb-sessions")
     cold, warm = load(work, "cold"), load(work, "warm")
-    # ours.py asks the funnel first, then the retention grid.
-    funnel, retention = list(cold)
+    # ours.py asks the funnel first, then the retention grid, the summary, the entry pages.
+    funnel, retention, summary, entries = list(cold)
     print()
     print("| question | chDB by time, median (cold) | chDB by type, median (cold) "
           "| Volcanion cold p99 (first) | warm p99 |")
     print("|---|---|---|---|---|")
-    for question in (funnel, retention):
+    for question in (funnel, retention, summary, entries):
         engines = [f"{run['median_ms']:.0f} ms ({run['cold_ms']:.0f} ms)" if question == funnel else "—"
                    for run in (by_time, by_type)]
+        if question == summary:
+            engines[0] = f"{visits['median_ms']:.0f} ms ({visits['cold_ms']:.0f} ms)"
         o = cold[question]
         print(f"| {question} | {' | '.join(engines)} | {o['p99_ms']:.1f} ms ({o['first_ms']:.1f} ms) | "
               f"{warm[question]['p99_ms']:.2f} ms |")
@@ -36,6 +40,10 @@ def main():
     verdicts = [("funnel users per step", ours_funnel, by_time["users"]),
                 ("funnel users per step (by type)", ours_funnel, by_type["users"]),
                 ("retention grid", ours_grid, grid)]
+    count, rate, seconds = cold[summary]["answer"]
+    verdicts.append(("visits, bounces, median seconds", [count, round(rate * count), seconds],
+                     [visits["visits"], visits["bounces"], visits["median_seconds"]]))
+    verdicts.append(("top entry pages", cold[entries]["answer"], visits["entries"]))
     failed = False
     for name, ours, theirs in verdicts:
         same = ours == theirs

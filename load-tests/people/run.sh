@@ -8,7 +8,7 @@
 #      until they sign in (an identify joins them), 10% never
 #   2. engines.py: chDB's native table, sorted by time and then by (event type, time); the
 #      funnel's first run (fresh process) and the median of 5 after it; the exact
-#      retention grid
+#      retention grid; visits by window functions (time-sorted table), timed the same way
 #   3. seed.py: the events through POST /api/v1/events/batch (BATCH=500, CONCURRENCY=6),
 #      2xx only, with folds held back (on 2 cores they would share the CPU with the seed);
 #      then the service restarts with a 2 s settle and folds every hour and day; the
@@ -56,6 +56,7 @@ for order in ts "event_type, ts"; do
   "$PY" $HERE/engines.py funnel "$WORK/$name-db" "${FROM%Z}" "${TODAY%Z}" > "$WORK/$name.json"
 done
 "$PY" $HERE/engines.py retention "$WORK/$name-db" "${FROM%Z}" "${TODAY%Z}" > "$WORK/chdb-retention.json"
+"$PY" $HERE/engines.py sessions "$WORK/chdb-ts-db" "${FROM%Z}" "${TODAY%Z}" > "$WORK/chdb-sessions.json"
 rm -rf "$WORK"/chdb-*-db
 say "chDB done"
 
