@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, GOOGLEBOT, Report, Tenant, TestApp, assert_problem, error_fields, spawn_app,
+    Backend, GOOGLEBOT, Report, Tenant, TestApp, TestAppBuilder, assert_problem, error_fields,
+    spawn_app,
 };
 
 const GAP_MS: i64 = 30 * 60_000;
@@ -158,7 +159,16 @@ impl Expected {
 /// The brute-force recount: each event as its person (the first user its anonymous id
 /// was seen with), each person's events in the range in time order (one type at the same
 /// millisecond once), a new visit after a gap over 30 minutes or at UTC midnight.
-fn recount(sent: &[Sent], (from, to): (&str, &str), include_bots: bool) -> Expected {
+fn recount(sent: &[Sent], range: (&str, &str), include_bots: bool) -> Expected {
+    recount_with_gap(sent, range, include_bots, GAP_MS)
+}
+
+fn recount_with_gap(
+    sent: &[Sent],
+    (from, to): (&str, &str),
+    include_bots: bool,
+    gap_ms: i64,
+) -> Expected {
     let (from, to): (DateTime<Utc>, DateTime<Utc>) = (from.parse().unwrap(), to.parse().unwrap());
     let mut joins: HashMap<&str, &str> = HashMap::new();
     for event in sent {
@@ -192,7 +202,7 @@ fn recount(sent: &[Sent], (from, to): (&str, &str), include_bots: bool) -> Expec
         for event in events {
             let continues = visits.last().is_some_and(|visit| {
                 let last = visit.last().unwrap().at;
-                (event.at - last).num_milliseconds() <= GAP_MS
+                (event.at - last).num_milliseconds() <= gap_ms
                     && event.at.date_naive() == visit[0].at.date_naive()
             });
             if !continues {
@@ -290,60 +300,82 @@ async fn visits_are_counted_per_person_from_folded_days_and_the_ranges_cut_ends(
         ),
     ];
     for (query, expected) in &cases {
-        let summary = app.summary(key, query).await;
-        assert_eq!(summary["visits"], json!(expected.visits), "{query}");
-        assert_eq!(
-            summary["bounceRate"],
-            json!(expected.bounce_rate()),
-            "{query}"
-        );
-        assert_eq!(
-            summary["visitDurationSeconds"],
-            json!(expected.median_seconds()),
-            "{query}"
-        );
-    }
-    for (query, expected) in &cases {
-        for (dimension, pages) in [
-            ("entryPage", &expected.entries),
-            ("exitPage", &expected.exits),
-        ] {
-            let breakdown = app
-                .breakdown(key, &format!("{query}&dimension={dimension}&limit=10"))
-                .await;
-            let items: BTreeMap<String, (u64, u64)> = breakdown["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|item| {
-                    let value = item["value"].as_str().unwrap().to_string();
-                    (
-                        value,
-                        (
-                            item["events"].as_u64().unwrap(),
-                            item["uniqueUsers"].as_u64().unwrap(),
-                        ),
-                    )
-                })
-                .collect();
-            let wanted: BTreeMap<String, (u64, u64)> = pages
-                .iter()
-                .map(|(page, (visits, people))| (page.clone(), (*visits, people.len() as u64)))
-                .collect();
-            assert_eq!(items, wanted, "{dimension} {query}");
-            assert_eq!(
-                breakdown["totalEvents"],
-                json!(expected.visits),
-                "{dimension} {query}"
-            );
-            assert_eq!(
-                breakdown["botEvents"],
-                json!(expected.bot_visits),
-                "{dimension} {query}"
-            );
-        }
+        assert_sessions(&app, key, query, expected).await;
     }
     bad_session_parameters_name_the_field(&app, key).await;
+}
+
+/// Summary and entry pages of `range` equal `expected`.
+async fn assert_sessions(app: &TestApp, key: &str, query: &str, expected: &Expected) {
+    let summary = app.summary(key, query).await;
+    assert_eq!(summary["visits"], json!(expected.visits), "{query}");
+    assert_eq!(
+        summary["bounceRate"],
+        json!(expected.bounce_rate()),
+        "{query}"
+    );
+    assert_eq!(
+        summary["visitDurationSeconds"],
+        json!(expected.median_seconds()),
+        "{query}"
+    );
+    for (dimension, pages) in [
+        ("entryPage", &expected.entries),
+        ("exitPage", &expected.exits),
+    ] {
+        let breakdown = app
+            .breakdown(key, &format!("{query}&dimension={dimension}&limit=10"))
+            .await;
+        let items: BTreeMap<String, (u64, u64)> = breakdown["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                let value = item["value"].as_str().unwrap().to_string();
+                let counts = (
+                    item["events"].as_u64().unwrap(),
+                    item["uniqueUsers"].as_u64().unwrap(),
+                );
+                (value, counts)
+            })
+            .collect();
+        let wanted: BTreeMap<String, (u64, u64)> = pages
+            .iter()
+            .map(|(page, (visits, people))| (page.clone(), (*visits, people.len() as u64)))
+            .collect();
+        assert_eq!(items, wanted, "{dimension} {query}");
+        assert_eq!(
+            breakdown["totalEvents"],
+            json!(expected.visits),
+            "{dimension} {query}"
+        );
+        assert_eq!(
+            breakdown["botEvents"],
+            json!(expected.bot_visits),
+            "{dimension} {query}"
+        );
+    }
+}
+
+/// Another session gap than the folded one: every visit counted at report time, from
+/// people's postings (the summary) and raw events (the pages).
+#[tokio::test]
+async fn a_session_gap_of_its_own_is_counted_at_report_time() {
+    let app = TestAppBuilder::new(Backend::Embedded)
+        .configure(|config| config.reports.session_gap = std::time::Duration::from_secs(600))
+        .spawn()
+        .await;
+    let (tenant, sent) = told(&app).await;
+    app.await_folded(hours_of(&sent)).await;
+    for range in [WHOLE, CUT] {
+        let expected = recount_with_gap(&sent, range, false, 600_000);
+        assert_ne!(
+            expected,
+            recount(&sent, range, false),
+            "the gap matters here"
+        );
+        assert_sessions(&app, &tenant.key, &range_query(range), &expected).await;
+    }
 }
 
 async fn bad_session_parameters_name_the_field(app: &TestApp, key: &str) {
