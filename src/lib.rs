@@ -24,6 +24,8 @@
 //!   operator's rollup rebuild and verify (`manage::rollups`)
 //! - `auth`      API key format and hashing, verification cache, admin token,
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
+//! - `export`    every event of a range, ascending, a store page at a time, as NDJSON or
+//!   CSV; one person's events (`PersonFilter`)
 //! - `reports`   summary and time series: whole hours from rollups, the edges from raw
 //!   events (`plan`), cached in memory and shared through Redis, bounded by compute
 //!   slots (`slots`)
@@ -55,7 +57,7 @@
 //! - `telemetry` logs, OpenTelemetry traces over OTLP, the Prometheus registry
 //! - `cache`     the read-through cache (single-flight, hit/miss metrics) lookups use
 //!
-//! Arrows point one way: http → manage/ingest/auth/reports → limits/tenants/schemas →
+//! Arrows point one way: http → manage/ingest/auth/reports/export → limits/tenants/schemas →
 //! store → rollups/people/model (and redis beside them); `ingest` and `manage` also use `auth`,
 //! `schemas` uses `tenants`. Nothing below `http` imports axum. `tests/api/layers.rs` fails
 //! when an import points up, or a file or handler grows too long. `fuzzing` (hidden) is
@@ -67,6 +69,7 @@ pub mod cache;
 pub mod config;
 pub mod enrich;
 pub mod error;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;

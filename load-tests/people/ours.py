@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import urllib.parse
+from datetime import datetime, timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "breakdowns"))
 from ours import summary_of, timed_requests  # noqa: E402
@@ -21,6 +22,13 @@ FUNNEL = "3-step funnel (view_pricing, signup, purchase), 7-day window, 30 days"
 RETENTION = "retention grid, signup then action_00, 4 weekly periods, 30 days"
 SESSIONS = "summary with visits, bounce rate, median visit duration, 30 days"
 ENTRIES = "top 10 entry pages (visits), 30 days"
+CUT = "summary with visits, 29 days cut at noon at both ends"
+
+
+def shifted(instant, hours):
+    """`instant` (…Z) moved by `hours`."""
+    moved = datetime.fromisoformat(instant.replace("Z", "+00:00")) + timedelta(hours=hours)
+    return moved.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def main():
@@ -34,6 +42,8 @@ def main():
             dict(span, startEvent="signup", returnEvent="action_00", interval="week", periods=4)),
         SESSIONS: "/api/v1/reports/summary?" + urllib.parse.urlencode(span),
         ENTRIES: "/api/v1/reports/breakdown?" + urllib.parse.urlencode(dict(span, dimension="entryPage")),
+        CUT: "/api/v1/reports/summary?" + urllib.parse.urlencode(
+            {"from": start.replace("T00:", "T12:"), "to": shifted(end, -12)}),
     }
     answers = {}
     for question, path in questions.items():

@@ -9,6 +9,7 @@ mod client_address;
 pub mod correlation;
 mod dashboard;
 pub(crate) mod events;
+mod export;
 mod extract;
 pub(crate) mod fuzz;
 mod health;
@@ -35,6 +36,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method};
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -98,6 +100,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/reports/funnel", get(people::funnel))
         .route("/api/v1/reports/retention", get(people::retention))
         .route("/api/v1/people/{userId}", get(person::person))
+        .route(
+            "/api/v1/export",
+            get(export::export).layer(CompressionLayer::new().gzip(true)),
+        )
         .route("/health", get(health::overall))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

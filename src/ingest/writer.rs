@@ -137,6 +137,13 @@ mod tests {
             unreachable!("writers never read")
         }
 
+        async fn export_page(
+            &self,
+            _query: &crate::store::ExportQuery,
+        ) -> Result<crate::store::ExportPage, StoreError> {
+            unreachable!("writers never read")
+        }
+
         async fn backfill_enrichment(
             &self,
             _partner: uuid::Uuid,

@@ -4,8 +4,11 @@
 
 pub mod cassandra;
 pub mod embedded;
+mod export;
 pub(crate) mod fuzz;
 pub mod upkeep;
+
+pub use export::{ExportPage, ExportPosition, ExportQuery, order as export_order};
 
 use std::sync::Arc;
 
@@ -161,6 +164,9 @@ pub trait EventStore: Send + Sync {
         self.write_events(&events).await
     }
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+    /// One page of an export: events ascending by (timestamp, event id) after a position
+    /// (`export`).
+    async fn export_page(&self, query: &ExportQuery) -> Result<ExportPage, StoreError>;
     /// Stores `enrich(event)` as the enrichment of each of the partner's events in hours
     /// `from..to` stored without one (before enrichment existed), in both of its tables;
     /// the number of events enriched. `rollups rebuild` runs it before recounting.

@@ -15,8 +15,8 @@ use volcanion::rollups::{
     RollupRead, SettleOutcome,
 };
 use volcanion::store::{
-    BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, MetadataStore, PeopleStore,
-    RollupStore, Store, StoreError, WriteOutcome,
+    BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, ExportPage, ExportQuery,
+    MetadataStore, PeopleStore, RollupStore, Store, StoreError, WriteOutcome,
 };
 
 /// What a test does before the calls it cares about; the defaults do nothing.
@@ -52,6 +52,9 @@ impl EventStore for HookedStore {
     }
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         self.inner.query_events(query).await
+    }
+    async fn export_page(&self, query: &ExportQuery) -> Result<ExportPage, StoreError> {
+        self.inner.export_page(query).await
     }
     async fn backfill_enrichment(
         &self,

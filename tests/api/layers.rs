@@ -36,12 +36,12 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "http",
         &[
-            "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas", "store",
-            "rollups", "people", "model", "redis",
+            "manage", "ingest", "auth", "reports", "export", "limits", "tenants", "schemas",
+            "store", "rollups", "people", "model", "redis",
         ],
     ),
     // The use cases. Ingestion and management act for an authenticated caller, so they
-    // may use `auth`; no other arrow runs between these four.
+    // may use `auth`; no other arrow runs between these five.
     (
         "manage",
         &[
@@ -68,6 +68,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "limits", "tenants", "schemas", "store", "rollups", "people", "model", "redis",
         ],
     ),
+    // Export: the store's pages, encoded as they come.
+    ("export", &["store", "people", "model"]),
     // The services the use cases share. Event structures belong to a subsystem, so
     // `schemas` may use `tenants`.
     ("limits", &["store", "rollups", "people", "model", "redis"]),

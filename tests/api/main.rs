@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_panels;
 mod enrich;
 mod enrichment_stored;
+mod export;
 mod filtered_reports;
 mod hardening;
 mod hardening_access;

@@ -71,6 +71,7 @@ use crate::ingest::format::segment::SegmentCall;
         super::people::funnel,
         super::people::retention,
         super::person::person,
+        super::export::export,
         super::health::overall,
         super::health::live,
         super::health::ready,

@@ -22,6 +22,7 @@ mod day_range;
 mod event_claims;
 mod events_read;
 mod events_write;
+mod export;
 mod joins;
 pub mod keyspace;
 mod metadata;
@@ -68,6 +69,7 @@ pub struct CassandraStore {
     statements: Statements,
     breakdown_statements: BreakdownStatements,
     join_statements: joins::JoinStatements,
+    export_statements: export::ExportStatements,
     buckets: u32,
     write_concurrency: usize,
     max_batch_bytes: usize,
@@ -96,11 +98,14 @@ impl CassandraStore {
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         let breakdown_statements = BreakdownStatements::prepare(&session, &config.keyspace).await?;
         let join_statements = joins::JoinStatements::prepare(&session, &config.keyspace).await?;
+        let export_statements =
+            export::ExportStatements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
             session,
             statements,
             breakdown_statements,
             join_statements,
+            export_statements,
             buckets: config.partner_buckets,
             write_concurrency: config.write_concurrency,
             max_batch_bytes: usize::try_from(config.max_batch_size.as_u64()).unwrap_or(usize::MAX),
@@ -249,6 +254,13 @@ impl EventStore for CassandraStore {
 
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         events_read::query_events(self, query).await
+    }
+
+    async fn export_page(
+        &self,
+        query: &crate::store::ExportQuery,
+    ) -> Result<crate::store::ExportPage, StoreError> {
+        export::page(self, query).await
     }
 }
 

@@ -13,13 +13,14 @@ use uuid::Uuid;
 
 use super::remembered::Learnt;
 use super::{
-    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, joins,
-    keys, rollups, rows, storage_error,
+    EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, EmbeddedStore, backfill, breakdowns, export,
+    joins, keys, rollups, rows, storage_error,
 };
 use crate::model::Event;
 use crate::rollups::{Hour, RollupDelta};
 use crate::store::{
-    EnrichStored, EventPage, EventQuery, EventScope, EventStore, StoreError, WriteOutcome,
+    EnrichStored, EventPage, EventQuery, EventScope, EventStore, ExportPage, ExportQuery,
+    StoreError, WriteOutcome,
 };
 
 /// Rows one page may read past filters before it returns early with a cursor, so a
@@ -163,6 +164,12 @@ impl EventStore for EmbeddedStore {
         }
     }
 
+    async fn export_page(&self, query: &ExportQuery) -> Result<ExportPage, StoreError> {
+        let query = query.clone();
+        self.blocking(move |database| export::page(database, &query))
+            .await
+    }
+
     async fn query_events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let query = query.clone();
         self.blocking(move |database| {
@@ -224,7 +231,7 @@ impl EventStore for EmbeddedStore {
 /// The event of a row whose key is `owner | time | event id` (any owner), if it is in the
 /// query's range and passes its filters. Those are checked on the row's fields as stored;
 /// only a row that passes is turned into an event and has its payload parsed.
-fn matching_event(
+pub(super) fn matching_event(
     query: &EventQuery,
     partner_id: Uuid,
     key: &[u8],

@@ -9,6 +9,7 @@ mod breakdowns;
 mod breakdowns_fold;
 mod breakdowns_repair;
 mod events;
+mod export;
 mod joins;
 pub(crate) mod keys;
 mod layout;
