@@ -1,15 +1,17 @@
 //! Export (API.md, "Export"): every event of a scope and time range, ascending by
-//! (timestamp, event id), as NDJSON (the listing's event shape, one a line) or CSV (one
-//! row an event, a header first). The events come a page at a time from the store
+//! (timestamp, event id), as NDJSON (the listing's event shape, one a line), CSV (one
+//! row an event, a header first) or Parquet (one file, row groups sent as they fill). The events come a page at a time from the store
 //! (`ExportQuery`), each page starting after the last event of the one before, and are
 //! encoded and sent before the next is read: memory stays flat however large the export.
 //! A client whose connection broke asks again with `after=` the timestamp and id of the
 //! last event it received, and gets the rest, no gap, no repeat.
 //!
-//! - `person`    one person's events: a user's own and their joined anonymous ids'
-//! - `csv_text`  the CSV rows
+//! - `person`        one person's events: a user's own and their joined anonymous ids'
+//! - `csv_text`      the CSV rows
+//! - `parquet_file`  the Parquet file
 
 mod csv_text;
+mod parquet_file;
 mod person;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::Stream;
 
+use parquet_file::ParquetFile;
 pub use person::PersonFilter;
 
 use crate::model::Event;
@@ -29,6 +32,7 @@ pub const PAGE_EVENTS: usize = 2_000;
 pub enum Format {
     Ndjson,
     Csv,
+    Parquet,
 }
 
 impl Format {
@@ -36,6 +40,7 @@ impl Format {
         match name {
             "ndjson" => Some(Format::Ndjson),
             "csv" => Some(Format::Csv),
+            "parquet" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -44,13 +49,34 @@ impl Format {
         match self {
             Format::Ndjson => "application/x-ndjson",
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
+}
 
-    /// The bytes of `events` in this format (the CSV header before the first page's).
-    fn encode(self, events: &[Event], first: bool) -> Result<Vec<u8>, StoreError> {
+/// A format's encoder over the pages of one export.
+enum Encoder {
+    Ndjson,
+    /// Whether the header is still to be written.
+    Csv {
+        header: bool,
+    },
+    Parquet(Box<ParquetFile>),
+}
+
+impl Encoder {
+    fn new(format: Format) -> Result<Encoder, StoreError> {
+        Ok(match format {
+            Format::Ndjson => Encoder::Ndjson,
+            Format::Csv => Encoder::Csv { header: true },
+            Format::Parquet => Encoder::Parquet(Box::new(ParquetFile::new()?)),
+        })
+    }
+
+    /// The bytes `events` add.
+    fn page(&mut self, events: &[Event]) -> Result<Vec<u8>, StoreError> {
         match self {
-            Format::Ndjson => {
+            Encoder::Ndjson => {
                 let mut out = Vec::with_capacity(events.len() * 512);
                 for event in events {
                     serde_json::to_writer(&mut out, event)
@@ -59,7 +85,21 @@ impl Format {
                 }
                 Ok(out)
             }
-            Format::Csv => csv_text::rows(events, first),
+            Encoder::Csv { header } => {
+                let rows = csv_text::rows(events, *header)?;
+                *header = false;
+                Ok(rows)
+            }
+            Encoder::Parquet(file) => file.page(events),
+        }
+    }
+
+    /// The bytes that end the export: a CSV header if no page wrote one, Parquet's footer.
+    fn finish(self) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Encoder::Ndjson => Ok(Vec::new()),
+            Encoder::Csv { header } => csv_text::rows(&[], header),
+            Encoder::Parquet(file) => file.finish(),
         }
     }
 }
@@ -75,8 +115,8 @@ pub struct Export {
 struct Progress {
     store: Arc<dyn Store>,
     export: Export,
-    first: bool,
-    done: bool,
+    /// `None` once the export has ended.
+    encoder: Option<Encoder>,
 }
 
 /// The export's bytes, page by page; an error ends the stream (the client sees a broken
@@ -84,32 +124,35 @@ struct Progress {
 pub fn stream(
     store: Arc<dyn Store>,
     export: Export,
-) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+) -> Result<impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static, StoreError> {
     let progress = Progress {
+        encoder: Some(Encoder::new(export.format)?),
         store,
         export,
-        first: true,
-        done: false,
     };
-    futures::stream::try_unfold(progress, |mut progress| async move {
-        loop {
-            if progress.done {
-                return Ok(None);
-            }
-            let page = progress.store.export_page(&progress.export.query).await?;
-            progress.done = page.next.is_none();
-            progress.export.query.after = page.next;
-            let mut events = page.items;
-            if let Some(person) = &progress.export.person {
-                events.retain(|event| person.owns(event));
-            }
-            // A CSV export of nothing still has its header.
-            if events.is_empty() && !(progress.first && progress.done) {
-                continue;
-            }
-            let bytes = progress.export.format.encode(&events, progress.first)?;
-            progress.first = false;
+    Ok(futures::stream::try_unfold(progress, next_chunk))
+}
+
+/// The next chunk of bytes: the next page with events, the last with the format's end.
+async fn next_chunk(mut progress: Progress) -> Result<Option<(Bytes, Progress)>, StoreError> {
+    loop {
+        let Some(encoder) = progress.encoder.as_mut() else {
+            return Ok(None);
+        };
+        let page = progress.store.export_page(&progress.export.query).await?;
+        let last = page.next.is_none();
+        progress.export.query.after = page.next;
+        let mut events = page.items;
+        if let Some(person) = &progress.export.person {
+            events.retain(|event| person.owns(event));
+        }
+        let mut bytes = encoder.page(&events)?;
+        if last {
+            let encoder = progress.encoder.take().expect("checked above");
+            bytes.extend(encoder.finish()?);
+        }
+        if !bytes.is_empty() || last {
             return Ok(Some((Bytes::from(bytes), progress)));
         }
-    })
+    }
 }

@@ -1,5 +1,5 @@
 //! `GET /api/v1/export`: every matching event, ascending by (timestamp, event id), streamed
-//! as NDJSON or CSV (`export`), gzip when asked (`Accept-Encoding`, on the route's layer).
+//! as NDJSON, CSV or Parquet (`export`), gzip when asked (`Accept-Encoding`, on the route's layer).
 
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub struct ExportParams {
     /// One person's events: those with this `userId`, and those without one whose
     /// `anonymousId` is joined to it.
     user_id: Option<String>,
-    /// `ndjson` (default) or `csv`.
+    /// `ndjson` (default), `csv` or `parquet`.
     format: Option<String>,
     /// Resume after this event (with `afterEventId`): the `timestamp` of the last event
     /// received.
@@ -50,7 +50,7 @@ pub struct ExportParams {
 
 #[utoipa::path(get, path = "/api/v1/export", tag = "reading", params(ExportParams),
     responses((status = 200, description = "Every matching event, ascending by (timestamp, eventId): NDJSON (the listing's event shape, one a line) or CSV (a header, then one row an event)",
-        content((String = "application/x-ndjson"), (String = "text/csv")))),
+        content((String = "application/x-ndjson"), (String = "text/csv"), (String = "application/vnd.apache.parquet")))),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn export(
     State(state): State<Arc<AppState>>,
@@ -67,7 +67,7 @@ pub async fn export(
     .await?;
     let export = export_of(&state, params, target).await?;
     let content_type = export.format.content_type();
-    let body = Body::from_stream(crate::export::stream(Arc::clone(&state.store), export));
+    let body = Body::from_stream(crate::export::stream(Arc::clone(&state.store), export)?);
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
@@ -86,7 +86,10 @@ async fn export_of(
     let format = match params.format.as_deref() {
         None => Format::Ndjson,
         Some(name) => Format::parse(name).ok_or_else(|| {
-            ApiError::field("format", format!("must be ndjson or csv, got '{name}'"))
+            ApiError::field(
+                "format",
+                format!("must be ndjson, csv or parquet, got '{name}'"),
+            )
         })?,
     };
     let after = after(params.after_timestamp.as_deref(), params.after_event_id)?;

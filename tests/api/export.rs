@@ -299,6 +299,55 @@ async fn exports_stream_the_listings_events_in_order_and_resume_exactly(backend:
     assert_eq!(error_fields(&problem), ["from"]);
 }
 
+/// Reads a Parquet file with pyarrow: each row's id, time, user and properties as JSON.
+const READ_BACK: &str = r#"
+import json, sys
+import pyarrow.parquet as pq
+rows = pq.read_table(sys.argv[1]).to_pylist()
+print(json.dumps([[r["eventId"], r["timestamp"].isoformat(), r["userId"], json.loads(r["properties"])] for r in rows]))
+"#;
+
+/// A Parquet export, read back by pyarrow, holds the NDJSON export's events in its order.
+#[tokio::test]
+#[ignore = "needs pyarrow: VOLCANION_TEST_PYARROW (scripts/pyarrow.sh) and --include-ignored"]
+async fn a_parquet_export_reads_back_in_pyarrow_as_the_ndjson_export() {
+    let python = std::env::var("VOLCANION_TEST_PYARROW")
+        .expect("VOLCANION_TEST_PYARROW: a python with pyarrow (scripts/pyarrow.sh install)");
+    let app = spawn_app(Backend::Embedded).await;
+    let (tenant, count) = seeded(&app).await;
+    let lines = ndjson(&app, &tenant.key, "").await;
+    let response = get(&app, &tenant.key, "&format=parquet").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("export.parquet");
+    std::fs::write(&file, response.bytes().await.unwrap()).unwrap();
+    let output = std::process::Command::new(python)
+        .args(["-c", READ_BACK])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.len(), count);
+    for (row, line) in rows.iter().zip(&lines) {
+        assert_eq!(row[0], line["eventId"]);
+        let read: DateTime<Utc> = DateTime::parse_from_rfc3339(row[1].as_str().unwrap())
+            .unwrap()
+            .into();
+        assert_eq!(read, at(line["timestamp"].as_str().unwrap()));
+        assert_eq!(row[2], line["userId"]);
+        assert_eq!(row[3], line["properties"]);
+    }
+}
+
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
