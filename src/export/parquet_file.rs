@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use parquet::basic::Compression;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
@@ -18,6 +18,9 @@ use crate::store::StoreError;
 
 /// Events a row group holds (a readable unit of the file; its columns are buffered).
 const ROW_GROUP_ROWS: usize = 16_384;
+
+/// The longest minimum or maximum a column chunk's statistics keep.
+const STATISTICS_BYTES: usize = 64;
 
 const SCHEMA: &str = "message event {
     required binary eventId (STRING);
@@ -63,8 +66,60 @@ impl Write for Sent {
 pub struct ParquetFile {
     writer: SerializedFileWriter<Sent>,
     sent: Sent,
-    rows: Vec<Event>,
+    columns: Columns,
     rows_per_group: usize,
+}
+
+/// A row group's values, column by column, as events arrive (each field copied once,
+/// as the bytes the file holds: no whole event is kept).
+#[derive(Default)]
+struct Columns {
+    rows: usize,
+    /// eventId, partnerId, subsystemId, eventType.
+    leading: [Vec<ByteArray>; 4],
+    /// timestamp, receivedAt.
+    times: [Vec<i64>; 2],
+    /// userId, anonymousId: the values present, and a definition level per row.
+    ids: [(Vec<ByteArray>, Vec<i16>); 2],
+    valid: Vec<bool>,
+    /// validationErrors, correlationId, properties, context.
+    trailing: [Vec<ByteArray>; 4],
+    enrichment: (Vec<ByteArray>, Vec<i16>),
+}
+
+impl Columns {
+    fn push(&mut self, event: &Event) {
+        let text = |value: &str| ByteArray::from(value.as_bytes().to_vec());
+        let optional = |column: &mut (Vec<ByteArray>, Vec<i16>), value: Option<ByteArray>| {
+            column.1.push(i16::from(value.is_some()));
+            column.0.extend(value);
+        };
+        self.rows += 1;
+        let leading = [
+            text(&event.event_id),
+            text(&event.partner_id.to_string()),
+            text(&event.subsystem_id.to_string()),
+            text(&event.event_type),
+        ];
+        for (column, value) in self.leading.iter_mut().zip(leading) {
+            column.push(value);
+        }
+        self.times[0].push(event.timestamp.timestamp_micros());
+        self.times[1].push(event.received_at.timestamp_micros());
+        optional(&mut self.ids[0], event.user_id.as_deref().map(text));
+        optional(&mut self.ids[1], event.anonymous_id.as_deref().map(text));
+        self.valid.push(event.is_valid);
+        let trailing = [
+            json(&event.validation_errors),
+            text(&event.correlation_id),
+            text(event.properties.as_str()),
+            text(event.context.as_str()),
+        ];
+        for (column, value) in self.trailing.iter_mut().zip(trailing) {
+            column.push(value);
+        }
+        optional(&mut self.enrichment, event.enrichment.as_ref().map(json));
+    }
 }
 
 fn failed(error: impl std::fmt::Display) -> StoreError {
@@ -78,8 +133,12 @@ impl ParquetFile {
 
     fn with_rows_per_group(rows_per_group: usize) -> Result<ParquetFile, StoreError> {
         let schema = Arc::new(parse_message_type(SCHEMA).map_err(failed)?);
+        // Statistics per column chunk only, their values cut short: page-level ones (the
+        // column index) and whole JSON texts as minima and maxima are kept until the footer.
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_statistics_truncate_length(Some(STATISTICS_BYTES))
             .build();
         let sent = Sent::default();
         let writer = SerializedFileWriter::new(sent.clone(), schema, Arc::new(properties))
@@ -87,7 +146,7 @@ impl ParquetFile {
         Ok(ParquetFile {
             writer,
             sent,
-            rows: Vec::with_capacity(rows_per_group),
+            columns: Columns::default(),
             rows_per_group,
         })
     }
@@ -95,8 +154,8 @@ impl ParquetFile {
     /// Adds `events`; the bytes of the row groups they filled (the file's magic first).
     pub fn page(&mut self, events: &[Event]) -> Result<Vec<u8>, StoreError> {
         for event in events {
-            self.rows.push(event.clone());
-            if self.rows.len() == self.rows_per_group {
+            self.columns.push(event);
+            if self.columns.rows == self.rows_per_group {
                 self.write_row_group()?;
             }
         }
@@ -105,7 +164,7 @@ impl ParquetFile {
 
     /// The last row group and the footer.
     pub fn finish(mut self) -> Result<Vec<u8>, StoreError> {
-        if !self.rows.is_empty() {
+        if self.columns.rows > 0 {
             self.write_row_group()?;
         }
         self.writer.close().map_err(failed)?;
@@ -113,68 +172,35 @@ impl ParquetFile {
     }
 
     fn write_row_group(&mut self) -> Result<(), StoreError> {
-        let rows = std::mem::take(&mut self.rows);
-        let text = |value: &str| ByteArray::from(value.as_bytes().to_vec());
+        let columns = std::mem::take(&mut self.columns);
         let mut group = self.writer.next_row_group().map_err(failed)?;
-        let mut column = 0;
+        let mut index = 0;
         while let Some(mut writer) = group.next_column().map_err(failed)? {
-            match column {
+            match index {
                 4 | 5 => {
-                    let values: Vec<i64> = rows
-                        .iter()
-                        .map(|e| {
-                            if column == 4 {
-                                e.timestamp
-                            } else {
-                                e.received_at
-                            }
-                            .timestamp_micros()
-                        })
-                        .collect();
-                    writer.typed::<Int64Type>().write_batch(&values, None, None)
-                }
-                8 => {
-                    let values: Vec<bool> = rows.iter().map(|e| e.is_valid).collect();
-                    writer.typed::<BoolType>().write_batch(&values, None, None)
-                }
-                6 | 7 | 13 => {
-                    let cells: Vec<Option<ByteArray>> = rows
-                        .iter()
-                        .map(|e| match column {
-                            6 => e.user_id.as_deref().map(text),
-                            7 => e.anonymous_id.as_deref().map(text),
-                            _ => e.enrichment.as_ref().map(json),
-                        })
-                        .collect();
-                    let levels: Vec<i16> =
-                        cells.iter().map(|cell| i16::from(cell.is_some())).collect();
-                    let values: Vec<ByteArray> = cells.into_iter().flatten().collect();
                     writer
-                        .typed::<ByteArrayType>()
-                        .write_batch(&values, Some(&levels), None)
+                        .typed::<Int64Type>()
+                        .write_batch(&columns.times[index - 4], None, None)
                 }
+                8 => writer
+                    .typed::<BoolType>()
+                    .write_batch(&columns.valid, None, None),
                 _ => {
-                    let values: Vec<ByteArray> = rows
-                        .iter()
-                        .map(|e| match column {
-                            0 => text(&e.event_id),
-                            1 => text(&e.partner_id.to_string()),
-                            2 => text(&e.subsystem_id.to_string()),
-                            3 => text(&e.event_type),
-                            9 => json(&e.validation_errors),
-                            10 => text(&e.correlation_id),
-                            11 => text(e.properties.as_str()),
-                            _ => text(e.context.as_str()),
-                        })
-                        .collect();
+                    let (values, levels) = match index {
+                        0..=3 => (&columns.leading[index], None),
+                        6 | 7 => (&columns.ids[index - 6].0, Some(&columns.ids[index - 6].1)),
+                        9..=12 => (&columns.trailing[index - 9], None),
+                        _ => (&columns.enrichment.0, Some(&columns.enrichment.1)),
+                    };
+                    let levels = levels.map(Vec::as_slice);
                     writer
                         .typed::<ByteArrayType>()
-                        .write_batch(&values, None, None)
+                        .write_batch(values, levels, None)
                 }
             }
             .map_err(failed)?;
             writer.close().map_err(failed)?;
-            column += 1;
+            index += 1;
         }
         group.close().map_err(failed)?;
         Ok(())
