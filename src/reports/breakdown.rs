@@ -43,6 +43,27 @@ pub struct Breakdown {
     pub data_as_of: DateTime<Utc>,
 }
 
+impl Breakdown {
+    /// The answer of `items` (the top values, listed), with `top`'s totals.
+    pub fn of(
+        dimension: &str,
+        items: Vec<BreakdownItem>,
+        top: &TopValues,
+        bot_events: u64,
+        data_as_of: DateTime<Utc>,
+    ) -> Breakdown {
+        Breakdown {
+            dimension: dimension.to_string(),
+            items,
+            other_events: top.other_events,
+            other_values: top.other_values,
+            total_events: top.total_events,
+            bot_events,
+            data_as_of,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BreakdownItem {

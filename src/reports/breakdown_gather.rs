@@ -47,24 +47,22 @@ impl ReportService {
         // Tens of milliseconds of CPU over a month of a large partner's cells: off the
         // runtime's workers, which serve every other request meanwhile.
         let (dimension, limit) = (resolved.dimension, ask.limit);
-        let (top, bot_events) =
+        let (mut top, bot_events) =
             tokio::task::spawn_blocking(move || tally.finish(dimension, limit, scope.include_bots))
                 .await
                 .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
                 .map_err(StoreError::Corrupt)?;
         let mut items = Vec::with_capacity(top.items.len());
-        for value in top.items {
+        for value in std::mem::take(&mut top.items) {
             items.push(self.item(resolved.dimension, value).await?);
         }
-        Ok(Breakdown {
-            dimension: ask.dimension.clone(),
+        Ok(Breakdown::of(
+            &ask.dimension,
             items,
-            other_events: top.other_events,
-            other_values: top.other_values,
-            total_events: top.total_events,
+            &top,
             bot_events,
-            data_as_of: as_of,
-        })
+            as_of,
+        ))
     }
 
     /// Whole hours and days from the cells (both partitions: the bots' totals are always
@@ -173,7 +171,7 @@ impl ReportService {
     }
 
     /// One listed value; a subsystem with its code and name.
-    async fn item(
+    pub(super) async fn item(
         &self,
         dimension: Dimension,
         top: TopValue,

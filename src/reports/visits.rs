@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::breakdown::{Breakdown, BreakdownAsk, BreakdownItem, Tally, every_filter};
+use super::breakdown::{Breakdown, BreakdownAsk, Tally, every_filter};
 use super::breakdown_raw::passes;
 use super::gather::RawReading;
 use super::moments::MomentsAsk;
@@ -212,30 +212,20 @@ impl ReportService {
                 tally.add_values(bots, EncodedTable::from(&table));
             }
         }
-        let (top, bot_events) = tally
+        let (mut top, bot_events) = tally
             .finish(Dimension::Page, ask.limit, scope.include_bots)
             .map_err(StoreError::Corrupt)?;
-        let items = top
-            .items
-            .into_iter()
-            .map(|top| BreakdownItem {
-                value: top.value,
-                events: top.events,
-                unique_users: top.unique_users,
-                code: None,
-                name: None,
-                error: (top.error > 0).then_some(top.error),
-            })
-            .collect();
-        Ok(Breakdown {
-            dimension: ask.dimension.clone(),
+        let mut items = Vec::with_capacity(top.items.len());
+        for value in std::mem::take(&mut top.items) {
+            items.push(self.item(Dimension::Page, value).await?);
+        }
+        Ok(Breakdown::of(
+            &ask.dimension,
             items,
-            other_events: top.other_events,
-            other_values: top.other_values,
-            total_events: top.total_events,
+            &top,
             bot_events,
-            data_as_of: as_of,
-        })
+            as_of,
+        ))
     }
 
     /// The whole UTC days of `scope`'s range that `names`' day cells answer, and their
