@@ -31,8 +31,9 @@ pub struct Summary {
     pub event_counts: BTreeMap<String, u64>,
     pub subsystem_counts: BTreeMap<Uuid, u64>,
     /// People's visits (runs of events without a gap over `reports.session_gap`, cut at
-    /// UTC midnight and at the range's ends); `null` when a `where=` filter would have
-    /// them counted from more than `reports.max_raw_events` raw events.
+    /// UTC midnight and at the range's ends); `null` when the part of the range counted
+    /// at report time (all of it under a `where=` filter) would read more than
+    /// `reports.max_raw_events` events or postings.
     pub visits: Option<u64>,
     /// The share of visits that were one page view and nothing else (`null` without visits).
     pub bounce_rate: Option<f64>,

@@ -126,11 +126,15 @@ impl VisitsRecount {
         let Some(actor) = event.actor() else {
             return;
         };
-        let next = u32::try_from(self.type_index.len()).unwrap_or(u32::MAX);
-        let event_type = *self
-            .type_index
-            .entry(event.event_type.clone())
-            .or_insert(next);
+        // Looked up before inserting: a fold does this for every event of a day.
+        let event_type = match self.type_index.get(&event.event_type) {
+            Some(index) => *index,
+            None => {
+                let next = u32::try_from(self.type_index.len()).unwrap_or(u32::MAX);
+                self.type_index.insert(event.event_type.clone(), next);
+                next
+            }
+        };
         self.seen.push(Seen {
             person: person_key(actor),
             actor: ActorSketch::coupon(actor),

@@ -173,21 +173,25 @@ mod tests {
             .collect()
     }
 
+    /// u1's page views at 10:00 and 10:10, then 40 minutes apart, then 13:10 (from `ten`).
+    fn page_views_from(ten: DateTime<Utc>) -> Vec<crate::model::Event> {
+        [0, 10, 50, 70, 190]
+            .iter()
+            .map(|minutes| {
+                let mut event = sample_event(&format!("e{minutes}"));
+                event.timestamp = ten + chrono::Duration::minutes(*minutes);
+                event
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_file_of_layout_5_gets_each_hour_with_events_marked_once_and_folded() {
         let dir = tempfile::TempDir::new().unwrap();
         let ten: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
         {
             let store = EmbeddedStore::open(dir.path()).unwrap();
-            let events: Vec<_> = [0, 10, 50, 70, 190]
-                .iter()
-                .map(|minutes| {
-                    let mut event = sample_event(&format!("e{minutes}"));
-                    event.timestamp = ten + chrono::Duration::minutes(*minutes);
-                    event
-                })
-                .collect();
-            store.write_events(&events).await.unwrap();
+            store.write_events(&page_views_from(ten)).await.unwrap();
             // As layout 5 left it: no marks, the old version.
             as_layout_left(&store.database, 5, BREAKDOWN_MARKS);
         }
@@ -211,16 +215,7 @@ mod tests {
         let partner = sample_event("any").partner_id;
         {
             let store = EmbeddedStore::open(dir.path()).unwrap();
-            // u1's page views: 10:00 and 10:10, then 40 minutes apart, then 13:10.
-            let events: Vec<_> = [0, 10, 50, 70, 190]
-                .iter()
-                .map(|minutes| {
-                    let mut event = sample_event(&format!("e{minutes}"));
-                    event.timestamp = ten + chrono::Duration::minutes(*minutes);
-                    event
-                })
-                .collect();
-            store.write_events(&events).await.unwrap();
+            store.write_events(&page_views_from(ten)).await.unwrap();
             store.settle_rollups(Utc::now()).await.unwrap();
             // As layout 9 left it: days folded without visits (here, no cells at all).
             as_layout_left(&store.database, 9, BREAKDOWN_CELLS);
