@@ -74,6 +74,7 @@ pub mod export;
 pub mod fuzzing;
 mod http;
 pub mod ingest;
+pub mod lifecycle;
 pub mod limits;
 pub mod manage;
 pub mod model;

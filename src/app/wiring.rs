@@ -22,6 +22,7 @@ use crate::ingest::event_types::EventTypes;
 use crate::ingest::queue::{self, BatchPolicy, Unstored};
 use crate::ingest::writer::spawn_writers;
 use crate::ingest::{AckPolicy, Admission, Ingestor, Preparation};
+use crate::lifecycle::{AuditLog, ErasureRunner, Erasures, spawn_runner};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{InvalidationBus, Redis};
@@ -78,6 +79,22 @@ impl Application {
         };
         let settler = upkeep::spawn_settler(Arc::clone(&store), Arc::clone(&metrics));
         let draining = Arc::new(AtomicBool::new(false));
+        let reports = Arc::new(ReportService::new(
+            store.clone(),
+            Arc::clone(&caches.directory),
+            data_as_of,
+            Arc::clone(&caches.report_generations),
+            redis.clone(),
+            &config.reports,
+            Arc::clone(&metrics),
+        ));
+        let erasure_wake = Arc::new(tokio::sync::Notify::new());
+        let eraser = spawn_runner(ErasureRunner {
+            store: Arc::clone(&store),
+            reports: Arc::clone(&reports),
+            invalidations: InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
+            wake: Arc::clone(&erasure_wake),
+        });
         let state = Arc::new(AppState {
             authenticator: Authenticator::new(
                 admin_token(&config)?,
@@ -114,18 +131,16 @@ impl Application {
             ),
             management: Management::new(
                 Arc::clone(&store),
-                InvalidationBus::new(redis.clone(), forget),
+                InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
                 config.auth.pbkdf2_iterations,
             ),
-            reports: ReportService::new(
-                store.clone(),
-                Arc::clone(&caches.directory),
-                data_as_of,
-                Arc::clone(&caches.report_generations),
-                redis.clone(),
-                &config.reports,
-                Arc::clone(&metrics),
+            erasures: Erasures::new(
+                Arc::clone(&store),
+                InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
+                Arc::clone(&erasure_wake),
             ),
+            audit: AuditLog::new(Arc::clone(&store)),
+            reports: Arc::clone(&reports),
             bodies: http::body::BodyGuard::new(
                 config.http.max_body_bytes_in_flight.as_u64(),
                 config.http.body_read_timeout,
@@ -144,7 +159,11 @@ impl Application {
             state,
             writers,
             draining,
-            background: listener_task.into_iter().chain(settler).collect(),
+            background: listener_task
+                .into_iter()
+                .chain(settler)
+                .chain([eraser])
+                .collect(),
             redis,
         })
     }

@@ -36,12 +36,17 @@ pub enum Format {
 }
 
 impl Format {
+    const ALL: [Format; 3] = [Format::Ndjson, Format::Csv, Format::Parquet];
+
     pub fn parse(name: &str) -> Option<Format> {
-        match name {
-            "ndjson" => Some(Format::Ndjson),
-            "csv" => Some(Format::Csv),
-            "parquet" => Some(Format::Parquet),
-            _ => None,
+        Format::ALL.into_iter().find(|format| format.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
         }
     }
 

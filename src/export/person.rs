@@ -20,6 +20,10 @@ impl PersonFilter {
         }
     }
 
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// Whether `event`'s person is this user.
     pub fn owns(&self, event: &Event) -> bool {
         match (&event.user_id, &event.anonymous_id) {

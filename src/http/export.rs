@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::auth::{ReadTarget, read_target};
+use crate::auth::{Caller, ReadTarget, read_target};
 use crate::export::{Export, Format, PAGE_EVENTS, PersonFilter};
 use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
+use crate::model::AuditAction;
 use crate::store::{EventFilter, EventScope, ExportPosition, ExportQuery};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -65,10 +66,41 @@ pub async fn export(
         params.subsystem_id.as_deref(),
     )
     .await?;
+    let partner = target.partner_id;
     let export = export_of(&state, params, target).await?;
+    audit_export(&state, (&caller, partner), &export).await?;
     let content_type = export.format.content_type();
     let body = Body::from_stream(crate::export::stream(Arc::clone(&state.store), export)?);
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Records who exports what (each resumed part too), before anything is sent.
+async fn audit_export(
+    state: &AppState,
+    (caller, partner): (&Caller, uuid::Uuid),
+    export: &Export,
+) -> Result<(), ApiError> {
+    let actor = match caller {
+        Caller::Admin => "admin".to_string(),
+        Caller::Key(holder) => format!("key:{}", holder.key.key_id),
+    };
+    let query = &export.query;
+    let details = serde_json::json!({
+        "scope": match query.scope {
+            EventScope::Partner(id) => serde_json::json!({"partnerId": id}),
+            EventScope::Subsystem(id) => serde_json::json!({"subsystemId": id}),
+        },
+        "from": query.from,
+        "to": query.to,
+        "eventType": query.filter.event_type,
+        "userId": export.person.as_ref().map(PersonFilter::user),
+        "format": export.format.name(),
+        "resumed": query.after.is_some(),
+    });
+    Ok(state
+        .audit
+        .record(partner, AuditAction::Export, &actor, details)
+        .await?)
 }
 
 /// What the parameters ask to export, for `target`'s partner or subsystem.

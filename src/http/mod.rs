@@ -3,11 +3,13 @@
 //! `openapi` describes them all (`/openapi.json`, `/docs`).
 //! Handlers extract, call a use-case, and respond.
 
+mod audit;
 pub mod body;
 mod breakdown;
 mod client_address;
 pub mod correlation;
 mod dashboard;
+mod erasures;
 pub(crate) mod events;
 mod export;
 mod extract;
@@ -60,6 +62,12 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(partners::update)
                 .delete(partners::deactivate),
         )
+        .route(
+            "/api/v1/partners/{id}/erasures",
+            post(erasures::request).get(erasures::list),
+        )
+        .route("/api/v1/partners/{id}/erasures/{eid}", get(erasures::get))
+        .route("/api/v1/audit", get(audit::audit))
         .route(
             "/api/v1/partners/{id}/dimensions",
             put(partners::declare_dimensions),

@@ -5,6 +5,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::http::body::BodyGuard;
 use crate::ingest::{Admission, Ingestor, Submission};
+use crate::lifecycle::{AuditLog, Erasures};
 use crate::manage::Management;
 use crate::redis::Redis;
 use crate::reports::ReportService;
@@ -23,7 +24,9 @@ pub struct AppState {
     pub admission: Admission,
     pub ingestor: Ingestor,
     pub management: Management,
-    pub reports: ReportService,
+    pub erasures: Erasures,
+    pub audit: AuditLog,
+    pub reports: Arc<ReportService>,
     /// The in-flight budget and deadline every ingest body is read under.
     pub bodies: BodyGuard,
     pub redis: Option<Arc<Redis>>,

@@ -240,7 +240,11 @@ impl Ingestor {
 
     /// Hands one request's events to the writers, all together or none. Returns once they
     /// are stored (`Acknowledge::Stored`, the default) or queued (`Acknowledge::Queued`).
-    pub async fn accept(&self, events: Vec<Event>) -> Result<(), NotStored> {
+    pub async fn accept(&self, mut events: Vec<Event>) -> Result<(), NotStored> {
+        self.drop_suppressed(&mut events).await?;
+        if events.is_empty() {
+            return Ok(());
+        }
         let per_subsystem = count_per_subsystem(&events);
         // Covers the wait for the durable append too, when the 202 waits for it.
         let span = tracing::info_span!(
@@ -273,6 +277,25 @@ impl Ingestor {
             Err(_) => {}
         }
         outcome
+    }
+
+    /// Drops the events of people an erasure asked to suppress: they are answered as
+    /// accepted, and counted. Without the list (the store down), nothing is accepted.
+    async fn drop_suppressed(&self, events: &mut Vec<Event>) -> Result<(), NotStored> {
+        let Some(partner) = events.first().map(|event| event.partner_id) else {
+            return Ok(());
+        };
+        let suppressed = self.directory.suppressed(partner).await.map_err(|error| {
+            tracing::warn!(%error, "cannot read the suppressed people; refusing the request");
+            NotStored::StoreFailing
+        })?;
+        if !suppressed.is_empty() {
+            let before = events.len();
+            events.retain(|event| !suppressed.covers(event));
+            let dropped = (before - events.len()) as u64;
+            self.metrics.events_suppressed.inc_by(dropped);
+        }
+        Ok(())
     }
 
     /// Refuses a request up front (before it is charged) while durable acknowledgement

@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use super::{Management, found};
 use crate::error::Failure;
-use crate::model::{EntityStatus, Partner};
+use crate::model::{AuditAction, AuditEntry, EntityStatus, Partner};
 use crate::redis::Invalidation;
 use crate::tenants::{DimensionsDraft, PartnerChanges, PartnerDraft};
 
@@ -40,6 +40,14 @@ impl Management {
     ) -> Result<Partner, Failure> {
         let partner = self.partner(id).await?;
         let updated = changes.apply(&partner, Utc::now())?;
+        if updated.retention_days != partner.retention_days {
+            // Written first: a change the log cannot show is not made.
+            let details = serde_json::json!({
+                "retentionDays": {"from": partner.retention_days, "to": updated.retention_days},
+            });
+            let entry = AuditEntry::new(id, AuditAction::RetentionChanged, "admin", details);
+            self.store.append_audit(&entry).await?;
+        }
         self.store.update_partner(&updated).await?;
         self.invalidate(Invalidation::Identities).await;
         Ok(updated)

@@ -3,8 +3,10 @@
 //! above it, and the services (`auth/`, `tenants/`, `schemas/`, `ingest/`) add the rules.
 
 mod api_key;
+mod audit;
 mod code;
 mod enrichment;
+mod erasure;
 mod event;
 mod json;
 mod schema;
@@ -13,8 +15,10 @@ mod tenant;
 pub(crate) mod test_support;
 
 pub use api_key::{ApiKey, KEY_PREFIX, Scope, SecretHash};
+pub use audit::{AuditAction, AuditEntry};
 pub use code::Code;
 pub use enrichment::{DeviceType, Enrichment};
+pub use erasure::{Erasure, ErasureStatus, ErasureSubject};
 pub use event::{Event, check_event_type};
 pub use json::JsonObject;
 pub use schema::{EventSchema, SchemaMode, json_schema_document};

@@ -4,13 +4,17 @@
 //! bisection: parts are sorted by person), and from the raw events of the hours not folded
 //! yet; bots included, as in the listing.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::moments::MomentsAsk;
 use super::{ReportError, ReportScope, ReportService, slots};
 use crate::people::person_key;
+use crate::rollups::Hour;
 
 /// How far past now the lookup reads: event times past the ingest's clock skew are
 /// clamped to their receive time, and no skew is a day.
@@ -95,5 +99,55 @@ impl ReportService {
             events,
             data_as_of: as_of,
         }))
+    }
+}
+
+impl ReportService {
+    /// The hours holding events of any of `people` (user or anonymous ids, each as the
+    /// person postings name), over the partner's whole history: where an erasure looks.
+    /// Read as a person's lookup reads: their span of each posting part, and the raw
+    /// events of the hours not folded yet.
+    pub async fn hours_of_people(
+        &self,
+        partner: Uuid,
+        people: &[String],
+    ) -> Result<BTreeSet<Hour>, ReportError> {
+        let Some(first_day) = self.store.first_event_day(partner).await? else {
+            return Ok(BTreeSet::new());
+        };
+        let types = self.store.event_types(partner).await?;
+        let _slot = self
+            .slots
+            .enter()
+            .await
+            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
+        let range = (first_day, Utc::now() + Duration::hours(FUTURE_MARGIN_HOURS));
+        let scope = ReportScope {
+            partner_id: partner,
+            subsystem_id: None,
+            from: range.0,
+            to: range.1,
+            include_bots: true,
+        };
+        let mut hours = BTreeSet::new();
+        for id in people {
+            let wanted = person_key(id);
+            let ask = MomentsAsk {
+                types: &types,
+                slot_filters: &[],
+                filters: &[],
+                range,
+                person: Some(wanted),
+            };
+            self.gather_moments(scope, ask, &mut |person, _, at, _| {
+                if person == wanted
+                    && let Some(at) = DateTime::from_timestamp_millis(at)
+                {
+                    hours.insert(Hour::of(at));
+                }
+            })
+            .await?;
+        }
+        Ok(hours)
     }
 }

@@ -6,9 +6,11 @@ pub mod cassandra;
 pub mod embedded;
 mod export;
 pub(crate) mod fuzz;
+mod lifecycle;
 pub mod upkeep;
 
 pub use export::{ExportPage, ExportPosition, ExportQuery, order as export_order};
+pub use lifecycle::{AuditQuery, Erased, LifecycleStore};
 
 use std::sync::Arc;
 
@@ -319,7 +321,9 @@ pub trait PeopleStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait Store: EventStore + MetadataStore + RollupStore + BreakdownStore + PeopleStore {
+pub trait Store:
+    EventStore + MetadataStore + RollupStore + BreakdownStore + PeopleStore + LifecycleStore
+{
     /// A cheap round trip proving the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend_name(&self) -> &'static str;

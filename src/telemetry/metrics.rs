@@ -96,6 +96,7 @@ pub struct Metrics {
     pub events_ingested: IntCounterVec,
     pub events_rejected: IntCounterVec,
     pub events_stored: IntCounter,
+    pub events_suppressed: IntCounter,
     pub events_duplicate: IntCounter,
     pub validation_failures: IntCounterVec,
     pub queue_depth: IntGauge,
@@ -190,6 +191,10 @@ impl Metrics {
                 &["reason"],
             ),
             events_stored: counter(EVENTS_STORED, "Events written to the store"),
+            events_suppressed: counter(
+                "volcanion_events_suppressed_total",
+                "Events accepted and dropped: their person's erasure asked to suppress them",
+            ),
             auth_hashes: counter(
                 AUTH_HASHES,
                 "PBKDF2 runs checking presented API keys (unknown key ids included)",

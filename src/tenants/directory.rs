@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::suppressed::Suppressed;
 use crate::cache::ReadThrough;
 use crate::model::{Partner, Subsystem};
 use crate::store::{Store, StoreError};
@@ -18,6 +19,8 @@ pub struct Directory {
     partners: ReadThrough<Uuid, Option<Arc<Partner>>>,
     subsystems: ReadThrough<Uuid, Option<Arc<Subsystem>>>,
     subsystem_codes: ReadThrough<(Uuid, String), Option<Arc<Subsystem>>>,
+    /// Each partner's suppressed people (from its erasures), dropped with the rest.
+    suppressions: ReadThrough<Uuid, Arc<Suppressed>>,
 }
 
 impl Directory {
@@ -26,7 +29,8 @@ impl Directory {
             store,
             partners: ReadThrough::new("partner", MAX_ENTRIES, ttl, Arc::clone(&metrics)),
             subsystems: ReadThrough::new("subsystem", MAX_ENTRIES, ttl, Arc::clone(&metrics)),
-            subsystem_codes: ReadThrough::new("subsystem", MAX_ENTRIES, ttl, metrics),
+            subsystem_codes: ReadThrough::new("subsystem", MAX_ENTRIES, ttl, Arc::clone(&metrics)),
+            suppressions: ReadThrough::new("suppressions", MAX_ENTRIES, ttl, metrics),
         }
     }
 
@@ -68,7 +72,19 @@ impl Directory {
             .map_err(unshare)
     }
 
+    /// The people whose new events `partner`'s erasures asked to drop.
+    pub async fn suppressed(&self, partner: Uuid) -> Result<Arc<Suppressed>, StoreError> {
+        self.suppressions
+            .get_or_load(partner, || async move {
+                let erasures = self.store.erasures(partner).await?;
+                Ok(Arc::new(Suppressed::of(&erasures)))
+            })
+            .await
+            .map_err(unshare)
+    }
+
     pub fn forget_all(&self) {
+        self.suppressions.forget_all();
         self.partners.forget_all();
         self.subsystems.forget_all();
         self.subsystem_codes.forget_all();

@@ -35,11 +35,23 @@ pub struct PartnerChanges {
     pub email: Option<String>,
     pub contact_person: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
-    pub retention_days: Option<u32>,
+    /// Days events are kept; `null` keeps them until deleted.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub retention_days: Option<Option<u32>>,
     pub store_client_ip: Option<bool>,
     /// Replaces the whole list.
     pub own_hosts: Option<Vec<String>>,
     pub status: Option<EntityStatus>,
+}
+
+/// A field that may be sent as `null` (to clear it) as well as left out: `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -196,8 +208,10 @@ impl PartnerChanges {
             updated.rate_limit_per_minute = Some(rate);
         }
         if let Some(days) = self.retention_days {
-            checks.range("retentionDays", days, MAX_RETENTION_DAYS);
-            updated.retention_days = Some(days);
+            if let Some(days) = days {
+                checks.range("retentionDays", days, MAX_RETENTION_DAYS);
+            }
+            updated.retention_days = days;
         }
         if let Some(store) = self.store_client_ip {
             updated.store_client_ip = store;

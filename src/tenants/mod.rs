@@ -5,8 +5,10 @@ mod dimensions;
 mod directory;
 mod drafts;
 mod hosts;
+mod suppressed;
 
 pub use dimensions::{DimensionsDraft, MAX_DIMENSIONS};
 pub use directory::{Directory, unshare};
 pub use drafts::{PartnerChanges, PartnerDraft, SubsystemChanges, SubsystemDraft};
 pub use hosts::MAX_OWN_HOSTS;
+pub use suppressed::Suppressed;

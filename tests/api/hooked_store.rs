@@ -8,15 +8,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use volcanion::model::{ApiKey, Event, EventSchema, Partner, Subsystem};
+use volcanion::model::{ApiKey, AuditEntry, Erasure, Event, EventSchema, Partner, Subsystem};
 use volcanion::people::Joins;
 use volcanion::rollups::{
     BreakdownDifference, BreakdownQuery, BreakdownRead, Hour, RollupDifference, RollupQuery,
     RollupRead, SettleOutcome,
 };
 use volcanion::store::{
-    BreakdownStore, EnrichStored, EventPage, EventQuery, EventStore, ExportPage, ExportQuery,
-    MetadataStore, PeopleStore, RollupStore, Store, StoreError, WriteOutcome,
+    AuditQuery, BreakdownStore, EnrichStored, Erased, EventPage, EventQuery, EventStore,
+    ExportPage, ExportQuery, LifecycleStore, MetadataStore, PeopleStore, RollupStore, Store,
+    StoreError, WriteOutcome,
 };
 
 /// What a test does before the calls it cares about; the defaults do nothing.
@@ -229,6 +230,41 @@ impl PeopleStore for HookedStore {
         partner: Uuid,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
         self.inner.recount_pending_since(partner).await
+    }
+}
+
+#[async_trait]
+impl LifecycleStore for HookedStore {
+    async fn put_erasure(&self, erasure: &Erasure) -> Result<(), StoreError> {
+        self.inner.put_erasure(erasure).await
+    }
+    async fn erasure(&self, partner: Uuid, id: Uuid) -> Result<Option<Erasure>, StoreError> {
+        self.inner.erasure(partner, id).await
+    }
+    async fn erasures(&self, partner: Uuid) -> Result<Vec<Erasure>, StoreError> {
+        self.inner.erasures(partner).await
+    }
+    async fn unfinished_erasures(&self) -> Result<Vec<Erasure>, StoreError> {
+        self.inner.unfinished_erasures().await
+    }
+    async fn erase_hours(&self, erasure: &Erasure, hours: &[Hour]) -> Result<Erased, StoreError> {
+        self.inner.erase_hours(erasure, hours).await
+    }
+    async fn forget_person(&self, erasure: &Erasure) -> Result<(), StoreError> {
+        self.inner.forget_person(erasure).await
+    }
+    async fn users_of_anonymous(
+        &self,
+        partner: Uuid,
+        anonymous: String,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.users_of_anonymous(partner, anonymous).await
+    }
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.append_audit(entry).await
+    }
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit(query).await
     }
 }
 

@@ -28,16 +28,41 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "app",
         &[
-            "http", "manage", "ingest", "auth", "reports", "limits", "tenants", "schemas",
-            "enrich", "store", "rollups", "people", "model", "redis",
+            "http",
+            "manage",
+            "ingest",
+            "auth",
+            "reports",
+            "lifecycle",
+            "limits",
+            "tenants",
+            "schemas",
+            "enrich",
+            "store",
+            "rollups",
+            "people",
+            "model",
+            "redis",
         ],
     ),
     // The HTTP adapter: routes, extractors, wire formats, problem+json.
     (
         "http",
         &[
-            "manage", "ingest", "auth", "reports", "export", "limits", "tenants", "schemas",
-            "store", "rollups", "people", "model", "redis",
+            "manage",
+            "ingest",
+            "auth",
+            "reports",
+            "export",
+            "lifecycle",
+            "limits",
+            "tenants",
+            "schemas",
+            "store",
+            "rollups",
+            "people",
+            "model",
+            "redis",
         ],
     ),
     // The use cases. Ingestion and management act for an authenticated caller, so they
@@ -66,6 +91,14 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "reports",
         &[
             "limits", "tenants", "schemas", "store", "rollups", "people", "model", "redis",
+        ],
+    ),
+    // The data lifecycle: erasure jobs find a person's hours through the people index
+    // reports read (the one arrow between use cases), and the audit log.
+    (
+        "lifecycle",
+        &[
+            "reports", "tenants", "store", "rollups", "people", "model", "redis",
         ],
     ),
     // Export: the store's pages, encoded as they come.

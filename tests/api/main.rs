@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_panels;
 mod enrich;
 mod enrichment_stored;
+mod erasure;
 mod export;
 mod filtered_reports;
 mod hardening;

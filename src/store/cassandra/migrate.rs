@@ -10,7 +10,7 @@ use crate::config::CassandraConfig;
 use crate::store::StoreError;
 
 /// In the order they must be applied.
-pub const MIGRATIONS: [(&str, &str); 11] = [
+pub const MIGRATIONS: [(&str, &str); 12] = [
     (
         "001_keyspace.cql",
         include_str!("../../../cql/001_keyspace.cql"),
@@ -54,6 +54,10 @@ pub const MIGRATIONS: [(&str, &str); 11] = [
     (
         "011_people_user_ids.cql",
         include_str!("../../../cql/011_people_user_ids.cql"),
+    ),
+    (
+        "012_lifecycle.cql",
+        include_str!("../../../cql/012_lifecycle.cql"),
     ),
 ];
 

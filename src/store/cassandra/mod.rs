@@ -19,12 +19,14 @@ mod backfill;
 mod breakdown_statements;
 pub(crate) mod cursor;
 mod day_range;
+mod erase;
 mod event_claims;
 mod events_read;
 mod events_write;
 mod export;
 mod joins;
 pub mod keyspace;
+mod lifecycle;
 mod metadata;
 pub mod migrate;
 mod rollups;
@@ -70,6 +72,7 @@ pub struct CassandraStore {
     breakdown_statements: BreakdownStatements,
     join_statements: joins::JoinStatements,
     export_statements: export::ExportStatements,
+    lifecycle_statements: lifecycle::LifecycleStatements,
     buckets: u32,
     write_concurrency: usize,
     max_batch_bytes: usize,
@@ -100,12 +103,15 @@ impl CassandraStore {
         let join_statements = joins::JoinStatements::prepare(&session, &config.keyspace).await?;
         let export_statements =
             export::ExportStatements::prepare(&session, &config.keyspace).await?;
+        let lifecycle_statements =
+            lifecycle::LifecycleStatements::prepare(&session, &config.keyspace).await?;
         Ok(CassandraStore {
             session,
             statements,
             breakdown_statements,
             join_statements,
             export_statements,
+            lifecycle_statements,
             buckets: config.partner_buckets,
             write_concurrency: config.write_concurrency,
             max_batch_bytes: usize::try_from(config.max_batch_size.as_u64()).unwrap_or(usize::MAX),

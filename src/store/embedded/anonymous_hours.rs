@@ -21,7 +21,7 @@ use crate::rollups::Hour;
 use crate::store::StoreError;
 
 /// `partner | anonymous id | 0`: the start of the id's hours.
-fn anonymous_prefix(partner: Uuid, anonymous: &[u8]) -> Vec<u8> {
+pub(super) fn anonymous_prefix(partner: Uuid, anonymous: &[u8]) -> Vec<u8> {
     let mut key = keys::prefixed(partner, anonymous);
     key.push(0);
     key
@@ -120,7 +120,7 @@ pub(super) fn hold_back_unfolded(
 }
 
 /// Records `hours` as pending a recount since `now`, unless they already are.
-fn hold_back(
+pub(super) fn hold_back(
     transaction: &WriteTransaction,
     partner: Uuid,
     hours: impl IntoIterator<Item = Hour>,

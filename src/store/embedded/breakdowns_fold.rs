@@ -285,7 +285,7 @@ fn declared_cached(
 }
 
 /// Folds one marked hour whose stamp was `mark`; false when a write touched it meanwhile.
-fn fold_hour(
+pub(super) fn fold_hour(
     database: &Database,
     partner: Uuid,
     hour: Hour,
@@ -332,7 +332,7 @@ fn fold_hour(
 /// Folds one ended day from a recount of its events (never merged from its sealed hours,
 /// which would lose its exact top values); false while one of its hours is marked or one
 /// was refolded meanwhile.
-fn fold_day(
+pub(super) fn fold_day(
     database: &Database,
     partner: Uuid,
     day: Hour,

@@ -214,7 +214,7 @@ pub(super) fn among(
 }
 
 /// `partner | user | 0 | anonymous id`: a join's key by user.
-fn user_id_key(partner: Uuid, user: &[u8], anonymous: &[u8]) -> Vec<u8> {
+pub(super) fn user_id_key(partner: Uuid, user: &[u8], anonymous: &[u8]) -> Vec<u8> {
     let mut key = keys::prefixed(partner, user);
     key.push(0);
     key.extend_from_slice(anonymous);

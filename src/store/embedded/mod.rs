@@ -8,11 +8,14 @@ mod backfill;
 mod breakdowns;
 mod breakdowns_fold;
 mod breakdowns_repair;
+mod erase;
 mod events;
 mod export;
+mod forget;
 mod joins;
 pub(crate) mod keys;
 mod layout;
+mod lifecycle;
 mod metadata;
 mod records;
 mod remembered;
@@ -80,10 +83,13 @@ const PEOPLE_USER_IDS: Table = TableDefinition::new("people_user_ids");
 /// whose sketches are still to be recounted (`joins`).
 const PEOPLE_ANONYMOUS_HOURS: Table = TableDefinition::new("people_anonymous_hours");
 const PEOPLE_PENDING: Table = TableDefinition::new("people_pending");
+/// Erasure jobs and the audit log (`lifecycle`).
+const ERASURES: Table = TableDefinition::new("erasures");
+const AUDIT_LOG: Table = TableDefinition::new("audit_log");
 /// `format` → the layout version of the whole file (see `LAYOUT_VERSION`).
 const STORE_META: Table = TableDefinition::new("store_meta");
 
-const ALL_TABLES: [Table; 26] = [
+const ALL_TABLES: [Table; 28] = [
     EVENTS_BY_PARTNER,
     EVENTS_BY_SUBSYSTEM,
     EVENT_IDS,
@@ -109,6 +115,8 @@ const ALL_TABLES: [Table; 26] = [
     PEOPLE_USER_IDS,
     PEOPLE_ANONYMOUS_HOURS,
     PEOPLE_PENDING,
+    ERASURES,
+    AUDIT_LOG,
     STORE_META,
 ];
 

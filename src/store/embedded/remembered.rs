@@ -38,6 +38,11 @@ impl Remembered {
         self.users.get(join_key)
     }
 
+    /// Forgets the join at `join_key` (its anonymous id's events were erased).
+    pub(super) fn forget(&self, join_key: &[u8]) {
+        self.users.invalidate(join_key);
+    }
+
     /// The transaction that learnt `learnt` has committed.
     pub(super) fn committed(&self, learnt: Learnt) {
         for (key, user) in learnt.users {

@@ -126,7 +126,7 @@ fn sketch_hour(key: &[u8]) -> Result<Hour, StoreError> {
     )))
 }
 
-fn decode_sketch(bytes: &[u8]) -> Result<ActorSketch, StoreError> {
+pub(super) fn decode_sketch(bytes: &[u8]) -> Result<ActorSketch, StoreError> {
     ActorSketch::from_bytes(bytes).map_err(StoreError::Corrupt)
 }
 
@@ -252,40 +252,45 @@ pub(super) fn replace_sketches(
     hour: Hour,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
-    let mut hours = transaction
-        .open_table(ROLLUP_SKETCHES)
-        .map_err(storage_error)?;
-    let mut days = transaction
-        .open_table(ROLLUP_DAY_SKETCHES)
-        .map_err(storage_error)?;
-    let day = hour.day();
+    let (_, mut hours) = HOURS.open(transaction)?;
+    let (_, mut days) = DAYS.open(transaction)?;
     for (key, sketch) in delta.sketches().filter(|(key, _)| key.hour == hour) {
         hours
             .insert(sketch_key(key).as_slice(), sketch.to_bytes().as_slice())
             .map_err(storage_error)?;
-        let (start, end) = sketch_range(
-            key.owner,
-            key.event_type.as_deref(),
-            key.bots,
-            day,
-            Hour(day.0 + HOURS_PER_DAY),
-        );
-        let mut union = ActorUnion::default();
-        for row in hours
-            .range::<&[u8]>(start.as_slice()..end.as_slice())
-            .map_err(storage_error)?
-        {
-            union.add_sketch(&decode_sketch(row.map_err(storage_error)?.1.value())?);
-        }
-        let of_day = SketchKey {
-            hour: day,
-            ..key.clone()
-        };
-        days.insert(
-            sketch_key(&of_day).as_slice(),
-            union.to_sketch().to_bytes().as_slice(),
-        )
-        .map_err(storage_error)?;
+        refresh_day_sketch(&hours, &mut days, key)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the day sketch of the hour sketch `key` from the day's hour sketches as
+/// stored (removed when none is left).
+pub(super) fn refresh_day_sketch(
+    hours: &RollupTable<'_>,
+    days: &mut RollupTable<'_>,
+    key: &SketchKey,
+) -> Result<(), StoreError> {
+    let day = key.hour.day();
+    let end = Hour(day.0 + HOURS_PER_DAY);
+    let (start, stop) = sketch_range(key.owner, key.event_type.as_deref(), key.bots, day, end);
+    let mut union = ActorUnion::default();
+    let mut any = false;
+    for row in hours
+        .range::<&[u8]>(start.as_slice()..stop.as_slice())
+        .map_err(storage_error)?
+    {
+        union.add_sketch(&decode_sketch(row.map_err(storage_error)?.1.value())?);
+        any = true;
+    }
+    let of_day = sketch_key(&SketchKey {
+        hour: day,
+        ..key.clone()
+    });
+    if any {
+        days.insert(of_day.as_slice(), union.to_sketch().to_bytes().as_slice())
+            .map_err(storage_error)?;
+    } else {
+        days.remove(of_day.as_slice()).map_err(storage_error)?;
     }
     Ok(())
 }

@@ -165,6 +165,10 @@ impl<'a> RowView<'a> {
         self.row.user_id
     }
 
+    pub fn anonymous_id(&self) -> Option<&'a str> {
+        self.row.anonymous_id
+    }
+
     pub fn is_valid(&self) -> bool {
         self.row.is_valid
     }

@@ -26,6 +26,7 @@ mod breakdown_read;
 mod breakdown_rows;
 mod breakdown_verify;
 mod breakdowns;
+mod forget;
 mod horizon;
 mod layout;
 mod read;
@@ -42,8 +43,9 @@ use crate::store::StoreError;
 
 pub(super) use breakdown_read::read as breakdown_cells;
 pub(super) use breakdown_verify::verify as verify_breakdowns;
+pub(super) use forget::drop_sketches;
 pub(super) use read::read;
-pub(super) use repair::{rebuild, verify};
+pub(super) use repair::{rebuild, rebuild_where, verify};
 pub(super) use settle::settle;
 pub(super) use touch::touch;
 

@@ -29,6 +29,16 @@ pub(in crate::store::cassandra) async fn rebuild(
     from: Hour,
     to: Hour,
 ) -> Result<u64, StoreError> {
+    rebuild_where(store, partner, (from, to), |_| true).await
+}
+
+/// `rebuild` of only the hours of `from..to` that `wanted` names (an erasure's).
+pub(in crate::store::cassandra) async fn rebuild_where(
+    store: &CassandraStore,
+    partner: Uuid,
+    (from, to): (Hour, Hour),
+    wanted: impl Fn(Hour) -> bool,
+) -> Result<u64, StoreError> {
     let now = Utc::now();
     let horizon = Horizon::new(now, store.rollup_settle);
     let event_days = days_with_events(store, partner, from, to).await?;
@@ -43,6 +53,7 @@ pub(in crate::store::cassandra) async fn rebuild(
         let hours: BTreeSet<Hour> = (start.0..end.0)
             .map(Hour)
             .filter(|hour| touches.contains_key(hour) || event_days.contains(&hour.day()))
+            .filter(|hour| wanted(*hour))
             .collect();
         let mut untouched = HashMap::new();
         for hour in hours {

@@ -1,0 +1,225 @@
+//! Erasing a person's events from some hours of the embedded store, in three steps that
+//! each leave the store consistent, so a crash between them loses nothing:
+//! 1. a read transaction finds the hours' events the erasure covers (ingestion goes on);
+//! 2. one short write transaction deletes them from the events tables and the id index,
+//!    takes their counts off the hour and day cells (counts subtract exactly), drops the
+//!    hours' sketches they were counted in (a sketch cannot forget a member) with the day
+//!    sketches rebuilt from the hours left, marks the hours for folding, holds reports'
+//!    `dataAsOf` back until they are, and adds what it did to the erasure's record;
+//! 3. the hours are folded at once (`breakdowns_fold`: breakdown cells, postings and
+//!    sketches recounted from the events left), then their ended days (visits, pages).
+//!    A fold that finds an hour written to meanwhile leaves it to the settler, which folds
+//!    every marked hour anyway, crash or not.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::Utc;
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use uuid::Uuid;
+
+use super::breakdowns::{decode_stamp, hour_key, touch};
+use super::breakdowns_fold::{fold_day, fold_hour};
+use super::rollups::{DAYS, HOURS, Level, cell_key, decode_count, refresh_day_sketch, sketch_key};
+use super::rollups_repair::day_after;
+use super::{
+    BREAKDOWN_DAYS_PENDING, BREAKDOWN_MARKS, EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM,
+    anonymous_hours, keys, lifecycle, rows, storage_error,
+};
+use crate::model::{Erasure, Event};
+use crate::rollups::{Hour, RollupDelta};
+use crate::store::{Erased, StoreError};
+
+/// Folds tried for an hour a concurrent write keeps touching, before the settler is left
+/// to fold it.
+const FOLD_ATTEMPTS: usize = 3;
+
+/// Erases what `erasure` covers in `hours` (one UTC day's), then folds those hours.
+pub(super) fn erase_hours(
+    database: &Database,
+    erasure: &Erasure,
+    hours: &[Hour],
+) -> Result<Erased, StoreError> {
+    let found = covered_events(database, erasure, hours)?;
+    if found.is_empty() {
+        return Ok(Erased::default());
+    }
+    let transaction = database.begin_write().map_err(storage_error)?;
+    let deleted = delete_events(&transaction, &found)?;
+    let partner = erasure.partner_id;
+    let touched: BTreeSet<Hour> = deleted
+        .iter()
+        .map(|event| Hour::of(event.timestamp))
+        .collect();
+    let erased = Erased {
+        events: deleted.len() as u64,
+        hours: touched.len() as u64,
+    };
+    if !deleted.is_empty() {
+        let mut delta = RollupDelta::default();
+        deleted.iter().for_each(|event| delta.add(event));
+        subtract(&transaction, &delta)?;
+        let now = Utc::now();
+        let marked = touched.iter().map(|hour| (partner, *hour)).collect();
+        touch(&transaction, &marked, now)?;
+        anonymous_hours::hold_back(&transaction, partner, touched.iter().copied(), now)?;
+        lifecycle::add_progress(&transaction, erasure, erased)?;
+    }
+    transaction.commit().map_err(storage_error)?;
+    fold_now(database, partner, &touched)?;
+    Ok(erased)
+}
+
+/// The keys and events (without payload) of `hours` that `erasure` covers.
+fn covered_events(
+    database: &Database,
+    erasure: &Erasure,
+    hours: &[Hour],
+) -> Result<Vec<(Vec<u8>, Event)>, StoreError> {
+    let transaction = database.begin_read().map_err(storage_error)?;
+    let events = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let partner = erasure.partner_id;
+    let mut found = Vec::new();
+    for hour in hours {
+        let range = keys::time_range(partner, hour.start(), hour.next().start(), None)?;
+        for row in events
+            .range::<&[u8]>(keys::borrowed(&range))
+            .map_err(storage_error)?
+        {
+            let (key, value) = row.map_err(storage_error)?;
+            let (micros, id_bytes) = keys::split_event_key(key.value())?;
+            let view = rows::view(micros, value.value())?;
+            let wanted = Hour::of(view.timestamp()) == *hour
+                && erasure.covers(view.user_id(), view.anonymous_id());
+            if wanted {
+                let parts = rows::KeyParts {
+                    partner_id: partner,
+                    micros,
+                    event_id: rows::event_id_from_bytes(id_bytes)?,
+                };
+                found.push((key.value().to_vec(), view.into_event(parts, false)?));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes the events found (those still there) from both events tables and the id
+/// index; the events deleted.
+fn delete_events(
+    transaction: &WriteTransaction,
+    found: &[(Vec<u8>, Event)],
+) -> Result<Vec<Event>, StoreError> {
+    let mut by_partner = transaction
+        .open_table(EVENTS_BY_PARTNER)
+        .map_err(storage_error)?;
+    let mut by_subsystem = transaction
+        .open_table(EVENTS_BY_SUBSYSTEM)
+        .map_err(storage_error)?;
+    let mut event_ids = transaction.open_table(EVENT_IDS).map_err(storage_error)?;
+    let mut deleted = Vec::with_capacity(found.len());
+    for (key, event) in found {
+        if by_partner
+            .remove(key.as_slice())
+            .map_err(storage_error)?
+            .is_none()
+        {
+            continue; // erased by an earlier round
+        }
+        let subsystem_key = keys::reowned(event.subsystem_id, key);
+        by_subsystem
+            .remove(subsystem_key.as_slice())
+            .map_err(storage_error)?;
+        let id_key = keys::prefixed(event.partner_id, &rows::event_id_bytes(&event.event_id));
+        event_ids.remove(id_key.as_slice()).map_err(storage_error)?;
+        deleted.push(event.clone());
+    }
+    Ok(deleted)
+}
+
+/// Takes `delta`'s counts off the hour and day cells, and drops the hour sketches it
+/// names (their folds recount them), rebuilding their day sketches from the hours left.
+fn subtract(transaction: &WriteTransaction, delta: &RollupDelta) -> Result<(), StoreError> {
+    subtract_counts(transaction, HOURS, delta)?;
+    subtract_counts(transaction, DAYS, &delta.by_day())?;
+    let (_, mut hours) = HOURS.open(transaction)?;
+    let (_, mut days) = DAYS.open(transaction)?;
+    for key in delta.actors.keys() {
+        hours
+            .remove(sketch_key(key).as_slice())
+            .map_err(storage_error)?;
+        refresh_day_sketch(&hours, &mut days, key)?;
+    }
+    Ok(())
+}
+
+fn subtract_counts(
+    transaction: &WriteTransaction,
+    level: Level,
+    delta: &RollupDelta,
+) -> Result<(), StoreError> {
+    let (mut cells, _) = level.open(transaction)?;
+    for ((partner, hour), counts) in &delta.counts {
+        for (cell, count) in counts {
+            let key = cell_key(*partner, *hour, cell);
+            let stored = match cells.get(key.as_slice()).map_err(storage_error)? {
+                Some(stored) => decode_count(stored.value())?,
+                None => 0,
+            };
+            match stored.saturating_sub(*count) {
+                0 => cells.remove(key.as_slice()).map(drop),
+                left => cells
+                    .insert(key.as_slice(), left.to_be_bytes().as_slice())
+                    .map(drop),
+            }
+            .map_err(storage_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Folds `hours` now, whatever their age, then those of their days that have ended; what
+/// a concurrent write keeps from folding is left to the settler.
+pub(super) fn fold_now(
+    database: &Database,
+    partner: Uuid,
+    hours: &BTreeSet<Hour>,
+) -> Result<(), StoreError> {
+    let mut declared = HashMap::new();
+    for hour in hours {
+        for _ in 0..FOLD_ATTEMPTS {
+            let Some(mark) = stamp_of(database, BREAKDOWN_MARKS, partner, *hour)? else {
+                break;
+            };
+            if fold_hour(database, partner, *hour, mark, &mut declared)? {
+                break;
+            }
+        }
+    }
+    let now = Utc::now();
+    let days: BTreeSet<Hour> = hours.iter().map(|hour| hour.day()).collect();
+    for day in days
+        .into_iter()
+        .filter(|day| day_after(*day).start() <= now)
+    {
+        if let Some(pending) = stamp_of(database, BREAKDOWN_DAYS_PENDING, partner, day)? {
+            fold_day(database, partner, day, pending, &mut declared)?;
+        }
+    }
+    Ok(())
+}
+
+fn stamp_of(
+    database: &Database,
+    table: super::Table,
+    partner: Uuid,
+    hour: Hour,
+) -> Result<Option<u64>, StoreError> {
+    let transaction = database.begin_read().map_err(storage_error)?;
+    let table = transaction.open_table(table).map_err(storage_error)?;
+    let stored = table
+        .get(hour_key(partner, hour).as_slice())
+        .map_err(storage_error)?;
+    stored.map(|stamp| decode_stamp(stamp.value())).transpose()
+}
