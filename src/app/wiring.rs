@@ -22,7 +22,7 @@ use crate::ingest::event_types::EventTypes;
 use crate::ingest::queue::{self, BatchPolicy, Unstored};
 use crate::ingest::writer::spawn_writers;
 use crate::ingest::{AckPolicy, Admission, Ingestor, Preparation};
-use crate::lifecycle::{AuditLog, ErasureRunner, Erasures, spawn_runner};
+use crate::lifecycle::{AuditLog, ErasureRunner, Erasures, Sweeper, spawn_runner, spawn_sweeper};
 use crate::limits::{RateLimits, ReplayGuard};
 use crate::manage::Management;
 use crate::redis::{InvalidationBus, Redis};
@@ -95,6 +95,12 @@ impl Application {
             invalidations: InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
             wake: Arc::clone(&erasure_wake),
         });
+        let sweeper = spawn_sweeper(Sweeper {
+            store: Arc::clone(&store),
+            invalidations: InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
+            metrics: Arc::clone(&metrics),
+            interval: config.store.retention_sweep,
+        });
         let state = Arc::new(AppState {
             authenticator: Authenticator::new(
                 admin_token(&config)?,
@@ -162,7 +168,7 @@ impl Application {
             background: listener_task
                 .into_iter()
                 .chain(settler)
-                .chain([eraser])
+                .chain([eraser, sweeper])
                 .collect(),
             redis,
         })

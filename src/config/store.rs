@@ -33,6 +33,10 @@ pub struct StoreConfig {
     /// How often the embedded store looks for hours (and ended days) to fold.
     #[serde(with = "duration")]
     pub breakdown_fold_interval: Duration,
+    /// How often partners' events past their `retentionDays` are deleted, with what was
+    /// counted from them (both stores; on Cassandra a day at a time).
+    #[serde(with = "duration")]
+    pub retention_sweep: Duration,
 }
 
 impl StoreConfig {
@@ -45,6 +49,10 @@ impl StoreConfig {
             (
                 self.breakdown_fold_interval.is_zero(),
                 "store.breakdown_fold_interval must be > 0, got 0s".to_string(),
+            ),
+            (
+                self.retention_sweep.is_zero(),
+                "store.retention_sweep must be > 0, got 0s".to_string(),
             ),
         ])
     }

@@ -45,6 +45,15 @@ pub trait LifecycleStore: Send + Sync {
     /// never counts a deletion twice or not at all).
     async fn erase_hours(&self, erasure: &Erasure, hours: &[Hour]) -> Result<Erased, StoreError>;
 
+    /// Deletes the partner's events before `cutoff` (on the embedded store whole hours,
+    /// those ending at or before it; on Cassandra whole UTC days), with everything counted
+    /// from them, in bounded steps; what it deleted.
+    async fn sweep_expired(
+        &self,
+        partner: Uuid,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Erased, StoreError>;
+
     /// Forgets the person's joins (the user's anonymous ids, or the anonymous id's join
     /// and conflicts), in the store and in what its writers remember.
     async fn forget_person(&self, erasure: &Erasure) -> Result<(), StoreError>;

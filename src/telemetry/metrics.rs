@@ -97,6 +97,7 @@ pub struct Metrics {
     pub events_rejected: IntCounterVec,
     pub events_stored: IntCounter,
     pub events_suppressed: IntCounter,
+    pub events_expired: IntCounter,
     pub events_duplicate: IntCounter,
     pub validation_failures: IntCounterVec,
     pub queue_depth: IntGauge,
@@ -191,6 +192,10 @@ impl Metrics {
                 &["reason"],
             ),
             events_stored: counter(EVENTS_STORED, "Events written to the store"),
+            events_expired: counter(
+                "volcanion_events_expired_total",
+                "Events deleted by the retention sweep, past their partner's retentionDays",
+            ),
             events_suppressed: counter(
                 "volcanion_events_suppressed_total",
                 "Events accepted and dropped: their person's erasure asked to suppress them",

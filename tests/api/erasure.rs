@@ -15,14 +15,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use volcanion::config::Config;
-use volcanion::model::{
-    Code, EntityStatus, Erasure, ErasureStatus, ErasureSubject, Event, JsonObject, Partner,
-};
+use volcanion::model::{Erasure, ErasureStatus, ErasureSubject, Event, JsonObject};
 use volcanion::rollups::Hour;
 use volcanion::store::Store;
 
 use crate::helpers::{
-    Backend, TestApp, TestAppBuilder, assert_problem, error_fields, metric, wait_until,
+    Backend, TestApp, TestAppBuilder, assert_problem, error_fields, metric, stored_partner,
+    wait_until,
 };
 
 const FROM: &str = "2026-11-20T00:00:00Z";
@@ -95,19 +94,6 @@ fn range() -> String {
     format!("from={FROM}&to={TO}")
 }
 
-async fn spawn_capturing(builder: TestAppBuilder) -> (TestApp, Arc<dyn Store>) {
-    let captured = Arc::new(Mutex::new(None));
-    let keep = Arc::clone(&captured);
-    let app = builder
-        .spawn_wrapping(move |store| {
-            *keep.lock().unwrap() = Some(Arc::clone(&store));
-            store
-        })
-        .await;
-    let store = captured.lock().unwrap().take().expect("the store");
-    (app, store)
-}
-
 async fn admin_get(app: &TestApp, path: &str) -> reqwest::Response {
     app.admin(reqwest::Method::GET, path).send().await.unwrap()
 }
@@ -174,7 +160,7 @@ fn people_of(sent: &[Sent], kind: Option<&str>) -> u64 {
 }
 
 async fn a_users_erasure_leaves_no_trace_and_a_receipt(backend: Backend) {
-    let (app, store) = spawn_capturing(TestAppBuilder::new(backend)).await;
+    let (app, store) = TestAppBuilder::new(backend).spawn_keeping_store().await;
     let tenant = app.tenant("erasure").await;
     let sent = story();
     let events: Vec<Value> = sent
@@ -394,23 +380,10 @@ async fn an_erasure_cut_short_resumes_at_start_and_counts_each_event_once(backen
     let mut config = Config::defaults();
     backend.apply(&mut config);
     config.store.data_dir = dir.path().to_path_buf();
-    let (partner, subsystem) = (Uuid::now_v7(), Uuid::now_v7());
     let day0 = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
-    let record = Partner {
-        id: partner,
-        code: Code::parse("cut-short").unwrap(),
-        name: "cut short".into(),
-        email: None,
-        contact_person: None,
-        status: EntityStatus::Active,
-        rate_limit_per_minute: None,
-        retention_days: None,
-        store_client_ip: false,
-        own_hosts: Vec::new(),
-        dimensions: Vec::new(),
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
-    };
+    let store = volcanion::open_store(&config).await.unwrap();
+    let partner = stored_partner(store.as_ref(), "cut-short", &["page_view"]).await;
+    let subsystem = Uuid::now_v7();
     let events: Vec<Event> = (0..48i64)
         .map(|n| Event {
             event_id: format!("e{n}"),
@@ -433,19 +406,16 @@ async fn an_erasure_cut_short_resumes_at_start_and_counts_each_event_once(backen
     let mut erasure = Erasure::new(partner, ErasureSubject::UserId("gone".into()), false);
     erasure.status = ErasureStatus::Running;
     {
-        let store = volcanion::open_store(&config).await.unwrap();
-        store.insert_partner(&record).await.unwrap();
         store.write_events(&events).await.unwrap();
-        // What ingestion records of each type it admits.
-        store.add_event_type(partner, "page_view").await.unwrap();
         store.put_erasure(&erasure).await.unwrap();
         let first_day: Vec<Hour> = (0..24).map(|h| Hour(Hour::of(day0).0 + h)).collect();
         let erased = store.erase_hours(&erasure, &first_day).await.unwrap();
         assert_eq!(erased.events, 12, "the first day's half, before the crash");
+        drop(store);
     }
     let builder = TestAppBuilder::new(backend)
         .configure(|c| c.store.data_dir = config.store.data_dir.clone());
-    let (_app, store) = spawn_capturing(builder).await;
+    let (_app, store) = builder.spawn_keeping_store().await;
     let stored = Arc::new(Mutex::new(None));
     wait_until(
         "the job resumes and finishes",

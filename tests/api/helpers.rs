@@ -312,6 +312,14 @@ impl TestAppBuilder {
         self.spawn_on(wrap(store)).await
     }
 
+    /// Spawns, and hands the test the store too (to verify its rollups, say).
+    pub async fn spawn_keeping_store(self) -> (TestApp, Arc<dyn Store>) {
+        let store = volcanion::open_store(&self.config)
+            .await
+            .expect("the store opens");
+        (self.spawn_on(Arc::clone(&store)).await, store)
+    }
+
     async fn spawn_on(self, store: Arc<dyn Store>) -> TestApp {
         let application = Application::build_with_store(self.config, store)
             .await
@@ -899,4 +907,30 @@ pub async fn run_script(command: &mut tokio::process::Command, timeout: Duration
         .last()
         .expect("the script prints its findings");
     serde_json::from_str(last).expect("its findings as JSON")
+}
+
+/// A partner written straight to `store` (for tests that fill a store before any
+/// instance runs on it), with the event types ingestion would have recorded.
+pub async fn stored_partner(store: &dyn Store, code: &str, event_types: &[&str]) -> uuid::Uuid {
+    let now = chrono::Utc::now();
+    let partner = volcanion::model::Partner {
+        id: uuid::Uuid::now_v7(),
+        code: volcanion::model::Code::parse(code).unwrap(),
+        name: code.to_string(),
+        email: None,
+        contact_person: None,
+        status: volcanion::model::EntityStatus::Active,
+        rate_limit_per_minute: None,
+        retention_days: None,
+        store_client_ip: false,
+        own_hosts: Vec::new(),
+        dimensions: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_partner(&partner).await.unwrap();
+    for event_type in event_types {
+        store.add_event_type(partner.id, event_type).await.unwrap();
+    }
+    partner.id
 }

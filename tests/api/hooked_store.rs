@@ -250,6 +250,13 @@ impl LifecycleStore for HookedStore {
     async fn erase_hours(&self, erasure: &Erasure, hours: &[Hour]) -> Result<Erased, StoreError> {
         self.inner.erase_hours(erasure, hours).await
     }
+    async fn sweep_expired(
+        &self,
+        partner: Uuid,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Erased, StoreError> {
+        self.inner.sweep_expired(partner, cutoff).await
+    }
     async fn forget_person(&self, erasure: &Erasure) -> Result<(), StoreError> {
         self.inner.forget_person(erasure).await
     }

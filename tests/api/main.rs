@@ -40,6 +40,7 @@ mod reading;
 mod redis;
 mod reports;
 mod restart;
+mod retention;
 mod schemas;
 mod segment;
 mod segment_sdks;

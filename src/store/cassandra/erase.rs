@@ -25,7 +25,7 @@ pub(super) async fn erase_hours(
     let partner = erasure.partner_id;
     let mut erased = Erased::default();
     for hour in hours {
-        let covered = covered_events(store, erasure, *hour).await?;
+        let covered = events_of(store, partner, *hour, |event| erasure.covers_event(event)).await?;
         if covered.is_empty() {
             continue;
         }
@@ -47,13 +47,15 @@ pub(super) async fn erase_hours(
     Ok(erased)
 }
 
-async fn covered_events(
+/// The events of the partner's `hour` that `wanted` takes (without payload).
+pub(super) async fn events_of(
     store: &CassandraStore,
-    erasure: &Erasure,
+    partner: Uuid,
     hour: Hour,
+    wanted: impl Fn(&Event) -> bool,
 ) -> Result<Vec<Event>, StoreError> {
     let mut query = EventQuery {
-        scope: EventScope::Partner(erasure.partner_id),
+        scope: EventScope::Partner(partner),
         from: hour.start(),
         to: hour.next().start(),
         filter: Default::default(),
@@ -64,11 +66,7 @@ async fn covered_events(
     let mut covered = Vec::new();
     loop {
         let page = store.query_events(&query).await?;
-        covered.extend(
-            page.items
-                .into_iter()
-                .filter(|event| erasure.covers_event(event)),
-        );
+        covered.extend(page.items.into_iter().filter(|event| wanted(event)));
         match page.next_cursor {
             Some(cursor) => query.cursor = Some(cursor),
             None => return Ok(covered),
@@ -77,9 +75,17 @@ async fn covered_events(
 }
 
 async fn delete(store: &CassandraStore, partner: Uuid, events: &[Event]) -> Result<(), StoreError> {
+    delete_rows(store, partner, events).await?;
+    delete_claims(store, partner, events).await
+}
+
+async fn delete_rows(
+    store: &CassandraStore,
+    partner: Uuid,
+    events: &[Event],
+) -> Result<(), StoreError> {
     let statements = &store.lifecycle_statements;
     let mut deletions = Vec::with_capacity(events.len() * 2);
-    let mut claims = Vec::with_capacity(events.len());
     for event in events {
         let Placement {
             day,
@@ -93,8 +99,20 @@ async fn delete(store: &CassandraStore, partner: Uuid, events: &[Event]) -> Resu
         );
         deletions.push(store.execute(&statements.delete_event_by_partner, by_partner));
         deletions.push(store.execute(&statements.delete_event_by_subsystem, by_subsystem));
-        claims.push(store.execute(&statements.delete_event_id, (partner, id)));
     }
-    all(store, deletions).await?;
+    all(store, deletions).await
+}
+
+/// Deletes the events' id claims (a client may send the ids again).
+pub(super) async fn delete_claims(
+    store: &CassandraStore,
+    partner: Uuid,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let statement = &store.lifecycle_statements.delete_event_id;
+    let claims: Vec<_> = events
+        .iter()
+        .map(|event| store.execute(statement, (partner, event.event_id.as_str())))
+        .collect();
     all(store, claims).await
 }

@@ -9,7 +9,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::statements::prepare_statement;
-use super::{CassandraStore, corrupt, erase, joins};
+use super::{CassandraStore, corrupt, erase, joins, sweep};
 use crate::model::{AuditEntry, Erasure};
 use crate::rollups::Hour;
 use crate::store::{AuditQuery, Erased, LifecycleStore, StoreError};
@@ -31,6 +31,9 @@ pub struct LifecycleStatements {
     pub(super) delete_event_by_subsystem: PreparedStatement,
     pub(super) delete_event_id: PreparedStatement,
     pub(super) delete_rollup_sketch: PreparedStatement,
+    pub(super) delete_partner_day: PreparedStatement,
+    pub(super) delete_subsystem_day: PreparedStatement,
+    pub(super) delete_event_day: PreparedStatement,
 }
 
 impl LifecycleStatements {
@@ -87,6 +90,18 @@ impl LifecycleStatements {
             .await?,
             delete_event_id: prepare(format!(
                 "DELETE FROM {ks}.event_ids_by_partner WHERE partner_id = ? AND event_id = ?"
+            ))
+            .await?,
+            delete_partner_day: prepare(format!(
+                "DELETE FROM {ks}.events_by_partner_day WHERE partner_id = ? AND day = ? AND bucket = ?"
+            ))
+            .await?,
+            delete_subsystem_day: prepare(format!(
+                "DELETE FROM {ks}.events_by_subsystem_day WHERE subsystem_id = ? AND day = ? AND bucket = ?"
+            ))
+            .await?,
+            delete_event_day: prepare(format!(
+                "DELETE FROM {ks}.event_days WHERE owner = ? AND day = ?"
             ))
             .await?,
             delete_rollup_sketch: prepare(format!(
@@ -162,6 +177,14 @@ impl LifecycleStore for CassandraStore {
             self.put_erasure(&record).await?;
         }
         Ok(erased)
+    }
+
+    async fn sweep_expired(
+        &self,
+        partner: Uuid,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Erased, StoreError> {
+        sweep::sweep(self, partner, cutoff).await
     }
 
     async fn forget_person(&self, erasure: &Erasure) -> Result<(), StoreError> {

@@ -35,6 +35,7 @@ mod schema_change;
 mod session;
 mod settings;
 mod statements;
+mod sweep;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -32,77 +32,113 @@ use crate::store::{Erased, StoreError};
 /// Folds tried for an hour a concurrent write keeps touching, before the settler is left
 /// to fold it.
 const FOLD_ATTEMPTS: usize = 3;
+/// Events deleted per write transaction, so a large hour never holds the writers long.
+const DELETES_PER_TRANSACTION: usize = 5_000;
 
-/// Erases what `erasure` covers in `hours` (one UTC day's), then folds those hours.
+/// Which events of the hours go.
+#[derive(Clone, Copy)]
+pub(super) enum Doomed<'a> {
+    /// Those an erasure covers; what is done is added to its record.
+    Covered(&'a Erasure),
+    /// All of them (their retention has passed).
+    All,
+}
+
+impl Doomed<'_> {
+    fn takes(self, view: &rows::RowView<'_>) -> bool {
+        match self {
+            Doomed::Covered(erasure) => erasure.covers(view.user_id(), view.anonymous_id()),
+            Doomed::All => true,
+        }
+    }
+}
+
+/// Erases the `doomed` events of `hours`, a bounded transaction at a time, then folds
+/// those hours (and their ended days).
 pub(super) fn erase_hours(
     database: &Database,
-    erasure: &Erasure,
+    partner: Uuid,
     hours: &[Hour],
+    doomed: Doomed<'_>,
 ) -> Result<Erased, StoreError> {
-    let found = covered_events(database, erasure, hours)?;
-    if found.is_empty() {
-        return Ok(Erased::default());
+    let mut erased = Erased::default();
+    let mut touched = BTreeSet::new();
+    for hour in hours {
+        let mut after = None;
+        loop {
+            let (found, last) = doomed_events(database, partner, *hour, doomed, after)?;
+            if found.is_empty() {
+                break;
+            }
+            let transaction = database.begin_write().map_err(storage_error)?;
+            let deleted = delete_events(&transaction, &found)?;
+            let mut done = Erased {
+                events: deleted.len() as u64,
+                hours: 0,
+            };
+            if !deleted.is_empty() {
+                done.hours = u64::from(touched.insert(*hour));
+                let mut delta = RollupDelta::default();
+                deleted.iter().for_each(|event| delta.add(event));
+                subtract(&transaction, &delta)?;
+                let now = Utc::now();
+                touch(&transaction, &BTreeSet::from([(partner, *hour)]), now)?;
+                anonymous_hours::hold_back(&transaction, partner, [*hour], now)?;
+                if let Doomed::Covered(erasure) = doomed {
+                    lifecycle::add_progress(&transaction, erasure, done)?;
+                }
+            }
+            transaction.commit().map_err(storage_error)?;
+            erased.events += done.events;
+            erased.hours += done.hours;
+            after = Some(last);
+        }
     }
-    let transaction = database.begin_write().map_err(storage_error)?;
-    let deleted = delete_events(&transaction, &found)?;
-    let partner = erasure.partner_id;
-    let touched: BTreeSet<Hour> = deleted
-        .iter()
-        .map(|event| Hour::of(event.timestamp))
-        .collect();
-    let erased = Erased {
-        events: deleted.len() as u64,
-        hours: touched.len() as u64,
-    };
-    if !deleted.is_empty() {
-        let mut delta = RollupDelta::default();
-        deleted.iter().for_each(|event| delta.add(event));
-        subtract(&transaction, &delta)?;
-        let now = Utc::now();
-        let marked = touched.iter().map(|hour| (partner, *hour)).collect();
-        touch(&transaction, &marked, now)?;
-        anonymous_hours::hold_back(&transaction, partner, touched.iter().copied(), now)?;
-        lifecycle::add_progress(&transaction, erasure, erased)?;
-    }
-    transaction.commit().map_err(storage_error)?;
     fold_now(database, partner, &touched)?;
     Ok(erased)
 }
 
-/// The keys and events (without payload) of `hours` that `erasure` covers.
-fn covered_events(
+/// Up to `DELETES_PER_TRANSACTION` keys and events (without payload) of `hour` that go,
+/// after the key `after`; and the last key read.
+fn doomed_events(
     database: &Database,
-    erasure: &Erasure,
-    hours: &[Hour],
-) -> Result<Vec<(Vec<u8>, Event)>, StoreError> {
+    partner: Uuid,
+    hour: Hour,
+    doomed: Doomed<'_>,
+    after: Option<Vec<u8>>,
+) -> Result<(Vec<(Vec<u8>, Event)>, Vec<u8>), StoreError> {
     let transaction = database.begin_read().map_err(storage_error)?;
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
-    let partner = erasure.partner_id;
+    let range = keys::time_range(partner, hour.start(), hour.next().start(), None)?;
+    let start = match after {
+        Some(last) => std::ops::Bound::Excluded(last),
+        None => range.0,
+    };
     let mut found = Vec::new();
-    for hour in hours {
-        let range = keys::time_range(partner, hour.start(), hour.next().start(), None)?;
-        for row in events
-            .range::<&[u8]>(keys::borrowed(&range))
-            .map_err(storage_error)?
-        {
-            let (key, value) = row.map_err(storage_error)?;
-            let (micros, id_bytes) = keys::split_event_key(key.value())?;
-            let view = rows::view(micros, value.value())?;
-            let wanted = Hour::of(view.timestamp()) == *hour
-                && erasure.covers(view.user_id(), view.anonymous_id());
-            if wanted {
-                let parts = rows::KeyParts {
-                    partner_id: partner,
-                    micros,
-                    event_id: rows::event_id_from_bytes(id_bytes)?,
-                };
-                found.push((key.value().to_vec(), view.into_event(parts, false)?));
+    let mut last = Vec::new();
+    for row in events
+        .range::<&[u8]>(keys::borrowed(&(start, range.1)))
+        .map_err(storage_error)?
+    {
+        let (key, value) = row.map_err(storage_error)?;
+        let (micros, id_bytes) = keys::split_event_key(key.value())?;
+        let view = rows::view(micros, value.value())?;
+        last = key.value().to_vec();
+        if Hour::of(view.timestamp()) == hour && doomed.takes(&view) {
+            let parts = rows::KeyParts {
+                partner_id: partner,
+                micros,
+                event_id: rows::event_id_from_bytes(id_bytes)?,
+            };
+            found.push((last.clone(), view.into_event(parts, false)?));
+            if found.len() == DELETES_PER_TRANSACTION {
+                break;
             }
         }
     }
-    Ok(found)
+    Ok((found, last))
 }
 
 /// Deletes the events found (those still there) from both events tables and the id

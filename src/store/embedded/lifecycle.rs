@@ -10,7 +10,8 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::{
-    AUDIT_LOG, ERASURES, EmbeddedStore, erase, forget, from_json, keys, storage_error, to_json,
+    AUDIT_LOG, ERASURES, EmbeddedStore, erase, forget, from_json, keys, storage_error, sweep,
+    to_json,
 };
 use crate::model::{AuditEntry, Erasure};
 use crate::rollups::Hour;
@@ -104,7 +105,19 @@ impl LifecycleStore for EmbeddedStore {
 
     async fn erase_hours(&self, erasure: &Erasure, hours: &[Hour]) -> Result<Erased, StoreError> {
         let (erasure, hours) = (erasure.clone(), hours.to_vec());
-        self.blocking(move |database| erase::erase_hours(database, &erasure, &hours))
+        self.blocking(move |database| {
+            let doomed = erase::Doomed::Covered(&erasure);
+            erase::erase_hours(database, erasure.partner_id, &hours, doomed)
+        })
+        .await
+    }
+
+    async fn sweep_expired(
+        &self,
+        partner: Uuid,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Erased, StoreError> {
+        self.blocking(move |database| sweep::sweep(database, partner, cutoff))
             .await
     }
 

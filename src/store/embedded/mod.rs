@@ -23,6 +23,7 @@ mod rollups;
 mod rollups_repair;
 mod rollups_upgrade;
 mod rows;
+mod sweep;
 
 use std::path::Path;
 use std::sync::Arc;
