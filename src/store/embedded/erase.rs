@@ -1,15 +1,17 @@
-//! Erasing a person's events from some hours of the embedded store, in three steps that
-//! each leave the store consistent, so a crash between them loses nothing:
-//! 1. a read transaction finds the hours' events the erasure covers (ingestion goes on);
-//! 2. one short write transaction deletes them from the events tables and the id index,
+//! Erasing events from some hours of the embedded store: a person's (an erasure) or all
+//! of them (their retention has passed), in steps that each leave the store consistent,
+//! so a crash between them loses nothing:
+//! 1. a read transaction finds up to `DELETES_PER_TRANSACTION` of the hour's events that
+//!    go (ingestion goes on);
+//! 2. a short write transaction deletes them from the events tables and the id index,
 //!    takes their counts off the hour and day cells (counts subtract exactly), drops the
-//!    hours' sketches they were counted in (a sketch cannot forget a member) with the day
-//!    sketches rebuilt from the hours left, marks the hours for folding, holds reports'
-//!    `dataAsOf` back until they are, and adds what it did to the erasure's record;
-//! 3. the hours are folded at once (`breakdowns_fold`: breakdown cells, postings and
-//!    sketches recounted from the events left), then their ended days (visits, pages).
-//!    A fold that finds an hour written to meanwhile leaves it to the settler, which folds
-//!    every marked hour anyway, crash or not.
+//!    hour's sketches they were counted in (a sketch cannot forget a member) with the day
+//!    sketches rebuilt from the hours left, marks the hour for folding, holds reports'
+//!    `dataAsOf` back until it is, and adds what it did to the erasure's record;
+//! 3. once every hour is done, they are folded at once (`breakdowns_fold`: breakdown
+//!    cells, postings and sketches recounted from the events left), then their ended
+//!    days (visits, pages). A fold that finds an hour written to meanwhile leaves it to
+//!    the settler, which folds every marked hour anyway, crash or not.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -34,6 +36,9 @@ use crate::store::{Erased, StoreError};
 const FOLD_ATTEMPTS: usize = 3;
 /// Events deleted per write transaction, so a large hour never holds the writers long.
 const DELETES_PER_TRANSACTION: usize = 5_000;
+
+/// Events found to delete: their keys, and the events (without payload).
+type Found = Vec<(Vec<u8>, Event)>;
 
 /// Which events of the hours go.
 #[derive(Clone, Copy)]
@@ -106,7 +111,7 @@ fn doomed_events(
     hour: Hour,
     doomed: Doomed<'_>,
     after: Option<Vec<u8>>,
-) -> Result<(Vec<(Vec<u8>, Event)>, Vec<u8>), StoreError> {
+) -> Result<(Found, Vec<u8>), StoreError> {
     let transaction = database.begin_read().map_err(storage_error)?;
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
@@ -143,10 +148,7 @@ fn doomed_events(
 
 /// Deletes the events found (those still there) from both events tables and the id
 /// index; the events deleted.
-fn delete_events(
-    transaction: &WriteTransaction,
-    found: &[(Vec<u8>, Event)],
-) -> Result<Vec<Event>, StoreError> {
+fn delete_events(transaction: &WriteTransaction, found: &Found) -> Result<Vec<Event>, StoreError> {
     let mut by_partner = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
