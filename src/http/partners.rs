@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use crate::http::openapi::Problem;
 use crate::http::problem::ApiError;
 use crate::http::respond::created;
 use crate::http::state::AppState;
-use crate::model::Partner;
+use crate::model::{Erasure, Partner};
 use crate::tenants::{DimensionsDraft, PartnerChanges, PartnerDraft};
 
 const DEFAULT_PAGE: usize = 100;
@@ -159,16 +159,41 @@ pub async fn declare_dimensions(
     }))
 }
 
-/// Deactivates: the partner's keys stop working, its data stays.
-#[utoipa::path(delete, path = "/api/v1/partners/{id}", tag = "partners", params(("id" = Uuid, Path, description = "The partner's id")),
-    responses((status = 204, description = "Deactivated: its keys stop working, its data stays")),
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `true`: erase the partner with all its data, as a job (default `false`).
+    #[param(value_type = Option<bool>)]
+    purge: Option<String>,
+}
+
+/// Deactivates: the partner's keys stop working, its data stays; with `purge=true`, a job
+/// erases all its data too.
+#[utoipa::path(delete, path = "/api/v1/partners/{id}", tag = "partners", params(("id" = Uuid, Path, description = "The partner's id"), DeleteParams),
+    responses((status = 204, description = "Deactivated: its keys stop working, its data stays"),
+              (status = 202, description = "Deactivated, and its data being erased: the purge job (`GET .../erasures/{eid}`)", body = Erasure)),
     security(("bearer" = [])))]
 pub async fn deactivate(
     State(state): State<Arc<AppState>>,
     _: Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    params: Result<Query<DeleteParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let id = path_id(&id, "partner")?;
+    let purge = match query(params)?.purge.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::field(
+                "purge",
+                format!("must be true or false, got '{other}'"),
+            ));
+        }
+    };
+    if purge {
+        let job = state.erasures.purge(id).await?;
+        return Ok((StatusCode::ACCEPTED, Json(job)).into_response());
+    }
     state.management.deactivate_partner(id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::audit::AuditLog;
 use crate::error::{Failure, FieldErrors, Refusal};
-use crate::model::{AuditAction, Erasure, ErasureSubject};
+use crate::model::{AuditAction, EntityStatus, Erasure, ErasureSubject};
 use crate::redis::{Invalidation, InvalidationBus};
 use crate::store::Store;
 
@@ -117,6 +117,39 @@ impl Erasures {
         }
         self.wake.notify_one();
         tracing::info!(partner_id = %partner, erasure_id = %erasure.id, "erasure requested");
+        Ok(erasure)
+    }
+
+    /// Deactivates the partner (its keys stop at once) and records a job erasing all its
+    /// data; a repeat answers the purge not finished yet.
+    pub async fn purge(&self, partner: Uuid) -> Result<Erasure, Failure> {
+        let Some(mut record) = self.store.partner(partner).await? else {
+            return Err(Refusal::NotFound(format!("no partner with id '{partner}'")).into());
+        };
+        let subject = ErasureSubject::PartnerId(partner);
+        let erasures = self.store.erasures(partner).await?;
+        if let Some(running) = erasures
+            .into_iter()
+            .find(|erasure| !erasure.status.is_finished() && erasure.subject == subject)
+        {
+            return Ok(running);
+        }
+        let erasure = Erasure::new(partner, subject, false);
+        let details = serde_json::json!({"erasureId": erasure.id, "code": record.code.as_str()});
+        self.audit
+            .record(partner, AuditAction::PurgeRequested, "admin", details)
+            .await?;
+        // Its contact details go with its data; the record stays, inactive, so the job
+        // and the audit log still name it.
+        record.status = EntityStatus::Inactive;
+        record.email = None;
+        record.contact_person = None;
+        record.updated_at = chrono::Utc::now();
+        self.store.update_partner(&record).await?;
+        self.invalidations.publish(Invalidation::Identities).await;
+        self.store.put_erasure(&erasure).await?;
+        self.wake.notify_one();
+        tracing::info!(partner_id = %partner, erasure_id = %erasure.id, "purge requested");
         Ok(erasure)
     }
 

@@ -28,6 +28,8 @@ use crate::store::Store;
 
 /// How often unfinished jobs are looked for without a wake-up.
 const RESCAN: Duration = Duration::from_secs(300);
+/// How far past now a purge sweeps: ingestion clamps event times to its clock skew.
+const PURGE_MARGIN_DAYS: i64 = 7;
 /// Rounds a job may fail in a row (the store down, say) before it is marked `failed`.
 const MAX_FAILED_ROUNDS: u32 = 5;
 
@@ -106,14 +108,12 @@ impl ErasureRunner {
                 people.extend(seen_with);
                 people
             }
+            ErasureSubject::PartnerId(_) => Vec::new(),
         };
-        let hours = self.reports.hours_of_people(partner, &people).await?;
-        let mut days: BTreeMap<Hour, Vec<Hour>> = BTreeMap::new();
-        for hour in hours {
-            days.entry(hour.day()).or_default().push(hour);
-        }
-        for hours in days.values() {
-            self.store.erase_hours(&erasure, hours).await?;
+        if people.is_empty() {
+            self.purge(&erasure).await?;
+        } else {
+            self.erase_people(&erasure, &people).await?;
         }
         self.store.forget_person(&erasure).await?;
         self.invalidations
@@ -134,6 +134,38 @@ impl ErasureRunner {
             .await?;
         self.store.put_erasure(&done).await?;
         tracing::info!(partner_id = %partner, erasure_id = %id, events = done.events_deleted, hours = done.hours_recounted, "erasure done");
+        Ok(())
+    }
+
+    /// Erases the events of `people` (as postings name them) the erasure covers, a day's
+    /// hours at a time; each step adds to the receipt.
+    async fn erase_people(&self, erasure: &Erasure, people: &[String]) -> anyhow::Result<()> {
+        let hours = self
+            .reports
+            .hours_of_people(erasure.partner_id, people)
+            .await?;
+        let mut days: BTreeMap<Hour, Vec<Hour>> = BTreeMap::new();
+        for hour in hours {
+            days.entry(hour.day()).or_default().push(hour);
+        }
+        for hours in days.values() {
+            self.store.erase_hours(erasure, hours).await?;
+        }
+        Ok(())
+    }
+
+    /// Sweeps every event of a purged partner, whatever its time (a clock's skew past now
+    /// included), then adds what it deleted to the receipt.
+    async fn purge(&self, erasure: &Erasure) -> anyhow::Result<()> {
+        let beyond_any_event = Utc::now() + chrono::Duration::days(PURGE_MARGIN_DAYS);
+        let swept = self
+            .store
+            .sweep_expired(erasure.partner_id, beyond_any_event)
+            .await?;
+        let mut record = self.reload(erasure.clone()).await?;
+        record.events_deleted += swept.events;
+        record.hours_recounted += swept.hours;
+        self.store.put_erasure(&record).await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
-//! An erasure (API.md, "Data lifecycle"): a request to erase one person's events from
-//! every table, run as a job that ends with a receipt, and, with `suppress`, the person's
-//! new events dropped at ingest from then on.
+//! An erasure (API.md, "Data lifecycle"): a request to erase one person's events (or a
+//! whole partner's: a purge) from every table, run as a job that ends with a receipt, and,
+//! with `suppress`, the person's new events dropped at ingest from then on.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +19,8 @@ pub enum ErasureSubject {
     UserId(String),
     /// Every event carrying this anonymous id.
     AnonymousId(String),
+    /// The whole partner: every event, and what was counted and kept from them (a purge).
+    PartnerId(Uuid),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -88,6 +90,7 @@ impl Erasure {
                 anonymous_id.is_some_and(|id| self.anonymous_ids.contains(id))
             }
             (ErasureSubject::AnonymousId(erased), _) => anonymous_id == Some(erased.as_str()),
+            (ErasureSubject::PartnerId(_), _) => true,
         }
     }
 

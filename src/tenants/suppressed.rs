@@ -28,6 +28,8 @@ impl Suppressed {
                 ErasureSubject::AnonymousId(anonymous) => {
                     suppressed.anonymous_ids.insert(anonymous.clone());
                 }
+                // A purged partner is inactive: its keys send nothing.
+                ErasureSubject::PartnerId(_) => {}
             }
         }
         suppressed

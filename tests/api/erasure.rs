@@ -440,7 +440,92 @@ async fn an_erasure_cut_short_resumes_at_start_and_counts_each_event_once(backen
     assert_verified(store.as_ref(), partner).await;
 }
 
+/// A purge: the partner is deactivated at once, then every event of it and everything
+/// counted from them goes; another partner's data is untouched.
+async fn a_purge_erases_the_partner_and_leaves_others_alone(backend: Backend) {
+    let (app, store) = TestAppBuilder::new(backend).spawn_keeping_store().await;
+    let (gone, kept) = (app.tenant("purged").await, app.tenant("neighbour").await);
+    let sent = story();
+    for tenant in [&gone, &kept] {
+        let events: Vec<Value> = sent
+            .iter()
+            .map(|e| json_of(e, &tenant.subsystem_code))
+            .collect();
+        let response = app.send_batch(&tenant.key, &events).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let listing = format!("{}&limit=1000", range());
+        app.await_events(&tenant.key, &listing, sent.len()).await;
+    }
+    let path = format!("/api/v1/partners/{}", gone.partner_id);
+    let bad = app
+        .admin(reqwest::Method::DELETE, &format!("{path}?purge=maybe"))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(bad, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error_fields(&problem), ["purge"]);
+    let response = app
+        .admin(reqwest::Method::DELETE, &format!("{path}?purge=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(job["subject"], json!({"partnerId": gone.partner_id}));
+    let refused = app
+        .send_event(&gone.key, &json_of(&sent[0], &gone.subsystem_code))
+        .await;
+    assert!(refused.status().is_client_error(), "its keys stop at once");
+    let done = await_done(&app, &gone.partner_id, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["eventsDeleted"], json!(sent.len()), "{done}");
+
+    let partner: Uuid = gone.partner_id.parse().unwrap();
+    let record = app.partner(&gone.partner_id).await;
+    assert_eq!(record["status"], "inactive");
+    let (from, to) = (FROM.parse().unwrap(), TO.parse().unwrap());
+    let left = store
+        .query_events(&volcanion::store::EventQuery {
+            scope: volcanion::store::EventScope::Partner(partner),
+            from,
+            to,
+            filter: Default::default(),
+            limit: 10,
+            cursor: None,
+            with_payload: false,
+        })
+        .await
+        .unwrap();
+    assert!(
+        left.items.is_empty(),
+        "no event of the purged partner is left"
+    );
+    assert!(store.event_types(partner).await.unwrap().is_empty());
+    let joins = store.anonymous_ids_of(partner, "u1".into()).await.unwrap();
+    assert!(joins.is_empty(), "its people's joins are gone");
+    assert_verified(store.as_ref(), partner).await;
+    let summary = app.summary(&kept.key, &range()).await;
+    assert_eq!(
+        summary["totalEvents"],
+        json!(sent.len()),
+        "the neighbour keeps its events"
+    );
+    assert_verified(store.as_ref(), kept.partner_id.parse().unwrap()).await;
+    let log: Value = admin_get(&app, &format!("/api/v1/audit?partnerId={partner}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["purgeRequested", "erasureCompleted"]);
+}
+
 crate::backend_tests!(
     a_users_erasure_leaves_no_trace_and_a_receipt,
-    an_erasure_cut_short_resumes_at_start_and_counts_each_event_once
+    an_erasure_cut_short_resumes_at_start_and_counts_each_event_once,
+    a_purge_erases_the_partner_and_leaves_others_alone
 );

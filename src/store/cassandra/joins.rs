@@ -53,6 +53,10 @@ pub struct JoinStatements {
     delete_conflicts: PreparedStatement,
     delete_conflict: PreparedStatement,
     delete_anonymous_hours: PreparedStatement,
+    select_bucket: PreparedStatement,
+    delete_bucket: PreparedStatement,
+    delete_all_conflicts: PreparedStatement,
+    delete_event_types: PreparedStatement,
     /// Joins already in the table, as this process learnt them.
     known: moka::sync::Cache<(Uuid, String), String>,
     /// Anonymous hours already in the table.
@@ -126,6 +130,22 @@ impl JoinStatements {
             .await?,
             delete_anonymous_hours: prepare(format!(
                 "DELETE FROM {ks}.people_anonymous_hours WHERE partner_id = ? AND anonymous_id = ?"
+            ), true)
+            .await?,
+            select_bucket: prepare(format!(
+                "SELECT anonymous_id, user_id FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ?"
+            ), true)
+            .await?,
+            delete_bucket: prepare(format!(
+                "DELETE FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ?"
+            ), true)
+            .await?,
+            delete_all_conflicts: prepare(format!(
+                "DELETE FROM {ks}.people_join_conflicts WHERE partner_id = ?"
+            ), true)
+            .await?,
+            delete_event_types: prepare(format!(
+                "DELETE FROM {ks}.event_types_by_partner WHERE partner_id = ?"
             ), true)
             .await?,
             known: moka::sync::Cache::new(REMEMBERED_JOINS),
@@ -318,6 +338,7 @@ pub(super) async fn forget_person(
     let statements = &store.join_statements;
     let partner = erasure.partner_id;
     let (user, anonymous_ids): (Option<String>, Vec<String>) = match &erasure.subject {
+        ErasureSubject::PartnerId(_) => return forget_partner(store, partner).await,
         ErasureSubject::UserId(user) => {
             let mut ids = anonymous_ids_of(store, partner, user).await?;
             ids.extend(erasure.anonymous_ids.iter().cloned());
@@ -361,5 +382,37 @@ pub(super) async fn forget_person(
             store.execute(&statements.delete_conflict, values).await?;
         }
     }
+    Ok(())
+}
+
+/// A purge's last step: every join of the partner, with its users' index and the joined
+/// anonymous ids' hours, its conflicts and its event types.
+async fn forget_partner(store: &CassandraStore, partner: Uuid) -> Result<(), StoreError> {
+    let statements = &store.join_statements;
+    for bucket in 0..i32::try_from(JOIN_BUCKETS).unwrap_or(i32::MAX) {
+        let joins: Vec<(String, String)> = store
+            .select(&statements.select_bucket, (partner, bucket))
+            .await?;
+        for (anonymous, user) in &joins {
+            let (anonymous, user) = (anonymous.as_str(), user.as_str());
+            store
+                .execute(&statements.delete_user_ids, (partner, user))
+                .await?;
+            store
+                .execute(&statements.delete_anonymous_hours, (partner, anonymous))
+                .await?;
+        }
+        store
+            .execute(&statements.delete_bucket, (partner, bucket))
+            .await?;
+    }
+    store
+        .execute(&statements.delete_all_conflicts, (partner,))
+        .await?;
+    store
+        .execute(&statements.delete_event_types, (partner,))
+        .await?;
+    statements.known.invalidate_all();
+    statements.hours_known.invalidate_all();
     Ok(())
 }

@@ -34,6 +34,7 @@ pub struct LifecycleStatements {
     pub(super) delete_partner_day: PreparedStatement,
     pub(super) delete_subsystem_day: PreparedStatement,
     pub(super) delete_event_day: PreparedStatement,
+    pub(super) delete_anonymous_hour: PreparedStatement,
 }
 
 impl LifecycleStatements {
@@ -102,6 +103,10 @@ impl LifecycleStatements {
             .await?,
             delete_event_day: prepare(format!(
                 "DELETE FROM {ks}.event_days WHERE owner = ? AND day = ?"
+            ))
+            .await?,
+            delete_anonymous_hour: prepare(format!(
+                "DELETE FROM {ks}.people_anonymous_hours WHERE partner_id = ? AND anonymous_id = ? AND hour = ?"
             ))
             .await?,
             delete_rollup_sketch: prepare(format!(

@@ -1,7 +1,7 @@
 //! Cassandra's retention sweep, for a retention shortened after events were written (their
 //! TTL covers the rest): every UTC day that ended before the cutoff goes whole. Its events
 //! are read an hour at a time for what must go with them (the sketches they were counted
-//! in, their id claims), then its day partitions are deleted (the partner's and its
+//! in, their id claims, their anonymous ids' hours), then its day partitions are deleted (the partner's and its
 //! subsystems', every bucket) and its hours recounted empty.
 
 use std::collections::BTreeSet;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::CassandraStore;
 use super::erase::{delete_claims, events_of};
 use super::rollups::{all, drop_sketches, rebuild_where};
+use crate::model::Event;
 use crate::rollups::{HOURS_PER_DAY, Hour, RollupDelta};
 use crate::store::{Erased, StoreError};
 
@@ -56,6 +57,7 @@ async fn sweep_day(
         events.iter().for_each(|event| counted.add(event));
         drop_sketches(store, &counted).await?;
         delete_claims(store, partner, &events).await?;
+        forget_anonymous_hour(store, partner, hour, &events).await?;
         subsystems.extend(events.iter().map(|event| event.subsystem_id));
         swept.events += events.len() as u64;
         swept.hours += 1;
@@ -82,4 +84,25 @@ async fn sweep_day(
         .collect();
     all(store, days).await?;
     Ok(swept)
+}
+
+/// Deletes the rows recording that the hour held events of anonymous ids without a user.
+async fn forget_anonymous_hour(
+    store: &CassandraStore,
+    partner: Uuid,
+    hour: Hour,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let anonymous: BTreeSet<&str> = events
+        .iter()
+        .filter(|event| event.user_id.is_none())
+        .filter_map(|event| event.anonymous_id.as_deref())
+        .collect();
+    let statement = &store.lifecycle_statements.delete_anonymous_hour;
+    let column = i32::try_from(hour.0).unwrap_or(i32::MAX);
+    let deletions: Vec<_> = anonymous
+        .into_iter()
+        .map(|anonymous| store.execute(statement, (partner, anonymous, column)))
+        .collect();
+    all(store, deletions).await
 }

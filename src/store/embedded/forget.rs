@@ -1,7 +1,7 @@
 //! Forgetting a person's joins in the embedded store, once their events are erased: the
 //! joins of the user's anonymous ids (or of the erased anonymous id) in both directions,
 //! the conflicts naming them, the anonymous ids' folded hours, and what the writer
-//! remembers of them.
+//! remembers of them. A purged partner's every remaining row goes the same way.
 
 use redb::{ReadableTable, WriteTransaction};
 use uuid::Uuid;
@@ -10,9 +10,34 @@ use super::anonymous_hours::anonymous_prefix;
 use super::joins::user_id_key;
 use super::remembered::Remembered;
 use super::{
-    PEOPLE_ANONYMOUS_HOURS, PEOPLE_JOIN_CONFLICTS, PEOPLE_JOINS, PEOPLE_USER_IDS, keys,
+    BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENT_IDS,
+    EVENT_TYPES, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM, PEOPLE_ANONYMOUS_HOURS,
+    PEOPLE_JOIN_CONFLICTS, PEOPLE_JOINS, PEOPLE_PENDING, PEOPLE_USER_IDS, ROLLUP_CELLS,
+    ROLLUP_DAY_CELLS, ROLLUP_DAY_SKETCHES, ROLLUP_SKETCHES, SUBSYSTEM_CODES, Table, keys,
     storage_error,
 };
+
+/// The tables whose keys begin with their owner (a partner or a subsystem): what a purge
+/// empties of the partner's rows.
+const OWNED: [Table; 17] = [
+    EVENTS_BY_PARTNER,
+    EVENTS_BY_SUBSYSTEM,
+    EVENT_IDS,
+    EVENT_TYPES,
+    ROLLUP_CELLS,
+    ROLLUP_SKETCHES,
+    ROLLUP_DAY_CELLS,
+    ROLLUP_DAY_SKETCHES,
+    BREAKDOWN_CELLS,
+    BREAKDOWN_FOLDS,
+    BREAKDOWN_MARKS,
+    BREAKDOWN_DAYS_PENDING,
+    PEOPLE_JOINS,
+    PEOPLE_JOIN_CONFLICTS,
+    PEOPLE_USER_IDS,
+    PEOPLE_ANONYMOUS_HOURS,
+    PEOPLE_PENDING,
+];
 use crate::model::{Erasure, ErasureSubject};
 use crate::store::StoreError;
 
@@ -29,6 +54,9 @@ pub(super) fn forget_person(
     erasure: &Erasure,
 ) -> Result<(), StoreError> {
     let partner = erasure.partner_id;
+    if let ErasureSubject::PartnerId(_) = erasure.subject {
+        return forget_partner(transaction, remembered, partner);
+    }
     let mut joins = transaction
         .open_table(PEOPLE_JOINS)
         .map_err(storage_error)?;
@@ -57,6 +85,7 @@ pub(super) fn forget_person(
                 pairs.push((anonymous.as_bytes().to_vec(), user.value().to_vec()));
             }
         }
+        ErasureSubject::PartnerId(_) => unreachable!("forgotten above"),
     }
     let mut conflicts = transaction
         .open_table(PEOPLE_JOIN_CONFLICTS)
@@ -151,4 +180,35 @@ pub(super) fn users_of_anonymous(
         users.push(text(&row.map_err(storage_error)?.0.value()[start.len()..])?);
     }
     Ok(users)
+}
+
+/// A purge's last step, once its events are swept: every row the partner (and its
+/// subsystems) still owns outside the metadata, whatever table holds it.
+fn forget_partner(
+    transaction: &WriteTransaction,
+    remembered: &Remembered,
+    partner: Uuid,
+) -> Result<(), StoreError> {
+    let mut owners = vec![partner];
+    let codes = transaction
+        .open_table(SUBSYSTEM_CODES)
+        .map_err(storage_error)?;
+    for row in codes
+        .range::<&[u8]>(keys::borrowed(&keys::owner_range(partner)))
+        .map_err(storage_error)?
+    {
+        let id = row.map_err(storage_error)?.1.value().to_vec();
+        owners.push(Uuid::from_slice(&id).map_err(|error| StoreError::Corrupt(error.to_string()))?);
+    }
+    for table in OWNED {
+        let mut table = transaction.open_table(table).map_err(storage_error)?;
+        for owner in &owners {
+            let range = keys::owner_range(*owner);
+            table
+                .retain_in::<&[u8], _>(keys::borrowed(&range), |_, _| false)
+                .map_err(storage_error)?;
+        }
+    }
+    remembered.forget_all();
+    Ok(())
 }

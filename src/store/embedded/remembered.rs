@@ -43,6 +43,11 @@ impl Remembered {
         self.users.invalidate(join_key);
     }
 
+    /// Forgets every join (a partner was purged).
+    pub(super) fn forget_all(&self) {
+        self.users.invalidate_all();
+    }
+
     /// The transaction that learnt `learnt` has committed.
     pub(super) fn committed(&self, learnt: Learnt) {
         for (key, user) in learnt.users {
