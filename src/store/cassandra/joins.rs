@@ -22,13 +22,13 @@ use super::rollups::{all, touch};
 use super::rows::bucket_of;
 use super::statements::prepare_statement;
 use super::{CassandraStore, corrupt};
-use crate::model::{Erasure, ErasureSubject, Event};
+use crate::model::Event;
 use crate::people::{Joins, joins_of};
 use crate::rollups::Hour;
 use crate::store::StoreError;
 
 /// Partitions a partner's joins spread over.
-const JOIN_BUCKETS: u32 = 16;
+pub(super) const JOIN_BUCKETS: u32 = 16;
 /// Joins remembered by this process: (partner, anonymous id) → user.
 const REMEMBERED_JOINS: u64 = 200_000;
 /// Anonymous hours this process has recorded, not written again.
@@ -45,18 +45,6 @@ pub struct JoinStatements {
     select_user_ids: PreparedStatement,
     insert_anonymous_hour: PreparedStatement,
     select_anonymous_hours: PreparedStatement,
-    delete_join: PreparedStatement,
-    delete_user_ids: PreparedStatement,
-    delete_user_id: PreparedStatement,
-    select_conflicts: PreparedStatement,
-    select_all_conflicts: PreparedStatement,
-    delete_conflicts: PreparedStatement,
-    delete_conflict: PreparedStatement,
-    delete_anonymous_hours: PreparedStatement,
-    select_bucket: PreparedStatement,
-    delete_bucket: PreparedStatement,
-    delete_all_conflicts: PreparedStatement,
-    delete_event_types: PreparedStatement,
     /// Joins already in the table, as this process learnt them.
     known: moka::sync::Cache<(Uuid, String), String>,
     /// Anonymous hours already in the table.
@@ -64,6 +52,17 @@ pub struct JoinStatements {
 }
 
 impl JoinStatements {
+    /// Forgets what this process remembers of the join of `anonymous` (it was erased).
+    pub(super) fn forget_known(&self, partner: Uuid, anonymous: &str) {
+        self.known.invalidate(&(partner, anonymous.to_string()));
+    }
+
+    /// Forgets every join and anonymous hour this process remembers (a partner was purged).
+    pub(super) fn forget_all_known(&self) {
+        self.known.invalidate_all();
+        self.hours_known.invalidate_all();
+    }
+
     pub async fn prepare(session: &Session, keyspace: &str) -> Result<JoinStatements, StoreError> {
         let ks = keyspace;
         let prepare = |cql: String, idempotent: bool| async move {
@@ -98,54 +97,6 @@ impl JoinStatements {
             .await?,
             select_anonymous_hours: prepare(format!(
                 "SELECT hour FROM {ks}.people_anonymous_hours WHERE partner_id = ? AND anonymous_id = ?"
-            ), true)
-            .await?,
-            delete_join: prepare(format!(
-                "DELETE FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ? AND anonymous_id = ?"
-            ), true)
-            .await?,
-            delete_user_ids: prepare(format!(
-                "DELETE FROM {ks}.people_user_ids WHERE partner_id = ? AND user_id = ?"
-            ), true)
-            .await?,
-            delete_user_id: prepare(format!(
-                "DELETE FROM {ks}.people_user_ids WHERE partner_id = ? AND user_id = ? AND anonymous_id = ?"
-            ), true)
-            .await?,
-            select_conflicts: prepare(format!(
-                "SELECT user_id FROM {ks}.people_join_conflicts WHERE partner_id = ? AND anonymous_id = ?"
-            ), true)
-            .await?,
-            select_all_conflicts: prepare(format!(
-                "SELECT anonymous_id, user_id FROM {ks}.people_join_conflicts WHERE partner_id = ?"
-            ), true)
-            .await?,
-            delete_conflicts: prepare(format!(
-                "DELETE FROM {ks}.people_join_conflicts WHERE partner_id = ? AND anonymous_id = ?"
-            ), true)
-            .await?,
-            delete_conflict: prepare(format!(
-                "DELETE FROM {ks}.people_join_conflicts WHERE partner_id = ? AND anonymous_id = ? AND user_id = ?"
-            ), true)
-            .await?,
-            delete_anonymous_hours: prepare(format!(
-                "DELETE FROM {ks}.people_anonymous_hours WHERE partner_id = ? AND anonymous_id = ?"
-            ), true)
-            .await?,
-            select_bucket: prepare(format!(
-                "SELECT anonymous_id, user_id FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ?"
-            ), true)
-            .await?,
-            delete_bucket: prepare(format!(
-                "DELETE FROM {ks}.people_joins WHERE partner_id = ? AND bucket = ?"
-            ), true)
-            .await?,
-            delete_all_conflicts: prepare(format!(
-                "DELETE FROM {ks}.people_join_conflicts WHERE partner_id = ?"
-            ), true)
-            .await?,
-            delete_event_types: prepare(format!(
-                "DELETE FROM {ks}.event_types_by_partner WHERE partner_id = ?"
             ), true)
             .await?,
             known: moka::sync::Cache::new(REMEMBERED_JOINS),
@@ -307,112 +258,4 @@ pub(super) async fn among(
         joins.insert(anonymous, user);
     }
     Ok(joins)
-}
-
-/// The users `anonymous` was seen with: its join's, then its conflicts'.
-pub(super) async fn users_of_anonymous(
-    store: &CassandraStore,
-    partner: Uuid,
-    anonymous: &str,
-) -> Result<Vec<String>, StoreError> {
-    let joins = among(store, partner, &[anonymous.to_string()]).await?;
-    let mut users: Vec<String> = joins
-        .user_of(anonymous)
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    let statement = &store.join_statements.select_conflicts;
-    let rows: Vec<(String,)> = store.select(statement, (partner, anonymous)).await?;
-    users.extend(rows.into_iter().map(|(user,)| user));
-    Ok(users)
-}
-
-/// Forgets an erased person's joins: those of the user's anonymous ids (or of the erased
-/// anonymous id), both ways, the conflicts naming them, the anonymous ids' hours, and
-/// what this process remembers of them (other instances' memory of a join only skips
-/// rewriting it).
-pub(super) async fn forget_person(
-    store: &CassandraStore,
-    erasure: &Erasure,
-) -> Result<(), StoreError> {
-    let statements = &store.join_statements;
-    let partner = erasure.partner_id;
-    let (user, anonymous_ids): (Option<String>, Vec<String>) = match &erasure.subject {
-        ErasureSubject::PartnerId(_) => return forget_partner(store, partner).await,
-        ErasureSubject::UserId(user) => {
-            let mut ids = anonymous_ids_of(store, partner, user).await?;
-            ids.extend(erasure.anonymous_ids.iter().cloned());
-            (Some(user.clone()), ids)
-        }
-        ErasureSubject::AnonymousId(anonymous) => {
-            let joins = among(store, partner, std::slice::from_ref(anonymous)).await?;
-            (
-                joins.user_of(anonymous).map(str::to_string),
-                vec![anonymous.clone()],
-            )
-        }
-    };
-    let joins = among(store, partner, &anonymous_ids).await?;
-    for anonymous in &anonymous_ids {
-        let bucket = bucket_of(anonymous, JOIN_BUCKETS);
-        if user.is_some() && joins.user_of(anonymous) == user.as_deref() {
-            let values = (partner, bucket, anonymous.as_str());
-            store.execute(&statements.delete_join, values).await?;
-        }
-        if let Some(user) = &user {
-            let values = (partner, user.as_str(), anonymous.as_str());
-            store.execute(&statements.delete_user_id, values).await?;
-        }
-        let values = (partner, anonymous.as_str());
-        store.execute(&statements.delete_conflicts, values).await?;
-        store
-            .execute(&statements.delete_anonymous_hours, values)
-            .await?;
-        statements.known.invalidate(&(partner, anonymous.clone()));
-    }
-    if let ErasureSubject::UserId(user) = &erasure.subject {
-        store
-            .execute(&statements.delete_user_ids, (partner, user.as_str()))
-            .await?;
-        let conflicts: Vec<(String, String)> = store
-            .select(&statements.select_all_conflicts, (partner,))
-            .await?;
-        for (anonymous, seen_with) in conflicts.iter().filter(|(_, seen)| seen == user) {
-            let values = (partner, anonymous.as_str(), seen_with.as_str());
-            store.execute(&statements.delete_conflict, values).await?;
-        }
-    }
-    Ok(())
-}
-
-/// A purge's last step: every join of the partner, with its users' index and the joined
-/// anonymous ids' hours, its conflicts and its event types.
-async fn forget_partner(store: &CassandraStore, partner: Uuid) -> Result<(), StoreError> {
-    let statements = &store.join_statements;
-    for bucket in 0..i32::try_from(JOIN_BUCKETS).unwrap_or(i32::MAX) {
-        let joins: Vec<(String, String)> = store
-            .select(&statements.select_bucket, (partner, bucket))
-            .await?;
-        for (anonymous, user) in &joins {
-            let (anonymous, user) = (anonymous.as_str(), user.as_str());
-            store
-                .execute(&statements.delete_user_ids, (partner, user))
-                .await?;
-            store
-                .execute(&statements.delete_anonymous_hours, (partner, anonymous))
-                .await?;
-        }
-        store
-            .execute(&statements.delete_bucket, (partner, bucket))
-            .await?;
-    }
-    store
-        .execute(&statements.delete_all_conflicts, (partner,))
-        .await?;
-    store
-        .execute(&statements.delete_event_types, (partner,))
-        .await?;
-    statements.known.invalidate_all();
-    statements.hours_known.invalidate_all();
-    Ok(())
 }

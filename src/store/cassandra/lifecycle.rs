@@ -9,7 +9,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use super::statements::prepare_statement;
-use super::{CassandraStore, corrupt, erase, joins, sweep};
+use super::{CassandraStore, corrupt, erase, forget, sweep};
 use crate::model::{AuditEntry, Erasure};
 use crate::rollups::Hour;
 use crate::store::{AuditQuery, Erased, LifecycleStore, StoreError};
@@ -35,6 +35,7 @@ pub struct LifecycleStatements {
     pub(super) delete_subsystem_day: PreparedStatement,
     pub(super) delete_event_day: PreparedStatement,
     pub(super) delete_anonymous_hour: PreparedStatement,
+    pub(super) forget: forget::ForgetStatements,
 }
 
 impl LifecycleStatements {
@@ -105,6 +106,7 @@ impl LifecycleStatements {
                 "DELETE FROM {ks}.event_days WHERE owner = ? AND day = ?"
             ))
             .await?,
+            forget: forget::ForgetStatements::prepare(session, keyspace).await?,
             delete_anonymous_hour: prepare(format!(
                 "DELETE FROM {ks}.people_anonymous_hours WHERE partner_id = ? AND anonymous_id = ? AND hour = ?"
             ))
@@ -193,7 +195,7 @@ impl LifecycleStore for CassandraStore {
     }
 
     async fn forget_person(&self, erasure: &Erasure) -> Result<(), StoreError> {
-        joins::forget_person(self, erasure).await
+        forget::forget_person(self, erasure).await
     }
 
     async fn users_of_anonymous(
@@ -201,7 +203,7 @@ impl LifecycleStore for CassandraStore {
         partner: Uuid,
         anonymous: String,
     ) -> Result<Vec<String>, StoreError> {
-        joins::users_of_anonymous(self, partner, &anonymous).await
+        forget::users_of_anonymous(self, partner, &anonymous).await
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -24,6 +24,7 @@ mod event_claims;
 mod events_read;
 mod events_write;
 mod export;
+mod forget;
 mod joins;
 pub mod keyspace;
 mod lifecycle;
