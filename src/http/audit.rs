@@ -66,6 +66,9 @@ pub async fn audit(
     };
     let from = instant("from", params.from.as_deref())?.unwrap_or(DateTime::UNIX_EPOCH);
     let to = instant("to", params.to.as_deref())?.unwrap_or_else(Utc::now);
+    if from >= to {
+        return Err(ApiError::field("from", "must be earlier than 'to'"));
+    }
     let query = AuditQuery {
         partner,
         from,
