@@ -24,8 +24,11 @@
 //!   operator's rollup rebuild and verify (`manage::rollups`)
 //! - `auth`      API key format and hashing, verification cache, admin token,
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
-//! - `export`    every event of a range, ascending, a store page at a time, as NDJSON or
-//!   CSV; one person's events (`PersonFilter`)
+//! - `export`    every event of a range, ascending, a store page at a time, as NDJSON,
+//!   CSV or Parquet; one person's events (`PersonFilter`)
+//! - `lifecycle` erasure requests and purges, their job runner (a person's hours from the
+//!   people index, erased a day at a time, resumed after a crash), the retention sweeper,
+//!   the audit log
 //! - `reports`   summary and time series: whole hours from rollups, the edges from raw
 //!   events (`plan`), cached in memory and shared through Redis, bounded by compute
 //!   slots (`slots`)
@@ -57,9 +60,9 @@
 //! - `telemetry` logs, OpenTelemetry traces over OTLP, the Prometheus registry
 //! - `cache`     the read-through cache (single-flight, hit/miss metrics) lookups use
 //!
-//! Arrows point one way: http → manage/ingest/auth/reports/export → limits/tenants/schemas →
-//! store → rollups/people/model (and redis beside them); `ingest` and `manage` also use `auth`,
-//! `schemas` uses `tenants`. Nothing below `http` imports axum. `tests/api/layers.rs` fails
+//! Arrows point one way: http → manage/ingest/auth/reports/export/lifecycle →
+//! limits/tenants/schemas → store → rollups/people/model (and redis beside them); `ingest`
+//! and `manage` also use `auth`, `lifecycle` uses `reports`, `schemas` uses `tenants`. Nothing below `http` imports axum. `tests/api/layers.rs` fails
 //! when an import points up, or a file or handler grows too long. `fuzzing` (hidden) is
 //! the public door of the fuzz entry points, which live beside what they fuzz.
 
