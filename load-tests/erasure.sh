@@ -41,10 +41,11 @@ TODAY=$(date -u +%Y-%m-%dT00:00:00Z)
 . load-tests/service.sh
 export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
 # Hours fold soon after the seed stops writing to them.
-export VOLCANION_STORE__BREAKDOWN_SETTLE=5s VOLCANION_CASSANDRA__ROLLUP_SETTLE=5s
+export VOLCANION_STORE__BREAKDOWN_SETTLE=5s
 STORE=${STORE:-embedded}
 if [ "$STORE" = cassandra ]; then
   export VOLCANION_STORE__BACKEND=cassandra VOLCANION_CASSANDRA__NODES=${CASSANDRA_NODES:-127.0.0.1:9042}
+  export VOLCANION_CASSANDRA__ROLLUP_SETTLE=15s
   export VOLCANION_CASSANDRA__KEYSPACE=erasure_$$
 fi
 start_service "$BINARY" "$PORT"
@@ -78,18 +79,25 @@ for first in range(0, count, 500):
     request = urllib.request.Request(f"{api}/api/v1/events/batch", data=body, method="POST",
                                      headers={"X-API-Key": key, "Content-Type": "application/json"})
     with urllib.request.urlopen(request) as response:
-        assert response.status == 202, response.status
+        answer = json.load(response)
+        assert response.status == 202 and answer["rejected"] == 0, answer
 PYTHON
 TOTAL=$((ACCEPTED + PERSON_EVENTS))
 metric() { curl -sf "$API/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 for _ in $(seq 1 3000); do [ "$(metric volcanion_events_stored_total)" -ge "$TOTAL" ] && break; sleep 0.2; done
 say "seeded $TOTAL events; waiting for the folds"
-for _ in $(seq 1 6000); do
-  [ "$(metric volcanion_rollup_hours_waiting)" = 0 ] && [ "$(metric volcanion_rollup_hours_folded_total)" != 0 ] && break
-  sleep 0.5
+# Folded once no fold happened for 15 s (the dataset's last day may not have ended).
+FOLDED=-1
+for _ in $(seq 1 400); do
+  NOW_FOLDED=$(metric volcanion_rollup_hours_folded_total)
+  [ "$NOW_FOLDED" = "$FOLDED" ] && [ "$(metric volcanion_rollup_hours_waiting)" -le 1 ] && break
+  FOLDED=$NOW_FOLDED
+  sleep 15
 done
-
 ADMIN="Authorization: Bearer bench-admin"
+BEFORE=$(curl -sf "$API/api/v1/people/user_heavy?partnerId=$PARTNER" -H "$ADMIN" | jq -r .events)
+[ "$BEFORE" = "$PERSON_EVENTS" ] || { say "the person's lookup counts $BEFORE events before the erasure"; exit 1; }
+
 echo "POST $API/api/v1/events" > "$WORK/targets"
 echo "X-API-Key: $KEY" >> "$WORK/targets"
 echo "Content-Type: application/json" >> "$WORK/targets"
@@ -111,7 +119,8 @@ attack 30s "$WORK/base.bin"
 read -r BASE_P99 BASE_OK BASE_SENT < <(p99_ms "$WORK/base.bin")
 
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$SERVER/stat"; }
-attack 600s "$WORK/during.bin" &
+# vegeta itself in the background (a background shell would ignore the SIGINT below).
+"$VEGETA" attack -targets="$WORK/targets" -rate="$RATE/s" -duration=600s -max-workers=256 > "$WORK/during.bin" &
 VEGETA_PID=$!
 sleep 5
 CPU_BEFORE=$(cpu)

@@ -17,6 +17,7 @@ use volcanion::config::Config;
 use volcanion::enrich::Enricher;
 use volcanion::manage::{self, rollups::RollupRange};
 use volcanion::store::cassandra::migrate::{self, MigrationReport};
+use volcanion::store::embedded::EmbeddedStore;
 use volcanion::telemetry::Metrics;
 
 // Every event is a handful of short-lived allocations; mimalloc's thread-local free lists
@@ -57,6 +58,10 @@ enum Command {
         #[command(subcommand)]
         action: RollupsAction,
     },
+    /// Compact the embedded store's file, giving the space that deletions (retention,
+    /// erasures) freed back to the file system. Needs the data dir to itself: stop `serve`
+    /// first. Without it, freed space is reused by later writes.
+    Compact,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +98,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Rollups { action } => run_rollups(&config, action),
+        Command::Compact => match EmbeddedStore::compact(&config.store.data_dir) {
+            Ok((before, after)) => {
+                println!("compacted: {before} bytes before, {after} after");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Migrate => match run_migrations(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -89,12 +89,12 @@ impl Application {
             Arc::clone(&metrics),
         ));
         let erasure_wake = Arc::new(tokio::sync::Notify::new());
-        let eraser = spawn_runner(ErasureRunner {
-            store: Arc::clone(&store),
-            reports: Arc::clone(&reports),
-            invalidations: InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
-            wake: Arc::clone(&erasure_wake),
-        });
+        let eraser = spawn_runner(ErasureRunner::new(
+            Arc::clone(&store),
+            Arc::clone(&reports),
+            InvalidationBus::new(redis.clone(), Arc::clone(&forget)),
+            Arc::clone(&erasure_wake),
+        ));
         let sweeper = spawn_sweeper(Sweeper {
             store: Arc::clone(&store),
             invalidations: InvalidationBus::new(redis.clone(), Arc::clone(&forget)),

@@ -25,8 +25,8 @@ impl AuditLog {
         AuditLog { store }
     }
 
-    /// Writes an entry. An audit entry that cannot be written fails the action it records
-    /// only where the action has not happened yet; otherwise it is logged as an error.
+    /// Writes an entry, before the action it records takes effect: an action the log
+    /// cannot show is not taken.
     pub async fn record(
         &self,
         partner: Uuid,
@@ -36,19 +36,6 @@ impl AuditLog {
     ) -> Result<(), StoreError> {
         let entry = AuditEntry::new(partner, action, actor, details);
         self.store.append_audit(&entry).await
-    }
-
-    /// `record`, for an action already done: a failure is logged, not returned.
-    pub async fn record_done(
-        &self,
-        partner: Uuid,
-        action: AuditAction,
-        actor: &str,
-        details: serde_json::Value,
-    ) {
-        if let Err(error) = self.record(partner, action, actor, details).await {
-            tracing::error!(%error, %partner, ?action, "an audit entry could not be written");
-        }
     }
 
     pub async fn page(&self, query: AuditQuery) -> Result<AuditPage, StoreError> {

@@ -34,10 +34,28 @@ const PURGE_MARGIN_DAYS: i64 = 7;
 const MAX_FAILED_ROUNDS: u32 = 5;
 
 pub struct ErasureRunner {
-    pub store: Arc<dyn Store>,
-    pub reports: Arc<ReportService>,
-    pub invalidations: InvalidationBus,
-    pub wake: Arc<Notify>,
+    store: Arc<dyn Store>,
+    reports: Arc<ReportService>,
+    invalidations: InvalidationBus,
+    wake: Arc<Notify>,
+    audit: AuditLog,
+}
+
+impl ErasureRunner {
+    pub fn new(
+        store: Arc<dyn Store>,
+        reports: Arc<ReportService>,
+        invalidations: InvalidationBus,
+        wake: Arc<Notify>,
+    ) -> ErasureRunner {
+        ErasureRunner {
+            audit: AuditLog::new(Arc::clone(&store)),
+            store,
+            reports,
+            invalidations,
+            wake,
+        }
+    }
 }
 
 pub fn spawn_runner(runner: ErasureRunner) -> JoinHandle<()> {
@@ -97,23 +115,23 @@ impl ErasureRunner {
         }
         erasure.status = ErasureStatus::Running;
         self.store.put_erasure(&erasure).await?;
-        let people = match &erasure.subject {
-            ErasureSubject::UserId(user) => vec![user.clone()],
+        match &erasure.subject {
+            ErasureSubject::UserId(user) => {
+                self.erase_people(&erasure, std::slice::from_ref(user))
+                    .await?;
+            }
             ErasureSubject::AnonymousId(anonymous) => {
+                // Its events are posted under whoever they count as: the id itself, the
+                // user it is joined to, the users of its conflicts.
                 let mut people = vec![anonymous.clone()];
                 let seen_with = self
                     .store
                     .users_of_anonymous(partner, anonymous.clone())
                     .await?;
                 people.extend(seen_with);
-                people
+                self.erase_people(&erasure, &people).await?;
             }
-            ErasureSubject::PartnerId(_) => Vec::new(),
-        };
-        if people.is_empty() {
-            self.purge(&erasure).await?;
-        } else {
-            self.erase_people(&erasure, &people).await?;
+            ErasureSubject::PartnerId(_) => self.purge(&erasure).await?,
         }
         self.store.forget_person(&erasure).await?;
         self.invalidations
@@ -129,7 +147,7 @@ impl ErasureRunner {
             "eventsDeleted": done.events_deleted,
             "hoursRecounted": done.hours_recounted,
         });
-        AuditLog::new(Arc::clone(&self.store))
+        self.audit
             .record(partner, AuditAction::ErasureCompleted, "admin", details)
             .await?;
         self.store.put_erasure(&done).await?;

@@ -2,7 +2,10 @@
 //! hours at a time (those ending at or before the cutoff), a day's hours together, by the
 //! erasure's steps (`erase`: bounded transactions, counts subtracted, the hours and their
 //! day folded again, empty), then the anonymous ids' rows of those hours. Freed pages are
-//! reused by later writes, so a steady ingest under a retention keeps the file's size.
+//! reused by later writes, so a steady ingest under a retention keeps the file's size;
+//! `compact` (offline: `volcanion compact`) gives them back to the file system.
+
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase};
@@ -11,9 +14,31 @@ use uuid::Uuid;
 use super::breakdowns::hour_at;
 use super::erase::{Doomed, erase_hours};
 use super::rollups_repair::{day_after, event_hour};
-use super::{EVENTS_BY_PARTNER, PEOPLE_ANONYMOUS_HOURS, keys, storage_error};
+use super::{
+    DATABASE_FILE, EVENTS_BY_PARTNER, EmbeddedStore, PEOPLE_ANONYMOUS_HOURS, keys, storage_error,
+};
 use crate::rollups::Hour;
 use crate::store::{Erased, StoreError};
+
+impl EmbeddedStore {
+    /// Compacts the file in `data_dir` (it must not be open elsewhere: redb refuses a
+    /// second holder), until no further compaction frees anything; its size before and after.
+    pub fn compact(data_dir: &Path) -> Result<(u64, u64), StoreError> {
+        let path = data_dir.join(DATABASE_FILE);
+        let size = || std::fs::metadata(&path).map(|meta| meta.len());
+        let unavailable =
+            |error: String| StoreError::Unavailable(format!("{}: {error}", path.display()));
+        let before = size().map_err(|error| unavailable(error.to_string()))?;
+        let mut database = Database::open(&path).map_err(|error| unavailable(error.to_string()))?;
+        while database
+            .compact()
+            .map_err(|error| unavailable(error.to_string()))?
+        {}
+        drop(database);
+        let after = size().map_err(|error| unavailable(error.to_string()))?;
+        Ok((before, after))
+    }
+}
 
 /// Anonymous-hour rows removed per write transaction.
 const ROWS_PER_TRANSACTION: usize = 10_000;
@@ -96,5 +121,39 @@ fn forget_anonymous_hours(database: &Database, partner: Uuid, end: Hour) -> Resu
             }
         }
         transaction.commit().map_err(storage_error)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::sample_event;
+    use crate::store::{EventStore, LifecycleStore, PeopleStore};
+
+    #[tokio::test]
+    async fn compaction_gives_back_what_a_sweep_freed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let partner = Uuid::now_v7();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let long_ago = Utc::now() - chrono::Duration::days(30);
+            let events: Vec<_> = (0..20_000)
+                .map(|n| {
+                    let mut event = sample_event(&format!("e{n}"));
+                    event.partner_id = partner;
+                    event.timestamp = long_ago + chrono::Duration::seconds(n);
+                    event.client_event_id = true;
+                    event
+                })
+                .collect();
+            store.write_events(&events).await.unwrap();
+            let swept = store.sweep_expired(partner, Utc::now()).await.unwrap();
+            assert_eq!(swept.events, 20_000);
+        }
+        let (before, after) = EmbeddedStore::compact(dir.path()).unwrap();
+        assert!(after < before, "{before} bytes before, {after} after");
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let left = store.first_event_day(partner).await.unwrap();
+        assert_eq!(left, None, "the compacted file opens, empty of the partner's events");
     }
 }
