@@ -2,7 +2,8 @@
 //! person was first and last seen, and how many events they did. Read from people's
 //! postings over the partner's whole history, only the person's span of each part (a
 //! bisection: parts are sorted by person), and from the raw events of the hours not folded
-//! yet; bots included, as in the listing.
+//! yet; bots included, as in the listing. An erasure finds the hours holding a person's
+//! events the same way (`hours_of_people`).
 
 use std::collections::BTreeSet;
 
@@ -44,46 +45,19 @@ impl ReportService {
         user: &str,
     ) -> Result<Option<Person>, ReportError> {
         let as_of = self.as_of(scope.partner_id).await?;
-        let partner = scope.partner_id;
         let anonymous_ids = self
             .store
-            .anonymous_ids_of(partner, user.to_string())
+            .anonymous_ids_of(scope.partner_id, user.to_string())
             .await?;
-        let Some(first_day) = self.store.first_event_day(partner).await? else {
-            return Ok(None);
-        };
-        let types = self.store.event_types(partner).await?;
-        let _slot = self
-            .slots
-            .enter()
-            .await
-            .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
-        let now = Utc::now();
-        let range = (first_day, now + Duration::hours(FUTURE_MARGIN_HOURS));
-        let scope = ReportScope {
-            from: range.0,
-            to: range.1,
-            include_bots: true,
-            ..scope
-        };
-        let wanted = person_key(user);
-        let ask = MomentsAsk {
-            types: &types,
-            slot_filters: &[],
-            filters: &[],
-            range,
-            person: Some(wanted),
-        };
         let (mut events, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
-        self.moments(scope, ask, &mut |person, _, at, _| {
-            if person == wanted {
+        let read = self
+            .history_of(scope, std::slice::from_ref(&user.to_string()), &mut |at| {
                 events += 1;
                 first = first.min(at);
                 last = last.max(at);
-            }
-        })
-        .await?;
-        if events == 0 && anonymous_ids.is_empty() {
+            })
+            .await?;
+        if !read || (events == 0 && anonymous_ids.is_empty()) {
             return Ok(None);
         }
         let seen = |at: i64| {
@@ -100,20 +74,44 @@ impl ReportService {
             data_as_of: as_of,
         }))
     }
-}
 
-impl ReportService {
     /// The hours holding events of any of `people` (user or anonymous ids, each as the
     /// person postings name), over the partner's whole history: where an erasure looks.
-    /// Read as a person's lookup reads: their span of each posting part, and the raw
-    /// events of the hours not folded yet.
     pub async fn hours_of_people(
         &self,
         partner: Uuid,
         people: &[String],
     ) -> Result<BTreeSet<Hour>, ReportError> {
+        let scope = ReportScope {
+            partner_id: partner,
+            subsystem_id: None,
+            from: DateTime::UNIX_EPOCH,
+            to: DateTime::UNIX_EPOCH,
+            include_bots: true,
+        };
+        let mut hours = BTreeSet::new();
+        self.history_of(scope, people, &mut |at| {
+            if let Some(at) = DateTime::from_timestamp_millis(at) {
+                hours.insert(Hour::of(at));
+            }
+        })
+        .await?;
+        Ok(hours)
+    }
+
+    /// Visits the times (ms) of the moments of each of `people` within `scope`'s partner
+    /// or subsystem over its whole history, bots included: their span of each posting
+    /// part, and the raw events of the hours not folded yet. False when the partner has
+    /// no events.
+    async fn history_of(
+        &self,
+        scope: ReportScope,
+        people: &[String],
+        visit: &mut (dyn FnMut(i64) + Send),
+    ) -> Result<bool, ReportError> {
+        let partner = scope.partner_id;
         let Some(first_day) = self.store.first_event_day(partner).await? else {
-            return Ok(BTreeSet::new());
+            return Ok(false);
         };
         let types = self.store.event_types(partner).await?;
         let _slot = self
@@ -123,13 +121,11 @@ impl ReportService {
             .map_err(|slots::AllSlotsTaken| ReportError::Busy)?;
         let range = (first_day, Utc::now() + Duration::hours(FUTURE_MARGIN_HOURS));
         let scope = ReportScope {
-            partner_id: partner,
-            subsystem_id: None,
             from: range.0,
             to: range.1,
             include_bots: true,
+            ..scope
         };
-        let mut hours = BTreeSet::new();
         for id in people {
             let wanted = person_key(id);
             let ask = MomentsAsk {
@@ -139,15 +135,13 @@ impl ReportService {
                 range,
                 person: Some(wanted),
             };
-            self.gather_moments(scope, ask, &mut |person, _, at, _| {
-                if person == wanted
-                    && let Some(at) = DateTime::from_timestamp_millis(at)
-                {
-                    hours.insert(Hour::of(at));
+            self.moments(scope, ask, &mut |person, _, at, _| {
+                if person == wanted {
+                    visit(at);
                 }
             })
             .await?;
         }
-        Ok(hours)
+        Ok(true)
     }
 }

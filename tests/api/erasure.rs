@@ -15,13 +15,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use volcanion::config::Config;
-use volcanion::model::{Erasure, ErasureStatus, ErasureSubject, Event, JsonObject};
+use volcanion::model::{Erasure, ErasureStatus, ErasureSubject, Event};
 use volcanion::rollups::Hour;
 use volcanion::store::Store;
 
 use crate::helpers::{
-    Backend, TestApp, TestAppBuilder, assert_problem, error_fields, metric, stored_partner,
-    wait_until,
+    Backend, TestApp, TestAppBuilder, assert_problem, error_fields, metric, stored_event,
+    stored_partner, wait_until,
 };
 
 const FROM: &str = "2026-11-20T00:00:00Z";
@@ -96,6 +96,20 @@ fn range() -> String {
 
 async fn admin_get(app: &TestApp, path: &str) -> reqwest::Response {
     app.admin(reqwest::Method::GET, path).send().await.unwrap()
+}
+
+/// The actions of the partner's audit log, oldest first.
+async fn audit_actions(app: &TestApp, partner: &str) -> Vec<String> {
+    let log: Value = admin_get(app, &format!("/api/v1/audit?partnerId={partner}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entries = log["items"].as_array().unwrap();
+    entries
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn erase(app: &TestApp, partner: &str, body: Value) -> reqwest::Response {
@@ -329,19 +343,8 @@ async fn the_audit_log_has_every_step(app: &TestApp, partner: &str) {
             days
         );
     }
-    let log: Value = admin_get(app, &format!("/api/v1/audit?partnerId={partner}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let actions: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        audit_actions(app, partner).await,
         [
             "erasureRequested",
             "erasureCompleted",
@@ -383,24 +386,11 @@ async fn an_erasure_cut_short_resumes_at_start_and_counts_each_event_once(backen
     let day0 = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
     let store = volcanion::open_store(&config).await.unwrap();
     let partner = stored_partner(store.as_ref(), "cut-short", &["page_view"]).await;
-    let subsystem = Uuid::now_v7();
     let events: Vec<Event> = (0..48i64)
-        .map(|n| Event {
-            event_id: format!("e{n}"),
-            partner_id: partner,
-            subsystem_id: subsystem,
-            event_type: "page_view".into(),
-            timestamp: day0 + chrono::Duration::minutes(n * 61),
-            received_at: Utc::now(),
-            user_id: Some(if n % 2 == 0 { "gone" } else { "kept" }.into()),
-            anonymous_id: None,
-            properties: JsonObject::empty(),
-            context: JsonObject::empty(),
-            is_valid: true,
-            validation_errors: Vec::new(),
-            correlation_id: format!("c{n}"),
-            enrichment: None,
-            client_event_id: true,
+        .map(|n| {
+            let at = day0 + chrono::Duration::minutes(n * 61);
+            let user = if n % 2 == 0 { "gone" } else { "kept" };
+            stored_event(partner, &format!("e{n}"), "page_view", at, user)
         })
         .collect();
     let mut erasure = Erasure::new(partner, ErasureSubject::UserId("gone".into()), false);
@@ -510,18 +500,10 @@ async fn a_purge_erases_the_partner_and_leaves_others_alone(backend: Backend) {
         "the neighbour keeps its events"
     );
     assert_verified(store.as_ref(), kept.partner_id.parse().unwrap()).await;
-    let log: Value = admin_get(&app, &format!("/api/v1/audit?partnerId={partner}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let actions: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["purgeRequested", "erasureCompleted"]);
+    assert_eq!(
+        audit_actions(&app, &partner.to_string()).await,
+        ["purgeRequested", "erasureCompleted"]
+    );
 }
 
 crate::backend_tests!(

@@ -934,3 +934,30 @@ pub async fn stored_partner(store: &dyn Store, code: &str, event_types: &[&str])
     }
     partner.id
 }
+
+/// Event `id` of `partner` as a store keeps it: a client id, `user`'s, empty payload.
+pub fn stored_event(
+    partner_id: uuid::Uuid,
+    id: &str,
+    event_type: &str,
+    timestamp: chrono::DateTime<chrono::Utc>,
+    user: &str,
+) -> volcanion::model::Event {
+    volcanion::model::Event {
+        event_id: id.to_string(),
+        partner_id,
+        subsystem_id: uuid::Uuid::nil(),
+        event_type: event_type.to_string(),
+        timestamp,
+        received_at: chrono::Utc::now(),
+        user_id: Some(user.to_string()),
+        anonymous_id: None,
+        properties: volcanion::model::JsonObject::empty(),
+        context: volcanion::model::JsonObject::empty(),
+        is_valid: true,
+        validation_errors: Vec::new(),
+        correlation_id: format!("c-{id}"),
+        enrichment: None,
+        client_event_id: true,
+    }
+}

@@ -12,11 +12,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use volcanion::config::Config;
-use volcanion::model::{Event, JsonObject};
+use volcanion::model::Event;
 use volcanion::rollups::Hour;
 use volcanion::store::{EventFilter, EventQuery, EventScope, Store};
 
-use crate::helpers::{Backend, TestAppBuilder, metric, stored_partner, wait_until};
+use crate::helpers::{Backend, TestAppBuilder, metric, stored_event, stored_partner, wait_until};
 
 /// Days back of each event sent: four expire with a retention of 3 days (on Cassandra
 /// too: their UTC days ended before the cutoff's), three stay.
@@ -129,23 +129,7 @@ async fn a_sweep_cut_short_is_finished_by_the_next_start(backend: Backend) {
     let events: Vec<Event> = times
         .iter()
         .enumerate()
-        .map(|(n, at)| Event {
-            event_id: format!("e{n}"),
-            partner_id: partner,
-            subsystem_id: Uuid::now_v7(),
-            event_type: "click".into(),
-            timestamp: *at,
-            received_at: now,
-            user_id: Some(format!("u{n}")),
-            anonymous_id: None,
-            properties: JsonObject::empty(),
-            context: JsonObject::empty(),
-            is_valid: true,
-            validation_errors: Vec::new(),
-            correlation_id: format!("c{n}"),
-            enrichment: None,
-            client_event_id: true,
-        })
+        .map(|(n, at)| stored_event(partner, &format!("e{n}"), "click", *at, &format!("u{n}")))
         .collect();
     store.write_events(&events).await.unwrap();
     let today = now.date_naive().and_time(NaiveTime::MIN).and_utc();

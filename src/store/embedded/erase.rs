@@ -21,11 +21,12 @@ use uuid::Uuid;
 
 use super::breakdowns::{decode_stamp, hour_key, touch};
 use super::breakdowns_fold::{fold_day, fold_hour};
+use super::events::event_tables;
 use super::rollups::{DAYS, HOURS, Level, cell_key, decode_count, refresh_day_sketch, sketch_key};
 use super::rollups_repair::day_after;
 use super::{
-    BREAKDOWN_DAYS_PENDING, BREAKDOWN_MARKS, EVENT_IDS, EVENTS_BY_PARTNER, EVENTS_BY_SUBSYSTEM,
-    anonymous_hours, keys, lifecycle, rows, storage_error,
+    BREAKDOWN_DAYS_PENDING, BREAKDOWN_MARKS, EVENTS_BY_PARTNER, anonymous_hours, keys, lifecycle,
+    rows, storage_error,
 };
 use crate::model::{Erasure, Event};
 use crate::rollups::{Hour, RollupDelta};
@@ -149,13 +150,7 @@ fn doomed_events(
 /// Deletes the events found (those still there) from both events tables and the id
 /// index; the events deleted.
 fn delete_events(transaction: &WriteTransaction, found: &Found) -> Result<Vec<Event>, StoreError> {
-    let mut by_partner = transaction
-        .open_table(EVENTS_BY_PARTNER)
-        .map_err(storage_error)?;
-    let mut by_subsystem = transaction
-        .open_table(EVENTS_BY_SUBSYSTEM)
-        .map_err(storage_error)?;
-    let mut event_ids = transaction.open_table(EVENT_IDS).map_err(storage_error)?;
+    let (mut by_partner, mut by_subsystem, mut event_ids) = event_tables(transaction)?;
     let mut deleted = Vec::with_capacity(found.len());
     for (key, event) in found {
         if by_partner

@@ -27,7 +27,20 @@ use crate::store::{
 /// selective filter over a long range can't hold a read for long.
 const MAX_ROWS_SCANNED_PER_PAGE: usize = 50_000;
 
-type EventTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
+pub(super) type EventTable<'txn> = WriteTable<'txn, &'static [u8], &'static [u8]>;
+
+/// The tables an event's rows live in (by partner, by subsystem, the id index), opened
+/// for writing.
+pub(super) fn event_tables(
+    transaction: &redb::WriteTransaction,
+) -> Result<(EventTable<'_>, EventTable<'_>, EventTable<'_>), StoreError> {
+    let open = |table| transaction.open_table(table).map_err(storage_error);
+    Ok((
+        open(EVENTS_BY_PARTNER)?,
+        open(EVENTS_BY_SUBSYSTEM)?,
+        open(EVENT_IDS)?,
+    ))
+}
 
 /// Inserts one event's rows unless its id was stored before; whether it was new.
 fn insert_event(
@@ -94,13 +107,7 @@ impl EventStore for EmbeddedStore {
             // And the events whose joins it records.
             let mut inserted = Vec::new();
             {
-                let mut by_partner = transaction
-                    .open_table(EVENTS_BY_PARTNER)
-                    .map_err(storage_error)?;
-                let mut by_subsystem = transaction
-                    .open_table(EVENTS_BY_SUBSYSTEM)
-                    .map_err(storage_error)?;
-                let mut event_ids = transaction.open_table(EVENT_IDS).map_err(storage_error)?;
+                let (mut by_partner, mut by_subsystem, mut event_ids) = event_tables(&transaction)?;
                 for event in events.iter() {
                     if insert_event(event, &mut by_partner, &mut by_subsystem, &mut event_ids)? {
                         outcome.inserted += 1;

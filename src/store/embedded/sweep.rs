@@ -154,6 +154,9 @@ mod tests {
         assert!(after < before, "{before} bytes before, {after} after");
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let left = store.first_event_day(partner).await.unwrap();
-        assert_eq!(left, None, "the compacted file opens, empty of the partner's events");
+        assert_eq!(
+            left, None,
+            "the compacted file opens, empty of the partner's events"
+        );
     }
 }
