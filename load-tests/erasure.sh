@@ -34,30 +34,10 @@ say() { echo "erasure: $*" >&2; }
 . load-tests/bench_venv.sh
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion
 
-WORK=$(mktemp -d)
-TODAY=$(date -u +%Y-%m-%dT00:00:00Z)
-"$PY" load-tests/people/dataset.py --events "$EVENTS" --start "$(date -u -d "$TODAY" +%s)" --out "$WORK/data" >&2
-
-. load-tests/service.sh
-export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
 # Hours fold soon after the seed stops writing to them.
-export VOLCANION_STORE__BREAKDOWN_SETTLE=5s
-STORE=${STORE:-embedded}
-if [ "$STORE" = cassandra ]; then
-  export VOLCANION_STORE__BACKEND=cassandra VOLCANION_CASSANDRA__NODES=${CASSANDRA_NODES:-127.0.0.1:9042}
-  export VOLCANION_CASSANDRA__ROLLUP_SETTLE=15s
-  export VOLCANION_CASSANDRA__KEYSPACE=erasure_$$
-fi
-start_service "$BINARY" "$PORT"
-cleanup() {
-  kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK" "$DATA"
-  if [ "$STORE" = cassandra ]; then
-    scripts/cassandra.sh cqlsh -e "DROP KEYSPACE IF EXISTS $VOLCANION_CASSANDRA__KEYSPACE" >/dev/null 2>&1 || true
-  fi
-}
-trap cleanup EXIT
-create_tenant
-ACCEPTED=$("$PY" load-tests/people/seed.py "$API" "$KEY" "$WORK/data" --batch 500 --concurrency 6)
+export VOLCANION_STORE__BREAKDOWN_SETTLE=5s VOLCANION_CASSANDRA__ROLLUP_SETTLE=15s
+. load-tests/people/seeded.sh
+seed_people erasure
 # The heavy person, over the same 30 days (ids of their own: stored once however sent).
 "$PY" - "$API" "$KEY" "$PERSON_EVENTS" "$(date -u -d "$TODAY" +%s)" <<'PYTHON'
 import json, random, sys, urllib.request
@@ -83,7 +63,6 @@ for first in range(0, count, 500):
         assert response.status == 202 and answer["rejected"] == 0, answer
 PYTHON
 TOTAL=$((ACCEPTED + PERSON_EVENTS))
-metric() { curl -sf "$API/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 for _ in $(seq 1 3000); do [ "$(metric volcanion_events_stored_total)" -ge "$TOTAL" ] && break; sleep 0.2; done
 say "seeded $TOTAL events; waiting for the folds"
 # Folded once no fold happened for 15 s (the dataset's last day may not have ended).

@@ -28,29 +28,9 @@ say() { echo "export: $*" >&2; }
 . load-tests/bench_venv.sh
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion
 
-WORK=$(mktemp -d)
-TODAY=$(date -u +%Y-%m-%dT00:00:00Z)
+. load-tests/people/seeded.sh
+seed_people export
 FROM=$(date -u -d "$TODAY - 30 days" +%Y-%m-%dT%H:%M:%SZ)
-"$PY" load-tests/people/dataset.py --events "$EVENTS" --start "$(date -u -d "$TODAY" +%s)" --out "$WORK/data" >&2
-
-. load-tests/service.sh
-export VOLCANION_LIMITS__DEFAULT_RATE_LIMIT_PER_MINUTE=1000000000
-STORE=${STORE:-embedded}
-if [ "$STORE" = cassandra ]; then
-  export VOLCANION_STORE__BACKEND=cassandra VOLCANION_CASSANDRA__NODES=${CASSANDRA_NODES:-127.0.0.1:9042}
-  export VOLCANION_CASSANDRA__KEYSPACE=export_$$
-fi
-start_service "$BINARY" "$PORT"
-cleanup() {
-  kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK" "$DATA"
-  if [ "$STORE" = cassandra ]; then
-    scripts/cassandra.sh cqlsh -e "DROP KEYSPACE IF EXISTS $VOLCANION_CASSANDRA__KEYSPACE" >/dev/null 2>&1 || true
-  fi
-}
-trap cleanup EXIT
-create_tenant
-ACCEPTED=$("$PY" load-tests/people/seed.py "$API" "$KEY" "$WORK/data" --batch 500 --concurrency 6)
-metric() { curl -sf "$API/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 for _ in $(seq 1 600); do [ "$(metric volcanion_events_stored_total)" -ge "$ACCEPTED" ] && break; sleep 0.2; done
 say "seeded $ACCEPTED events"
 

@@ -25,7 +25,7 @@
 //! - `auth`      API key format and hashing, verification cache, admin token,
 //!   `authenticate` (credential → caller), read access, key creation/rotation rules
 //! - `export`    every event of a range, ascending, a store page at a time, as NDJSON,
-//!   CSV or Parquet; one person's events (`PersonFilter`)
+//!   CSV or Parquet; one person's events (`model::PersonIds`)
 //! - `lifecycle` erasure requests and purges, their job runner (a person's hours from the
 //!   people index, erased a day at a time, resumed after a crash), the retention sweeper,
 //!   the audit log

@@ -1,18 +1,17 @@
 //! Export (API.md, "Export"): every event of a scope and time range, ascending by
 //! (timestamp, event id), as NDJSON (the listing's event shape, one a line), CSV (one
-//! row an event, a header first) or Parquet (one file, row groups sent as they fill). The events come a page at a time from the store
-//! (`ExportQuery`), each page starting after the last event of the one before, and are
-//! encoded and sent before the next is read: memory stays flat however large the export.
-//! A client whose connection broke asks again with `after=` the timestamp and id of the
-//! last event it received, and gets the rest, no gap, no repeat.
+//! row an event, a header first) or Parquet (one file, row groups sent as they fill); one
+//! person's (`model::PersonIds`) when asked. The events come a page at a time from the
+//! store (`ExportQuery`), each page starting after the last event of the one before, and
+//! are encoded and sent before the next is read: memory stays flat however large the
+//! export. A client whose connection broke asks again with `afterTimestamp` and
+//! `afterEventId` of the last event it received, and gets the rest, no gap, no repeat.
 //!
-//! - `person`        one person's events: a user's own and their joined anonymous ids'
 //! - `csv_text`      the CSV rows
 //! - `parquet_file`  the Parquet file
 
 mod csv_text;
 mod parquet_file;
-mod person;
 
 use std::sync::Arc;
 
@@ -20,9 +19,8 @@ use bytes::Bytes;
 use futures::Stream;
 
 use parquet_file::ParquetFile;
-pub use person::PersonFilter;
 
-use crate::model::Event;
+use crate::model::{Event, PersonIds};
 use crate::store::{ExportQuery, Store, StoreError};
 
 /// Events one page reads: enough to keep the encoder busy, few enough to stay small.
@@ -113,7 +111,7 @@ impl Encoder {
 /// `person` only when given, in `format`.
 pub struct Export {
     pub query: ExportQuery,
-    pub person: Option<PersonFilter>,
+    pub person: Option<PersonIds>,
     pub format: Format,
 }
 

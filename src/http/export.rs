@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::auth::{Caller, ReadTarget, read_target};
-use crate::export::{Export, Format, PAGE_EVENTS, PersonFilter};
+use crate::export::{Export, Format, PAGE_EVENTS};
 use crate::http::extract::{Reader, query};
 use crate::http::problem::ApiError;
 use crate::http::read_scope::time_range;
 use crate::http::state::AppState;
-use crate::model::AuditAction;
+use crate::model::{AuditAction, PersonIds};
 use crate::store::{EventFilter, EventScope, ExportPosition, ExportQuery};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -93,7 +93,7 @@ async fn audit_export(
         "from": query.from,
         "to": query.to,
         "eventType": query.filter.event_type,
-        "userId": export.person.as_ref().map(PersonFilter::user),
+        "userId": export.person.as_ref().map(PersonIds::user),
         "format": export.format.name(),
         "resumed": query.after.is_some(),
     });
@@ -131,7 +131,7 @@ async fn export_of(
                 .store
                 .anonymous_ids_of(target.partner_id, user.clone())
                 .await?;
-            Some(PersonFilter::new(user, joined))
+            Some(PersonIds::new(user, joined))
         }
         None => None,
     };

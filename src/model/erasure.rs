@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::person_ids::owned_by;
 use crate::model::Event;
 
 /// Whom an erasure erases.
@@ -84,13 +85,12 @@ impl Erasure {
 
     /// Whether an event with these ids is one this erasure erases (or suppresses).
     pub fn covers(&self, user_id: Option<&str>, anonymous_id: Option<&str>) -> bool {
-        match (&self.subject, user_id) {
-            (ErasureSubject::UserId(user), Some(id)) => id == user,
-            (ErasureSubject::UserId(_), None) => {
-                anonymous_id.is_some_and(|id| self.anonymous_ids.contains(id))
+        match &self.subject {
+            ErasureSubject::UserId(user) => {
+                owned_by(user, &self.anonymous_ids, (user_id, anonymous_id))
             }
-            (ErasureSubject::AnonymousId(erased), _) => anonymous_id == Some(erased.as_str()),
-            (ErasureSubject::PartnerId(_), _) => true,
+            ErasureSubject::AnonymousId(erased) => anonymous_id == Some(erased.as_str()),
+            ErasureSubject::PartnerId(_) => true,
         }
     }
 

@@ -9,6 +9,7 @@ mod enrichment;
 mod erasure;
 mod event;
 mod json;
+mod person_ids;
 mod schema;
 mod tenant;
 #[cfg(test)]
@@ -21,5 +22,6 @@ pub use enrichment::{DeviceType, Enrichment};
 pub use erasure::{Erasure, ErasureStatus, ErasureSubject};
 pub use event::{Event, check_event_type};
 pub use json::JsonObject;
+pub use person_ids::PersonIds;
 pub use schema::{EventSchema, SchemaMode, json_schema_document};
 pub use tenant::{EntityStatus, Partner, Subsystem, SubsystemType};
