@@ -11,7 +11,8 @@
 # Reports the service's CPU during the erasure too (ingest load included).
 # STORE=cassandra runs on Cassandra (CASSANDRA_NODES, default 127.0.0.1:9042; a keyspace
 # of its own, dropped at the end).
-# Usage: load-tests/erasure.sh [--events N] [--person-events N]   (BINARY=… a build)
+# Usage: load-tests/erasure.sh [--events N] [--person-events N]   (BINARY=… a build;
+# PERF_OUT=FILE records a perf profile of the service during the erasure)
 # Needs vegeta (go install github.com/tsenart/vegeta/v12@v12.13.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,14 +66,7 @@ PYTHON
 TOTAL=$((ACCEPTED + PERSON_EVENTS))
 for _ in $(seq 1 3000); do [ "$(metric volcanion_events_stored_total)" -ge "$TOTAL" ] && break; sleep 0.2; done
 say "seeded $TOTAL events; waiting for the folds"
-# Folded once no fold happened for 15 s (the dataset's last day may not have ended).
-FOLDED=-1
-for _ in $(seq 1 400); do
-  NOW_FOLDED=$(metric volcanion_rollup_hours_folded_total)
-  [ "$NOW_FOLDED" = "$FOLDED" ] && [ "$(metric volcanion_rollup_hours_waiting)" -le 1 ] && break
-  FOLDED=$NOW_FOLDED
-  sleep 15
-done
+wait_for_folds
 ADMIN="Authorization: Bearer bench-admin"
 BEFORE=$(curl -sf "$API/api/v1/people/user_heavy?partnerId=$PARTNER" -H "$ADMIN" | jq -r .events)
 [ "$BEFORE" = "$PERSON_EVENTS" ] || { say "the person's lookup counts $BEFORE events before the erasure"; exit 1; }
@@ -98,11 +92,15 @@ attack 30s "$WORK/base.bin"
 read -r BASE_P99 BASE_OK BASE_SENT < <(p99_ms "$WORK/base.bin")
 
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$SERVER/stat"; }
+written() { awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER/io"; }
 # vegeta itself in the background (a background shell would ignore the SIGINT below).
 "$VEGETA" attack -targets="$WORK/targets" -rate="$RATE/s" -duration=600s -max-workers=256 > "$WORK/during.bin" &
 VEGETA_PID=$!
 sleep 5
 CPU_BEFORE=$(cpu)
+WRITTEN_BEFORE=$(written)
+# PERF_OUT=FILE: a perf profile of the service during the erasure (perf report -i FILE).
+[ -z "${PERF_OUT:-}" ] || { perf record -q -F 499 -g -p "$SERVER" -o "$PERF_OUT" & PERF_PID=$!; }
 STARTED_NS=$(date +%s%N)
 JOB=$(curl -sf -X POST "$API/api/v1/partners/$PARTNER/erasures" -H "$ADMIN" \
   -H 'Content-Type: application/json' -d '{"userId":"user_heavy"}' | jq -r .id)
@@ -113,7 +111,9 @@ for _ in $(seq 1 30000); do
   sleep 0.05
 done
 DONE_NS=$(date +%s%N)
+[ -z "${PERF_OUT:-}" ] || { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; }
 CPU_DURING=$(echo "$(cpu) - $CPU_BEFORE" | bc)
+WRITTEN_MIB=$(( ($(written) - WRITTEN_BEFORE) / 1048576 ))
 kill -INT $VEGETA_PID; wait $VEGETA_PID || true
 read -r DURING_P99 DURING_OK DURING_SENT < <(p99_ms "$WORK/during.bin" "$STARTED_NS" "$DONE_NS")
 DELETED=$(jq -r .eventsDeleted <<<"$STATUS")
@@ -125,8 +125,8 @@ echo "Erasure benchmark: $TOTAL events ($STORE), one person with $PERSON_EVENTS,
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before $LOAD_BEFORE"
 echo
-awk -v s="$STARTED_NS" -v d="$DONE_NS" -v e="$DELETED" -v h="$HOURS" -v c="$CPU_DURING" 'BEGIN {
-  printf "erasure: %.2f s from the request to done; %d events deleted, %d hours recounted; service CPU %.2f s meanwhile (ingest load included)\n", (d - s) / 1e9, e, h, c }'
+awk -v s="$STARTED_NS" -v d="$DONE_NS" -v e="$DELETED" -v h="$HOURS" -v c="$CPU_DURING" -v w="$WRITTEN_MIB" 'BEGIN {
+  printf "erasure: %.2f s from the request to done; %d events deleted, %d hours recounted; service CPU %.2f s and %d MiB written to disk meanwhile (ingest load included)\n", (d - s) / 1e9, e, h, c, w }'
 echo "ingest at $RATE/s: p99 $BASE_P99 ms without ($BASE_OK of $BASE_SENT answered 2xx), $DURING_P99 ms during the erasure ($DURING_OK of $DURING_SENT)"
 echo "lookup of the erased person: $LOOKUP"
 FAILED=0

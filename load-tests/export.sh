@@ -28,11 +28,15 @@ say() { echo "export: $*" >&2; }
 . load-tests/bench_venv.sh
 [ -x "$BINARY" ] || cargo build --release --quiet --bin volcanion
 
+# Hours fold soon after the seed stops writing to them.
+export VOLCANION_STORE__BREAKDOWN_SETTLE=5s VOLCANION_CASSANDRA__ROLLUP_SETTLE=15s
 . load-tests/people/seeded.sh
 seed_people export
 FROM=$(date -u -d "$TODAY - 30 days" +%Y-%m-%dT%H:%M:%SZ)
 for _ in $(seq 1 600); do [ "$(metric volcanion_events_stored_total)" -ge "$ACCEPTED" ] && break; sleep 0.2; done
-say "seeded $ACCEPTED events"
+say "seeded $ACCEPTED events; waiting for the folds"
+# Folded first, so the exports' memory is theirs, not a fold's.
+wait_for_folds
 
 # A fresh process for the exports: its memory before them is the baseline.
 kill -TERM $SERVER; wait $SERVER || true

@@ -304,12 +304,22 @@ impl RollupDelta {
 
     /// Each sketch this delta feeds, holding only this delta's actors.
     pub fn sketches(&self) -> impl Iterator<Item = (&SketchKey, ActorSketch)> {
-        self.actors.iter().map(|(key, coupons)| {
-            let mut sketch = ActorSketch::default();
-            coupons.iter().for_each(|coupon| sketch.add(*coupon));
-            (key, sketch)
-        })
+        self.actors.iter().map(sketch_of)
     }
+
+    /// The sketches of one hour (only theirs built).
+    pub fn sketches_of(&self, hour: Hour) -> impl Iterator<Item = (&SketchKey, ActorSketch)> {
+        self.actors
+            .iter()
+            .filter(move |(key, _)| key.hour == hour)
+            .map(sketch_of)
+    }
+}
+
+fn sketch_of<'a>((key, coupons): (&'a SketchKey, &Vec<Coupon>)) -> (&'a SketchKey, ActorSketch) {
+    let mut sketch = ActorSketch::default();
+    coupons.iter().for_each(|coupon| sketch.add(*coupon));
+    (key, sketch)
 }
 
 #[cfg(test)]

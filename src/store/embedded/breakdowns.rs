@@ -105,12 +105,12 @@ pub(super) fn micros(instant: DateTime<Utc>) -> u64 {
 }
 
 /// Sets the stamp at `key` to `now`, or just past the stamp it held if that is not older
-/// (so every touch changes it, whatever the clock does).
+/// (so every touch changes it, whatever the clock does); the stamp set.
 pub(super) fn stamp(
     table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     key: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let previous = match table.get(key).map_err(storage_error)? {
         Some(stored) => Some(decode_stamp(stored.value())?),
         None => None,
@@ -121,7 +121,7 @@ pub(super) fn stamp(
     table
         .insert(key, value.to_be_bytes().as_slice())
         .map_err(storage_error)?;
-    Ok(())
+    Ok(value)
 }
 
 /// In the events' transaction: marks each partner-hour the batch inserted events into
@@ -147,13 +147,24 @@ pub(super) fn marked_hours(
     from: Hour,
     to: Hour,
 ) -> Result<BTreeSet<Hour>, StoreError> {
+    Ok(marks_in(marks, partner, from, to)?.into_keys().collect())
+}
+
+/// The marked hours of `from..to` with their stamps.
+pub(super) fn marks_in(
+    marks: &impl Readable,
+    partner: Uuid,
+    from: Hour,
+    to: Hour,
+) -> Result<BTreeMap<Hour, u64>, StoreError> {
     let (start, end) = (hour_key(partner, from), hour_key(partner, to));
-    let mut hours = BTreeSet::new();
+    let mut hours = BTreeMap::new();
     for row in marks
         .range::<&[u8]>(start.as_slice()..end.as_slice())
         .map_err(storage_error)?
     {
-        hours.insert(hour_at(row.map_err(storage_error)?.0.value(), 0)?);
+        let (key, stamp) = row.map_err(storage_error)?;
+        hours.insert(hour_at(key.value(), 0)?, decode_stamp(stamp.value())?);
     }
     Ok(hours)
 }

@@ -6,7 +6,7 @@
 //! checks the stamp it read is still there: one process writes the file, so nothing but a
 //! write into that hour can come between.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use super::breakdowns::{
     BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, decode_stamp, fold_key, hour_at, hour_key,
     marked_hours, micros, owner_of, stamp,
 };
+use super::breakdowns_day_fold::fold_ended_day;
 use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{
@@ -38,6 +39,25 @@ pub(super) fn declared(partners: &impl Readable, partner: Uuid) -> Result<Vec<St
     }
 }
 
+/// A recount of some hours' events: their breakdowns, their rollups when asked for, and
+/// the anonymous ids no join names, with the hours they were seen in.
+pub(super) struct Recount {
+    pub(super) breakdowns: BreakdownRecount,
+    pub(super) rollups: Option<RollupDelta>,
+    unjoined: HashMap<String, BTreeSet<Hour>>,
+}
+
+impl Recount {
+    /// The anonymous ids no join names among `hour`'s events.
+    pub(super) fn unjoined_in(&self, hour: Hour) -> Vec<String> {
+        self.unjoined
+            .iter()
+            .filter(|(_, hours)| hours.contains(&hour))
+            .map(|(anonymous, _)| anonymous.clone())
+            .collect()
+    }
+}
+
 /// A recount of the partner's stored events in hours `from..to`, each counted as its
 /// person (`joins::Resolver` over `people_joins`); their payload is read only when
 /// properties are declared (the breakdowns need it then). With `sketches`, their rollups
@@ -48,10 +68,13 @@ pub(super) fn recount<J: Readable>(
     (from, to): (Hour, Hour),
     declared: &[String],
     sketches: bool,
-) -> Result<(BreakdownRecount, Option<RollupDelta>), StoreError> {
+) -> Result<Recount, StoreError> {
     let range = keys::time_range(partner, from.start(), to.start(), None)?;
-    let mut recount = BreakdownRecount::default();
-    let mut rollups = sketches.then(RollupDelta::default);
+    let mut recount = Recount {
+        breakdowns: BreakdownRecount::default(),
+        rollups: sketches.then(RollupDelta::default),
+        unjoined: HashMap::new(),
+    };
     for row in events
         .range::<&[u8]>(keys::borrowed(&range))
         .map_err(storage_error)?
@@ -65,52 +88,44 @@ pub(super) fn recount<J: Readable>(
         };
         let mut event = rows::decode(parts, value.value(), !declared.is_empty())?;
         resolver.resolve(&mut event)?;
-        recount.add(&event, declared);
-        if let Some(rollups) = &mut rollups {
+        if let (None, Some(anonymous)) = (&event.user_id, &event.anonymous_id) {
+            let hour = Hour::of(event.timestamp);
+            match recount.unjoined.get_mut(anonymous) {
+                Some(hours) => drop(hours.insert(hour)),
+                None => drop(recount.unjoined.insert(anonymous.clone(), [hour].into())),
+            }
+        }
+        recount.breakdowns.add(&event, declared);
+        if let Some(rollups) = &mut recount.rollups {
             rollups.add(&event);
         }
     }
-    Ok((recount, rollups))
+    Ok(recount)
 }
 
-/// An hour's (or day's) cells recounted, with the hour's rollups, and the anonymous ids
-/// of its events that no join names yet.
-struct Recounted {
-    cells: Cells,
-    rollups: Option<RollupDelta>,
-    unjoined: Vec<String>,
-}
-
-/// The cells of hours (or days) `range`, recounted from a read transaction (with the
-/// hour's rollups when `sketches`).
-fn recounted_cells(
+/// A recount of hours `range` from a read transaction (with their rollups when
+/// `sketches`).
+pub(super) fn recounted(
     transaction: &redb::ReadTransaction,
     partner: Uuid,
-    (range, grain): ((Hour, Hour), Grain),
+    range: (Hour, Hour),
     declared: &[String],
-) -> Result<Recounted, StoreError> {
+    sketches: bool,
+) -> Result<Recount, StoreError> {
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
         .map_err(storage_error)?;
     let joins = transaction
         .open_table(PEOPLE_JOINS)
         .map_err(storage_error)?;
-    let sketches = grain == Grain::Hour;
     let mut resolver = Resolver::new(&joins);
-    let (recount, rollups) = recount((&events, &mut resolver), partner, range, declared, sketches)?;
-    let cells = match grain {
-        Grain::Hour => recount.hour_cells(declared),
-        Grain::Day => recount.day_cells(declared),
-    };
-    Ok(Recounted {
-        cells,
-        rollups,
-        unjoined: resolver.unjoined().map(str::to_string).collect(),
-    })
+    recount((&events, &mut resolver), partner, range, declared, sketches)
 }
 
 /// Replaces every stored cell of one hour (or day) with `cells`' cells of it, each cut
-/// into rows of at most `BREAKDOWN_ROW_BYTES`, and records which cells it holds.
+/// into rows of at most `BREAKDOWN_ROW_BYTES`, and records which cells it holds. Only the
+/// rows that differ are written: a refold after a few events went (an erasure) or came
+/// (a late event) changes a few cells' rows, and a write costs far more than a read.
 pub(super) fn replace(
     transaction: &WriteTransaction,
     partner: Uuid,
@@ -130,16 +145,6 @@ pub(super) fn replace(
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
         None => Vec::new(),
     };
-    for name in stored {
-        let prefix = cell_prefix(partner, grain, &name);
-        let (start, end) = (
-            cell_key(&prefix, hour, 0),
-            cell_key(&prefix, hour.next(), 0),
-        );
-        cells
-            .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
-            .map_err(storage_error)?;
-    }
     let mut names = Vec::new();
     let first = CellName {
         bots: false,
@@ -152,24 +157,64 @@ pub(super) fn replace(
     for ((_, name), cell) in of_hour {
         let name = name.to_bytes();
         let prefix = cell_prefix(partner, grain, &name);
-        for (part, piece) in cell.encode(BREAKDOWN_ROW_BYTES).iter().enumerate() {
+        let pieces = cell.encode(BREAKDOWN_ROW_BYTES);
+        for (part, piece) in pieces.iter().enumerate() {
             let part = u16::try_from(part).map_err(|_| {
                 StoreError::Corrupt("a breakdown cell of more than 65,536 rows".into())
             })?;
-            cells
-                .insert(cell_key(&prefix, hour, part).as_slice(), piece.as_slice())
-                .map_err(storage_error)?;
+            let key = cell_key(&prefix, hour, part);
+            let same = cells
+                .get(key.as_slice())
+                .map_err(storage_error)?
+                .is_some_and(|row| row.value() == piece.as_slice());
+            if !same {
+                cells
+                    .insert(key.as_slice(), piece.as_slice())
+                    .map_err(storage_error)?;
+            }
         }
+        // The rows past the new last one (parts are at most 65,536, checked above).
+        let tail = u16::try_from(pieces.len()).unwrap_or(u16::MAX);
+        remove_rows(&mut cells, &prefix, (hour, tail))?;
         names.push(name);
+    }
+    let kept: BTreeSet<&Vec<u8>> = names.iter().collect();
+    for gone in stored.iter().filter(|name| !kept.contains(name)) {
+        remove_rows(&mut cells, &cell_prefix(partner, grain, gone), (hour, 0))?;
     }
     if names.is_empty() {
         folds.remove(fold.as_slice()).map_err(storage_error)?;
-    } else {
+    } else if names != stored {
         let encoded = postcard::to_stdvec(&names).expect("byte strings always encode");
         folds
             .insert(fold.as_slice(), encoded.as_slice())
             .map_err(storage_error)?;
     }
+    Ok(())
+}
+
+/// Removes a cell's rows of `hour` from part `from` on, if it has any.
+fn remove_rows(
+    cells: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    prefix: &[u8],
+    (hour, from): (Hour, u16),
+) -> Result<(), StoreError> {
+    let (start, end) = (
+        cell_key(prefix, hour, from),
+        cell_key(prefix, hour.next(), 0),
+    );
+    let range = start.as_slice()..end.as_slice();
+    if cells
+        .range::<&[u8]>(range.clone())
+        .map_err(storage_error)?
+        .next()
+        .is_none()
+    {
+        return Ok(());
+    }
+    cells
+        .retain_in::<&[u8], _>(range, |_, _| false)
+        .map_err(storage_error)?;
     Ok(())
 }
 
@@ -230,7 +275,28 @@ pub(super) fn settle(
         &database.begin_read().map_err(storage_error)?,
         BREAKDOWN_MARKS,
     )?;
+    // An ended day's marked hours and the day itself, from one recount of the day.
+    let ended: BTreeSet<(Uuid, Hour)> = marks
+        .iter()
+        .filter(|(_, hour, _)| day_after(hour.day()).start() <= now)
+        .map(|(partner, hour, _)| (*partner, hour.day()))
+        .collect();
+    let mut whole_days = BTreeSet::new();
+    for (partner, day) in ended {
+        match fold_ended_day(database, partner, day, horizon, &mut declared_of) {
+            Ok(None) => continue,
+            Ok(Some(folded)) => outcome.folded += folded.folds,
+            Err(error) => {
+                outcome.failed += 1;
+                tracing::warn!(%error, %partner, day = day.0, "folding a day's breakdown cells failed; retrying next round");
+            }
+        }
+        whole_days.insert((partner, day));
+    }
     for (partner, hour, mark) in marks {
+        if whole_days.contains(&(partner, hour.day())) {
+            continue;
+        }
         if mark > horizon {
             outcome.waiting += 1;
             continue;
@@ -270,7 +336,7 @@ fn count(
     }
 }
 
-fn declared_cached(
+pub(super) fn declared_cached(
     transaction: &redb::ReadTransaction,
     partner: Uuid,
     cache: &mut HashMap<Uuid, Vec<String>>,
@@ -292,12 +358,46 @@ pub(super) fn fold_hour(
     mark: u64,
     cache: &mut HashMap<Uuid, Vec<String>>,
 ) -> Result<bool, StoreError> {
-    let recounted = {
+    let (recount, declared) = {
         let transaction = database.begin_read().map_err(storage_error)?;
         let declared = declared_cached(&transaction, partner, cache)?;
-        let range = ((hour, hour.next()), Grain::Hour);
-        recounted_cells(&transaction, partner, range, &declared)?
+        let range = (hour, hour.next());
+        (
+            recounted(&transaction, partner, range, &declared, true)?,
+            declared,
+        )
     };
+    let cells = recount.breakdowns.hour_cells(&declared);
+    let hour = (hour, mark);
+    let written = write_hour(
+        database,
+        partner,
+        hour,
+        (&recount, &cells),
+        DaySketches::Refresh,
+    )?;
+    Ok(written.is_some())
+}
+
+/// What an hour's fold does with the day sketches its sketches are part of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum DaySketches {
+    /// Rebuilds them from the day's hour sketches as stored.
+    Refresh,
+    /// Leaves them to the day's fold, which writes them from its recount.
+    ToTheDayFold,
+}
+
+/// Writes `hour`'s `cells` and sketches from `recount` (read when its stamp was `mark`),
+/// and marks its day pending; the day's pending stamp set, or `None` (nothing written)
+/// when a write or a join came between.
+pub(super) fn write_hour(
+    database: &Database,
+    partner: Uuid,
+    (hour, mark): (Hour, u64),
+    (recount, cells): (&Recount, &Cells),
+    day_sketches: DaySketches,
+) -> Result<Option<u64>, StoreError> {
     let transaction = database.begin_write().map_err(storage_error)?;
     if !take_stamp(
         &transaction,
@@ -305,28 +405,33 @@ pub(super) fn fold_hour(
         &hour_key(partner, hour),
         mark,
     )? {
-        return Ok(false);
+        return Ok(None);
     }
     // A join recorded since the recount found none of the hour's anonymous ids' hours (they
     // are recorded below): fold again, as that join's person.
-    if !anonymous_hours::record(&transaction, partner, hour, &recounted.unjoined)? {
+    if !anonymous_hours::record(&transaction, partner, hour, &recount.unjoined_in(hour))? {
         transaction.abort().map_err(storage_error)?;
-        return Ok(false);
+        return Ok(None);
     }
-    replace(&transaction, partner, Grain::Hour, hour, &recounted.cells)?;
+    replace(&transaction, partner, Grain::Hour, hour, cells)?;
     // A join since the events were written changes who they count as.
-    if let Some(rollups) = recounted.rollups {
-        rollups::replace_sketches(&transaction, hour, &rollups)?;
+    if let Some(rollups) = &recount.rollups {
+        match day_sketches {
+            DaySketches::Refresh => rollups::replace_sketches(&transaction, hour, rollups)?,
+            DaySketches::ToTheDayFold => {
+                rollups::replace_hour_sketches(&transaction, hour, rollups)?
+            }
+        }
         anonymous_hours::recounted(&transaction, partner, (hour, hour.next()))?;
     }
     // The day's cells no longer agree with its hours: refold it once it is ready.
     let mut pending = transaction
         .open_table(BREAKDOWN_DAYS_PENDING)
         .map_err(storage_error)?;
-    stamp(&mut pending, &hour_key(partner, hour.day()), Utc::now())?;
+    let stamped = stamp(&mut pending, &hour_key(partner, hour.day()), Utc::now())?;
     drop(pending);
     transaction.commit().map_err(storage_error)?;
-    Ok(true)
+    Ok(Some(stamped))
 }
 
 /// Folds one ended day from a recount of its events (never merged from its sealed hours,
@@ -339,7 +444,7 @@ pub(super) fn fold_day(
     pending: u64,
     cache: &mut HashMap<Uuid, Vec<String>>,
 ) -> Result<bool, StoreError> {
-    let tables = {
+    let (recount, declared) = {
         let transaction = database.begin_read().map_err(storage_error)?;
         let marks = transaction
             .open_table(BREAKDOWN_MARKS)
@@ -348,9 +453,34 @@ pub(super) fn fold_day(
             return Ok(false);
         }
         let declared = declared_cached(&transaction, partner, cache)?;
-        let range = ((day, day_after(day)), Grain::Day);
-        recounted_cells(&transaction, partner, range, &declared)?.cells
+        let range = (day, day_after(day));
+        (
+            recounted(&transaction, partner, range, &declared, true)?,
+            declared,
+        )
     };
+    write_day(database, partner, (day, pending), &recount, &declared)
+}
+
+/// Writes ended `day`'s cells and sketches from `recount` (a recount of the day when its
+/// pending stamp was `pending`, with its rollups); false (nothing written) when one of its
+/// hours is marked or was refolded meanwhile. The day sketches are written here rather
+/// than rebuilt from the hours' as each hour is folded: a day whose hours are folded
+/// together unions them once, and a crash between its hours' folds and its own leaves the
+/// day pending, so its sketches are written by the next.
+pub(super) fn write_day(
+    database: &Database,
+    partner: Uuid,
+    (day, pending): (Hour, u64),
+    recount: &Recount,
+    declared: &[String],
+) -> Result<bool, StoreError> {
+    let cells = recount.breakdowns.day_cells(declared);
+    let sketches = recount
+        .rollups
+        .as_ref()
+        .map(rollups::day_sketches)
+        .unwrap_or_default();
     let transaction = database.begin_write().map_err(storage_error)?;
     let marked = {
         let marks = transaction
@@ -368,7 +498,8 @@ pub(super) fn fold_day(
     {
         return Ok(false);
     }
-    replace(&transaction, partner, Grain::Day, day, &tables)?;
+    replace(&transaction, partner, Grain::Day, day, &cells)?;
+    rollups::write_day_sketches(&transaction, &sketches)?;
     transaction.commit().map_err(storage_error)?;
     Ok(true)
 }

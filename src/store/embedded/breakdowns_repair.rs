@@ -40,7 +40,8 @@ pub(super) fn rebuild_day(
             .map_err(storage_error)?;
         let range = (day, day_after(day));
         let mut resolver = Resolver::new(&joins);
-        let (recount, _) = recount((&events, &mut resolver), partner, range, &declared, false)?;
+        let recount =
+            recount((&events, &mut resolver), partner, range, &declared, false)?.breakdowns;
         (recount.hour_cells(&declared), recount.day_cells(&declared))
     };
     let mut hour = day;
@@ -140,7 +141,8 @@ pub(super) fn verify(
             };
             let mut resolver = Resolver::new(&joins);
             let range = (hour, end);
-            let (recount, _) = recount((&events, &mut resolver), partner, range, &declared, false)?;
+            let recount =
+                recount((&events, &mut resolver), partner, range, &declared, false)?.breakdowns;
             let recounted = match grain {
                 Grain::Hour => recount.hour_counts(&declared),
                 Grain::Day => recount.day_counts(&declared),

@@ -8,25 +8,28 @@
 //!    hour's sketches they were counted in (a sketch cannot forget a member) with the day
 //!    sketches rebuilt from the hours left, marks the hour for folding, holds reports'
 //!    `dataAsOf` back until it is, and adds what it did to the erasure's record;
-//! 3. once every hour is done, they are folded at once (`breakdowns_fold`: breakdown
-//!    cells, postings and sketches recounted from the events left), then their ended
-//!    days (visits, pages). A fold that finds an hour written to meanwhile leaves it to
-//!    the settler, which folds every marked hour anyway, crash or not.
+//! 3. once every hour is done, they are folded at once: breakdown cells, postings and
+//!    sketches recounted from the events left, an ended day's hours with the day (visits,
+//!    pages) from one recount of it (`breakdowns_day_fold`). A fold that finds an hour
+//!    written to meanwhile leaves it to the settler, which folds every marked hour anyway,
+//!    crash or not.
 
 use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::breakdowns::{decode_stamp, hour_key, touch};
-use super::breakdowns_fold::{fold_day, fold_hour};
+use super::breakdowns_day_fold::fold_ended_day;
+use super::breakdowns_fold::fold_hour;
 use super::events::event_tables;
 use super::rollups::{DAYS, HOURS, Level, cell_key, decode_count, refresh_day_sketch, sketch_key};
 use super::rollups_repair::day_after;
 use super::{
-    BREAKDOWN_DAYS_PENDING, BREAKDOWN_MARKS, EVENTS_BY_PARTNER, anonymous_hours, keys, lifecycle,
-    rows, storage_error,
+    BREAKDOWN_MARKS, EVENTS_BY_PARTNER, anonymous_hours, keys, lifecycle, rows, storage_error,
 };
 use crate::model::{Erasure, Event};
 use crate::rollups::{Hour, RollupDelta};
@@ -212,45 +215,78 @@ fn subtract_counts(
     Ok(())
 }
 
-/// Folds `hours` now, whatever their age, then those of their days that have ended; what
-/// a concurrent write keeps from folding is left to the settler.
+/// Folds `hours` now, whatever their age: those of ended days with their day, from one
+/// recount of it, the others one by one; a day per core at a time (a day's recount is one
+/// core's work, its writes short). What a concurrent write keeps from folding is left to
+/// the settler.
 pub(super) fn fold_now(
     database: &Database,
     partner: Uuid,
     hours: &BTreeSet<Hour>,
 ) -> Result<(), StoreError> {
-    let mut declared = HashMap::new();
-    for hour in hours {
+    let days: Vec<Hour> = hours
+        .iter()
+        .map(|hour| hour.day())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(days.len());
+    std::thread::scope(|scope| {
+        let folding: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut declared = HashMap::new();
+                    while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let of_day = hours.iter().filter(|hour| hour.day() == *day);
+                        fold_day_now(database, partner, (*day, of_day), &mut declared)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        folding
+            .into_iter()
+            .map(|worker| worker.join().expect("a fold does not panic"))
+            .collect()
+    })
+}
+
+fn fold_day_now<'a>(
+    database: &Database,
+    partner: Uuid,
+    (day, hours): (Hour, impl Iterator<Item = &'a Hour>),
+    declared: &mut HashMap<Uuid, Vec<String>>,
+) -> Result<(), StoreError> {
+    if day_after(day).start() <= Utc::now() {
         for _ in 0..FOLD_ATTEMPTS {
-            let Some(mark) = stamp_of(database, BREAKDOWN_MARKS, partner, *hour)? else {
-                break;
-            };
-            if fold_hour(database, partner, *hour, mark, &mut declared)? {
+            let folded = fold_ended_day(database, partner, day, u64::MAX, declared)?;
+            if folded.is_none_or(|folded| folded.current) {
                 break;
             }
         }
+        return Ok(());
     }
-    let now = Utc::now();
-    let days: BTreeSet<Hour> = hours.iter().map(|hour| hour.day()).collect();
-    for day in days
-        .into_iter()
-        .filter(|day| day_after(*day).start() <= now)
-    {
-        if let Some(pending) = stamp_of(database, BREAKDOWN_DAYS_PENDING, partner, day)? {
-            fold_day(database, partner, day, pending, &mut declared)?;
+    for hour in hours {
+        for _ in 0..FOLD_ATTEMPTS {
+            let Some(mark) = mark_of(database, partner, *hour)? else {
+                break;
+            };
+            if fold_hour(database, partner, *hour, mark, declared)? {
+                break;
+            }
         }
     }
     Ok(())
 }
 
-fn stamp_of(
-    database: &Database,
-    table: super::Table,
-    partner: Uuid,
-    hour: Hour,
-) -> Result<Option<u64>, StoreError> {
+fn mark_of(database: &Database, partner: Uuid, hour: Hour) -> Result<Option<u64>, StoreError> {
     let transaction = database.begin_read().map_err(storage_error)?;
-    let table = transaction.open_table(table).map_err(storage_error)?;
+    let table = transaction
+        .open_table(BREAKDOWN_MARKS)
+        .map_err(storage_error)?;
     let stored = table
         .get(hour_key(partner, hour).as_slice())
         .map_err(storage_error)?;

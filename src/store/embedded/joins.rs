@@ -180,14 +180,6 @@ impl<'t, T: Readable> Resolver<'t, T> {
         Ok(user)
     }
 
-    /// The anonymous ids looked up that no join names.
-    pub(super) fn unjoined(&self) -> impl Iterator<Item = &str> {
-        self.known
-            .iter()
-            .filter(|(_, user)| user.is_none())
-            .map(|((_, anonymous), _)| anonymous.as_str())
-    }
-
     /// Gives `event` its person as its user id (`Joins::resolve`).
     pub(super) fn resolve(&mut self, event: &mut Event) -> Result<(), StoreError> {
         if let Some(user) = self.user_of(event)? {

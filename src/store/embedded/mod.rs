@@ -6,6 +6,7 @@
 mod anonymous_hours;
 mod backfill;
 mod breakdowns;
+mod breakdowns_day_fold;
 mod breakdowns_fold;
 mod breakdowns_repair;
 mod erase;

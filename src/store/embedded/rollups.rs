@@ -252,13 +252,56 @@ pub(super) fn replace_sketches(
     hour: Hour,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
-    let (_, mut hours) = HOURS.open(transaction)?;
+    replace_hour_sketches(transaction, hour, delta)?;
+    let (_, hours) = HOURS.open(transaction)?;
     let (_, mut days) = DAYS.open(transaction)?;
-    for (key, sketch) in delta.sketches().filter(|(key, _)| key.hour == hour) {
-        hours
-            .insert(sketch_key(key).as_slice(), sketch.to_bytes().as_slice())
-            .map_err(storage_error)?;
+    for key in delta.actors.keys().filter(|key| key.hour == hour) {
         refresh_day_sketch(&hours, &mut days, key)?;
+    }
+    Ok(())
+}
+
+/// `replace_sketches` without the day sketches (a fold of the whole day writes them).
+pub(super) fn replace_hour_sketches(
+    transaction: &redb::WriteTransaction,
+    hour: Hour,
+    delta: &RollupDelta,
+) -> Result<(), StoreError> {
+    let (_, mut hours) = HOURS.open(transaction)?;
+    for (key, sketch) in delta.sketches_of(hour) {
+        write_changed(&mut hours, &sketch_key(key), &sketch.to_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes `value` at `key` unless it is there already (a write costs far more than a read).
+fn write_changed(table: &mut RollupTable<'_>, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    let same = table
+        .get(key)
+        .map_err(storage_error)?
+        .is_some_and(|stored| stored.value() == value);
+    if !same {
+        table.insert(key, value).map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// A recount of whole days' sketches, encoded to be written by `write_day_sketches`.
+pub(super) fn day_sketches(delta: &RollupDelta) -> Vec<(Vec<u8>, Vec<u8>)> {
+    delta
+        .by_day()
+        .sketches()
+        .map(|(key, sketch)| (sketch_key(key), sketch.to_bytes()))
+        .collect()
+}
+
+pub(super) fn write_day_sketches(
+    transaction: &redb::WriteTransaction,
+    sketches: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let (_, mut days) = DAYS.open(transaction)?;
+    for (key, sketch) in sketches {
+        write_changed(&mut days, key, sketch)?;
     }
     Ok(())
 }
