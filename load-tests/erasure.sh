@@ -88,11 +88,13 @@ ok = sorted(int(r[2]) for r in rows if r[1].startswith("2"))
 assert ok, "no answer in the window"
 print(f"{ok[min(len(ok) - 1, int(len(ok) * 0.99))] / 1e6:.1f} {len(ok)} {len(rows)}")' "${@:2}"
 }
-attack 30s "$WORK/base.bin"
-read -r BASE_P99 BASE_OK BASE_SENT < <(p99_ms "$WORK/base.bin")
-
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$SERVER/stat"; }
 written() { awk '$1 == "write_bytes:" {print $2}' "/proc/$SERVER/io"; }
+BASE_WRITTEN=$(written)
+attack 30s "$WORK/base.bin"
+BASE_WRITTEN_MIB=$(( ($(written) - BASE_WRITTEN) / 1048576 ))
+read -r BASE_P99 BASE_OK BASE_SENT < <(p99_ms "$WORK/base.bin")
+
 # vegeta itself in the background (a background shell would ignore the SIGINT below).
 "$VEGETA" attack -targets="$WORK/targets" -rate="$RATE/s" -duration=600s -max-workers=256 > "$WORK/during.bin" &
 VEGETA_PID=$!
@@ -127,7 +129,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo
 awk -v s="$STARTED_NS" -v d="$DONE_NS" -v e="$DELETED" -v h="$HOURS" -v c="$CPU_DURING" -v w="$WRITTEN_MIB" 'BEGIN {
   printf "erasure: %.2f s from the request to done; %d events deleted, %d hours recounted; service CPU %.2f s and %d MiB written to disk meanwhile (ingest load included)\n", (d - s) / 1e9, e, h, c, w }'
-echo "ingest at $RATE/s: p99 $BASE_P99 ms without ($BASE_OK of $BASE_SENT answered 2xx), $DURING_P99 ms during the erasure ($DURING_OK of $DURING_SENT)"
+echo "ingest at $RATE/s: p99 $BASE_P99 ms without ($BASE_OK of $BASE_SENT answered 2xx, $BASE_WRITTEN_MIB MiB written to disk in the 30 s), $DURING_P99 ms during the erasure ($DURING_OK of $DURING_SENT)"
 echo "lookup of the erased person: $LOOKUP"
 FAILED=0
 [ "$DELETED" = "$PERSON_EVENTS" ] || { say "the receipt counts $DELETED events, $PERSON_EVENTS were the person's"; FAILED=1; }

@@ -23,24 +23,37 @@ pub const POSTING_BYTES: usize = 12;
 const BOT_FLAG: u32 = 1 << 31;
 
 /// `postings` sorted, deduplicated and encoded in parts of at most `max_part_bytes`
-/// (at least one posting a part).
+/// (at least one posting a part). A part begins at a person whose key says so (about one
+/// in `PEOPLE_PER_PART`), or once the one before is full: where it begins depends on the
+/// people around, not on those before, so a refold that drops one person's postings (an
+/// erasure) leaves the other parts as they were, and a store writes only the one changed.
 pub fn encode(mut postings: Vec<Posting>, max_part_bytes: usize) -> Vec<Vec<u8>> {
     postings.sort_unstable();
     postings.dedup();
     let per_part = (max_part_bytes / POSTING_BYTES).max(1);
-    postings
-        .chunks(per_part)
-        .map(|chunk| {
-            let mut bytes = Vec::with_capacity(chunk.len() * POSTING_BYTES);
-            for posting in chunk {
-                let flagged = posting.offset_ms | if posting.bot { BOT_FLAG } else { 0 };
-                bytes.extend_from_slice(&posting.person.to_be_bytes());
-                bytes.extend_from_slice(&flagged.to_be_bytes());
-            }
-            bytes
-        })
-        .collect()
+    let mut parts = Vec::new();
+    let mut part: Vec<u8> = Vec::new();
+    let mut previous = None;
+    for posting in &postings {
+        let full = part.len() == per_part * POSTING_BYTES;
+        let begins = previous != Some(posting.person) && posting.person % PEOPLE_PER_PART == 0;
+        if !part.is_empty() && (full || begins) {
+            parts.push(std::mem::take(&mut part));
+        }
+        let flagged = posting.offset_ms | if posting.bot { BOT_FLAG } else { 0 };
+        part.extend_from_slice(&posting.person.to_be_bytes());
+        part.extend_from_slice(&flagged.to_be_bytes());
+        previous = Some(posting.person);
+    }
+    if !part.is_empty() {
+        parts.push(part);
+    }
+    parts
 }
+
+/// People a postings part holds on average, when it is not full (person keys are hashes,
+/// so one in this many begins a part).
+const PEOPLE_PER_PART: u64 = 1_024;
 
 /// The span of one encoded part holding `person`'s postings (found by bisection: parts
 /// are sorted by person first), for `decode`.
@@ -148,6 +161,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_persons_postings_dropped_change_only_their_part() {
+        let people: Vec<Person> = (0..20_000)
+            .map(|n| crate::people::person_key(&format!("p{n}")))
+            .collect();
+        let postings = |people: &[Person]| -> Vec<Posting> {
+            let at = |person: &Person, offset_ms| Posting {
+                person: *person,
+                offset_ms,
+                bot: false,
+            };
+            people
+                .iter()
+                .flat_map(|person| [at(person, 10), at(person, 20)])
+                .collect()
+        };
+        let parts = encode(postings(&people), 256 * 1024);
+        assert!(parts.len() > 5, "{} parts", parts.len());
+        let gone = people[5_000..]
+            .iter()
+            .find(|person| *person % PEOPLE_PER_PART != 0)
+            .unwrap();
+        let left: Vec<Person> = people
+            .iter()
+            .copied()
+            .filter(|person| person != gone)
+            .collect();
+        let after = encode(postings(&left), 256 * 1024);
+        assert_eq!(after.len(), parts.len());
+        let changed = after
+            .iter()
+            .zip(&parts)
+            .filter(|(new, old)| new != old)
+            .count();
+        assert_eq!(changed, 1);
     }
 
     #[test]

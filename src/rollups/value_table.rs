@@ -11,7 +11,9 @@
 //! range, so a top value whose bound is 0 is exact against a recount.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
+use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 
 use super::breakdown_cells::{ValueCounts, value_coupon};
@@ -257,6 +259,10 @@ impl ValueTable {
     pub fn split(&self, max_bytes: usize) -> Vec<ValueTable> {
         // The map's length, and the other bucket's numbers, with room to spare.
         const FIXED: usize = 40;
+        // Cut where the values say, not at a running size: a refold that changes, adds or
+        // drops one value then leaves every other part as it was, and a store writes only
+        // the part that changed (a 256 KiB row rewritten for one person's erasure, times
+        // every cell they were in, was most of an erasure's cost).
         let mut parts = Vec::new();
         let mut part = ValueTable {
             values: BTreeMap::new(),
@@ -266,7 +272,8 @@ impl ValueTable {
         for (value, kept) in &self.values {
             let entry_bytes =
                 postcard::experimental::serialized_size(&(value, kept)).unwrap_or(usize::MAX);
-            if !part.values.is_empty() && part_bytes.saturating_add(entry_bytes) > max_bytes {
+            let full = part_bytes.saturating_add(entry_bytes) > max_bytes;
+            if !part.values.is_empty() && (full || starts_part(value)) {
                 parts.push(std::mem::take(&mut part));
                 part_bytes = FIXED;
             }
@@ -293,6 +300,16 @@ impl ValueTable {
         }
         joined
     }
+}
+
+/// Values a part holds on average, when they are small (`ValueTable::split`).
+const VALUES_PER_PART: u64 = 64;
+
+/// Whether a part begins at `value` (about one value in `VALUES_PER_PART`).
+fn starts_part(value: &str) -> bool {
+    FixedState::with_seed(0)
+        .hash_one(value)
+        .is_multiple_of(VALUES_PER_PART)
 }
 
 /// An encoded sketch, empty meaning no actors (or values) yet: a new one is kept for
@@ -447,5 +464,44 @@ mod tests {
         }
         assert_eq!(ValueTable::join(parts), table);
         assert!(ValueTable::default().split(1024).is_empty());
+    }
+
+    #[test]
+    fn a_value_changed_or_dropped_changes_only_its_part() {
+        let mut table = ValueTable::default();
+        let values = (0..3_000u64).map(|n| (format!("/page/{n}"), 1 + n % 40));
+        table.absorb(&batch(values), 2_000).unwrap();
+        let parts: Vec<Vec<u8>> = table
+            .split(256 * 1024)
+            .iter()
+            .map(ValueTable::to_bytes)
+            .collect();
+        assert!(parts.len() > 10, "{} parts", parts.len());
+        let value = table
+            .values
+            .keys()
+            .skip(1_000)
+            .find(|value| !starts_part(value))
+            .unwrap()
+            .clone();
+        let changed_parts = |table: &ValueTable| {
+            let split: Vec<Vec<u8>> = table
+                .split(256 * 1024)
+                .iter()
+                .map(ValueTable::to_bytes)
+                .collect();
+            assert_eq!(split.len(), parts.len());
+            split
+                .iter()
+                .zip(&parts)
+                .filter(|(new, old)| new != old)
+                .count()
+        };
+        let mut changed = table.clone();
+        changed.values.get_mut(&value).unwrap().events += 1;
+        assert_eq!(changed_parts(&changed), 1);
+        let mut dropped = table.clone();
+        dropped.values.remove(&value);
+        assert_eq!(changed_parts(&dropped), 1);
     }
 }

@@ -10,22 +10,20 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use uuid::Uuid;
 
-use super::breakdowns::{
-    BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, decode_stamp, fold_key, hour_at, hour_key,
-    marked_hours, micros, owner_of, stamp,
-};
+use super::breakdowns::{decode_stamp, hour_at, marked_hours, micros, owner_of};
 use super::breakdowns_day_fold::fold_ended_day;
+use super::breakdowns_write::{DaySketches, write_day, write_hour};
 use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{
-    BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, EVENTS_BY_PARTNER,
-    PARTNERS, PEOPLE_JOINS, anonymous_hours, from_json, keys, rollups, rows, storage_error,
+    BREAKDOWN_DAYS_PENDING, BREAKDOWN_MARKS, EVENTS_BY_PARTNER, PARTNERS, PEOPLE_JOINS, from_json,
+    keys, rows, storage_error,
 };
 use crate::model::Partner;
-use crate::rollups::{BreakdownRecount, CellName, Cells, Hour, RollupDelta, SettleOutcome};
+use crate::rollups::{BreakdownRecount, Hour, RollupDelta, SettleOutcome};
 use crate::store::StoreError;
 
 /// The partner's declared property dimensions (none for a partner that is gone).
@@ -103,14 +101,13 @@ pub(super) fn recount<J: Readable>(
     Ok(recount)
 }
 
-/// A recount of hours `range` from a read transaction (with their rollups when
-/// `sketches`).
+/// A recount of hours `range` from a read transaction, with their rollups (a fold
+/// rewrites the hours' and days' unique-user sketches).
 pub(super) fn recounted(
     transaction: &redb::ReadTransaction,
     partner: Uuid,
     range: (Hour, Hour),
     declared: &[String],
-    sketches: bool,
 ) -> Result<Recount, StoreError> {
     let events = transaction
         .open_table(EVENTS_BY_PARTNER)
@@ -119,122 +116,7 @@ pub(super) fn recounted(
         .open_table(PEOPLE_JOINS)
         .map_err(storage_error)?;
     let mut resolver = Resolver::new(&joins);
-    recount((&events, &mut resolver), partner, range, declared, sketches)
-}
-
-/// Replaces every stored cell of one hour (or day) with `cells`' cells of it, each cut
-/// into rows of at most `BREAKDOWN_ROW_BYTES`, and records which cells it holds. Only the
-/// rows that differ are written: a refold after a few events went (an erasure) or came
-/// (a late event) changes a few cells' rows, and a write costs far more than a read.
-pub(super) fn replace(
-    transaction: &WriteTransaction,
-    partner: Uuid,
-    grain: Grain,
-    hour: Hour,
-    cells_of: &Cells,
-) -> Result<(), StoreError> {
-    let mut folds = transaction
-        .open_table(BREAKDOWN_FOLDS)
-        .map_err(storage_error)?;
-    let mut cells = transaction
-        .open_table(BREAKDOWN_CELLS)
-        .map_err(storage_error)?;
-    let fold = fold_key(partner, grain, hour);
-    let stored: Vec<Vec<u8>> = match folds.get(fold.as_slice()).map_err(storage_error)? {
-        Some(names) => postcard::from_bytes(names.value())
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        None => Vec::new(),
-    };
-    let mut names = Vec::new();
-    let first = CellName {
-        bots: false,
-        filter: None,
-        dimension: String::new(),
-    };
-    let of_hour = cells_of
-        .range((hour, first)..)
-        .take_while(|((at, _), _)| *at == hour);
-    for ((_, name), cell) in of_hour {
-        let name = name.to_bytes();
-        let prefix = cell_prefix(partner, grain, &name);
-        let pieces = cell.encode(BREAKDOWN_ROW_BYTES);
-        for (part, piece) in pieces.iter().enumerate() {
-            let part = u16::try_from(part).map_err(|_| {
-                StoreError::Corrupt("a breakdown cell of more than 65,536 rows".into())
-            })?;
-            let key = cell_key(&prefix, hour, part);
-            let same = cells
-                .get(key.as_slice())
-                .map_err(storage_error)?
-                .is_some_and(|row| row.value() == piece.as_slice());
-            if !same {
-                cells
-                    .insert(key.as_slice(), piece.as_slice())
-                    .map_err(storage_error)?;
-            }
-        }
-        // The rows past the new last one (parts are at most 65,536, checked above).
-        let tail = u16::try_from(pieces.len()).unwrap_or(u16::MAX);
-        remove_rows(&mut cells, &prefix, (hour, tail))?;
-        names.push(name);
-    }
-    let kept: BTreeSet<&Vec<u8>> = names.iter().collect();
-    for gone in stored.iter().filter(|name| !kept.contains(name)) {
-        remove_rows(&mut cells, &cell_prefix(partner, grain, gone), (hour, 0))?;
-    }
-    if names.is_empty() {
-        folds.remove(fold.as_slice()).map_err(storage_error)?;
-    } else if names != stored {
-        let encoded = postcard::to_stdvec(&names).expect("byte strings always encode");
-        folds
-            .insert(fold.as_slice(), encoded.as_slice())
-            .map_err(storage_error)?;
-    }
-    Ok(())
-}
-
-/// Removes a cell's rows of `hour` from part `from` on, if it has any.
-fn remove_rows(
-    cells: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-    prefix: &[u8],
-    (hour, from): (Hour, u16),
-) -> Result<(), StoreError> {
-    let (start, end) = (
-        cell_key(prefix, hour, from),
-        cell_key(prefix, hour.next(), 0),
-    );
-    let range = start.as_slice()..end.as_slice();
-    if cells
-        .range::<&[u8]>(range.clone())
-        .map_err(storage_error)?
-        .next()
-        .is_none()
-    {
-        return Ok(());
-    }
-    cells
-        .retain_in::<&[u8], _>(range, |_, _| false)
-        .map_err(storage_error)?;
-    Ok(())
-}
-
-/// Removes the stamp at `key` if it is still `expected`; whether it was.
-fn take_stamp(
-    transaction: &WriteTransaction,
-    table: super::Table,
-    key: &[u8],
-    expected: u64,
-) -> Result<bool, StoreError> {
-    let mut table = transaction.open_table(table).map_err(storage_error)?;
-    let current = match table.get(key).map_err(storage_error)? {
-        Some(stored) => Some(decode_stamp(stored.value())?),
-        None => None,
-    };
-    if current != Some(expected) {
-        return Ok(false);
-    }
-    table.remove(key).map_err(storage_error)?;
-    Ok(true)
+    recount((&events, &mut resolver), partner, range, declared, true)
 }
 
 /// Every (partner, hour, stamp) of a stamp table.
@@ -363,7 +245,7 @@ pub(super) fn fold_hour(
         let declared = declared_cached(&transaction, partner, cache)?;
         let range = (hour, hour.next());
         (
-            recounted(&transaction, partner, range, &declared, true)?,
+            recounted(&transaction, partner, range, &declared)?,
             declared,
         )
     };
@@ -377,61 +259,6 @@ pub(super) fn fold_hour(
         DaySketches::Refresh,
     )?;
     Ok(written.is_some())
-}
-
-/// What an hour's fold does with the day sketches its sketches are part of.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum DaySketches {
-    /// Rebuilds them from the day's hour sketches as stored.
-    Refresh,
-    /// Leaves them to the day's fold, which writes them from its recount.
-    ToTheDayFold,
-}
-
-/// Writes `hour`'s `cells` and sketches from `recount` (read when its stamp was `mark`),
-/// and marks its day pending; the day's pending stamp set, or `None` (nothing written)
-/// when a write or a join came between.
-pub(super) fn write_hour(
-    database: &Database,
-    partner: Uuid,
-    (hour, mark): (Hour, u64),
-    (recount, cells): (&Recount, &Cells),
-    day_sketches: DaySketches,
-) -> Result<Option<u64>, StoreError> {
-    let transaction = database.begin_write().map_err(storage_error)?;
-    if !take_stamp(
-        &transaction,
-        BREAKDOWN_MARKS,
-        &hour_key(partner, hour),
-        mark,
-    )? {
-        return Ok(None);
-    }
-    // A join recorded since the recount found none of the hour's anonymous ids' hours (they
-    // are recorded below): fold again, as that join's person.
-    if !anonymous_hours::record(&transaction, partner, hour, &recount.unjoined_in(hour))? {
-        transaction.abort().map_err(storage_error)?;
-        return Ok(None);
-    }
-    replace(&transaction, partner, Grain::Hour, hour, cells)?;
-    // A join since the events were written changes who they count as.
-    if let Some(rollups) = &recount.rollups {
-        match day_sketches {
-            DaySketches::Refresh => rollups::replace_sketches(&transaction, hour, rollups)?,
-            DaySketches::ToTheDayFold => {
-                rollups::replace_hour_sketches(&transaction, hour, rollups)?
-            }
-        }
-        anonymous_hours::recounted(&transaction, partner, (hour, hour.next()))?;
-    }
-    // The day's cells no longer agree with its hours: refold it once it is ready.
-    let mut pending = transaction
-        .open_table(BREAKDOWN_DAYS_PENDING)
-        .map_err(storage_error)?;
-    let stamped = stamp(&mut pending, &hour_key(partner, hour.day()), Utc::now())?;
-    drop(pending);
-    transaction.commit().map_err(storage_error)?;
-    Ok(Some(stamped))
 }
 
 /// Folds one ended day from a recount of its events (never merged from its sealed hours,
@@ -455,58 +282,22 @@ pub(super) fn fold_day(
         let declared = declared_cached(&transaction, partner, cache)?;
         let range = (day, day_after(day));
         (
-            recounted(&transaction, partner, range, &declared, true)?,
+            recounted(&transaction, partner, range, &declared)?,
             declared,
         )
     };
     write_day(database, partner, (day, pending), &recount, &declared)
 }
 
-/// Writes ended `day`'s cells and sketches from `recount` (a recount of the day when its
-/// pending stamp was `pending`, with its rollups); false (nothing written) when one of its
-/// hours is marked or was refolded meanwhile. The day sketches are written here rather
-/// than rebuilt from the hours' as each hour is folded: a day whose hours are folded
-/// together unions them once, and a crash between its hours' folds and its own leaves the
-/// day pending, so its sketches are written by the next.
-pub(super) fn write_day(
-    database: &Database,
-    partner: Uuid,
-    (day, pending): (Hour, u64),
-    recount: &Recount,
-    declared: &[String],
-) -> Result<bool, StoreError> {
-    let cells = recount.breakdowns.day_cells(declared);
-    let sketches = recount
-        .rollups
-        .as_ref()
-        .map(rollups::day_sketches)
-        .unwrap_or_default();
-    let transaction = database.begin_write().map_err(storage_error)?;
-    let marked = {
-        let marks = transaction
-            .open_table(BREAKDOWN_MARKS)
-            .map_err(storage_error)?;
-        !marked_hours(&marks, partner, day, day_after(day))?.is_empty()
-    };
-    if marked
-        || !take_stamp(
-            &transaction,
-            BREAKDOWN_DAYS_PENDING,
-            &hour_key(partner, day),
-            pending,
-        )?
-    {
-        return Ok(false);
-    }
-    replace(&transaction, partner, Grain::Day, day, &cells)?;
-    rollups::write_day_sketches(&transaction, &sketches)?;
-    transaction.commit().map_err(storage_error)?;
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollups::{CellName, Cells};
+    use crate::store::embedded::breakdowns::{
+        BREAKDOWN_ROW_BYTES, Grain, cell_prefix, fold_key, hour_key,
+    };
+    use crate::store::embedded::breakdowns_write::replace;
+    use crate::store::embedded::{BREAKDOWN_CELLS, BREAKDOWN_FOLDS};
     use std::collections::BTreeMap;
 
     use crate::model::test_support::{sample_event, sample_partner};

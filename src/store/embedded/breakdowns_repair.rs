@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::breakdowns::{
     Grain, cell_prefix, day_current, fold_key, hour_at, hour_key, marked_hours, read_encoded_cell,
 };
-use super::breakdowns_fold::{declared, recount, replace};
+use super::breakdowns_fold::{declared, recount};
+use super::breakdowns_write::replace;
 use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{

@@ -26,7 +26,8 @@ use super::breakdowns::{decode_stamp, hour_key, touch};
 use super::breakdowns_day_fold::fold_ended_day;
 use super::breakdowns_fold::fold_hour;
 use super::events::event_tables;
-use super::rollups::{DAYS, HOURS, Level, cell_key, decode_count, refresh_day_sketch, sketch_key};
+use super::rollup_sketches::refresh_day_sketch;
+use super::rollups::{DAYS, HOURS, Level, cell_key, decode_count, sketch_key};
 use super::rollups_repair::day_after;
 use super::{
     BREAKDOWN_MARKS, EVENTS_BY_PARTNER, anonymous_hours, keys, lifecycle, rows, storage_error,
@@ -249,8 +250,7 @@ pub(super) fn fold_now(
             .collect();
         folding
             .into_iter()
-            .map(|worker| worker.join().expect("a fold does not panic"))
-            .collect()
+            .try_for_each(|worker| worker.join().expect("a fold does not panic"))
     })
 }
 

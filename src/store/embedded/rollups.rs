@@ -22,8 +22,8 @@ use super::{
     storage_error,
 };
 use crate::rollups::{
-    ActorSketch, ActorUnion, CountCell, HOURS_PER_DAY, Hour, HourCounts, HourRollup, RollupDelta,
-    RollupQuery, SketchKey, class_byte, runs, split_class,
+    ActorSketch, ActorUnion, CountCell, Hour, HourCounts, HourRollup, RollupDelta, RollupQuery,
+    SketchKey, class_byte, runs, split_class,
 };
 use crate::store::StoreError;
 
@@ -240,100 +240,6 @@ fn add(
         sketches
             .insert(key.as_slice(), value.as_slice())
             .map_err(storage_error)?;
-    }
-    Ok(())
-}
-
-/// Replaces `hour`'s sketches with those of a recount of its events (`delta`: the same
-/// keys, its events counted as the people they now belong to: a sketch cannot forget a
-/// member), and rebuilds the day sketches they are part of from the day's hours.
-pub(super) fn replace_sketches(
-    transaction: &redb::WriteTransaction,
-    hour: Hour,
-    delta: &RollupDelta,
-) -> Result<(), StoreError> {
-    replace_hour_sketches(transaction, hour, delta)?;
-    let (_, hours) = HOURS.open(transaction)?;
-    let (_, mut days) = DAYS.open(transaction)?;
-    for key in delta.actors.keys().filter(|key| key.hour == hour) {
-        refresh_day_sketch(&hours, &mut days, key)?;
-    }
-    Ok(())
-}
-
-/// `replace_sketches` without the day sketches (a fold of the whole day writes them).
-pub(super) fn replace_hour_sketches(
-    transaction: &redb::WriteTransaction,
-    hour: Hour,
-    delta: &RollupDelta,
-) -> Result<(), StoreError> {
-    let (_, mut hours) = HOURS.open(transaction)?;
-    for (key, sketch) in delta.sketches_of(hour) {
-        write_changed(&mut hours, &sketch_key(key), &sketch.to_bytes())?;
-    }
-    Ok(())
-}
-
-/// Writes `value` at `key` unless it is there already (a write costs far more than a read).
-fn write_changed(table: &mut RollupTable<'_>, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-    let same = table
-        .get(key)
-        .map_err(storage_error)?
-        .is_some_and(|stored| stored.value() == value);
-    if !same {
-        table.insert(key, value).map_err(storage_error)?;
-    }
-    Ok(())
-}
-
-/// A recount of whole days' sketches, encoded to be written by `write_day_sketches`.
-pub(super) fn day_sketches(delta: &RollupDelta) -> Vec<(Vec<u8>, Vec<u8>)> {
-    delta
-        .by_day()
-        .sketches()
-        .map(|(key, sketch)| (sketch_key(key), sketch.to_bytes()))
-        .collect()
-}
-
-pub(super) fn write_day_sketches(
-    transaction: &redb::WriteTransaction,
-    sketches: &[(Vec<u8>, Vec<u8>)],
-) -> Result<(), StoreError> {
-    let (_, mut days) = DAYS.open(transaction)?;
-    for (key, sketch) in sketches {
-        write_changed(&mut days, key, sketch)?;
-    }
-    Ok(())
-}
-
-/// Rebuilds the day sketch of the hour sketch `key` from the day's hour sketches as
-/// stored (removed when none is left).
-pub(super) fn refresh_day_sketch(
-    hours: &RollupTable<'_>,
-    days: &mut RollupTable<'_>,
-    key: &SketchKey,
-) -> Result<(), StoreError> {
-    let day = key.hour.day();
-    let end = Hour(day.0 + HOURS_PER_DAY);
-    let (start, stop) = sketch_range(key.owner, key.event_type.as_deref(), key.bots, day, end);
-    let mut union = ActorUnion::default();
-    let mut any = false;
-    for row in hours
-        .range::<&[u8]>(start.as_slice()..stop.as_slice())
-        .map_err(storage_error)?
-    {
-        union.add_sketch(&decode_sketch(row.map_err(storage_error)?.1.value())?);
-        any = true;
-    }
-    let of_day = sketch_key(&SketchKey {
-        hour: day,
-        ..key.clone()
-    });
-    if any {
-        days.insert(of_day.as_slice(), union.to_sketch().to_bytes().as_slice())
-            .map_err(storage_error)?;
-    } else {
-        days.remove(of_day.as_slice()).map_err(storage_error)?;
     }
     Ok(())
 }
