@@ -174,8 +174,12 @@ mod tests {
         on_page(event, partner, page)
     }
 
-    /// Three hours of an ended day, one with an anonymous visitor no join names.
-    async fn three_hours(store: &EmbeddedStore, partner: Uuid) {
+    /// A store holding three hours of an ended day, one with an anonymous visitor no join
+    /// names (and the directory it lives in).
+    async fn three_hours() -> (tempfile::TempDir, EmbeddedStore, Uuid) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let partner = Uuid::now_v7();
         let events = vec![
             event_at(partner, "e1", "2026-11-20T10:05:00Z", "/a"),
             event_at(partner, "e2", "2026-11-20T10:35:00Z", "/b"),
@@ -187,6 +191,7 @@ mod tests {
             event_at(partner, "e4", "2026-11-20T15:00:00Z", "/a"),
         ];
         store.write_events(&events).await.unwrap();
+        (dir, store, partner)
     }
 
     fn marks_of_day(store: &EmbeddedStore, partner: Uuid) -> BTreeMap<Hour, u64> {
@@ -213,10 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_ended_days_hours_and_the_day_fold_from_one_recount() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let partner = Uuid::now_v7();
-        three_hours(&store, partner).await;
+        let (_dir, store, partner) = three_hours().await;
         assert_eq!(marks_of_day(&store, partner).len(), 3);
 
         let outcome = store.settle_rollups(later()).await.unwrap();
@@ -239,10 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_after_the_recount_keeps_its_hour_marked_and_the_day_unwritten() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let partner = Uuid::now_v7();
-        three_hours(&store, partner).await;
+        let (_dir, store, partner) = three_hours().await;
         let day = Hour::of(DAY.parse().unwrap());
         let mut cache = HashMap::new();
         let DayRead::Recounted(read) =
@@ -277,10 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_day_with_an_hour_written_to_within_the_horizon_is_left_whole() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let partner = Uuid::now_v7();
-        three_hours(&store, partner).await;
+        let (_dir, store, partner) = three_hours().await;
         let day = Hour::of(DAY.parse().unwrap());
         let mut cache = HashMap::new();
         let folded = fold_ended_day(&store.database, partner, day, 0, &mut cache).unwrap();
