@@ -80,7 +80,7 @@ for f in NDJSON PARQUET; do
   awk -v f="$f" -v n="$n" -v s="$s" -v c="$c" 'BEGIN {printf "| %s | %d | %.1f | %.0f | %.2f |\n", tolower(f), n, s, n / s, c * 1e6 / n}'
 done
 awk -v b="$BASE_KIB" -v j="$NDJSON_PEAK_KIB" -v p="$PEAK_KIB" -v z="$PARQUET_BYTES" -v n="$ACCEPTED" 'BEGIN {
-  printf "\nservice memory: %.0f MiB before the exports; peak %.0f MiB after NDJSON (growth %.0f MiB), %.0f MiB after Parquet (growth %.0f MiB)\n", b / 1024, j / 1024, (j - b) / 1024, p / 1024, (p - b) / 1024
+  printf "\nservice memory: %.1f MiB before the exports; peak %.1f MiB after NDJSON (growth %.1f MiB), %.1f MiB after Parquet (growth %.1f MiB = %.1f MB)\n", b / 1024, j / 1024, (j - b) / 1024, p / 1024, (p - b) / 1024, (p - b) * 1.024 / 1000
   printf "parquet file: %.0f MiB, %.0f bytes/event\n", z / 1048576, z / n }'
 FAILED=0
 for n in "$NDJSON_EVENTS" "$PARQUET_EVENTS"; do

@@ -15,8 +15,6 @@
 //!    crash or not.
 
 use std::collections::{BTreeSet, HashMap};
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -217,41 +215,20 @@ fn subtract_counts(
 }
 
 /// Folds `hours` now, whatever their age: those of ended days with their day, from one
-/// recount of it, the others one by one; a day per core at a time (a day's recount is one
-/// core's work, its writes short). What a concurrent write keeps from folding is left to
-/// the settler.
+/// recount of it, the others one by one. What a concurrent write keeps from folding is
+/// left to the settler.
 pub(super) fn fold_now(
     database: &Database,
     partner: Uuid,
     hours: &BTreeSet<Hour>,
 ) -> Result<(), StoreError> {
-    let days: Vec<Hour> = hours
-        .iter()
-        .map(|hour| hour.day())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(days.len());
-    std::thread::scope(|scope| {
-        let folding: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut declared = HashMap::new();
-                    while let Some(day) = days.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let of_day = hours.iter().filter(|hour| hour.day() == *day);
-                        fold_day_now(database, partner, (*day, of_day), &mut declared)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        folding
-            .into_iter()
-            .try_for_each(|worker| worker.join().expect("a fold does not panic"))
-    })
+    let mut declared = HashMap::new();
+    let days: BTreeSet<Hour> = hours.iter().map(|hour| hour.day()).collect();
+    for day in days {
+        let of_day = hours.iter().filter(|hour| hour.day() == day);
+        fold_day_now(database, partner, (day, of_day), &mut declared)?;
+    }
+    Ok(())
 }
 
 fn fold_day_now<'a>(
