@@ -61,16 +61,7 @@ pub(super) fn replace(
             let part = u16::try_from(part).map_err(|_| {
                 StoreError::Corrupt("a breakdown cell of more than 65,536 rows".into())
             })?;
-            let key = cell_key(&prefix, hour, part);
-            let same = cells
-                .get(key.as_slice())
-                .map_err(storage_error)?
-                .is_some_and(|row| row.value() == piece.as_slice());
-            if !same {
-                cells
-                    .insert(key.as_slice(), piece.as_slice())
-                    .map_err(storage_error)?;
-            }
+            rollup_sketches::write_changed(&mut cells, &cell_key(&prefix, hour, part), piece)?;
         }
         // The rows past the new last one (parts are at most 65,536, checked above).
         let tail = u16::try_from(pieces.len()).unwrap_or(u16::MAX);

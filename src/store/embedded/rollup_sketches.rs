@@ -39,8 +39,13 @@ pub(super) fn replace_hour_sketches(
     Ok(())
 }
 
-/// Writes `value` at `key` unless it is there already (a write costs far more than a read).
-fn write_changed(table: &mut RollupTable<'_>, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+/// Writes `value` at `key` unless it is there already (a write costs far more than a read);
+/// for any of the store's byte tables (breakdown rows too).
+pub(super) fn write_changed(
+    table: &mut RollupTable<'_>,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), StoreError> {
     let same = table
         .get(key)
         .map_err(storage_error)?
