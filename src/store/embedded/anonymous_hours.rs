@@ -57,9 +57,13 @@ pub(super) fn record(
     for anonymous in unjoined {
         let mut key = anonymous_prefix(partner, anonymous.as_bytes());
         key.extend_from_slice(&hour.to_be_bytes());
-        table
-            .insert(key.as_slice(), [].as_slice())
-            .map_err(storage_error)?;
+        // A refold finds most recorded already: an insert rewrites its page even then, and
+        // thousands of them, scattered over the table, were most of a refold's writing.
+        if table.get(key.as_slice()).map_err(storage_error)?.is_none() {
+            table
+                .insert(key.as_slice(), [].as_slice())
+                .map_err(storage_error)?;
+        }
     }
     Ok(true)
 }
