@@ -296,7 +296,7 @@ mod tests {
     use crate::store::embedded::breakdowns::{
         BREAKDOWN_ROW_BYTES, Grain, cell_prefix, fold_key, hour_key,
     };
-    use crate::store::embedded::breakdowns_write::replace;
+    use crate::store::embedded::breakdowns_write::{encode_cells, replace};
     use crate::store::embedded::{BREAKDOWN_CELLS, BREAKDOWN_FOLDS};
     use std::collections::BTreeMap;
 
@@ -411,7 +411,8 @@ mod tests {
         };
         let tables = Cells::from([((hour, name.clone()), Cell::Table(table.clone()))]);
         let transaction = store.database.begin_write().unwrap();
-        replace(&transaction, partner, Grain::Hour, hour, &tables).unwrap();
+        let encoded = encode_cells(&tables, hour).unwrap();
+        replace(&transaction, partner, Grain::Hour, hour, &encoded).unwrap();
         transaction.commit().unwrap();
 
         let transaction = store.database.begin_read().unwrap();

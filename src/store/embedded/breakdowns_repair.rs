@@ -10,7 +10,7 @@ use super::breakdowns::{
     Grain, cell_prefix, day_current, fold_key, hour_at, hour_key, marked_hours, read_encoded_cell,
 };
 use super::breakdowns_fold::{declared, recount};
-use super::breakdowns_write::replace;
+use super::breakdowns_write::{encode_cells, replace};
 use super::joins::Resolver;
 use super::rollups_repair::{Readable, day_after};
 use super::{
@@ -47,10 +47,22 @@ pub(super) fn rebuild_day(
     };
     let mut hour = day;
     while hour < day_after(day) {
-        replace(transaction, partner, Grain::Hour, hour, &hours)?;
+        replace(
+            transaction,
+            partner,
+            Grain::Hour,
+            hour,
+            &encode_cells(&hours, hour)?,
+        )?;
         hour = hour.next();
     }
-    replace(transaction, partner, Grain::Day, day, &days)?;
+    replace(
+        transaction,
+        partner,
+        Grain::Day,
+        day,
+        &encode_cells(&days, day)?,
+    )?;
     let (start, end) = (hour_key(partner, day), hour_key(partner, day_after(day)));
     transaction
         .open_table(BREAKDOWN_MARKS)

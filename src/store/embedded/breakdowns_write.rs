@@ -13,6 +13,7 @@ use super::breakdowns::{
     marked_hours, stamp,
 };
 use super::breakdowns_fold::Recount;
+use super::rollups::{DAYS, HOURS};
 use super::rollups_repair::day_after;
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, anonymous_hours,
@@ -21,16 +22,44 @@ use super::{
 use crate::rollups::{CellName, Cells, Hour};
 use crate::store::StoreError;
 
-/// Replaces every stored cell of one hour (or day) with `cells`' cells of it, each cut
-/// into rows of at most `BREAKDOWN_ROW_BYTES`, and records which cells it holds. Only the
-/// rows that differ are written: a refold after a few events went (an erasure) or came
-/// (a late event) changes a few cells' rows, and a write costs far more than a read.
+/// One cell of an hour (or day) encoded to be written (`replace`): its name, and its
+/// table cut into rows of at most `BREAKDOWN_ROW_BYTES`.
+pub(super) type EncodedCell = (Vec<u8>, Vec<Vec<u8>>);
+
+/// `cells`' cells of `hour`, encoded before the write transaction: encoding is most of a
+/// fold's writing work, and the events' writers wait while one is open.
+pub(super) fn encode_cells(cells: &Cells, hour: Hour) -> Result<Vec<EncodedCell>, StoreError> {
+    let first = CellName {
+        bots: false,
+        filter: None,
+        dimension: String::new(),
+    };
+    let of_hour = cells
+        .range((hour, first)..)
+        .take_while(|((at, _), _)| *at == hour);
+    of_hour
+        .map(|((_, name), cell)| {
+            let pieces = cell.encode(BREAKDOWN_ROW_BYTES);
+            if pieces.len() > usize::from(u16::MAX) + 1 {
+                return Err(StoreError::Corrupt(
+                    "a breakdown cell of more than 65,536 rows".into(),
+                ));
+            }
+            Ok((name.to_bytes(), pieces))
+        })
+        .collect()
+}
+
+/// Replaces every stored cell of one hour (or day) with `encoded` and records which cells
+/// it holds. Only the rows that differ are written: a refold after a few events went (an
+/// erasure) or came (a late event) changes a few cells' rows, and a write costs far more
+/// than a read.
 pub(super) fn replace(
     transaction: &WriteTransaction,
     partner: Uuid,
     grain: Grain,
     hour: Hour,
-    cells_of: &Cells,
+    encoded: &[EncodedCell],
 ) -> Result<(), StoreError> {
     let mut folds = transaction
         .open_table(BREAKDOWN_FOLDS)
@@ -44,37 +73,24 @@ pub(super) fn replace(
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
         None => Vec::new(),
     };
-    let mut names = Vec::new();
-    let first = CellName {
-        bots: false,
-        filter: None,
-        dimension: String::new(),
-    };
-    let of_hour = cells_of
-        .range((hour, first)..)
-        .take_while(|((at, _), _)| *at == hour);
-    for ((_, name), cell) in of_hour {
-        let name = name.to_bytes();
-        let prefix = cell_prefix(partner, grain, &name);
-        let pieces = cell.encode(BREAKDOWN_ROW_BYTES);
-        for (part, piece) in pieces.iter().enumerate() {
-            let part = u16::try_from(part).map_err(|_| {
-                StoreError::Corrupt("a breakdown cell of more than 65,536 rows".into())
-            })?;
+    for (name, pieces) in encoded {
+        let prefix = cell_prefix(partner, grain, name);
+        // At most 65,536 parts (`encode_cells`), so every part number fits.
+        for (part, piece) in (0..=u16::MAX).zip(pieces) {
             rollup_sketches::write_changed(&mut cells, &cell_key(&prefix, hour, part), piece)?;
         }
-        // The rows past the new last one (parts are at most 65,536, checked above).
+        // The rows past the new last one.
         let tail = u16::try_from(pieces.len()).unwrap_or(u16::MAX);
         remove_rows(&mut cells, &prefix, (hour, tail))?;
-        names.push(name);
     }
-    let kept: BTreeSet<&Vec<u8>> = names.iter().collect();
+    let names: Vec<&Vec<u8>> = encoded.iter().map(|(name, _)| name).collect();
+    let kept: BTreeSet<&Vec<u8>> = names.iter().copied().collect();
     for gone in stored.iter().filter(|name| !kept.contains(name)) {
         remove_rows(&mut cells, &cell_prefix(partner, grain, gone), (hour, 0))?;
     }
     if names.is_empty() {
         folds.remove(fold.as_slice()).map_err(storage_error)?;
-    } else if names != stored {
+    } else if names.iter().copied().ne(stored.iter()) {
         let encoded = postcard::to_stdvec(&names).expect("byte strings always encode");
         folds
             .insert(fold.as_slice(), encoded.as_slice())
@@ -146,6 +162,11 @@ pub(super) fn write_hour(
     (recount, cells): (&Recount, &Cells),
     day_sketches: DaySketches,
 ) -> Result<Option<u64>, StoreError> {
+    let encoded = encode_cells(cells, hour)?;
+    let sketches = recount
+        .rollups
+        .as_ref()
+        .map(|rollups| rollup_sketches::hour_sketches(rollups, hour));
     let transaction = database.begin_write().map_err(storage_error)?;
     if !take_stamp(
         &transaction,
@@ -161,14 +182,12 @@ pub(super) fn write_hour(
         transaction.abort().map_err(storage_error)?;
         return Ok(None);
     }
-    replace(&transaction, partner, Grain::Hour, hour, cells)?;
+    replace(&transaction, partner, Grain::Hour, hour, &encoded)?;
     // A join since the events were written changes who they count as.
-    if let Some(rollups) = &recount.rollups {
-        match day_sketches {
-            DaySketches::Refresh => rollup_sketches::replace_sketches(&transaction, hour, rollups)?,
-            DaySketches::ToTheDayFold => {
-                rollup_sketches::replace_hour_sketches(&transaction, hour, rollups)?
-            }
+    if let (Some(rollups), Some(sketches)) = (&recount.rollups, &sketches) {
+        rollup_sketches::write_sketches(&transaction, HOURS, sketches)?;
+        if day_sketches == DaySketches::Refresh {
+            rollup_sketches::refresh_day_sketches(&transaction, hour, rollups)?;
         }
         anonymous_hours::recounted(&transaction, partner, (hour, hour.next()))?;
     }
@@ -195,7 +214,7 @@ pub(super) fn write_day(
     recount: &Recount,
     declared: &[String],
 ) -> Result<bool, StoreError> {
-    let cells = recount.breakdowns.day_cells(declared);
+    let cells = encode_cells(&recount.breakdowns.day_cells(declared), day)?;
     let sketches = recount
         .rollups
         .as_ref()
@@ -219,7 +238,7 @@ pub(super) fn write_day(
         return Ok(false);
     }
     replace(&transaction, partner, Grain::Day, day, &cells)?;
-    rollup_sketches::write_day_sketches(&transaction, &sketches)?;
+    rollup_sketches::write_sketches(&transaction, DAYS, &sketches)?;
     transaction.commit().map_err(storage_error)?;
     Ok(true)
 }

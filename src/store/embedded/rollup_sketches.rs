@@ -4,37 +4,57 @@
 
 use redb::ReadableTable;
 
-use super::rollups::{DAYS, HOURS, RollupTable, decode_sketch, sketch_key, sketch_range};
+use super::rollups::{DAYS, HOURS, Level, RollupTable, decode_sketch, sketch_key, sketch_range};
 use super::storage_error;
 use crate::rollups::{ActorUnion, HOURS_PER_DAY, Hour, RollupDelta, SketchKey};
 use crate::store::StoreError;
 
-/// Replaces `hour`'s sketches with those of a recount of its events (`delta`: the same
-/// keys, its events counted as the people they now belong to: a sketch cannot forget a
-/// member), and rebuilds the day sketches they are part of from the day's hours.
-pub(super) fn replace_sketches(
+/// Sketches encoded to be written (`write_sketches`): their keys and bytes. Encoding is
+/// done before the write transaction: the events' writers wait while one is open.
+pub(super) type EncodedSketches = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// `hour`'s sketches from a recount of its events (`delta`: the same keys, its events
+/// counted as the people they now belong to: a sketch cannot forget a member).
+pub(super) fn hour_sketches(delta: &RollupDelta, hour: Hour) -> EncodedSketches {
+    delta
+        .sketches_of(hour)
+        .map(|(key, sketch)| (sketch_key(key), sketch.to_bytes()))
+        .collect()
+}
+
+/// A recount of whole days' sketches.
+pub(super) fn day_sketches(delta: &RollupDelta) -> EncodedSketches {
+    delta
+        .by_day()
+        .sketches()
+        .map(|(key, sketch)| (sketch_key(key), sketch.to_bytes()))
+        .collect()
+}
+
+/// Writes `sketches` into `level`'s sketch table, those that changed.
+pub(super) fn write_sketches(
     transaction: &redb::WriteTransaction,
-    hour: Hour,
-    delta: &RollupDelta,
+    level: Level,
+    sketches: &EncodedSketches,
 ) -> Result<(), StoreError> {
-    replace_hour_sketches(transaction, hour, delta)?;
-    let (_, hours) = HOURS.open(transaction)?;
-    let (_, mut days) = DAYS.open(transaction)?;
-    for key in delta.actors.keys().filter(|key| key.hour == hour) {
-        refresh_day_sketch(&hours, &mut days, key)?;
+    let (_, mut table) = level.open(transaction)?;
+    for (key, sketch) in sketches {
+        write_changed(&mut table, key, sketch)?;
     }
     Ok(())
 }
 
-/// `replace_sketches` without the day sketches (a fold of the whole day writes them).
-pub(super) fn replace_hour_sketches(
+/// Rebuilds the day sketches `hour`'s sketches in `delta` are part of, from the day's
+/// hours as stored.
+pub(super) fn refresh_day_sketches(
     transaction: &redb::WriteTransaction,
     hour: Hour,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
-    let (_, mut hours) = HOURS.open(transaction)?;
-    for (key, sketch) in delta.sketches_of(hour) {
-        write_changed(&mut hours, &sketch_key(key), &sketch.to_bytes())?;
+    let (_, hours) = HOURS.open(transaction)?;
+    let (_, mut days) = DAYS.open(transaction)?;
+    for key in delta.actors.keys().filter(|key| key.hour == hour) {
+        refresh_day_sketch(&hours, &mut days, key)?;
     }
     Ok(())
 }
@@ -52,26 +72,6 @@ pub(super) fn write_changed(
         .is_some_and(|stored| stored.value() == value);
     if !same {
         table.insert(key, value).map_err(storage_error)?;
-    }
-    Ok(())
-}
-
-/// A recount of whole days' sketches, encoded to be written by `write_day_sketches`.
-pub(super) fn day_sketches(delta: &RollupDelta) -> Vec<(Vec<u8>, Vec<u8>)> {
-    delta
-        .by_day()
-        .sketches()
-        .map(|(key, sketch)| (sketch_key(key), sketch.to_bytes()))
-        .collect()
-}
-
-pub(super) fn write_day_sketches(
-    transaction: &redb::WriteTransaction,
-    sketches: &[(Vec<u8>, Vec<u8>)],
-) -> Result<(), StoreError> {
-    let (_, mut days) = DAYS.open(transaction)?;
-    for (key, sketch) in sketches {
-        write_changed(&mut days, key, sketch)?;
     }
     Ok(())
 }
