@@ -14,6 +14,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::breakdowns::{hour_key, marked_hours, stamp};
+use super::rollups_repair::Readable;
 use super::{
     BREAKDOWN_MARKS, PEOPLE_ANONYMOUS_HOURS, PEOPLE_JOINS, PEOPLE_PENDING, keys, storage_error,
 };
@@ -27,46 +28,81 @@ pub(super) fn anonymous_prefix(partner: Uuid, anonymous: &[u8]) -> Vec<u8> {
     key
 }
 
-/// Records that the anonymous ids `unjoined` (the events of `hour` without a user id, that
-/// its fold found no join for) have events in `hour`, so a join first recorded later marks
-/// it, in the fold's write transaction: false, writing nothing, when one of them was
-/// joined since the fold read its events (the fold must then be done again).
-pub(super) fn record(
-    transaction: &WriteTransaction,
+/// `partner | anonymous id | 0 | hour`: the entry of the id's events in `hour`.
+fn hour_entry(partner: Uuid, anonymous: &str, hour: Hour) -> Vec<u8> {
+    let mut key = anonymous_prefix(partner, anonymous.as_bytes());
+    key.extend_from_slice(&hour.to_be_bytes());
+    key
+}
+
+/// The entries of the anonymous ids `unjoined` (the events of `hour` without a user id,
+/// that its fold found no join for) that `record` must write, read before the fold's write
+/// transaction (a refold finds most of them, and an insert rewrites its page even then);
+/// `None` when one of them has been joined since the fold read its events (the fold must
+/// then be done again).
+pub(super) fn unrecorded(
+    (joins, hours): (&impl Readable, &impl Readable),
     partner: Uuid,
     hour: Hour,
     unjoined: &[String],
-) -> Result<bool, StoreError> {
-    if unjoined.is_empty() {
-        return Ok(true);
+) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    if joined_any(joins, partner, unjoined)? {
+        return Ok(None);
     }
-    {
-        let joins = transaction
-            .open_table(PEOPLE_JOINS)
-            .map_err(storage_error)?;
-        for anonymous in unjoined {
-            let key = keys::prefixed(partner, anonymous.as_bytes());
-            if joins.get(key.as_slice()).map_err(storage_error)?.is_some() {
-                return Ok(false);
-            }
+    let mut entries = Vec::new();
+    for anonymous in unjoined {
+        let entry = hour_entry(partner, anonymous, hour);
+        if hours
+            .get(entry.as_slice())
+            .map_err(storage_error)?
+            .is_none()
+        {
+            entries.push(entry);
         }
     }
-    let mut table = transaction
+    Ok(Some(entries))
+}
+
+fn joined_any(
+    joins: &impl Readable,
+    partner: Uuid,
+    anonymous: &[String],
+) -> Result<bool, StoreError> {
+    for anonymous in anonymous {
+        let key = keys::prefixed(partner, anonymous.as_bytes());
+        if joins.get(key.as_slice()).map_err(storage_error)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Records the `entries` `unrecorded` found for `unjoined`, so a join first recorded later
+/// marks their hour, in the fold's write transaction: false, writing nothing, when one of
+/// `unjoined` was joined since (the fold must then be done again).
+pub(super) fn record(
+    transaction: &WriteTransaction,
+    partner: Uuid,
+    unjoined: &[String],
+    entries: &[Vec<u8>],
+) -> Result<bool, StoreError> {
+    let joins = transaction
+        .open_table(PEOPLE_JOINS)
+        .map_err(storage_error)?;
+    if joined_any(&joins, partner, unjoined)? {
+        return Ok(false);
+    }
+    let mut hours = transaction
         .open_table(PEOPLE_ANONYMOUS_HOURS)
         .map_err(storage_error)?;
-    for anonymous in unjoined {
-        let mut key = anonymous_prefix(partner, anonymous.as_bytes());
-        key.extend_from_slice(&hour.to_be_bytes());
-        // A refold finds most recorded already: an insert rewrites its page even then, and
-        // thousands of them, scattered over the table, were most of a refold's writing.
-        if table.get(key.as_slice()).map_err(storage_error)?.is_none() {
-            table
-                .insert(key.as_slice(), [].as_slice())
-                .map_err(storage_error)?;
-        }
+    for entry in entries {
+        hours
+            .insert(entry.as_slice(), [].as_slice())
+            .map_err(storage_error)?;
     }
     Ok(true)
 }
+
 /// Marks every folded hour holding events of `anonymous` without a user id (their
 /// postings name the anonymous id), so the settler folds them again under the user, and
 /// holds reports' `dataAsOf` back until it has.
@@ -227,9 +263,18 @@ mod tests {
         // A fold that read the hour before the join, writing after it, must not record a1.
         let transaction = store.database.begin_write().unwrap();
         let unjoined = ["a1".to_string()];
-        assert!(!record(&transaction, partner, ten, &unjoined).unwrap());
+        let a1_entry = [hour_entry(partner, "a1", ten)];
+        assert!(!record(&transaction, partner, &unjoined, &a1_entry).unwrap());
         let a2 = ["a2".to_string()];
-        assert!(record(&transaction, partner, ten, &a2).unwrap());
+        assert!(
+            record(
+                &transaction,
+                partner,
+                &a2,
+                &[hour_entry(partner, "a2", ten)]
+            )
+            .unwrap()
+        );
         transaction.commit().unwrap();
 
         let later = chrono::Utc::now() + chrono::Duration::minutes(3);

@@ -2,22 +2,18 @@
 //! day's cells, its sketches and stamps, in a write transaction that first checks the
 //! stamp the recount read is still there. Only the rows that changed are written.
 
-use std::collections::BTreeSet;
-
 use chrono::Utc;
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
-use super::breakdowns::{
-    BREAKDOWN_ROW_BYTES, Grain, cell_key, cell_prefix, decode_stamp, fold_key, hour_key,
-    marked_hours, stamp,
-};
+use super::breakdowns::{BREAKDOWN_ROW_BYTES, Grain, decode_stamp, hour_key, marked_hours, stamp};
 use super::breakdowns_fold::Recount;
+use super::fold_writes::{self, CellWrites};
 use super::rollups::{DAYS, HOURS};
 use super::rollups_repair::day_after;
 use super::{
-    BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS, anonymous_hours,
-    rollup_sketches, storage_error,
+    BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS,
+    PEOPLE_ANONYMOUS_HOURS, PEOPLE_JOINS, anonymous_hours, rollup_sketches, storage_error,
 };
 use crate::rollups::{CellName, Cells, Hour};
 use crate::store::StoreError;
@@ -51,9 +47,7 @@ pub(super) fn encode_cells(cells: &Cells, hour: Hour) -> Result<Vec<EncodedCell>
 }
 
 /// Replaces every stored cell of one hour (or day) with `encoded` and records which cells
-/// it holds. Only the rows that differ are written: a refold after a few events went (an
-/// erasure) or came (a late event) changes a few cells' rows, and a write costs far more
-/// than a read.
+/// it holds, in one write transaction (a rebuild; a fold reads `CellWrites` before its own).
 pub(super) fn replace(
     transaction: &WriteTransaction,
     partner: Uuid,
@@ -61,67 +55,12 @@ pub(super) fn replace(
     hour: Hour,
     encoded: &[EncodedCell],
 ) -> Result<(), StoreError> {
-    let mut folds = transaction
-        .open_table(BREAKDOWN_FOLDS)
-        .map_err(storage_error)?;
-    let mut cells = transaction
-        .open_table(BREAKDOWN_CELLS)
-        .map_err(storage_error)?;
-    let fold = fold_key(partner, grain, hour);
-    let stored: Vec<Vec<u8>> = match folds.get(fold.as_slice()).map_err(storage_error)? {
-        Some(names) => postcard::from_bytes(names.value())
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        None => Vec::new(),
+    let writes = {
+        let open = |table| transaction.open_table(table).map_err(storage_error);
+        let tables = (&open(BREAKDOWN_CELLS)?, &open(BREAKDOWN_FOLDS)?);
+        CellWrites::read(tables, (partner, grain, hour), encoded)?
     };
-    for (name, pieces) in encoded {
-        let prefix = cell_prefix(partner, grain, name);
-        // At most 65,536 parts (`encode_cells`), so every part number fits.
-        for (part, piece) in (0..=u16::MAX).zip(pieces) {
-            rollup_sketches::write_changed(&mut cells, &cell_key(&prefix, hour, part), piece)?;
-        }
-        // The rows past the new last one.
-        let tail = u16::try_from(pieces.len()).unwrap_or(u16::MAX);
-        remove_rows(&mut cells, &prefix, (hour, tail))?;
-    }
-    let names: Vec<&Vec<u8>> = encoded.iter().map(|(name, _)| name).collect();
-    let kept: BTreeSet<&Vec<u8>> = names.iter().copied().collect();
-    for gone in stored.iter().filter(|name| !kept.contains(name)) {
-        remove_rows(&mut cells, &cell_prefix(partner, grain, gone), (hour, 0))?;
-    }
-    if names.is_empty() {
-        folds.remove(fold.as_slice()).map_err(storage_error)?;
-    } else if names.iter().copied().ne(stored.iter()) {
-        let encoded = postcard::to_stdvec(&names).expect("byte strings always encode");
-        folds
-            .insert(fold.as_slice(), encoded.as_slice())
-            .map_err(storage_error)?;
-    }
-    Ok(())
-}
-
-/// Removes a cell's rows of `hour` from part `from` on, if it has any.
-fn remove_rows(
-    cells: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-    prefix: &[u8],
-    (hour, from): (Hour, u16),
-) -> Result<(), StoreError> {
-    let (start, end) = (
-        cell_key(prefix, hour, from),
-        cell_key(prefix, hour.next(), 0),
-    );
-    let range = start.as_slice()..end.as_slice();
-    if cells
-        .range::<&[u8]>(range.clone())
-        .map_err(storage_error)?
-        .next()
-        .is_none()
-    {
-        return Ok(());
-    }
-    cells
-        .retain_in::<&[u8], _>(range, |_, _| false)
-        .map_err(storage_error)?;
-    Ok(())
+    writes.apply(transaction)
 }
 
 /// Removes the stamp at `key` if it is still `expected`; whether it was.
@@ -162,11 +101,33 @@ pub(super) fn write_hour(
     (recount, cells): (&Recount, &Cells),
     day_sketches: DaySketches,
 ) -> Result<Option<u64>, StoreError> {
+    let unjoined = recount.unjoined_in(hour);
     let encoded = encode_cells(cells, hour)?;
     let sketches = recount
         .rollups
         .as_ref()
         .map(|rollups| rollup_sketches::hour_sketches(rollups, hour));
+    // What changed, read before the write transaction (`fold_writes`).
+    let (cell_writes, sketch_writes, unrecorded) = {
+        let transaction = database.begin_read().map_err(storage_error)?;
+        let open = |table| transaction.open_table(table).map_err(storage_error);
+        let tables = (&open(BREAKDOWN_CELLS)?, &open(BREAKDOWN_FOLDS)?);
+        let cell_writes = CellWrites::read(tables, (partner, Grain::Hour, hour), &encoded)?;
+        let sketch_writes = match &sketches {
+            Some(sketches) => Some(fold_writes::sketch_writes(
+                &open(HOURS.sketches)?,
+                sketches,
+            )?),
+            None => None,
+        };
+        let tables = (&open(PEOPLE_JOINS)?, &open(PEOPLE_ANONYMOUS_HOURS)?);
+        // A join recorded since the recount: fold again, as that join's person.
+        let Some(unrecorded) = anonymous_hours::unrecorded(tables, partner, hour, &unjoined)?
+        else {
+            return Ok(None);
+        };
+        (cell_writes, sketch_writes, unrecorded)
+    };
     let transaction = database.begin_write().map_err(storage_error)?;
     if !take_stamp(
         &transaction,
@@ -178,14 +139,14 @@ pub(super) fn write_hour(
     }
     // A join recorded since the recount found none of the hour's anonymous ids' hours (they
     // are recorded below): fold again, as that join's person.
-    if !anonymous_hours::record(&transaction, partner, hour, &recount.unjoined_in(hour))? {
+    if !anonymous_hours::record(&transaction, partner, &unjoined, &unrecorded)? {
         transaction.abort().map_err(storage_error)?;
         return Ok(None);
     }
-    replace(&transaction, partner, Grain::Hour, hour, &encoded)?;
+    cell_writes.apply(&transaction)?;
     // A join since the events were written changes who they count as.
-    if let (Some(rollups), Some(sketches)) = (&recount.rollups, &sketches) {
-        rollup_sketches::write_sketches(&transaction, HOURS, sketches)?;
+    if let (Some(rollups), Some(sketch_writes)) = (&recount.rollups, &sketch_writes) {
+        sketch_writes.apply(&transaction, HOURS.sketches)?;
         if day_sketches == DaySketches::Refresh {
             rollup_sketches::refresh_day_sketches(&transaction, hour, rollups)?;
         }
@@ -220,6 +181,15 @@ pub(super) fn write_day(
         .as_ref()
         .map(rollup_sketches::day_sketches)
         .unwrap_or_default();
+    // What changed, read before the write transaction (`fold_writes`).
+    let (cell_writes, sketch_writes) = {
+        let transaction = database.begin_read().map_err(storage_error)?;
+        let open = |table| transaction.open_table(table).map_err(storage_error);
+        let tables = (&open(BREAKDOWN_CELLS)?, &open(BREAKDOWN_FOLDS)?);
+        let cell_writes = CellWrites::read(tables, (partner, Grain::Day, day), &cells)?;
+        let sketch_writes = fold_writes::sketch_writes(&open(DAYS.sketches)?, &sketches)?;
+        (cell_writes, sketch_writes)
+    };
     let transaction = database.begin_write().map_err(storage_error)?;
     let marked = {
         let marks = transaction
@@ -237,8 +207,8 @@ pub(super) fn write_day(
     {
         return Ok(false);
     }
-    replace(&transaction, partner, Grain::Day, day, &cells)?;
-    rollup_sketches::write_sketches(&transaction, DAYS, &sketches)?;
+    cell_writes.apply(&transaction)?;
+    sketch_writes.apply(&transaction, DAYS.sketches)?;
     transaction.commit().map_err(storage_error)?;
     Ok(true)
 }

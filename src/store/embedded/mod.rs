@@ -13,6 +13,7 @@ mod breakdowns_write;
 mod erase;
 mod events;
 mod export;
+mod fold_writes;
 mod forget;
 mod joins;
 pub(crate) mod keys;

@@ -4,7 +4,7 @@
 
 use redb::ReadableTable;
 
-use super::rollups::{DAYS, HOURS, Level, RollupTable, decode_sketch, sketch_key, sketch_range};
+use super::rollups::{DAYS, HOURS, RollupTable, decode_sketch, sketch_key, sketch_range};
 use super::storage_error;
 use crate::rollups::{ActorUnion, HOURS_PER_DAY, Hour, RollupDelta, SketchKey};
 use crate::store::StoreError;
@@ -31,19 +31,6 @@ pub(super) fn day_sketches(delta: &RollupDelta) -> EncodedSketches {
         .collect()
 }
 
-/// Writes `sketches` into `level`'s sketch table, those that changed.
-pub(super) fn write_sketches(
-    transaction: &redb::WriteTransaction,
-    level: Level,
-    sketches: &EncodedSketches,
-) -> Result<(), StoreError> {
-    let (_, mut table) = level.open(transaction)?;
-    for (key, sketch) in sketches {
-        write_changed(&mut table, key, sketch)?;
-    }
-    Ok(())
-}
-
 /// Rebuilds the day sketches `hour`'s sketches in `delta` are part of, from the day's
 /// hours as stored.
 pub(super) fn refresh_day_sketches(
@@ -55,23 +42,6 @@ pub(super) fn refresh_day_sketches(
     let (_, mut days) = DAYS.open(transaction)?;
     for key in delta.actors.keys().filter(|key| key.hour == hour) {
         refresh_day_sketch(&hours, &mut days, key)?;
-    }
-    Ok(())
-}
-
-/// Writes `value` at `key` unless it is there already (a write costs far more than a read);
-/// for any of the store's byte tables (breakdown rows too).
-pub(super) fn write_changed(
-    table: &mut RollupTable<'_>,
-    key: &[u8],
-    value: &[u8],
-) -> Result<(), StoreError> {
-    let same = table
-        .get(key)
-        .map_err(storage_error)?
-        .is_some_and(|stored| stored.value() == value);
-    if !same {
-        table.insert(key, value).map_err(storage_error)?;
     }
     Ok(())
 }
