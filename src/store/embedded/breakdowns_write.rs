@@ -1,6 +1,7 @@
 //! Writing what a fold recounted (`breakdowns_fold`, `breakdowns_day_fold`): an hour's or a
 //! day's cells, its sketches and stamps, in a write transaction that first checks the
-//! stamp the recount read is still there. Only the rows that changed are written.
+//! stamp the recount read is still there. Only the rows that changed are written, found
+//! before it (`fold_writes`).
 
 use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};

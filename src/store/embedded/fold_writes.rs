@@ -155,3 +155,61 @@ pub(super) fn sketch_writes(
     }
     Ok(writes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn hour() -> Hour {
+        Hour::of("2026-11-20T10:00:00Z".parse().unwrap())
+    }
+
+    /// What a fold of `encoded` would write over what is stored, then writes it.
+    fn fold(store: &EmbeddedStore, partner: Uuid, encoded: &[EncodedCell]) -> (usize, usize) {
+        use redb::ReadableDatabase;
+        let writes = {
+            let transaction = store.database.begin_read().unwrap();
+            let cells = transaction.open_table(BREAKDOWN_CELLS).unwrap();
+            let folds = transaction.open_table(BREAKDOWN_FOLDS).unwrap();
+            CellWrites::read((&cells, &folds), (partner, Grain::Hour, hour()), encoded).unwrap()
+        };
+        let counts = (
+            writes.rows.puts.len() + writes.folds.puts.len(),
+            writes.rows.removals.len() + writes.folds.removals.len(),
+        );
+        let transaction = store.database.begin_write().unwrap();
+        writes.apply(&transaction).unwrap();
+        transaction.commit().unwrap();
+        counts
+    }
+
+    fn cell(name: &str, parts: &[&str]) -> EncodedCell {
+        let parts = parts.iter().map(|part| part.as_bytes().to_vec()).collect();
+        (name.as_bytes().to_vec(), parts)
+    }
+
+    #[test]
+    fn a_refold_writes_only_the_rows_that_changed_and_removes_those_gone() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let partner = Uuid::new_v4();
+        let first = [cell("country", &["a", "b", "c"]), cell("page", &["x"])];
+        // Four rows and the fold record.
+        assert_eq!(fold(&store, partner, &first), (5, 0));
+        assert_eq!(fold(&store, partner, &first), (0, 0), "nothing changed");
+        let second = [cell("country", &["a", "B"]), cell("page", &["x"])];
+        // One row changed, the third part gone; the names are the same.
+        assert_eq!(fold(&store, partner, &second), (1, 1));
+        let third = [cell("country", &["a", "B"])];
+        // The page cell gone, and the record of names rewritten.
+        assert_eq!(fold(&store, partner, &third), (1, 1));
+        // Nothing left: the country rows and the record go.
+        assert_eq!(fold(&store, partner, &[]), (0, 2));
+        let transaction = redb::ReadableDatabase::begin_read(&*store.database).unwrap();
+        let cells = transaction.open_table(BREAKDOWN_CELLS).unwrap();
+        let folds = transaction.open_table(BREAKDOWN_FOLDS).unwrap();
+        assert_eq!(redb::ReadableTableMetadata::len(&cells).unwrap(), 0);
+        assert_eq!(redb::ReadableTableMetadata::len(&folds).unwrap(), 0);
+    }
+}

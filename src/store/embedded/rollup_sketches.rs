@@ -1,6 +1,6 @@
-//! Writing the unique-user sketches a fold recounted (`rollups` has the tables): an hour's
-//! replaced, a day's rebuilt from its hours as stored or written from a recount of the
-//! whole day. Only the sketches that changed are written.
+//! The unique-user sketches a fold recounted (`rollups` has the tables): an hour's or a
+//! whole day's encoded to be written (`fold_writes` keeps those that changed), and a day's
+//! rebuilt from its hours as stored.
 
 use redb::ReadableTable;
 
@@ -9,7 +9,7 @@ use super::storage_error;
 use crate::rollups::{ActorUnion, HOURS_PER_DAY, Hour, RollupDelta, SketchKey};
 use crate::store::StoreError;
 
-/// Sketches encoded to be written (`write_sketches`): their keys and bytes. Encoding is
+/// Sketches encoded to be written (`fold_writes::sketch_writes`): their keys and bytes. Encoding is
 /// done before the write transaction: the events' writers wait while one is open.
 pub(super) type EncodedSketches = Vec<(Vec<u8>, Vec<u8>)>;
 
