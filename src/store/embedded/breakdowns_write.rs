@@ -4,13 +4,14 @@
 //! before it (`fold_writes`).
 
 use chrono::Utc;
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
 use super::breakdowns::{BREAKDOWN_ROW_BYTES, Grain, decode_stamp, hour_key, marked_hours, stamp};
 use super::breakdowns_fold::Recount;
-use super::fold_writes::{self, CellWrites};
-use super::rollups::{DAYS, HOURS};
+use super::fold_writes::{self, CellWrites, RowWrites};
+use super::rollup_sketches::EncodedSketches;
+use super::rollups::{DAYS, HOURS, Level};
 use super::rollups_repair::day_after;
 use super::{
     BREAKDOWN_CELLS, BREAKDOWN_DAYS_PENDING, BREAKDOWN_FOLDS, BREAKDOWN_MARKS,
@@ -64,6 +65,27 @@ pub(super) fn replace(
     writes.apply(transaction)
 }
 
+/// What writing `encoded` and `sketches` (into `level`) changes, read before the write
+/// transaction (`fold_writes`).
+fn changes(
+    read: &ReadTransaction,
+    (partner, grain, hour): (Uuid, Grain, Hour),
+    encoded: &[EncodedCell],
+    (level, sketches): (Level, &EncodedSketches),
+) -> Result<(CellWrites, RowWrites), StoreError> {
+    let tables = (&open(read, BREAKDOWN_CELLS)?, &open(read, BREAKDOWN_FOLDS)?);
+    let cells = CellWrites::read(tables, (partner, grain, hour), encoded)?;
+    let sketches = fold_writes::sketch_writes(&open(read, level.sketches)?, sketches)?;
+    Ok((cells, sketches))
+}
+
+fn open(
+    read: &ReadTransaction,
+    table: super::Table,
+) -> Result<redb::ReadOnlyTable<&'static [u8], &'static [u8]>, StoreError> {
+    read.open_table(table).map_err(storage_error)
+}
+
 /// Removes the stamp at `key` if it is still `expected`; whether it was.
 fn take_stamp(
     transaction: &WriteTransaction,
@@ -107,27 +129,20 @@ pub(super) fn write_hour(
     let sketches = recount
         .rollups
         .as_ref()
-        .map(|rollups| rollup_sketches::hour_sketches(rollups, hour));
-    // What changed, read before the write transaction (`fold_writes`).
-    let (cell_writes, sketch_writes, unrecorded) = {
-        let transaction = database.begin_read().map_err(storage_error)?;
-        let open = |table| transaction.open_table(table).map_err(storage_error);
-        let tables = (&open(BREAKDOWN_CELLS)?, &open(BREAKDOWN_FOLDS)?);
-        let cell_writes = CellWrites::read(tables, (partner, Grain::Hour, hour), &encoded)?;
-        let sketch_writes = match &sketches {
-            Some(sketches) => Some(fold_writes::sketch_writes(
-                &open(HOURS.sketches)?,
-                sketches,
-            )?),
-            None => None,
-        };
-        let tables = (&open(PEOPLE_JOINS)?, &open(PEOPLE_ANONYMOUS_HOURS)?);
-        // A join recorded since the recount: fold again, as that join's person.
-        let Some(unrecorded) = anonymous_hours::unrecorded(tables, partner, hour, &unjoined)?
-        else {
-            return Ok(None);
-        };
-        (cell_writes, sketch_writes, unrecorded)
+        .map(|rollups| rollup_sketches::hour_sketches(rollups, hour))
+        .unwrap_or_default();
+    let read = database.begin_read().map_err(storage_error)?;
+    let at = (partner, Grain::Hour, hour);
+    let (cell_writes, sketch_writes) = changes(&read, at, &encoded, (HOURS, &sketches))?;
+    let tables = (
+        open(&read, PEOPLE_JOINS)?,
+        open(&read, PEOPLE_ANONYMOUS_HOURS)?,
+    );
+    let unrecorded = anonymous_hours::unrecorded((&tables.0, &tables.1), partner, hour, &unjoined)?;
+    drop((tables, read));
+    // A join recorded since the recount: fold again, as that join's person.
+    let Some(unrecorded) = unrecorded else {
+        return Ok(None);
     };
     let transaction = database.begin_write().map_err(storage_error)?;
     if !take_stamp(
@@ -146,7 +161,7 @@ pub(super) fn write_hour(
     }
     cell_writes.apply(&transaction)?;
     // A join since the events were written changes who they count as.
-    if let (Some(rollups), Some(sketch_writes)) = (&recount.rollups, &sketch_writes) {
+    if let Some(rollups) = &recount.rollups {
         sketch_writes.apply(&transaction, HOURS.sketches)?;
         if day_sketches == DaySketches::Refresh {
             rollup_sketches::refresh_day_sketches(&transaction, hour, rollups)?;
@@ -182,15 +197,10 @@ pub(super) fn write_day(
         .as_ref()
         .map(rollup_sketches::day_sketches)
         .unwrap_or_default();
-    // What changed, read before the write transaction (`fold_writes`).
-    let (cell_writes, sketch_writes) = {
-        let transaction = database.begin_read().map_err(storage_error)?;
-        let open = |table| transaction.open_table(table).map_err(storage_error);
-        let tables = (&open(BREAKDOWN_CELLS)?, &open(BREAKDOWN_FOLDS)?);
-        let cell_writes = CellWrites::read(tables, (partner, Grain::Day, day), &cells)?;
-        let sketch_writes = fold_writes::sketch_writes(&open(DAYS.sketches)?, &sketches)?;
-        (cell_writes, sketch_writes)
-    };
+    let read = database.begin_read().map_err(storage_error)?;
+    let (cell_writes, sketch_writes) =
+        changes(&read, (partner, Grain::Day, day), &cells, (DAYS, &sketches))?;
+    drop(read);
     let transaction = database.begin_write().map_err(storage_error)?;
     let marked = {
         let marks = transaction
