@@ -32,15 +32,15 @@ impl RowWrites {
     fn put_changed(
         &mut self,
         table: &impl Readable,
-        key: Vec<u8>,
+        key: &[u8],
         value: &[u8],
     ) -> Result<(), StoreError> {
         let same = table
-            .get(key.as_slice())
+            .get(key)
             .map_err(storage_error)?
             .is_some_and(|stored| stored.value() == value);
         if !same {
-            self.puts.push((key, value.to_vec()));
+            self.puts.push((key.to_vec(), value.to_vec()));
         }
         Ok(())
     }
@@ -114,7 +114,7 @@ impl CellWrites {
             let prefix = cell_prefix(partner, grain, name);
             // At most 65,536 parts (`encode_cells`), so every part number fits.
             for (part, piece) in (0..=u16::MAX).zip(pieces) {
-                rows.put_changed(cells, cell_key(&prefix, hour, part), piece)?;
+                rows.put_changed(cells, &cell_key(&prefix, hour, part), piece)?;
             }
             let tail = u16::try_from(pieces.len()).unwrap_or(u16::MAX);
             rows.remove_any(cells, of_hour(&prefix, tail))?;
@@ -151,7 +151,7 @@ pub(super) fn sketch_writes(
 ) -> Result<RowWrites, StoreError> {
     let mut writes = RowWrites::default();
     for (key, sketch) in sketches {
-        writes.put_changed(table, key.clone(), sketch)?;
+        writes.put_changed(table, key, sketch)?;
     }
     Ok(writes)
 }
